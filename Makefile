@@ -1,0 +1,217 @@
+# ebb — one non-recursive GNU Makefile.
+#
+# Layout: every library folder (virtio/, host-reclaim/, vmm/, guest-agent/)
+# builds one static library from its top-level *.c files; the programs live in
+# <folder>/bin/*.c and only compose the libraries.  Everything built goes to
+# $(BUILD) (default build/).  Tests are found by name:
+#   tests/unit/test_*.c          cmocka unit tests        (make check-unit)
+#   tests/integration/itest_*.c  integration programs     (make check-integration)
+#   tests/integration/*.sh       integration scripts      (make check-integration)
+#   tests/fuzz/fuzz_*.c          libFuzzer targets        (make fuzz / check-fuzz)
+#   tests/box/scenarios/*.sh     KVM scenarios in the box (make check-e2e)
+# Every test speaks TAP; scripts/run-suite counts it and `make check` ends with
+# one line "N passed, N failed[, N skipped]".
+#
+# Knobs: V=1 (echo commands), WERROR=0|1 (default 1 under CI, else 0),
+# SANITIZE=address,undefined | thread, STATIC=1 (static programs, for images),
+# PREFIX=/usr/local, DESTDIR=.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SANITIZE ?=
+STATIC   ?= 0
+V        ?= 0
+ifneq ($(CI),)
+WERROR   ?= 1
+else
+WERROR   ?= 0
+endif
+
+.DEFAULT_GOAL := all
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CC      ?= cc
+CLANG   ?= clang
+AR      ?= ar
+
+PKGS      := liblz4 libzstd json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(PKGS) 2>/dev/null)
+
+WARNINGS := -Wall -Wextra -Wshadow -Wvla -Wimplicit-fallthrough -Wformat=2 \
+            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -I. -MMD -MP $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+ifeq ($(WERROR),1)
+CFLAGS   += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+ifeq ($(STATIC),1)
+LDFLAGS  += -static
+endif
+
+# --- libraries -------------------------------------------------------------
+
+LIB_NAMES := virtio reclaim vmm agent
+virtio_DIR  := virtio
+reclaim_DIR := host-reclaim
+vmm_DIR     := vmm
+agent_DIR   := guest-agent
+
+define library
+$(1)_SRC := $$(wildcard $$($(1)_DIR)/*.c)
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(1)_LIB := $(BUILD)/lib/libebb_$(1).a
+$$($(1)_LIB): $$($(1)_OBJ) | $(BUILD)/obj/empty.o
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(Q)$$(AR) rcs $$@ $$(if $$($(1)_OBJ),$$($(1)_OBJ),$(BUILD)/obj/empty.o)
+endef
+$(foreach l,$(LIB_NAMES),$(eval $(call library,$(l))))
+
+ALL_LIBS := $(foreach l,$(LIB_NAMES),$($(l)_LIB))
+# Link every library in one group: order between them then does not matter.
+LINK_LIBS = -Wl,--start-group $(ALL_LIBS) -Wl,--end-group
+
+$(BUILD)/obj/empty.o:
+	@mkdir -p $(@D)
+	$(Q)echo 'typedef int ebb_empty_unit;' | $(CC) -x c -c -o $@ -
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# --- programs ----------------------------------------------------------------
+
+PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c)
+PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
+
+$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+# The agent runs inside small guests with no libc of their own: always static.
+$(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
+$(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+
+$(PROGRAMS):
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+
+# Small helper programs used by tests and images (statically linked so they run
+# in guests and in the host-box): tests/progs/*.c -> $(BUILD)/progs/*
+TEST_PROG_SRC := $(wildcard tests/progs/*.c)
+TEST_PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(TEST_PROG_SRC))
+$(BUILD)/progs/%: tests/progs/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(if $(SANITIZE),,-static) -o $@ $< $(LDLIBS)
+
+# --- tests -------------------------------------------------------------------
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+ITEST_SRC := $(wildcard tests/integration/itest_*.c)
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
+ITEST_SCRIPTS := $(wildcard tests/integration/*.sh)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+# libFuzzer targets: clang, the library sources compiled in with coverage.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+
+# --- top-level targets ------------------------------------------------------
+
+.PHONY: all deps check check-unit check-integration check-fuzz check-e2e \
+        tests lint images demo install clean fuzz bench
+
+all: $(PROGRAMS) $(TEST_PROGS)
+
+tests: all $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+RESULTS := $(BUILD)/results
+FUZZ_SECONDS ?= 15
+
+check: tests
+	@rm -rf $(RESULTS)
+	@$(MAKE) --no-print-directory -k check-unit check-integration check-fuzz check-e2e; \
+	scripts/summary $(RESULTS)
+
+check-unit: tests
+	$(Q)scripts/run-suite unit $(RESULTS) 120 $(UNIT_BINS)
+
+check-integration: tests
+	$(Q)BUILD=$(BUILD) scripts/run-suite integration $(RESULTS) 900 $(ITEST_BINS) $(ITEST_SCRIPTS)
+
+fuzz: $(FUZZ_BINS)
+
+check-fuzz: $(FUZZ_BINS)
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-suite fuzz $(RESULTS) 600 \
+	    $(patsubst $(BUILD)/fuzz/%,scripts/run-fuzz:$(BUILD)/fuzz/%,$(FUZZ_BINS))
+
+check-e2e: images
+	$(Q)BUILD=$(BUILD) scripts/run-suite e2e $(RESULTS) 3000 tests/box/run-all
+
+bench: tests images
+	$(Q)BUILD=$(BUILD) scripts/bench.sh
+
+images: all
+	$(Q)BUILD=$(BUILD) scripts/images.sh
+
+demo: images
+	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+LINT_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(PROGRAM_SRC)
+lint:
+	@echo "  CPPCHECK"
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	    --std=c11 --inline-suppr -D_GNU_SOURCE -I. \
+	    --suppress=missingIncludeSystem $(LINT_SRC)
+	@echo "  CLANG-TIDY"
+	$(Q)clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) 2>/dev/null | \
+	    { ! grep -E '(warning|error):'; }
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make deps: installs every Debian package ebb needs to build, test and run.
+# Idempotent: asks dpkg what is missing, runs `apt-get update` at most once and
+# only when something is missing, and installs without recommends.  Kernel
+# packages for the guest images are NOT installed here: scripts/images.sh
+# downloads and unpacks them into build/.
+set -eu
+pkgs=(
+	# build
+	build-essential pkg-config clang
+	# libraries
+	libcmocka-dev liblz4-dev libzstd-dev libjson-c-dev
+	# lint and fuzzing (libFuzzer and the sanitizer runtimes)
+	cppcheck clang-tidy libclang-rt-14-dev
+	# images, the host-box and the guests
+	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+	# tests
+	util-linux procps bc
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	case $p in \#*) continue ;; esac
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all ${#pkgs[@]} packages present"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: ${missing[*]}" >&2
+	echo "deps: run 'make deps' as root (or: sudo apt-get install ${missing[*]})" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
