@@ -41,14 +41,16 @@ CLANG   ?= clang
 AR      ?= ar
 
 PKGS      := liblz4 libzstd json-c
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(PKGS) 2>/dev/null)
+# Evaluated on first use (not at parse time), so `make deps check` works on a
+# fresh machine where pkg-config learns of the libraries only after deps ran.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(PKGS) 2>/dev/null))$(PKG_LIBS)
 
 WARNINGS := -Wall -Wextra -Wshadow -Wvla -Wimplicit-fallthrough -Wformat=2 \
             -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -I. -MMD -MP $(PKG_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lpthread -lm
+LDLIBS    = $(PKG_LIBS) -lpthread -lm
 ifeq ($(WERROR),1)
 CFLAGS   += -Werror
 endif
@@ -145,7 +147,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS)
 
 # libFuzzer targets: clang, the library sources compiled in with coverage.
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
@@ -170,7 +172,7 @@ FUZZ_SECONDS ?= 15
 
 check: tests
 	@rm -rf $(RESULTS)
-	@$(MAKE) --no-print-directory -k check-unit check-integration check-fuzz check-e2e; \
+	@$(MAKE) --no-print-directory -k -j1 check-unit check-integration check-fuzz check-e2e; \
 	scripts/summary $(RESULTS)
 
 check-unit: tests
@@ -204,8 +206,9 @@ lint:
 	    --std=c11 --inline-suppr -D_GNU_SOURCE -I. \
 	    --suppress=missingIncludeSystem $(LINT_SRC)
 	@echo "  CLANG-TIDY"
-	$(Q)clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) 2>/dev/null | \
-	    { ! grep -E '(warning|error):'; }
+	$(Q)printf '%s\n' $(LINT_SRC) | xargs -r -P2 -n4 sh -c \
+	    'clang-tidy --quiet "$$@" -- $(filter-out -MMD -MP -Werror,$(CFLAGS)) 2>/dev/null' tidy | \
+	    { ! grep -E -A3 '(warning|error):'; }
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
