@@ -244,12 +244,14 @@ bool virtio_vq_need_notify(struct virtio_vq *vq)
 		return false;
 	/* Our used->idx store must be visible before we read the driver's wishes. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!vq->event_idx)
-		return !(load_le16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 	old = vq->signalled_used;
 	valid = vq->signalled_used_valid;
 	new_idx = vq->signalled_used = vq->used_idx;
 	vq->signalled_used_valid = true;
+	if (new_idx == old)
+		return false; /* nothing used since the last decision */
+	if (!vq->event_idx)
+		return !(load_le16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 	if (!valid)
 		return true;
 	event = load_le16(&vq->avail->ring[vq->size]); /* used_event */

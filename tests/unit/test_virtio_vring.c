@@ -159,11 +159,15 @@ static void test_no_interrupt_flag(void **state)
 	struct fseg s = { fg_alloc(f->g, 16, 8), 16, true };
 
 	fvq_add(&f->fvq, &s, 1);
+	fvq_add(&f->fvq, &s, 1);
 	assert_int_equal(virtio_vq_pop(&f->vq, &f->chain), 1);
 	virtio_vq_push(&f->vq, f->chain.head, 0);
 	assert_true(virtio_vq_need_notify(&f->vq));
+	assert_false(virtio_vq_need_notify(&f->vq)); /* nothing new used: no interrupt */
 	f->fvq.avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
-	assert_false(virtio_vq_need_notify(&f->vq));
+	assert_int_equal(virtio_vq_pop(&f->vq, &f->chain), 1);
+	virtio_vq_push(&f->vq, f->chain.head, 0);
+	assert_false(virtio_vq_need_notify(&f->vq)); /* the driver said no */
 	virtio_vq_notify_off(&f->vq);
 	assert_true(le16toh(f->fvq.used->flags) & VRING_USED_F_NO_NOTIFY);
 	assert_false(virtio_vq_notify_on(&f->vq));
