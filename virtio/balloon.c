@@ -365,8 +365,11 @@ static bool features_ok(void *dev, uint64_t features)
 	b->roles[2] = b->roles[3] = ROLE_NONE;
 	if (features & (1ull << VIRTIO_BALLOON_F_STATS_VQ))
 		b->roles[q++] = ROLE_STATS;
-	if (features & (1ull << VIRTIO_BALLOON_F_REPORTING))
+	if (features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
+		/* Reported ranges are checked and skipped here, not by the ring. */
+		virtio_pci_vq(b->pci, q)->gpa_only = true;
 		b->roles[q++] = ROLE_REPORTING;
+	}
 	return true;
 }
 

@@ -65,7 +65,7 @@ void virtio_vq_reset(struct virtio_vq *vq)
 	vq->used = NULL;
 	vq->last_avail_idx = vq->used_idx = vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
-	vq->event_idx = vq->indirect = vq->broken = false;
+	vq->event_idx = vq->indirect = vq->broken = vq->gpa_only = false;
 }
 
 void virtio_vq_fail(struct virtio_vq *vq)
@@ -199,7 +199,11 @@ int virtio_vq_pop(struct virtio_vq *vq, struct virtio_chain *chain)
 		s->len_bytes = len;
 		s->device_writable = flags & VRING_DESC_F_WRITE;
 		s->host = NULL;
-		if (len) {
+		if (len && vq->gpa_only) {
+			uint64_t end;
+			if (__builtin_add_overflow(addr, (uint64_t)len, &end))
+				return chain_error(vq, &e->nr_bad_addr, "buffer wraps", len);
+		} else if (len) {
 			s->host = map(vq, addr, len);
 			if (!s->host)
 				return chain_error(vq, &e->nr_bad_addr, "buffer outside guest RAM", len);
@@ -297,6 +301,8 @@ size_t virtio_chain_read(const struct virtio_chain *chain, uint64_t off, void *b
 		const struct virtio_seg *s = &chain->segs[i];
 		size_t n;
 
+		if (!s->host)
+			break; /* gpa_only queue: nothing mapped */
 		if (off >= s->len_bytes) {
 			off -= s->len_bytes;
 			continue;
@@ -320,6 +326,8 @@ size_t virtio_chain_write(const struct virtio_chain *chain, uint64_t off, const 
 		const struct virtio_seg *s = &chain->segs[i];
 		size_t n;
 
+		if (!s->host)
+			break; /* gpa_only queue: nothing mapped */
 		if (off >= s->len_bytes) {
 			off -= s->len_bytes;
 			continue;

@@ -32,7 +32,7 @@
 /* One buffer of a chain, translated. */
 struct virtio_seg {
 	virtio_gpa_t gpa;
-	void *host;          /* NULL only when len_bytes == 0 */
+	void *host;          /* NULL when len_bytes == 0 or the queue is gpa_only */
 	uint32_t len_bytes;
 	bool device_writable;
 };
@@ -82,6 +82,12 @@ struct virtio_vq {
 	bool event_idx;            /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;             /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	bool broken;
+	/*
+	 * Set by a device whose buffers are guest ranges it validates itself
+	 * (free page reporting): segments are not mapped (host NULL), only
+	 * their gpa + len overflow-checked.  Cleared by reset.
+	 */
+	bool gpa_only;
 };
 
 /* Set up `vq` (disabled, size = max_size, no vector).  max_size: power of 2. */

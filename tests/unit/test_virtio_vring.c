@@ -348,6 +348,26 @@ static void test_hostile_chain_too_long(void **state)
 	fx_free(f);
 }
 
+/* A gpa_only queue leaves range checks to its device; wrapping still fails. */
+static void test_gpa_only_queue(void **state)
+{
+	struct fx *f = fx_new(0);
+	struct fseg s = { HOLE_START, 0x1000, true };
+	char buf[4];
+
+	f->vq.gpa_only = true;
+	fvq_add(&f->fvq, &s, 1);
+	assert_int_equal(virtio_vq_pop(&f->vq, &f->chain), 1);
+	assert_null(f->chain.segs[0].host);
+	assert_int_equal(f->chain.segs[0].gpa, HOLE_START);
+	assert_int_equal(virtio_chain_write(&f->chain, 0, "abcd", 4), 0);
+	assert_int_equal(virtio_chain_read(&f->chain, 0, buf, 4), 0);
+	s = (struct fseg){ 0xfffffffffffff000ull, 0x2000, true };
+	fvq_add(&f->fvq, &s, 1);
+	expect_broken(f, &f->errs.nr_bad_addr);
+	fx_free(f);
+}
+
 static void test_enable_rejects_bad_setup(void **state)
 {
 	struct fx *f = fx_new(0);
@@ -411,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_avail_jump),
 		cmocka_unit_test(test_hostile_readable_after_writable),
 		cmocka_unit_test(test_hostile_chain_too_long),
+		cmocka_unit_test(test_gpa_only_queue),
 		cmocka_unit_test(test_enable_rejects_bad_setup),
 		cmocka_unit_test(test_log_rate_limit),
 	};
