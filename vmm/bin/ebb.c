@@ -1,0 +1,561 @@
+/*
+ * vmm/bin/ebb.c — the `ebb` command: run a VM, list running VMs, show one,
+ * stop one.  Only option parsing, terminal handling and printing live here;
+ * everything worth testing is in the vmm library (size parsing, boot,
+ * control protocol, the VM itself).
+ *
+ *   ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N
+ *           [--name NAME] [--detach] [--ready-marker STR]
+ *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "vmm/ctl.h"
+#include "vmm/rundir.h"
+#include "vmm/size.h"
+#include "vmm/version.h"
+#include "vmm/vm.h"
+
+#define CALL_TIMEOUT_MS 5000
+
+static bool raw_mode;
+static struct termios saved_termios;
+static int verbose;
+
+static const char *nl(void)
+{
+	return raw_mode ? "\r\n" : "\n";
+}
+
+static void restore_terminal(void)
+{
+	if (raw_mode) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+		raw_mode = false;
+	}
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	restore_terminal();
+	fputs("ebb: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	if (level == VMM_LOG_DEBUG && verbose < 2)
+		return;
+	if (level == VMM_LOG_INFO && verbose < 1)
+		return;
+	fprintf(stderr, "ebb: %s: %s%s", names[level], msg, nl());
+}
+
+/* ---- help ------------------------------------------------------------------- */
+
+static const char usage_main[] =
+	"usage: ebb COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  run       boot a Linux VM (one ebb process per VM)\n"
+	"  ls        list running VMs\n"
+	"  stat      show one VM\n"
+	"  stop      stop a VM\n"
+	"  version   print the version\n"
+	"\n"
+	"Run 'ebb COMMAND --help' for a command's options.\n"
+	"VMs are found through their control sockets in $EBB_RUNTIME_DIR,\n"
+	"$XDG_RUNTIME_DIR/ebb or /run/ebb.\n";
+
+static const char usage_run[] =
+	"usage: ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N\n"
+	"               [--name NAME] [--detach] [--ready-marker STR] [-v]\n"
+	"\n"
+	"Boots a Linux bzImage in a new KVM VM.  Its serial console (COM1) is this\n"
+	"terminal (raw mode; type Ctrl-A x to stop the VM).  The VM ends when the\n"
+	"guest powers off or reboots; ebb then exits 0.  A guest kernel panic exits 3,\n"
+	"a crashed guest 4, a host-side error 1.\n"
+	"\n"
+	"  -k, --kernel PATH     x86-64 bzImage (e.g. /boot/vmlinuz-*)\n"
+	"  -i, --initrd PATH     initramfs\n"
+	"  -c, --cmdline STR     appended to the default kernel command line:\n"
+	"                        \"" VMM_DEFAULT_CMDLINE "\"\n"
+	"  -m, --mem SIZE        guest RAM: 512M, 2G, 1536MiB (a bare number is MiB)\n"
+	"  -p, --cpus N          number of vCPUs (default 1)\n"
+	"  -n, --name NAME       name for ebb ls/stat/stop (default vm-PID)\n"
+	"  -d, --detach          run in the background; console to RUNDIR/NAME.log\n"
+	"      --ready-marker S  time the first console line containing S (ebb stat)\n"
+	"  -v, --verbose         more messages (twice: debug)\n";
+
+static const char usage_ls[] =
+	"usage: ebb ls\n\nLists running VMs: name, pid, state, vCPUs, memory, uptime.\n";
+static const char usage_stat[] =
+	"usage: ebb stat NAME [--json]\n\nShows what a running VM reports over its control socket.\n";
+static const char usage_stop[] =
+	"usage: ebb stop NAME\n\nAsks a VM to stop and waits (up to 10 s) until it has.\n";
+
+static bool want_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+/* ---- run -------------------------------------------------------------------- */
+
+struct run_ctx {
+	int ready_fd;      /* --detach: pipe to the parent */
+};
+
+static void on_running(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+
+	if (ctx->ready_fd >= 0) {
+		if (write(ctx->ready_fd, "OK", 2) < 0) {
+			/* parent gone: nothing to tell */
+		}
+		close(ctx->ready_fd);
+		ctx->ready_fd = -1;
+	}
+}
+
+static int exit_status(const struct vmm_vm_exit *e)
+{
+	switch (e->reason) {
+	case VMM_EXIT_POWEROFF:
+	case VMM_EXIT_REBOOT:
+	case VMM_EXIT_STOPPED:
+		return 0;
+	case VMM_EXIT_PANIC:
+		return 3;
+	case VMM_EXIT_CRASH:
+		return 4;
+	default:
+		return 1;
+	}
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'p' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "detach", no_argument, NULL, 'd' },
+		{ "ready-marker", required_argument, NULL, 'R' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vmm_vm_cfg cfg = {
+		.nr_cpus = 1, .console_in_fd = STDIN_FILENO, .console_out_fd = STDOUT_FILENO,
+		.handle_signals = true, .log = { .fn = log_cb },
+	};
+	struct run_ctx ctx = { .ready_fd = -1 };
+	char rundir[256], name[VMM_NAME_MAX_BYTES + 1], err[512], size_buf[32];
+	struct vmm_vm_exit vexit;
+	struct vmm_vm *vm;
+	bool detach = false, have_mem = false;
+	int c, ret, status;
+
+	while ((c = getopt_long(argc, argv, "k:i:c:m:p:n:dvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': cfg.kernel_path = optarg; break;
+		case 'i': cfg.initrd_path = optarg; break;
+		case 'c': cfg.cmdline = optarg; break;
+		case 'm':
+			ret = vmm_parse_size(optarg, 1ull << 20, &cfg.mem_bytes);
+			if (ret)
+				die("bad --mem '%s': %s; write it like 512M, 2G or 1536MiB", optarg,
+				    ret == -ERANGE ? "too large" : "not a size");
+			have_mem = true;
+			break;
+		case 'p': {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || n == 0 || n > 1024 || optarg[0] == '-')
+				die("bad --cpus '%s': give a number from 1 to %d", optarg, VMM_MAX_CPUS);
+			cfg.nr_cpus = (unsigned)n;
+			break;
+		}
+		case 'n': cfg.name = optarg; break;
+		case 'd': detach = true; break;
+		case 'R': cfg.ready_marker = optarg; break;
+		case 'v': verbose++; break;
+		case 'h': fputs(usage_run, stdout); return 0;
+		default: fputs(usage_run, stderr); return 2;
+		}
+	}
+	if (optind != argc)
+		die("unexpected argument '%s' (see ebb run --help)", argv[optind]);
+	if (!cfg.kernel_path)
+		die("no kernel: give --kernel PATH to a bzImage (see ebb run --help)");
+	if (!have_mem)
+		die("no memory size: give --mem SIZE, e.g. --mem 512M");
+	if (cfg.mem_bytes < VMM_MIN_MEM_BYTES || cfg.mem_bytes > VMM_MAX_MEM_BYTES ||
+	    cfg.mem_bytes % 4096)
+		die("--mem %s is out of range: give a multiple of 4 KiB from 32M to 1T",
+		    vmm_format_size(cfg.mem_bytes, size_buf, sizeof(size_buf)));
+	if (cfg.nr_cpus > VMM_MAX_CPUS)
+		die("too many vCPUs (%u): ebb supports at most %d", cfg.nr_cpus, VMM_MAX_CPUS);
+	if (!cfg.name) {
+		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
+		cfg.name = name;
+	}
+	if (!vmm_name_valid(cfg.name))
+		die("bad --name '%s': use 1-%d characters from A-Z a-z 0-9 _ . - "
+		    "(not starting with . or -)", cfg.name, VMM_NAME_MAX_BYTES);
+	ret = vmm_rundir(rundir, sizeof(rundir), true);
+	if (ret)
+		die("cannot create the runtime directory: %s (set EBB_RUNTIME_DIR)", strerror(-ret));
+	cfg.rundir = rundir;
+	cfg.on_running = on_running;
+	cfg.opaque = &ctx;
+
+	if (detach) {
+		char log_path[512], buf[600];
+		int pipefd[2], fd;
+		pid_t pid;
+		ssize_t n, len = 0;
+
+		if (pipe2(pipefd, O_CLOEXEC) < 0)
+			die("pipe: %s", strerror(errno));
+		pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid > 0) {
+			close(pipefd[1]);
+			while ((n = read(pipefd[0], buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+				len += n;
+			buf[len] = '\0';
+			if (len >= 2 && !strncmp(buf, "OK", 2)) {
+				printf("%s\n", cfg.name);
+				return 0;
+			}
+			waitpid(pid, &status, 0);
+			fprintf(stderr, "ebb: %s\n", len ? buf : "the VM process died while starting");
+			return 1;
+		}
+		close(pipefd[0]);
+		ctx.ready_fd = pipefd[1];
+		setsid();
+		snprintf(log_path, sizeof(log_path), "%s/%s.log", rundir, cfg.name);
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			dup2(fd, STDIN_FILENO);
+			close(fd);
+		}
+		fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		cfg.console_in_fd = -1;
+	}
+
+	ret = vmm_vm_create(&cfg, &vm, err, sizeof(err));
+	if (ret) {
+		if (ctx.ready_fd >= 0) {
+			if (write(ctx.ready_fd, err, strlen(err)) < 0) {
+				/* parent gone */
+			}
+		}
+		die("%s", err);
+	}
+	if (!detach && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
+		struct termios t = saved_termios;
+
+		cfmakeraw(&t);
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
+			raw_mode = true;
+			atexit(restore_terminal);
+			fprintf(stderr, "ebb: VM %s: console attached; Ctrl-A x stops the VM%s",
+				cfg.name, nl());
+		}
+	}
+	ret = vmm_vm_run(vm, &vexit);
+	vmm_vm_destroy(vm);
+	restore_terminal();
+	if (ret)
+		die("running the VM failed: %s", strerror(-ret));
+	status = exit_status(&vexit);
+	fprintf(stderr, "ebb: VM %s: %s (%s)\n", cfg.name, vexit.message,
+		vmm_exit_reason_name(vexit.reason));
+	return status;
+}
+
+/* ---- ls / stat / stop ------------------------------------------------------------ */
+
+static int call(const char *rundir, const char *name, const char *cmd,
+		struct vmm_ctl_response *resp)
+{
+	int fd = vmm_ctl_connect(rundir, name), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = vmm_ctl_call(fd, cmd, NULL, CALL_TIMEOUT_MS, resp);
+	close(fd);
+	return ret;
+}
+
+static int64_t get_int(struct json_object *o, const char *key, int64_t dflt)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "?";
+	return json_object_get_string(v);
+}
+
+static char *fmt_ms(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (ms < 60000)
+		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+	else
+		snprintf(buf, len, "%lldh%02lldm", (long long)(ms / 3600000),
+			 (long long)(ms / 60000 % 60));
+	return buf;
+}
+
+struct ls_ctx {
+	const char *rundir;
+	int nr_shown;
+};
+
+static void ls_one(void *opaque, const char *name)
+{
+	struct ls_ctx *ctx = opaque;
+	struct vmm_ctl_response resp;
+	char mem[32], up[32];
+	int ret = call(ctx->rundir, name, "query", &resp);
+
+	if (ret == -ECONNREFUSED || ret == -ENOENT)
+		return;  /* stale socket of a VMM that died */
+	if (ctx->nr_shown++ == 0)
+		printf("%-20s %8s %-9s %5s %10s %9s\n", "NAME", "PID", "STATE", "VCPUS", "MEMORY",
+		       "UPTIME");
+	if (ret || !resp.ok) {
+		printf("%-20s %8s %-9s %5s %10s %9s\n", name, "?", ret ? "no-answer" : "error", "?",
+		       "?", "?");
+		if (!ret)
+			vmm_ctl_response_release(&resp);
+		return;
+	}
+	printf("%-20s %8lld %-9s %5lld %10s %9s\n", name, (long long)get_int(resp.result, "pid", -1),
+	       get_str(resp.result, "state"), (long long)get_int(resp.result, "vcpus", -1),
+	       vmm_format_size((uint64_t)get_int(resp.result, "mem_bytes", 0), mem, sizeof(mem)),
+	       fmt_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
+	vmm_ctl_response_release(&resp);
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	struct ls_ctx ctx = { 0 };
+	char rundir[256];
+	int ret;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_ls, stdout);
+		return 0;
+	}
+	if (argc > 1)
+		die("ebb ls takes no arguments");
+	ret = vmm_rundir(rundir, sizeof(rundir), false);
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	ctx.rundir = rundir;
+	ret = vmm_list_names(rundir, ls_one, &ctx);
+	if (ret < 0)
+		die("cannot read %s: %s", rundir, strerror(-ret));
+	if (ctx.nr_shown == 0)
+		printf("no VMs running (runtime directory %s)\n", rundir);
+	return 0;
+}
+
+static void name_error(const char *name, int ret)
+{
+	if (ret == -ENOENT || ret == -ECONNREFUSED)
+		die("no VM named \"%s\" is running (see ebb ls)", name);
+	if (ret == -EINVAL)
+		die("bad VM name \"%s\"", name);
+	die("VM %s: %s", name, strerror(-ret));
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	char rundir[256], mem[32], up[32], ready[32];
+	const char *name = NULL;
+	bool json = false;
+	int i, ret;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_stat, stdout);
+		return 0;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!name)
+			name = argv[i];
+		else
+			die("ebb stat takes one NAME (see ebb stat --help)");
+	}
+	if (!name)
+		die("which VM? usage: ebb stat NAME (ebb ls lists them)");
+	ret = vmm_rundir(rundir, sizeof(rundir), false);
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	ret = call(rundir, name, "query", &resp);
+	if (ret)
+		name_error(name, ret);
+	if (!resp.ok) {
+		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
+		vmm_ctl_response_release(&resp);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(resp.result, JSON_C_TO_STRING_PRETTY));
+	} else {
+		printf("name:       %s\n", get_str(resp.result, "name"));
+		printf("pid:        %lld\n", (long long)get_int(resp.result, "pid", -1));
+		printf("state:      %s\n", get_str(resp.result, "state"));
+		printf("vcpus:      %lld\n", (long long)get_int(resp.result, "vcpus", -1));
+		printf("memory:     %s\n",
+		       vmm_format_size((uint64_t)get_int(resp.result, "mem_bytes", 0), mem, sizeof(mem)));
+		printf("uptime:     %s\n", fmt_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
+		printf("ready:      %s\n", fmt_ms(get_int(resp.result, "ready_ms", -1), ready,
+						  sizeof(ready)));
+		printf("exits:      %lld (pio %lld, mmio %lld)\n",
+		       (long long)get_int(resp.result, "nr_exits", -1),
+		       (long long)get_int(resp.result, "nr_pio_exits", -1),
+		       (long long)get_int(resp.result, "nr_mmio_exits", -1));
+		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
+		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
+	}
+	vmm_ctl_response_release(&resp);
+	return 0;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	char rundir[256];
+	int ret, i, fd;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_stop, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		die("usage: ebb stop NAME");
+	ret = vmm_rundir(rundir, sizeof(rundir), false);
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	fd = vmm_ctl_connect(rundir, argv[1]);
+	if (fd < 0)
+		name_error(argv[1], fd);
+	ret = vmm_ctl_call(fd, "stop", NULL, CALL_TIMEOUT_MS, &resp);
+	if (ret) {
+		close(fd);
+		name_error(argv[1], ret);
+	}
+	if (!resp.ok) {
+		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
+		vmm_ctl_response_release(&resp);
+		close(fd);
+		return 1;
+	}
+	vmm_ctl_response_release(&resp);
+	/* The VMM closes the socket when it is gone. */
+	for (i = 0; i < 100; i++) {
+		char b;
+		ssize_t n = recv(fd, &b, 1, 0);
+
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			break;
+		if (n < 0)
+			continue;
+	}
+	close(fd);
+	for (i = 0; i < 100; i++) {
+		int probe = vmm_ctl_connect(rundir, argv[1]);
+
+		if (probe < 0)
+			break;
+		close(probe);
+		usleep(100000);
+	}
+	if (i == 100)
+		die("VM %s did not stop within 10 s", argv[1]);
+	printf("stopped %s\n", argv[1]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd || !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage_main, cmd ? stdout : stderr);
+		return cmd ? 0 : 2;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("ebb %s (control protocol %d)\n", EBB_VERSION, VMM_CTL_PROTOCOL_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ls"))
+		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stat"))
+		return cmd_stat(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stop"))
+		return cmd_stop(argc - 1, argv + 1);
+	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
+	return 2;
+}

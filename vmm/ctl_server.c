@@ -1,0 +1,318 @@
+/*
+ * vmm/ctl_server.c — the control socket server, see ctl_server.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmm/ctl_server.h"
+
+struct client {
+	struct vmm_ctl_server *srv;
+	int fd;
+	struct vmm_ev_watch *watch;
+	char in[VMM_CTL_MAX_LINE_BYTES + 1];
+	size_t in_len;
+	bool discarding;           /* inside an over-long line */
+	char *out;
+	size_t out_len, out_cap;
+	struct client *next;
+};
+
+struct vmm_ctl_server {
+	struct vmm_ctl_server_cfg cfg;
+	char *path;
+	int fd;
+	struct vmm_ev_watch *watch;
+	struct client *clients;
+	unsigned nr_clients;
+	struct vmm_ctl_server_stats stats;
+	struct vmm_ratelimit rl;
+};
+
+static void client_close(struct client *c)
+{
+	struct vmm_ctl_server *srv = c->srv;
+	struct client **pp;
+
+	for (pp = &srv->clients; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	srv->nr_clients--;
+	vmm_evloop_del(srv->cfg.loop, c->watch);
+	close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+/* Writes what the socket takes now.  Returns false when the client is gone. */
+static bool client_flush(struct client *c)
+{
+	while (c->out_len) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return false;
+		}
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	vmm_evloop_mod(c->srv->cfg.loop, c->watch, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
+	return true;
+}
+
+/* Queues a line (consumes it).  Returns false when the client had to go. */
+static bool client_queue(struct client *c, char *line)
+{
+	size_t len;
+
+	if (!line)
+		return true;  /* ENOMEM: drop this response, keep the client */
+	len = strlen(line);
+	if (c->out_len + len > VMM_CTL_MAX_OUT_BYTES) {
+		free(line);
+		c->srv->stats.nr_slow_clients++;
+		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, VMM_LOG_WARN,
+			    "ctl: client does not read its responses; disconnecting it");
+		return false;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = (c->out_len + len) * 2;
+		char *p = realloc(c->out, cap);
+
+		if (!p) {
+			free(line);
+			return true;
+		}
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, line, len);
+	c->out_len += len;
+	free(line);
+	return client_flush(c);
+}
+
+/* CLIENT: one complete line from a client. */
+static bool handle_line(struct client *c, const char *line, size_t len)
+{
+	struct vmm_ctl_server *srv = c->srv;
+	struct vmm_ctl_request req;
+	struct json_object *result = NULL;
+	enum vmm_ctl_err err;
+	char msg[256];
+	char *resp;
+
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return true;  /* blank lines are ignored */
+	srv->stats.nr_requests++;
+	err = vmm_ctl_parse_request(line, len, &req, msg, sizeof(msg));
+	if (err == VMM_CTL_OK) {
+		msg[0] = '\0';
+		err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
+	}
+	if (err == VMM_CTL_OK) {
+		resp = vmm_ctl_format_ok(req.id, result);
+	} else {
+		json_object_put(result);
+		srv->stats.nr_bad_requests++;
+		resp = vmm_ctl_format_error(req.id, err, msg);
+	}
+	vmm_ctl_request_release(&req);
+	return client_queue(c, resp);
+}
+
+static void client_event(void *opaque, uint32_t events)
+{
+	struct client *c = opaque;
+	char buf[4096];
+	ssize_t n;
+
+	if ((events & EPOLLOUT) && !client_flush(c)) {
+		client_close(c);
+		return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF or error: a partial request dies with its client. */
+		client_close(c);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		char ch = buf[i];
+
+		if (ch == '\n') {
+			bool keep = true;
+
+			if (!c->discarding)
+				keep = handle_line(c, c->in, c->in_len);
+			c->discarding = false;
+			c->in_len = 0;
+			if (!keep) {
+				client_close(c);
+				return;
+			}
+			continue;
+		}
+		if (c->discarding)
+			continue;
+		if (c->in_len == VMM_CTL_MAX_LINE_BYTES) {
+			char msg[64];
+
+			c->srv->stats.nr_long_lines++;
+			c->srv->stats.nr_bad_requests++;
+			snprintf(msg, sizeof(msg), "line longer than %u bytes", VMM_CTL_MAX_LINE_BYTES);
+			c->discarding = true;
+			c->in_len = 0;
+			if (!client_queue(c, vmm_ctl_format_error(NULL, VMM_CTL_ERR_LINE_TOO_LONG, msg))) {
+				client_close(c);
+				return;
+			}
+			continue;
+		}
+		c->in[c->in_len++] = ch;
+	}
+}
+
+static void accept_event(void *opaque, uint32_t events)
+{
+	struct vmm_ctl_server *srv = opaque;
+	unsigned max = srv->cfg.max_clients ? srv->cfg.max_clients : VMM_CTL_DEFAULT_MAX_CLIENTS;
+	struct client *c;
+	int fd;
+
+	fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (srv->nr_clients >= max) {
+		char *line = vmm_ctl_format_error(NULL, VMM_CTL_ERR_BUSY, "too many clients");
+
+		srv->stats.nr_clients_refused++;
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+			    "ctl: refusing a client: %u already connected", srv->nr_clients);
+		if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+			/* best effort */
+		}
+		free(line);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	if (vmm_evloop_add(srv->cfg.loop, fd, EPOLLIN, client_event, c, &c->watch)) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = srv->clients;
+	srv->clients = c;
+	srv->nr_clients++;
+	srv->stats.nr_clients_accepted++;
+}
+
+int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_server **out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vmm_ctl_server *srv;
+	int ret;
+
+	*out = NULL;
+	if (!cfg->path || !cfg->loop || !cfg->handler)
+		return -EINVAL;
+	if (strlen(cfg->path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	srv->fd = -1;
+	srv->path = strdup(cfg->path);
+	if (!srv->path) {
+		free(srv);
+		return -ENOMEM;
+	}
+	strcpy(addr.sun_path, cfg->path);
+	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (srv->fd < 0)
+		goto fail;
+	unlink(cfg->path);
+	/* Created 0600 from the start: fchmod before bind sets the inode's mode
+	 * on Linux for AF_UNIX; chmod after bind makes sure. The runtime
+	 * directory is 0700 as well. */
+	if (fchmod(srv->fd, 0600) < 0 && errno != EINVAL)
+		goto fail;
+	if (bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		goto fail;
+	if (chmod(cfg->path, 0600) < 0 || listen(srv->fd, 16) < 0)
+		goto fail_unlink;
+	ret = vmm_evloop_add(cfg->loop, srv->fd, EPOLLIN, accept_event, srv, &srv->watch);
+	if (ret) {
+		errno = -ret;
+		goto fail_unlink;
+	}
+	*out = srv;
+	return 0;
+fail_unlink:
+	ret = -errno;
+	unlink(cfg->path);
+	goto fail_ret;
+fail:
+	ret = -errno;
+fail_ret:
+	if (srv->fd >= 0)
+		close(srv->fd);
+	free(srv->path);
+	free(srv);
+	return ret;
+}
+
+void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
+{
+	if (!srv)
+		return;
+	while (srv->clients) {
+		client_flush(srv->clients);
+		client_close(srv->clients);
+	}
+	vmm_evloop_del(srv->cfg.loop, srv->watch);
+	close(srv->fd);
+	unlink(srv->path);
+	free(srv->path);
+	free(srv);
+}
+
+void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)
+{
+	*out = srv->stats;
+}
+
+unsigned vmm_ctl_server_nr_clients(struct vmm_ctl_server *srv)
+{
+	return srv->nr_clients;
+}

@@ -1,0 +1,1423 @@
+/*
+ * vmm/vm.c — one KVM VM booting Linux: KVM setup, guest RAM, vCPUs, the
+ * legacy devices (COM1, i8042, CMOS), exit dispatch, the event thread and
+ * the control socket handler.  See vm.h for threads, locks and stopping.
+ *
+ * Boot sequence (vmm_vm_create): open /dev/kvm and check the API version and
+ * the capabilities we depend on; create the VM; place the TSS and identity
+ * map pages (required on Intel, harmless on AMD) below 4 GiB, out of RAM;
+ * create the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT; map guest RAM;
+ * load kernel, initrd, command line, boot_params, page tables, GDT and MP
+ * table; create the vCPUs with the host-supported CPUID (patched with APIC
+ * ids and the hypervisor bit), boot MSRs, LINT0=ExtINT/LINT1=NMI, and the
+ * BSP in 64-bit mode at the kernel's 64-bit entry.  APs stay in the
+ * wait-for-SIPI state the in-kernel LAPIC gives them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/boot.h"
+#include "vmm/ctl_server.h"
+#include "vmm/iobus.h"
+#include "vmm/mptable.h"
+#include "vmm/rundir.h"
+#include "vmm/serial.h"
+#include "vmm/size.h"
+#include "vmm/version.h"
+#include "vmm/vm.h"
+
+#define KVM_TSS_GPA 0xfffbd000ull
+#define KVM_IDENTITY_MAP_GPA 0xfffbc000ull
+#define I8042_DATA_PORT 0x60
+#define I8042_CMD_PORT 0x64
+#define CMOS_PORT 0x70
+#define PANIC_GRACE_MS 2000
+#define CONSOLE_LINE_BYTES 256
+#define CPUID_MAX_ENTRIES 512
+
+#define MSR_IA32_SYSENTER_CS 0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SYSCALL_MASK 0xc0000084
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+#define APIC_LVT0 0x350
+#define APIC_LVT1 0x360
+#define APIC_MODE_NMI 0x4
+#define APIC_MODE_EXTINT 0x7
+
+struct vmm_vm;
+
+struct vcpu {
+	struct vmm_vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;  /* atomic */
+	struct vmm_ratelimit rl;                         /* vCPU thread only */
+};
+
+struct i8042 {
+	pthread_mutex_t lock;       /* protects the fields below */
+	uint8_t ctr;                /* controller configuration byte */
+	uint8_t out;                /* output buffer */
+	bool out_full;
+	uint8_t pending_cmd;        /* command waiting for its data byte */
+};
+
+struct cmos {
+	pthread_mutex_t lock;
+	uint8_t index;
+	uint8_t ram[128];
+};
+
+struct vmm_vm {
+	struct vmm_vm_cfg cfg;
+	char *name, *cmdline, *ready_marker;
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	uint8_t *ram;
+	struct vmm_mem_layout mem;
+	uint8_t *kernel;             /* the bzImage, until loaded */
+	size_t kernel_len;
+	struct vmm_bzimage img;
+	struct vmm_boot_plan plan;
+	int initrd_fd;
+	struct vcpu *vcpus;
+	unsigned nr_vcpus;
+	struct vmm_iobus *pio, *mmio;
+	struct vmm_pci_bus *pci;
+	struct vmm_serial *serial;
+	struct i8042 kbd;
+	struct cmos cmos;
+	struct vmm_evloop *loop;
+	struct vmm_ctl_server *ctl;
+	int lock_fd;
+	int signal_fd;
+	int panic_timer_fd;
+	struct vmm_ev_watch *console_watch;
+	uint64_t start_ns;
+
+	/* Console line scanner: serial lock held (it runs in the tx callback). */
+	char line[CONSOLE_LINE_BYTES];
+	size_t line_len;
+	bool escape;                 /* console input: Ctrl-A seen */
+
+	pthread_mutex_t lock;        /* protects exit, stopping, panic_seen, ready_ns */
+	struct vmm_vm_exit exit;
+	bool stopping;
+	bool panic_seen;
+	char panic_line[CONSOLE_LINE_BYTES];
+	int64_t ready_ns;
+	struct vmm_ratelimit rl;     /* event thread */
+};
+
+const char *vmm_exit_reason_name(enum vmm_exit_reason r)
+{
+	switch (r) {
+	case VMM_EXIT_NONE: return "none";
+	case VMM_EXIT_POWEROFF: return "poweroff";
+	case VMM_EXIT_REBOOT: return "reboot";
+	case VMM_EXIT_STOPPED: return "stopped";
+	case VMM_EXIT_PANIC: return "panic";
+	case VMM_EXIT_CRASH: return "crash";
+	case VMM_EXIT_ERROR: return "error";
+	}
+	return "?";
+}
+
+/* ---- stopping ------------------------------------------------------------ */
+
+void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_exit_reason reason, const char *message)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->exit.reason == VMM_EXIT_NONE) {
+		vm->exit.reason = reason;
+		snprintf(vm->exit.message, sizeof(vm->exit.message), "%s", message ? message : "");
+	}
+	vm->stopping = true;
+	pthread_mutex_unlock(&vm->lock);
+	/* immediate_exit covers a vCPU about to enter KVM_RUN; the signal one
+	 * inside it.  Both are needed: see KVM_CAP_IMMEDIATE_EXIT. */
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->run)
+			continue;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (v->started && !pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, VMM_KICK_SIGNAL);
+	}
+	if (vm->loop)
+		vmm_evloop_stop(vm->loop);
+}
+
+static bool is_stopping(struct vmm_vm *vm)
+{
+	bool s;
+
+	pthread_mutex_lock(&vm->lock);
+	s = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return s;
+}
+
+/* ---- console --------------------------------------------------------------- */
+
+/* Looks at one complete console line (serial lock held, vCPU thread). */
+static void console_line(struct vmm_vm *vm, const char *line)
+{
+	if (vm->ready_marker && strstr(line, vm->ready_marker)) {
+		pthread_mutex_lock(&vm->lock);
+		if (vm->ready_ns < 0)
+			vm->ready_ns = (int64_t)(vmm_now_ns() - vm->start_ns);
+		pthread_mutex_unlock(&vm->lock);
+	}
+	if (strstr(line, "Kernel panic - not syncing")) {
+		struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
+							.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
+		bool first;
+
+		pthread_mutex_lock(&vm->lock);
+		first = !vm->panic_seen;
+		if (first) {
+			const char *p = strstr(line, "Kernel panic");
+
+			vm->panic_seen = true;
+			snprintf(vm->panic_line, sizeof(vm->panic_line), "%s", p);
+		}
+		pthread_mutex_unlock(&vm->lock);
+		/* With panic=-1 the guest resets at once (i8042); otherwise end the
+		 * VM after a grace period for the rest of the message. */
+		if (first && vm->panic_timer_fd >= 0)
+			timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
+		return;
+	}
+	/* The kernel has no power-off method without ACPI: `poweroff -f` ends
+	 * in a halt with interrupts off, which never exits to us.  Its last
+	 * words on the console are how we learn of it. */
+	if (strstr(line, "reboot: System halted") || strstr(line, "reboot: Power down")) {
+		bool panicked;
+
+		pthread_mutex_lock(&vm->lock);
+		panicked = vm->panic_seen;
+		pthread_mutex_unlock(&vm->lock);
+		if (!panicked)
+			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
+	}
+}
+
+static void console_tx(void *opaque, uint8_t byte)
+{
+	struct vmm_vm *vm = opaque;
+
+	if (vm->cfg.console_out_fd >= 0) {
+		ssize_t n;
+
+		do
+			n = write(vm->cfg.console_out_fd, &byte, 1);
+		while (n < 0 && errno == EINTR);
+	}
+	if (byte == '\n' || vm->line_len == CONSOLE_LINE_BYTES - 1) {
+		vm->line[vm->line_len] = '\0';
+		console_line(vm, vm->line);
+		vm->line_len = 0;
+		if (byte == '\n')
+			return;
+	}
+	if (byte != '\r')
+		vm->line[vm->line_len++] = (char)byte;
+}
+
+static void serial_irq(void *opaque, bool level)
+{
+	vmm_vm_irq_line(opaque, VMM_COM1_IRQ, level);
+}
+
+static void serial_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+
+	vmm_serial_io(vm->serial, (unsigned)offset, data, size, is_write);
+}
+
+/* Console input, event thread.  Ctrl-A x stops the VM (like QEMU's -nographic). */
+static void console_input(void *opaque, uint32_t events)
+{
+	struct vmm_vm *vm = opaque;
+	uint8_t buf[256], out[256];
+	size_t i, n_out = 0;
+	ssize_t n;
+
+	n = read(vm->cfg.console_in_fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF: stop watching; the guest keeps running. */
+		vmm_evloop_del(vm->loop, vm->console_watch);
+		vm->console_watch = NULL;
+		return;
+	}
+	for (i = 0; i < (size_t)n; i++) {
+		if (vm->escape) {
+			vm->escape = false;
+			if (buf[i] == 'x' || buf[i] == 'X') {
+				vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped from the console (Ctrl-A x)");
+				return;
+			}
+			if (buf[i] != 0x01)
+				out[n_out++] = 0x01;
+			else {
+				out[n_out++] = 0x01;
+				continue;
+			}
+		} else if (buf[i] == 0x01) {
+			vm->escape = true;
+			continue;
+		}
+		out[n_out++] = buf[i];
+	}
+	if (n_out)
+		vmm_serial_rx(vm->serial, out, n_out);
+}
+
+static void panic_timer(void *opaque, uint32_t events)
+{
+	struct vmm_vm *vm = opaque;
+	uint64_t v;
+	char msg[CONSOLE_LINE_BYTES + 32];
+
+	if (read(vm->panic_timer_fd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	pthread_mutex_unlock(&vm->lock);
+	vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
+}
+
+static void signal_event(void *opaque, uint32_t events)
+{
+	struct vmm_vm *vm = opaque;
+	struct signalfd_siginfo si;
+	char msg[64];
+
+	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	snprintf(msg, sizeof(msg), "stopped by %s", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+	vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, msg);
+}
+
+/* ---- i8042: enough for the reset line ------------------------------------ */
+
+static void i8042_reset(struct vmm_vm *vm)
+{
+	char msg[CONSOLE_LINE_BYTES + 32];
+	bool panicked;
+
+	pthread_mutex_lock(&vm->lock);
+	panicked = vm->panic_seen;
+	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	pthread_mutex_unlock(&vm->lock);
+	if (panicked)
+		vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
+	else
+		vmm_vm_request_stop(vm, VMM_EXIT_REBOOT, "guest rebooted (i8042 reset)");
+}
+
+/* GUEST: ports 0x60-0x64 (0x61 is the PIT's, handled in the kernel). */
+static void i8042_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+	struct i8042 *k = &vm->kbd;
+	uint64_t port = I8042_DATA_PORT + offset;
+	bool reset = false;
+
+	if (size != 1 || (port != I8042_DATA_PORT && port != I8042_CMD_PORT)) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	pthread_mutex_lock(&k->lock);
+	if (port == I8042_CMD_PORT) {
+		if (!is_write) {
+			/* OBF, SYS flag, keyboard not inhibited. */
+			data[0] = (uint8_t)((k->out_full ? 0x01 : 0) | 0x04 | 0x10);
+		} else {
+			uint8_t cmd = data[0];
+
+			switch (cmd) {
+			case 0x20: k->out = k->ctr; k->out_full = true; break;
+			case 0x60: case 0xd1: k->pending_cmd = cmd; break;
+			case 0xa9: k->out = 0xff; k->out_full = true; break;  /* no aux port */
+			case 0xaa: k->out = 0x55; k->out_full = true; break;  /* self test ok */
+			case 0xab: k->out = 0x00; k->out_full = true; break;  /* kbd port ok */
+			case 0xfe: reset = true; break;
+			default:
+				/* 0xf0-0xff pulse output lines: bit 0 low is reset. */
+				if ((cmd & 0xf0) == 0xf0 && !(cmd & 1))
+					reset = true;
+				break;
+			}
+		}
+	} else if (!is_write) {
+		data[0] = k->out;
+		k->out_full = false;
+	} else {
+		if (k->pending_cmd == 0x60)
+			k->ctr = data[0];
+		else if (k->pending_cmd == 0xd1 && !(data[0] & 1))
+			reset = true;
+		else if (!k->pending_cmd) {
+			k->out = 0xfa;  /* a command for the keyboard: ack */
+			k->out_full = true;
+		}
+		k->pending_cmd = 0;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (reset)
+		i8042_reset(vm);
+}
+
+/* ---- CMOS / RTC: the time in BCD, no alarms, no interrupts --------------- */
+
+static uint8_t bcd(int v)
+{
+	return (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+/* GUEST: ports 0x70 (index) and 0x71 (data). */
+static void cmos_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+	struct cmos *c = &vm->cmos;
+
+	if (size != 1) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (offset == 0) {
+		if (is_write)
+			c->index = data[0] & 0x7f;  /* bit 7 is the NMI mask */
+		else
+			data[0] = 0xff;
+	} else if (is_write) {
+		if (c->index >= 0x0e)
+			c->ram[c->index] = data[0];
+	} else {
+		time_t now = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		switch (c->index) {
+		case 0x00: data[0] = bcd(tm.tm_sec); break;
+		case 0x02: data[0] = bcd(tm.tm_min); break;
+		case 0x04: data[0] = bcd(tm.tm_hour); break;
+		case 0x06: data[0] = bcd(tm.tm_wday + 1); break;
+		case 0x07: data[0] = bcd(tm.tm_mday); break;
+		case 0x08: data[0] = bcd(tm.tm_mon + 1); break;
+		case 0x09: data[0] = bcd(tm.tm_year % 100); break;
+		case 0x0a: data[0] = 0x26; break;  /* 32 kHz, 1024 Hz; UIP clear */
+		case 0x0b: data[0] = 0x02; break;  /* 24 h, BCD */
+		case 0x0c: data[0] = 0x00; break;
+		case 0x0d: data[0] = 0x80; break;  /* battery good */
+		case 0x32: data[0] = bcd(tm.tm_year / 100 + 19); break;
+		default: data[0] = c->index >= 0x0e ? c->ram[c->index] : 0; break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	if (!is_write)
+		memset(data, 0xff, size);
+}
+
+/* ---- interfaces for devices ------------------------------------------------ */
+
+struct vmm_pci_bus *vmm_vm_pci(struct vmm_vm *vm)
+{
+	return vm->pci;
+}
+
+struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
+{
+	return vm->loop;
+}
+
+void *vmm_vm_translate(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	if (end <= vm->mem.low_bytes)
+		return vm->ram + gpa;
+	if (gpa >= VMM_4G && end - VMM_4G <= vm->mem.high_bytes)
+		return vm->ram + vm->mem.low_bytes + (gpa - VMM_4G);
+	return NULL;
+}
+
+int vmm_vm_irq_line(struct vmm_vm *vm, unsigned gsi, bool level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level ? 1 : 0 };
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+int vmm_vm_signal_msi(struct vmm_vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+int vmm_vm_ioeventfd(struct vmm_vm *vm, int efd, uint64_t addr, unsigned len, bool is_pio,
+		     bool assign)
+{
+	struct kvm_ioeventfd io = {
+		.addr = addr, .len = len, .fd = efd,
+		.flags = (is_pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
+{
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	out->name = vm->name;
+	out->nr_cpus = vm->nr_vcpus;
+	out->mem_bytes = vm->mem.mem_bytes;
+	out->uptime_ns = vmm_now_ns() - vm->start_ns;
+	pthread_mutex_lock(&vm->lock);
+	out->ready_ns = vm->ready_ns;
+	out->stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		out->nr_exits += __atomic_load_n(&vm->vcpus[i].nr_exits, __ATOMIC_RELAXED);
+		out->nr_pio_exits += __atomic_load_n(&vm->vcpus[i].nr_pio_exits, __ATOMIC_RELAXED);
+		out->nr_mmio_exits += __atomic_load_n(&vm->vcpus[i].nr_mmio_exits, __ATOMIC_RELAXED);
+	}
+}
+
+/* ---- control socket ---------------------------------------------------------- */
+
+static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_vm *vm = opaque;
+	struct vmm_vm_info info;
+	struct json_object *r;
+
+	switch (req->cmd) {
+	case VMM_CTL_CMD_QUERY:
+		vmm_vm_get_info(vm, &info);
+		r = json_object_new_object();
+		if (!r)
+			break;
+		json_object_object_add(r, "name", json_object_new_string(info.name));
+		json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+		json_object_object_add(r, "state",
+				       json_object_new_string(info.stopping ? "stopping" : "running"));
+		json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
+		json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
+		json_object_object_add(r, "uptime_ms",
+				       json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
+		json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
+				       json_object_new_int64(info.ready_ns / 1000000));
+		json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
+		json_object_object_add(r, "nr_pio_exits",
+				       json_object_new_int64((int64_t)info.nr_pio_exits));
+		json_object_object_add(r, "nr_mmio_exits",
+				       json_object_new_int64((int64_t)info.nr_mmio_exits));
+		json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
+		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+		*result = r;
+		return VMM_CTL_OK;
+	case VMM_CTL_CMD_STOP:
+		if (is_stopping(vm)) {
+			snprintf(msg, msg_len, "the VM is already stopping");
+			return VMM_CTL_ERR_STATE;
+		}
+		vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
+		r = json_object_new_object();
+		if (!r)
+			break;
+		json_object_object_add(r, "state", json_object_new_string("stopping"));
+		*result = r;
+		return VMM_CTL_OK;
+	case VMM_CTL_CMD_VERSION:
+		r = json_object_new_object();
+		if (!r)
+			break;
+		json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+		*result = r;
+		return VMM_CTL_OK;
+	}
+	snprintf(msg, msg_len, "out of memory");
+	return VMM_CTL_ERR_INTERNAL;
+}
+
+/* ---- vCPUs ---------------------------------------------------------------------- */
+
+static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *supported)
+{
+	size_t sz = sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = malloc(sz);
+	unsigned i;
+	int ret = 0;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, supported, sz);
+	for (i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			/* APIC id, logical processor count, HTT, hypervisor present. */
+			e->ebx = (e->ebx & 0x0000ffffu) | (v->index << 24) | ((vm->nr_vcpus & 0xff) << 16);
+			if (vm->nr_vcpus > 1)
+				e->edx |= 1u << 28;
+			e->ecx |= 1u << 31;
+			break;
+		case 6:
+			e->ecx &= ~(1u << 3);  /* no energy/perf bias MSR */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->index;     /* x2APIC id */
+			break;
+		case 0x8000001e:
+			e->eax = v->index;     /* AMD extended APIC id */
+			break;
+		}
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+		ret = -errno;
+	free(c);
+	return ret;
+}
+
+static int setup_msrs(struct vcpu *v)
+{
+	static const uint32_t idx[] = {
+		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+		MSR_STAR, MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
+		MSR_IA32_MISC_ENABLE,
+	};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[sizeof(idx) / sizeof(idx[0])];
+	} m;
+	unsigned i;
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = sizeof(idx) / sizeof(idx[0]);
+	for (i = 0; i < m.hdr.nmsrs; i++) {
+		m.e[i].index = idx[i];
+		m.e[i].data = idx[i] == MSR_IA32_MISC_ENABLE ? 1 /* fast strings */ : 0;
+	}
+	n = ioctl(v->fd, KVM_SET_MSRS, &m);
+	if (n < 0)
+		return -errno;
+	return n == (int)m.hdr.nmsrs ? 0 : -EINVAL;
+}
+
+static int setup_lapic(struct vcpu *v)
+{
+	struct kvm_lapic_state l;
+	uint32_t r;
+
+	if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0)
+		return -errno;
+	memcpy(&r, &l.regs[APIC_LVT0], 4);
+	r = (r & ~0x700u) | (APIC_MODE_EXTINT << 8);
+	memcpy(&l.regs[APIC_LVT0], &r, 4);
+	memcpy(&r, &l.regs[APIC_LVT1], 4);
+	r = (r & ~0x700u) | (APIC_MODE_NMI << 8);
+	memcpy(&l.regs[APIC_LVT1], &r, 4);
+	return ioctl(v->fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	s->l = code ? 1 : 0;
+	s->db = code ? 0 : 1;
+}
+
+static int setup_bsp(struct vcpu *v, const struct vmm_boot_plan *plan)
+{
+	struct kvm_sregs sr;
+	struct kvm_regs regs;
+	struct kvm_fpu fpu;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	seg(&sr.cs, VMM_BOOT_CS, 0xb, true);
+	seg(&sr.ds, VMM_BOOT_DS, 0x3, false);
+	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+	memset(&sr.tr, 0, sizeof(sr.tr));
+	sr.tr.selector = VMM_BOOT_TSS;
+	sr.tr.limit = 0xfffff;
+	sr.tr.type = 0xb;
+	sr.tr.present = 1;
+	sr.gdt.base = VMM_BOOT_GDT_GPA;
+	sr.gdt.limit = VMM_BOOT_GDT_ENTRIES * 8 - 1;
+	sr.idt.base = 0;
+	sr.idt.limit = 0;
+	sr.cr0 = 0x1 | 0x10 | 0x20 | 0x80000000u;  /* PE, ET, NE, PG */
+	sr.cr3 = VMM_BOOT_PML4_GPA;
+	sr.cr4 = 0x20;                              /* PAE */
+	sr.efer = 0x100 | 0x400;                    /* LME, LMA */
+	if (ioctl(v->fd, KVM_SET_SREGS, &sr) < 0)
+		return -errno;
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 2;
+	regs.rip = plan->entry_gpa;
+	regs.rsi = VMM_BOOT_PARAMS_GPA;
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	return ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+/* GUEST: everything in run comes from the guest (through KVM). */
+static bool handle_exit(struct vcpu *v)
+{
+	struct vmm_vm *vm = v->vm;
+	struct kvm_run *run = v->run;
+	char msg[128];
+
+	__atomic_add_fetch(&v->nr_exits, 1, __ATOMIC_RELAXED);
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+		unsigned size = run->io.size, i;
+		bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+		uint64_t bytes = (uint64_t)size * run->io.count;
+
+		__atomic_add_fetch(&v->nr_pio_exits, 1, __ATOMIC_RELAXED);
+		if (run->io.data_offset >= vm->run_size || bytes > vm->run_size - run->io.data_offset)
+			return true;  /* cannot happen with a sane kernel; never trust it */
+		for (i = 0; i < run->io.count; i++, data += size) {
+			if (run->io.port >= VMM_PCI_CONFIG_PORT &&
+			    run->io.port < VMM_PCI_CONFIG_PORT + VMM_PCI_CONFIG_NR_PORTS)
+				vmm_pci_config_io(vm->pci, run->io.port, data, size, is_write);
+			else
+				vmm_iobus_dispatch(vm->pio, run->io.port, data, size, is_write);
+		}
+		return true;
+	}
+	case KVM_EXIT_MMIO:
+		__atomic_add_fetch(&v->nr_mmio_exits, 1, __ATOMIC_RELAXED);
+		if (run->mmio.len > 8)
+			return true;
+		vmm_iobus_dispatch(vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+				   run->mmio.is_write);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_HLT:
+		return true;  /* only without an in-kernel LAPIC */
+	case KVM_EXIT_SHUTDOWN: {
+		bool panicked;
+
+		pthread_mutex_lock(&vm->lock);
+		panicked = vm->panic_seen;
+		pthread_mutex_unlock(&vm->lock);
+		if (panicked) {
+			i8042_reset(vm);  /* same report as a panic reset */
+			return false;
+		}
+		snprintf(msg, sizeof(msg), "vCPU %u: guest triple fault (KVM_EXIT_SHUTDOWN)", v->index);
+		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
+		return false;
+	}
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
+		else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			i8042_reset(vm);
+		else
+			vmm_vm_request_stop(vm, VMM_EXIT_CRASH, "guest system event (crash)");
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(msg, sizeof(msg), "vCPU %u: KVM entry failed (hardware reason 0x%llx)",
+			 v->index,
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(msg, sizeof(msg), "vCPU %u: KVM internal error (suberror %u)", v->index,
+			 run->internal.suberror);
+		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
+		return false;
+	default:
+		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN, "vCPU %u: unhandled exit reason %u",
+			    v->index, run->exit_reason);
+		return true;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vmm_vm *vm = v->vm;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		if (is_stopping(vm))
+			break;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;  /* a kick: look at the stop flag */
+			{
+				char msg[96];
+
+				snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN failed: %s", v->index,
+					 strerror(errno));
+				vmm_vm_request_stop(vm, VMM_EXIT_ERROR, msg);
+			}
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+/* ---- creation ------------------------------------------------------------------ */
+
+static int read_file(const char *path, uint8_t **out, size_t *len_out, size_t max,
+		     char *err, size_t err_len, const char *what)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t off = 0;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "%s %s is not a regular file", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, err_len, "%s %s is too large (%lld bytes)", what, path,
+			 (long long)st.st_size);
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, err_len, "cannot read %s %s", what, path);
+			free(buf);
+			close(fd);
+			return -EIO;
+		}
+		off += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*len_out = off;
+	return 0;
+}
+
+static int check_caps(struct vmm_vm *vm, char *err, size_t err_len)
+{
+	static const struct { int cap; const char *name; } caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+		{ KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI" },
+		{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
+			snprintf(err, err_len,
+				 "this KVM lacks %s, which ebb needs; use a newer host kernel", caps[i].name);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, char *err,
+			size_t err_len)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	unsigned nent = 128, i;
+	int ret;
+
+	for (;;) {
+		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(struct kvm_cpuid_entry2));
+		if (!cpuid)
+			return -ENOMEM;
+		cpuid->nent = nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+			break;
+		ret = -errno;
+		free(cpuid);
+		if (ret != -E2BIG || nent >= CPUID_MAX_ENTRIES) {
+			snprintf(err, err_len, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-ret));
+			return ret;
+		}
+		nent *= 2;
+	}
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		free(cpuid);
+		return -ENOMEM;
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		const char *step;
+
+		v->vm = vm;
+		v->index = i;
+		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+		if (v->fd < 0) {
+			ret = -errno;
+			step = "KVM_CREATE_VCPU";
+			goto fail;
+		}
+		v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+		if (v->run == MAP_FAILED) {
+			v->run = NULL;
+			ret = -errno;
+			step = "mmap(kvm_run)";
+			goto fail;
+		}
+		step = "CPUID";
+		ret = setup_cpuid(vm, v, cpuid);
+		if (!ret) {
+			step = "MSRs";
+			ret = setup_msrs(v);
+		}
+		if (!ret) {
+			step = "LAPIC";
+			ret = setup_lapic(v);
+		}
+		if (!ret && i == 0) {
+			step = "boot registers";
+			ret = setup_bsp(v, plan);
+		}
+		if (ret)
+			goto fail;
+		continue;
+fail:
+		snprintf(err, err_len, "vCPU %u: setting up %s failed: %s", i, step, strerror(-ret));
+		free(cpuid);
+		return ret;
+	}
+	free(cpuid);
+	return 0;
+}
+
+static char *build_cmdline(const char *user)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, "%s%s%s", VMM_DEFAULT_CMDLINE, user && *user ? " " : "",
+		     user ? user : "") < 0)
+		return NULL;
+	return s;
+}
+
+static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
+{
+	struct kvm_userspace_memory_region slot = { 0 };
+
+	vm->ram = mmap(NULL, vm->mem.mem_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		snprintf(err, err_len, "cannot map %llu MiB of guest memory: %s",
+			 (unsigned long long)(vm->mem.mem_bytes >> 20), strerror(errno));
+		return -ENOMEM;
+	}
+	slot.slot = 0;
+	slot.guest_phys_addr = 0;
+	slot.memory_size = vm->mem.low_bytes;
+	slot.userspace_addr = (uintptr_t)vm->ram;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		goto fail;
+	if (vm->mem.high_bytes) {
+		slot.slot = 1;
+		slot.guest_phys_addr = VMM_4G;
+		slot.memory_size = vm->mem.high_bytes;
+		slot.userspace_addr = (uintptr_t)(vm->ram + vm->mem.low_bytes);
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(errno));
+	return -errno;
+}
+
+/* Reads and checks kernel and initrd and decides where they go: before any
+ * KVM work, so that mistakes in the user's files are reported first. */
+static int prepare_guest(struct vmm_vm *vm, char *err, size_t err_len)
+{
+	uint64_t initrd_bytes = 0;
+	int ret;
+
+	ret = read_file(vm->cfg.kernel_path, &vm->kernel, &vm->kernel_len, VMM_BZIMAGE_MAX_BYTES,
+			err, err_len, "kernel");
+	if (ret)
+		return ret;
+	{
+		char why[200];
+
+		ret = vmm_bzimage_parse(vm->kernel, vm->kernel_len, &vm->img, why, sizeof(why));
+		if (ret) {
+			snprintf(err, err_len, "%s is not a bootable x86-64 bzImage: %s",
+				 vm->cfg.kernel_path, why);
+			return ret;
+		}
+	}
+	if (vm->cfg.initrd_path) {
+		struct stat st;
+
+		vm->initrd_fd = open(vm->cfg.initrd_path, O_RDONLY | O_CLOEXEC);
+		if (vm->initrd_fd < 0 || fstat(vm->initrd_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			ret = vm->initrd_fd < 0 ? -errno : -EINVAL;
+			snprintf(err, err_len, "cannot use initrd %s: %s", vm->cfg.initrd_path,
+				 vm->initrd_fd < 0 ? strerror(errno) : "not a regular file");
+			return ret;
+		}
+		initrd_bytes = (uint64_t)st.st_size;
+	}
+	return vmm_boot_plan(&vm->img, &vm->mem, initrd_bytes, strlen(vm->cmdline), &vm->plan,
+			     err, err_len);
+}
+
+static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
+{
+	struct vmm_mptable_pci_irq irqs[VMM_MPTABLE_MAX_PCI_IRQS];
+	struct vmm_mptable_cfg mp = { .nr_cpus = vm->nr_vcpus };
+	const struct vmm_boot_plan *plan = &vm->plan;
+	long mp_len;
+
+	vmm_boot_load(vm->ram, &vm->mem, &vm->img, plan, vm->cmdline, NULL);
+	if (plan->initrd_bytes) {
+		uint64_t off = 0;
+
+		while (off < plan->initrd_bytes) {
+			ssize_t n = pread(vm->initrd_fd, vm->ram + plan->initrd_gpa + off,
+					  plan->initrd_bytes - off, (off_t)off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				snprintf(err, err_len, "cannot read initrd %s", vm->cfg.initrd_path);
+				return -EIO;
+			}
+			off += (uint64_t)n;
+		}
+	}
+	free(vm->kernel);
+	vm->kernel = NULL;
+	mp.pci_irqs = irqs;
+	mp.nr_pci_irqs = vmm_pci_irq_routes(vm->pci, irqs, VMM_MPTABLE_MAX_PCI_IRQS);
+	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_BIOS_END_GPA - VMM_BIOS_GPA,
+				   (uint32_t)VMM_BIOS_GPA, &mp);
+	if (mp_len < 0) {
+		snprintf(err, err_len, "cannot build the MP table: %s", strerror((int)-mp_len));
+		return (int)mp_len;
+	}
+	return 0;
+}
+
+int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, size_t err_len)
+{
+	const char *kvm_path = cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
+	struct vmm_vm *vm;
+	int ret, max_cpus;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (!cfg->name || !vmm_name_valid(cfg->name)) {
+		snprintf(err, err_len, "invalid VM name: use 1-%d characters from A-Z a-z 0-9 _ . -",
+			 VMM_NAME_MAX_BYTES);
+		return -EINVAL;
+	}
+	if (!cfg->kernel_path) {
+		snprintf(err, err_len, "no kernel given: use --kernel PATH");
+		return -EINVAL;
+	}
+	if (cfg->nr_cpus == 0) {
+		snprintf(err, err_len, "--cpus must be at least 1");
+		return -EINVAL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->lock_fd = vm->signal_fd = vm->panic_timer_fd = -1;
+	vm->initrd_fd = -1;
+	vm->ready_ns = -1;
+	vm->start_ns = vmm_now_ns();
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->kbd.lock, NULL);
+	pthread_mutex_init(&vm->cmos.lock, NULL);
+	vm->name = strdup(cfg->name);
+	vm->cmdline = build_cmdline(cfg->cmdline);
+	vm->ready_marker = cfg->ready_marker ? strdup(cfg->ready_marker) : NULL;
+	vm->cfg.name = vm->name;
+	if (!vm->name || !vm->cmdline || (cfg->ready_marker && !vm->ready_marker)) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = vmm_mem_layout_init(cfg->mem_bytes, &vm->mem);
+	if (ret) {
+		char a[32], b[32];
+
+		snprintf(err, err_len, "--mem must be a multiple of 4 KiB between %s and %s",
+			 vmm_format_size(VMM_MIN_MEM_BYTES, a, sizeof(a)),
+			 vmm_format_size(VMM_MAX_MEM_BYTES, b, sizeof(b)));
+		goto fail;
+	}
+
+	ret = prepare_guest(vm, err, err_len);
+	if (ret)
+		goto fail;
+
+	/* Then the name: a clash is the user's next likely mistake. */
+	if (cfg->rundir) {
+		vm->lock_fd = vmm_name_lock(cfg->rundir, vm->name);
+		if (vm->lock_fd < 0) {
+			ret = vm->lock_fd;
+			if (ret == -EBUSY)
+				snprintf(err, err_len,
+					 "a VM named \"%s\" is already running; pick another --name or "
+					 "stop it with: ebb stop %s", vm->name, vm->name);
+			else
+				snprintf(err, err_len, "cannot lock the name %s in %s: %s", vm->name,
+					 cfg->rundir, strerror(-ret));
+			goto fail;
+		}
+	}
+
+	vm->kvm_fd = open(kvm_path, O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		ret = -errno;
+		if (errno == ENOENT)
+			snprintf(err, err_len,
+				 "%s does not exist: this machine has no KVM. Enable virtualization "
+				 "(VT-x/AMD-V) in the firmware and load kvm_intel or kvm_amd, or run "
+				 "inside the host-box (tests/box/run)", kvm_path);
+		else if (errno == EACCES)
+			snprintf(err, err_len,
+				 "no permission to open %s: add your user to the 'kvm' group "
+				 "(then log in again) or run as root", kvm_path);
+		else
+			snprintf(err, err_len, "cannot open %s: %s", kvm_path, strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		snprintf(err, err_len, "%s speaks an unexpected KVM API version", kvm_path);
+		ret = -ENOTSUP;
+		goto fail;
+	}
+	ret = check_caps(vm, err, err_len);
+	if (ret)
+		goto fail;
+	max_cpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_cpus <= 0)
+		max_cpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max_cpus <= 0)
+		max_cpus = 4;
+	if (max_cpus > VMM_MAX_CPUS)
+		max_cpus = VMM_MAX_CPUS;
+	if (cfg->nr_cpus > (unsigned)max_cpus) {
+		snprintf(err, err_len, "too many vCPUs (%u): this host and ebb support at most %d",
+			 cfg->nr_cpus, max_cpus);
+		ret = -EINVAL;
+		goto fail;
+	}
+	vm->nr_vcpus = cfg->nr_cpus;
+	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret < (int)sizeof(struct kvm_run)) {
+		snprintf(err, err_len, "KVM_GET_VCPU_MMAP_SIZE failed");
+		ret = -ENOTSUP;
+		goto fail;
+	}
+	vm->run_size = (size_t)ret;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "KVM_CREATE_VM failed: %s", strerror(errno));
+		goto fail;
+	}
+	{
+		uint64_t ident = KVM_IDENTITY_MAP_GPA;
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+		if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0 ||
+		    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0 ||
+		    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+		    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+			ret = -errno;
+			snprintf(err, err_len, "setting up the VM (TSS, irqchip, PIT) failed: %s",
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	ret = setup_memory(vm, err, err_len);
+	if (ret)
+		goto fail;
+
+	/* Devices. */
+	if ((ret = vmm_iobus_create(&vm->pio)) || (ret = vmm_iobus_create(&vm->mmio)))
+		goto fail_nomem;
+	{
+		struct vmm_pci_bus_cfg pc = { .mmio = vm->mmio, .pio = vm->pio, .log = cfg->log };
+		struct vmm_serial_cfg sc = {
+			.tx = console_tx, .set_irq = serial_irq, .opaque = vm, .log = cfg->log,
+		};
+
+		if ((ret = vmm_pci_bus_create(&pc, &vm->pci)) ||
+		    (ret = vmm_serial_create(&sc, &vm->serial)))
+			goto fail_nomem;
+	}
+	if ((ret = vmm_iobus_register(vm->pio, VMM_COM1_PORT, VMM_SERIAL_NR_PORTS, serial_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, I8042_DATA_PORT,
+				      I8042_CMD_PORT - I8042_DATA_PORT + 1, i8042_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, CMOS_PORT, 2, cmos_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, 0x80, 1, ignore_io, vm)) ||  /* POST / io delay */
+	    (ret = vmm_iobus_register(vm->pio, 0xed, 1, ignore_io, vm)))
+		goto fail_nomem;
+
+	ret = load_guest(vm, err, err_len);
+	if (ret)
+		goto fail;
+	ret = create_vcpus(vm, &vm->plan, err, err_len);
+	if (ret)
+		goto fail;
+
+	/* Event thread plumbing. */
+	ret = vmm_evloop_create(&vm->loop);
+	if (ret)
+		goto fail_nomem;
+	vm->panic_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->panic_timer_fd < 0 ||
+	    vmm_evloop_add(vm->loop, vm->panic_timer_fd, EPOLLIN, panic_timer, vm, NULL)) {
+		ret = -errno;
+		snprintf(err, err_len, "timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (cfg->console_in_fd >= 0 &&
+	    vmm_evloop_add(vm->loop, cfg->console_in_fd, EPOLLIN, console_input, vm,
+			   &vm->console_watch) < 0)
+		vm->console_watch = NULL;  /* e.g. a regular file: no console input */
+	if (cfg->handle_signals) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (vm->signal_fd < 0 ||
+		    vmm_evloop_add(vm->loop, vm->signal_fd, EPOLLIN, signal_event, vm, NULL)) {
+			ret = -errno;
+			snprintf(err, err_len, "signalfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (cfg->rundir) {
+		char path[512];
+		struct vmm_ctl_server_cfg cc = {
+			.path = path, .loop = vm->loop, .handler = ctl_handler, .opaque = vm,
+			.log = cfg->log,
+		};
+
+		ret = vmm_sock_path(cfg->rundir, vm->name, path, sizeof(path));
+		if (!ret)
+			ret = vmm_ctl_server_create(&cc, &vm->ctl);
+		if (ret) {
+			snprintf(err, err_len, "cannot create the control socket in %s: %s",
+				 cfg->rundir, strerror(-ret));
+			goto fail;
+		}
+	}
+	*out = vm;
+	return 0;
+fail_nomem:
+	if (!err[0])
+		snprintf(err, err_len, "setting up devices failed: %s", strerror(-ret));
+fail:
+	if (!err[0])
+		snprintf(err, err_len, "%s", strerror(-ret));
+	vmm_vm_destroy(vm);
+	return ret;
+}
+
+int vmm_vm_run(struct vmm_vm *vm, struct vmm_vm_exit *exit)
+{
+	struct sigaction sa;
+	sigset_t set, old;
+	unsigned i;
+	int ret = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;  /* no SA_RESTART: KVM_RUN must return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(VMM_KICK_SIGNAL, &sa, NULL);
+
+	/* vCPU threads take no signals but the kick. */
+	sigfillset(&set);
+	sigdelset(&set, VMM_KICK_SIGNAL);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	pthread_sigmask(SIG_SETMASK, &set, &old);
+	vm->start_ns = vmm_now_ns();
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		if (ret) {
+			vmm_vm_request_stop(vm, VMM_EXIT_ERROR, "cannot create vCPU threads");
+			break;
+		}
+		vm->vcpus[i].started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ret && vm->cfg.on_running)
+		vm->cfg.on_running(vm->cfg.opaque);
+	if (!ret) {
+		ret = vmm_evloop_run(vm->loop);
+		if (ret)
+			vmm_vm_request_stop(vm, VMM_EXIT_ERROR, "event loop failed");
+	}
+	/* Make sure everyone stops, then wait for them. */
+	vmm_vm_request_stop(vm, VMM_EXIT_ERROR, "event loop ended");
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].started = false;
+	pthread_mutex_lock(&vm->lock);
+	*exit = vm->exit;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+void vmm_vm_destroy(struct vmm_vm *vm)
+{
+	unsigned i;
+
+	if (!vm)
+		return;
+	vmm_ctl_server_destroy(vm->ctl);
+	if (vm->signal_fd >= 0)
+		close(vm->signal_fd);
+	if (vm->panic_timer_fd >= 0)
+		close(vm->panic_timer_fd);
+	vmm_evloop_destroy(vm->loop);
+	if (vm->vcpus) {
+		for (i = 0; i < vm->nr_vcpus; i++) {
+			if (vm->vcpus[i].run)
+				munmap(vm->vcpus[i].run, vm->run_size);
+			if (vm->vcpus[i].fd >= 0)
+				close(vm->vcpus[i].fd);
+		}
+		free(vm->vcpus);
+	}
+	vmm_pci_bus_destroy(vm->pci);
+	vmm_serial_destroy(vm->serial);
+	vmm_iobus_destroy(vm->pio);
+	vmm_iobus_destroy(vm->mmio);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->ram)
+		munmap(vm->ram, vm->mem.mem_bytes);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	/* The lock file stays: unlinking it would let two VMMs hold locks on
+	 * different inodes of the same name. */
+	if (vm->lock_fd >= 0)
+		close(vm->lock_fd);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->kbd.lock);
+	pthread_mutex_destroy(&vm->cmos.lock);
+	if (vm->initrd_fd >= 0)
+		close(vm->initrd_fd);
+	free(vm->kernel);
+	free(vm->name);
+	free(vm->cmdline);
+	free(vm->ready_marker);
+	free(vm);
+}
