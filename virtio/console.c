@@ -116,7 +116,8 @@ static void send_ctrl(struct virtio_console *c, uint32_t id, uint16_t event, uin
 	}
 	m = &c->ctrl[(c->ctrl_head + c->ctrl_count) % CTRL_FIFO];
 	memcpy(m->data, &hdr, CTRL_BYTES);
-	memcpy(m->data + CTRL_BYTES, extra, extra_len);
+	if (extra_len)
+		memcpy(m->data + CTRL_BYTES, extra, extra_len);
 	m->len = (uint16_t)(CTRL_BYTES + extra_len);
 	c->ctrl_count++;
 	flush_ctrl(c);
