@@ -1,0 +1,1225 @@
+/*
+ * region.c — the userfaultfd pager and the glue of one region: page table
+ * and LRU (lru.c), swap store (swapstore.c), reference sources (refsrc.c),
+ * limits and pressure (psi.c).
+ *
+ * Overview of the pager
+ * ---------------------
+ * Registration.  The region is registered with one userfaultfd for MISSING
+ * faults (and WP, in WP_ASYNC mode, when the built-in dirty tracking is on).
+ * A second, small "scratch" area of EBB_SWAP_CLUSTER_MAX pages is registered
+ * the same way: UFFDIO_MOVE needs both ends in compatible VMAs.
+ *
+ * Eviction (the LRU's evictor callback), for a batch of candidates:
+ *   1. sort by page index and cut into runs of neighbouring pages;
+ *   2. UFFDIO_MOVE each run from the region into the scratch area.  The move
+ *      is atomic with respect to the faulting threads: after it the region
+ *      PTE is empty, so a thread touching the page blocks in a MISSING fault
+ *      and cannot write into a copy we are about to throw away.  (A plain
+ *      read + MADV_DONTNEED would lose writes racing in between.)
+ *   3. for each moved page, read it in the scratch area: all zero -> ZERO
+ *      (nothing stored); on a clean list and its content hash equals its
+ *      copy's -> dropped with no write; else stored in the swap store;
+ *   4. pages that could not be stored (write error, ENOSPC, !may_swap) are
+ *      moved back into the region (UFFDIO_MOVE, waking any waiter) and stay
+ *      resident: no data is lost;
+ *   5. one MADV_DONTNEED over the whole scratch area frees the batch.
+ *
+ * Faults (ebb_region_handle_faults): the handler reads fault messages in
+ * batches, marks the faulting threads stalled (PSI), and for each:
+ *   - makes room first if the region is at max (direct reclaim, then a
+ *     bounded wait on room_cv, then nr_oom + on_oom and the page is granted
+ *     over the limit: the owner sees the error, the vCPU is not killed);
+ *   - never touched / zero / ballooned pages: UFFDIO_ZEROPAGE;
+ *   - swapped pages: load + verify from the store, with readahead of the
+ *     following pages whose file slots follow the faulting one's (one pread),
+ *     then one UFFDIO_COPY for the run (write-protected when WP_ASYNC dirty
+ *     tracking is on, so the first write is seen by the next harvest);
+ *   - a load that fails after retries (I/O error, checksum mismatch) is
+ *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
+ *     gets SIGBUS) when the kernel has it: wrong data is never returned.
+ *
+ * Background (ebb_region_step): harvest reference sources every
+ * aging_interval_ns, update pressure averages, and reclaim toward high in
+ * batches of reclaim_batch_pages.
+ *
+ * Locking: r->lock (a mutex) protects everything in struct ebb_region except
+ * the immutable fields set at create and the thread handles.  It is held
+ * across ioctls on the uffd (they never wait for our own handler, except
+ * reading a scratch page that is not present, which the code never does).
+ * room_cv (with r->lock) is signalled whenever resident pages drop or limits
+ * rise.
+ */
+#include "host-reclaim/region.h"
+#include "host-reclaim/uffd_compat.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REFSRC 4
+#define MSG_BATCH 64
+#define MAX_RA 32
+#define LOAD_RETRIES 3
+
+struct refsrc {
+	const struct ebb_refsrc_ops *ops;
+	void *ctx;
+};
+
+struct ebb_region {
+	struct ebb_region_cfg cfg;          /* immutable after create */
+	uint64_t base;                      /* immutable */
+	uint64_t nr_pages;                  /* immutable */
+	int uffd;                           /* immutable */
+	int stop_fd;                        /* eventfd: wakes the handler on stop */
+	uint64_t uffd_features;
+	bool have_poison;
+	bool wp_tracking;                   /* WP_ASYNC dirty source active */
+	char *scratch;                      /* EBB_SWAP_CLUSTER_MAX pages */
+
+	pthread_mutex_t lock;
+	pthread_cond_t room_cv;
+	pthread_cond_t bg_cv;
+	/* --- protected by lock --- */
+	struct ebb_lru *lru;
+	struct ebb_swap *store;
+	struct refsrc src[MAX_REFSRC];
+	unsigned nr_src;
+	uint64_t *ref_bitmap;
+	uint64_t high_pages, max_pages;
+	uint64_t last_age_ns;
+	struct ebb_psi psi;
+	struct ebb_region_counters c;
+	struct ebb_ratelimit rl_fault, rl_evict, rl_oom;
+	bool stopping;
+	void *iobuf;                        /* MAX_RA pages, for swap-in */
+	void *zero_buf;                     /* one zeroed page */
+
+	pthread_t handler_thread, bg_thread;
+	bool threads_running;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(const struct ebb_region *r)
+{
+	return r->cfg.clock_ns ? r->cfg.clock_ns(r->cfg.clock_ctx) : mono_ns();
+}
+
+#define RLOG(r, rl, lvl, ...) \
+	ebb_reclaim_logf((r)->cfg.log, (r)->cfg.log_ctx, (rl), now_ns(r), (lvl), __VA_ARGS__)
+
+static uint64_t page_addr(const struct ebb_region *r, uint64_t pfn)
+{
+	return r->base + pfn * EBB_PAGE_SIZE;
+}
+
+static uint64_t resident(const struct ebb_region *r)
+{
+	return r->lru->nr_state[EBB_PAGE_RESIDENT];
+}
+
+void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->name = "region";
+	cfg->swappiness = 60;
+	cfg->nr_threads = 1;
+	cfg->max_wait_ns = 100ULL * 1000 * 1000;
+	cfg->aging_interval_ns = 100ULL * 1000 * 1000;
+	cfg->reclaim_batch_pages = 256;
+	cfg->readahead_pages = 8;
+	cfg->keep_clean_copies = true;
+	cfg->dirty_tracking = EBB_DIRTY_AUTO;
+	cfg->swap.zpool_budget_bytes = 64ULL << 20;
+}
+
+/* ---- uffd helpers -------------------------------------------------------- */
+
+static int uffd_open(uint64_t want, uint64_t *features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*features = api.features;
+	return fd;
+}
+
+int ebb_region_probe(uint64_t *features_out)
+{
+	uint64_t f = 0;
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	f = api.features;
+	if (features_out)
+		*features_out = f;
+	return (f & UFFD_FEATURE_MOVE) ? 0 : -EOPNOTSUPP;
+}
+
+static int uffd_wake(struct ebb_region *r, uint64_t addr, uint64_t len)
+{
+	struct uffdio_range rg = { .start = addr, .len = len };
+
+	return ioctl(r->uffd, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
+}
+
+/* ---- eviction ------------------------------------------------------------ */
+
+static int cmp_req(const void *a, const void *b)
+{
+	const struct ebb_evict_req *x = *(const struct ebb_evict_req *const *)a;
+	const struct ebb_evict_req *y = *(const struct ebb_evict_req *const *)b;
+
+	return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+static void account_store_error(struct ebb_region *r, int err, uint32_t pfn)
+{
+	r->c.nr_evict_failed++;
+	RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: page %u stays resident: store failed: %s",
+	     r->cfg.name, pfn, strerror(-err));
+}
+
+/* Put page @i of the scratch area back at region page @pfn. */
+static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
+{
+	struct uffdio_move mv = {
+		.dst = page_addr(r, pfn),
+		.src = (uint64_t)(uintptr_t)(r->scratch + (size_t)i * EBB_PAGE_SIZE),
+		.len = EBB_PAGE_SIZE,
+		.mode = 0,
+	};
+
+	if (ioctl(r->uffd, UFFDIO_MOVE, &mv) == 0)
+		return;
+	/* Fall back to a copy: the content is still in scratch. */
+	struct uffdio_copy cp = {
+		.dst = page_addr(r, pfn),
+		.src = mv.src,
+		.len = EBB_PAGE_SIZE,
+		.mode = 0,
+	};
+	if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
+		RLOG(r, &r->rl_evict, EBB_LOG_ERROR, "%s: cannot restore page %u: %s",
+		     r->cfg.name, pfn, strerror(errno));
+}
+
+static int region_evict(void *ctx, const struct ebb_scan_control *sc,
+			struct ebb_evict_req *reqs, size_t n)
+{
+	struct ebb_region *r = ctx;
+	struct ebb_evict_req *sorted[EBB_SWAP_CLUSTER_MAX];
+	bool moved[EBB_SWAP_CLUSTER_MAX];
+	size_t i = 0;
+
+	if (n > EBB_SWAP_CLUSTER_MAX)
+		return -EINVAL;
+	for (size_t k = 0; k < n; k++) {
+		sorted[k] = &reqs[k];
+		reqs[k].result = EBB_EVICT_KEEP;
+		moved[k] = false;
+	}
+	qsort(sorted, n, sizeof(sorted[0]), cmp_req);
+
+	/* Steps 1-2: move runs of neighbouring pages into scratch slots 0..n-1. */
+	while (i < n) {
+		size_t run = 1;
+
+		while (i + run < n && sorted[i + run]->pfn == sorted[i]->pfn + run)
+			run++;
+		size_t done = 0;
+
+		while (done < run) {
+			struct uffdio_move mv = {
+				.dst = (uint64_t)(uintptr_t)(r->scratch + (i + done) * EBB_PAGE_SIZE),
+				.src = page_addr(r, sorted[i + done]->pfn),
+				.len = (run - done) * EBB_PAGE_SIZE,
+				.mode = UFFDIO_MOVE_MODE_DONTWAKE,
+			};
+			int err = 0;
+			size_t got;
+
+			if (ioctl(r->uffd, UFFDIO_MOVE, &mv) < 0)
+				err = errno;
+			got = mv.move > 0 ? (size_t)mv.move / EBB_PAGE_SIZE : 0;
+			if (!err && got == 0)
+				got = run - done;
+			for (size_t k = 0; k < got && done + k < run; k++)
+				moved[i + done + k] = true;
+			done += got;
+			if (!err || done >= run)
+				continue;
+			/* The page at i + done failed. */
+			if (err == ENOENT) {
+				sorted[i + done]->result = EBB_EVICT_VANISHED;
+				r->c.nr_vanished++;
+			} else {
+				r->c.nr_evict_busy++;
+				if (err != EBUSY && err != EAGAIN)
+					RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: UFFDIO_MOVE page %u: %s",
+					     r->cfg.name, sorted[i + done]->pfn, strerror(err));
+			}
+			done++;
+		}
+		i += run;
+	}
+
+	/* Step 3: decide and store. */
+	for (size_t k = 0; k < n; k++) {
+		struct ebb_evict_req *q = sorted[k];
+		const void *page = r->scratch + k * EBB_PAGE_SIZE;
+		uint64_t h;
+		uint32_t id;
+		int ret;
+
+		if (!moved[k]) {
+			if (q->result == EBB_EVICT_VANISHED && q->swap_id != EBB_SWAP_NONE) {
+				ebb_swap_put(r->store, q->swap_id);
+				q->swap_id = EBB_SWAP_NONE;
+			}
+			continue;
+		}
+		if (ebb_swap_page_is_zero(page)) {
+			if (q->swap_id != EBB_SWAP_NONE)
+				ebb_swap_put(r->store, q->swap_id);
+			q->swap_id = EBB_SWAP_NONE;
+			q->result = EBB_EVICT_ZERO;
+			r->c.nr_zero_out++;
+			continue;
+		}
+		h = ebb_swap_hash_page(page);
+		if (q->swap_id != EBB_SWAP_NONE) {
+			if (ebb_swap_hash_matches(r->store, q->swap_id, h)) {
+				q->result = EBB_EVICT_CLEAN_DROPPED;
+				r->c.nr_clean_dropped++;
+				continue;
+			}
+			/* The copy is stale (written since): release it. */
+			ebb_swap_put(r->store, q->swap_id);
+			q->swap_id = EBB_SWAP_NONE;
+		}
+		if (!sc->may_swap) {
+			q->result = EBB_EVICT_KEEP_DIRTY;
+			continue;
+		}
+		ret = ebb_swap_store(r->store, page, h, sc->may_writepage, &id);
+		if (ret) {
+			if (sc->may_writepage || ret != -ENOSPC)
+				account_store_error(r, ret, q->pfn);
+			q->result = EBB_EVICT_KEEP;
+			continue;
+		}
+		q->swap_id = id;
+		q->result = EBB_EVICT_SWAPPED;
+		r->c.nr_swapped_out++;
+	}
+
+	/* Step 4: whatever was moved but not evicted goes back. */
+	for (size_t k = 0; k < n; k++)
+		if (moved[k] && (sorted[k]->result == EBB_EVICT_KEEP ||
+				 sorted[k]->result == EBB_EVICT_KEEP_DIRTY))
+			move_back(r, (unsigned)k, sorted[k]->pfn);
+
+	/* Step 5: free the batch with one call. */
+	madvise(r->scratch, n * EBB_PAGE_SIZE, MADV_DONTNEED);
+	return 0;
+}
+
+static void sc_account(struct ebb_region *r, const struct ebb_scan_control *sc)
+{
+	r->c.nr_scanned += sc->nr_scanned;
+	r->c.nr_reclaimed += sc->nr_reclaimed;
+	r->c.nr_activated += sc->nr_activated;
+	r->c.nr_deactivated += sc->nr_deactivated;
+	r->c.nr_rotated += sc->nr_rotated;
+}
+
+/* Called with r->lock held. */
+static uint64_t reclaim_locked(struct ebb_region *r, uint64_t nr, bool may_write)
+{
+	struct ebb_lru_evictor ev = { .evict = region_evict, .ctx = r };
+	struct ebb_scan_control sc = {
+		.nr_to_reclaim = nr,
+		.swappiness = r->cfg.swappiness,
+		.may_writepage = may_write,
+		.may_swap = true,
+	};
+
+	ebb_lru_reclaim(r->lru, &sc, &ev);
+	sc_account(r, &sc);
+	if (sc.nr_reclaimed)
+		pthread_cond_broadcast(&r->room_cv);
+	return sc.nr_reclaimed;
+}
+
+int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
+{
+	struct ebb_lru_evictor ev = { .evict = region_evict, .ctx = r };
+	struct ebb_scan_control mine;
+	int ret;
+
+	if (!r || !sc)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	mine = *sc;
+	mine.nr_scanned = mine.nr_reclaimed = mine.nr_activated = 0;
+	mine.nr_deactivated = mine.nr_rotated = mine.nr_kept = 0;
+	ret = ebb_lru_shrink(r->lru, &mine, &ev);
+	sc_account(r, &mine);
+	if (mine.nr_reclaimed)
+		pthread_cond_broadcast(&r->room_cv);
+	pthread_mutex_unlock(&r->lock);
+	sc->nr_scanned += mine.nr_scanned;
+	sc->nr_reclaimed += mine.nr_reclaimed;
+	sc->nr_activated += mine.nr_activated;
+	sc->nr_deactivated += mine.nr_deactivated;
+	sc->nr_rotated += mine.nr_rotated;
+	sc->nr_kept += mine.nr_kept;
+	memcpy(sc->nr_scan_target, mine.nr_scan_target, sizeof(sc->nr_scan_target));
+	return ret;
+}
+
+/* ---- aging --------------------------------------------------------------- */
+
+static int64_t age_locked(struct ebb_region *r)
+{
+	uint64_t words = (r->nr_pages + 63) / 64;
+	int64_t young = 0;
+
+	for (unsigned s = 0; s < r->nr_src; s++) {
+		bool written = r->src[s].ops->kind == EBB_REF_WRITTEN;
+		int ret;
+
+		memset(r->ref_bitmap, 0, words * 8);
+		ret = r->src[s].ops->harvest(r->src[s].ctx, r->nr_pages, r->ref_bitmap);
+		if (ret) {
+			RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: reference source %s: %s",
+			     r->cfg.name, r->src[s].ops->name, strerror(-ret));
+			continue;
+		}
+		for (uint64_t w = 0; w < words; w++) {
+			uint64_t bits = r->ref_bitmap[w];
+
+			while (bits) {
+				uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				struct ebb_page *p;
+				uint32_t stale;
+
+				bits &= bits - 1;
+				if (pfn >= r->nr_pages)
+					break;
+				p = &r->lru->pages[pfn];
+				if (p->state != EBB_PAGE_RESIDENT)
+					continue;
+				if (p->flags & EBB_PF_READAHEAD)
+					r->c.nr_readahead_used++;
+				stale = ebb_lru_reference(r->lru, (uint32_t)pfn, written);
+				if (stale != EBB_SWAP_NONE)
+					ebb_swap_put(r->store, stale);
+				young++;
+			}
+		}
+	}
+	r->c.nr_aging_passes++;
+	r->c.nr_young += (uint64_t)young;
+	return young;
+}
+
+int64_t ebb_region_age(struct ebb_region *r)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = age_locked(r);
+	r->last_age_ns = now_ns(r);
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
+{
+	uint64_t reclaimed = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns) {
+		age_locked(r);
+		r->last_age_ns = now;
+	}
+	ebb_psi_update(&r->psi, now);
+	if (r->high_pages && resident(r) > r->high_pages) {
+		uint64_t want = resident(r) - r->high_pages;
+
+		if (want > r->cfg.reclaim_batch_pages)
+			want = r->cfg.reclaim_batch_pages;
+		reclaimed = reclaim_locked(r, want, true);
+		r->c.nr_background_reclaim += reclaimed;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return (int64_t)reclaimed;
+}
+
+/* ---- faults -------------------------------------------------------------- */
+
+static void timespec_after(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ns / 1000000000ULL);
+	ts->tv_nsec += (long)(ns % 1000000000ULL);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Make room for @n more resident pages under max.  Called with r->lock held;
+ * may drop it while waiting.  0, or -ENOMEM after the bounded wait.
+ */
+static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
+{
+	uint64_t start = mono_ns();
+
+	while (r->max_pages && resident(r) + n > r->max_pages) {
+		uint64_t want = resident(r) + n - r->max_pages;
+
+		r->c.nr_direct_reclaim++;
+		reclaim_locked(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want, true);
+		if (resident(r) + n <= r->max_pages)
+			break;
+		uint64_t waited = mono_ns() - start;
+
+		if (waited >= r->cfg.max_wait_ns || r->stopping) {
+			r->c.nr_oom++;
+			RLOG(r, &r->rl_oom, EBB_LOG_ERROR,
+			     "%s: at max (%llu pages) and nothing reclaimable after %llu ms: page %llu granted over the limit",
+			     r->cfg.name, (unsigned long long)r->max_pages,
+			     (unsigned long long)(waited / 1000000), (unsigned long long)pfn);
+			if (r->cfg.on_oom)
+				r->cfg.on_oom(r->cfg.on_oom_ctx, pfn, -ENOMEM);
+			return -ENOMEM;
+		}
+		struct timespec ts;
+		uint64_t left = r->cfg.max_wait_ns - waited;
+
+		timespec_after(&ts, left < 1000000 ? left : 1000000);
+		pthread_cond_timedwait(&r->room_cv, &r->lock, &ts);
+	}
+	return 0;
+}
+
+static void poison_page(struct ebb_region *r, uint64_t pfn)
+{
+	struct uffdio_poison po = {
+		.range = { .start = page_addr(r, pfn), .len = EBB_PAGE_SIZE },
+		.mode = 0,
+	};
+
+	if (!r->have_poison || ioctl(r->uffd, UFFDIO_POISON, &po) < 0) {
+		/* No poison: the thread stays blocked rather than see wrong data. */
+		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
+		     "%s: page %llu lost and cannot be poisoned: faulting thread left blocked",
+		     r->cfg.name, (unsigned long long)pfn);
+	}
+}
+
+static void fault_zero(struct ebb_region *r, uint64_t pfn)
+{
+	struct uffdio_zeropage zp = {
+		.range = { .start = page_addr(r, pfn), .len = EBB_PAGE_SIZE },
+		.mode = 0,
+	};
+	struct ebb_page *p = &r->lru->pages[pfn];
+
+	if (ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp) < 0) {
+		/*
+		 * EEXIST with no page present: the PTE holds a uffd-wp marker
+		 * (WP_ASYNC implies WP_UNPOPULATED), which ZEROPAGE refuses but
+		 * COPY accepts.  Install a real zeroed page instead.
+		 */
+		struct uffdio_copy cp = {
+			.dst = page_addr(r, pfn),
+			.src = (uint64_t)(uintptr_t)r->zero_buf,
+			.len = EBB_PAGE_SIZE,
+			.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
+		};
+
+		if (errno != EEXIST || ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+			if (errno != EEXIST) {
+				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
+				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
+				uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+				return;
+			}
+			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+		}
+	}
+	if (p->state == EBB_PAGE_ZERO || p->state == EBB_PAGE_BALLOONED)
+		r->c.nr_zero_in++;
+	ebb_lru_page_in(r->lru, (uint32_t)pfn, false);
+	if (r->cfg.on_fault)
+		r->cfg.on_fault(r->cfg.on_fault_ctx, pfn, false);
+}
+
+static void fault_swapped(struct ebb_region *r, uint64_t pfn)
+{
+	uint32_t ids[MAX_RA];
+	uint64_t slot0, limit = r->high_pages ? r->high_pages : r->max_pages;
+	size_t k = 1, max_ra = r->cfg.readahead_pages;
+	int got = -EIO;
+
+	ids[0] = r->lru->pages[pfn].swap_id;
+	slot0 = ebb_swap_entry_slot(r->store, ids[0]);
+	if (max_ra > MAX_RA)
+		max_ra = MAX_RA;
+	/* Readahead: following pages whose file slots follow this one's. */
+	if (slot0 != UINT64_MAX && max_ra > 1 &&
+	    (!limit || resident(r) + max_ra <= limit)) {
+		while (k < max_ra && pfn + k < r->nr_pages) {
+			struct ebb_page *q = &r->lru->pages[pfn + k];
+
+			if (q->state != EBB_PAGE_SWAPPED ||
+			    ebb_swap_entry_slot(r->store, q->swap_id) != slot0 + k)
+				break;
+			ids[k] = q->swap_id;
+			k++;
+		}
+	}
+	for (int attempt = 0; attempt < LOAD_RETRIES; attempt++) {
+		got = ebb_swap_load_run(r->store, ids, k, r->iobuf);
+		if (got > 0 || got == -EBADMSG || got == -ENOENT)
+			break;
+	}
+	if (got <= 0) {
+		r->c.nr_swapin_errors++;
+		r->c.nr_lost_pages++;
+		RLOG(r, NULL, EBB_LOG_ERROR,
+		     "%s: SWAP-IN FAILED for page %llu (entry %u): %s; page marked lost",
+		     r->cfg.name, (unsigned long long)pfn, ids[0], strerror(-got));
+		ebb_swap_put(r->store, ids[0]);
+		ebb_lru_forget(r->lru, (uint32_t)pfn, EBB_PAGE_LOST);
+		poison_page(r, pfn);
+		return;
+	}
+	k = (size_t)got;
+	struct uffdio_copy cp = {
+		.dst = page_addr(r, pfn),
+		.src = (uint64_t)(uintptr_t)r->iobuf,
+		.len = k * EBB_PAGE_SIZE,
+		.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
+	};
+	if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+		int err = errno;
+		size_t copied = cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0;
+
+		if (copied == 0) {
+			/* Only the faulting page matters; the rest was readahead. */
+			if (err != EEXIST)
+				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: UFFDIO_COPY page %llu: %s",
+				     r->cfg.name, (unsigned long long)pfn, strerror(err));
+			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+			if (err != EEXIST)
+				return;
+			copied = 1;
+		}
+		k = copied;
+		uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+	}
+	for (size_t i = 0; i < k; i++) {
+		uint32_t p = (uint32_t)(pfn + i);
+		struct ebb_page *pg = &r->lru->pages[p];
+
+		if (!r->cfg.keep_clean_copies) {
+			ebb_swap_put(r->store, pg->swap_id);
+			pg->swap_id = EBB_SWAP_NONE;
+		}
+		if (i > 0) {
+			pg->flags &= (uint16_t)~EBB_PF_SHADOW; /* not a refault */
+			r->c.nr_readahead++;
+		}
+		ebb_lru_page_in(r->lru, p, r->cfg.keep_clean_copies);
+		if (i > 0)
+			pg->flags |= EBB_PF_READAHEAD;
+		r->c.nr_swapped_in++;
+	}
+	r->c.nr_major_faults++;
+	if (r->cfg.on_fault)
+		r->cfg.on_fault(r->cfg.on_fault_ctx, pfn, true);
+}
+
+/* Serve one fault; r->lock held. */
+static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
+{
+	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(EBB_PAGE_SIZE - 1);
+	uint64_t pfn;
+	struct ebb_page *p;
+
+	/* GUEST: the address comes from whoever touched memory; validate it. */
+	if (addr < r->base || addr - r->base >= r->nr_pages * EBB_PAGE_SIZE) {
+		uint64_t s = (uint64_t)(uintptr_t)r->scratch;
+
+		r->c.nr_bad_fault++;
+		RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: fault at %#llx outside the region",
+		     r->cfg.name, (unsigned long long)addr);
+		if (addr >= s && addr < s + EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE) {
+			struct uffdio_zeropage zp = { .range = { addr, EBB_PAGE_SIZE }, .mode = 0 };
+
+			ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp);
+		}
+		uffd_wake(r, addr, EBB_PAGE_SIZE);
+		return;
+	}
+	pfn = (addr - r->base) / EBB_PAGE_SIZE;
+	r->c.nr_faults++;
+	if (r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
+		r->c.nr_spurious++;
+		uffd_wake(r, addr, EBB_PAGE_SIZE);
+		return;
+	}
+	if (ensure_room(r, 1, pfn))
+		r->c.nr_max_overrun++;
+	p = &r->lru->pages[pfn];
+	switch (p->state) {
+	case EBB_PAGE_RESIDENT:     /* resolved while we waited */
+		r->c.nr_spurious++;
+		uffd_wake(r, addr, EBB_PAGE_SIZE);
+		break;
+	case EBB_PAGE_SWAPPED:
+		fault_swapped(r, pfn);
+		break;
+	case EBB_PAGE_LOST:
+		poison_page(r, pfn);
+		break;
+	default:
+		fault_zero(r, pfn);
+		break;
+	}
+}
+
+int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
+{
+	struct uffd_msg msgs[MSG_BATCH];
+	struct pollfd pfd[2] = {
+		{ .fd = r->uffd, .events = POLLIN },
+		{ .fd = r->stop_fd, .events = POLLIN },
+	};
+	ssize_t n;
+	int served = 0;
+
+	if (poll(pfd, 2, timeout_ms) < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (!(pfd[0].revents & POLLIN))
+		return 0;
+	n = read(r->uffd, msgs, sizeof(msgs));
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	n /= (ssize_t)sizeof(msgs[0]);
+
+	pthread_mutex_lock(&r->lock);
+	uint64_t t = now_ns(r);
+
+	for (ssize_t i = 0; i < n; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			ebb_psi_stall_begin(&r->psi, t);
+	for (ssize_t i = 0; i < n; i++) {
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		handle_one(r, &msgs[i]);
+		ebb_psi_stall_end(&r->psi, now_ns(r));
+		served++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return served;
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static void *handler_main(void *arg)
+{
+	struct ebb_region *r = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		bool stop = r->stopping;
+
+		pthread_mutex_unlock(&r->lock);
+		if (stop)
+			break;
+		ebb_region_handle_faults(r, 100);
+	}
+	return NULL;
+}
+
+static void *bg_main(void *arg)
+{
+	struct ebb_region *r = arg;
+
+	for (;;) {
+		int64_t got = ebb_region_step(r, now_ns(r));
+		struct timespec ts;
+
+		pthread_mutex_lock(&r->lock);
+		if (r->stopping) {
+			pthread_mutex_unlock(&r->lock);
+			break;
+		}
+		/* Busy reclaiming: yield briefly; idle: sleep 10 ms or until woken. */
+		timespec_after(&ts, got > 0 ? 100000 : 10000000);
+		pthread_cond_timedwait(&r->bg_cv, &r->lock, &ts);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+int ebb_region_start(struct ebb_region *r)
+{
+	int ret;
+
+	if (!r || r->threads_running)
+		return -EINVAL;
+	r->stopping = false;
+	ret = pthread_create(&r->handler_thread, NULL, handler_main, r);
+	if (ret)
+		return -ret;
+	ret = pthread_create(&r->bg_thread, NULL, bg_main, r);
+	if (ret) {
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&r->lock);
+		r->stopping = true;
+		pthread_mutex_unlock(&r->lock);
+		if (write(r->stop_fd, &one, sizeof(one)) < 0) {
+			/* the 100 ms poll timeout still ends the handler */
+		}
+		pthread_join(r->handler_thread, NULL);
+		return -ret;
+	}
+	r->threads_running = true;
+	return 0;
+}
+
+void ebb_region_stop(struct ebb_region *r)
+{
+	uint64_t one = 1;
+
+	if (!r || !r->threads_running)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->bg_cv);
+	pthread_cond_broadcast(&r->room_cv);
+	pthread_mutex_unlock(&r->lock);
+	if (write(r->stop_fd, &one, sizeof(one)) < 0) {
+		/* the handler also wakes from its 100 ms poll timeout */
+	}
+	pthread_join(r->handler_thread, NULL);
+	pthread_join(r->bg_thread, NULL);
+	r->threads_running = false;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = false;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static int uffd_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
+{
+	struct uffdio_register reg = { .range = { .start = start, .len = len }, .mode = mode };
+
+	return ioctl(uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+/* Pages already present when the region is created start resident. */
+static int adopt_resident(struct ebb_region *r)
+{
+	unsigned char vec[4096];
+
+	for (uint64_t pfn = 0; pfn < r->nr_pages; pfn += sizeof(vec)) {
+		uint64_t cnt = r->nr_pages - pfn < sizeof(vec) ? r->nr_pages - pfn : sizeof(vec);
+
+		if (mincore((void *)(uintptr_t)page_addr(r, pfn), cnt * EBB_PAGE_SIZE, vec) < 0)
+			return -errno;
+		for (uint64_t i = 0; i < cnt; i++)
+			if (vec[i] & 1)
+				ebb_lru_page_in(r->lru, (uint32_t)(pfn + i), false);
+	}
+	return 0;
+}
+
+static int wp_resident_runs(struct ebb_region *r)
+{
+	uint64_t pfn = 0;
+
+	while (pfn < r->nr_pages) {
+		uint64_t end;
+
+		if (r->lru->pages[pfn].state != EBB_PAGE_RESIDENT) {
+			pfn++;
+			continue;
+		}
+		for (end = pfn; end < r->nr_pages && r->lru->pages[end].state == EBB_PAGE_RESIDENT; end++)
+			;
+		struct uffdio_writeprotect wp = {
+			.range = { .start = page_addr(r, pfn), .len = (end - pfn) * EBB_PAGE_SIZE },
+			.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+		};
+		if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+			return -errno;
+		pfn = end;
+	}
+	return 0;
+}
+
+int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
+{
+	struct ebb_region *r;
+	uint64_t want, mode;
+	int ret;
+
+	*out = NULL;
+	/* CLIENT: the owner's configuration. */
+	if (!cfg || !cfg->base || !cfg->size_bytes ||
+	    ((uintptr_t)cfg->base | cfg->size_bytes) & (EBB_PAGE_SIZE - 1) ||
+	    cfg->size_bytes / EBB_PAGE_SIZE > EBB_LRU_MAX_PAGES ||
+	    cfg->swappiness < 0 || cfg->swappiness > 200 ||
+	    (cfg->max_pages && cfg->high_pages > cfg->max_pages))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->cfg = *cfg;
+	r->uffd = -1;
+	r->stop_fd = -1;
+	r->base = (uint64_t)(uintptr_t)cfg->base;
+	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
+	r->high_pages = cfg->high_pages;
+	r->max_pages = cfg->max_pages;
+	if (r->cfg.reclaim_batch_pages == 0)
+		r->cfg.reclaim_batch_pages = 256;
+	if (r->cfg.aging_interval_ns == 0)
+		r->cfg.aging_interval_ns = 100ULL * 1000 * 1000;
+	pthread_mutex_init(&r->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&r->room_cv, &ca);
+		pthread_cond_init(&r->bg_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	ebb_psi_init(&r->psi, cfg->nr_threads, now_ns(r));
+	r->last_age_ns = now_ns(r);
+
+	ret = ebb_lru_create((uint32_t)r->nr_pages, &r->lru);
+	if (ret)
+		goto err;
+	if (ret)
+		goto err;
+	r->ref_bitmap = calloc((r->nr_pages + 63) / 64, 8);
+	r->iobuf = aligned_alloc(EBB_PAGE_SIZE, MAX_RA * EBB_PAGE_SIZE);
+	r->zero_buf = aligned_alloc(EBB_PAGE_SIZE, EBB_PAGE_SIZE);
+	if (!r->ref_bitmap || !r->iobuf || !r->zero_buf) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	memset(r->zero_buf, 0, EBB_PAGE_SIZE);
+	{
+		struct ebb_swap_cfg sc = cfg->swap;
+
+		if (!sc.name)
+			sc.name = cfg->name;
+		if (!sc.log) {
+			sc.log = cfg->log;
+			sc.log_ctx = cfg->log_ctx;
+		}
+		if (!sc.clock_ns) {
+			sc.clock_ns = cfg->clock_ns;
+			sc.clock_ctx = cfg->clock_ctx;
+		}
+		ret = ebb_swap_create(&sc, &r->store);
+		if (ret)
+			goto err;
+	}
+
+	want = UFFD_FEATURE_MOVE | UFFD_FEATURE_THREAD_ID;
+	ret = ebb_region_probe(&r->uffd_features);
+	if (ret)
+		goto err;
+	if (r->uffd_features & UFFD_FEATURE_POISON)
+		want |= UFFD_FEATURE_POISON;
+	if (cfg->dirty_tracking == EBB_DIRTY_AUTO && (r->uffd_features & UFFD_FEATURE_WP_ASYNC))
+		want |= UFFD_FEATURE_WP_ASYNC;
+	ret = uffd_open(want, &r->uffd_features);
+	if (ret < 0)
+		goto err;
+	r->uffd = ret;
+	r->have_poison = !!(r->uffd_features & UFFD_FEATURE_POISON);
+	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->stop_fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	r->scratch = mmap(NULL, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->scratch == MAP_FAILED) {
+		r->scratch = NULL;
+		ret = -errno;
+		goto err;
+	}
+	/* Eviction moves 4 KiB PTEs; keep THP out of both ends. */
+	madvise(cfg->base, cfg->size_bytes, MADV_NOHUGEPAGE);
+	madvise(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, MADV_NOHUGEPAGE);
+
+	mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (r->uffd_features & UFFD_FEATURE_WP_ASYNC)
+		mode |= UFFDIO_REGISTER_MODE_WP;
+	ret = uffd_register(r->uffd, r->base, cfg->size_bytes, mode);
+	if (ret)
+		goto err;
+	ret = uffd_register(r->uffd, (uint64_t)(uintptr_t)r->scratch,
+			    EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, mode);
+	if (ret)
+		goto err;
+	ret = adopt_resident(r);
+	if (ret)
+		goto err;
+	if (mode & UFFDIO_REGISTER_MODE_WP) {
+		void *ctx;
+
+		/*
+		 * Arm write tracking on the pages present now.  Only on those:
+		 * protecting holes would install uffd-wp markers there (see
+		 * fault_zero).  Pages installed later are mapped protected.
+		 */
+		ret = wp_resident_runs(r);
+		if (ret == 0 && ebb_refsrc_pagemap_create(r->uffd, cfg->base, r->nr_pages, &ctx) == 0) {
+			r->src[r->nr_src].ops = &ebb_refsrc_pagemap_ops;
+			r->src[r->nr_src].ctx = ctx;
+			r->nr_src++;
+			r->wp_tracking = true;
+		}
+	}
+	*out = r;
+	return 0;
+err:
+	ebb_region_destroy(r);
+	return ret;
+}
+
+void ebb_region_destroy(struct ebb_region *r)
+{
+	if (!r)
+		return;
+	ebb_region_stop(r);
+	if (r->uffd >= 0) {
+		struct uffdio_range rg = { .start = r->base, .len = r->nr_pages * EBB_PAGE_SIZE };
+
+		ioctl(r->uffd, UFFDIO_UNREGISTER, &rg);
+		if (r->scratch) {
+			rg.start = (uint64_t)(uintptr_t)r->scratch;
+			rg.len = EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE;
+			ioctl(r->uffd, UFFDIO_UNREGISTER, &rg);
+		}
+		close(r->uffd);
+	}
+	if (r->stop_fd >= 0)
+		close(r->stop_fd);
+	if (r->scratch)
+		munmap(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE);
+	for (unsigned s = 0; s < r->nr_src; s++)
+		if (r->src[s].ops->destroy)
+			r->src[s].ops->destroy(r->src[s].ctx);
+	ebb_swap_destroy(r->store);
+	ebb_lru_destroy(r->lru);
+	free(r->ref_bitmap);
+	free(r->iobuf);
+	free(r->zero_buf);
+	pthread_cond_destroy(&r->room_cv);
+	pthread_cond_destroy(&r->bg_cv);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* ---- owner calls --------------------------------------------------------- */
+
+int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t max_pages)
+{
+	/* CLIENT: limits come from the operator. */
+	if (!r || (max_pages && high_pages > max_pages))
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	r->high_pages = high_pages;
+	r->max_pages = max_pages;
+	pthread_cond_broadcast(&r->room_cv);
+	pthread_cond_broadcast(&r->bg_cv);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int ebb_region_add_refsrc(struct ebb_region *r, const struct ebb_refsrc_ops *ops, void *ctx)
+{
+	int ret = 0;
+
+	if (!r || !ops || !ops->harvest)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (r->nr_src >= MAX_REFSRC) {
+		ret = -ENOSPC;
+	} else {
+		r->src[r->nr_src].ops = ops;
+		r->src[r->nr_src].ctx = ctx;
+		r->nr_src++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+static int check_range(const struct ebb_region *r, uint64_t first, uint64_t nr)
+{
+	uint64_t end;
+
+	if (nr == 0 || __builtin_add_overflow(first, nr, &end) || end > r->nr_pages)
+		return -ERANGE;
+	return 0;
+}
+
+int ebb_region_mark_ballooned(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages)
+{
+	uint64_t run_start = UINT64_MAX;
+
+	if (!r)
+		return -EINVAL;
+	/* GUEST: balloon PFNs come from the guest (validated once more here). */
+	if (check_range(r, first_pfn, nr_pages))
+		return -ERANGE;
+	pthread_mutex_lock(&r->lock);
+	for (uint64_t pfn = first_pfn; pfn <= first_pfn + nr_pages; pfn++) {
+		bool res = pfn < first_pfn + nr_pages &&
+			   r->lru->pages[pfn].state == EBB_PAGE_RESIDENT;
+
+		if (pfn < first_pfn + nr_pages && r->lru->pages[pfn].state != EBB_PAGE_BALLOONED) {
+			uint32_t id = ebb_lru_forget(r->lru, (uint32_t)pfn, EBB_PAGE_BALLOONED);
+
+			if (id != EBB_SWAP_NONE)
+				ebb_swap_put(r->store, id);
+		}
+		if (res && run_start == UINT64_MAX)
+			run_start = pfn;
+		if (!res && run_start != UINT64_MAX) {
+			/* Release the run in one call. */
+			madvise((void *)(uintptr_t)page_addr(r, run_start),
+				(pfn - run_start) * EBB_PAGE_SIZE, MADV_DONTNEED);
+			run_start = UINT64_MAX;
+		}
+	}
+	pthread_cond_broadcast(&r->room_cv);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages, bool on)
+{
+	if (!r)
+		return -EINVAL;
+	/* CLIENT: */
+	if (check_range(r, first_pfn, nr_pages))
+		return -ERANGE;
+	pthread_mutex_lock(&r->lock);
+	for (uint64_t pfn = first_pfn; pfn < first_pfn + nr_pages; pfn++)
+		ebb_lru_set_unevictable(r->lru, (uint32_t)pfn, on);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c)
+{
+	struct ebb_swap_stats st;
+	const struct ebb_lru *l;
+
+	pthread_mutex_lock(&r->lock);
+	l = r->lru;
+	*c = r->c;
+	ebb_swap_get_stats(r->store, &st);
+	c->nr_refaults = l->ws.nr_refault;
+	c->nr_refault_activate = l->ws.nr_refault_activate;
+	c->nr_refault_thrash = l->ws.nr_refault_thrash;
+	c->nr_write_errors = st.nr_write_errors;
+	c->nr_read_errors = st.nr_read_errors;
+	c->nr_short_reads = st.nr_short_reads;
+	c->nr_enospc = st.nr_enospc;
+	c->nr_checksum_errors = st.nr_checksum_errors;
+	c->nr_errors = c->nr_write_errors + c->nr_read_errors + c->nr_enospc +
+		       c->nr_checksum_errors + c->nr_swapin_errors + c->nr_bad_fault + c->nr_oom;
+	c->resident_pages = l->nr_state[EBB_PAGE_RESIDENT];
+	c->swapped_pages = l->nr_state[EBB_PAGE_SWAPPED];
+	c->zero_pages = l->nr_state[EBB_PAGE_ZERO];
+	c->ballooned_pages = l->nr_state[EBB_PAGE_BALLOONED];
+	c->never_pages = l->nr_state[EBB_PAGE_NEVER];
+	c->active_pages = ebb_lru_nr_active(l);
+	c->inactive_pages = l->lists[EBB_LRU_INACTIVE_CLEAN].nr + l->lists[EBB_LRU_INACTIVE_DIRTY].nr;
+	c->unevictable_pages = l->lists[EBB_LRU_UNEVICTABLE].nr;
+	c->clean_pages = l->lists[EBB_LRU_INACTIVE_CLEAN].nr + l->lists[EBB_LRU_ACTIVE_CLEAN].nr;
+	c->compressed_pages = st.zpool_pages;
+	c->compressed_bytes = st.zpool_bytes;
+	c->file_pages = st.file_pages;
+	c->file_bytes = st.file_bytes;
+	c->dedup_saved_bytes = st.dedup_saved_bytes;
+	c->nr_dedup_hits = st.nr_dedup_hits;
+	c->nr_incompressible = st.nr_incompressible;
+	c->metadata_bytes = (uint64_t)l->nr_pages * sizeof(struct ebb_page) + st.metadata_bytes +
+			    (r->nr_pages + 63) / 64 * 8;
+	c->high_pages = r->high_pages;
+	c->max_pages = r->max_pages;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out)
+{
+	pthread_mutex_lock(&r->lock);
+	ebb_psi_get(&r->psi, now_ns(r), out);
+	pthread_mutex_unlock(&r->lock);
+}
+
+enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn)
+{
+	enum ebb_page_state s = EBB_PAGE_NR_STATES;
+
+	pthread_mutex_lock(&r->lock);
+	if (pfn < r->nr_pages)
+		s = (enum ebb_page_state)r->lru->pages[pfn].state;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}

@@ -1,0 +1,171 @@
+/*
+ * region.h — the public API of the per-VM reclaim engine.
+ *
+ * A region is caller-provided anonymous private memory (guest RAM in the
+ * VMM; any mmap(MAP_PRIVATE|MAP_ANONYMOUS) area in tests) that the engine
+ * manages page by page:
+ *   - a page state table and LRU lists (lru.h), aged from pluggable reference
+ *     sources (a dirty bitmap, accessed bits, refaults);
+ *   - a swap store (swapstore.h): compressed tier, file tier, checksums, dedup;
+ *   - a userfaultfd pager: the region is registered for MISSING faults; an
+ *     evicted page is brought back with UFFDIO_COPY (UFFDIO_ZEROPAGE for zero
+ *     pages) on the faulting thread's first touch;
+ *   - limits: above high, background reclaim; at max, direct reclaim on the
+ *     fault path, then a bounded wait, then an error reported to the owner;
+ *   - pressure (psi.h): stall time of faulting threads.
+ *
+ * The core is a deterministic step function with an injected clock:
+ * ebb_region_step() does aging and background reclaim, and
+ * ebb_region_handle_faults() serves pending faults.  ebb_region_start()
+ * runs both on two thin threads.
+ *
+ * Locks: one mutex per region protects all of its state (page table, LRU,
+ * store, counters, pressure).  Every public call takes it; none is called
+ * with it held.  The owner must stop the threads that touch the memory before
+ * ebb_region_destroy(): after it, pages that were swapped out read as zeroes.
+ *
+ * Kernel needs: userfaultfd with UFFD_FEATURE_MOVE (Linux 6.8+) for
+ * race-free eviction; WP_ASYNC + PAGEMAP_SCAN (6.7+) for the built-in dirty
+ * tracking (optional).  create() returns -EOPNOTSUPP without MOVE.
+ */
+#ifndef EBB_HOST_RECLAIM_REGION_H
+#define EBB_HOST_RECLAIM_REGION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host-reclaim/lru.h"
+#include "host-reclaim/psi.h"
+#include "host-reclaim/reclaim_log.h"
+#include "host-reclaim/swapstore.h"
+
+/* A pluggable reference source (see the overview in lru.c for semantics). */
+enum ebb_ref_kind {
+	EBB_REF_WRITTEN = 1,   /* bit set = page written since the last harvest */
+	EBB_REF_ACCESSED = 2,  /* bit set = page read or written since the last harvest */
+};
+
+struct ebb_refsrc_ops {
+	const char *name;
+	enum ebb_ref_kind kind;
+	/* Set bit i of @bitmap (nr_pages bits, zeroed by the caller) for every
+	 * page i used since the last call, and re-arm.  0 or -errno. */
+	int (*harvest)(void *ctx, uint64_t nr_pages, uint64_t *bitmap);
+	void (*destroy)(void *ctx);
+};
+
+enum ebb_dirty_tracking {
+	EBB_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN + WP_ASYNC if the kernel has it */
+	EBB_DIRTY_OFF,         /* rely on other sources and refaults */
+};
+
+struct ebb_region_cfg {
+	const char *name;
+	void *base;                 /* page aligned, anonymous private */
+	uint64_t size_bytes;        /* multiple of 4 KiB */
+	uint64_t high_pages;        /* background reclaim above; 0 = none */
+	uint64_t max_pages;         /* hard limit on resident pages; 0 = none */
+	int swappiness;             /* 0..200 */
+	uint32_t nr_threads;        /* threads that fault (vCPUs): PSI "full" */
+	uint64_t max_wait_ns;       /* bounded wait at max before an error */
+	uint64_t aging_interval_ns; /* reference harvest period */
+	uint32_t reclaim_batch_pages; /* background reclaim per step */
+	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
+	bool keep_clean_copies;     /* keep the store copy after swap-in */
+	enum ebb_dirty_tracking dirty_tracking;
+	struct ebb_swap_cfg swap;   /* log/clock are filled in from this cfg */
+	uint64_t (*clock_ns)(void *ctx);  /* NULL = CLOCK_MONOTONIC */
+	void *clock_ctx;
+	ebb_reclaim_log_fn log;
+	void *log_ctx;
+	/* Optional: every fault served (major = content came from the store). */
+	void (*on_fault)(void *ctx, uint64_t pfn, bool major);
+	void *on_fault_ctx;
+	/* Optional: the fault path could not get under max in max_wait_ns. */
+	void (*on_oom)(void *ctx, uint64_t pfn, int err);
+	void *on_oom_ctx;
+};
+
+/* Counters are part of the API: tests and ebbd read them. */
+struct ebb_region_counters {
+	/* reclaim */
+	uint64_t nr_scanned, nr_reclaimed, nr_activated, nr_deactivated, nr_rotated;
+	uint64_t nr_swapped_out;     /* stored (compressed or file) */
+	uint64_t nr_clean_dropped;   /* dropped with a current copy: no write */
+	uint64_t nr_zero_out;        /* evicted zero pages (not stored) */
+	uint64_t nr_vanished;        /* already gone from RAM when evicted */
+	uint64_t nr_evict_busy;      /* the kernel refused to move the page */
+	uint64_t nr_evict_failed;    /* store failed (write error, ENOSPC): kept */
+	uint64_t nr_direct_reclaim, nr_background_reclaim;
+	uint64_t nr_aging_passes, nr_young;
+	/* faults */
+	uint64_t nr_faults, nr_major_faults, nr_zero_in, nr_swapped_in;
+	uint64_t nr_readahead, nr_readahead_used;
+	uint64_t nr_refaults, nr_refault_activate, nr_refault_thrash;
+	uint64_t nr_oom, nr_max_overrun; /* fault path failed to get under max */
+	uint64_t nr_spurious;        /* fault on a page already resident */
+	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
+	/* errors */
+	uint64_t nr_swapin_errors, nr_lost_pages;
+	uint64_t nr_write_errors, nr_read_errors, nr_short_reads, nr_enospc, nr_checksum_errors;
+	uint64_t nr_errors;          /* all of the error counters above */
+	/* state */
+	uint64_t resident_pages, swapped_pages, zero_pages, ballooned_pages, never_pages;
+	uint64_t active_pages, inactive_pages, unevictable_pages, clean_pages;
+	uint64_t compressed_pages, compressed_bytes, file_pages, file_bytes;
+	uint64_t dedup_saved_bytes, nr_dedup_hits, nr_incompressible;
+	uint64_t metadata_bytes;     /* page table + store tables */
+	uint64_t high_pages, max_pages;
+};
+
+struct ebb_region;
+
+/* Fill @cfg with defaults (swappiness 60, 100 ms aging, 100 ms max wait ...). */
+void ebb_region_cfg_init(struct ebb_region_cfg *cfg);
+
+int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out);
+void ebb_region_destroy(struct ebb_region *r);
+
+/* Start / stop the fault handler and background threads. */
+int ebb_region_start(struct ebb_region *r);
+void ebb_region_stop(struct ebb_region *r);
+
+/* Serve pending faults; waits up to @timeout_ms for the first.  Returns the
+ * number served or -errno. */
+int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms);
+
+/* One background step at @now_ns: aging when due, pressure averages,
+ * reclaim of up to reclaim_batch_pages toward high.  Returns pages reclaimed. */
+int64_t ebb_region_step(struct ebb_region *r, uint64_t now_ns);
+
+/* Harvest every reference source now.  Returns pages found used or -errno. */
+int64_t ebb_region_age(struct ebb_region *r);
+
+/* Explicit (proactive) reclaim with caller-chosen scan control. */
+int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc);
+
+int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t max_pages);
+int ebb_region_add_refsrc(struct ebb_region *r, const struct ebb_refsrc_ops *ops, void *ctx);
+
+/* GUEST/CLIENT: pages given to the balloon: forgotten, released to the host
+ * (MADV_DONTNEED in merged runs), read as zero when touched again. */
+int ebb_region_mark_ballooned(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages);
+int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages, bool on);
+
+void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c);
+void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out);
+enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn);
+/* Does the running kernel support what create() needs?  0 or -errno. */
+int ebb_region_probe(uint64_t *features_out);
+
+/*
+ * The PAGEMAP_SCAN + userfaultfd WP_ASYNC dirty source for any range
+ * registered with a WP_ASYNC uffd (region.c uses it internally).
+ */
+int ebb_refsrc_pagemap_create(int uffd, void *base, uint64_t nr_pages, void **ctx);
+extern const struct ebb_refsrc_ops ebb_refsrc_pagemap_ops;
+/* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent. */
+int ebb_refsrc_page_idle_create(void *base, uint64_t nr_pages, void **ctx);
+extern const struct ebb_refsrc_ops ebb_refsrc_page_idle_ops;
+
+#endif /* EBB_HOST_RECLAIM_REGION_H */

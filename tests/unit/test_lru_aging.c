@@ -1,0 +1,422 @@
+/*
+ * test_lru_aging.c — unit tests of the page state table and the LRU core:
+ * size of the per-page state, list integrity, second-chance aging, scan
+ * size by priority, the swappiness balance between the clean and dirty
+ * classes, may_swap, and refault distance (workingset).
+ *
+ * The evictor here is a recording stand-in for the pager (the LRU's edge):
+ * it "evicts" what it is given, or refuses when told to.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "host-reclaim/lru.h"
+
+struct rec_evictor {
+	size_t nr_calls;
+	size_t nr_seen;
+	size_t nr_clean_seen, nr_dirty_seen;
+	bool refuse;             /* answer KEEP to everything */
+	uint32_t next_id;
+};
+
+static int rec_evict(void *ctx, const struct ebb_scan_control *sc,
+		     struct ebb_evict_req *reqs, size_t n)
+{
+	struct rec_evictor *e = ctx;
+
+	(void)sc;
+	e->nr_calls++;
+	for (size_t i = 0; i < n; i++) {
+		e->nr_seen++;
+		if (reqs[i].clean)
+			e->nr_clean_seen++;
+		else
+			e->nr_dirty_seen++;
+		if (e->refuse) {
+			reqs[i].result = EBB_EVICT_KEEP;
+		} else if (reqs[i].clean) {
+			reqs[i].result = EBB_EVICT_CLEAN_DROPPED;
+		} else {
+			reqs[i].result = EBB_EVICT_SWAPPED;
+			reqs[i].swap_id = e->next_id++;
+		}
+	}
+	return 0;
+}
+
+/* Walk a list both ways and check it against its counter. */
+static void check_list(const struct ebb_lru *lru, enum ebb_lru_list l)
+{
+	uint64_t n = 0;
+	uint32_t prev = EBB_NIL;
+
+	for (uint32_t p = lru->lists[l].head; p != EBB_NIL; p = lru->pages[p].u.link.next) {
+		assert_int_equal(lru->pages[p].lru, l);
+		assert_int_equal(lru->pages[p].u.link.prev, prev);
+		assert_int_equal(lru->pages[p].state, EBB_PAGE_RESIDENT);
+		prev = p;
+		n++;
+	}
+	assert_int_equal(lru->lists[l].tail, prev);
+	assert_int_equal(n, lru->lists[l].nr);
+}
+
+static void check_all(const struct ebb_lru *lru)
+{
+	uint64_t on_lists = 0;
+
+	for (int l = 0; l < EBB_NR_LRU_LISTS; l++) {
+		check_list(lru, (enum ebb_lru_list)l);
+		on_lists += lru->lists[l].nr;
+	}
+	assert_int_equal(on_lists, lru->nr_state[EBB_PAGE_RESIDENT]);
+}
+
+static void test_page_state_is_16_bytes(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(struct ebb_page), 16);
+	/* The shadow shares the link words: both are 8 bytes at offset 0. */
+	assert_int_equal(offsetof(struct ebb_page, u), 0);
+	assert_int_equal(sizeof(((struct ebb_page *)0)->u), 8);
+}
+
+static void test_create_rejects_bad_sizes(void **state)
+{
+	struct ebb_lru *lru = (struct ebb_lru *)1;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(0, &lru), -EINVAL);
+	assert_null(lru);
+	assert_int_equal(ebb_lru_create(UINT32_MAX, &lru), -EINVAL);
+	ebb_lru_destroy(NULL);
+}
+
+static void fill(struct ebb_lru *lru, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		ebb_lru_page_in(lru, i, false);
+}
+
+static void test_page_in_and_lists(void **state)
+{
+	struct ebb_lru *lru;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(100, &lru), 0);
+	assert_int_equal(lru->nr_state[EBB_PAGE_NEVER], 100);
+	fill(lru, 50);
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_DIRTY].nr, 50);
+	assert_int_equal(lru->nr_state[EBB_PAGE_RESIDENT], 50);
+	/* Newest at the head, oldest at the tail. */
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_DIRTY].head, 49);
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_DIRTY].tail, 0);
+	ebb_lru_list_del(lru, 10);
+	ebb_lru_list_add_tail(lru, 10, EBB_LRU_ACTIVE_DIRTY);
+	check_all(lru);
+	ebb_lru_set_unevictable(lru, 20, true);
+	assert_int_equal(lru->lists[EBB_LRU_UNEVICTABLE].nr, 1);
+	check_all(lru);
+	ebb_lru_set_unevictable(lru, 20, false);
+	assert_int_equal(lru->lists[EBB_LRU_UNEVICTABLE].nr, 0);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_second_chance(void **state)
+{
+	struct ebb_lru *lru;
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .nr_to_reclaim = 1000, .priority = 0,
+				       .swappiness = 100, .may_swap = true, .may_writepage = true };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(64, &lru), 0);
+	fill(lru, 64);
+	/* Pages 0..7 referenced once: survive one scan (rotated, REFERENCED). */
+	for (uint32_t i = 0; i < 8; i++)
+		ebb_lru_reference(lru, i, false);
+	assert_int_equal(ebb_lru_shrink(lru, &sc, &ev), 0);
+	assert_int_equal(sc.nr_reclaimed, 56);
+	assert_int_equal(sc.nr_rotated, 8);
+	for (uint32_t i = 0; i < 8; i++) {
+		assert_int_equal(lru->pages[i].state, EBB_PAGE_RESIDENT);
+		assert_true(lru->pages[i].flags & EBB_PF_REFERENCED);
+	}
+	for (uint32_t i = 8; i < 64; i++) {
+		assert_int_equal(lru->pages[i].state, EBB_PAGE_SWAPPED);
+		assert_true(lru->pages[i].flags & EBB_PF_SHADOW);
+	}
+	/* Referenced again: now activated. */
+	for (uint32_t i = 0; i < 4; i++)
+		ebb_lru_reference(lru, i, false);
+	memset(&sc.nr_scanned, 0, sizeof(sc) - offsetof(struct ebb_scan_control, nr_scanned));
+	assert_int_equal(ebb_lru_shrink(lru, &sc, &ev), 0);
+	assert_int_equal(sc.nr_activated, 4);
+	assert_int_equal(sc.nr_reclaimed, 4); /* 4..7 had only the soft mark left */
+	/* Activated (and, the inactive list being empty now, the post-pass
+	 * aging of the active list may already have deactivated them again,
+	 * as Linux does): resident, marked workingset. */
+	for (uint32_t i = 0; i < 4; i++) {
+		assert_int_equal(lru->pages[i].state, EBB_PAGE_RESIDENT);
+		assert_true(lru->pages[i].flags & EBB_PF_WORKINGSET);
+	}
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_active_list_aging(void **state)
+{
+	struct ebb_lru *lru;
+	struct ebb_scan_control sc = { .nr_to_reclaim = 0, .priority = 0,
+				       .swappiness = 100, .may_swap = true };
+	struct rec_evictor rec = { .refuse = true };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(40, &lru), 0);
+	for (uint32_t i = 0; i < 40; i++) {
+		ebb_lru_page_in(lru, i, false);
+		ebb_lru_list_del(lru, i);
+		ebb_lru_list_add(lru, i, EBB_LRU_ACTIVE_DIRTY);
+	}
+	/* Inactive is empty, so it is low: the active tail gets deactivated,
+	 * except YOUNG pages which get a second round. */
+	assert_true(ebb_lru_inactive_is_low(lru, EBB_LRU_INACTIVE_DIRTY));
+	ebb_lru_reference(lru, 0, false);
+	ebb_lru_reference(lru, 1, false);
+	sc.nr_to_reclaim = 1;
+	assert_int_equal(ebb_lru_shrink(lru, &sc, &ev), 0);
+	assert_true(sc.nr_deactivated > 0);
+	assert_int_equal(lru->pages[0].lru, EBB_LRU_ACTIVE_DIRTY);
+	assert_int_equal(lru->pages[1].lru, EBB_LRU_ACTIVE_DIRTY);
+	assert_false(lru->pages[0].flags & EBB_PF_YOUNG);
+	/* Refused evictions keep pages resident. */
+	assert_int_equal(sc.nr_reclaimed, 0);
+	assert_int_equal(lru->nr_state[EBB_PAGE_RESIDENT], 40);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_priority_scan_size(void **state)
+{
+	struct ebb_lru *lru;
+	struct ebb_scan_control sc = { .swappiness = 100, .may_swap = true };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(1 << 16, &lru), 0);
+	fill(lru, 1 << 16);
+	for (int prio = 12; prio >= 0; prio--) {
+		sc.priority = prio;
+		ebb_lru_get_scan_count(lru, &sc);
+		/* Only dirty pages exist: the dirty class gets the full share. */
+		assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], (1u << 16) >> prio);
+		assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 0);
+	}
+	ebb_lru_destroy(lru);
+}
+
+static void make_classes(struct ebb_lru *lru, uint32_t n_clean, uint32_t n_dirty)
+{
+	for (uint32_t i = 0; i < n_clean; i++) {
+		lru->pages[i].swap_id = 1000 + i;
+		ebb_lru_page_in(lru, i, true);
+	}
+	for (uint32_t i = n_clean; i < n_clean + n_dirty; i++)
+		ebb_lru_page_in(lru, i, false);
+}
+
+static void test_swappiness_balance(void **state)
+{
+	struct ebb_lru *lru;
+	struct ebb_scan_control sc = { .priority = 0, .may_swap = true };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(2000, &lru), 0);
+	make_classes(lru, 1000, 1000);
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_CLEAN].nr, 1000);
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_DIRTY].nr, 1000);
+
+	sc.swappiness = 60;   /* dirty 60/200, clean 140/200 */
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 300);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 700);
+	sc.swappiness = 200;  /* all dirty */
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 1000);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 0);
+	sc.swappiness = 0;    /* never dirty */
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 0);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 1000);
+	sc.swappiness = 100;
+	sc.may_swap = false;  /* drop clean only */
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 0);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 1000);
+
+	/* And the evictor really sees that mix. */
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc2 = { .priority = 0, .swappiness = 60, .may_swap = true,
+					.may_writepage = true, .nr_to_reclaim = 2000 };
+
+	assert_int_equal(ebb_lru_shrink(lru, &sc2, &ev), 0);
+	assert_int_equal(rec.nr_clean_seen, 700);
+	assert_int_equal(rec.nr_dirty_seen, 300);
+	assert_int_equal(sc2.nr_reclaimed, 1000);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_reclaim_escalates_priority(void **state)
+{
+	struct ebb_lru *lru;
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .swappiness = 60, .may_swap = true,
+				       .may_writepage = true, .nr_to_reclaim = 100 };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(4096, &lru), 0);
+	fill(lru, 4096);
+	/* 4096 >> 12 = 1 page per pass at first: reaching 100 needs lower priorities. */
+	assert_int_equal(ebb_lru_reclaim(lru, &sc, &ev), 0);
+	assert_true(sc.nr_reclaimed >= 100);
+	assert_true(sc.priority < 12);
+	assert_true(sc.priority >= 5);
+	ebb_lru_destroy(lru);
+}
+
+static void test_written_makes_dirty(void **state)
+{
+	struct ebb_lru *lru;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(10, &lru), 0);
+	make_classes(lru, 2, 0);
+	assert_int_equal(lru->pages[0].lru, EBB_LRU_INACTIVE_CLEAN);
+	/* Accessed (not written): stays clean, no stale copy. */
+	assert_int_equal(ebb_lru_reference(lru, 0, false), EBB_SWAP_NONE);
+	assert_int_equal(lru->pages[0].lru, EBB_LRU_INACTIVE_CLEAN);
+	/* Written: the copy is stale and handed back; the page is dirty now. */
+	assert_int_equal(ebb_lru_reference(lru, 0, true), 1000);
+	assert_int_equal(lru->pages[0].lru, EBB_LRU_INACTIVE_DIRTY);
+	assert_int_equal(lru->pages[0].swap_id, EBB_SWAP_NONE);
+	/* References to non-resident pages are ignored. */
+	assert_int_equal(ebb_lru_reference(lru, 5, true), EBB_SWAP_NONE);
+	assert_int_equal(lru->pages[5].state, EBB_PAGE_NEVER);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_refault_distance(void **state)
+{
+	struct ebb_lru *lru;
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .priority = 0, .swappiness = 100, .may_swap = true,
+				       .may_writepage = true, .nr_to_reclaim = 10 };
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(1000, &lru), 0);
+	fill(lru, 1000);
+	/* Make 100 pages active, as two referenced scans would. */
+	for (uint32_t i = 900; i < 1000; i++) {
+		ebb_lru_list_del(lru, i);
+		ebb_lru_list_add(lru, i, EBB_LRU_ACTIVE_DIRTY);
+		lru->pages[i].flags |= EBB_PF_WORKINGSET;
+	}
+	/* 900 inactive vs 100 active: the inactive list is not low. */
+	assert_false(ebb_lru_inactive_is_low(lru, EBB_LRU_INACTIVE_DIRTY));
+	assert_int_equal(ebb_lru_nr_active(lru), 100);
+
+	/* Evict pages 0..9 first, then 500 more: 0..9 are "far" when they come back. */
+	sc = (struct ebb_scan_control){ .priority = 0, .swappiness = 100, .may_swap = true,
+					.may_writepage = true, .nr_to_reclaim = 10 };
+	ebb_lru_shrink(lru, &sc, &ev);
+	uint32_t first_evicted[10], n = 0;
+
+	for (uint32_t i = 0; i < 1000 && n < 10; i++)
+		if (lru->pages[i].state == EBB_PAGE_SWAPPED)
+			first_evicted[n++] = i;
+	assert_int_equal(n, 10);
+	/* A refault right away: distance ~ 0 <= active size -> activated. */
+	uint32_t near = first_evicted[9];
+
+	assert_true(ebb_lru_page_in(lru, near, false));
+	assert_int_equal(lru->ws.nr_refault, 1);
+	assert_int_equal(lru->ws.nr_refault_activate, 1);
+	assert_int_equal(lru->ws.nr_refault_thrash, 0);  /* it was never active */
+	assert_true(ebb_lru_is_active((enum ebb_lru_list)lru->pages[near].lru));
+
+	sc.nr_to_reclaim = 500;
+	ebb_lru_shrink(lru, &sc, &ev);
+	assert_true(lru->nonresident_age - lru->pages[first_evicted[0]].u.evicted.shadow > 100);
+	/* Far refault: distance > active size -> inactive. */
+	assert_false(ebb_lru_page_in(lru, first_evicted[0], false));
+	assert_int_equal(lru->ws.nr_refault, 2);
+	assert_int_equal(lru->ws.nr_refault_activate, 1);
+	assert_int_equal(lru->pages[first_evicted[0]].lru, EBB_LRU_INACTIVE_DIRTY);
+
+	/* A workingset page (was active) evicted and refaulted at once: thrashing. */
+	uint32_t ws = 950;
+
+	assert_true(lru->pages[ws].flags & EBB_PF_WORKINGSET);
+	ebb_lru_list_del(lru, ws);
+	ebb_lru_list_add_tail(lru, ws, EBB_LRU_INACTIVE_DIRTY);
+	sc = (struct ebb_scan_control){ .priority = 0, .swappiness = 100, .may_swap = true,
+					.may_writepage = true, .nr_to_reclaim = 1 };
+	lru->pages[ws].flags &= (uint16_t)~(EBB_PF_YOUNG | EBB_PF_REFERENCED);
+	ebb_lru_shrink(lru, &sc, &ev);
+	assert_int_equal(lru->pages[ws].state, EBB_PAGE_SWAPPED);
+	assert_true(ebb_lru_page_in(lru, ws, false));
+	assert_int_equal(lru->ws.nr_refault_thrash, 1);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+static void test_forget_and_states(void **state)
+{
+	struct ebb_lru *lru;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(8, &lru), 0);
+	make_classes(lru, 1, 1);
+	assert_int_equal(ebb_lru_forget(lru, 0, EBB_PAGE_BALLOONED), 1000);
+	assert_int_equal(ebb_lru_forget(lru, 1, EBB_PAGE_BALLOONED), EBB_SWAP_NONE);
+	assert_int_equal(lru->nr_state[EBB_PAGE_BALLOONED], 2);
+	assert_int_equal(lru->nr_state[EBB_PAGE_RESIDENT], 0);
+	assert_int_equal(lru->nr_state[EBB_PAGE_NEVER], 6);
+	/* A ballooned page coming back is not a refault. */
+	assert_false(ebb_lru_page_in(lru, 0, false));
+	assert_int_equal(lru->ws.nr_refault, 0);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_page_state_is_16_bytes),
+		cmocka_unit_test(test_create_rejects_bad_sizes),
+		cmocka_unit_test(test_page_in_and_lists),
+		cmocka_unit_test(test_second_chance),
+		cmocka_unit_test(test_active_list_aging),
+		cmocka_unit_test(test_priority_scan_size),
+		cmocka_unit_test(test_swappiness_balance),
+		cmocka_unit_test(test_reclaim_escalates_priority),
+		cmocka_unit_test(test_written_makes_dirty),
+		cmocka_unit_test(test_refault_distance),
+		cmocka_unit_test(test_forget_and_states),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
