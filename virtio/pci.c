@@ -521,7 +521,7 @@ void virtio_pci_bar_read(struct virtio_pci *p, int bar, uint64_t off, void *data
 		uint8_t b[COMMON_CFG_BYTES];
 
 		render_common(p, b);
-		memcpy(out, b + off - VIRTIO_PCI_COMMON_OFFSET, len);
+		memcpy(out, b + (off - VIRTIO_PCI_COMMON_OFFSET), len);
 	} else if (in_region(off, len, VIRTIO_PCI_ISR_OFFSET, 4)) {
 		if (off == VIRTIO_PCI_ISR_OFFSET) {
 			out[0] = p->isr; /* read-to-clear */
@@ -532,9 +532,9 @@ void virtio_pci_bar_read(struct virtio_pci *p, int bar, uint64_t off, void *data
 		p->cfg.ops->config_read(p->cfg.dev, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFFSET), out, len);
 	} else if (in_region(off, len, VIRTIO_PCI_MSIX_TABLE_OFFSET,
 			     (uint64_t)MSIX_ENTRY_BYTES * p->nr_vectors)) {
-		memcpy(out, p->msix_table + off - VIRTIO_PCI_MSIX_TABLE_OFFSET, len);
+		memcpy(out, p->msix_table + (off - VIRTIO_PCI_MSIX_TABLE_OFFSET), len);
 	} else if (in_region(off, len, VIRTIO_PCI_MSIX_PBA_OFFSET, sizeof(p->msix_pba))) {
-		memcpy(out, (uint8_t *)p->msix_pba + off - VIRTIO_PCI_MSIX_PBA_OFFSET, len);
+		memcpy(out, (uint8_t *)p->msix_pba + (off - VIRTIO_PCI_MSIX_PBA_OFFSET), len);
 	} else if (in_region(off, len, VIRTIO_PCI_NOTIFY_OFFSET,
 			     (uint64_t)VIRTIO_PCI_NOTIFY_MULTIPLIER * p->nr_queues)) {
 		/* notify area reads as zero */
@@ -572,7 +572,7 @@ void virtio_pci_bar_write(struct virtio_pci *p, int bar, uint64_t off, const voi
 					 len);
 	} else if (in_region(off, len, VIRTIO_PCI_MSIX_TABLE_OFFSET,
 			     (uint64_t)MSIX_ENTRY_BYTES * p->nr_vectors)) {
-		memcpy(p->msix_table + off - VIRTIO_PCI_MSIX_TABLE_OFFSET, data, len);
+		memcpy(p->msix_table + (off - VIRTIO_PCI_MSIX_TABLE_OFFSET), data, len);
 		msix_deliver_pending(p);
 	} else {
 		/* ISR and PBA are read-only; the rest is unused */

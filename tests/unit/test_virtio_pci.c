@@ -454,6 +454,33 @@ static void test_pci_cfg_window_and_device_cfg(void **state)
 	echo_free(e);
 }
 
+/*
+ * Regression, found by fuzz_balloon (tests/fuzz/regress/balloon/
+ * msix-table-offset-ub-empty-program): MSI-X table and PBA accesses formed
+ * `table + off - TABLE_OFFSET`, an out-of-bounds pointer before the
+ * subtraction (undefined behaviour UBSan reports).  Every entry of the table
+ * and the whole PBA must be reachable through BAR0 at exactly its offset.
+ */
+static void test_regress_msix_table_offsets(void **state)
+{
+	struct echo *e = echo_new();
+	struct virtio_pci *p = e->pci;
+
+	for (uint16_t v = 0; v <= NQ; v++)
+		fp_msix_vector(p, v, 0xfee00000u + 0x10u * v, 0x100u + v);
+	for (uint16_t v = 0; v <= NQ; v++) {
+		uint32_t at = VIRTIO_PCI_MSIX_TABLE_OFFSET + 16u * v;
+		assert_int_equal(fp_r(p, at, 8), 0xfee00000u + 0x10u * v);
+		assert_int_equal(fp_r(p, at + 8, 4), 0x100u + v);
+		assert_int_equal(fp_r(p, at + 12, 4), 0);
+	}
+	uint64_t before = e->errs.nr_bad_register;
+	fp_w(p, VIRTIO_PCI_MSIX_TABLE_OFFSET + 16u * (NQ + 1), 1, 4); /* one past the table */
+	assert_int_equal(e->errs.nr_bad_register, before + 1);
+	assert_int_equal(fp_r(p, VIRTIO_PCI_MSIX_PBA_OFFSET, 8), 0);
+	echo_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_intx_and_isr),
 		cmocka_unit_test(test_needs_reset_after_hostile_chain),
 		cmocka_unit_test(test_pci_cfg_window_and_device_cfg),
+		cmocka_unit_test(test_regress_msix_table_offsets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
