@@ -1,0 +1,312 @@
+/*
+ * tests/unit/test_vmm_pci.c — the PCI bus (vmm/pci.c) through configuration
+ * mechanism #1 exactly as a guest drives it: Linux's conf1 probe, the host
+ * bridge, absent devices, BAR sizing, decode enable mapping BARs into the
+ * I/O buses so accesses reach the device, the guest moving a BAR, write
+ * masks, INTx routes for the MP table, and malformed accesses.  Also the
+ * I/O bus itself (vmm/iobus.c): overlaps, unclaimed and straddling accesses.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmm/iobus.h"
+#include "vmm/mptable.h"
+#include "vmm/pci.h"
+
+struct fake_dev {
+	unsigned nr_bar_io;
+	unsigned last_bar;
+	uint64_t last_offset;
+	unsigned last_size;
+	bool last_write;
+	uint8_t last_data;
+	unsigned nr_cfg_writes;
+	unsigned last_cfg_off;
+};
+
+static void fake_bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, unsigned size,
+			bool is_write)
+{
+	struct fake_dev *f = opaque;
+
+	f->nr_bar_io++;
+	f->last_bar = bar;
+	f->last_offset = offset;
+	f->last_size = size;
+	f->last_write = is_write;
+	if (is_write)
+		f->last_data = data[0];
+	else
+		memset(data, 0x77, size);
+}
+
+static void fake_cfg_write(void *opaque, unsigned off, unsigned size)
+{
+	struct fake_dev *f = opaque;
+
+	f->nr_cfg_writes++;
+	f->last_cfg_off = off;
+}
+
+static const struct vmm_pci_dev_ops fake_ops = {
+	.bar_io = fake_bar_io, .cfg_write = fake_cfg_write,
+};
+
+struct env {
+	struct vmm_iobus *mmio, *pio;
+	struct vmm_pci_bus *bus;
+};
+
+static void setup(struct env *e)
+{
+	struct vmm_pci_bus_cfg cfg;
+
+	assert_int_equal(vmm_iobus_create(&e->mmio), 0);
+	assert_int_equal(vmm_iobus_create(&e->pio), 0);
+	cfg = (struct vmm_pci_bus_cfg){ .mmio = e->mmio, .pio = e->pio };
+	assert_int_equal(vmm_pci_bus_create(&cfg, &e->bus), 0);
+}
+
+static void teardown(struct env *e)
+{
+	vmm_pci_bus_destroy(e->bus);
+	vmm_iobus_destroy(e->mmio);
+	vmm_iobus_destroy(e->pio);
+}
+
+static void outl(struct env *e, uint16_t port, uint32_t v)
+{
+	vmm_pci_config_io(e->bus, port, (uint8_t *)&v, 4, true);
+}
+
+static uint32_t inl(struct env *e, uint16_t port)
+{
+	uint32_t v = 0;
+
+	vmm_pci_config_io(e->bus, port, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static uint32_t cfg_read(struct env *e, unsigned dev, unsigned reg)
+{
+	outl(e, 0xcf8, 0x80000000u | dev << 11 | reg);
+	return inl(e, 0xcfc);
+}
+
+static void cfg_write(struct env *e, unsigned dev, unsigned reg, uint32_t v)
+{
+	outl(e, 0xcf8, 0x80000000u | dev << 11 | reg);
+	outl(e, 0xcfc, v);
+}
+
+static void test_conf1_probe_and_host_bridge(void **state)
+{
+	struct env e;
+	uint8_t b = 0x01;
+	uint16_t w;
+
+	setup(&e);
+	/* arch/x86/pci/direct.c: outb(0x01, 0xcfb); outl(0x80000000, 0xcf8); inl. */
+	vmm_pci_config_io(e.bus, 0xcfb, &b, 1, true);
+	outl(&e, 0xcf8, 0x80000000u);
+	assert_int_equal(inl(&e, 0xcf8), 0x80000000u);
+	assert_int_equal(cfg_read(&e, 0, 0x00), 0x00081b36u);  /* device << 16 | vendor */
+	assert_int_equal(cfg_read(&e, 0, 0x08) >> 8, 0x060000);  /* host bridge class */
+	assert_int_equal(cfg_read(&e, 5, 0x00), 0xffffffffu);     /* nobody home */
+	/* Partial reads at byte offsets within the dword. */
+	outl(&e, 0xcf8, 0x80000000u | 0x00);
+	vmm_pci_config_io(e.bus, 0xcfe, (uint8_t *)&w, 2, false);
+	assert_int_equal(w, 0x0008);
+	/* Enable bit off, other bus, other function: all ones. */
+	outl(&e, 0xcf8, 0x00000000u);
+	assert_int_equal(inl(&e, 0xcfc), 0xffffffffu);
+	outl(&e, 0xcf8, 0x80010000u);
+	assert_int_equal(inl(&e, 0xcfc), 0xffffffffu);
+	outl(&e, 0xcf8, 0x80000100u);
+	assert_int_equal(inl(&e, 0xcfc), 0xffffffffu);
+	/* Vendor ID is read-only. */
+	cfg_write(&e, 0, 0x00, 0x12345678);
+	assert_int_equal(cfg_read(&e, 0, 0x00), 0x00081b36u);
+	teardown(&e);
+}
+
+static void test_device_bars(void **state)
+{
+	struct vmm_pci_dev_cfg cfg = {
+		.vendor_id = 0x1af4, .device_id = 0x1045, .class_code = 0x00ff00, .irq_pin = 1,
+		.bars = { [0] = { .size_bytes = 4096 }, [2] = { .size_bytes = 32, .is_io = true } },
+		.ops = &fake_ops,
+	};
+	struct fake_dev f = { 0 };
+	struct vmm_pci_dev *dev;
+	struct vmm_pci_stats st;
+	struct env e;
+	uint64_t mem, io;
+	uint32_t v;
+	unsigned slot;
+	uint8_t data[4] = { 0xab };
+
+	setup(&e);
+	cfg.opaque = &f;
+	assert_int_equal(vmm_pci_add(e.bus, &cfg, &dev), 0);
+	slot = vmm_pci_dev_slot(dev);
+	assert_int_equal(slot, 1);
+	assert_int_equal(cfg_read(&e, slot, 0), 0x10451af4u);
+	mem = vmm_pci_dev_bar_addr(dev, 0);
+	io = vmm_pci_dev_bar_addr(dev, 2);
+	assert_true(mem >= VMM_PCI_MMIO_BASE && mem % 4096 == 0);
+	assert_true(io >= VMM_PCI_IO_BASE && io % 32 == 0);
+	assert_int_equal(cfg_read(&e, slot, 0x10), (uint32_t)mem);
+	assert_int_equal(cfg_read(&e, slot, 0x18), (uint32_t)io | 1);
+	assert_int_equal(cfg_read(&e, slot, 0x14), 0);           /* unused BAR */
+
+	/* Sizing: all ones reads back the size mask with the type bits. */
+	cfg_write(&e, slot, 0x10, 0xffffffffu);
+	assert_int_equal(cfg_read(&e, slot, 0x10), 0xfffff000u);
+	cfg_write(&e, slot, 0x18, 0xffffffffu);
+	assert_int_equal(cfg_read(&e, slot, 0x18), 0xffffffe1u);
+	cfg_write(&e, slot, 0x14, 0xffffffffu);
+	assert_int_equal(cfg_read(&e, slot, 0x14), 0);
+	cfg_write(&e, slot, 0x10, (uint32_t)mem);
+	cfg_write(&e, slot, 0x18, (uint32_t)io);
+
+	/* Decode off: nothing mapped. */
+	assert_false(vmm_iobus_dispatch(e.mmio, mem, data, 1, true));
+	cfg_write(&e, slot, 0x04, 0x3);                           /* IO | MEM */
+	assert_true(vmm_iobus_dispatch(e.mmio, mem + 0x10, data, 1, true));
+	assert_int_equal(f.last_bar, 0);
+	assert_int_equal(f.last_offset, 0x10);
+	assert_int_equal(f.last_data, 0xab);
+	assert_true(vmm_iobus_dispatch(e.pio, io + 4, data, 4, false));
+	assert_int_equal(f.last_bar, 2);
+	assert_int_equal(f.last_offset, 4);
+	assert_int_equal(data[3], 0x77);
+	/* An access straddling the BAR's end is not the device's. */
+	assert_false(vmm_iobus_dispatch(e.mmio, mem + 4094, data, 4, false));
+
+	/* The guest moves BAR0: old address dead, new one live. */
+	cfg_write(&e, slot, 0x10, (uint32_t)mem + 0x100000);
+	assert_false(vmm_iobus_dispatch(e.mmio, mem, data, 1, false));
+	assert_true(vmm_iobus_dispatch(e.mmio, mem + 0x100000, data, 1, false));
+	/* Outside the window: left unmapped rather than mapped over RAM. */
+	cfg_write(&e, slot, 0x10, 0x1000);
+	assert_false(vmm_iobus_dispatch(e.mmio, 0x1000, data, 1, false));
+	/* Decode off again unmaps everything. */
+	cfg_write(&e, slot, 0x10, (uint32_t)mem);
+	cfg_write(&e, slot, 0x04, 0x0);
+	assert_false(vmm_iobus_dispatch(e.mmio, mem, data, 1, false));
+	assert_false(vmm_iobus_dispatch(e.pio, io, data, 1, false));
+
+	/* Interrupt line and pin; the INTx route for the MP table. */
+	v = cfg_read(&e, slot, 0x3c);
+	assert_int_equal((v >> 8) & 0xff, 1);
+	assert_int_equal(v & 0xff, vmm_pci_dev_gsi(dev));
+	cfg_write(&e, slot, 0x3c, 0x0000000b);
+	assert_int_equal(cfg_read(&e, slot, 0x3c) & 0xffff, 0x010b);  /* line writable, pin not */
+	{
+		struct vmm_mptable_pci_irq r[4];
+
+		assert_int_equal(vmm_pci_irq_routes(e.bus, r, 4), 1);
+		assert_int_equal(r[0].dev, slot);
+		assert_int_equal(r[0].pin, 1);
+		assert_int_equal(r[0].ioapic_pin, vmm_pci_dev_gsi(dev));
+		assert_true(r[0].ioapic_pin >= 16 && r[0].ioapic_pin < 24);
+	}
+
+	/* Capabilities: only bits the device opened are guest-writable, and
+	 * the device hears about writes there. */
+	vmm_pci_dev_cfg(dev)[0x40] = 0x11;
+	vmm_pci_dev_set_wmask(dev, 0x41, 1, 0xf0);
+	cfg_write(&e, slot, 0x40, 0xffffffffu);
+	assert_int_equal(cfg_read(&e, slot, 0x40) & 0xffff, 0xf011);
+	assert_int_equal(f.nr_cfg_writes, 1);
+	assert_int_equal(f.last_cfg_off, 0x40);
+
+	vmm_pci_get_stats(e.bus, &st);
+	assert_true(st.nr_bar_moves >= 3);
+	teardown(&e);
+}
+
+static void test_bad_accesses(void **state)
+{
+	struct vmm_pci_dev_cfg bad = {
+		.vendor_id = 1, .bars = { [0] = { .size_bytes = 3000 } }, .ops = &fake_ops,
+	};
+	struct vmm_pci_dev *dev;
+	struct vmm_pci_stats st;
+	struct env e;
+	uint8_t d[4];
+	unsigned i;
+
+	setup(&e);
+	outl(&e, 0xcf8, 0x80000000u);
+	/* Crossing a dword boundary, odd sizes, out-of-range ports. */
+	memset(d, 0, 4);
+	vmm_pci_config_io(e.bus, 0xcfe, d, 4, false);
+	assert_int_equal(d[0], 0xff);
+	vmm_pci_config_io(e.bus, 0xcfd, d, 3, false);
+	vmm_pci_config_io(e.bus, 0xd00, d, 1, false);
+	vmm_pci_get_stats(e.bus, &st);
+	assert_int_equal(st.nr_bad_cfg_access, 3);
+	/* Non-power-of-two BAR, too many devices. */
+	assert_int_equal(vmm_pci_add(e.bus, &bad, &dev), -EINVAL);
+	bad.bars[0].size_bytes = 16;
+	for (i = 1; i < VMM_PCI_NR_SLOTS; i++)
+		assert_int_equal(vmm_pci_add(e.bus, &bad, &dev), 0);
+	assert_int_equal(vmm_pci_add(e.bus, &bad, &dev), -ENOSPC);
+	teardown(&e);
+}
+
+static void dummy_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	(*(unsigned *)opaque)++;
+}
+
+static void test_iobus(void **state)
+{
+	struct vmm_iobus *bus;
+	struct vmm_iobus_stats st;
+	unsigned hits = 0;
+	uint8_t d[8];
+
+	assert_int_equal(vmm_iobus_create(&bus), 0);
+	assert_int_equal(vmm_iobus_register(bus, 0x100, 0x10, dummy_io, &hits), 0);
+	assert_int_equal(vmm_iobus_register(bus, 0x10f, 1, dummy_io, &hits), -EEXIST);
+	assert_int_equal(vmm_iobus_register(bus, 0xf8, 0x10, dummy_io, &hits), -EEXIST);
+	assert_int_equal(vmm_iobus_register(bus, 0x110, 0x10, dummy_io, &hits), 0);
+	assert_int_equal(vmm_iobus_register(bus, 0x0, 0, dummy_io, &hits), -EINVAL);
+	assert_int_equal(vmm_iobus_register(bus, UINT64_MAX - 1, 4, dummy_io, &hits), -EINVAL);
+	assert_true(vmm_iobus_dispatch(bus, 0x100, d, 1, false));
+	assert_true(vmm_iobus_dispatch(bus, 0x11c, d, 4, false));
+	assert_false(vmm_iobus_dispatch(bus, 0x10e, d, 4, false));  /* straddles two ranges */
+	assert_false(vmm_iobus_dispatch(bus, 0x200, d, 2, false));
+	assert_int_equal(d[0], 0xff);
+	assert_false(vmm_iobus_dispatch(bus, UINT64_MAX, d, 8, false));
+	assert_int_equal(hits, 2);
+	assert_int_equal(vmm_iobus_unregister(bus, 0x100), 0);
+	assert_int_equal(vmm_iobus_unregister(bus, 0x100), -ENOENT);
+	assert_false(vmm_iobus_dispatch(bus, 0x100, d, 1, false));
+	vmm_iobus_get_stats(bus, &st);
+	assert_int_equal(st.nr_access, 6);
+	assert_int_equal(st.nr_unclaimed, 4);
+	vmm_iobus_destroy(bus);
+	vmm_iobus_destroy(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf1_probe_and_host_bridge),
+		cmocka_unit_test(test_device_bars),
+		cmocka_unit_test(test_bad_accesses),
+		cmocka_unit_test(test_iobus),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
