@@ -140,11 +140,13 @@ static void flush_runs(struct virtio_balloon *b, enum virtio_balloon_reason why)
 static void add_run(struct virtio_balloon *b, enum virtio_balloon_reason why, virtio_pfn_t pfn,
 		    uint64_t nr_pages)
 {
-	struct run *last = b->nr_runs ? &b->runs[b->nr_runs - 1] : NULL;
+	if (b->nr_runs) {
+		struct run *last = &b->runs[b->nr_runs - 1];
 
-	if (last && last->pfn + last->nr_pages == pfn) { /* common case: ascending */
-		last->nr_pages += nr_pages;
-		return;
+		if (last->pfn + last->nr_pages == pfn) { /* common case: ascending */
+			last->nr_pages += nr_pages;
+			return;
+		}
 	}
 	if (b->nr_runs == RUN_BATCH)
 		flush_runs(b, why);

@@ -18,31 +18,25 @@ uint64_t virtio_host_now_ns(const struct virtio_host *host)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void vlog(const struct virtio_host *host, enum virtio_log_level level,
-		 const char *fmt, va_list ap)
-{
-	char line[256];
-
-	if (!host || !host->log)
-		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	host->log(host->opaque, level, line);
-}
-
 void virtio_log(const struct virtio_host *host, enum virtio_log_level level,
 		const char *fmt, ...)
 {
+	char line[256];
 	va_list ap;
 
+	if (!host || !host->log)
+		return;
 	va_start(ap, fmt);
-	vlog(host, level, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	host->log(host->opaque, level, line);
 }
 
 void virtio_log_ratelimited(const struct virtio_host *host, struct virtio_ratelimit *rl,
 			    uint64_t *nr_suppressed, const char *fmt, ...)
 {
 	uint64_t now = virtio_host_now_ns(host);
+	char line[256];
 	va_list ap;
 
 	if (!rl->started || now - rl->window_start_ns >= VIRTIO_LOG_INTERVAL_NS) {
@@ -56,7 +50,10 @@ void virtio_log_ratelimited(const struct virtio_host *host, struct virtio_rateli
 		return;
 	}
 	rl->nr_in_window++;
+	if (!host || !host->log)
+		return;
 	va_start(ap, fmt);
-	vlog(host, VIRTIO_LOG_WARN, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	host->log(host->opaque, VIRTIO_LOG_WARN, line);
 }
