@@ -608,6 +608,12 @@ static bool overlaps(uint32_t off, uint32_t len, uint32_t start, uint32_t size)
 	return off < start + size && start < off + len;
 }
 
+void virtio_pci_cfg_layout(const struct virtio_pci *p, uint8_t *image, uint8_t *wmask)
+{
+	memcpy(image, p->cs, VIRTIO_PCI_CFG_SPACE_SIZE);
+	memcpy(wmask, p->wmask, VIRTIO_PCI_CFG_SPACE_SIZE);
+}
+
 bool virtio_pci_bar0(const struct virtio_pci *p, virtio_gpa_t *gpa)
 {
 	uint32_t bar = get32(p->cs + PCI_BAR0_OFF) & ~0xfu;

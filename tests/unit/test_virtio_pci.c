@@ -164,6 +164,14 @@ static void test_config_space_and_caps(void **state)
 		at = fp_cfgr(p, at + 1, 1);
 	}
 	assert_int_equal(seen, (1u << 16) | 0x3e); /* types 1..5 and MSI-X */
+	/* The layout a bus-owned config space copies matches what we serve. */
+	uint8_t image[256], wmask[256];
+	virtio_pci_cfg_layout(p, image, wmask);
+	for (uint32_t off = 0; off < 256; off += 4)
+		assert_int_equal(fp_cfgr(p, off, 4), (uint32_t)image[off] | image[off + 1] << 8 |
+				 image[off + 2] << 16 | (uint32_t)image[off + 3] << 24);
+	assert_int_equal(wmask[0], 0);                               /* vendor: read-only */
+	assert_int_equal(wmask[VIRTIO_PCI_CAP_MSIX_AT + 3], 0xc0);  /* MSI-X enable, mask */
 	/* Read-only fields stay put. */
 	fp_cfgw(p, 0, 0x12345678, 4);
 	assert_int_equal(fp_cfgr(p, 0, 2), 0x1af4);
