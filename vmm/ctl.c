@@ -48,7 +48,8 @@ const char *vmm_ctl_cmd_name(enum vmm_ctl_cmd cmd)
 
 /* Parses exactly one JSON value spanning the whole buffer (whitespace
  * around it allowed), with a depth limit.  NULL on any error. */
-static struct json_object *parse_one(const char *line, size_t len, char *msg, size_t msg_len)
+static struct json_object *parse_one(const char *line, size_t len, char *msg, size_t msg_len,
+				     bool *is_null)
 {
 	struct json_tokener *tok;
 	struct json_object *obj;
@@ -67,10 +68,17 @@ static struct json_object *parse_one(const char *line, size_t len, char *msg, si
 		snprintf(msg, msg_len, "out of memory");
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, line, (int)len);
+	/* A bare scalar ("null", "42") is complete only at the end of input:
+	 * a NUL byte tells json-c the input ended. */
+	if (!obj && json_tokener_get_error(tok) == json_tokener_continue)
+		obj = json_tokener_parse_ex(tok, "", 1);
 	if (!obj) {
 		enum json_tokener_error jerr = json_tokener_get_error(tok);
+
+		/* json-c represents a parsed JSON null as NULL. */
+		*is_null = jerr == json_tokener_success;
 
 		snprintf(msg, msg_len, "%s",
 			 jerr == json_tokener_continue ? "incomplete JSON" : json_tokener_error_desc(jerr));
@@ -108,6 +116,7 @@ enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, struct vmm_
 	struct json_object *obj, *v;
 	enum vmm_ctl_err err = VMM_CTL_OK;
 	const char *name;
+	bool is_null = false;
 	size_t i;
 
 	memset(req, 0, sizeof(*req));
@@ -117,7 +126,11 @@ enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, struct vmm_
 		snprintf(msg, msg_len, "line longer than %u bytes", VMM_CTL_MAX_LINE_BYTES);
 		return VMM_CTL_ERR_LINE_TOO_LONG;
 	}
-	obj = parse_one(line, len, msg, msg_len);
+	obj = parse_one(line, len, msg, msg_len, &is_null);
+	if (!obj && is_null) {
+		snprintf(msg, msg_len, "a request is a JSON object");
+		return VMM_CTL_ERR_INVALID;
+	}
 	if (!obj)
 		return VMM_CTL_ERR_PARSE;
 	if (!json_object_is_type(obj, json_type_object)) {
@@ -248,9 +261,10 @@ int vmm_ctl_parse_response(const char *line, size_t len, struct vmm_ctl_response
 {
 	struct json_object *obj, *v, *e;
 	char msg[128];
+	bool is_null = false;
 
 	memset(resp, 0, sizeof(*resp));
-	obj = parse_one(line, len, msg, sizeof(msg));
+	obj = parse_one(line, len, msg, sizeof(msg), &is_null);
 	if (!obj)
 		return -EPROTO;
 	if (!json_object_is_type(obj, json_type_object) ||

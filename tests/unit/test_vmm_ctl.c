@@ -1,0 +1,471 @@
+/*
+ * tests/unit/test_vmm_ctl.c — the control protocol (vmm/ctl.c) and its
+ * server (vmm/ctl_server.c).  The parser gets good requests and a catalogue
+ * of hostile ones; every error carries its code and, where one could be
+ * read, the client's id.  The server runs on a real Unix socket and a real
+ * event loop, stepped from the test: malformed lines and unknown commands get
+ * errors and the connection stays usable, over-long lines are refused and
+ * skipped, a client vanishing mid-request harms nothing, the client limit
+ * holds, the socket is 0600, and the client helpers in vmm/rundir.c talk to it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vmm/ctl.h"
+#include "vmm/ctl_server.h"
+#include "vmm/rundir.h"
+
+static enum vmm_ctl_err parse(const char *line, struct vmm_ctl_request *req)
+{
+	char msg[256];
+
+	return vmm_ctl_parse_request(line, strlen(line), req, msg, sizeof(msg));
+}
+
+static void test_parse_good(void **state)
+{
+	struct vmm_ctl_request req;
+
+	assert_int_equal(parse("{\"id\":7,\"cmd\":\"query\"}", &req), VMM_CTL_OK);
+	assert_int_equal(req.cmd, VMM_CTL_CMD_QUERY);
+	assert_int_equal(json_object_get_int64(req.id), 7);
+	assert_null(req.args);
+	vmm_ctl_request_release(&req);
+
+	assert_int_equal(parse(" {\"cmd\":\"stop\",\"id\":\"abc\",\"version\":1,\"args\":{\"x\":1}}\r", &req),
+			 VMM_CTL_OK);
+	assert_int_equal(req.cmd, VMM_CTL_CMD_STOP);
+	assert_string_equal(json_object_get_string(req.id), "abc");
+	assert_non_null(req.args);
+	vmm_ctl_request_release(&req);
+
+	/* No id is fine (the response then has "id": null); unknown keys are ignored. */
+	assert_int_equal(parse("{\"cmd\":\"version\",\"future\":[1,2]}", &req), VMM_CTL_OK);
+	assert_null(req.id);
+	vmm_ctl_request_release(&req);
+}
+
+static void test_parse_hostile(void **state)
+{
+	static const struct { const char *line; enum vmm_ctl_err err; bool has_id; } bad[] = {
+		{ "", VMM_CTL_ERR_PARSE, false },
+		{ "hello", VMM_CTL_ERR_PARSE, false },
+		{ "{", VMM_CTL_ERR_PARSE, false },
+		{ "{\"cmd\":\"query\"", VMM_CTL_ERR_PARSE, false },
+		{ "{\"cmd\":\"query\"}}", VMM_CTL_ERR_PARSE, false },
+		{ "{\"cmd\":\"query\"} {\"cmd\":\"stop\"}", VMM_CTL_ERR_PARSE, false },
+		{ "{'cmd':'query'}", VMM_CTL_ERR_PARSE, false },
+		{ "{\"cmd\":\"query\",}", VMM_CTL_ERR_PARSE, false },
+		{ "[1,2,3]", VMM_CTL_ERR_INVALID, false },
+		{ "\"query\"", VMM_CTL_ERR_INVALID, false },
+		{ "null", VMM_CTL_ERR_INVALID, false },
+		{ "{}", VMM_CTL_ERR_INVALID, false },
+		{ "{\"id\":1}", VMM_CTL_ERR_INVALID, true },
+		{ "{\"id\":1,\"cmd\":42}", VMM_CTL_ERR_INVALID, true },
+		{ "{\"id\":1,\"cmd\":null}", VMM_CTL_ERR_INVALID, true },
+		{ "{\"id\":1,\"cmd\":\"reboot-the-host\"}", VMM_CTL_ERR_UNKNOWN_CMD, true },
+		{ "{\"id\":1,\"cmd\":\"QUERY\"}", VMM_CTL_ERR_UNKNOWN_CMD, true },
+		{ "{\"id\":1,\"cmd\":\"query\\u0000x\"}", VMM_CTL_ERR_UNKNOWN_CMD, true },
+		{ "{\"id\":1,\"cmd\":\"query\",\"version\":2}", VMM_CTL_ERR_VERSION, true },
+		{ "{\"id\":1,\"cmd\":\"query\",\"version\":\"1\"}", VMM_CTL_ERR_VERSION, true },
+		{ "{\"id\":1,\"cmd\":\"query\",\"args\":[]}", VMM_CTL_ERR_INVALID, true },
+		{ "{\"id\":1,\"cmd\":\"query\",\"args\":\"x\"}", VMM_CTL_ERR_INVALID, true },
+		{ "{\"id\":{\"a\":1},\"cmd\":\"query\"}", VMM_CTL_ERR_INVALID, false },
+		{ "{\"id\":1.5,\"cmd\":\"query\"}", VMM_CTL_ERR_INVALID, false },
+		{ "{\"id\":[1],\"cmd\":\"query\"}", VMM_CTL_ERR_INVALID, false },
+		{ "{\"id\":true,\"cmd\":\"query\"}", VMM_CTL_ERR_INVALID, false },
+		{ "{\"cmd\":\"query\",\"x\":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", VMM_CTL_ERR_PARSE, false },
+		{ "{\"cmd\":\"qu\xff\xfe\"}", VMM_CTL_ERR_PARSE, false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vmm_ctl_request req;
+		char msg[256] = "";
+		enum vmm_ctl_err err = vmm_ctl_parse_request(bad[i].line, strlen(bad[i].line), &req,
+							     msg, sizeof(msg));
+
+		if (err != bad[i].err)
+			fail_msg("'%s': got %s (%s), wanted %s", bad[i].line, vmm_ctl_err_code(err), msg,
+				 vmm_ctl_err_code(bad[i].err));
+		assert_true(msg[0] != '\0');           /* always a reason */
+		assert_int_equal(req.id != NULL, bad[i].has_id);
+		assert_null(req.args);
+		vmm_ctl_request_release(&req);
+	}
+}
+
+static void test_parse_limits(void **state)
+{
+	char *line = malloc(VMM_CTL_MAX_LINE_BYTES + 2);
+	struct vmm_ctl_request req;
+	char id[VMM_CTL_MAX_ID_BYTES + 2], buf[512], msg[128];
+
+	/* A long but legal line; then one byte too many. */
+	memset(line, ' ', VMM_CTL_MAX_LINE_BYTES + 1);
+	memcpy(line, "{\"cmd\":\"query\"}", 15);
+	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES, &req, msg, sizeof(msg)),
+			 VMM_CTL_OK);
+	vmm_ctl_request_release(&req);
+	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES + 1, &req, msg,
+					       sizeof(msg)), VMM_CTL_ERR_LINE_TOO_LONG);
+	/* A NUL byte inside the line. */
+	memcpy(buf, "{\"cmd\":\"query\"}\0{}", 18);
+	assert_int_equal(vmm_ctl_parse_request(buf, 18, &req, msg, sizeof(msg)), VMM_CTL_ERR_PARSE);
+	/* Ids up to the limit are echoed; longer ones refused. */
+	memset(id, 'i', sizeof(id));
+	id[VMM_CTL_MAX_ID_BYTES] = '\0';
+	snprintf(buf, sizeof(buf), "{\"id\":\"%s\",\"cmd\":\"query\"}", id);
+	assert_int_equal(parse(buf, &req), VMM_CTL_OK);
+	vmm_ctl_request_release(&req);
+	id[VMM_CTL_MAX_ID_BYTES] = 'i';
+	id[VMM_CTL_MAX_ID_BYTES + 1] = '\0';
+	snprintf(buf, sizeof(buf), "{\"id\":\"%s\",\"cmd\":\"query\"}", id);
+	assert_int_equal(parse(buf, &req), VMM_CTL_ERR_INVALID);
+	vmm_ctl_request_release(&req);
+	/* Not NUL-terminated input is only read up to len. */
+	assert_int_equal(vmm_ctl_parse_request("{\"cmd\":\"stop\"}garbage", 14, &req, msg, sizeof(msg)),
+			 VMM_CTL_OK);
+	vmm_ctl_request_release(&req);
+	free(line);
+}
+
+static void test_format_roundtrip(void **state)
+{
+	struct json_object *id = json_object_new_int(42), *res = json_object_new_object();
+	struct vmm_ctl_response resp;
+	char *line;
+
+	json_object_object_add(res, "vcpus", json_object_new_int(2));
+	line = vmm_ctl_format_ok(id, res);
+	assert_non_null(line);
+	assert_int_equal(line[strlen(line) - 1], '\n');
+	assert_null(strchr(line, '\n') == line + strlen(line) - 1 ? NULL : line);  /* one line */
+	assert_int_equal(vmm_ctl_parse_response(line, strlen(line) - 1, &resp), 0);
+	assert_true(resp.ok);
+	assert_int_equal(json_object_get_int(resp.id), 42);
+	{
+		struct json_object *v;
+
+		assert_true(json_object_object_get_ex(resp.result, "vcpus", &v));
+		assert_int_equal(json_object_get_int(v), 2);
+	}
+	vmm_ctl_response_release(&resp);
+	free(line);
+
+	line = vmm_ctl_format_error(id, VMM_CTL_ERR_UNKNOWN_CMD, "no \"such\"\ncommand");
+	assert_non_null(line);
+	assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);  /* newline escaped */
+	assert_int_equal(vmm_ctl_parse_response(line, strlen(line) - 1, &resp), 0);
+	assert_false(resp.ok);
+	assert_string_equal(resp.error_code, "unknown-command");
+	assert_string_equal(resp.error_message, "no \"such\"\ncommand");
+	vmm_ctl_response_release(&resp);
+	free(line);
+	json_object_put(id);
+
+	line = vmm_ctl_format_request(9, "query", NULL);
+	assert_string_equal(line, "{\"id\":9,\"version\":1,\"cmd\":\"query\"}\n");
+	free(line);
+
+	/* Responses are checked too. */
+	assert_int_equal(vmm_ctl_parse_response("{\"ok\":true}", 11, &resp), -EPROTO);
+	assert_int_equal(vmm_ctl_parse_response("{\"ok\":1,\"result\":{}}", 20, &resp), -EPROTO);
+	assert_int_equal(vmm_ctl_parse_response("{\"ok\":false,\"error\":5}", 22, &resp), -EPROTO);
+	assert_int_equal(vmm_ctl_parse_response("[]", 2, &resp), -EPROTO);
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+struct srv_env {
+	char dir[64], path[128];
+	struct vmm_evloop *loop;
+	struct vmm_ctl_server *srv;
+	unsigned nr_handled;
+	bool stop_seen;
+};
+
+static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
+				struct json_object **result, char *msg, size_t msg_len)
+{
+	struct srv_env *e = opaque;
+
+	e->nr_handled++;
+	if (req->cmd == VMM_CTL_CMD_STOP) {
+		if (e->stop_seen) {
+			snprintf(msg, msg_len, "already stopping");
+			return VMM_CTL_ERR_STATE;
+		}
+		e->stop_seen = true;
+	}
+	*result = json_object_new_object();
+	json_object_object_add(*result, "handled", json_object_new_int((int)e->nr_handled));
+	return VMM_CTL_OK;
+}
+
+static void srv_setup(struct srv_env *e, unsigned max_clients)
+{
+	struct vmm_ctl_server_cfg cfg;
+
+	memset(e, 0, sizeof(*e));
+	strcpy(e->dir, "/tmp/test_vmm_ctl.XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	snprintf(e->path, sizeof(e->path), "%s/t.sock", e->dir);
+	assert_int_equal(vmm_evloop_create(&e->loop), 0);
+	cfg = (struct vmm_ctl_server_cfg){
+		.path = e->path, .loop = e->loop, .handler = handler, .opaque = e,
+		.max_clients = max_clients,
+	};
+	assert_int_equal(vmm_ctl_server_create(&cfg, &e->srv), 0);
+}
+
+static void srv_teardown(struct srv_env *e)
+{
+	char lock[160];
+
+	vmm_ctl_server_destroy(e->srv);
+	assert_int_equal(access(e->path, F_OK), -1);  /* socket removed */
+	vmm_evloop_destroy(e->loop);
+	snprintf(lock, sizeof(lock), "%s/t.lock", e->dir);
+	unlink(lock);
+	rmdir(e->dir);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	strcpy(a.sun_path, path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static void pump(struct srv_env *e)
+{
+	int i;
+
+	for (i = 0; i < 5; i++)
+		vmm_evloop_run_once(e->loop, 20);
+}
+
+static void send_str(int fd, const char *s)
+{
+	assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Reads whatever lines are there (after pumping the server). */
+static size_t recv_all(struct srv_env *e, int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	pump(e);
+	while (n < len - 1 && (r = recv(fd, buf + n, len - 1 - n, MSG_DONTWAIT)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	return n;
+}
+
+static unsigned count_lines(const char *s)
+{
+	unsigned n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void test_server_session(void **state)
+{
+	struct srv_env e;
+	struct stat st;
+	char buf[8192];
+	int fd;
+
+	srv_setup(&e, 4);
+	assert_int_equal(stat(e.path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	fd = connect_to(e.path);
+	/* Garbage, then an unknown command, then a good request: three answers,
+	 * in order, on the same connection. */
+	send_str(fd, "this is not json\n{\"id\":1,\"cmd\":\"frobnicate\"}\n{\"id\":2,\"cmd\":\"query\"}\n");
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 3);
+	assert_non_null(strstr(buf, "\"code\":\"parse-error\""));
+	assert_non_null(strstr(buf, "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"unknown-command\""));
+	assert_non_null(strstr(buf, "{\"id\":2,\"ok\":true,\"result\":{\"handled\":1}}"));
+
+	/* A request split over several writes; blank lines ignored. */
+	send_str(fd, "\n\r\n{\"id\":3,");
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_int_equal(buf[0], '\0');
+	send_str(fd, "\"cmd\":\"stop\"}\n");
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "{\"id\":3,\"ok\":true"));
+	/* The handler's own errors reach the client. */
+	send_str(fd, "{\"id\":4,\"cmd\":\"stop\"}\n");
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"code\":\"invalid-state\""));
+	close(fd);
+	srv_teardown(&e);
+}
+
+static void test_server_long_line(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	size_t big = 3 * VMM_CTL_MAX_LINE_BYTES;
+	char *line = malloc(big + 64), buf[8192];
+	struct srv_env e;
+	int fd;
+
+	srv_setup(&e, 4);
+	fd = connect_to(e.path);
+	memset(line, 'x', big);
+	strcpy(line + big, "\n{\"id\":5,\"cmd\":\"query\"}\n");
+	send_str(fd, line);
+	pump(&e);
+	recv_all(&e, fd, buf, sizeof(buf));
+	/* One error for the whole long line, then the next request works. */
+	assert_int_equal(count_lines(buf), 2);
+	assert_non_null(strstr(buf, "\"code\":\"line-too-long\""));
+	assert_non_null(strstr(buf, "{\"id\":5,\"ok\":true"));
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_long_lines, 1);
+	assert_int_equal(e.nr_handled, 1);
+	close(fd);
+	free(line);
+	srv_teardown(&e);
+}
+
+static void test_server_disconnects_and_limits(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	struct srv_env e;
+	char buf[4096];
+	int fds[4], extra, i;
+
+	srv_setup(&e, 3);
+	/* A client that leaves mid-request: nothing handled, nothing leaked. */
+	fds[0] = connect_to(e.path);
+	send_str(fds[0], "{\"id\":1,\"cmd\":\"qu");
+	pump(&e);
+	close(fds[0]);
+	pump(&e);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 0);
+	assert_int_equal(e.nr_handled, 0);
+	/* A client that sends and leaves before reading: the server survives
+	 * writing to a closed socket (no SIGPIPE). */
+	fds[0] = connect_to(e.path);
+	send_str(fds[0], "{\"id\":1,\"cmd\":\"query\"}\n");
+	close(fds[0]);
+	pump(&e);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 0);
+
+	/* The limit: the fourth client is told "busy" and closed. */
+	for (i = 0; i < 3; i++)
+		fds[i] = connect_to(e.path);
+	pump(&e);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 3);
+	extra = connect_to(e.path);
+	recv_all(&e, extra, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"code\":\"busy\""));
+	assert_int_equal(recv(extra, buf, sizeof(buf), 0), 0);  /* closed */
+	close(extra);
+	/* The others still work. */
+	send_str(fds[2], "{\"id\":\"last\",\"cmd\":\"version\"}\n");
+	recv_all(&e, fds[2], buf, sizeof(buf));
+	assert_non_null(strstr(buf, "{\"id\":\"last\",\"ok\":true"));
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_clients_refused, 1);
+	for (i = 0; i < 3; i++)
+		close(fds[i]);
+	pump(&e);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 0);
+	srv_teardown(&e);
+}
+
+static void add_name(void *opaque, const char *name)
+{
+	strcat(opaque, name);
+	strcat(opaque, ",");
+}
+
+static void test_client_helpers(void **state)
+{
+	char rundir[128], names[256] = "";
+	struct vmm_ctl_response resp;
+	struct srv_env e;
+	int fd, lock, lock2;
+
+	srv_setup(&e, 4);
+	snprintf(rundir, sizeof(rundir), "%s", e.dir);
+	assert_true(vmm_name_valid("web1"));
+	assert_true(vmm_name_valid("a.b-c_d"));
+	assert_false(vmm_name_valid(""));
+	assert_false(vmm_name_valid(".hidden"));
+	assert_false(vmm_name_valid("-x"));
+	assert_false(vmm_name_valid("a/b"));
+	assert_false(vmm_name_valid("a b"));
+	assert_false(vmm_name_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
+
+	/* Name locks: a second holder is refused with -EBUSY. */
+	lock = vmm_name_lock(rundir, "t");
+	assert_true(lock >= 0);
+	lock2 = vmm_name_lock(rundir, "t");
+	assert_int_equal(lock2, -EBUSY);
+	close(lock);
+	lock2 = vmm_name_lock(rundir, "t");
+	assert_true(lock2 >= 0);
+	close(lock2);
+
+	/* The socket "t.sock" is listed as "t"; nothing else is. */
+	assert_int_equal(vmm_list_names(rundir, add_name, names), 1);
+	assert_string_equal(names, "t,");
+	assert_int_equal(vmm_ctl_connect(rundir, "nope"), -ENOENT);
+	assert_int_equal(vmm_ctl_connect(rundir, "../x"), -EINVAL);
+
+	/* A call times out when nobody serves the socket ... */
+	fd = vmm_ctl_connect(rundir, "t");
+	assert_true(fd >= 0);
+	assert_int_equal(vmm_ctl_call(fd, "query", NULL, 100, &resp), -ETIMEDOUT);
+	/* ... and gets the answer (to the first request, still queued) once it does. */
+	pump(&e);
+	assert_int_equal(vmm_ctl_call(fd, "query", NULL, 1000, &resp), 0);
+	assert_true(resp.ok);
+	vmm_ctl_response_release(&resp);
+	close(fd);
+	srv_teardown(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_hostile),
+		cmocka_unit_test(test_parse_limits),
+		cmocka_unit_test(test_format_roundtrip),
+		cmocka_unit_test(test_server_session),
+		cmocka_unit_test(test_server_long_line),
+		cmocka_unit_test(test_server_disconnects_and_limits),
+		cmocka_unit_test(test_client_helpers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
