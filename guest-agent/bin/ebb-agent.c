@@ -108,6 +108,25 @@ static int read_small(const char *path, char *buf, size_t cap)
 	return (int)n;
 }
 
+/* sysfs "dev": "MAJOR:MINOR". */
+static int parse_dev(const char *s, unsigned *maj, unsigned *min)
+{
+	unsigned long a, b;
+	char *end;
+
+	errno = 0;
+	a = strtoul(s, &end, 10);
+	if (errno || end == s || *end != ':' || a > 0xfff)
+		return -EINVAL;
+	s = end + 1;
+	b = strtoul(s, &end, 10);
+	if (errno || end == s || *end != '\0' || b > 0xfffff)
+		return -EINVAL;
+	*maj = (unsigned)a;
+	*min = (unsigned)b;
+	return 0;
+}
+
 /* Find /dev/<port> for the port called `name`; create the node if needed. */
 static int find_port(const struct opts *o, char *path, size_t cap)
 {
@@ -131,7 +150,7 @@ static int find_port(const struct opts *o, char *path, size_t cap)
 		if (read_small(file, buf, sizeof(buf)) < 0 || strcmp(buf, o->port_name) != 0)
 			continue;
 		snprintf(file, sizeof(file), "%s/%s/dev", dir, de->d_name);
-		if (read_small(file, buf, sizeof(buf)) < 0 || sscanf(buf, "%u:%u", &maj, &min) != 2) {
+		if (read_small(file, buf, sizeof(buf)) < 0 || parse_dev(buf, &maj, &min) != 0) {
 			rc = -EINVAL;
 			break;
 		}
