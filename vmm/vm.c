@@ -637,23 +637,23 @@ static int setup_msrs(struct vcpu *v)
 		MSR_STAR, MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
 		MSR_IA32_MISC_ENABLE,
 	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[sizeof(idx) / sizeof(idx[0])];
-	} m;
+	const unsigned nr = sizeof(idx) / sizeof(idx[0]);
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + nr * sizeof(struct kvm_msr_entry));
 	unsigned i;
 	int n;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = sizeof(idx) / sizeof(idx[0]);
-	for (i = 0; i < m.hdr.nmsrs; i++) {
-		m.e[i].index = idx[i];
-		m.e[i].data = idx[i] == MSR_IA32_MISC_ENABLE ? 1 /* fast strings */ : 0;
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = nr;
+	for (i = 0; i < nr; i++) {
+		m->entries[i].index = idx[i];
+		m->entries[i].data = idx[i] == MSR_IA32_MISC_ENABLE ? 1 /* fast strings */ : 0;
 	}
-	n = ioctl(v->fd, KVM_SET_MSRS, &m);
+	n = ioctl(v->fd, KVM_SET_MSRS, m);
+	free(m);
 	if (n < 0)
 		return -errno;
-	return n == (int)m.hdr.nmsrs ? 0 : -EINVAL;
+	return n == (int)nr ? 0 : -EINVAL;
 }
 
 static int setup_lapic(struct vcpu *v)

@@ -36,7 +36,7 @@
 #define VMM_KICK_SIGNAL SIGUSR1
 #define VMM_MAX_CPUS 64
 #define VMM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+	"console=ttyS0 reboot=k panic=-1 acpi=off pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 struct vmm_vm_cfg {
 	const char *name;            /* required, vmm_name_valid() */
