@@ -73,6 +73,7 @@ struct virtio_balloon {
 	uint64_t last_request_ns;
 	bool have_stats;
 	struct virtio_balloon_stats stats;
+	struct virtio_chain chain;  /* the chain being processed */
 };
 
 #define b_warn(b, ...) \
@@ -280,15 +281,10 @@ static void queue_notify(void *dev, uint16_t q)
 	struct virtio_balloon *b = dev;
 	struct virtio_vq *vq = virtio_pci_vq(b->pci, q);
 	enum role role = q < 4 ? b->roles[q] : ROLE_NONE;
-	struct virtio_chain *c;
+	struct virtio_chain *c = &b->chain;
 
 	if (role == ROLE_NONE)
 		return;
-	c = malloc(sizeof(*c));
-	if (!c) {
-		virtio_log(b->host, VIRTIO_LOG_ERR, "virtio-balloon: out of memory");
-		return;
-	}
 	do {
 		while (virtio_vq_pop(vq, c) == 1) {
 			switch (role) {
@@ -320,7 +316,6 @@ static void queue_notify(void *dev, uint16_t q)
 			complete(b, q, c->head);
 		}
 	} while (virtio_vq_notify_on(vq));
-	free(c);
 }
 
 /* --- transport hooks ---------------------------------------------------- */

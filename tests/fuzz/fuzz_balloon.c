@@ -4,8 +4,9 @@
  * virtio-pci with every feature, then the input is a program of operations:
  * inflate / deflate chains of fuzzer-chosen PFNs (in RAM, in the hole, past
  * RAM, past the limit, duplicates), free page reports of fuzzer-chosen
- * ranges, stats buffers, ticks, target changes, `actual` writes, raw garbage
- * written over a queue's rings followed by a kick, and resets.  After every
+ * ranges, stats buffers, ticks, target changes, raw register writes (device
+ * config, BAR0, PCI configuration space — so the transport is fuzzed too),
+ * raw garbage written over a queue's rings followed by a kick, and resets.  After every
  * operation the invariants are checked and trap when broken: the bitmap
  * count equals the population of the bitmap and a shadow kept from the
  * callbacks; no ballooned or released PFN is outside RAM or in the hole;
@@ -138,9 +139,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	uint64_t now = 0;
 
+	static struct fake_guest *guest; /* reused: fresh RAM per input costs page faults */
+
 	memset(&z, 0, sizeof(z));
-	z.g = fg_create(RAM_BYTES, HOLE_START, HOLE_END);
-	z.g->host.log = NULL;
+	if (!guest) {
+		guest = fg_create(RAM_BYTES, HOLE_START, HOLE_END);
+		guest->host.log = NULL;
+	}
+	memset(guest->ram, 0, RAM_BYTES);
+	memset(guest->nr_msi, 0, sizeof(guest->nr_msi));
+	guest->now_ns = 0;
+	z.g = guest;
 	cfg.host = &z.g->host;
 	cfg.opaque = &z;
 	if (virtio_balloon_create(&cfg, &z.b))
@@ -196,9 +205,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 5:
 			virtio_balloon_set_target_pages(z.b, u16(&r));
 			break;
-		case 6:
-			fp_w(z.pci, VIRTIO_PCI_DEVICE_OFFSET + (u8(&r) & 7), u16(&r), 2);
+		case 6: { /* a raw register write: device config, transport, PCI config */
+			uint8_t sel = u8(&r);
+			uint32_t off = u16(&r), len = 1u << (sel >> 6);
+			uint32_t v = (uint32_t)u16(&r) | (uint32_t)u16(&r) << 16;
+			if (sel & 1)
+				fp_cfgw(z.pci, off % 260, v, len == 8 ? 3 : len);
+			else if (sel & 2)
+				fp_w(z.pci, off % VIRTIO_PCI_BAR0_SIZE, v, len);
+			else
+				fp_w(z.pci, VIRTIO_PCI_DEVICE_OFFSET + (off & 15), v, len);
 			break;
+		}
 		case 7: { /* garbage over a queue's rings, then a kick */
 			uint8_t *ring = fg_ptr(z.g, (op & 0x40) ? z.fvq[q].avail_gpa : z.fvq[q].desc_gpa);
 			unsigned n = u8(&r) % 64;
@@ -217,6 +235,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_invariants(&z);
 	}
 	virtio_balloon_destroy(z.b);
-	fg_destroy(z.g);
 	return 0;
 }
