@@ -420,20 +420,25 @@ int main(void)
 	ok(rc == 0 && rep2.agent_pid == hello.pid && rep2.agent_nr_sessions >= 2,
 	   "reconnect: new session (sessions %" PRIu64 ", rc %d)", rep2.agent_nr_sessions, rc);
 
-	/* 5. cooperative reclaim. */
-	rc = agent_client_reclaim(cl, AGENT_RECLAIM_DROP_CACHES, 0, false, 30000, &rr);
-	ok(rc == 0 && rr.cache_dropped_bytes >= 64 * MIB && rr.freed_bytes >= 64 * MIB,
-	   "drop_caches: rc %d, cache dropped %" PRIu64 " MiB, freed %" PRIu64 " MiB in %" PRIu64
-	   " us", rc, rr.cache_dropped_bytes / MIB, rr.freed_bytes / MIB, rr.duration_us);
-	rc = agent_client_reclaim(cl, AGENT_RECLAIM_COMPACT, 0, false, 30000, &rr);
-	ok(rc == 0, "compact: rc %d, %" PRIu64 " us", rc, rr.duration_us);
+	/* 5. cooperative reclaim: proactive first, while the disk cache is there
+	 * to reclaim, then drop the rest. */
 	if (hello.caps & AGENT_CAP_PROACTIVE) {
-		rc = agent_client_reclaim(cl, AGENT_RECLAIM_PROACTIVE, 4 * MIB, false, 30000, &rr);
-		ok(rc == 0, "proactive 4 MiB via memory.reclaim: rc %d, complete %d, freed %" PRIu64
-		   " KiB", rc, rr.complete, rr.freed_bytes / 1024);
+		rc = agent_client_reclaim(cl, AGENT_RECLAIM_PROACTIVE, 16 * MIB, false, 30000, &rr);
+		ok(rc == 0 && rr.complete && rr.cache_dropped_bytes >= 8 * MIB,
+		   "proactive 16 MiB via memory.reclaim: rc %d, complete %d, cache dropped %" PRIu64
+		   " MiB, freed %" PRIu64 " MiB", rc, rr.complete, rr.cache_dropped_bytes / MIB,
+		   rr.freed_bytes / MIB);
 	} else {
 		skip("proactive reclaim", "agent has no cgroup v2 memory.reclaim");
 	}
+	rc = agent_client_reclaim(cl, AGENT_RECLAIM_DROP_CACHES, 0, false, 30000, &rr);
+	ok(rc == 0 && rr.cache_dropped_bytes >= 48 * MIB && rr.freed_bytes >= 48 * MIB &&
+	   rr.cache_after_bytes < 16 * MIB,
+	   "drop_caches: rc %d, cache dropped %" PRIu64 " MiB, freed %" PRIu64 " MiB in %" PRIu64
+	   " us, %" PRIu64 " MiB cache left", rc, rr.cache_dropped_bytes / MIB, rr.freed_bytes / MIB,
+	   rr.duration_us, rr.cache_after_bytes / MIB);
+	rc = agent_client_reclaim(cl, AGENT_RECLAIM_COMPACT, 0, false, 30000, &rr);
+	ok(rc == 0, "compact: rc %d, %" PRIu64 " us", rc, rr.duration_us);
 	ok(agent_client_config(cl, 2000, -1, -1, 5000) == 0, "config: periodic reports every 2 s");
 
 	/* 6. pressure: the hog squeezes the guest; a pressure message arrives. */
