@@ -227,6 +227,28 @@ static void test_ctrl_waits_for_buffers(void **state)
 	cfx_free(f);
 }
 
+/* A control buffer too small for PORT_NAME: truncated, counted, no crash. */
+static void test_ctrl_buffer_too_small(void **state)
+{
+	struct cfx *f = cfx_new(MULTI, 0, false);
+	uint32_t head = 0, len = 0;
+
+	for (int i = 0; i < 2; i++)
+		add_buf(f, QCRX, NULL, 128, true);
+	fp_driver_ok(f->pci);
+	ctrl_send(f, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
+	expect_ctrl(f, 0, VIRTIO_CONSOLE_PORT_ADD, 1);
+	expect_ctrl(f, 1, VIRTIO_CONSOLE_PORT_ADD, 1);
+	add_buf(f, QCRX, NULL, 10, true);
+	add_buf(f, QCRX, NULL, 128, true);
+	ctrl_send(f, 1, VIRTIO_CONSOLE_PORT_READY, 1);
+	assert_true(fvq_get_used(&f->fvq[QCRX], &head, &len));
+	assert_int_equal(len, 10); /* 8-byte header + 2 bytes of the name */
+	assert_int_equal(virtio_console_errors(f->c)->nr_bad_request, 1);
+	expect_ctrl(f, 1, VIRTIO_CONSOLE_PORT_OPEN, 0);
+	cfx_free(f);
+}
+
 static void test_console_both_ways(void **state)
 {
 	struct cfx *f = cfx_up(0, false);
@@ -422,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_create_and_config),
 		cmocka_unit_test(test_multiport_handshake),
 		cmocka_unit_test(test_ctrl_waits_for_buffers),
+		cmocka_unit_test(test_ctrl_buffer_too_small),
 		cmocka_unit_test(test_console_both_ways),
 		cmocka_unit_test(test_agent_waits_for_host),
 		cmocka_unit_test(test_agent_short_writes_backpressure),

@@ -107,6 +107,25 @@ static void test_indirect_chain(void **state)
 	fx_free(f);
 }
 
+/* Zero-length descriptors are legal: no mapping, no bytes, no error. */
+static void test_zero_length_segments(void **state)
+{
+	struct fx *f = fx_new(0);
+	virtio_gpa_t a = fg_alloc(f->g, 8, 8);
+	struct fseg s[3] = { { RAM_BYTES + 0x10000, 0, false }, { a, 8, true }, { HOLE_START, 0, true } };
+
+	fvq_add(&f->fvq, s, 3);
+	assert_int_equal(virtio_vq_pop(&f->vq, &f->chain), 1);
+	assert_int_equal(f->chain.nr_segs, 3);
+	assert_null(f->chain.segs[0].host);
+	assert_int_equal(f->chain.out_bytes, 0);
+	assert_int_equal(f->chain.in_bytes, 8);
+	assert_int_equal(virtio_chain_write(&f->chain, 0, "abcdefghij", 10), 8);
+	assert_memory_equal(fg_ptr(f->g, a), "abcdefgh", 8);
+	assert_int_equal(f->nr_broken, 0);
+	fx_free(f);
+}
+
 /* Wrap the 16-bit indexes many times with a tiny queue. */
 static void test_index_wraparound(void **state)
 {
@@ -415,6 +434,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_chain),
 		cmocka_unit_test(test_indirect_chain),
+		cmocka_unit_test(test_zero_length_segments),
 		cmocka_unit_test(test_index_wraparound),
 		cmocka_unit_test(test_event_idx_need_notify),
 		cmocka_unit_test(test_no_interrupt_flag),
