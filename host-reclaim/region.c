@@ -100,6 +100,8 @@ struct ebb_region {
 	struct ebb_psi psi;
 	struct ebb_region_counters c;
 	struct ebb_ratelimit rl_fault, rl_evict, rl_oom;
+	uint64_t reclaim_backoff_until_ns;  /* direct reclaim found nothing: don't rescan */
+	uint64_t bg_backoff_until_ns;       /* same for background reclaim (step clock) */
 	bool stopping;
 	void *iobuf;                        /* MAX_RA pages, for swap-in */
 	void *zero_buf;                     /* one zeroed page */
@@ -247,11 +249,25 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 
 	if (n > EBB_SWAP_CLUSTER_MAX)
 		return -EINVAL;
+	bool full = !sc->may_swap || ebb_swap_full(r->store, sc->may_writepage);
+	size_t m = 0;
+
+	/*
+	 * With the store full, a dirty page could only be moved out and back:
+	 * leave it where it is (and stop the pass, see below).  Pages with a
+	 * copy can still be dropped.
+	 */
 	for (size_t k = 0; k < n; k++) {
-		sorted[k] = &reqs[k];
 		reqs[k].result = EBB_EVICT_KEEP;
-		moved[k] = false;
+		if (full && reqs[k].swap_id == EBB_SWAP_NONE)
+			continue;
+		sorted[m] = &reqs[k];
+		moved[m] = false;
+		m++;
 	}
+	if (full && m < n)
+		r->c.nr_evict_failed += n - m;
+	n = m;
 	qsort(sorted, n, sizeof(sorted[0]), cmp_req);
 
 	/* Steps 1-2: move runs of neighbouring pages into scratch slots 0..n-1. */
@@ -335,7 +351,9 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 			q->result = EBB_EVICT_KEEP_DIRTY;
 			continue;
 		}
-		ret = ebb_swap_store(r->store, page, h, sc->may_writepage, &id);
+		ret = full ? -ENOSPC : ebb_swap_store(r->store, page, h, sc->may_writepage, &id);
+		if (ret == -ENOSPC)
+			full = true;
 		if (ret) {
 			if (sc->may_writepage || ret != -ENOSPC)
 				account_store_error(r, ret, q->pfn);
@@ -354,7 +372,11 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 			move_back(r, (unsigned)k, sorted[k]->pfn);
 
 	/* Step 5: free the batch with one call. */
-	madvise(r->scratch, n * EBB_PAGE_SIZE, MADV_DONTNEED);
+	if (n)
+		madvise(r->scratch, n * EBB_PAGE_SIZE, MADV_DONTNEED);
+	/* Out of room: end the reclaim pass instead of cycling through pages. */
+	if (sc->may_swap && ebb_swap_full(r->store, sc->may_writepage))
+		return -ENOSPC;
 	return 0;
 }
 
@@ -367,8 +389,14 @@ static void sc_account(struct ebb_region *r, const struct ebb_scan_control *sc)
 	r->c.nr_rotated += sc->nr_rotated;
 }
 
-/* Called with r->lock held. */
-static uint64_t reclaim_locked(struct ebb_region *r, uint64_t nr, bool may_write)
+/*
+ * Called with r->lock held.  Returns pages reclaimed; *stuck (if given) says
+ * whether the pass found nothing it could ever evict right now (no evictable
+ * pages, or the store refused them), as opposed to pages that were only
+ * rotated or activated, which the next pass will see with their
+ * references consumed.
+ */
+static uint64_t reclaim_locked_ex(struct ebb_region *r, uint64_t nr, bool may_write, bool *stuck)
 {
 	struct ebb_lru_evictor ev = { .evict = region_evict, .ctx = r };
 	struct ebb_scan_control sc = {
@@ -378,11 +406,21 @@ static uint64_t reclaim_locked(struct ebb_region *r, uint64_t nr, bool may_write
 		.may_swap = true,
 	};
 
-	ebb_lru_reclaim(r->lru, &sc, &ev);
+	int ret = ebb_lru_reclaim(r->lru, &sc, &ev);
+
 	sc_account(r, &sc);
 	if (sc.nr_reclaimed)
 		pthread_cond_broadcast(&r->room_cv);
+	if (stuck)
+		*stuck = !sc.nr_reclaimed &&
+			 (ret || sc.nr_scanned == 0 || sc.nr_kept > 0 ||
+			  ebb_lru_nr_evictable(r->lru) == 0);
 	return sc.nr_reclaimed;
+}
+
+static uint64_t reclaim_locked(struct ebb_region *r, uint64_t nr, bool may_write)
+{
+	return reclaim_locked_ex(r, nr, may_write, NULL);
 }
 
 int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
@@ -479,13 +517,16 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 		r->last_age_ns = now;
 	}
 	ebb_psi_update(&r->psi, now);
-	if (r->high_pages && resident(r) > r->high_pages) {
+	if (r->high_pages && resident(r) > r->high_pages && now >= r->bg_backoff_until_ns) {
 		uint64_t want = resident(r) - r->high_pages;
 
 		if (want > r->cfg.reclaim_batch_pages)
 			want = r->cfg.reclaim_batch_pages;
 		reclaimed = reclaim_locked(r, want, true);
 		r->c.nr_background_reclaim += reclaimed;
+		/* Nothing reclaimable: retry after one aging interval, not at once. */
+		if (!reclaimed)
+			r->bg_backoff_until_ns = now + r->cfg.aging_interval_ns;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return (int64_t)reclaimed;
@@ -514,11 +555,27 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 
 	while (r->max_pages && resident(r) + n > r->max_pages) {
 		uint64_t want = resident(r) + n - r->max_pages;
+		uint64_t t = mono_ns();
 
-		r->c.nr_direct_reclaim++;
-		reclaim_locked(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want, true);
-		if (resident(r) + n <= r->max_pages)
-			break;
+		/*
+		 * Direct reclaim, unless the last attempt found nothing to
+		 * reclaim (store full, write errors, all pinned): then rescanning
+		 * every page on every fault would only burn CPU; back off for
+		 * max_wait_ns and let the background thread or a raised limit help.
+		 */
+		if (t >= r->reclaim_backoff_until_ns) {
+			bool stuck = false;
+
+			r->c.nr_direct_reclaim++;
+			reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
+					  true, &stuck);
+			if (resident(r) + n <= r->max_pages)
+				break;
+			if (stuck)
+				r->reclaim_backoff_until_ns = t + r->cfg.max_wait_ns;
+			else if (mono_ns() - start < r->cfg.max_wait_ns)
+				continue;   /* references consumed: the next pass finds pages */
+		}
 		uint64_t waited = mono_ns() - start;
 
 		if (waited >= r->cfg.max_wait_ns || r->stopping) {
@@ -547,12 +604,35 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 		.mode = 0,
 	};
 
-	if (!r->have_poison || ioctl(r->uffd, UFFDIO_POISON, &po) < 0) {
-		/* No poison: the thread stays blocked rather than see wrong data. */
-		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
-		     "%s: page %llu lost and cannot be poisoned: faulting thread left blocked",
-		     r->cfg.name, (unsigned long long)pfn);
+	if (r->have_poison) {
+		if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+			return;
+		if (errno == EEXIST) {
+			/*
+			 * POISON refuses any non-empty PTE, including a uffd-wp
+			 * marker (WP_ASYNC implies WP_UNPOPULATED).  Un-protecting
+			 * the page clears the marker; then poison again.
+			 */
+			struct uffdio_writeprotect wp = {
+				.range = po.range,
+				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+			};
+
+			ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp);
+			po.updated = 0;
+			if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+				return;
+			if (errno == EEXIST) {
+				/* Already poisoned (a second message for the same fault). */
+				uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+				return;
+			}
+		}
 	}
+	/* No poison: the thread stays blocked rather than see wrong data. */
+	RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
+	     "%s: page %llu lost and cannot be poisoned (%s): faulting thread left blocked",
+	     r->cfg.name, (unsigned long long)pfn, r->have_poison ? strerror(errno) : "no UFFDIO_POISON");
 }
 
 static void fault_zero(struct ebb_region *r, uint64_t pfn)
@@ -1083,6 +1163,8 @@ int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t ma
 	pthread_mutex_lock(&r->lock);
 	r->high_pages = high_pages;
 	r->max_pages = max_pages;
+	r->reclaim_backoff_until_ns = 0;
+	r->bg_backoff_until_ns = 0;
 	pthread_cond_broadcast(&r->room_cv);
 	pthread_cond_broadcast(&r->bg_cv);
 	pthread_mutex_unlock(&r->lock);

@@ -46,6 +46,7 @@ struct ebb_swap {
 	uint64_t *slot_bitmap;
 	uint64_t slot_cursor;
 	uint64_t slots_used;
+	bool file_enospc;        /* the file system said ENOSPC; cleared when a slot frees */
 	struct ebb_swap_stats st;
 	struct ebb_ratelimit rl_io, rl_csum;
 	char cbuf[LZ4_COMPRESSBOUND(EBB_PAGE_SIZE)];
@@ -368,6 +369,7 @@ static void ent_release(struct ebb_swap *s, uint32_t id)
 		s->st.zpool_bytes -= e->len;
 	} else if (e->tier == EBB_TIER_FILE) {
 		slot_free(s, e->loc);
+		s->file_enospc = false;
 		s->st.file_pages--;
 		s->st.file_bytes -= EBB_PAGE_SIZE;
 	}
@@ -419,8 +421,10 @@ static int file_write(struct ebb_swap *s, const void *buf, size_t len, off_t off
 		if (n <= 0) {
 			int err = n < 0 ? errno : EIO;
 
-			if (err == ENOSPC || err == EDQUOT)
+			if (err == ENOSPC || err == EDQUOT) {
 				s->st.nr_enospc++;
+				s->file_enospc = true;
+			}
 			else
 				s->st.nr_write_errors++;
 			ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_io, sw_now(s), EBB_LOG_ERROR,
@@ -626,6 +630,15 @@ int ebb_swap_get(struct ebb_swap *s, uint32_t id)
 	e->refcnt++;
 	s->st.nr_refs++;
 	return 0;
+}
+
+bool ebb_swap_full(const struct ebb_swap *s, bool may_write_file)
+{
+	bool zpool_full = s->st.zpool_bytes + 64 > s->cfg.zpool_budget_bytes;
+	bool file_full = s->fd < 0 || !may_write_file || s->file_enospc ||
+			 s->slots_used >= s->nr_slots;
+
+	return zpool_full && file_full;
 }
 
 bool ebb_swap_hash_matches(const struct ebb_swap *s, uint32_t id, uint64_t hash)

@@ -104,6 +104,13 @@ void ebb_swap_put(struct ebb_swap *s, uint32_t id);
 /* Take another reference to @id. */
 int ebb_swap_get(struct ebb_swap *s, uint32_t id);
 
+/*
+ * Would a store certainly fail for lack of room?  (Compressed tier within 64
+ * bytes of its budget, and the file tier absent, not allowed, out of slots, or
+ * its file system said ENOSPC since the last slot was freed.)
+ */
+bool ebb_swap_full(const struct ebb_swap *s, bool may_write_file);
+
 bool ebb_swap_hash_matches(const struct ebb_swap *s, uint32_t id, uint64_t hash);
 enum ebb_swap_tier ebb_swap_entry_tier(const struct ebb_swap *s, uint32_t id);
 /* File slot of @id, or UINT64_MAX when it is not in the file tier. */

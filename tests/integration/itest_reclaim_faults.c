@@ -1,0 +1,398 @@
+/*
+ * itest_reclaim_faults.c — the reclaim engine under storage faults, on real
+ * memory with the real userfaultfd:
+ *   1. ENOSPC from a real filesystem: the file tier lives on a 2 MiB tmpfs
+ *      (mounted here, size=2m, no preallocation) that fills up; pages that
+ *      cannot be written stay resident, the fault path reports the limit
+ *      overrun (on_oom callback, counters), and every page reads back intact;
+ *   2. write errors (EIO from the file tier's I/O hook on every 3rd write):
+ *      counted, logged, nothing lost;
+ *   3. short reads (every read returns half): continued, counted, data right;
+ *   4. a read that keeps failing, and a corrupted read (checksum mismatch):
+ *      the swap-in fails loudly — error log, counters, the page is poisoned
+ *      and the touching thread gets SIGBUS — never wrong data.
+ * Needs userfaultfd with UFFDIO_MOVE (6.8+); part 1 needs root for mount.
+ */
+#include "host-reclaim/region.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#define PG 4096u
+#define WORDS (PG / 8)
+
+static int tap_n;
+
+static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void skip(const char *what, const char *why)
+{
+	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
+
+static void fill_page(uint8_t *mem, uint64_t pfn, uint64_t seed)
+{
+	uint64_t *p = (uint64_t *)(mem + pfn * PG);
+
+	for (unsigned w = 0; w < WORDS; w++)
+		p[w] = mix(seed ^ (pfn * 4096 + w));
+}
+
+static uint64_t count_bad(const uint8_t *mem, uint64_t nr, uint64_t seed)
+{
+	uint64_t bad = 0;
+
+	for (uint64_t pfn = 0; pfn < nr; pfn++) {
+		const uint64_t *p = (const uint64_t *)(mem + pfn * PG);
+
+		for (unsigned w = 0; w < WORDS; w++)
+			if (p[w] != mix(seed ^ (pfn * 4096 + w))) {
+				bad++;
+				break;
+			}
+	}
+	return bad;
+}
+
+/* ---- I/O fault injection (the file tier's hook) ---- */
+
+struct inject {
+	atomic_int mode;       /* 0 none, 1 fail every 3rd write, 2 short reads, 3 fail reads, 4 flip reads */
+	atomic_uint_fast64_t nr_writes, nr_reads, nr_injected;
+};
+static struct inject inj;
+
+static ssize_t inj_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+	(void)ctx;
+	if (atomic_load(&inj.mode) == 1 && atomic_fetch_add(&inj.nr_writes, 1) % 3 == 2) {
+		atomic_fetch_add(&inj.nr_injected, 1);
+		errno = EIO;
+		return -1;
+	}
+	return pwrite(fd, buf, len, off);
+}
+
+static ssize_t inj_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n;
+
+	(void)ctx;
+	switch (atomic_load(&inj.mode)) {
+	case 2:
+		if (len > 1) {
+			len /= 2;
+			atomic_fetch_add(&inj.nr_injected, 1);
+		}
+		break;
+	case 3:
+		atomic_fetch_add(&inj.nr_injected, 1);
+		errno = EIO;
+		return -1;
+	default:
+		break;
+	}
+	n = pread(fd, buf, len, off);
+	if (n > 0 && atomic_load(&inj.mode) == 4) {
+		((uint8_t *)buf)[0] ^= 1;
+		atomic_fetch_add(&inj.nr_injected, 1);
+	}
+	return n;
+}
+
+static const struct ebb_swap_io inj_io = { inj_pwrite, inj_pread, NULL };
+
+static atomic_int nr_error_logs, nr_oom_calls;
+
+static void log_cb(void *ctx, enum ebb_log_level lvl, const char *msg)
+{
+	(void)ctx;
+	if (lvl == EBB_LOG_ERROR) {
+		if (atomic_fetch_add(&nr_error_logs, 1) < 3 || getenv("EBB_ITEST_VERBOSE"))
+			printf("# log: %s\n", msg);
+	}
+}
+
+static void on_oom(void *ctx, uint64_t pfn, int err)
+{
+	(void)ctx;
+	(void)pfn;
+	(void)err;
+	atomic_fetch_add(&nr_oom_calls, 1);
+}
+
+static struct ebb_region *mk_region(uint8_t *mem, uint64_t size, const char *dir,
+				    uint64_t file_bytes, bool prealloc)
+{
+	struct ebb_region_cfg cfg;
+	struct ebb_region *r = NULL;
+	int ret;
+
+	ebb_region_cfg_init(&cfg);
+	cfg.name = "faults";
+	cfg.base = mem;
+	cfg.size_bytes = size;
+	cfg.max_pages = size / PG / 4;
+	cfg.high_pages = cfg.max_pages * 9 / 10;
+	cfg.max_wait_ns = 2ULL * 1000 * 1000;
+	cfg.swap.zpool_budget_bytes = 0;     /* everything goes to the file tier */
+	cfg.swap.dir = dir;
+	cfg.swap.file_size_bytes = file_bytes;
+	cfg.swap.file_no_prealloc = !prealloc;
+	cfg.swap.io = &inj_io;
+	cfg.log = log_cb;
+	cfg.on_oom = on_oom;
+	cfg.keep_clean_copies = false;
+	ret = ebb_region_create(&cfg, &r);
+	if (ret) {
+		printf("# create: %s\n", strerror(-ret));
+		return NULL;
+	}
+	ebb_region_start(r);
+	return r;
+}
+
+static uint8_t *map_region(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void part_enospc(void)
+{
+	const uint64_t size = 16ULL << 20, nr = size / PG;
+	char dir[] = "/tmp/ebb-enospc-XXXXXX";
+	struct ebb_region_counters c;
+	uint8_t *mem;
+	struct ebb_region *r;
+
+	if (!mkdtemp(dir)) {
+		skip("ENOSPC on a full tmpfs", "mkdtemp failed");
+		return;
+	}
+	if (mount("ebb-enospc", dir, "tmpfs", 0, "size=2m") != 0) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "cannot mount a small tmpfs here (%s)", strerror(errno));
+		skip("ENOSPC on a full tmpfs: pages stay resident, overrun reported", why);
+		rmdir(dir);
+		return;
+	}
+	mem = map_region(size);
+	atomic_store(&inj.mode, 0);
+	r = mem ? mk_region(mem, size, dir, 16ULL << 20, false) : NULL;
+	if (!r) {
+		ok(0, "ENOSPC: region created");
+		goto out;
+	}
+	for (uint64_t pfn = 0; pfn < nr; pfn++)
+		fill_page(mem, pfn, 1);
+	uint64_t bad = count_bad(mem, nr, 1);
+
+	ebb_region_get_counters(r, &c);
+	ok(c.nr_enospc > 0 && c.nr_evict_failed > 0 && c.nr_swapped_out > 0 && c.nr_swapped_out < 600,
+	   "ENOSPC from a 2 MiB tmpfs: %llu ENOSPC, %llu pages kept resident after failed stores, %llu pages stored before it filled",
+	   (unsigned long long)c.nr_enospc, (unsigned long long)c.nr_evict_failed,
+	   (unsigned long long)c.nr_swapped_out);
+	ok(c.nr_oom > 0 && atomic_load(&nr_oom_calls) > 0 && c.nr_max_overrun > 0,
+	   "fault path at max with nothing reclaimable: bounded wait, then %llu overruns reported (%d on_oom calls)",
+	   (unsigned long long)c.nr_oom, atomic_load(&nr_oom_calls));
+	ok(bad == 0, "ENOSPC: all %llu pages read back intact (%llu bad)",
+	   (unsigned long long)nr, (unsigned long long)bad);
+	ebb_region_destroy(r);
+out:
+	if (mem)
+		munmap(mem, size);
+	umount(dir);
+	rmdir(dir);
+}
+
+static void part_write_errors(const char *dir)
+{
+	const uint64_t size = 16ULL << 20, nr = size / PG;
+	struct ebb_region_counters c;
+	uint8_t *mem = map_region(size);
+	struct ebb_region *r;
+
+	atomic_store(&inj.mode, 1);
+	atomic_store(&inj.nr_injected, 0);
+	r = mem ? mk_region(mem, size, dir, size, true) : NULL;
+	if (!r) {
+		ok(0, "write errors: region created");
+		return;
+	}
+	for (int round = 0; round < 2; round++)
+		for (uint64_t pfn = 0; pfn < nr; pfn++)
+			fill_page(mem, pfn, 2 + (uint64_t)round);
+	uint64_t bad = count_bad(mem, nr, 3);
+
+	ebb_region_get_counters(r, &c);
+	ok(c.nr_write_errors > 0 && c.nr_evict_failed >= c.nr_write_errors && c.nr_swapped_out > 0,
+	   "EIO on every 3rd write: %llu write errors counted, %llu pages kept resident, %llu stored, %d error logs",
+	   (unsigned long long)c.nr_write_errors, (unsigned long long)c.nr_evict_failed,
+	   (unsigned long long)c.nr_swapped_out, atomic_load(&nr_error_logs));
+	ok(bad == 0 && c.nr_lost_pages == 0, "write errors: all pages intact after two rounds (%llu bad)",
+	   (unsigned long long)bad);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
+static void part_short_reads(const char *dir)
+{
+	const uint64_t size = 16ULL << 20, nr = size / PG;
+	struct ebb_region_counters c;
+	uint8_t *mem = map_region(size);
+	struct ebb_region *r;
+
+	atomic_store(&inj.mode, 0);
+	r = mem ? mk_region(mem, size, dir, size, true) : NULL;
+	if (!r) {
+		ok(0, "short reads: region created");
+		return;
+	}
+	for (uint64_t pfn = 0; pfn < nr; pfn++)
+		fill_page(mem, pfn, 4);
+	atomic_store(&inj.mode, 2);
+	uint64_t bad = count_bad(mem, nr, 4);
+
+	atomic_store(&inj.mode, 0);
+	ebb_region_get_counters(r, &c);
+	ok(bad == 0 && c.nr_short_reads > 0 && c.nr_swapped_in > 0,
+	   "short reads: %llu short reads continued over %llu swap-ins, all pages intact (%llu bad)",
+	   (unsigned long long)c.nr_short_reads, (unsigned long long)c.nr_swapped_in,
+	   (unsigned long long)bad);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
+static __thread sigjmp_buf *volatile bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (bus_jmp)
+		siglongjmp(*bus_jmp, 1);
+	_exit(3);
+}
+
+/* Touch one page; returns 1 if the touch raised SIGBUS. */
+static int touch_expect_sigbus(volatile uint64_t *p, uint64_t *val)
+{
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		bus_jmp = NULL;
+		return 1;
+	}
+	bus_jmp = &jb;
+	*val = *p;
+	bus_jmp = NULL;
+	return 0;
+}
+
+static void part_read_failures(const char *dir)
+{
+	const uint64_t size = 8ULL << 20, nr = size / PG;
+	struct ebb_region_counters c;
+	uint8_t *mem = map_region(size);
+	struct ebb_region *r;
+	uint64_t val = 0;
+
+	atomic_store(&inj.mode, 0);
+	r = mem ? mk_region(mem, size, dir, size, true) : NULL;
+	if (!r) {
+		ok(0, "read failures: region created");
+		return;
+	}
+	signal(SIGBUS, on_sigbus);
+	for (uint64_t pfn = 0; pfn < nr; pfn++)
+		fill_page(mem, pfn, 5);
+	/* Page 0 was written first: it is swapped out by now. */
+	if (ebb_region_page_state(r, 0) != EBB_PAGE_SWAPPED || ebb_region_page_state(r, 1) != EBB_PAGE_SWAPPED) {
+		ok(0, "read failures: pages 0 and 1 swapped out before the test");
+		ebb_region_destroy(r);
+		return;
+	}
+	int before = atomic_load(&nr_error_logs);
+
+	atomic_store(&inj.mode, 3);
+	int bus = touch_expect_sigbus((volatile uint64_t *)mem, &val);
+
+	atomic_store(&inj.mode, 4);
+	int bus2 = touch_expect_sigbus((volatile uint64_t *)(mem + PG), &val);
+
+	atomic_store(&inj.mode, 0);
+	ebb_region_get_counters(r, &c);
+	ok(bus && c.nr_read_errors >= 3 && c.nr_lost_pages >= 1 &&
+	   ebb_region_page_state(r, 0) == EBB_PAGE_LOST,
+	   "persistent read error: retried (%llu read errors), page lost, thread got SIGBUS (%s), not data",
+	   (unsigned long long)c.nr_read_errors, bus ? "yes" : "no");
+	ok(bus2 && c.nr_checksum_errors >= 1 && c.nr_lost_pages == 2 &&
+	   atomic_load(&nr_error_logs) > before,
+	   "corrupted read: checksum mismatch (%llu), loud error log, SIGBUS (%s), never the corrupted bytes",
+	   (unsigned long long)c.nr_checksum_errors, bus2 ? "yes" : "no");
+	/* The other pages are unaffected. */
+	uint64_t bad = 0;
+
+	for (uint64_t pfn = 2; pfn < nr; pfn++) {
+		const uint64_t *p = (const uint64_t *)(mem + pfn * PG);
+
+		for (unsigned w = 0; w < WORDS; w++)
+			if (p[w] != mix(5 ^ (pfn * 4096 + w))) {
+				bad++;
+				break;
+			}
+	}
+	ok(bad == 0, "the other %llu pages are intact (%llu bad)", (unsigned long long)(nr - 2),
+	   (unsigned long long)bad);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
+int main(void)
+{
+	const char *dir = getenv("EBB_SWAP_DIR") ? getenv("EBB_SWAP_DIR") : "/var/tmp";
+	int ret;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if ((ret = ebb_region_probe(NULL)) != 0) {
+		printf("needs userfaultfd UFFD_FEATURE_MOVE (Linux 6.8+): %s\n", strerror(-ret));
+		return 77;
+	}
+	printf("1..9\n");
+	part_enospc();
+	part_write_errors(dir);
+	part_short_reads(dir);
+	part_read_failures(dir);
+	return 0;
+}
