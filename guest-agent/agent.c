@@ -171,6 +171,12 @@ void agent_set_psi_armed(struct agent *a, bool armed)
 	a->psi_armed = armed;
 }
 
+void agent_psi_applied(struct agent *a, uint32_t stall_us, uint32_t window_us)
+{
+	a->psi_stall_us = stall_us;
+	a->psi_window_us = window_us;
+}
+
 void agent_psi_config(struct agent *a, uint32_t *stall_us, uint32_t *window_us,
 		      bool *changed)
 {

@@ -82,6 +82,8 @@ void agent_pressure(struct agent *a, uint64_t now_ms);
 
 /* The caller tells whether the PSI trigger is armed (advertised in hello). */
 void agent_set_psi_armed(struct agent *a, bool armed);
+/* The trigger actually armed (the caller may have had to widen the window). */
+void agent_psi_applied(struct agent *a, uint32_t stall_us, uint32_t window_us);
 /* The PSI trigger the host asked for; *changed is set once per change. */
 void agent_psi_config(struct agent *a, uint32_t *stall_us, uint32_t *window_us,
 		      bool *changed);

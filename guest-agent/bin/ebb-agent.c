@@ -206,7 +206,7 @@ static int open_channel(const struct opts *o, bool *is_socket)
 	return fd < 0 ? -errno : fd;
 }
 
-static int arm_psi(uint32_t stall_us, uint32_t window_us)
+static int arm_psi_once(uint32_t stall_us, uint32_t window_us)
 {
 	char trig[64];
 	int fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -220,6 +220,32 @@ static int arm_psi(uint32_t stall_us, uint32_t window_us)
 		close(fd);
 		return rc;
 	}
+	return fd;
+}
+
+/* Arm "some stall window".  Without CAP_SYS_RESOURCE the kernel only takes
+ * windows that are multiples of 2 s: on EINVAL, widen the window to the next
+ * multiple (scaling the stall with it) and say what was armed. */
+static int arm_psi(struct agent *a, uint32_t stall_us, uint32_t window_us)
+{
+	int fd = arm_psi_once(stall_us, window_us);
+
+	if (fd == -EINVAL && window_us % 2000000) {
+		uint32_t w2 = (window_us / 2000000 + 1) * 2000000;
+		uint32_t s2 = (uint32_t)((uint64_t)stall_us * w2 / window_us);
+
+		if (w2 <= 10000000) {
+			fd = arm_psi_once(s2, w2);
+			if (fd >= 0) {
+				logmsg("PSI window widened to %u us (stall %u us): no CAP_SYS_RESOURCE",
+				       w2, s2);
+				stall_us = s2;
+				window_us = w2;
+			}
+		}
+	}
+	if (fd >= 0)
+		agent_psi_applied(a, stall_us, window_us);
 	return fd;
 }
 
@@ -352,7 +378,7 @@ int main(int argc, char **argv)
 	if (!o.no_mlock && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
 		logmsg("mlockall: %s (continuing unlocked)", strerror(errno));
 
-	psi_fd = arm_psi(o.psi_stall_us, o.psi_window_us);
+	psi_fd = arm_psi(a, o.psi_stall_us, o.psi_window_us);
 	if (psi_fd < 0)
 		logmsg("PSI trigger unavailable (%s): no pressure messages "
 		       "(Debian kernels need psi=1 on the command line)", strerror(-psi_fd));
@@ -371,7 +397,7 @@ int main(int argc, char **argv)
 
 		agent_psi_config(a, &stall, &window, &changed);
 		if (changed) {
-			int nfd = arm_psi(stall, window);
+			int nfd = arm_psi(a, stall, window);
 
 			if (nfd < 0) {
 				logmsg("re-arming PSI trigger some %u %u: %s", stall, window,
