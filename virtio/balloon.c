@@ -14,8 +14,9 @@
  * each run goes to one pages_released / pages_reusable call — so the host
  * has dropped (inflate) or re-admitted (deflate) the pages before the guest
  * learns that the request completed.  A deflate while the balloon is not
- * larger than the target was not asked for by the host: with DEFLATE_ON_OOM
- * that is the guest under memory pressure, counted as an OOM deflate.
+ * larger than the target (neither by our bitmap count nor by the guest's
+ * `actual`) was not asked for by the host: with DEFLATE_ON_OOM that is the
+ * guest under memory pressure, counted as an OOM deflate.
  *
  * Free page reporting: each device-writable buffer of a chain is a free
  * range of guest memory; aligned, in-RAM ranges go through the same run
@@ -292,8 +293,10 @@ static void queue_notify(void *dev, uint16_t q)
 				do_pfn_chain(b, c, true, VIRTIO_BALLOON_INFLATE);
 				break;
 			case ROLE_DEFLATE: {
+				/* Asked for, by our count or by the guest's own (actual). */
+				bool asked = b->nr_ballooned > b->num_pages || b->actual > b->num_pages;
 				bool oom = (b->features & (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM)) &&
-					   b->nr_ballooned <= b->num_pages;
+					   !asked;
 				do_pfn_chain(b, c, false,
 					     oom ? VIRTIO_BALLOON_DEFLATE_OOM : VIRTIO_BALLOON_DEFLATE);
 				break;
