@@ -1,0 +1,384 @@
+/*
+ * bench_reclaim.c — ebb's pager next to the kernel's own swap path, in one
+ * run on the same machine, plus the cost of an aging pass.
+ *
+ *   swap-out: ebb evicts a region (UFFDIO_MOVE + LZ4 compressed tier) vs the
+ *             kernel paging the same data out with MADV_PAGEOUT to a zram
+ *             device (lz4) this benchmark sets up and removes again;
+ *   swap-in:  latency of touching evicted pages in random order: ebb's
+ *             userfaultfd fault + UFFDIO_COPY vs the kernel's swap-in from
+ *             zram (vm.page-cluster set to 0 for the run so neither side
+ *             reads ahead; restored after);
+ *   aging:    CPU time of one ebb reference harvest (PAGEMAP_SCAN over the
+ *             region + applying the bits to the LRU) per GiB, with no page
+ *             written and with every page written.
+ * Figures are printed side by side with the ratio ebb/kernel.  If zram cannot
+ * be set up (not root, no zram), ebb's figures are printed alone, marked as
+ * lacking the peer, with the reason.  Size: EBB_BENCH_MB (default 256).
+ */
+#include "host-reclaim/region.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PG 4096u
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
+
+/* Same data for both sides: 512 bytes of noise then a repeated pattern. */
+static void fill(uint8_t *mem, uint64_t nr)
+{
+	for (uint64_t pfn = 0; pfn < nr; pfn++) {
+		uint64_t *p = (uint64_t *)(mem + pfn * PG);
+
+		for (unsigned w = 0; w < PG / 8; w++)
+			p[w] = w < 64 ? mix(pfn * 512 + w) : pfn * 0x10001ULL;
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct lat {
+	double p50_us, p99_us;
+	uint64_t bad;
+};
+
+/* Touch @n random pages once each, timing every touch. */
+static struct lat touch_random(uint8_t *mem, uint64_t nr, uint64_t n)
+{
+	uint64_t *t = malloc(n * sizeof(*t));
+	struct lat l = { 0, 0, 0 };
+	uint64_t seed = 99;
+
+	if (!t)
+		return l;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t pfn;
+
+		seed = mix(seed);
+		pfn = seed % nr;
+		volatile uint64_t *p = (volatile uint64_t *)(mem + pfn * PG);
+		uint64_t t0 = now_ns();
+		uint64_t v = p[1];
+
+		t[i] = now_ns() - t0;
+		if (v != mix(pfn * 512 + 1))
+			l.bad++;
+	}
+	qsort(t, n, sizeof(*t), cmp_u64);
+	l.p50_us = (double)t[n / 2] / 1000.0;
+	l.p99_us = (double)t[n * 99 / 100] / 1000.0;
+	free(t);
+	return l;
+}
+
+static uint64_t count_resident(uint8_t *mem, uint64_t nr)
+{
+	unsigned char *v = malloc(nr);
+	uint64_t n = 0;
+
+	if (!v || mincore(mem, nr * PG, v) != 0) {
+		free(v);
+		return UINT64_MAX;
+	}
+	for (uint64_t i = 0; i < nr; i++)
+		n += v[i] & 1;
+	free(v);
+	return n;
+}
+
+/* ---- ebb ---------------------------------------------------------------- */
+
+struct side {
+	double out_mib_s;
+	struct lat in;
+	bool ok;
+	char why[200];
+};
+
+static struct side bench_ebb(uint64_t size, uint64_t nr_touch)
+{
+	struct side s = { 0 };
+	uint64_t nr = size / PG;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ebb_region_cfg cfg;
+	struct ebb_region *r;
+	struct ebb_region_counters c;
+	int ret;
+
+	if (mem == MAP_FAILED) {
+		snprintf(s.why, sizeof(s.why), "mmap: %s", strerror(errno));
+		return s;
+	}
+	madvise(mem, size, MADV_NOHUGEPAGE);
+	fill(mem, nr);
+	ebb_region_cfg_init(&cfg);
+	cfg.name = "bench";
+	cfg.base = mem;
+	cfg.size_bytes = size;
+	cfg.swap.zpool_budget_bytes = size;   /* all in the compressed tier, like zram */
+	cfg.readahead_pages = 1;
+	cfg.keep_clean_copies = false;
+	ret = ebb_region_create(&cfg, &r);
+	if (ret) {
+		snprintf(s.why, sizeof(s.why), "region: %s", strerror(-ret));
+		munmap(mem, size);
+		return s;
+	}
+	ebb_region_start(r);
+	uint64_t t0 = now_ns();
+
+	for (int i = 0; i < 64; i++) {
+		struct ebb_scan_control sc = { .nr_to_reclaim = nr, .priority = 0, .swappiness = 200,
+					       .may_swap = true, .may_writepage = true };
+
+		ebb_region_reclaim(r, &sc);
+		ebb_region_get_counters(r, &c);
+		if (c.resident_pages == 0)
+			break;
+	}
+	uint64_t t1 = now_ns();
+
+	ebb_region_get_counters(r, &c);
+	s.out_mib_s = (double)(nr - c.resident_pages) * PG / (1 << 20) / ((double)(t1 - t0) / 1e9);
+	printf("# ebb: evicted %llu of %llu pages (%llu compressed, %llu bytes)\n",
+	       (unsigned long long)(nr - c.resident_pages), (unsigned long long)nr,
+	       (unsigned long long)c.compressed_pages, (unsigned long long)c.compressed_bytes);
+	s.in = touch_random(mem, nr, nr_touch);
+	s.ok = c.resident_pages == 0 && s.in.bad == 0;
+	if (!s.ok)
+		snprintf(s.why, sizeof(s.why), "%llu pages not evicted, %llu bad reads",
+			 (unsigned long long)c.resident_pages, (unsigned long long)s.in.bad);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+	return s;
+}
+
+/* ---- kernel + zram -------------------------------------------------------- */
+
+static int write_str(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, v, strlen(v));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static int run(const char *cmd)
+{
+	int st = system(cmd);
+
+	return (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
+}
+
+static struct side bench_kernel(uint64_t size, uint64_t nr_touch)
+{
+	struct side s = { 0 };
+	uint64_t nr = size / PG;
+	char id[32] = "", path[256], dev[64], cmd[256], cluster[32] = "";
+	bool swapped_on = false;
+	uint8_t *mem = MAP_FAILED;
+
+	if (geteuid() != 0) {
+		snprintf(s.why, sizeof(s.why), "not root: cannot set up zram/swapon");
+		return s;
+	}
+	if (access("/sys/class/zram-control/hot_add", R_OK) != 0)
+		run("modprobe zram num_devices=0 >/dev/null 2>&1");
+	if (read_str("/sys/class/zram-control/hot_add", id, sizeof(id)) != 0 || !id[0]) {
+		snprintf(s.why, sizeof(s.why), "no zram (modprobe zram / hot_add failed)");
+		return s;
+	}
+	snprintf(dev, sizeof(dev), "/dev/zram%s", id);
+	snprintf(path, sizeof(path), "/sys/block/zram%s/comp_algorithm", id);
+	write_str(path, "lz4");
+	snprintf(path, sizeof(path), "/sys/block/zram%s/disksize", id);
+	snprintf(cmd, sizeof(cmd), "%llu", (unsigned long long)(size * 2));
+	if (write_str(path, cmd) != 0) {
+		snprintf(s.why, sizeof(s.why), "zram disksize: %s", strerror(errno));
+		goto out;
+	}
+	snprintf(cmd, sizeof(cmd), "mkswap %s >/dev/null 2>&1 && swapon -p 32767 %s", dev, dev);
+	if (run(cmd) != 0) {
+		snprintf(s.why, sizeof(s.why), "mkswap/swapon %s failed", dev);
+		goto out;
+	}
+	swapped_on = true;
+	read_str("/proc/sys/vm/page-cluster", cluster, sizeof(cluster));
+	write_str("/proc/sys/vm/page-cluster", "0");
+
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		snprintf(s.why, sizeof(s.why), "mmap: %s", strerror(errno));
+		goto out;
+	}
+	madvise(mem, size, MADV_NOHUGEPAGE);
+	fill(mem, nr);
+	uint64_t t0 = now_ns();
+
+	if (madvise(mem, size, MADV_PAGEOUT) != 0) {
+		snprintf(s.why, sizeof(s.why), "MADV_PAGEOUT: %s", strerror(errno));
+		goto out;
+	}
+	uint64_t t1 = now_ns();
+	uint64_t left = count_resident(mem, nr);
+
+	printf("# kernel: MADV_PAGEOUT to %s (lz4) left %llu of %llu pages resident\n", dev,
+	       (unsigned long long)left, (unsigned long long)nr);
+	s.out_mib_s = (double)(nr - left) * PG / (1 << 20) / ((double)(t1 - t0) / 1e9);
+	s.in = touch_random(mem, nr, nr_touch);
+	s.ok = left < nr / 100 && s.in.bad == 0;
+	if (!s.ok)
+		snprintf(s.why, sizeof(s.why), "kernel left %llu pages resident / %llu bad reads",
+			 (unsigned long long)left, (unsigned long long)s.in.bad);
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, size);
+	if (cluster[0])
+		write_str("/proc/sys/vm/page-cluster", cluster);
+	if (swapped_on) {
+		snprintf(cmd, sizeof(cmd), "swapoff %s", dev);
+		run(cmd);
+	}
+	snprintf(path, sizeof(path), "/sys/block/zram%s/reset", id);
+	write_str(path, "1");
+	write_str("/sys/class/zram-control/hot_remove", id);
+	return s;
+}
+
+/* ---- aging -------------------------------------------------------------- */
+
+static void bench_aging(uint64_t size)
+{
+	uint64_t nr = size / PG;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ebb_region_cfg cfg;
+	struct ebb_region *r;
+	double gib = (double)size / (1 << 30);
+
+	if (mem == MAP_FAILED)
+		return;
+	madvise(mem, size, MADV_NOHUGEPAGE);
+	memset(mem, 1, size);
+	ebb_region_cfg_init(&cfg);
+	cfg.base = mem;
+	cfg.size_bytes = size;
+	if (ebb_region_create(&cfg, &r) != 0) {
+		munmap(mem, size);
+		return;
+	}
+	ebb_region_age(r);   /* settle */
+	uint64_t c0 = cpu_ns();
+	int64_t young_idle = ebb_region_age(r);
+	uint64_t c1 = cpu_ns();
+
+	for (uint64_t pfn = 0; pfn < nr; pfn++)
+		mem[pfn * PG] = 2;
+	uint64_t c2 = cpu_ns();
+	int64_t young_all = ebb_region_age(r);
+	uint64_t c3 = cpu_ns();
+
+	printf("aging pass (PAGEMAP_SCAN harvest + LRU update), %llu MiB region, all resident:\n",
+	       (unsigned long long)(size >> 20));
+	printf("  no page written:    %8.2f ms CPU per GiB  (%lld pages young)\n",
+	       (double)(c1 - c0) / 1e6 / gib, (long long)young_idle);
+	printf("  every page written: %8.2f ms CPU per GiB  (%lld pages young)\n",
+	       (double)(c3 - c2) / 1e6 / gib, (long long)young_all);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
+int main(void)
+{
+	const char *mb = getenv("EBB_BENCH_MB");
+	uint64_t size = (mb ? strtoull(mb, NULL, 10) : 256) << 20;
+	uint64_t nr_touch = 20000;
+	int ret;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if ((ret = ebb_region_probe(NULL)) != 0) {
+		printf("bench_reclaim: cannot run: userfaultfd without UFFDIO_MOVE (%s)\n", strerror(-ret));
+		return 0;
+	}
+	if (nr_touch > size / PG / 2)
+		nr_touch = size / PG / 2;
+	struct side k = bench_kernel(size, nr_touch);
+	struct side e = bench_ebb(size, nr_touch);
+
+	printf("bench_reclaim: %llu MiB of half-compressible data, %llu random touches\n",
+	       (unsigned long long)(size >> 20), (unsigned long long)nr_touch);
+	if (!e.ok)
+		printf("  ebb run INVALID: %s\n", e.why);
+	if (k.ok) {
+		printf("  %-28s %12s %14s %8s\n", "", "ebb", "kernel+zram", "ebb/kernel");
+		printf("  %-28s %9.1f MiB/s %9.1f MiB/s %8.2f\n", "swap-out throughput", e.out_mib_s,
+		       k.out_mib_s, e.out_mib_s / k.out_mib_s);
+		printf("  %-28s %9.1f us    %9.1f us    %8.2f\n", "swap-in fault latency p50", e.in.p50_us,
+		       k.in.p50_us, e.in.p50_us / k.in.p50_us);
+		printf("  %-28s %9.1f us    %9.1f us    %8.2f\n", "swap-in fault latency p99", e.in.p99_us,
+		       k.in.p99_us, e.in.p99_us / k.in.p99_us);
+		printf("  (throughput: higher is better; latency: lower is better)\n");
+	} else {
+		printf("  NO PEER (kernel+zram could not be measured: %s) - ebb alone:\n", k.why);
+		printf("  swap-out throughput %.1f MiB/s, swap-in p50 %.1f us, p99 %.1f us\n",
+		       e.out_mib_s, e.in.p50_us, e.in.p99_us);
+	}
+	bench_aging(size);
+	return e.ok ? 0 : 1;
+}
