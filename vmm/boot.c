@@ -66,7 +66,7 @@ int vmm_bzimage_parse(const uint8_t *buf, size_t len, struct vmm_bzimage *out,
 	version = rd16(buf + HDR_OFF(version));
 	if (version < VMM_BOOT_MIN_VERSION)
 		FAIL("boot protocol %u.%02u is too old: 64-bit entry needs 2.12 (Linux 3.8 or newer)",
-		     version >> 8, version & 0xff);
+		     (unsigned)version >> 8, (unsigned)version & 0xffu);
 	setup_sects = buf[HDR_OFF(setup_sects)];
 	if (setup_sects == 0)
 		setup_sects = 4;
@@ -163,7 +163,7 @@ int vmm_boot_plan(const struct vmm_bzimage *img, const struct vmm_mem_layout *me
 		snprintf(err, err_len,
 			 "the kernel needs memory up to %llu MiB to decompress; give --mem %lluM or more",
 			 (unsigned long long)(out->kernel_end_gpa >> 20),
-			 (unsigned long long)((out->kernel_end_gpa >> 20) + 64));
+			 (unsigned long long)(out->kernel_end_gpa >> 20) + 64);
 		return -ENOMEM;
 	}
 	out->entry_gpa = out->kernel_gpa + 0x200;
@@ -190,7 +190,7 @@ int vmm_boot_plan(const struct vmm_bzimage *img, const struct vmm_mem_layout *me
 				 "initrd (%llu MiB) does not fit in guest memory next to the kernel; "
 				 "give --mem %lluM or more, or use a smaller initrd",
 				 (unsigned long long)(initrd_bytes >> 20),
-				 (unsigned long long)((need >> 20) + 64));
+				 (unsigned long long)(need >> 20) + 64);
 		return -ENOMEM;
 	}
 	out->initrd_gpa = initrd_gpa;

@@ -22,8 +22,8 @@
 #include <json-c/json.h>
 
 #define VMM_CTL_PROTOCOL_VERSION 1
-#define VMM_CTL_MAX_LINE_BYTES 4096
-#define VMM_CTL_MAX_ID_BYTES 128
+#define VMM_CTL_MAX_LINE_BYTES 4096u
+#define VMM_CTL_MAX_ID_BYTES 128u
 #define VMM_CTL_MAX_DEPTH 8
 
 enum vmm_ctl_cmd {

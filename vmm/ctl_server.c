@@ -38,22 +38,27 @@ struct vmm_ctl_server {
 	struct vmm_ratelimit rl;
 };
 
+/* Frees a client already unlinked from srv->clients. */
+static void client_free(struct client *c)
+{
+	c->srv->nr_clients--;
+	vmm_evloop_del(c->srv->cfg.loop, c->watch);
+	close(c->fd);
+	free(c->out);
+	free(c);
+}
+
 static void client_close(struct client *c)
 {
-	struct vmm_ctl_server *srv = c->srv;
 	struct client **pp;
 
-	for (pp = &srv->clients; *pp; pp = &(*pp)->next) {
+	for (pp = &c->srv->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
 	}
-	srv->nr_clients--;
-	vmm_evloop_del(srv->cfg.loop, c->watch);
-	close(c->fd);
-	free(c->out);
-	free(c);
+	client_free(c);
 }
 
 /* Writes what the socket takes now.  Returns false when the client is gone. */
@@ -297,8 +302,11 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
 	if (!srv)
 		return;
 	while (srv->clients) {
-		client_flush(srv->clients);
-		client_close(srv->clients);
+		struct client *c = srv->clients;
+
+		srv->clients = c->next;
+		client_flush(c);
+		client_free(c);
 	}
 	vmm_evloop_del(srv->cfg.loop, srv->watch);
 	close(srv->fd);

@@ -274,10 +274,13 @@ uint8_t *vmm_pci_dev_cfg(struct vmm_pci_dev *dev)
 
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, unsigned off, unsigned len, uint8_t mask)
 {
+	unsigned i, end = off + len;
+
 	/* The standard header (below 0x40) stays the bus's. */
-	for (; len && off < VMM_PCI_CFG_SPACE_BYTES; off++, len--)
-		if (off >= 0x40)
-			dev->wmask[off] = mask;
+	if (end > VMM_PCI_CFG_SPACE_BYTES || end < off)
+		end = VMM_PCI_CFG_SPACE_BYTES;
+	for (i = off < 0x40 ? 0x40 : off; i < end; i++)
+		dev->wmask[i] = mask;
 }
 
 uint64_t vmm_pci_dev_bar_addr(struct vmm_pci_dev *dev, unsigned bar)

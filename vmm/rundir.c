@@ -216,7 +216,7 @@ int vmm_list_names(const char *rundir, void (*fn)(void *opaque, const char *name
 		size_t len = strlen(de->d_name);
 		char *name;
 
-		if (len <= 5 || strcmp(de->d_name + len - 5, ".sock"))
+		if (len <= 5 || strcmp(de->d_name + len - 5, ".sock") != 0)
 			continue;
 		name = strndup(de->d_name, len - 5);
 		if (!name || !vmm_name_valid(name)) {

@@ -745,7 +745,8 @@ static bool handle_exit(struct vcpu *v)
 		uint64_t bytes = (uint64_t)size * run->io.count;
 
 		__atomic_add_fetch(&v->nr_pio_exits, 1, __ATOMIC_RELAXED);
-		if (run->io.data_offset >= vm->run_size || bytes > vm->run_size - run->io.data_offset)
+		if ((size != 1 && size != 2 && size != 4) || run->io.data_offset >= vm->run_size ||
+		    bytes > vm->run_size - run->io.data_offset)
 			return true;  /* cannot happen with a sane kernel; never trust it */
 		for (i = 0; i < run->io.count; i++, data += size) {
 			if (run->io.port >= VMM_PCI_CONFIG_PORT &&
