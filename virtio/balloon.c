@@ -284,10 +284,13 @@ static void queue_notify(void *dev, uint16_t q)
 	enum role role = q < 4 ? b->roles[q] : ROLE_NONE;
 	struct virtio_chain *c = &b->chain;
 
+	unsigned budget = vq->size; /* chains per call: a busy guest cannot hog us */
+
 	if (role == ROLE_NONE)
 		return;
 	do {
-		while (virtio_vq_pop(vq, c) == 1) {
+		while (budget && virtio_vq_pop(vq, c) == 1) {
+			budget--;
 			switch (role) {
 			case ROLE_INFLATE:
 				do_pfn_chain(b, c, true, VIRTIO_BALLOON_INFLATE);
@@ -317,6 +320,11 @@ static void queue_notify(void *dev, uint16_t q)
 				break;
 			}
 			complete(b, q, c->head);
+		}
+		if (!budget) {
+			if (virtio_vq_notify_on(vq))
+				virtio_pci_defer(b->pci, q);
+			return;
 		}
 	} while (virtio_vq_notify_on(vq));
 }

@@ -174,13 +174,15 @@ static void handle_ctrl(struct virtio_console *c, const struct virtio_console_co
 static void process_ctrl_tx(struct virtio_console *c)
 {
 	struct virtio_vq *vq = virtio_pci_vq(c->pci, Q_CTRL_TX);
+	unsigned budget = vq->size;
 	bool pushed = false;
 
 	do {
-		while (virtio_vq_pop(vq, &c->scratch) == 1) {
+		while (budget && virtio_vq_pop(vq, &c->scratch) == 1) {
 			struct virtio_console_control m;
 			uint16_t head = c->scratch.head;
 
+			budget--;
 			if (virtio_chain_read(&c->scratch, 0, &m, CTRL_BYTES) < CTRL_BYTES) {
 				c->ctr.nr_bad_ctrl++;
 				c_warn(c, "virtio-console: short control message");
@@ -189,6 +191,11 @@ static void process_ctrl_tx(struct virtio_console *c)
 			}
 			virtio_vq_push(vq, head, 0);
 			pushed = true;
+		}
+		if (!budget) {
+			if (virtio_vq_notify_on(vq))
+				virtio_pci_defer(c->pci, Q_CTRL_TX);
+			break;
 		}
 	} while (virtio_vq_notify_on(vq));
 	if (pushed)
@@ -262,6 +269,7 @@ static void deliver_chain(struct virtio_console *c, unsigned port, const struct 
 static void process_tx(struct virtio_console *c, unsigned port)
 {
 	struct virtio_vq *vq = virtio_pci_vq(c->pci, tx_queue(port));
+	unsigned budget = vq->size;
 	bool pushed = false;
 
 	if (!virtio_pci_driver_ok(c->pci))
@@ -271,10 +279,16 @@ static void process_tx(struct virtio_console *c, unsigned port)
 	if (!drain(c, port))
 		return;
 	do {
-		while (!c->ports[port].out_len && virtio_vq_pop(vq, &c->scratch) == 1) {
+		while (budget && !c->ports[port].out_len && virtio_vq_pop(vq, &c->scratch) == 1) {
+			budget--;
 			deliver_chain(c, port, &c->scratch);
 			virtio_vq_push(vq, c->scratch.head, 0);
 			pushed = true;
+		}
+		if (!budget && !c->ports[port].out_len) {
+			if (virtio_vq_notify_on(vq))
+				virtio_pci_defer(c->pci, tx_queue(port));
+			break;
 		}
 	} while (!c->ports[port].out_len && virtio_vq_notify_on(vq));
 	if (pushed)

@@ -77,6 +77,7 @@ struct virtio_pci {
 
 	uint16_t nr_queues;
 	struct virtio_vq *vqs;
+	uint64_t pending;   /* bit q: queue q deferred work to virtio_pci_poll */
 };
 
 #define pci_warn(p, ...) \
@@ -289,6 +290,7 @@ static void device_reset(struct virtio_pci *p)
 	for (uint16_t q = 0; q < p->nr_queues; q++)
 		virtio_vq_reset(&p->vqs[q]);
 	p->status = 0;
+	p->pending = 0;
 	p->driver_features = 0;
 	p->dfselect = p->gfselect = 0;
 	p->queue_select = 0;
@@ -594,6 +596,31 @@ void virtio_pci_notify(struct virtio_pci *p, uint16_t q)
 	    (p->status & VIRTIO_CONFIG_S_NEEDS_RESET))
 		return;
 	p->cfg.ops->queue_notify(p->cfg.dev, q);
+}
+
+void virtio_pci_defer(struct virtio_pci *p, uint16_t q)
+{
+	if (q < p->nr_queues)
+		p->pending |= 1ull << q;
+}
+
+bool virtio_pci_poll(struct virtio_pci *p)
+{
+	uint64_t todo = p->pending;
+
+	p->pending = 0;
+	while (todo) {
+		uint16_t q = (uint16_t)__builtin_ctzll(todo);
+
+		todo &= todo - 1;
+		virtio_pci_notify(p, q);
+	}
+	return p->pending != 0;
+}
+
+bool virtio_pci_has_pending(const struct virtio_pci *p)
+{
+	return p->pending != 0;
 }
 
 uint64_t virtio_pci_notify_offset(const struct virtio_pci *p, uint16_t q)

@@ -95,6 +95,15 @@ void virtio_pci_bar_write(struct virtio_pci *p, int bar, uint64_t off, const voi
 			  uint32_t len);
 /* Queue kick (ioeventfd fired for queue q, or a write to its notify address). */
 void virtio_pci_notify(struct virtio_pci *p, uint16_t q);
+/*
+ * A device handles at most one queue size of chains per kick, so a guest
+ * that keeps its rings full cannot monopolise the event thread.  Work left
+ * over is deferred: when virtio_pci_has_pending() the VMM calls
+ * virtio_pci_poll() again soon (e.g. its next loop iteration with a zero
+ * timeout).  Returns whether work is still pending.
+ */
+bool virtio_pci_poll(struct virtio_pci *p);
+bool virtio_pci_has_pending(const struct virtio_pci *p);
 /* Offset of queue q's notify address inside BAR0 (for ioeventfd). */
 uint64_t virtio_pci_notify_offset(const struct virtio_pci *p, uint16_t q);
 /*
@@ -121,6 +130,8 @@ bool virtio_pci_driver_ok(const struct virtio_pci *p);
 void virtio_pci_signal_queue(struct virtio_pci *p, uint16_t q);
 /* Device config changed: bumps config_generation, config interrupt. */
 void virtio_pci_config_changed(struct virtio_pci *p);
+/* Queue q has work left after a budget-limited pass: run it from _poll. */
+void virtio_pci_defer(struct virtio_pci *p, uint16_t q);
 /* Enter DEVICE_NEEDS_RESET (counted) and raise a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *p);
 

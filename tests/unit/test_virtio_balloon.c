@@ -43,6 +43,8 @@ struct bfx {
 	uint64_t pages_released, pages_reusable;
 	struct virtio_balloon_stats last_stats;
 	virtio_gpa_t stats_buf;
+	unsigned readd;         /* a "busy vCPU": each release adds another chain */
+	virtio_gpa_t readd_buf;
 };
 
 static void cb_released(void *opaque, enum virtio_balloon_reason why, virtio_pfn_t pfn,
@@ -54,6 +56,14 @@ static void cb_released(void *opaque, enum virtio_balloon_reason why, virtio_pfn
 		f->released[f->nr_released] = (struct call){ why, pfn, nr };
 	f->nr_released++;
 	f->pages_released += nr;
+	if (f->readd) { /* the guest queues the next inflate while we work */
+		uint32_t *p = fg_ptr(f->g, f->readd_buf + 4 * f->readd);
+		struct fseg s = { f->readd_buf + 4 * f->readd, 4, false };
+
+		*p = htole32(300 + f->readd);
+		f->readd--;
+		fvq_add(&f->fvq[QI], &s, 1);
+	}
 }
 
 static void cb_reusable(void *opaque, enum virtio_balloon_reason why, virtio_pfn_t pfn,
@@ -398,6 +408,32 @@ static void test_queue_numbering_follows_features(void **state)
 	bfx_free(f);
 }
 
+/* A guest that keeps the inflate queue busy gets one queue size per pass. */
+static void test_kick_budget_defers(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	unsigned polls = 0;
+
+	f->readd_buf = fg_alloc(f->g, 4 * 201, 4);
+	f->readd = 200;
+	uint32_t first = 299;
+	send_pfns(f, QI, &first, 1);
+	assert_int_equal(c->nr_inflated_pages, 64); /* queue size 64 */
+	assert_true(virtio_pci_has_pending(f->pci));
+	while (virtio_pci_has_pending(f->pci)) {
+		uint64_t before = c->nr_inflated_pages;
+		virtio_pci_poll(f->pci);
+		assert_true(c->nr_inflated_pages - before <= 64);
+		polls++;
+	}
+	assert_int_equal(polls, 3);
+	assert_int_equal(c->nr_inflated_pages, 201);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 201);
+	assert_false(virtio_pci_poll(f->pci));
+	bfx_free(f);
+}
+
 static void test_reset_empties_balloon(void **state)
 {
 	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
@@ -475,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_stats_cycle),
 		cmocka_unit_test(test_free_page_reporting),
 		cmocka_unit_test(test_queue_numbering_follows_features),
+		cmocka_unit_test(test_kick_budget_defers),
 		cmocka_unit_test(test_reset_empties_balloon),
 		cmocka_unit_test(test_malformed_pfn_buffer),
 		cmocka_unit_test(test_hostile_chain_needs_reset),
