@@ -103,7 +103,7 @@ static bool id_ok(struct json_object *id)
 	case json_type_int:
 		return true;
 	case json_type_string:
-		return json_object_get_string_len(id) <= VMM_CTL_MAX_ID_BYTES;
+		return (size_t)json_object_get_string_len(id) <= VMM_CTL_MAX_ID_BYTES;
 	default:
 		return false;
 	}

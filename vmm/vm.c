@@ -591,7 +591,8 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 
 /* ---- vCPUs ---------------------------------------------------------------------- */
 
-static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *supported)
+static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *supported,
+		       bool tsc_deadline)
 {
 	size_t sz = sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(sz);
@@ -611,6 +612,12 @@ static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *sup
 			if (vm->nr_vcpus > 1)
 				e->edx |= 1u << 28;
 			e->ecx |= 1u << 31;
+			/* KVM emulates the TSC-deadline timer but does not list it in
+			 * KVM_GET_SUPPORTED_CPUID.  Without it Linux calibrates the
+			 * LAPIC timer against the PIT, which fails when exits are slow
+			 * (nested) and leaves the guest on the PIT tick. */
+			if (tsc_deadline)
+				e->ecx |= 1u << 24;
 			break;
 		case 6:
 			e->ecx &= ~(1u << 3);  /* no energy/perf bias MSR */
@@ -962,7 +969,8 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 			goto fail;
 		}
 		step = "CPUID";
-		ret = setup_cpuid(vm, v, cpuid);
+		ret = setup_cpuid(vm, v, cpuid,
+				  ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 		if (!ret) {
 			step = "MSRs";
 			ret = setup_msrs(v);
