@@ -312,13 +312,15 @@ ssize_t virtio_console_write(struct virtio_console *c, enum virtio_console_port 
 	struct virtio_vq *vq;
 	struct port *p;
 	size_t done = 0;
+	unsigned budget;
 	bool pushed = false;
 
 	if (!rx_usable(c, port))
 		return -ENOTCONN;
 	p = &c->ports[port];
 	vq = virtio_pci_vq(c->pci, rx_queue(port));
-	while (done < len) {
+	budget = vq->size; /* zero-room chains from a busy guest cannot spin us */
+	while (done < len && budget--) {
 		size_t n;
 
 		if (!p->rx_held) {

@@ -201,6 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4:
 			now += u8(&r) * 100u;
 			virtio_balloon_tick(z.b, now);
+			virtio_pci_poll(z.pci);
 			break;
 		case 5:
 			virtio_balloon_set_target_pages(z.b, u16(&r));
