@@ -121,18 +121,23 @@ static bool wait_console(const char *marker, double timeout_s)
 	return false;
 }
 
-/* "EBB-MI Key:   123 kB" from the console, in bytes; -1 if absent. */
-static long long console_meminfo(const char *key)
+/* "<prefix> Key:   123 kB" from the console, in bytes; -1 if absent. */
+static long long console_kb(const char *prefix, const char *key)
 {
 	char *c = read_console(), pat[64], *p;
 	long long v = -1;
 
-	snprintf(pat, sizeof(pat), "EBB-MI %s:", key);
+	snprintf(pat, sizeof(pat), "%s %s:", prefix, key);
 	p = strstr(c, pat);
 	if (p)
 		v = strtoll(p + strlen(pat), NULL, 10) * 1024;
 	free(c);
 	return v;
+}
+
+static long long console_meminfo(const char *key)
+{
+	return console_kb("EBB-MI", key);
 }
 
 static void dump_console_tail(void)
@@ -199,6 +204,7 @@ static const char guest_script[] =
 	"echo EBB-T dropped\n"
 	"memhog -l 40 -t 25 -r /dev/vda\n"
 	"echo EBB-T hog-done\n"
+	"grep -E '^(VmRSS|VmLck|VmHWM):' /proc/$(pidof ebb-agent)/status | sed 's/^/EBB-AG /'\n"
 	"sleep 3\n";
 
 int main(void)
@@ -473,6 +479,14 @@ int main(void)
 	   rep2.agent_nr_pressure_sent, rep2.vmstat.pgscan_kswapd + rep2.vmstat.pgscan_direct,
 	   rep2.vmstat.oom_kill);
 	ok(wait_console("ebb-guest: exit 0", 120), "guest script finished (exit 0)");
+	{
+		long long rss = console_kb("EBB-AG", "VmRSS"), hwm = console_kb("EBB-AG", "VmHWM");
+		long long lck = console_kb("EBB-AG", "VmLck");
+
+		ok(rss > 0 && hwm > 0 && hwm <= 8 * (long long)MIB && lck > 0,
+		   "agent footprint after the squeeze: VmRSS %lld KiB, VmHWM %lld KiB, VmLck %lld KiB"
+		   " (peak must stay under 8 MiB, memory locked)", rss / 1024, hwm / 1024, lck / 1024);
+	}
 	agent_client_get_counters(cl, &cnt);
 	ok(cnt.nr_bad_json == 0 && cnt.nr_invalid == 0,
 	   "client saw no malformed message from the agent (bad json %" PRIu64 ", invalid %" PRIu64 ")",
