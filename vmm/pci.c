@@ -312,7 +312,13 @@ static uint32_t cfg_read_dword(struct vmm_pci_dev *dev, unsigned reg)
 static void cfg_write_dword(struct vmm_pci_dev *dev, unsigned reg, uint32_t v, unsigned lo,
 			    unsigned hi)
 {
+	uint8_t bytes[4];
 	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		bytes[i] = (uint8_t)(v >> (8 * i));
+	if (dev->cfg.ops && dev->cfg.ops->cfg_write)
+		dev->cfg.ops->cfg_write(dev->cfg.opaque, reg + lo, bytes + lo, hi - lo);
 
 	if (reg >= PCI_BAR0 && reg < PCI_BAR0 + 4 * VMM_PCI_NR_BARS) {
 		unsigned b = (reg - PCI_BAR0) / 4;
@@ -336,8 +342,6 @@ static void cfg_write_dword(struct vmm_pci_dev *dev, unsigned reg, uint32_t v, u
 	if (reg == PCI_COMMAND)
 		for (i = 0; i < VMM_PCI_NR_BARS; i++)
 			bar_update(dev, i);
-	if (dev->cfg.ops && dev->cfg.ops->cfg_write && reg >= 0x40)
-		dev->cfg.ops->cfg_write(dev->cfg.opaque, reg + lo, hi - lo);
 }
 
 /* GUEST: port, size and data come straight from a vCPU's port I/O exit. */
@@ -382,11 +386,11 @@ void vmm_pci_config_io(struct vmm_pci_bus *bus, uint16_t port, uint8_t *data, un
 		}
 		cfg_write_dword(dev, reg, v, byte, byte + size);
 	} else {
-		if (dev->cfg.ops && dev->cfg.ops->cfg_read && reg >= 0x40)
-			dev->cfg.ops->cfg_read(dev->cfg.opaque, reg + byte, size);
 		v = cfg_read_dword(dev, reg);
 		for (i = 0; i < size; i++)
 			data[i] = (uint8_t)(v >> (8 * (byte + i)));
+		if (dev->cfg.ops && dev->cfg.ops->cfg_read)
+			dev->cfg.ops->cfg_read(dev->cfg.opaque, reg + byte, data, size);
 	}
 	goto out;
 bad:

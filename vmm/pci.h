@@ -44,11 +44,13 @@ struct vmm_pci_dev_ops {
 	/* GUEST: access at offset (< BAR size, offset + size within it). */
 	void (*bar_io)(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, unsigned size,
 		       bool is_write);
-	/* Optional: the guest wrote [off, off + size) of config space (already
-	 * applied through the write mask). */
-	void (*cfg_write)(void *opaque, unsigned off, unsigned size);
-	/* Optional: the guest is about to read [off, off + size). */
-	void (*cfg_read)(void *opaque, unsigned off, unsigned size);
+	/* Optional: the guest wrote data[0..size) at off (any offset; the bus
+	 * has already applied it to its image through the write mask).  For
+	 * device models that keep their own copy (virtio_pci_cfg_write). */
+	void (*cfg_write)(void *opaque, unsigned off, const uint8_t *data, unsigned size);
+	/* Optional: the guest reads [off, off + size); data holds what the bus
+	 * computed and the device may replace it (virtio_pci_cfg_read). */
+	void (*cfg_read)(void *opaque, unsigned off, uint8_t *data, unsigned size);
 };
 
 struct vmm_pci_bar_cfg {

@@ -27,7 +27,8 @@ struct fake_dev {
 	bool last_write;
 	uint8_t last_data;
 	unsigned nr_cfg_writes;
-	unsigned last_cfg_off;
+	unsigned last_cfg_off, last_cfg_size;
+	uint8_t last_cfg_data[4];
 };
 
 static void fake_bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, unsigned size,
@@ -46,16 +47,25 @@ static void fake_bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *da
 		memset(data, 0x77, size);
 }
 
-static void fake_cfg_write(void *opaque, unsigned off, unsigned size)
+static void fake_cfg_write(void *opaque, unsigned off, const uint8_t *data, unsigned size)
 {
 	struct fake_dev *f = opaque;
 
 	f->nr_cfg_writes++;
 	f->last_cfg_off = off;
+	f->last_cfg_size = size;
+	memcpy(f->last_cfg_data, data, size);
+}
+
+/* The device owns dword 0x50: it answers reads there itself. */
+static void fake_cfg_read(void *opaque, unsigned off, uint8_t *data, unsigned size)
+{
+	if (off >= 0x50 && off < 0x54)
+		memset(data, 0xc3, size);
 }
 
 static const struct vmm_pci_dev_ops fake_ops = {
-	.bar_io = fake_bar_io, .cfg_write = fake_cfg_write,
+	.bar_io = fake_bar_io, .cfg_write = fake_cfg_write, .cfg_read = fake_cfg_read,
 };
 
 struct env {
@@ -219,14 +229,29 @@ static void test_device_bars(void **state)
 		assert_true(r[0].ioapic_pin >= 16 && r[0].ioapic_pin < 24);
 	}
 
-	/* Capabilities: only bits the device opened are guest-writable, and
-	 * the device hears about writes there. */
+	/* Capabilities: only bits the device opened are guest-writable; the
+	 * device hears about every write with the bytes as written, and may
+	 * answer reads itself. */
+	f.nr_cfg_writes = 0;
 	vmm_pci_dev_cfg(dev)[0x40] = 0x11;
 	vmm_pci_dev_set_wmask(dev, 0x41, 1, 0xf0);
 	cfg_write(&e, slot, 0x40, 0xffffffffu);
 	assert_int_equal(cfg_read(&e, slot, 0x40) & 0xffff, 0xf011);
 	assert_int_equal(f.nr_cfg_writes, 1);
 	assert_int_equal(f.last_cfg_off, 0x40);
+	assert_int_equal(f.last_cfg_size, 4);
+	assert_int_equal(f.last_cfg_data[0], 0xff);
+	{
+		uint8_t b = 0x5a;
+
+		outl(&e, 0xcf8, 0x80000000u | slot << 11 | 0x44);
+		vmm_pci_config_io(e.bus, 0xcfe, &b, 1, true);
+		assert_int_equal(f.last_cfg_off, 0x46);
+		assert_int_equal(f.last_cfg_size, 1);
+		assert_int_equal(f.last_cfg_data[0], 0x5a);
+	}
+	assert_int_equal(cfg_read(&e, slot, 0x50), 0xc3c3c3c3u);
+	assert_int_equal(cfg_read(&e, slot, 0x54), 0);
 
 	vmm_pci_get_stats(e.bus, &st);
 	assert_true(st.nr_bar_moves >= 3);
