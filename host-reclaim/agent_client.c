@@ -612,6 +612,18 @@ static int pump(struct agent_client *c, int timeout_ms)
 	return 0;
 }
 
+int agent_client_fd(const struct agent_client *c)
+{
+	return c->fd;
+}
+
+int agent_client_read(struct agent_client *c)
+{
+	int rc = pump(c, 0);
+
+	return rc == -ETIMEDOUT ? 0 : rc;
+}
+
 static int remaining_ms(uint64_t deadline)
 {
 	uint64_t now = mono_ms();

@@ -166,6 +166,12 @@ int agent_client_config(struct agent_client *c, int64_t report_period_ms,
  * waiting up to timeout_ms.  0, -ETIMEDOUT or -EPIPE. */
 int agent_client_next_event(struct agent_client *c, int timeout_ms, struct agent_event *out);
 
+/* For an event loop that polls many fds: the client's fd, and one read of
+ * whatever is there (0 = bytes fed or nothing to do, -EPIPE = stream ended,
+ * other -errno), after which agent_client_pop_event() yields what arrived. */
+int agent_client_fd(const struct agent_client *c);
+int agent_client_read(struct agent_client *c);
+
 /* Lower level, for tests and fuzzing: process bytes as if read from the fd. */
 void agent_client_feed(struct agent_client *c, const char *data, size_t len);
 /* Pop a queued event: 0 or -EAGAIN. */

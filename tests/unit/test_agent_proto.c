@@ -472,6 +472,31 @@ static void test_client_roundtrip(void **state)
 	assert_int_equal(agent_client_next_event(cl, 100, &ev), -EPIPE);
 	agent_client_destroy(cl);
 	agent_client_destroy(NULL);
+
+	/* Event-loop style on a fresh pair (the agent thread is gone): poll the
+	 * fd, read once, pop. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cfg.fd = sv[0];
+	assert_int_equal(agent_client_create(&cfg, &cl), 0);
+	agent_pressure(fx->a, 3);
+	{
+		const char *out;
+		size_t len;
+		struct pollfd pfd = { .fd = agent_client_fd(cl), .events = POLLIN };
+
+		agent_output(fx->a, &out, &len);
+		assert_true(len > 0);
+		assert_int_equal(write(sv[1], out, len), (ssize_t)len);
+		agent_output_consume(fx->a, len);
+		assert_int_equal(poll(&pfd, 1, 2000), 1);
+		assert_int_equal(agent_client_read(cl), 0);
+		assert_int_equal(agent_client_pop_event(cl, &ev), 0);
+		assert_int_equal(ev.type, AGENT_EV_PRESSURE);
+		assert_int_equal(agent_client_read(cl), 0);   /* nothing there: no block */
+		close(sv[1]);
+		assert_int_equal(agent_client_read(cl), -EPIPE);
+	}
+	agent_client_destroy(cl);
 }
 
 /* --- the client against a hostile guest ------------------------------------- */
