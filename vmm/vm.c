@@ -1005,18 +1005,31 @@ static char *build_cmdline(const char *user)
 	return s;
 }
 
+/* Guest RAM: one anonymous private mapping, 2 MiB aligned so that
+ * transparent huge pages can back it (when cfg->thp: MADV_HUGEPAGE, which is
+ * what QEMU does; each NPT fault then maps 2 MiB instead of 4 KiB). */
 static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 {
 	struct kvm_userspace_memory_region slot = { 0 };
+	const size_t align = 2u << 20;
+	size_t len = vm->mem.mem_bytes + align, head;
+	uint8_t *p;
 
-	vm->ram = mmap(NULL, vm->mem.mem_bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->ram == MAP_FAILED) {
-		vm->ram = NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED) {
 		snprintf(err, err_len, "cannot map %llu MiB of guest memory: %s",
 			 (unsigned long long)(vm->mem.mem_bytes >> 20), strerror(errno));
 		return -ENOMEM;
 	}
+	head = (align - ((uintptr_t)p & (align - 1))) & (align - 1);
+	if (head)
+		munmap(p, head);
+	if (len - head > vm->mem.mem_bytes)
+		munmap(p + head + vm->mem.mem_bytes, len - head - vm->mem.mem_bytes);
+	vm->ram = p + head;
+	if (vm->cfg.thp && madvise(vm->ram, vm->mem.mem_bytes, MADV_HUGEPAGE) < 0)
+		vmm_logf(&vm->cfg.log, VMM_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
 	slot.slot = 0;
 	slot.guest_phys_addr = 0;
 	slot.memory_size = vm->mem.low_bytes;

@@ -18,8 +18,9 @@
  * VMM_KICK_SIGNAL gets an empty process-wide handler in vmm_vm_run().
  *
  * Guest memory is one anonymous private mapping (MAP_PRIVATE|MAP_ANONYMOUS,
- * so KSM and userfaultfd can work on it), split into two slots around the
- * PCI hole at 3 GiB when the guest is larger than that.
+ * so KSM and userfaultfd can work on it), 2 MiB aligned, optionally advised
+ * MADV_HUGEPAGE (cfg.thp), split into two slots around the PCI hole at 3 GiB
+ * when the guest is larger than that.
  */
 #ifndef EBB_VMM_VM_H
 #define EBB_VMM_VM_H
@@ -50,6 +51,7 @@ struct vmm_vm_cfg {
 	int console_in_fd;           /* -1: none */
 	int console_out_fd;          /* -1: discard */
 	bool handle_signals;         /* SIGINT/SIGTERM stop the VM */
+	bool thp;                    /* MADV_HUGEPAGE on guest RAM */
 	const char *ready_marker;    /* console text whose first sighting is timed; optional */
 	void (*on_running)(void *opaque);  /* called once vCPUs run and the socket listens */
 	void *opaque;

@@ -89,7 +89,7 @@ static const char usage_main[] =
 
 static const char usage_run[] =
 	"usage: ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N\n"
-	"               [--name NAME] [--detach] [--ready-marker STR] [-v]\n"
+	"               [--name NAME] [--detach] [--ready-marker STR] [--thp on|off] [-v]\n"
 	"\n"
 	"Boots a Linux bzImage in a new KVM VM.  Its serial console (COM1) is this\n"
 	"terminal (raw mode; type Ctrl-A x to stop the VM).  The VM ends when the\n"
@@ -105,6 +105,7 @@ static const char usage_run[] =
 	"  -n, --name NAME       name for ebb ls/stat/stop (default vm-PID)\n"
 	"  -d, --detach          run in the background; console to RUNDIR/NAME.log\n"
 	"      --ready-marker S  time the first console line containing S (ebb stat)\n"
+	"      --thp on|off      back guest RAM with transparent huge pages (default on)\n"
 	"  -v, --verbose         more messages (twice: debug)\n";
 
 static const char usage_ls[] =
@@ -170,13 +171,14 @@ static int cmd_run(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "detach", no_argument, NULL, 'd' },
 		{ "ready-marker", required_argument, NULL, 'R' },
+		{ "thp", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vmm_vm_cfg cfg = {
 		.nr_cpus = 1, .console_in_fd = STDIN_FILENO, .console_out_fd = STDOUT_FILENO,
-		.handle_signals = true, .log = { .fn = log_cb },
+		.handle_signals = true, .thp = true, .log = { .fn = log_cb },
 	};
 	struct run_ctx ctx = { .ready_fd = -1 };
 	char rundir[256], name[VMM_NAME_MAX_BYTES + 1], err[512], size_buf[32];
@@ -211,6 +213,11 @@ static int cmd_run(int argc, char **argv)
 		case 'n': cfg.name = optarg; break;
 		case 'd': detach = true; break;
 		case 'R': cfg.ready_marker = optarg; break;
+		case 'T':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				die("bad --thp '%s': give on or off", optarg);
+			cfg.thp = !strcmp(optarg, "on");
+			break;
 		case 'v': verbose++; break;
 		case 'h': fputs(usage_run, stdout); return 0;
 		default: fputs(usage_run, stderr); return 2;
