@@ -635,7 +635,13 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 	     r->cfg.name, (unsigned long long)pfn, r->have_poison ? strerror(errno) : "no UFFDIO_POISON");
 }
 
-static void fault_zero(struct ebb_region *r, uint64_t pfn)
+/*
+ * A write fault on an empty page gets a private zeroed page at once
+ * (UFFDIO_COPY): mapping the shared zero page would only make the thread
+ * fault again for copy-on-write, with one more TLB flush.  Read faults get
+ * UFFDIO_ZEROPAGE, which costs no memory until written.
+ */
+static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 {
 	struct uffdio_zeropage zp = {
 		.range = { .start = page_addr(r, pfn), .len = EBB_PAGE_SIZE },
@@ -643,7 +649,23 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn)
 	};
 	struct ebb_page *p = &r->lru->pages[pfn];
 
-	if (ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp) < 0) {
+	if (write) {
+		struct uffdio_copy cp = {
+			.dst = page_addr(r, pfn),
+			.src = (uint64_t)(uintptr_t)r->zero_buf,
+			.len = EBB_PAGE_SIZE,
+			.mode = 0,
+		};
+
+		if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+			if (errno != EEXIST)
+				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
+				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
+			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+			if (errno != EEXIST)
+				return;
+		}
+	} else if (ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp) < 0) {
 		/*
 		 * EEXIST with no page present: the PTE holds a uffd-wp marker
 		 * (WP_ASYNC implies WP_UNPOPULATED), which ZEROPAGE refuses but
@@ -673,7 +695,13 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn)
 		r->cfg.on_fault(r->cfg.on_fault_ctx, pfn, false);
 }
 
-static void fault_swapped(struct ebb_region *r, uint64_t pfn)
+/*
+ * Swap-in.  On a write fault the page is about to be written: it is mapped
+ * writable and its store copy released at once (it would be stale after
+ * the write anyway); readahead pages and read faults are mapped
+ * write-protected (with dirty tracking on) and keep their copy.
+ */
+static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 {
 	uint32_t ids[MAX_RA];
 	uint64_t slot0, limit = r->high_pages ? r->high_pages : r->max_pages;
@@ -720,7 +748,27 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn)
 		.len = k * EBB_PAGE_SIZE,
 		.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
 	};
-	if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+	if (write && r->wp_tracking) {
+		/* The faulting page writable, the readahead rest protected. */
+		struct uffdio_copy first = cp;
+
+		first.len = EBB_PAGE_SIZE;
+		first.mode = UFFDIO_COPY_MODE_DONTWAKE;
+		if (ioctl(r->uffd, UFFDIO_COPY, &first) < 0 && errno != EEXIST) {
+			RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: UFFDIO_COPY page %llu: %s",
+			     r->cfg.name, (unsigned long long)pfn, strerror(errno));
+			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+			return;
+		}
+		if (k > 1) {
+			cp.dst += EBB_PAGE_SIZE;
+			cp.src += EBB_PAGE_SIZE;
+			cp.len -= EBB_PAGE_SIZE;
+			if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0)
+				k = 1 + (cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0);
+		}
+		uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
+	} else if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
 		int err = errno;
 		size_t copied = cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0;
 
@@ -741,7 +789,9 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn)
 		uint32_t p = (uint32_t)(pfn + i);
 		struct ebb_page *pg = &r->lru->pages[p];
 
-		if (!r->cfg.keep_clean_copies) {
+		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && r->wp_tracking);
+
+		if (!keep) {
 			ebb_swap_put(r->store, pg->swap_id);
 			pg->swap_id = EBB_SWAP_NONE;
 		}
@@ -749,7 +799,7 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn)
 			pg->flags &= (uint16_t)~EBB_PF_SHADOW; /* not a refault */
 			r->c.nr_readahead++;
 		}
-		ebb_lru_page_in(r->lru, p, r->cfg.keep_clean_copies);
+		ebb_lru_page_in(r->lru, p, keep);
 		if (i > 0)
 			pg->flags |= EBB_PF_READAHEAD;
 		r->c.nr_swapped_in++;
@@ -765,6 +815,7 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(EBB_PAGE_SIZE - 1);
 	uint64_t pfn;
 	struct ebb_page *p;
+	bool write;
 
 	/* GUEST: the address comes from whoever touched memory; validate it. */
 	if (addr < r->base || addr - r->base >= r->nr_pages * EBB_PAGE_SIZE) {
@@ -782,6 +833,7 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 		return;
 	}
 	pfn = (addr - r->base) / EBB_PAGE_SIZE;
+	write = !!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	r->c.nr_faults++;
 	if (r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
 		r->c.nr_spurious++;
@@ -797,13 +849,13 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
 		break;
 	case EBB_PAGE_SWAPPED:
-		fault_swapped(r, pfn);
+		fault_swapped(r, pfn, write);
 		break;
 	case EBB_PAGE_LOST:
 		poison_page(r, pfn);
 		break;
 	default:
-		fault_zero(r, pfn);
+		fault_zero(r, pfn, write);
 		break;
 	}
 }
