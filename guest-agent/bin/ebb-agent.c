@@ -17,7 +17,6 @@
  * mode, when the socket peer closed.
  */
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
@@ -30,12 +29,12 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "guest-agent/agent.h"
+#include "guest-agent/agent_port.h"
 
 #define DEFAULT_PORT "org.ebb.agent.0"
 
@@ -91,86 +90,6 @@ static void core_log(void *ctx, enum agent_log_level level, const char *msg)
 	logmsg("%s", msg);
 }
 
-static int read_small(const char *path, char *buf, size_t cap)
-{
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return (int)n;
-}
-
-/* sysfs "dev": "MAJOR:MINOR". */
-static int parse_dev(const char *s, unsigned *maj, unsigned *min)
-{
-	unsigned long a, b;
-	char *end;
-
-	errno = 0;
-	a = strtoul(s, &end, 10);
-	if (errno || end == s || *end != ':' || a > 0xfff)
-		return -EINVAL;
-	s = end + 1;
-	b = strtoul(s, &end, 10);
-	if (errno || end == s || *end != '\0' || b > 0xfffff)
-		return -EINVAL;
-	*maj = (unsigned)a;
-	*min = (unsigned)b;
-	return 0;
-}
-
-/* Find /dev/<port> for the port called `name`; create the node if needed. */
-static int find_port(const struct opts *o, char *path, size_t cap)
-{
-	char dir[256], buf[256];
-	struct dirent *de;
-	DIR *d;
-	int rc = -ENOENT;
-
-	snprintf(dir, sizeof(dir), "%s/class/virtio-ports", o->sysfs_root);
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		char file[600];
-		unsigned maj, min;
-		struct stat st;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(file, sizeof(file), "%s/%s/name", dir, de->d_name);
-		if (read_small(file, buf, sizeof(buf)) < 0 || strcmp(buf, o->port_name) != 0)
-			continue;
-		snprintf(file, sizeof(file), "%s/%s/dev", dir, de->d_name);
-		if (read_small(file, buf, sizeof(buf)) < 0 || parse_dev(buf, &maj, &min) != 0) {
-			rc = -EINVAL;
-			break;
-		}
-		if ((size_t)snprintf(path, cap, "%s/%s", o->dev_dir, de->d_name) >= cap) {
-			rc = -ENAMETOOLONG;
-			break;
-		}
-		if (stat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(maj, min)) {
-			rc = 0;
-			break;
-		}
-		/* No udev in the guest: make the node ourselves. */
-		unlink(path);
-		rc = mknod(path, S_IFCHR | 0600, makedev(maj, min)) == 0 ? 0 : -errno;
-		break;
-	}
-	closedir(d);
-	return rc;
-}
-
 static int open_channel(const struct opts *o, bool *is_socket)
 {
 	char path[300];
@@ -181,7 +100,7 @@ static int open_channel(const struct opts *o, bool *is_socket)
 	if (o->device) {
 		snprintf(path, sizeof(path), "%s", o->device);
 	} else {
-		rc = find_port(o, path, sizeof(path));
+		rc = agent_port_find(o->sysfs_root, o->dev_dir, o->port_name, path, sizeof(path));
 		if (rc)
 			return rc;
 	}
