@@ -58,8 +58,10 @@ static long long host_memtotal_bytes(void)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %lld kB", &kb) == 1)
+		if (strncmp(line, "MemTotal:", 9) == 0) {
+			kb = strtoll(line + 9, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return kb * 1024;
 }
