@@ -97,7 +97,7 @@ int agent_client_create(const struct agent_client_cfg *cfg, struct agent_client 
 	struct agent_client *c;
 
 	*out = NULL;
-	if (!cfg || cfg->fd < 0)
+	if (!cfg || cfg->fd < 0 || cfg->max_line_bytes > (1u << 20))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)

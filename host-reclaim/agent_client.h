@@ -32,7 +32,7 @@ typedef void (*agent_client_log_fn)(void *ctx, enum agent_client_log_level level
 
 struct agent_client_cfg {
 	int fd;                        /* connected stream; the client closes it on destroy */
-	size_t max_line_bytes;         /* longest accepted line; 0 = 16384 */
+	size_t max_line_bytes;         /* longest accepted line; 0 = 16384, at most 1 MiB */
 	agent_client_log_fn log;       /* may be NULL */
 	void *log_ctx;
 	unsigned log_burst;            /* log lines per window; 0 = 10 */
