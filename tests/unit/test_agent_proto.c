@@ -675,6 +675,83 @@ static void test_client_lying_replies(void **state)
 	close(sv[1]);
 }
 
+/* Random mutations of real agent output fed to the client: no crash (this
+ * bites under SANITIZE=address,undefined), and whatever is accepted still
+ * satisfies the documented ranges. */
+static void test_client_mutations(void **state)
+{
+	struct fx *fx = *state;
+	struct agent_client_cfg cfg = { 0 };
+	struct agent_client_counters n;
+	struct agent_client *cl;
+	struct agent_event ev;
+	static char lines[AGENT_OUT_BYTES];
+	char buf[4096];
+	const char *out;
+	size_t len, nlines = 0, starts[8] = { 0 };
+	unsigned accepted = 0;
+	int sv[2];
+
+	say(fx->a, "{\"type\":\"hello\",\"id\":1,\"version\":1}\n");
+	agent_tick(fx->a, 1000);
+	say(fx->a, "{\"type\":\"config\",\"id\":2,\"report_period_ms\":100}\n");
+	agent_tick(fx->a, 5000);              /* an unsolicited report */
+	agent_pressure(fx->a, 5000);          /* a pressure message */
+	agent_input(fx->a, "junk\n", 5, 5000); /* an unattributed error */
+	agent_output(fx->a, &out, &len);
+	assert_true(len < sizeof(lines));
+	memcpy(lines, out, len);
+	agent_output_consume(fx->a, len);
+	for (size_t i = 0; i < len && nlines < 8; i++)
+		if (i == 0 || lines[i - 1] == '\n')
+			starts[nlines++] = i;
+	assert_int_equal(nlines, 3);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cfg.fd = sv[0];
+	assert_int_equal(agent_client_create(&cfg, &cl), 0);
+	/* Unmutated, all three are accepted. */
+	agent_client_feed(cl, lines, len);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(agent_client_pop_event(cl, &ev), 0);
+	srand(777);
+	for (int it = 0; it < 20000; it++) {
+		size_t k = (size_t)rand() % nlines;
+		size_t end = k + 1 < nlines ? starts[k + 1] : len;
+		size_t l = end - starts[k];
+
+		assert_true(l <= sizeof(buf));
+		memcpy(buf, lines + starts[k], l);
+		for (int m = 0; m < 1 + rand() % 3; m++) {
+			size_t pos = (size_t)rand() % (l - 1);   /* keep the newline */
+
+			buf[pos] = "0123456789-.e\"{}[],:x \\\x00\xff"[rand() % 25];
+		}
+		agent_client_feed(cl, buf, l);
+		while (agent_client_pop_event(cl, &ev) == 0) {
+			accepted++;
+			if (ev.type == AGENT_EV_PRESSURE) {
+				assert_true(ev.u.pressure.free_bytes <= ev.u.pressure.total_bytes);
+				assert_true(ev.u.pressure.some_avg10_centipct <= 10000);
+			} else if (ev.type == AGENT_EV_REPORT && ev.u.report.have_meminfo) {
+				assert_true(ev.u.report.meminfo.free_bytes <=
+					    ev.u.report.meminfo.total_bytes);
+				if (ev.u.report.have_estimate)
+					assert_true(ev.u.report.give_back_bytes <=
+						    ev.u.report.meminfo.total_bytes);
+			} else if (ev.type == AGENT_EV_ERROR) {
+				assert_true(strlen(ev.u.error.code) < sizeof(ev.u.error.code));
+			}
+		}
+	}
+	agent_client_get_counters(cl, &n);
+	/* Some mutations keep a message valid (a digit for a digit). */
+	assert_true(accepted > 0);
+	assert_true(n.nr_bad_json + n.nr_invalid > 1000);
+	agent_client_destroy(cl);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -687,6 +764,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_output_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_roundtrip, setup, teardown),
 		cmocka_unit_test(test_client_hostile),
+		cmocka_unit_test_setup_teardown(test_client_mutations, setup, teardown),
 		cmocka_unit_test(test_client_lying_replies),
 	};
 
