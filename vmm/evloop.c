@@ -26,7 +26,17 @@ struct vmm_evloop {
 	int stop;                       /* atomic */
 	struct vmm_ev_watch *dead;      /* freed after the current batch */
 	bool dispatching;
+	bool (*idle_fn)(void *opaque);
+	void *idle_opaque;
+	bool idle_pending;              /* the idle hook has more work */
 };
+
+void vmm_evloop_set_idle(struct vmm_evloop *loop, bool (*fn)(void *opaque), void *opaque)
+{
+	loop->idle_fn = fn;
+	loop->idle_opaque = opaque;
+	loop->idle_pending = fn != NULL;
+}
 
 int vmm_evloop_create(struct vmm_evloop **out)
 {
@@ -120,7 +130,7 @@ int vmm_evloop_run_once(struct vmm_evloop *loop, int timeout_ms)
 	struct epoll_event events[MAX_EVENTS];
 	int n, i;
 
-	n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout_ms);
+	n = epoll_wait(loop->epfd, events, MAX_EVENTS, loop->idle_pending ? 0 : timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	loop->dispatching = true;
@@ -140,6 +150,8 @@ int vmm_evloop_run_once(struct vmm_evloop *loop, int timeout_ms)
 	}
 	loop->dispatching = false;
 	free_dead(loop);
+	if (loop->idle_fn)
+		loop->idle_pending = loop->idle_fn(loop->idle_opaque);
 	return n;
 }
 

@@ -10,6 +10,7 @@
 #ifndef EBB_VMM_EVLOOP_H
 #define EBB_VMM_EVLOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef void (*vmm_ev_fn)(void *opaque, uint32_t events);
@@ -34,5 +35,12 @@ int vmm_evloop_run(struct vmm_evloop *loop);
 int vmm_evloop_run_once(struct vmm_evloop *loop, int timeout_ms);
 /* Thread safe, async-signal safe. */
 void vmm_evloop_stop(struct vmm_evloop *loop);
+
+/*
+ * Optional work after every round of events (e.g. virtio_pci_poll for
+ * budget-limited devices): fn returns true while work is still pending, and
+ * the next wait then does not sleep.  One hook per loop; NULL removes it.
+ */
+void vmm_evloop_set_idle(struct vmm_evloop *loop, bool (*fn)(void *opaque), void *opaque);
 
 #endif
