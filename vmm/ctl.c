@@ -27,6 +27,7 @@ static const struct {
 	{ "query", VMM_CTL_CMD_QUERY },
 	{ "stop", VMM_CTL_CMD_STOP },
 	{ "version", VMM_CTL_CMD_VERSION },
+	{ "balloon", VMM_CTL_CMD_BALLOON },
 };
 
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)

@@ -30,6 +30,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_QUERY,
 	VMM_CTL_CMD_STOP,
 	VMM_CTL_CMD_VERSION,
+	VMM_CTL_CMD_BALLOON,
 };
 
 /* Error codes: the strings are part of the protocol. */

@@ -31,6 +31,7 @@
 
 #include "vmm/boot.h"
 #include "vmm/ctl_server.h"
+#include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
 #include "vmm/mptable.h"
 #include "vmm/rundir.h"
@@ -111,6 +112,7 @@ struct vmm_vm {
 	struct cmos cmos;
 	struct vmm_evloop *loop;
 	struct vmm_ctl_server *ctl;
+	struct vmm_virtio_devs *virtio;
 	int lock_fd;
 	int signal_fd;
 	int panic_timer_fd;
@@ -463,6 +465,11 @@ struct vmm_pci_bus *vmm_vm_pci(struct vmm_vm *vm)
 	return vm->pci;
 }
 
+struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm)
+{
+	return vm->virtio;
+}
+
 struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
 {
 	return vm->loop;
@@ -562,8 +569,11 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
 		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+		vmm_ctl_virtio_query(vm->virtio, r);
 		*result = r;
 		return VMM_CTL_OK;
+	case VMM_CTL_CMD_BALLOON:
+		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
 	case VMM_CTL_CMD_STOP:
 		if (is_stopping(vm)) {
 			snprintf(msg, msg_len, "the VM is already stopping");
@@ -1283,6 +1293,17 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	    (ret = vmm_iobus_register(vm->pio, 0x80, 1, ignore_io, vm)) ||  /* POST / io delay */
 	    (ret = vmm_iobus_register(vm->pio, 0xed, 1, ignore_io, vm)))
 		goto fail_nomem;
+	{
+		struct vmm_virtio_devs_cfg vc = {
+			.vm = vm, .opts = cfg->virtio, .mem_bytes = vm->mem.mem_bytes,
+			.ram_end_gpa = vm->mem.high_bytes ? VMM_4G + vm->mem.high_bytes
+							  : vm->mem.low_bytes,
+			.console_out_fd = cfg->console_out_fd, .log = cfg->log,
+		};
+
+		if ((ret = vmm_virtio_devs_create(&vc, &vm->virtio)))
+			goto fail_nomem;
+	}
 
 	ret = load_guest(vm, err, err_len);
 	if (ret)
@@ -1334,6 +1355,19 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		if (ret) {
 			snprintf(err, err_len, "cannot create the control socket in %s: %s",
 				 cfg->rundir, strerror(-ret));
+			goto fail;
+		}
+	}
+	{
+		char apath[512];
+		int n = cfg->rundir ? snprintf(apath, sizeof(apath), "%s/%s.agent", cfg->rundir,
+					       vm->name) : -1;
+
+		ret = vmm_virtio_devs_start(vm->virtio, vm->loop,
+					    n > 0 && (size_t)n < sizeof(apath) ? apath : NULL);
+		if (ret) {
+			snprintf(err, err_len, "setting up the virtio devices failed: %s",
+				 strerror(-ret));
 			goto fail;
 		}
 	}
@@ -1404,6 +1438,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (!vm)
 		return;
 	vmm_ctl_server_destroy(vm->ctl);
+	vmm_virtio_devs_destroy(vm->virtio);
 	if (vm->signal_fd >= 0)
 		close(vm->signal_fd);
 	if (vm->panic_timer_fd >= 0)

@@ -33,6 +33,7 @@
 #include "vmm/evloop.h"
 #include "vmm/log.h"
 #include "vmm/pci.h"
+#include "vmm/virtio_devs.h"
 
 #define VMM_KICK_SIGNAL SIGUSR1
 #define VMM_MAX_CPUS 64
@@ -53,6 +54,7 @@ struct vmm_vm_cfg {
 	bool handle_signals;         /* SIGINT/SIGTERM stop the VM */
 	bool thp;                    /* MADV_HUGEPAGE on guest RAM */
 	const char *ready_marker;    /* console text whose first sighting is timed; optional */
+	struct vmm_virtio_opts virtio; /* console + balloon (vmm/virtio_devs.h) */
 	void (*on_running)(void *opaque);  /* called once vCPUs run and the socket listens */
 	void *opaque;
 	struct vmm_log log;
@@ -109,5 +111,7 @@ struct vmm_vm_info {
 	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;
 };
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
+/* The virtio devices (balloon, console); NULL with cfg.virtio.disable. */
+struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
 
 #endif

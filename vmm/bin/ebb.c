@@ -7,6 +7,7 @@
  *   ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N
  *           [--name NAME] [--detach] [--ready-marker STR]
  *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
+ *   ebb balloon NAME SIZE|PERCENT% | ebb balloon NAME [--stats] [--json]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,7 @@ static const char usage_main[] =
 	"  ls        list running VMs\n"
 	"  stat      show one VM\n"
 	"  stop      stop a VM\n"
+	"  balloon   set a VM's balloon (its usable memory) or show it\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -106,12 +108,25 @@ static const char usage_run[] =
 	"  -d, --detach          run in the background; console to RUNDIR/NAME.log\n"
 	"      --ready-marker S  time the first console line containing S (ebb stat)\n"
 	"      --thp on|off      back guest RAM with transparent huge pages (default on)\n"
+	"      --virtio on|off   virtio console (hvc0, agent port) and balloon (default on)\n"
+	"      --balloon-oom on|off  let the guest deflate the balloon when it runs out of\n"
+	"                        memory (VIRTIO_BALLOON_F_DEFLATE_ON_OOM; default off)\n"
+	"      --free-page-reporting on|off  the guest reports free pages, the host drops\n"
+	"                        them (default on)\n"
 	"  -v, --verbose         more messages (twice: debug)\n";
 
 static const char usage_ls[] =
 	"usage: ebb ls\n\nLists running VMs: name, pid, state, vCPUs, memory, uptime.\n";
 static const char usage_stat[] =
 	"usage: ebb stat NAME [--json]\n\nShows what a running VM reports over its control socket.\n";
+static const char usage_balloon[] =
+	"usage: ebb balloon NAME SIZE|PERCENT%\n"
+	"       ebb balloon NAME [--stats] [--json]\n"
+	"\n"
+	"Sets the memory the guest may use to SIZE (512M, 1G; a bare number is MiB) or\n"
+	"to PERCENT% of its RAM: the balloon takes the rest and its pages go back to\n"
+	"the host.  100% empties the balloon.  Without a size, shows the balloon:\n"
+	"target, actual, and (--stats) the guest's last memory statistics.\n";
 static const char usage_stop[] =
 	"usage: ebb stop NAME\n\nAsks a VM to stop and waits (up to 10 s) until it has.\n";
 
@@ -172,6 +187,9 @@ static int cmd_run(int argc, char **argv)
 		{ "detach", no_argument, NULL, 'd' },
 		{ "ready-marker", required_argument, NULL, 'R' },
 		{ "thp", required_argument, NULL, 'T' },
+		{ "virtio", required_argument, NULL, 'V' },
+		{ "balloon-oom", required_argument, NULL, 'O' },
+		{ "free-page-reporting", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -217,6 +235,19 @@ static int cmd_run(int argc, char **argv)
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
 				die("bad --thp '%s': give on or off", optarg);
 			cfg.thp = !strcmp(optarg, "on");
+			break;
+		case 'V':
+		case 'O':
+		case 'F':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				die("bad --%s '%s': give on or off", c == 'V' ? "virtio" :
+				    c == 'O' ? "balloon-oom" : "free-page-reporting", optarg);
+			if (c == 'V')
+				cfg.virtio.disable = !strcmp(optarg, "off");
+			else if (c == 'O')
+				cfg.virtio.balloon_deflate_on_oom = !strcmp(optarg, "on");
+			else
+				cfg.virtio.balloon_no_reporting = !strcmp(optarg, "off");
 			break;
 		case 'v': verbose++; break;
 		case 'h': fputs(usage_run, stdout); return 0;
@@ -432,6 +463,124 @@ static void name_error(const char *name, int ret)
 	die("VM %s: %s", name, strerror(-ret));
 }
 
+/* The balloon part of a query (or the result of balloon). */
+static void print_balloon(struct json_object *r, bool stats)
+{
+	struct json_object *b = r, *st, *v;
+	char s1[32], s2[32], s3[32], age[32];
+	int64_t mem, target, actual;
+	bool driver_ok;
+
+	if (json_object_object_get_ex(r, "name", NULL) &&  /* a query result */
+	    !json_object_object_get_ex(r, "balloon", &b))
+		return;
+	if (!b || !json_object_is_type(b, json_type_object))
+		return;
+	driver_ok = json_object_object_get_ex(b, "driver_ok", &v) && json_object_get_boolean(v);
+	mem = get_int(b, "mem_bytes", 0);
+	target = get_int(b, "target_pages", 0);
+	actual = get_int(b, "actual_pages", 0);
+	printf("balloon:    target %s (guest %s), actual %s%s\n",
+	       vmm_format_size((uint64_t)target * 4096, s1, sizeof(s1)),
+	       vmm_format_size((uint64_t)(mem - target * 4096 > 0 ? mem - target * 4096 : 0), s2,
+			       sizeof(s2)),
+	       vmm_format_size((uint64_t)actual * 4096, s3, sizeof(s3)),
+	       driver_ok ? "" : " (no guest driver)");
+	printf("            inflated %lld, deflated %lld (oom %lld), reported %lld pages; "
+	       "%lld pages discarded in %lld madvise calls\n",
+	       (long long)get_int(b, "inflated_pages", 0), (long long)get_int(b, "deflated_pages", 0),
+	       (long long)get_int(b, "oom_deflated_pages", 0),
+	       (long long)get_int(b, "reported_pages", 0), (long long)get_int(b, "discarded_pages", 0),
+	       (long long)get_int(b, "madvise_calls", 0));
+	printf("            guest stats: %s old\n",
+	       get_int(b, "stats_age_ms", -1) < 0 ? "none yet," :
+	       fmt_ms(get_int(b, "stats_age_ms", -1), age, sizeof(age)));
+	if (stats && json_object_object_get_ex(b, "stats", &st) && st) {
+		json_object_object_foreach(st, key, val) {
+			if (strstr(key, "memory") || strstr(key, "caches"))
+				printf("            %-20s %s\n", key,
+				       vmm_format_size((uint64_t)json_object_get_int64(val), s1,
+						       sizeof(s1)));
+			else
+				printf("            %-20s %lld\n", key,
+				       (long long)json_object_get_int64(val));
+		}
+	}
+}
+
+static int cmd_balloon(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *args = NULL;
+	const char *name = NULL, *size = NULL;
+	bool json = false, stats = false;
+	char rundir[256];
+	int i, ret, fd;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_balloon, stdout);
+		return 0;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--stats"))
+			stats = true;
+		else if (!name)
+			name = argv[i];
+		else if (!size)
+			size = argv[i];
+		else
+			die("too many arguments (see ebb balloon --help)");
+	}
+	if (!name)
+		die("which VM? usage: ebb balloon NAME SIZE|PERCENT%% (ebb ls lists them)");
+	if (size) {
+		size_t len = strlen(size);
+		uint64_t v;
+
+		args = json_object_new_object();
+		if (!args)
+			die("out of memory");
+		if (len > 1 && size[len - 1] == '%') {
+			char *end;
+			unsigned long p;
+
+			errno = 0;
+			p = strtoul(size, &end, 10);
+			if (errno || end != size + len - 1 || size[0] < '0' || size[0] > '9' || p > 100)
+				die("bad percentage '%s': give 0%% to 100%% of the guest's RAM", size);
+			json_object_object_add(args, "percent", json_object_new_int64((int64_t)p));
+		} else {
+			ret = vmm_parse_size(size, 1ull << 20, &v);
+			if (ret || v > INT64_MAX)
+				die("bad size '%s': write it like 512M, 2G or 50%%", size);
+			json_object_object_add(args, "size_bytes", json_object_new_int64((int64_t)v));
+		}
+	}
+	ret = vmm_rundir(rundir, sizeof(rundir), false);
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	fd = vmm_ctl_connect(rundir, name);
+	if (fd < 0)
+		name_error(name, fd);
+	ret = vmm_ctl_call(fd, "balloon", args, CALL_TIMEOUT_MS, &resp);
+	close(fd);
+	if (ret)
+		name_error(name, ret);
+	if (!resp.ok) {
+		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
+		vmm_ctl_response_release(&resp);
+		return 1;
+	}
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(resp.result, JSON_C_TO_STRING_PRETTY));
+	else
+		print_balloon(resp.result, stats);
+	vmm_ctl_response_release(&resp);
+	return 0;
+}
+
 static int cmd_stat(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
@@ -483,6 +632,7 @@ static int cmd_stat(int argc, char **argv)
 		       (long long)get_int(resp.result, "nr_mmio_exits", -1));
 		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
 		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
+		print_balloon(resp.result, false);
 	}
 	vmm_ctl_response_release(&resp);
 	return 0;
@@ -563,6 +713,8 @@ int main(int argc, char **argv)
 		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stop"))
 		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(cmd, "balloon"))
+		return cmd_balloon(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }
