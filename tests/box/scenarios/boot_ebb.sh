@@ -12,6 +12,8 @@
 #   E  --detach (two VMs at once in ebb ls), SIGTERM and ebb stop end them;
 #      a file that is not a bzImage, too many vCPUs, too little memory and a
 #      bad size are refused with clear messages.
+#   F  3.5 GiB: RAM above 3 GiB moved to 4 GiB (the PCI hole), as the guest
+#      sees it in /proc/iomem.
 #   D  (QEMU, when the box has it) the same kernel + initrd, 1 vCPU, 256 MiB,
 #      under qemu -accel kvm: boot times of A and D and their ratio.
 # Boot time = launch -> "ebb-guest: ready" on the console, from the box's
@@ -179,6 +181,22 @@ check $? "E: memory too small for kernel + initrd is refused: $(cat x.out)"
 "$EBB" run --kernel "$GUEST_KERNEL" --mem 1.5G --name vm-x </dev/null >x.out 2>&1
 [ $? -eq 1 ] && grep -q "bad --mem" x.out
 check $? "E: a bad size is refused: $(cat x.out)"
+
+# ---- F: 3.5 GiB: RAM split around the PCI hole -----------------------------
+fail=0
+start vm-f f.log 1 3584M 'echo "guest-memtotal-kb: $(grep MemTotal /proc/meminfo | tr -s " " | cut -d" " -f2)"
+grep "System RAM" /proc/iomem | sed "s/^ */guest-iomem: /"'
+wait_for f.log 'ebb-exit:' 300
+kb=$(grep -m1 'guest-memtotal-kb:' f.log | sed 's/.*: //')
+[ -n "$kb" ] && [ "$kb" -gt $((3584 * 1024 * 90 / 100)) ] && [ "$kb" -le $((3584 * 1024)) ]
+check $? "F: a 3.5 GiB guest boots and sees MemTotal ${kb:-?} kB (90-100%)"
+grep -q 'guest-iomem: 100000000-11fffffff : System RAM' f.log &&
+	! grep -Eq 'guest-iomem: [0-9a-f]*-(c|d|e|f)[0-9a-f]{7} : System RAM' f.log
+check $? "F: its RAM continues at 4 GiB (0x100000000-0x11fffffff) and none is in the 3-4 GiB hole"
+grep 'guest-iomem' f.log | sed 's/^[0-9.]* /# /'
+grep -q 'ebb-exit: 0' f.log
+check $? "F: it powered off, ebb exited 0"
+[ "$fail" = 0 ] || dump f.log
 
 # ---- D: the same guest under QEMU -----------------------------------------
 if command -v qemu-system-x86_64 >/dev/null; then
