@@ -84,6 +84,7 @@ struct ebb_region {
 	uint64_t uffd_features;
 	bool have_poison;
 	bool wp_tracking;                   /* WP_ASYNC dirty source active */
+	bool evict_wp;                      /* evict with sync uffd-wp, not UFFDIO_MOVE */
 	char *scratch;                      /* EBB_SWAP_CLUSTER_MAX pages */
 
 	pthread_mutex_t lock;
@@ -188,7 +189,7 @@ int ebb_region_probe(uint64_t *features_out)
 	f = api.features;
 	if (features_out)
 		*features_out = f;
-	return (f & UFFD_FEATURE_MOVE) ? 0 : -EOPNOTSUPP;
+	return (f & (UFFD_FEATURE_MOVE | UFFD_FEATURE_PAGEFAULT_FLAG_WP)) ? 0 : -EOPNOTSUPP;
 }
 
 static int uffd_wake(struct ebb_region *r, uint64_t addr, uint64_t len)
@@ -213,6 +214,136 @@ static void account_store_error(struct ebb_region *r, int err, uint32_t pfn)
 	r->c.nr_evict_failed++;
 	RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: page %u stays resident: store failed: %s",
 	     r->cfg.name, pfn, strerror(-err));
+}
+
+static void release_copy(struct ebb_region *r, struct ebb_evict_req *q)
+{
+	if (q->swap_id != EBB_SWAP_NONE)
+		ebb_swap_put(r->store, q->swap_id);
+	q->swap_id = EBB_SWAP_NONE;
+}
+
+/*
+ * Step 3 for one candidate whose content at @page can no longer change
+ * (moved out of the region, or write-protected): zero, clean drop, or store.
+ */
+static void decide_one(struct ebb_region *r, const struct ebb_scan_control *sc,
+		       struct ebb_evict_req *q, const void *page, bool *full)
+{
+	uint64_t h;
+	uint32_t id;
+	int ret;
+
+	if (ebb_swap_page_is_zero(page)) {
+		release_copy(r, q);
+		q->result = EBB_EVICT_ZERO;
+		r->c.nr_zero_out++;
+		return;
+	}
+	h = ebb_swap_hash_page(page);
+	if (q->swap_id != EBB_SWAP_NONE) {
+		if (ebb_swap_hash_matches(r->store, q->swap_id, h)) {
+			q->result = EBB_EVICT_CLEAN_DROPPED;
+			r->c.nr_clean_dropped++;
+			return;
+		}
+		/* The copy is stale (written since): release it. */
+		release_copy(r, q);
+	}
+	if (!sc->may_swap) {
+		q->result = EBB_EVICT_KEEP_DIRTY;
+		return;
+	}
+	ret = *full ? -ENOSPC : ebb_swap_store(r->store, page, h, sc->may_writepage, &id);
+	if (ret == -ENOSPC)
+		*full = true;
+	if (ret) {
+		if (sc->may_writepage || ret != -ENOSPC)
+			account_store_error(r, ret, q->pfn);
+		q->result = EBB_EVICT_KEEP;
+		return;
+	}
+	q->swap_id = id;
+	q->result = EBB_EVICT_SWAPPED;
+	r->c.nr_swapped_out++;
+}
+
+static bool evicted(const struct ebb_evict_req *q)
+{
+	return q->result == EBB_EVICT_SWAPPED || q->result == EBB_EVICT_CLEAN_DROPPED ||
+	       q->result == EBB_EVICT_ZERO;
+}
+
+static int wp_range(struct ebb_region *r, uint64_t pfn, size_t nr, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = page_addr(r, pfn), .len = nr * EBB_PAGE_SIZE },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,  /* WP|DONTWAKE is EINVAL */
+	};
+
+	return ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+/*
+ * Eviction without UFFDIO_MOVE (kernels before 6.8, e.g. the host-box's
+ * 6.1), with synchronous uffd-wp: write-protect each run (writers now block
+ * in a WP fault the handler serves after us), read the pages in place,
+ * decide, MADV_DONTNEED the evicted runs and un-protect (and wake) the kept
+ * ones.  Readers are never blocked.  One TLB flush per run and call instead
+ * of one per page.
+ */
+static void evict_wp(struct ebb_region *r, const struct ebb_scan_control *sc,
+		     struct ebb_evict_req **sorted, size_t n, bool full)
+{
+	size_t i;
+
+	for (i = 0; i < n;) {
+		size_t run = 1;
+
+		while (i + run < n && sorted[i + run]->pfn == sorted[i]->pfn + run)
+			run++;
+		int err = wp_range(r, sorted[i]->pfn, run, true);
+
+		if (err) {
+			RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: UFFDIO_WRITEPROTECT of %zu pages at %u: %s",
+			     r->cfg.name, run, sorted[i]->pfn, strerror(-err));
+			r->c.nr_evict_busy += run;
+			for (size_t k = 0; k < run; k++)
+				sorted[i + k]->result = EBB_EVICT_KEEP;
+			i += run;
+			continue;
+		}
+		for (size_t k = 0; k < run; k++) {
+			struct ebb_evict_req *q = sorted[i + k];
+			unsigned char v = 0;
+			void *page = (void *)(uintptr_t)page_addr(r, q->pfn);
+
+			/* Never read a page that is not there: that would fault to us. */
+			if (mincore(page, EBB_PAGE_SIZE, &v) < 0 || !(v & 1)) {
+				q->result = EBB_EVICT_VANISHED;
+				r->c.nr_vanished++;
+				release_copy(r, q);
+				continue;
+			}
+			decide_one(r, sc, q, page, &full);
+		}
+		i += run;
+	}
+	/* Release evicted runs, un-protect kept runs. */
+	for (i = 0; i < n;) {
+		bool ev = evicted(sorted[i]) || sorted[i]->result == EBB_EVICT_VANISHED;
+		size_t run = 1;
+
+		while (i + run < n && sorted[i + run]->pfn == sorted[i]->pfn + run &&
+		       (evicted(sorted[i + run]) || sorted[i + run]->result == EBB_EVICT_VANISHED) == ev)
+			run++;
+		if (ev)
+			madvise((void *)(uintptr_t)page_addr(r, sorted[i]->pfn), run * EBB_PAGE_SIZE,
+				MADV_DONTNEED);
+		else
+			wp_range(r, sorted[i]->pfn, run, false);
+		i += run;
+	}
 }
 
 /* Put page @i of the scratch area back at region page @pfn. */
@@ -269,6 +400,10 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 		r->c.nr_evict_failed += n - m;
 	n = m;
 	qsort(sorted, n, sizeof(sorted[0]), cmp_req);
+	if (r->evict_wp) {
+		evict_wp(r, sc, sorted, n, full);
+		goto out;
+	}
 
 	/* Steps 1-2: move runs of neighbouring pages into scratch slots 0..n-1. */
 	while (i < n) {
@@ -315,54 +450,12 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 
 	/* Step 3: decide and store. */
 	for (size_t k = 0; k < n; k++) {
-		struct ebb_evict_req *q = sorted[k];
-		const void *page = r->scratch + k * EBB_PAGE_SIZE;
-		uint64_t h;
-		uint32_t id;
-		int ret;
-
 		if (!moved[k]) {
-			if (q->result == EBB_EVICT_VANISHED && q->swap_id != EBB_SWAP_NONE) {
-				ebb_swap_put(r->store, q->swap_id);
-				q->swap_id = EBB_SWAP_NONE;
-			}
+			if (sorted[k]->result == EBB_EVICT_VANISHED)
+				release_copy(r, sorted[k]);
 			continue;
 		}
-		if (ebb_swap_page_is_zero(page)) {
-			if (q->swap_id != EBB_SWAP_NONE)
-				ebb_swap_put(r->store, q->swap_id);
-			q->swap_id = EBB_SWAP_NONE;
-			q->result = EBB_EVICT_ZERO;
-			r->c.nr_zero_out++;
-			continue;
-		}
-		h = ebb_swap_hash_page(page);
-		if (q->swap_id != EBB_SWAP_NONE) {
-			if (ebb_swap_hash_matches(r->store, q->swap_id, h)) {
-				q->result = EBB_EVICT_CLEAN_DROPPED;
-				r->c.nr_clean_dropped++;
-				continue;
-			}
-			/* The copy is stale (written since): release it. */
-			ebb_swap_put(r->store, q->swap_id);
-			q->swap_id = EBB_SWAP_NONE;
-		}
-		if (!sc->may_swap) {
-			q->result = EBB_EVICT_KEEP_DIRTY;
-			continue;
-		}
-		ret = full ? -ENOSPC : ebb_swap_store(r->store, page, h, sc->may_writepage, &id);
-		if (ret == -ENOSPC)
-			full = true;
-		if (ret) {
-			if (sc->may_writepage || ret != -ENOSPC)
-				account_store_error(r, ret, q->pfn);
-			q->result = EBB_EVICT_KEEP;
-			continue;
-		}
-		q->swap_id = id;
-		q->result = EBB_EVICT_SWAPPED;
-		r->c.nr_swapped_out++;
+		decide_one(r, sc, sorted[k], r->scratch + k * EBB_PAGE_SIZE, &full);
 	}
 
 	/* Step 4: whatever was moved but not evicted goes back. */
@@ -374,6 +467,7 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 	/* Step 5: free the batch with one call. */
 	if (n)
 		madvise(r->scratch, n * EBB_PAGE_SIZE, MADV_DONTNEED);
+out:
 	/* Out of room: end the reclaim pass instead of cycling through pages. */
 	if (sc->may_swap && ebb_swap_full(r->store, sc->may_writepage))
 		return -ENOSPC;
@@ -1106,17 +1200,35 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 			goto err;
 	}
 
-	want = UFFD_FEATURE_MOVE | UFFD_FEATURE_THREAD_ID;
+	want = UFFD_FEATURE_THREAD_ID;
 	ret = ebb_region_probe(&r->uffd_features);
 	if (ret)
 		goto err;
+	{
+		bool can_move = r->uffd_features & UFFD_FEATURE_MOVE;
+		bool can_wp = r->uffd_features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+
+		ret = -EOPNOTSUPP;
+		if ((cfg->evict_mode == EBB_EVICT_MOVE && !can_move) ||
+		    (cfg->evict_mode == EBB_EVICT_WP && !can_wp))
+			goto err;
+		r->evict_wp = cfg->evict_mode == EBB_EVICT_WP ||
+			      (cfg->evict_mode == EBB_EVICT_AUTO && !can_move);
+	}
+	if (!r->evict_wp)
+		want |= UFFD_FEATURE_MOVE;
 	if (r->uffd_features & UFFD_FEATURE_POISON)
 		want |= UFFD_FEATURE_POISON;
-	if (cfg->dirty_tracking == EBB_DIRTY_AUTO && (r->uffd_features & UFFD_FEATURE_WP_ASYNC))
+	/* Async WP resolves every write fault in the kernel: not with WP eviction. */
+	if (!r->evict_wp && cfg->dirty_tracking == EBB_DIRTY_AUTO &&
+	    (r->uffd_features & UFFD_FEATURE_WP_ASYNC))
 		want |= UFFD_FEATURE_WP_ASYNC;
 	ret = uffd_open(want, &r->uffd_features);
 	if (ret < 0)
 		goto err;
+	/* UFFDIO_API reports what the kernel offers; remember what we enabled. */
+	r->uffd_features &= want | ~(uint64_t)(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE |
+					       UFFD_FEATURE_POISON);
 	r->uffd = ret;
 	r->have_poison = !!(r->uffd_features & UFFD_FEATURE_POISON);
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1136,7 +1248,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	madvise(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, MADV_NOHUGEPAGE);
 
 	mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (r->uffd_features & UFFD_FEATURE_WP_ASYNC)
+	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) || r->evict_wp)
 		mode |= UFFDIO_REGISTER_MODE_WP;
 	ret = uffd_register(r->uffd, r->base, cfg->size_bytes, mode);
 	if (ret)
@@ -1148,7 +1260,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	ret = adopt_resident(r);
 	if (ret)
 		goto err;
-	if (mode & UFFDIO_REGISTER_MODE_WP) {
+	if ((mode & UFFDIO_REGISTER_MODE_WP) && !r->evict_wp) {
 		void *ctx;
 
 		/*

@@ -24,9 +24,10 @@
  * with it held.  The owner must stop the threads that touch the memory before
  * ebb_region_destroy(): after it, pages that were swapped out read as zeroes.
  *
- * Kernel needs: userfaultfd with UFFD_FEATURE_MOVE (Linux 6.8+) for
- * race-free eviction; WP_ASYNC + PAGEMAP_SCAN (6.7+) for the built-in dirty
- * tracking (optional).  create() returns -EOPNOTSUPP without MOVE.
+ * Kernel needs: userfaultfd with UFFD_FEATURE_MOVE (Linux 6.8+) or, as a
+ * fallback, write-protect faults (5.7+) for race-free eviction; WP_ASYNC +
+ * PAGEMAP_SCAN (6.7+, MOVE mode only) for the built-in dirty tracking
+ * (optional).  create() returns -EOPNOTSUPP with neither.
  */
 #ifndef EBB_HOST_RECLAIM_REGION_H
 #define EBB_HOST_RECLAIM_REGION_H
@@ -59,6 +60,13 @@ enum ebb_dirty_tracking {
 	EBB_DIRTY_OFF,         /* rely on other sources and refaults */
 };
 
+/* How pages leave memory (see region.c). */
+enum ebb_evict_mode {
+	EBB_EVICT_AUTO = 0,    /* MOVE where the kernel has it, else WP */
+	EBB_EVICT_MOVE,        /* UFFDIO_MOVE out, then store (6.8+; allows WP_ASYNC tracking) */
+	EBB_EVICT_WP,          /* sync uffd-wp, read in place, MADV_DONTNEED (5.7+; no built-in dirty source) */
+};
+
 struct ebb_region_cfg {
 	const char *name;
 	void *base;                 /* page aligned, anonymous private */
@@ -72,7 +80,9 @@ struct ebb_region_cfg {
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
+	/* evict_mode: AUTO picks MOVE where available (see enum) */
 	enum ebb_dirty_tracking dirty_tracking;
+	enum ebb_evict_mode evict_mode;
 	struct ebb_swap_cfg swap;   /* log/clock are filled in from this cfg */
 	uint64_t (*clock_ns)(void *ctx);  /* NULL = CLOCK_MONOTONIC */
 	void *clock_ctx;
@@ -155,7 +165,8 @@ int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_
 void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c);
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out);
 enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn);
-/* Does the running kernel support what create() needs?  0 or -errno. */
+/* Does the running kernel support what create() needs (MOVE or WP eviction)?
+ * 0 or -errno; *features_out gets the kernel's UFFD_FEATURE_* bits. */
 int ebb_region_probe(uint64_t *features_out);
 
 /*

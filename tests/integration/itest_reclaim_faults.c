@@ -172,6 +172,8 @@ static struct ebb_region *mk_region(uint8_t *mem, uint64_t size, const char *dir
 	cfg.log = log_cb;
 	cfg.on_oom = on_oom;
 	cfg.keep_clean_copies = false;
+	if (getenv("EBB_ITEST_EVICT") && strcmp(getenv("EBB_ITEST_EVICT"), "wp") == 0)
+		cfg.evict_mode = EBB_EVICT_WP;
 	ret = ebb_region_create(&cfg, &r);
 	if (ret) {
 		printf("# create: %s\n", strerror(-ret));

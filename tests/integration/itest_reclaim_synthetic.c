@@ -266,10 +266,14 @@ int main(void)
 	cfg.swap.file_size_bytes = size;
 	cfg.on_fault = on_fault;
 	cfg.log = log_cb;
+	/* EBB_ITEST_EVICT=wp: the fallback for kernels without UFFDIO_MOVE. */
+	if (getenv("EBB_ITEST_EVICT") && strcmp(getenv("EBB_ITEST_EVICT"), "wp") == 0)
+		cfg.evict_mode = EBB_EVICT_WP;
 	ret = ebb_region_create(&cfg, &r);
-	ok(ret == 0, "region of %llu MiB created (max %llu pages, high %llu, swap file in %s): %s",
+	ok(ret == 0, "region of %llu MiB created (max %llu pages, high %llu, swap file in %s, %s eviction): %s",
 	   (unsigned long long)(size >> 20), (unsigned long long)cfg.max_pages,
-	   (unsigned long long)cfg.high_pages, dir, ret ? strerror(-ret) : "ok");
+	   (unsigned long long)cfg.high_pages, dir, cfg.evict_mode == EBB_EVICT_WP ? "uffd-wp" : "auto",
+	   ret ? strerror(-ret) : "ok");
 	if (ret)
 		return 1;
 	pthread_create(&wd, NULL, watchdog, (void *)(intptr_t)170);
