@@ -15,12 +15,15 @@
  *   kill the agent; host disconnect + reconnect; drop_caches frees the disk
  *   cache; compaction and proactive reclaim answer; a memory hog in the guest
  *   makes the PSI trigger fire and a "pressure" message arrive; the agent
- *   still answers after the squeeze.
+ *   still answers after the squeeze; QEMU's balloon (inflated through QMP on
+ *   top of a smaller hog) makes pressure again, the host deflates on the
+ *   message and the guest's MemAvailable comes back.
  * Exits 77 with the reason when QEMU, the image or the agent are missing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,7 +39,7 @@
 
 #define MIB ((uint64_t)1024 * 1024)
 
-static char tmpdir[256], console_path[300], sock_path[300];
+static char tmpdir[256], console_path[300], sock_path[300], qmp_path[300];
 static pid_t qemu_pid = -1;
 static int test_nr, nr_failed;
 
@@ -151,6 +154,68 @@ static void dump_console_tail(void)
 	free(c);
 }
 
+/* A minimal QMP client for the test's own QEMU (trusted): send one command
+ * line, read lines until the one carrying "return" (or "error"). */
+static int qmp_cmd(int qfd, const char *cmd, char *reply, size_t cap)
+{
+	size_t len = 0;
+	double end = now_s() + 30;
+
+	if (write(qfd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		return -EIO;
+	while (now_s() < end) {
+		struct pollfd pfd = { .fd = qfd, .events = POLLIN };
+		char *nl;
+		ssize_t n;
+
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		n = read(qfd, reply + len, cap - 1 - len);
+		if (n <= 0)
+			return -EPIPE;
+		len += (size_t)n;
+		reply[len] = '\0';
+		while ((nl = strchr(reply, '\n'))) {
+			*nl = '\0';
+			if (strstr(reply, "\"return\""))
+				return 0;
+			if (strstr(reply, "\"error\""))
+				return -EREMOTEIO;
+			len -= (size_t)(nl + 1 - reply);
+			memmove(reply, nl + 1, len + 1);
+		}
+		if (len >= cap - 1)
+			len = 0;
+	}
+	return -ETIMEDOUT;
+}
+
+static int qmp_connect(void)
+{
+	char buf[4096];
+	int qfd = -1;
+	double end = now_s() + 10;
+
+	while (now_s() < end && agent_client_connect_unix(qmp_path, &qfd) != 0)
+		usleep(100000);
+	if (qfd < 0)
+		return -1;
+	if (qmp_cmd(qfd, "{\"execute\":\"qmp_capabilities\"}\n", buf, sizeof(buf)) != 0) {
+		close(qfd);
+		return -1;
+	}
+	return qfd;
+}
+
+static int qmp_balloon(int qfd, uint64_t bytes)
+{
+	char cmd[128], buf[4096];
+
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"balloon\",\"arguments\":{\"value\":%" PRIu64 "}}\n",
+		 bytes);
+	return qmp_cmd(qfd, cmd, buf, sizeof(buf));
+}
+
 static int run(const char *cmd)
 {
 	int rc = system(cmd);
@@ -204,6 +269,10 @@ static const char guest_script[] =
 	"echo EBB-T dropped\n"
 	"memhog -l 40 -t 25 -r /dev/vda\n"
 	"echo EBB-T hog-done\n"
+	/* Phase 2: a smaller hog; the host inflates the balloon on top of it. */
+	"echo EBB-T phase2\n"
+	"memhog -l 0 -m 160 -t 40 -r /dev/vda\n"
+	"echo EBB-T phase2-done\n"
 	"grep -E '^(VmRSS|VmLck|VmHWM):' /proc/$(pidof ebb-agent)/status | sed 's/^/EBB-AG /'\n"
 	"sleep 3\n";
 
@@ -245,6 +314,7 @@ int main(void)
 	snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", tmpdir);
 	snprintf(initrd2, sizeof(initrd2), "%s/initrd.img", tmpdir);
 	snprintf(disk, sizeof(disk), "%s/disk.img", tmpdir);
+	snprintf(qmp_path, sizeof(qmp_path), "%s/qmp.sock", tmpdir);
 
 	/* The extra cpio: current agent and memhog, and virtio_blk.ko. */
 	snprintf(cmd, sizeof(cmd),
@@ -274,7 +344,7 @@ int main(void)
 	qemu_pid = fork();
 	need(qemu_pid >= 0, "fork: %s", strerror(errno));
 	if (qemu_pid == 0) {
-		char chardev[400], drive[400];
+		char chardev[400], drive[400], qmp[400];
 		int out = open(console_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int in = open("/dev/null", O_RDONLY);
 
@@ -283,12 +353,14 @@ int main(void)
 		dup2(out, 2);
 		snprintf(chardev, sizeof(chardev), "socket,id=ag,path=%s,server=on,wait=off", sock_path);
 		snprintf(drive, sizeof(drive), "file=%s,if=virtio,format=raw,readonly=on", disk);
+		snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_path);
 		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-m", "512",
 		       "-nographic", "-no-reboot", "-nic", "none", "-kernel", kernel,
 		       "-initrd", initrd2, "-append", append,
 		       "-device", "virtio-serial", "-chardev", chardev,
 		       "-device", "virtserialport,chardev=ag,name=org.ebb.agent.0",
-		       "-drive", drive, (char *)NULL);
+		       "-drive", drive, "-device", "virtio-balloon-pci,id=balloon0",
+		       "-qmp", qmp, (char *)NULL);
 		_exit(127);
 	}
 
@@ -478,6 +550,60 @@ int main(void)
 	   ", pgscan %" PRIu64 ", oom_kill %" PRIu64, rep2.agent_nr_pressure_events,
 	   rep2.agent_nr_pressure_sent, rep2.vmstat.pgscan_kswapd + rep2.vmstat.pgscan_direct,
 	   rep2.vmstat.oom_kill);
+
+	/* 7. closing the loop: the host squeezes the guest with QEMU's balloon on
+	 * top of a smaller hog; on the pressure message it deflates at once, and
+	 * the guest's MemAvailable comes back. */
+	{
+		struct agent_pressure pr = { 0 };
+		struct agent_report after;
+		bool got = false;
+		/* Inflate only once the hog holds its memory, so that the
+		 * pressure comes from the balloon. */
+		int qfd = wait_console("memhog: held 160 MiB", 180) ? qmp_connect() : -1;
+		struct agent_report squeezed = { 0 };
+		double t_inflate = 0, t_pressure = 0;
+
+		uint64_t seq0 = 0;
+
+		/* A report pumps the channel: every earlier pressure message is
+		 * queued by then and its seq is at most nr_pressure_events. */
+		if (agent_client_report(cl, 20000, &after) == 0)
+			seq0 = after.agent_nr_pressure_events;
+		while (agent_client_pop_event(cl, &ev) == 0)
+			;
+		if (qfd >= 0 && qmp_balloon(qfd, 200 * MIB) == 0) {
+			t_inflate = now_s();
+			end = now_s() + 40;
+			while (now_s() < end && !got) {
+				rc = agent_client_next_event(cl, 1000, &ev);
+				if (rc == 0 && ev.type == AGENT_EV_PRESSURE && ev.u.pressure.seq > seq0) {
+					got = true;
+					pr = ev.u.pressure;
+					t_pressure = now_s();
+				} else if (rc == -EPIPE) {
+					break;
+				}
+			}
+		}
+		/* What the guest looks like squeezed, then deflate at once. */
+		rc = got ? agent_client_report(cl, 20000, &squeezed) : -1;
+		if (rc == 0)
+			rc = qmp_balloon(qfd, 512 * MIB);
+		if (rc == 0) {
+			sleep(3);
+			rc = agent_client_report(cl, 20000, &after);
+		}
+		ok(got && rc == 0 &&
+		   after.meminfo.available_bytes >= squeezed.meminfo.available_bytes + 32 * MIB,
+		   "balloon squeeze -> pressure %.1fs after inflating (need %" PRIu64 " MiB, "
+		   "available %" PRIu64 " MiB) -> host deflated -> available %" PRIu64 " -> %" PRIu64
+		   " MiB", t_pressure - t_inflate, pr.need_bytes / MIB, pr.available_bytes / MIB,
+		   squeezed.meminfo.available_bytes / MIB,
+		   rc == 0 ? after.meminfo.available_bytes / MIB : 0);
+		if (qfd >= 0)
+			close(qfd);
+	}
 	ok(wait_console("ebb-guest: exit 0", 120), "guest script finished (exit 0)");
 	{
 		long long rss = console_kb("EBB-AG", "VmRSS"), hwm = console_kb("EBB-AG", "VmHWM");
