@@ -1,7 +1,7 @@
 /*
- * vmm/vm.c — one KVM VM booting Linux: KVM setup, guest RAM, vCPUs, the
- * legacy devices (COM1, i8042, CMOS), exit dispatch, the event thread and
- * the control socket handler.  See vm.h for threads, locks and stopping.
+ * vmm/vm.c — one KVM VM booting Linux: KVM setup, guest RAM, vCPUs, wiring
+ * of the devices (COM1, i8042, CMOS, PCI), exit dispatch, the event thread
+ * and the control socket handler.  See vm.h for threads, locks and stopping.
  *
  * Boot sequence (vmm_vm_create): open /dev/kvm and check the API version and
  * the capabilities we depend on; create the VM; place the TSS and identity
@@ -30,9 +30,11 @@
 #include <unistd.h>
 
 #include "vmm/boot.h"
+#include "vmm/console.h"
 #include "vmm/ctl_server.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
+#include "vmm/legacy.h"
 #include "vmm/mptable.h"
 #include "vmm/rundir.h"
 #include "vmm/serial.h"
@@ -42,11 +44,7 @@
 
 #define KVM_TSS_GPA 0xfffbd000ull
 #define KVM_IDENTITY_MAP_GPA 0xfffbc000ull
-#define I8042_DATA_PORT 0x60
-#define I8042_CMD_PORT 0x64
-#define CMOS_PORT 0x70
 #define PANIC_GRACE_MS 2000
-#define CONSOLE_LINE_BYTES 256
 #define CPUID_MAX_ENTRIES 512
 
 #define MSR_IA32_SYSENTER_CS 0x174
@@ -77,20 +75,6 @@ struct vcpu {
 	struct vmm_ratelimit rl;                         /* vCPU thread only */
 };
 
-struct i8042 {
-	pthread_mutex_t lock;       /* protects the fields below */
-	uint8_t ctr;                /* controller configuration byte */
-	uint8_t out;                /* output buffer */
-	bool out_full;
-	uint8_t pending_cmd;        /* command waiting for its data byte */
-};
-
-struct cmos {
-	pthread_mutex_t lock;
-	uint8_t index;
-	uint8_t ram[128];
-};
-
 struct vmm_vm {
 	struct vmm_vm_cfg cfg;
 	char *name, *cmdline, *ready_marker;
@@ -108,8 +92,8 @@ struct vmm_vm {
 	struct vmm_iobus *pio, *mmio;
 	struct vmm_pci_bus *pci;
 	struct vmm_serial *serial;
-	struct i8042 kbd;
-	struct cmos cmos;
+	struct vmm_i8042 *kbd;
+	struct vmm_cmos *cmos;
 	struct vmm_evloop *loop;
 	struct vmm_ctl_server *ctl;
 	struct vmm_virtio_devs *virtio;
@@ -120,15 +104,14 @@ struct vmm_vm {
 	uint64_t start_ns;
 
 	/* Console line scanner: serial lock held (it runs in the tx callback). */
-	char line[CONSOLE_LINE_BYTES];
-	size_t line_len;
-	bool escape;                 /* console input: Ctrl-A seen */
+	struct vmm_console_line line;
+	bool escape;                 /* console input: Ctrl-A seen (event thread) */
 
 	pthread_mutex_t lock;        /* protects exit, stopping, panic_seen, ready_ns */
 	struct vmm_vm_exit exit;
 	bool stopping;
 	bool panic_seen;
-	char panic_line[CONSOLE_LINE_BYTES];
+	char panic_line[VMM_CONSOLE_LINE_BYTES];
 	int64_t ready_ns;
 	struct vmm_ratelimit rl;     /* event thread */
 };
@@ -187,16 +170,17 @@ static bool is_stopping(struct vmm_vm *vm)
 
 /* ---- console --------------------------------------------------------------- */
 
-/* Looks at one complete console line (serial lock held, vCPU thread). */
+/* Acts on one complete console line (serial lock held, vCPU thread). */
 static void console_line(struct vmm_vm *vm, const char *line)
 {
-	if (vm->ready_marker && strstr(line, vm->ready_marker)) {
+	switch (vmm_console_classify(line, vm->ready_marker)) {
+	case VMM_CONSOLE_READY:
 		pthread_mutex_lock(&vm->lock);
 		if (vm->ready_ns < 0)
 			vm->ready_ns = (int64_t)(vmm_now_ns() - vm->start_ns);
 		pthread_mutex_unlock(&vm->lock);
-	}
-	if (strstr(line, "Kernel panic - not syncing")) {
+		break;
+	case VMM_CONSOLE_PANIC: {
 		struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
 							.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
 		bool first;
@@ -204,22 +188,20 @@ static void console_line(struct vmm_vm *vm, const char *line)
 		pthread_mutex_lock(&vm->lock);
 		first = !vm->panic_seen;
 		if (first) {
-			const char *p = strstr(line, "Kernel panic");
-
 			vm->panic_seen = true;
-			snprintf(vm->panic_line, sizeof(vm->panic_line), "%s", p);
+			snprintf(vm->panic_line, sizeof(vm->panic_line), "%s",
+				 strstr(line, "Kernel panic"));
 		}
 		pthread_mutex_unlock(&vm->lock);
 		/* With panic=-1 the guest resets at once (i8042); otherwise end the
 		 * VM after a grace period for the rest of the message. */
 		if (first && vm->panic_timer_fd >= 0)
 			timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
-		return;
+		break;
 	}
-	/* The kernel has no power-off method without ACPI: `poweroff -f` ends
-	 * in a halt with interrupts off, which never exits to us.  Its last
-	 * words on the console are how we learn of it. */
-	if (strstr(line, "reboot: System halted") || strstr(line, "reboot: Power down")) {
+	case VMM_CONSOLE_HALT: {
+		/* No ACPI power-off: `poweroff -f` ends in a halt with interrupts
+		 * off that never exits to us; its last console words tell us. */
 		bool panicked;
 
 		pthread_mutex_lock(&vm->lock);
@@ -227,6 +209,10 @@ static void console_line(struct vmm_vm *vm, const char *line)
 		pthread_mutex_unlock(&vm->lock);
 		if (!panicked)
 			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
+		break;
+	}
+	case VMM_CONSOLE_NONE:
+		break;
 	}
 }
 
@@ -241,15 +227,8 @@ static void console_tx(void *opaque, uint8_t byte)
 			n = write(vm->cfg.console_out_fd, &byte, 1);
 		while (n < 0 && errno == EINTR);
 	}
-	if (byte == '\n' || vm->line_len == CONSOLE_LINE_BYTES - 1) {
-		vm->line[vm->line_len] = '\0';
-		console_line(vm, vm->line);
-		vm->line_len = 0;
-		if (byte == '\n')
-			return;
-	}
-	if (byte != '\r')
-		vm->line[vm->line_len++] = (char)byte;
+	if (vmm_console_feed(&vm->line, byte))
+		console_line(vm, vm->line.buf);
 }
 
 static void serial_irq(void *opaque, bool level)
@@ -308,7 +287,7 @@ static void panic_timer(void *opaque, uint32_t events)
 {
 	struct vmm_vm *vm = opaque;
 	uint64_t v;
-	char msg[CONSOLE_LINE_BYTES + 32];
+	char msg[VMM_CONSOLE_LINE_BYTES + 32];
 
 	if (read(vm->panic_timer_fd, &v, sizeof(v)) < 0)
 		return;
@@ -330,11 +309,13 @@ static void signal_event(void *opaque, uint32_t events)
 	vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, msg);
 }
 
-/* ---- i8042: enough for the reset line ------------------------------------ */
+/* ---- legacy devices ---------------------------------------------------------- */
 
-static void i8042_reset(struct vmm_vm *vm)
+/* The i8042 reset line: a reboot, or the end of a panic with panic=-1. */
+static void i8042_reset(void *opaque)
 {
-	char msg[CONSOLE_LINE_BYTES + 32];
+	struct vmm_vm *vm = opaque;
+	char msg[VMM_CONSOLE_LINE_BYTES + 32];
 	bool panicked;
 
 	pthread_mutex_lock(&vm->lock);
@@ -347,109 +328,14 @@ static void i8042_reset(struct vmm_vm *vm)
 		vmm_vm_request_stop(vm, VMM_EXIT_REBOOT, "guest rebooted (i8042 reset)");
 }
 
-/* GUEST: ports 0x60-0x64 (0x61 is the PIT's, handled in the kernel). */
 static void i8042_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
 {
-	struct vmm_vm *vm = opaque;
-	struct i8042 *k = &vm->kbd;
-	uint64_t port = I8042_DATA_PORT + offset;
-	bool reset = false;
-
-	if (size != 1 || (port != I8042_DATA_PORT && port != I8042_CMD_PORT)) {
-		if (!is_write)
-			memset(data, 0xff, size);
-		return;
-	}
-	pthread_mutex_lock(&k->lock);
-	if (port == I8042_CMD_PORT) {
-		if (!is_write) {
-			/* OBF, SYS flag, keyboard not inhibited. */
-			data[0] = (uint8_t)((k->out_full ? 0x01 : 0) | 0x04 | 0x10);
-		} else {
-			uint8_t cmd = data[0];
-
-			switch (cmd) {
-			case 0x20: k->out = k->ctr; k->out_full = true; break;
-			case 0x60: case 0xd1: k->pending_cmd = cmd; break;
-			case 0xa9: k->out = 0xff; k->out_full = true; break;  /* no aux port */
-			case 0xaa: k->out = 0x55; k->out_full = true; break;  /* self test ok */
-			case 0xab: k->out = 0x00; k->out_full = true; break;  /* kbd port ok */
-			case 0xfe: reset = true; break;
-			default:
-				/* 0xf0-0xff pulse output lines: bit 0 low is reset. */
-				if ((cmd & 0xf0) == 0xf0 && !(cmd & 1))
-					reset = true;
-				break;
-			}
-		}
-	} else if (!is_write) {
-		data[0] = k->out;
-		k->out_full = false;
-	} else {
-		if (k->pending_cmd == 0x60)
-			k->ctr = data[0];
-		else if (k->pending_cmd == 0xd1 && !(data[0] & 1))
-			reset = true;
-		else if (!k->pending_cmd) {
-			k->out = 0xfa;  /* a command for the keyboard: ack */
-			k->out_full = true;
-		}
-		k->pending_cmd = 0;
-	}
-	pthread_mutex_unlock(&k->lock);
-	if (reset)
-		i8042_reset(vm);
+	vmm_i8042_io(((struct vmm_vm *)opaque)->kbd, (unsigned)offset, data, size, is_write);
 }
 
-/* ---- CMOS / RTC: the time in BCD, no alarms, no interrupts --------------- */
-
-static uint8_t bcd(int v)
-{
-	return (uint8_t)(((v / 10) << 4) | (v % 10));
-}
-
-/* GUEST: ports 0x70 (index) and 0x71 (data). */
 static void cmos_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
 {
-	struct vmm_vm *vm = opaque;
-	struct cmos *c = &vm->cmos;
-
-	if (size != 1) {
-		if (!is_write)
-			memset(data, 0xff, size);
-		return;
-	}
-	pthread_mutex_lock(&c->lock);
-	if (offset == 0) {
-		if (is_write)
-			c->index = data[0] & 0x7f;  /* bit 7 is the NMI mask */
-		else
-			data[0] = 0xff;
-	} else if (is_write) {
-		if (c->index >= 0x0e)
-			c->ram[c->index] = data[0];
-	} else {
-		time_t now = time(NULL);
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		switch (c->index) {
-		case 0x00: data[0] = bcd(tm.tm_sec); break;
-		case 0x02: data[0] = bcd(tm.tm_min); break;
-		case 0x04: data[0] = bcd(tm.tm_hour); break;
-		case 0x06: data[0] = bcd(tm.tm_wday + 1); break;
-		case 0x07: data[0] = bcd(tm.tm_mday); break;
-		case 0x08: data[0] = bcd(tm.tm_mon + 1); break;
-		case 0x09: data[0] = bcd(tm.tm_year % 100); break;
-		case 0x0a: data[0] = 0x26; break;  /* 32 kHz, 1024 Hz; UIP clear */
-		case 0x0b: data[0] = 0x02; break;  /* 24 h, BCD */
-		case 0x0c: data[0] = 0x00; break;
-		case 0x0d: data[0] = 0x80; break;  /* battery good */
-		case 0x32: data[0] = bcd(tm.tm_year / 100 + 19); break;
-		default: data[0] = c->index >= 0x0e ? c->ram[c->index] : 0; break;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
+	vmm_cmos_io(((struct vmm_vm *)opaque)->cmos, (unsigned)offset, data, size, is_write);
 }
 
 static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
@@ -1164,8 +1050,6 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	vm->ready_ns = -1;
 	vm->start_ns = vmm_now_ns();
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_mutex_init(&vm->kbd.lock, NULL);
-	pthread_mutex_init(&vm->cmos.lock, NULL);
 	vm->name = strdup(cfg->name);
 	vm->cmdline = build_cmdline(cfg->cmdline);
 	vm->ready_marker = cfg->ready_marker ? strdup(cfg->ready_marker) : NULL;
@@ -1283,13 +1167,15 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		};
 
 		if ((ret = vmm_pci_bus_create(&pc, &vm->pci)) ||
-		    (ret = vmm_serial_create(&sc, &vm->serial)))
+		    (ret = vmm_serial_create(&sc, &vm->serial)) ||
+		    (ret = vmm_i8042_create(i8042_reset, vm, &vm->kbd)) ||
+		    (ret = vmm_cmos_create(NULL, NULL, &vm->cmos)))
 			goto fail_nomem;
 	}
 	if ((ret = vmm_iobus_register(vm->pio, VMM_COM1_PORT, VMM_SERIAL_NR_PORTS, serial_io, vm)) ||
-	    (ret = vmm_iobus_register(vm->pio, I8042_DATA_PORT,
-				      I8042_CMD_PORT - I8042_DATA_PORT + 1, i8042_io, vm)) ||
-	    (ret = vmm_iobus_register(vm->pio, CMOS_PORT, 2, cmos_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_I8042_DATA_PORT, VMM_I8042_NR_PORTS, i8042_io,
+				      vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_CMOS_PORT, VMM_CMOS_NR_PORTS, cmos_io, vm)) ||
 	    (ret = vmm_iobus_register(vm->pio, 0x80, 1, ignore_io, vm)) ||  /* POST / io delay */
 	    (ret = vmm_iobus_register(vm->pio, 0xed, 1, ignore_io, vm)))
 		goto fail_nomem;
@@ -1468,8 +1354,8 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (vm->lock_fd >= 0)
 		close(vm->lock_fd);
 	pthread_mutex_destroy(&vm->lock);
-	pthread_mutex_destroy(&vm->kbd.lock);
-	pthread_mutex_destroy(&vm->cmos.lock);
+	vmm_i8042_destroy(vm->kbd);
+	vmm_cmos_destroy(vm->cmos);
 	if (vm->initrd_fd >= 0)
 		close(vm->initrd_fd);
 	free(vm->kernel);
