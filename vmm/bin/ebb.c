@@ -232,14 +232,14 @@ static int cmd_run(int argc, char **argv)
 		case 'd': detach = true; break;
 		case 'R': cfg.ready_marker = optarg; break;
 		case 'T':
-			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
 				die("bad --thp '%s': give on or off", optarg);
 			cfg.thp = !strcmp(optarg, "on");
 			break;
 		case 'V':
 		case 'O':
 		case 'F':
-			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
 				die("bad --%s '%s': give on or off", c == 'V' ? "virtio" :
 				    c == 'O' ? "balloon-oom" : "free-page-reporting", optarg);
 			if (c == 'V')
