@@ -399,7 +399,7 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 	if (full && m < n)
 		r->c.nr_evict_failed += n - m;
 	n = m;
-	qsort(sorted, n, sizeof(sorted[0]), cmp_req);
+	qsort(sorted, n, sizeof(struct ebb_evict_req *), cmp_req);
 	if (r->evict_wp) {
 		evict_wp(r, sc, sorted, n, full);
 		goto out;

@@ -398,7 +398,7 @@ static int file_read(struct ebb_swap *s, void *buf, size_t len, off_t off)
 			ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_io, sw_now(s), EBB_LOG_ERROR,
 					 "swap %s: read of %zu bytes at %lld failed: %s",
 					 s->cfg.name ? s->cfg.name : "", len - done,
-					 (long long)(off + (off_t)done), n < 0 ? strerror(err) : "end of file");
+					 (long long)off + (long long)done, n < 0 ? strerror(err) : "end of file");
 			return -EIO;
 		}
 		if ((size_t)n < len - done)
@@ -429,7 +429,7 @@ static int file_write(struct ebb_swap *s, const void *buf, size_t len, off_t off
 				s->st.nr_write_errors++;
 			ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_io, sw_now(s), EBB_LOG_ERROR,
 					 "swap %s: write at %lld failed: %s", s->cfg.name ? s->cfg.name : "",
-					 (long long)(off + (off_t)done), strerror(err));
+					 (long long)off + (long long)done, strerror(err));
 			return (err == ENOSPC || err == EDQUOT) ? -ENOSPC : -EIO;
 		}
 		done += (size_t)n;
