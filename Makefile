@@ -178,7 +178,8 @@ check: tests
 check-unit: tests
 	$(Q)scripts/run-suite unit $(RESULTS) 120 $(UNIT_BINS)
 
-check-integration: tests
+# Integration tests boot the guest image under QEMU TCG: build images first.
+check-integration: tests images
 	$(Q)BUILD=$(BUILD) scripts/run-suite integration $(RESULTS) 900 $(ITEST_BINS) $(ITEST_SCRIPTS)
 
 fuzz: $(FUZZ_BINS)
