@@ -163,7 +163,7 @@ static struct ebb_region *mk_region(uint8_t *mem, uint64_t size, const char *dir
 	cfg.size_bytes = size;
 	cfg.max_pages = size / PG / 4;
 	cfg.high_pages = cfg.max_pages * 9 / 10;
-	cfg.max_wait_ns = 2ULL * 1000 * 1000;
+	cfg.max_wait_ns = 1ULL * 1000 * 1000;
 	cfg.swap.zpool_budget_bytes = 0;     /* everything goes to the file tier */
 	cfg.swap.dir = dir;
 	cfg.swap.file_size_bytes = file_bytes;
@@ -192,7 +192,7 @@ static uint8_t *map_region(uint64_t size)
 
 static void part_enospc(void)
 {
-	const uint64_t size = 16ULL << 20, nr = size / PG;
+	const uint64_t size = 8ULL << 20, nr = size / PG;
 	char dir[] = "/tmp/ebb-enospc-XXXXXX";
 	struct ebb_region_counters c;
 	uint8_t *mem;
@@ -212,7 +212,7 @@ static void part_enospc(void)
 	}
 	mem = map_region(size);
 	atomic_store(&inj.mode, 0);
-	r = mem ? mk_region(mem, size, dir, 16ULL << 20, false) : NULL;
+	r = mem ? mk_region(mem, size, dir, 16ULL << 20, false) : NULL;  /* file > fs */
 	if (!r) {
 		ok(0, "ENOSPC: region created");
 		goto out;
@@ -222,7 +222,7 @@ static void part_enospc(void)
 	uint64_t bad = count_bad(mem, nr, 1);
 
 	ebb_region_get_counters(r, &c);
-	ok(c.nr_enospc > 0 && c.nr_evict_failed > 0 && c.nr_swapped_out > 0 && c.nr_swapped_out < 600,
+	ok(c.nr_enospc > 0 && c.nr_evict_failed > 0 && c.nr_swapped_out > 0 && c.nr_swapped_out <= 512,
 	   "ENOSPC from a 2 MiB tmpfs: %llu ENOSPC, %llu pages kept resident after failed stores, %llu pages stored before it filled",
 	   (unsigned long long)c.nr_enospc, (unsigned long long)c.nr_evict_failed,
 	   (unsigned long long)c.nr_swapped_out);

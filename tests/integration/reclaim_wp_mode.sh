@@ -2,7 +2,7 @@
 # reclaim_wp_mode.sh — the reclaim engine's fallback eviction path (sync
 # userfaultfd write-protect + MADV_DONTNEED, for kernels without UFFDIO_MOVE
 # such as the host-box's Debian 6.1) on this machine: the storage-fault test
-# and the synthetic guest (at 128 MiB to keep the suite short), forced into
+# and the synthetic guest (at 64 MiB to keep the suite short), forced into
 # EBB_EVICT_WP.  TAP from both programs; exits 77 if neither can run here.
 set -u
 bin=${BUILD:-build}/tests/integration
@@ -15,7 +15,7 @@ for t in itest_reclaim_faults itest_reclaim_synthetic; do
 		continue
 	fi
 	echo "# $t with EBB_ITEST_EVICT=wp"
-	EBB_ITEST_REGION_MB=128 "$bin/$t"
+	EBB_ITEST_REGION_MB=64 "$bin/$t"
 	rc=$?
 	if [ "$rc" -eq 77 ]; then
 		skipped=$((skipped + 1))
