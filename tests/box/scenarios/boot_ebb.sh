@@ -62,6 +62,14 @@ ready_time() { # LOG T0: seconds from launch to the ready line
 	[ -n "$t" ] && secs "$2" "$t" || echo "-"
 }
 guest_uptime() { grep -m1 'ebb-guest: ready' "$1" | sed -n 's/.*uptime=\([0-9.]*\)s.*/\1/p'; }
+# A VM that did not finish in time: show what it is doing, then end it so
+# that it does not linger into the next section.
+give_up() { # NAME
+	"$EBB" stat "$1" 2>&1 | grep -E 'uptime|ready|exits' | sed "s/^/# $1 stat| /"
+	sleep 2
+	"$EBB" stat "$1" 2>&1 | grep -E 'exits' | sed "s/^/# $1 stat 2 s later| /"
+	"$EBB" stop "$1" >/dev/null 2>&1
+}
 dump() { sed 's/^/# console| /' "$1" | tail -n 25; sed 's/^/# stderr| /' "$1.err"; }
 
 # Guest script for A and B: report, then wait for a line from the host.
@@ -76,6 +84,7 @@ start vm-a a.log 1 256M "$guest_script"
 tA=$t0
 wait_for a.log 'guest-waiting' 240
 check $? "A: guest (1 vCPU, 256 MiB) booted and ran its script"
+[ "$fail" = 0 ] || give_up vm-a
 echo "# A: boot time launch -> ready: $(ready_time a.log "$tA") s (guest uptime at ready $(guest_uptime a.log) s)"
 grep -q 'guest-cpus: 1$' a.log
 check $? "A: the guest sees 1 CPU"
@@ -121,6 +130,7 @@ start vm-b b.log $cpusB 1G "$guest_script"
 tB=$t0
 wait_for b.log 'guest-waiting' 300
 check $? "B: guest ($cpusB vCPUs, 1 GiB) booted and ran its script"
+[ "$fail" = 0 ] || give_up vm-b
 echo "# B: boot time launch -> ready: $(ready_time b.log "$tB") s (guest uptime at ready $(guest_uptime b.log) s)"
 grep -q "guest-cpus: $cpusB\$" b.log
 check $? "B: the guest sees $cpusB CPUs"
@@ -141,7 +151,7 @@ exec 3>&-
 fail=0
 start vm-c c.log 1 256M 'echo "guest-panicking"; echo c >/proc/sysrq-trigger; sleep 100'
 tC=$t0
-wait_for c.log 'ebb-exit:' 300
+wait_for c.log 'ebb-exit:' 300 || give_up vm-c
 grep -q 'ebb-exit: 3' c.log
 check $? "C: a guest kernel panic makes ebb run exit 3 ($(grep -o 'ebb-exit: [0-9]*' c.log))"
 grep -q 'guest kernel panic: Kernel panic - not syncing' c.log.err
@@ -186,7 +196,7 @@ check $? "E: a bad size is refused: $(cat x.out)"
 fail=0
 start vm-f f.log 1 3584M 'echo "guest-memtotal-kb: $(grep MemTotal /proc/meminfo | tr -s " " | cut -d" " -f2)"
 grep "System RAM" /proc/iomem | sed "s/^ */guest-iomem: /"'
-wait_for f.log 'ebb-exit:' 300
+wait_for f.log 'ebb-exit:' 300 || give_up vm-f
 kb=$(grep -m1 'guest-memtotal-kb:' f.log | sed 's/.*: //')
 [ -n "$kb" ] && [ "$kb" -gt $((3584 * 1024 * 90 / 100)) ] && [ "$kb" -le $((3584 * 1024)) ]
 check $? "F: a 3.5 GiB guest boots and sees MemTotal ${kb:-?} kB (90-100%)"
