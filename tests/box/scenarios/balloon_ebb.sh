@@ -1,0 +1,208 @@
+# balloon_ebb: ebb's virtio console and balloon end to end under real KVM in
+# the host-box.  Two boots of a 1 GiB, 1 vCPU guest, each doing a lot:
+#   A  free page reporting and deflate-on-OOM off: the guest sees both virtio
+#      devices (console 0x0003, balloon 0x0005); hvc0 output reaches ebb's
+#      console; the agent answers hello through RUNDIR/vm-a.agent (0600);
+#      after the guest touched nearly all its memory and freed it,
+#      `ebb balloon vm-a 50%` shrinks MemTotal by >= 90% of the balloon and
+#      drops ebb's VmRSS by >= 90% of it; `ebb balloon vm-a 100%` gives it
+#      back; stats arrive; `ebb stat` shows the balloon; bad sizes are refused.
+#   B  free page reporting and deflate-on-OOM on: a guest that allocates and
+#      frees 300 MiB returns >= 80% of it to the host within 10 s without the
+#      balloon; with the balloon holding 60% of its RAM, a guest that
+#      allocates past what is left gets pages back (oom_deflated_pages > 0)
+#      instead of an OOM kill.
+# Scenario contract: docs/box.md.  Figures go to '#' lines.
+
+export EBB_RUNTIME_DIR=$PWD/rt
+now() { cut -d' ' -f1 /proc/uptime; }
+b64() { base64 | tr -d '\n'; }
+fail=0
+check() { # check COND-EXIT-STATUS MESSAGE
+	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
+}
+# start NAME LOG SCRIPT OPTS...: ebb run (1 vCPU, 1 GiB) in the background,
+# console input from fd 3.
+start() {
+	name=$1 log=$2 script=$3
+	shift 3
+	rm -f "$log.in"
+	mkfifo "$log.in"
+	exec 3<>"$log.in"
+	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 1G --cpus 1 \
+		--name "$name" "$@" --cmdline "quiet ebb.cmd=$(printf '%s\n' "$script" | b64)" \
+		<&3 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
+		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
+}
+wait_for() { # LOG PATTERN SECONDS
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -gt $(($3 * 5)) ] && return 1
+		sleep 0.2
+	done
+}
+dump() { sed 's/^/# console| /' "$1" | tail -n 40; sed 's/^/# stderr| /' "$1.err" | tail -n 20; }
+field() { # JSON-FILE KEY: first integer value of KEY
+	sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# wait_balloon NAME SECONDS: until actual_pages == target_pages (balloon.json)
+wait_balloon() {
+	i=0
+	while :; do
+		"$EBB" balloon "$1" --json >balloon.json 2>&1
+		t=$(field balloon.json target_pages) a=$(field balloon.json actual_pages)
+		[ -n "$t" ] && [ "$t" = "$a" ] && return 0
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 2)) ] && return 1
+		sleep 0.5
+	done
+}
+meminfo_kb() { # LOG TAG: the value the guest printed as "TAG: N"
+	grep "$2:" "$1" | tail -n 1 | sed 's/.*: //'
+}
+
+# ---- A ----------------------------------------------------------------------
+script_a='echo "g-virtio: $(cat /sys/bus/virtio/devices/*/device | tr "\n" " ")"
+[ -c /dev/hvc0 ] && echo "hvc-hello-from-guest" >/dev/hvc0
+echo "g-memtotal0: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
+memhog -l 24 -s 8 -t 0 >/dev/null
+echo "g-touched"
+read -r -t 300 l
+echo "g-memtotal1: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
+read -r -t 300 l
+echo "g-memtotal2: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
+read -r -t 300 l
+echo g-done'
+start vm-a a.log "$script_a" --free-page-reporting off --balloon-oom off
+wait_for a.log 'g-touched' 300
+check $? "A: guest booted (1 GiB) and touched, then freed, nearly all its memory"
+grep -q 'g-virtio: .*0x0003' a.log && grep -q 'g-virtio: .*0x0005' a.log
+check $? "A: the guest sees a virtio console and a virtio balloon ($(grep -m1 g-virtio a.log | cut -d' ' -f2-))"
+grep -q '^[0-9.]* hvc-hello-from-guest' a.log
+check $? "A: output on the guest's hvc0 (virtio console port 0) reaches ebb's console"
+pid=$("$EBB" stat vm-a --json | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+ls -l rt/vm-a.agent 2>/dev/null | grep -q '^srw-------'
+check $? "A: the agent socket rt/vm-a.agent exists with mode 0600"
+unixcat -t 30 -w '"type":"hello"' rt/vm-a.agent \
+	'{"type":"hello","id":1,"version":1,"client":"box"}' >hello.out 2>&1
+grep -q '"agent":"ebb-agent"' hello.out
+check $? "A: the guest agent answers hello over the org.ebb.agent.0 port ($(head -c 100 hello.out))"
+"$EBB" stat vm-a >stat.out 2>&1
+grep -q '^balloon: *target 0 bytes (guest 1 GiB), actual 0 bytes' stat.out
+check $? "A: ebb stat shows the balloon (empty): $(grep -m1 '^balloon' stat.out)"
+
+mt0=$(meminfo_kb a.log g-memtotal0)
+rss0=$(rss_kb "$pid")
+t0=$(now)
+"$EBB" balloon vm-a 50% >bal.out 2>&1
+check $? "A: ebb balloon vm-a 50% accepted ($(head -n 1 bal.out))"
+wait_balloon vm-a 120
+check $? "A: the guest's balloon reached its target (actual $(field balloon.json actual_pages) of $(field balloon.json target_pages) pages)"
+t1=$(now)
+rss1=$(rss_kb "$pid")
+actual=$(field balloon.json actual_pages)
+bal_kb=$((${actual:-0} * 4))
+echo "# A: inflate of $((bal_kb / 1024)) MiB took $(awk "BEGIN { print $t1 - $t0 }") s; VmRSS $rss0 -> $rss1 kB; $(field balloon.json madvise_calls) madvise calls for $(field balloon.json discarded_pages) pages in $(field balloon.json madvise_ns) ns"
+[ "$bal_kb" -gt $((512 * 1024 * 99 / 100)) ] && [ $((rss0 - rss1)) -ge $((bal_kb * 9 / 10)) ]
+check $? "A: ebb's VmRSS dropped by $(((rss0 - rss1) / 1024)) MiB, >= 90% of the $((bal_kb / 1024)) MiB ballooned"
+calls=$(field balloon.json madvise_calls) pages=$(field balloon.json discarded_pages)
+[ -n "$calls" ] && [ "$calls" -gt 0 ] && [ "$calls" -lt $((pages / 8)) ]
+check $? "A: pages go back in merged runs ($calls MADV_DONTNEED calls for $pages pages)"
+echo next >&3
+wait_for a.log 'g-memtotal1' 60
+mt1=$(meminfo_kb a.log g-memtotal1)
+[ -n "$mt1" ] && [ $((mt0 - mt1)) -ge $((bal_kb * 9 / 10)) ]
+check $? "A: the guest's MemTotal shrank $mt0 -> $mt1 kB (>= 90% of the balloon)"
+"$EBB" stat vm-a >stat.out 2>&1
+grep -q '^balloon: *target 512 MiB (guest 512 MiB), actual 512 MiB' stat.out
+check $? "A: ebb stat: $(grep -m1 '^balloon' stat.out)"
+
+t0=$(now)
+"$EBB" balloon vm-a 100% >bal.out 2>&1
+wait_balloon vm-a 120 && [ "$(field balloon.json actual_pages)" = 0 ]
+check $? "A: ebb balloon vm-a 100% deflates the balloon to 0 pages"
+echo "# A: deflate took $(awk "BEGIN { print $(now) - $t0 }") s"
+echo next >&3
+wait_for a.log 'g-memtotal2' 60
+mt2=$(meminfo_kb a.log g-memtotal2)
+[ -n "$mt2" ] && [ "$mt2" = "$mt0" ]
+check $? "A: MemTotal is back to $mt0 kB ($mt2)"
+"$EBB" balloon vm-a --stats >stats.out 2>&1
+grep -q 'guest stats: [0-9.]*s old' stats.out && grep -q 'free_memory' stats.out &&
+	grep -q 'total_memory' stats.out
+check $? "A: the guest's balloon stats arrive: $(grep 'guest stats\|total_memory' stats.out | tr -s ' ' | tr '\n' ';')"
+sed 's/^/# stats| /' stats.out
+"$EBB" balloon vm-a 150% >bad.out 2>&1
+[ $? -ne 0 ] && grep -q 'bad percentage' bad.out
+check $? "A: ebb balloon vm-a 150% is refused: $(cat bad.out)"
+"$EBB" balloon vm-a 2G >bad.out 2>&1
+[ $? -ne 0 ] && grep -q "more than the guest's RAM" bad.out
+check $? "A: a size above the guest's RAM is refused: $(cat bad.out)"
+"$EBB" balloon vm-a lots >bad.out 2>&1
+[ $? -ne 0 ] && grep -q 'bad size' bad.out
+check $? "A: a bad size is refused: $(cat bad.out)"
+"$EBB" balloon nosuch 50% >bad.out 2>&1
+[ $? -ne 0 ] && grep -q 'no VM named' bad.out
+check $? "A: an unknown VM is refused: $(cat bad.out)"
+echo next >&3
+wait_for a.log 'ebb-exit:' 60
+grep -q 'ebb-exit: 0' a.log
+check $? "A: the guest powered off, ebb exited 0"
+exec 3>&-
+[ "$fail" = 0 ] || dump a.log
+
+# ---- B ----------------------------------------------------------------------
+fail=0
+script_b='echo g-up
+read -r -t 300 l
+memhog -l 0 -s 4 -m 300 -t 4
+echo "g-freed"
+read -r -t 300 l
+memhog -l 0 -s 4 -m 600 -t 1; echo "g-hog2-exit: $?"
+grep -E "^(MemTotal|MemFree)" /proc/meminfo
+read -r -t 300 l
+echo g-done'
+start vm-b b.log "$script_b" --free-page-reporting on --balloon-oom on
+wait_for b.log 'g-up' 300
+check $? "B: guest booted with free page reporting and deflate-on-OOM"
+pid=$("$EBB" stat vm-b --json | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+sleep 5  # boot-time frees get reported first
+echo next >&3
+wait_for b.log 'memhog: held' 120
+sleep 2
+rss_hi=$(rss_kb "$pid")
+wait_for b.log 'g-freed' 60
+tf=$(now)
+ok=1
+while [ "$(awk "BEGIN { print ($(now) - $tf < 10) }")" = 1 ]; do
+	rss=$(rss_kb "$pid")
+	if [ $((rss_hi - rss)) -ge $((300 * 1024 * 8 / 10)) ]; then ok=0; break; fi
+	sleep 0.5
+done
+"$EBB" balloon vm-b --json >balloon.json
+echo "# B: VmRSS $rss_hi kB while holding 300 MiB -> $rss kB $(awk "BEGIN { print $(now) - $tf }") s after the free; reported $(field balloon.json reported_pages) pages"
+check $ok "B: free page reporting gave back $(((rss_hi - rss) / 1024)) MiB of 300 MiB freed within 10 s (>= 80%)"
+[ "$(field balloon.json target_pages)" = 0 ] && [ "$(field balloon.json ballooned_pages)" = 0 ]
+check $? "B: ... without the balloon (target and ballooned pages are 0)"
+
+"$EBB" balloon vm-b 40% >/dev/null 2>&1
+wait_balloon vm-b 120
+check $? "B: balloon at 60% of RAM (actual $(field balloon.json actual_pages) pages)"
+echo next >&3
+wait_for b.log 'g-hog2-exit' 240
+"$EBB" balloon vm-b --json >balloon.json
+oom=$(field balloon.json oom_deflated_pages)
+grep -q 'g-hog2-exit: 0' b.log && grep -q 'memhog: held 600 MiB' b.log &&
+	! grep -qi 'killed process' b.log
+check $? "B: a guest allocating 600 MiB past its balloon got it without an OOM kill ($(grep -m1 'memhog: held 600' b.log | cut -d' ' -f2-))"
+[ -n "$oom" ] && [ "$oom" -gt 0 ]
+check $? "B: ... because the guest deflated on OOM ($oom pages, balloon now $(field balloon.json actual_pages) pages)"
+echo next >&3
+wait_for b.log 'ebb-exit:' 60
+grep -q 'ebb-exit: 0' b.log
+check $? "B: the guest powered off, ebb exited 0"
+exec 3>&-
+[ "$fail" = 0 ] || dump b.log
+exit 0
