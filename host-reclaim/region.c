@@ -1335,6 +1335,17 @@ int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t ma
 	return 0;
 }
 
+int ebb_region_set_swappiness(struct ebb_region *r, int swappiness)
+{
+	/* CLIENT: from the operator.  cfg.swappiness is only read under r->lock. */
+	if (!r || swappiness < 0 || swappiness > 200)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	r->cfg.swappiness = swappiness;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
 int ebb_region_add_refsrc(struct ebb_region *r, const struct ebb_refsrc_ops *ops, void *ctx)
 {
 	int ret = 0;

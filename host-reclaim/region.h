@@ -155,6 +155,8 @@ int64_t ebb_region_age(struct ebb_region *r);
 int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc);
 
 int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t max_pages);
+/* CLIENT: 0..200, live (the next reclaim pass uses it). */
+int ebb_region_set_swappiness(struct ebb_region *r, int swappiness);
 int ebb_region_add_refsrc(struct ebb_region *r, const struct ebb_refsrc_ops *ops, void *ctx);
 
 /* GUEST/CLIENT: pages given to the balloon: forgotten, released to the host

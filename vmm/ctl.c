@@ -28,6 +28,7 @@ static const struct {
 	{ "stop", VMM_CTL_CMD_STOP },
 	{ "version", VMM_CTL_CMD_VERSION },
 	{ "balloon", VMM_CTL_CMD_BALLOON },
+	{ "set", VMM_CTL_CMD_SET },
 };
 
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)

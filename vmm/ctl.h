@@ -31,6 +31,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_STOP,
 	VMM_CTL_CMD_VERSION,
 	VMM_CTL_CMD_BALLOON,
+	VMM_CTL_CMD_SET,              /* memory limits, swappiness (vmm/memory.h) */
 };
 
 /* Error codes: the strings are part of the protocol. */

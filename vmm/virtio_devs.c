@@ -328,6 +328,7 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 	struct vmm_virtio_devs *d = opaque;
 	uint64_t len, t0;
 	void *hva;
+	int ret;
 
 	if (__builtin_mul_overflow(nr_pages, (uint64_t)VIRTIO_PAGE_SIZE_BYTES, &len) ||
 	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT)
@@ -342,10 +343,12 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 		return;
 	}
 	t0 = now_ns();
-	if (madvise(hva, len, MADV_DONTNEED) < 0) {
+	/* MADV_DONTNEED, or the reclaim engine's ballooned state when it runs. */
+	ret = vmm_vm_discard_ram(d->vm, hva, len);
+	if (ret < 0) {
 		d->nr_madvise_errors++;
-		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "balloon: MADV_DONTNEED: %s",
-			    strerror(errno));
+		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "balloon: releasing RAM: %s",
+			    strerror(-ret));
 		return;
 	}
 	d->madvise_ns += now_ns() - t0;

@@ -97,6 +97,7 @@ struct vmm_vm {
 	struct vmm_evloop *loop;
 	struct vmm_ctl_server *ctl;
 	struct vmm_virtio_devs *virtio;
+	struct vmm_memory *memory;   /* NULL: reclaim off */
 	int lock_fd;
 	int signal_fd;
 	int panic_timer_fd;
@@ -356,6 +357,13 @@ struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm)
 	return vm->virtio;
 }
 
+int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len)
+{
+	if (vm->memory)
+		return vmm_memory_discard(vm->memory, hva, len);
+	return madvise(hva, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
 struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
 {
 	return vm->loop;
@@ -456,10 +464,13 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		vmm_ctl_virtio_query(vm->virtio, r);
+		vmm_memory_query(vm->memory, r);
 		*result = r;
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_BALLOON:
 		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
+	case VMM_CTL_CMD_SET:
+		return vmm_memory_ctl_set(vm->memory, req, result, msg, msg_len);
 	case VMM_CTL_CMD_STOP:
 		if (is_stopping(vm)) {
 			snprintf(msg, msg_len, "the VM is already stopping");
@@ -924,8 +935,11 @@ static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 	if (len - head > vm->mem.mem_bytes)
 		munmap(p + head + vm->mem.mem_bytes, len - head - vm->mem.mem_bytes);
 	vm->ram = p + head;
-	if (vm->cfg.thp && madvise(vm->ram, vm->mem.mem_bytes, MADV_HUGEPAGE) < 0)
+	/* The reclaim engine evicts 4 KiB pages: no THP under it. */
+	if (vm->cfg.thp && !vm->cfg.memory.enable &&
+	    madvise(vm->ram, vm->mem.mem_bytes, MADV_HUGEPAGE) < 0)
 		vmm_logf(&vm->cfg.log, VMM_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
+	slot.flags = vmm_memory_slot_flags(&vm->cfg.memory);
 	slot.slot = 0;
 	slot.guest_phys_addr = 0;
 	slot.memory_size = vm->mem.low_bytes;
@@ -940,7 +954,17 @@ static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			goto fail;
 	}
-	return 0;
+	{
+		struct vmm_memory_cfg mc = {
+			.name = vm->name, .ram = vm->ram, .mem_bytes = vm->mem.mem_bytes,
+			.low_bytes = vm->mem.low_bytes, .high_bytes = vm->mem.high_bytes,
+			.vm_fd = vm->vm_fd, .nr_vcpus = vm->cfg.nr_cpus,
+			.default_swap_dir = vm->cfg.rundir, .opts = vm->cfg.memory,
+			.log = vm->cfg.log,
+		};
+
+		return vmm_memory_create(&mc, &vm->memory, err, err_len);
+	}
 fail:
 	snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(errno));
 	return -errno;
@@ -1343,6 +1367,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	vmm_serial_destroy(vm->serial);
 	vmm_iobus_destroy(vm->pio);
 	vmm_iobus_destroy(vm->mmio);
+	vmm_memory_destroy(vm->memory);  /* stops its threads before the RAM goes */
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->ram)

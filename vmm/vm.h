@@ -32,6 +32,7 @@
 #include "vmm/boot.h"
 #include "vmm/evloop.h"
 #include "vmm/log.h"
+#include "vmm/memory.h"
 #include "vmm/pci.h"
 #include "vmm/virtio_devs.h"
 
@@ -55,6 +56,7 @@ struct vmm_vm_cfg {
 	bool thp;                    /* MADV_HUGEPAGE on guest RAM */
 	const char *ready_marker;    /* console text whose first sighting is timed; optional */
 	struct vmm_virtio_opts virtio; /* console + balloon (vmm/virtio_devs.h) */
+	struct vmm_memory_opts memory; /* guest RAM as a reclaim region (vmm/memory.h) */
 	void (*on_running)(void *opaque);  /* called once vCPUs run and the socket listens */
 	void *opaque;
 	struct vmm_log log;
@@ -113,5 +115,8 @@ struct vmm_vm_info {
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
 /* The virtio devices (balloon, console); NULL with cfg.virtio.disable. */
 struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
+/* GUEST: RAM the balloon got back, [hva, hva + len) inside one slot:
+ * handed to the reclaim engine when it runs, else MADV_DONTNEED.  0 or -errno. */
+int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len);
 
 #endif

@@ -8,6 +8,7 @@
  *           [--name NAME] [--detach] [--ready-marker STR]
  *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
  *   ebb balloon NAME SIZE|PERCENT% | ebb balloon NAME [--stats] [--json]
+ *   ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "vmm/ctl.h"
+#include "vmm/memory.h"
 #include "vmm/rundir.h"
 #include "vmm/size.h"
 #include "vmm/version.h"
@@ -83,6 +85,7 @@ static const char usage_main[] =
 	"  stat      show one VM\n"
 	"  stop      stop a VM\n"
 	"  balloon   set a VM's balloon (its usable memory) or show it\n"
+	"  set       change a VM's memory limits (high, max) and swappiness\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -113,6 +116,15 @@ static const char usage_run[] =
 	"                        memory (VIRTIO_BALLOON_F_DEFLATE_ON_OOM; default off)\n"
 	"      --free-page-reporting on|off  the guest reports free pages, the host drops\n"
 	"                        them (default on)\n"
+	"      --reclaim on|off  guest RAM managed by ebb's reclaim engine (default off;\n"
+	"                        any option below turns it on); docs/memory.md\n"
+	"      --mem-high SIZE|N%  background reclaim above this resident size\n"
+	"      --mem-max SIZE|N%   hard limit on resident guest RAM\n"
+	"      --swappiness N    0..200 (default 60)\n"
+	"      --swap-dir DIR    swap file directory (default: the run dir)\n"
+	"      --swap-compress lz4|none  compressed in-memory tier (default lz4)\n"
+	"      --ksm on|off      advise guest RAM MADV_MERGEABLE (default off)\n"
+	"      --dirty-log on|off  age pages from the KVM dirty log (default on)\n"
 	"  -v, --verbose         more messages (twice: debug)\n";
 
 static const char usage_ls[] =
@@ -190,6 +202,14 @@ static int cmd_run(int argc, char **argv)
 		{ "virtio", required_argument, NULL, 'V' },
 		{ "balloon-oom", required_argument, NULL, 'O' },
 		{ "free-page-reporting", required_argument, NULL, 'F' },
+		{ "reclaim", required_argument, NULL, 'M' },
+		{ "mem-high", required_argument, NULL, 'M' },
+		{ "mem-max", required_argument, NULL, 'M' },
+		{ "swappiness", required_argument, NULL, 'M' },
+		{ "swap-dir", required_argument, NULL, 'M' },
+		{ "swap-compress", required_argument, NULL, 'M' },
+		{ "ksm", required_argument, NULL, 'M' },
+		{ "dirty-log", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -197,15 +217,16 @@ static int cmd_run(int argc, char **argv)
 	struct vmm_vm_cfg cfg = {
 		.nr_cpus = 1, .console_in_fd = STDIN_FILENO, .console_out_fd = STDOUT_FILENO,
 		.handle_signals = true, .thp = true, .log = { .fn = log_cb },
+		.memory = { .swappiness = -1 },
 	};
 	struct run_ctx ctx = { .ready_fd = -1 };
 	char rundir[256], name[VMM_NAME_MAX_BYTES + 1], err[512], size_buf[32];
 	struct vmm_vm_exit vexit;
 	struct vmm_vm *vm;
 	bool detach = false, have_mem = false;
-	int c, ret, status;
+	int c, ret, status, li;
 
-	while ((c = getopt_long(argc, argv, "k:i:c:m:p:n:dvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:i:c:m:p:n:dvh", opts, &li)) != -1) {
 		switch (c) {
 		case 'k': cfg.kernel_path = optarg; break;
 		case 'i': cfg.initrd_path = optarg; break;
@@ -248,6 +269,10 @@ static int cmd_run(int argc, char **argv)
 				cfg.virtio.balloon_deflate_on_oom = !strcmp(optarg, "on");
 			else
 				cfg.virtio.balloon_no_reporting = !strcmp(optarg, "off");
+			break;
+		case 'M':
+			if (vmm_memory_parse_opt(&cfg.memory, opts[li].name, optarg, err, sizeof(err)))
+				die("%s", err);
 			break;
 		case 'v': verbose++; break;
 		case 'h': fputs(usage_run, stdout); return 0;
@@ -633,7 +658,91 @@ static int cmd_stat(int argc, char **argv)
 		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
 		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
 		print_balloon(resp.result, false);
+		{
+			char mbuf[1024];
+
+			vmm_memory_format(resp.result, mbuf, sizeof(mbuf));
+			fputs(mbuf, stdout);
+		}
 	}
+	vmm_ctl_response_release(&resp);
+	return 0;
+}
+
+static const char usage_set[] =
+	"usage: ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]\n"
+	"\n"
+	"Changes a running VM's memory limits (resident guest RAM: background reclaim\n"
+	"above high, a hard limit at max; sizes like 400M or a percentage of its RAM)\n"
+	"and swappiness (0..200).  A new max without a high puts high at max - 1/16.\n";
+
+static int cmd_set(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *args;
+	char rundir[256];
+	const char *name = NULL;
+	int i, ret, fd;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_set, stdout);
+		return 0;
+	}
+	args = json_object_new_object();
+	if (!args)
+		die("out of memory");
+	for (i = 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+
+		if (!eq) {
+			if (name)
+				die("unexpected '%s' (see ebb set --help)", argv[i]);
+			name = argv[i];
+			continue;
+		}
+		if (!strncmp(argv[i], "high=", 5) || !strncmp(argv[i], "max=", 4)) {
+			struct vmm_mem_size sz;
+			bool high = argv[i][0] == 'h';
+
+			if (vmm_mem_size_parse(eq + 1, &sz))
+				die("bad %s: give a size (400M, 1G) or a percentage (30%%)", argv[i]);
+			json_object_object_add(args, sz.is_pct ? (high ? "high_percent" : "max_percent")
+							       : (high ? "high_bytes" : "max_bytes"),
+					       json_object_new_int64((int64_t)sz.value));
+		} else if (!strncmp(argv[i], "swappiness=", 11)) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(eq + 1, &end, 10);
+			if (errno || *end || end == eq + 1 || v < 0 || v > 200)
+				die("bad %s: give 0 to 200", argv[i]);
+			json_object_object_add(args, "swappiness", json_object_new_int64(v));
+		} else {
+			die("unknown setting '%s' (see ebb set --help)", argv[i]);
+		}
+	}
+	if (!name)
+		die("which VM? usage: ebb set NAME high=SIZE max=SIZE swappiness=N");
+	ret = vmm_rundir(rundir, sizeof(rundir), false);
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	fd = vmm_ctl_connect(rundir, name);
+	if (fd < 0)
+		name_error(name, fd);
+	ret = vmm_ctl_call(fd, "set", args, CALL_TIMEOUT_MS, &resp);
+	close(fd);
+	if (ret)
+		name_error(name, ret);
+	if (!resp.ok) {
+		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
+		vmm_ctl_response_release(&resp);
+		return 1;
+	}
+	printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
+	       (long long)get_int(resp.result, "high_pages", -1),
+	       (long long)get_int(resp.result, "max_pages", -1),
+	       (long long)get_int(resp.result, "swappiness", -1));
 	vmm_ctl_response_release(&resp);
 	return 0;
 }
@@ -715,6 +824,8 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(cmd, "balloon"))
 		return cmd_balloon(argc - 1, argv + 1);
+	if (!strcmp(cmd, "set"))
+		return cmd_set(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

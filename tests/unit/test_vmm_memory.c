@@ -1,0 +1,238 @@
+/*
+ * tests/unit/test_vmm_memory.c — vmm/memory.c: `ebb run` memory options,
+ * sizes in percent, and the glue on a real region (real userfaultfd, no
+ * KVM: vm_fd -1, so no dirty log): limits through the control protocol's
+ * `set` (hostile requests refused), balloon discard through the region,
+ * the query's page accounting adding up, and data surviving a squeeze.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host-reclaim/region.h"
+#include "vmm/memory.h"
+
+#define MiB (1ull << 20)
+
+static void test_size_parse(void **state)
+{
+	struct vmm_mem_size s;
+
+	assert_int_equal(vmm_mem_size_parse("30%", &s), 0);
+	assert_true(s.set && s.is_pct && s.value == 30);
+	assert_int_equal(vmm_mem_size_pages(&s, 256 * MiB), 65536 * 30 / 100);
+	assert_int_equal(vmm_mem_size_parse("400M", &s), 0);
+	assert_true(s.set && !s.is_pct && s.value == 400 * MiB);
+	assert_int_equal(vmm_mem_size_pages(&s, 1024 * MiB), 400 * MiB / 4096);
+	assert_int_equal(vmm_mem_size_pages(&s, 256 * MiB), 65536);  /* capped at RAM */
+	assert_int_equal(vmm_mem_size_parse("100%", &s), 0);
+	assert_int_equal(vmm_mem_size_pages(&s, 256 * MiB), 65536);
+	assert_int_equal(vmm_mem_size_parse("101%", &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse("-5%", &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse("%", &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse("3x%", &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse("", &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse(NULL, &s), -EINVAL);
+	assert_int_equal(vmm_mem_size_parse("lots", &s), -EINVAL);
+}
+
+static void test_opts(void **state)
+{
+	struct vmm_memory_opts o = { .swappiness = -1 };
+	char err[256];
+
+	assert_false(o.enable);
+	assert_int_equal(vmm_memory_parse_opt(&o, "mem-max", "30%", err, sizeof(err)), 0);
+	assert_true(o.enable && o.max.is_pct && o.max.value == 30);
+	assert_int_equal(vmm_memory_parse_opt(&o, "mem-high", "200M", err, sizeof(err)), 0);
+	assert_int_equal(o.high.value, 200 * MiB);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "200", err, sizeof(err)), 0);
+	assert_int_equal(o.swappiness, 200);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "201", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "-1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "6x", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "zstd", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "lz4 or none"));
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "none", err, sizeof(err)), 0);
+	assert_int_equal(o.compress, VMM_SWAP_NONE);
+	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "maybe", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "on", err, sizeof(err)), 0);
+	assert_true(o.ksm);
+	assert_int_equal(vmm_memory_parse_opt(&o, "dirty-log", "off", err, sizeof(err)), 0);
+	assert_true(o.no_dirty_log);
+	assert_int_equal(vmm_memory_slot_flags(&o), 0);
+	assert_int_equal(vmm_memory_parse_opt(&o, "dirty-log", "on", err, sizeof(err)), 0);
+	assert_int_not_equal(vmm_memory_slot_flags(&o), 0);
+	assert_int_equal(vmm_memory_parse_opt(&o, "reclaim", "off", err, sizeof(err)), 0);
+	assert_false(o.enable);
+	assert_int_equal(vmm_memory_slot_flags(&o), 0);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-dir", "", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "mem-lots", "1", err, sizeof(err)), -ENOENT);
+}
+
+/* Sends one control line to vmm_memory_ctl_set. */
+static enum vmm_ctl_err set(struct vmm_memory *m, const char *line, struct json_object **res)
+{
+	struct vmm_ctl_request req;
+	char msg[256];
+	enum vmm_ctl_err e;
+
+	*res = NULL;
+	e = vmm_ctl_parse_request(line, strlen(line), &req, msg, sizeof(msg));
+	assert_int_equal(e, VMM_CTL_OK);
+	assert_int_equal(req.cmd, VMM_CTL_CMD_SET);
+	e = vmm_memory_ctl_set(m, &req, res, msg, sizeof(msg));
+	vmm_ctl_request_release(&req);
+	return e;
+}
+
+static int64_t jint(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v))
+		fail_msg("no %s", k);
+	return json_object_get_int64(v);
+}
+
+static uint64_t page_word(uint64_t i)
+{
+	return (i * 0x9e3779b97f4a7c15ull) ^ 0xabcdef;
+}
+
+static void test_region(void **state)
+{
+	const uint64_t mem = 16 * MiB, nr = mem / 4096;
+	struct vmm_memory_cfg cfg = { 0 };
+	struct vmm_memory *m = NULL;
+	struct json_object *q, *r, *o;
+	char err[256], dir[] = "/tmp/ebb-test-mem-XXXXXX", buf[1024];
+	uint64_t features, i, bad = 0;
+	uint8_t *ram;
+	int ret;
+
+	if (ebb_region_probe(&features)) {
+		print_message("# SKIP userfaultfd here can neither move nor write-protect pages\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	ram = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ram != MAP_FAILED);
+	cfg.name = "t";
+	cfg.ram = ram;
+	cfg.mem_bytes = mem;
+	cfg.low_bytes = mem;
+	cfg.vm_fd = -1;
+	cfg.nr_vcpus = 1;
+	cfg.opts.swappiness = -1;
+	cfg.opts.swap_dir = dir;
+	/* Engine off: nothing created, set refused. */
+	assert_int_equal(vmm_memory_create(&cfg, &m, err, sizeof(err)), 0);
+	assert_null(m);
+	assert_int_equal(set(NULL, "{\"cmd\":\"set\",\"args\":{\"max_percent\":50}}", &r),
+			 VMM_CTL_ERR_STATE);
+	cfg.opts.enable = true;
+	ret = vmm_memory_create(&cfg, &m, err, sizeof(err));
+	if (ret)
+		fail_msg("create: %s", err);
+
+	for (i = 0; i < nr; i++)
+		for (unsigned w = 0; w < 512; w += 64)
+			((uint64_t *)(ram + i * 4096))[w] = page_word(i) + w;
+
+	/* Hostile / bad set requests. */
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":101}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":-1}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":\"1\"}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":1, \"max_percent\":1}}",
+			     &r), VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":99999999999}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"high_percent\":60,"
+			     "\"max_percent\":50}}", &r), VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"swappiness\":201}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\"}", &r), VMM_CTL_ERR_INVALID);
+
+	/* Balloon 1 MiB at 2 MiB; then squeeze to 25%. */
+	assert_int_equal(vmm_memory_discard(m, ram + 2 * MiB, MiB), 0);
+	assert_int_equal(vmm_memory_discard(m, ram + mem, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, ram - 4096, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, ram + 1, 4096), -ERANGE);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":25,"
+			     "\"swappiness\":100}}", &r), VMM_CTL_OK);
+	assert_int_equal(jint(r, "max_pages"), (int64_t)(nr / 4));
+	assert_int_equal(jint(r, "high_pages"), (int64_t)(nr / 4 - nr / 4 / 16));
+	assert_int_equal(jint(r, "swappiness"), 100);
+	json_object_put(r);
+	for (i = 0; i < 100; i++) {
+		struct ebb_region_counters dummy;
+
+		(void)dummy;
+		q = json_object_new_object();
+		vmm_memory_query(m, q);
+		assert_true(json_object_object_get_ex(q, "memory", &o));
+		if (jint(o, "resident_pages") <= (int64_t)(nr / 4)) {
+			json_object_put(q);
+			break;
+		}
+		json_object_put(q);
+		usleep(50000);
+	}
+	/* Read everything back (under max: swap-ins evict others). */
+	for (i = 0; i < nr; i++) {
+		bool in_balloon = i >= 512 && i < 768;
+
+		for (unsigned w = 0; w < 512; w += 64) {
+			uint64_t got = ((uint64_t *)(ram + i * 4096))[w];
+
+			bad += in_balloon ? got != 0 : got != page_word(i) + w;
+		}
+	}
+	assert_int_equal(bad, 0);
+	q = json_object_new_object();
+	vmm_memory_query(m, q);
+	assert_true(json_object_object_get_ex(q, "memory", &o));
+	assert_int_equal(jint(o, "accounted_pages"), (int64_t)nr);
+	assert_int_equal(jint(o, "total_pages"), (int64_t)nr);
+	assert_true(jint(o, "nr_swapped_out") > 0);
+	assert_true(jint(o, "nr_swapped_in") > 0);
+	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
+	assert_int_equal(jint(o, "nr_errors"), 0);
+	assert_true(vmm_memory_format(q, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "sum 4096 of 4096 pages"));
+	json_object_put(q);
+	vmm_memory_destroy(m);
+	vmm_memory_destroy(NULL);
+	munmap(ram, mem);
+	/* The swap file never had a name. */
+	assert_int_equal(rmdir(dir), 0);
+	q = json_object_new_object();
+	assert_true(vmm_memory_format(q, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "not managed"));
+	json_object_put(q);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_size_parse),
+		cmocka_unit_test(test_opts),
+		cmocka_unit_test(test_region),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,647 @@
+/*
+ * vmm/memory.c — guest RAM as a host-reclaim region (see vmm/memory.h):
+ * option parsing, region setup with the KVM dirty log as its reference
+ * source, balloon hand-off, KSM, the control-socket `set` command and the
+ * `memory` part of `query`.
+ *
+ * The dirty-log source: every RAM slot is created with
+ * KVM_MEM_LOG_DIRTY_PAGES; harvest() calls KVM_GET_DIRTY_LOG per slot (which
+ * returns the pages written since the previous call and re-arms write
+ * tracking) and puts slot 1's bits after slot 0's, since the region covers
+ * the RAM mapping in order (slot 0 = [0, low), slot 1 = [low, mem)).
+ * KVM_CLEAR_DIRTY_LOG (manual protect) is not used: GET alone re-arms.
+ */
+#include "vmm/memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "host-reclaim/region.h"
+#include "vmm/size.h"
+
+#define PAGE_BYTES 4096ull
+
+struct vmm_memory {
+	struct vmm_memory_cfg cfg;
+	char *swap_dir;
+	struct ebb_region *region;
+	uint64_t nr_pages;
+	uint64_t low_pages, high_pages;
+	/* dirty log: touched only by harvest (region lock held) */
+	uint64_t *slot_bitmap;           /* scratch for one slot */
+	bool dirty_log;
+	uint64_t nr_harvests, nr_harvest_errors, nr_dirty_pages;  /* region lock */
+	int swappiness;                  /* event thread */
+	struct vmm_ratelimit rl;         /* event thread */
+	uint64_t nr_discard_errors;      /* event thread */
+};
+
+/* ---- options ------------------------------------------------------------------- */
+
+int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out)
+{
+	size_t n = val ? strlen(val) : 0;
+	uint64_t v;
+
+	memset(out, 0, sizeof(*out));
+	if (!n)
+		return -EINVAL;
+	if (val[n - 1] == '%') {
+		char *end;
+		unsigned long p;
+
+		errno = 0;
+		p = strtoul(val, &end, 10);
+		if (errno || end != val + n - 1 || end == val || p > 100 || val[0] == '-')
+			return -EINVAL;
+		out->set = out->is_pct = true;
+		out->value = p;
+		return 0;
+	}
+	if (vmm_parse_size(val, 1ull << 20, &v))
+		return -EINVAL;
+	out->set = true;
+	out->value = v;
+	return 0;
+}
+
+uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes)
+{
+	uint64_t pages = mem_bytes / PAGE_BYTES, b;
+
+	if (!s->set)
+		return 0;
+	if (s->is_pct)
+		return pages / 100 * s->value + pages % 100 * s->value / 100;
+	b = s->value / PAGE_BYTES;
+	return b > pages ? pages : b;
+}
+
+static int onoff(const char *val, bool *out)
+{
+	if (val && !strcmp(val, "on"))
+		*out = true;
+	else if (val && !strcmp(val, "off"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,
+			 char *err, size_t err_len)
+{
+	bool b;
+
+	if (!strcmp(name, "mem-high") || !strcmp(name, "mem-max")) {
+		struct vmm_mem_size *s = name[4] == 'h' ? &o->high : &o->max;
+
+		if (vmm_mem_size_parse(val, s)) {
+			snprintf(err, err_len, "bad --%s '%s': give a size (400M, 1G) or a percentage "
+				 "of --mem (30%%)", name, val ? val : "");
+			return -EINVAL;
+		}
+		o->enable = true;
+		return 0;
+	}
+	if (!strcmp(name, "swappiness")) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = val ? strtol(val, &end, 10) : -1;
+		if (!val || errno || *end || end == val || v < 0 || v > 200) {
+			snprintf(err, err_len, "bad --swappiness '%s': give 0 to 200", val ? val : "");
+			return -EINVAL;
+		}
+		o->swappiness = (int)v;
+		o->enable = true;
+		return 0;
+	}
+	if (!strcmp(name, "swap-dir")) {
+		if (!val || !*val) {
+			snprintf(err, err_len, "--swap-dir needs a directory");
+			return -EINVAL;
+		}
+		o->swap_dir = val;
+		o->enable = true;
+		return 0;
+	}
+	if (!strcmp(name, "swap-compress")) {
+		if (val && !strcmp(val, "lz4"))
+			o->compress = VMM_SWAP_LZ4;
+		else if (val && !strcmp(val, "none"))
+			o->compress = VMM_SWAP_NONE;
+		else {
+			snprintf(err, err_len, "bad --swap-compress '%s': give lz4 or none (the swap "
+				 "store has no zstd tier)", val ? val : "");
+			return -EINVAL;
+		}
+		o->enable = true;
+		return 0;
+	}
+	if (!strcmp(name, "ksm") || !strcmp(name, "reclaim") || !strcmp(name, "dirty-log")) {
+		if (onoff(val, &b)) {
+			snprintf(err, err_len, "bad --%s '%s': give on or off", name, val ? val : "");
+			return -EINVAL;
+		}
+		if (name[0] == 'r') {
+			o->enable = b;
+			return 0;
+		}
+		if (name[0] == 'k')
+			o->ksm = b;
+		else
+			o->no_dirty_log = !b;
+		o->enable = true;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+uint32_t vmm_memory_slot_flags(const struct vmm_memory_opts *o)
+{
+	return o->enable && !o->no_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+}
+
+/* ---- the dirty-log reference source ---------------------------------------------- */
+
+static int get_slot_log(struct vmm_memory *m, unsigned slot, uint64_t nr_pages)
+{
+	struct kvm_dirty_log log = { .slot = slot };
+
+	memset(m->slot_bitmap, 0, (nr_pages + 63) / 64 * 8);
+	log.dirty_bitmap = m->slot_bitmap;
+	return ioctl(m->cfg.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
+}
+
+/* Region lock held (background thread). */
+static int dirty_harvest(void *ctx, uint64_t nr_pages, uint64_t *bitmap)
+{
+	struct vmm_memory *m = ctx;
+	uint64_t i, n = 0;
+	int ret;
+
+	if (nr_pages != m->nr_pages)
+		return -EINVAL;
+	m->nr_harvests++;
+	ret = get_slot_log(m, 0, m->low_pages);
+	if (ret)
+		goto fail;
+	for (i = 0; i < (m->low_pages + 63) / 64; i++) {
+		bitmap[i] |= m->slot_bitmap[i];
+		n += (uint64_t)__builtin_popcountll(m->slot_bitmap[i]);
+	}
+	if (m->high_pages) {
+		ret = get_slot_log(m, 1, m->high_pages);
+		if (ret)
+			goto fail;
+		for (i = 0; i < m->high_pages; i++) {
+			uint64_t p = m->low_pages + i;
+
+			if (m->slot_bitmap[i / 64] & (1ull << (i % 64))) {
+				bitmap[p / 64] |= 1ull << (p % 64);
+				n++;
+			}
+		}
+	}
+	m->nr_dirty_pages += n;
+	return 0;
+fail:
+	m->nr_harvest_errors++;
+	return ret;
+}
+
+static const struct ebb_refsrc_ops dirty_log_ops = {
+	.name = "kvm-dirty-log",
+	.kind = EBB_REF_WRITTEN,
+	.harvest = dirty_harvest,
+	.destroy = NULL,
+};
+
+/* ---- create / destroy ----------------------------------------------------------- */
+
+static void region_log(void *ctx, enum ebb_log_level level, const char *msg)
+{
+	struct vmm_memory *m = ctx;
+	enum vmm_log_level l = level == EBB_LOG_ERROR ? VMM_LOG_ERR :
+			       level == EBB_LOG_WARN ? VMM_LOG_WARN :
+			       level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG;
+
+	vmm_logf(&m->cfg.log, l, "reclaim: %s", msg);
+}
+
+int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
+		      char *err, size_t err_len)
+{
+	struct ebb_region_cfg rc;
+	struct vmm_memory *m;
+	uint64_t high, max;
+	int ret;
+
+	*out = NULL;
+	if (!cfg->opts.enable)
+		return 0;
+	if (cfg->mem_bytes % PAGE_BYTES || cfg->low_bytes % PAGE_BYTES ||
+	    cfg->low_bytes + cfg->high_bytes != cfg->mem_bytes) {
+		snprintf(err, err_len, "memory: inconsistent RAM layout");
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->cfg = *cfg;
+	m->nr_pages = cfg->mem_bytes / PAGE_BYTES;
+	m->low_pages = cfg->low_bytes / PAGE_BYTES;
+	m->high_pages = cfg->high_bytes / PAGE_BYTES;
+	m->swap_dir = strdup(cfg->opts.swap_dir ? cfg->opts.swap_dir :
+			     cfg->default_swap_dir ? cfg->default_swap_dir : "/tmp");
+	m->slot_bitmap = calloc((m->low_pages > m->high_pages ? m->low_pages : m->high_pages) / 64 + 1,
+				sizeof(uint64_t));
+	if (!m->swap_dir || !m->slot_bitmap) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	m->cfg.opts.swap_dir = m->swap_dir;
+	m->cfg.name = NULL;  /* not owned */
+
+	high = vmm_mem_size_pages(&cfg->opts.high, cfg->mem_bytes);
+	max = vmm_mem_size_pages(&cfg->opts.max, cfg->mem_bytes);
+	if (max && high > max)
+		high = max;
+	/* Without an explicit high, background reclaim starts a little below max
+	 * so the fault path rarely has to reclaim directly. */
+	if (max && !cfg->opts.high.set)
+		high = max - max / 16;
+
+	if (cfg->opts.ksm && madvise(cfg->ram, cfg->mem_bytes, MADV_MERGEABLE) < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "--ksm: MADV_MERGEABLE on guest RAM failed: %s (is the "
+			 "host kernel built with CONFIG_KSM?)", strerror(errno));
+		goto fail;
+	}
+
+	ebb_region_cfg_init(&rc);
+	rc.name = cfg->name;
+	rc.base = cfg->ram;
+	rc.size_bytes = cfg->mem_bytes;
+	rc.high_pages = high;
+	rc.max_pages = max;
+	if (cfg->opts.swappiness >= 0)
+		rc.swappiness = cfg->opts.swappiness;
+	m->swappiness = rc.swappiness;
+	rc.nr_threads = cfg->nr_vcpus ? cfg->nr_vcpus : 1;
+	/* The vCPUs and the VMM's own threads fault: let a swap-in never wait
+	 * long at max (the page is granted over the limit and counted). */
+	rc.max_wait_ns = 200ull * 1000 * 1000;
+	rc.dirty_tracking = EBB_DIRTY_OFF;
+	rc.swap.name = cfg->name;
+	rc.swap.zpool_budget_bytes = cfg->opts.compress == VMM_SWAP_LZ4 ? cfg->mem_bytes / 4 : 0;
+	rc.swap.dir = m->swap_dir;
+	rc.swap.file_size_bytes = cfg->mem_bytes;
+	rc.log = region_log;
+	rc.log_ctx = m;
+	ret = ebb_region_create(&rc, &m->region);
+	if (ret) {
+		if (ret == -EOPNOTSUPP)
+			snprintf(err, err_len, "memory: this host kernel's userfaultfd can neither "
+				 "move pages (6.8+) nor write-protect them (5.7+); run with "
+				 "--reclaim off");
+		else
+			snprintf(err, err_len, "memory: cannot set up reclaim of guest RAM "
+				 "(swap dir %s): %s", m->swap_dir, strerror(-ret));
+		goto fail;
+	}
+	if (!cfg->opts.no_dirty_log && cfg->vm_fd >= 0) {
+		/* First harvest now: it resets whatever KVM logged at slot creation. */
+		uint64_t *tmp = calloc(m->nr_pages / 64 + 1, sizeof(uint64_t));
+
+		if (tmp) {
+			(void)dirty_harvest(m, m->nr_pages, tmp);
+			free(tmp);
+		}
+		ret = ebb_region_add_refsrc(m->region, &dirty_log_ops, m);
+		if (ret) {
+			snprintf(err, err_len, "memory: cannot add the dirty log source: %s",
+				 strerror(-ret));
+			goto fail;
+		}
+		m->dirty_log = true;
+	}
+	ret = ebb_region_start(m->region);
+	if (ret) {
+		snprintf(err, err_len, "memory: cannot start the reclaim threads: %s",
+			 strerror(-ret));
+		goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	vmm_memory_destroy(m);
+	return ret;
+}
+
+void vmm_memory_destroy(struct vmm_memory *m)
+{
+	if (!m)
+		return;
+	if (m->region) {
+		ebb_region_stop(m->region);
+		ebb_region_destroy(m->region);
+	}
+	free(m->slot_bitmap);
+	free(m->swap_dir);
+	free(m);
+}
+
+/* ---- balloon ---------------------------------------------------------------------- */
+
+int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len)
+{
+	uint64_t off;
+
+	/* GUEST: the balloon checked the run against one slot; check it again
+	 * against the region, in pages. */
+	if ((uint8_t *)hva < (uint8_t *)m->cfg.ram)
+		return -ERANGE;
+	off = (uint64_t)((uint8_t *)hva - (uint8_t *)m->cfg.ram);
+	if (off % PAGE_BYTES || len % PAGE_BYTES || off > m->cfg.mem_bytes ||
+	    len > m->cfg.mem_bytes - off)
+		return -ERANGE;
+	return ebb_region_mark_ballooned(m->region, off / PAGE_BYTES, len / PAGE_BYTES);
+}
+
+/* ---- KSM ---------------------------------------------------------------------------- */
+
+/* Per-process KSM figures: /proc/self/ksm_stat (ksm_merging_pages on 6.6+,
+ * only ksm_rmap_items on 6.1) else /proc/self/ksm_merging_pages (5.19+).
+ * -1 when the kernel has neither. */
+static int64_t ksm_merging_pages(int64_t *rmap_items)
+{
+	char line[128];
+	int64_t merging = -1, v;
+	FILE *f;
+
+	*rmap_items = -1;
+	f = fopen("/proc/self/ksm_stat", "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "ksm_merging_pages %" SCNd64, &v) == 1)
+				merging = v;
+			else if (sscanf(line, "ksm_rmap_items %" SCNd64, &v) == 1)
+				*rmap_items = v;
+		}
+		fclose(f);
+	}
+	if (merging < 0) {
+		f = fopen("/proc/self/ksm_merging_pages", "r");
+		if (f) {
+			if (fscanf(f, "%" SCNd64, &v) == 1)
+				merging = v;
+			fclose(f);
+		}
+	}
+	return merging;
+}
+
+/* ---- control socket ----------------------------------------------------------------- */
+
+#define ADD_U64(obj, key, v) json_object_object_add(obj, key, json_object_new_int64((int64_t)(v)))
+
+void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
+{
+	struct ebb_region_counters c;
+	struct ebb_psi_stats psi;
+	struct json_object *o;
+	int64_t ksm, rmap;
+	uint64_t sum;
+
+	if (!m)
+		return;
+	o = json_object_new_object();
+	if (!o)
+		return;
+	ebb_region_get_counters(m->region, &c);
+	ebb_region_get_psi(m->region, &psi);
+	ADD_U64(o, "total_pages", m->nr_pages);
+	ADD_U64(o, "resident_pages", c.resident_pages);
+	ADD_U64(o, "swapped_pages", c.swapped_pages);
+	ADD_U64(o, "zero_pages", c.zero_pages);
+	ADD_U64(o, "ballooned_pages", c.ballooned_pages);
+	ADD_U64(o, "never_pages", c.never_pages);
+	ADD_U64(o, "lost_pages", c.nr_lost_pages);
+	sum = c.resident_pages + c.swapped_pages + c.zero_pages + c.ballooned_pages +
+	      c.never_pages + c.nr_lost_pages;
+	ADD_U64(o, "accounted_pages", sum);
+	ADD_U64(o, "compressed_pages", c.compressed_pages);
+	ADD_U64(o, "compressed_bytes", c.compressed_bytes);
+	ADD_U64(o, "file_pages", c.file_pages);
+	ADD_U64(o, "file_bytes", c.file_bytes);
+	ADD_U64(o, "dedup_saved_bytes", c.dedup_saved_bytes);
+	ADD_U64(o, "active_pages", c.active_pages);
+	ADD_U64(o, "inactive_pages", c.inactive_pages);
+	ADD_U64(o, "high_pages", c.high_pages);
+	ADD_U64(o, "max_pages", c.max_pages);
+	json_object_object_add(o, "swappiness", json_object_new_int(m->swappiness));
+	ADD_U64(o, "nr_faults", c.nr_faults);
+	ADD_U64(o, "nr_major_faults", c.nr_major_faults);
+	ADD_U64(o, "nr_swapped_in", c.nr_swapped_in);
+	ADD_U64(o, "nr_swapped_out", c.nr_swapped_out);
+	ADD_U64(o, "nr_clean_dropped", c.nr_clean_dropped);
+	ADD_U64(o, "nr_zero_out", c.nr_zero_out);
+	ADD_U64(o, "nr_refaults", c.nr_refaults);
+	ADD_U64(o, "nr_refault_activate", c.nr_refault_activate);
+	ADD_U64(o, "nr_refault_thrash", c.nr_refault_thrash);
+	ADD_U64(o, "nr_young", c.nr_young);
+	ADD_U64(o, "nr_aging_passes", c.nr_aging_passes);
+	ADD_U64(o, "nr_oom", c.nr_oom);
+	ADD_U64(o, "nr_evict_busy", c.nr_evict_busy);
+	ADD_U64(o, "nr_errors", c.nr_errors);
+	ADD_U64(o, "nr_checksum_errors", c.nr_checksum_errors);
+	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
+	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
+	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
+	ksm = ksm_merging_pages(&rmap);
+	if (ksm >= 0)
+		ADD_U64(o, "ksm_merging_pages", ksm);
+	if (rmap >= 0)
+		ADD_U64(o, "ksm_rmap_items", rmap);
+	json_object_object_add(o, "pressure_some_avg10", json_object_new_double(psi.some_avg10));
+	json_object_object_add(o, "pressure_full_avg10", json_object_new_double(psi.full_avg10));
+	ADD_U64(o, "pressure_some_total_us", psi.some_total_ns / 1000);
+	json_object_object_add(result, "memory", o);
+}
+
+static int get_uint(struct json_object *args, const char *key, uint64_t *out, bool *present)
+{
+	struct json_object *v;
+	int64_t n;
+
+	*present = args && json_object_object_get_ex(args, key, &v);
+	if (!*present)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	errno = 0;
+	n = json_object_get_int64(v);
+	if (n < 0 || errno)
+		return -EINVAL;
+	*out = (uint64_t)n;
+	return 0;
+}
+
+/* CLIENT: {"high_bytes"|"high_percent", "max_bytes"|"max_percent", "swappiness"} */
+enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	static const char *const keys[] = { "high_bytes", "high_percent", "max_bytes",
+					    "max_percent", "swappiness" };
+	uint64_t v[5] = { 0 };
+	bool have[5];
+	struct ebb_region_counters c;
+	struct json_object *r;
+	uint64_t high, max, mem = m ? m->cfg.mem_bytes : 0;
+	unsigned i;
+	int ret;
+
+	if (!m) {
+		snprintf(msg, msg_len, "this VM runs without the reclaim engine (start it with "
+			 "--reclaim on or a --mem-high/--mem-max)");
+		return VMM_CTL_ERR_STATE;
+	}
+	for (i = 0; i < 5; i++) {
+		if (get_uint(req->args, keys[i], &v[i], &have[i])) {
+			snprintf(msg, msg_len, "\"%s\" must be a non-negative integer", keys[i]);
+			return VMM_CTL_ERR_INVALID;
+		}
+	}
+	if ((have[0] && have[1]) || (have[2] && have[3])) {
+		snprintf(msg, msg_len, "give a limit in bytes or in percent, not both");
+		return VMM_CTL_ERR_INVALID;
+	}
+	if ((have[1] && v[1] > 100) || (have[3] && v[3] > 100) || (have[4] && v[4] > 200)) {
+		snprintf(msg, msg_len, "percentages go from 0 to 100, swappiness from 0 to 200");
+		return VMM_CTL_ERR_INVALID;
+	}
+	if (!have[0] && !have[1] && !have[2] && !have[3] && !have[4]) {
+		snprintf(msg, msg_len, "nothing to set: give high, max or swappiness");
+		return VMM_CTL_ERR_INVALID;
+	}
+	ebb_region_get_counters(m->region, &c);
+	high = c.high_pages;
+	max = c.max_pages;
+	for (i = 0; i < 4; i += 2) {
+		struct vmm_mem_size s = { .set = true, .is_pct = have[i + 1],
+					  .value = have[i + 1] ? v[i + 1] : v[i] };
+		uint64_t pages;
+
+		if (!have[i] && !have[i + 1])
+			continue;
+		if (!s.is_pct && s.value > mem) {
+			snprintf(msg, msg_len, "%s is more than the guest's RAM", keys[i]);
+			return VMM_CTL_ERR_INVALID;
+		}
+		pages = vmm_mem_size_pages(&s, mem);
+		if (i == 0)
+			high = pages;
+		else
+			max = pages;
+	}
+	/* A new max without a new high keeps background reclaim just below it. */
+	if ((have[2] || have[3]) && !have[0] && !have[1] && max)
+		high = max - max / 16;
+	if (max && high > max) {
+		snprintf(msg, msg_len, "high (%llu pages) is above max (%llu pages)",
+			 (unsigned long long)high, (unsigned long long)max);
+		return VMM_CTL_ERR_INVALID;
+	}
+	ret = ebb_region_set_limits(m->region, high, max);
+	if (ret) {
+		snprintf(msg, msg_len, "cannot set the limits: %s", strerror(-ret));
+		return VMM_CTL_ERR_INVALID;
+	}
+	if (have[4]) {
+		ret = ebb_region_set_swappiness(m->region, (int)v[4]);
+		if (ret) {
+			snprintf(msg, msg_len, "cannot set swappiness: %s", strerror(-ret));
+			return VMM_CTL_ERR_INVALID;
+		}
+		m->swappiness = (int)v[4];
+	}
+	r = json_object_new_object();
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	ADD_U64(r, "high_pages", high);
+	ADD_U64(r, "max_pages", max);
+	json_object_object_add(r, "swappiness", json_object_new_int(m->swappiness));
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+/* ---- formatting for ebb stat ---------------------------------------------------------- */
+
+static int64_t jget(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+static const char *mib(int64_t pages, char *buf, size_t len)
+{
+	if (pages < 0)
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%.1f MiB", (double)pages * 4096.0 / 1048576.0);
+	return buf;
+}
+
+int vmm_memory_format(struct json_object *q, char *buf, size_t len)
+{
+	struct json_object *o, *v;
+	char a[6][32];
+	double some = 0;
+	int n;
+
+	if (!json_object_object_get_ex(q, "memory", &o) || !json_object_is_type(o, json_type_object))
+		return snprintf(buf, len, "memory:     not managed (reclaim off)\n");
+	if (json_object_object_get_ex(o, "pressure_some_avg10", &v))
+		some = json_object_get_double(v);
+	n = snprintf(buf, len,
+		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s), "
+		     "zero %s\n",
+		     mib(jget(o, "resident_pages"), a[0], 32), mib(jget(o, "swapped_pages"), a[1], 32),
+		     mib(jget(o, "compressed_pages"), a[2], 32),
+		     (long long)(jget(o, "compressed_bytes") / 1024),
+		     mib(jget(o, "file_pages"), a[3], 32), mib(jget(o, "zero_pages"), a[4], 32));
+	if (n < 0 || (size_t)n >= len)
+		return n;
+	n += snprintf(buf + n, len - (size_t)n,
+		      "            ballooned %s, never touched %s, KSM-shared %lld pages; "
+		      "sum %lld of %lld pages\n",
+		      mib(jget(o, "ballooned_pages"), a[0], 32), mib(jget(o, "never_pages"), a[1], 32),
+		      (long long)jget(o, "ksm_merging_pages"), (long long)jget(o, "accounted_pages"),
+		      (long long)jget(o, "total_pages"));
+	if ((size_t)n >= len)
+		return n;
+	n += snprintf(buf + n, len - (size_t)n,
+		      "            high %s, max %s, swappiness %lld; faults %lld (major %lld), "
+		      "refaults %lld, pressure some avg10 %.2f%%, errors %lld\n",
+		      mib(jget(o, "high_pages"), a[0], 32), mib(jget(o, "max_pages"), a[1], 32),
+		      (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
+		      (long long)jget(o, "nr_major_faults"), (long long)jget(o, "nr_refaults"), some,
+		      (long long)jget(o, "nr_errors"));
+	return n;
+}
