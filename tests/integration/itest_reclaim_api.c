@@ -131,7 +131,7 @@ int main(void)
 		printf("needs userfaultfd UFFD_FEATURE_MOVE (Linux 6.8+): %s\n", strerror(-ret));
 		return 77;
 	}
-	printf("1..13\n");
+	printf("1..14\n");
 	mem = mmap(NULL, (size_t)NR * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ebb_region_cfg_init(&cfg);
 	cfg.name = "api";
@@ -252,6 +252,10 @@ int main(void)
 	ok(bad == 0 && ps.some_total_ns > 0 && c0.nr_errors == 0,
 	   "all pages intact (%llu bad), fault stall time accounted (%llu ns), no errors",
 	   (unsigned long long)bad, (unsigned long long)ps.some_total_ns);
+
+	ok(ebb_region_set_swappiness(r, 201) == -EINVAL && ebb_region_set_swappiness(r, -1) == -EINVAL &&
+	   ebb_region_set_swappiness(r, 100) == 0 && ebb_region_set_limits(r, 10, 5) == -EINVAL,
+	   "live settings are validated (swappiness 0..200, high <= max)");
 
 	/* Idle page tracking as an accessed-bit source, where the kernel has it. */
 	void *idle_ctx = NULL;
