@@ -21,8 +21,10 @@
 #
 # The box runs QEMU TCG with one thread for all its CPUs (switching every
 # 100 ms).  Measured: in a 2-CPU box a 2-vCPU guest, ebb's and QEMU's alike,
-# had not reached its init after 2-5 minutes, pinned to one box CPU or not;
-# in a 1-CPU box (tests/box/run --smp 1) both boot a 2-vCPU guest in ~16 s.
+# had not reached its init after 2-5 minutes, pinned to one box CPU or not,
+# and even 1-vCPU guests stalled now and then (2 of 5 in one run; docs/box.md
+# has the box engineer's count); in a 1-CPU box (the runner's default since
+# 2dd7cfc) both boot a 2-vCPU guest in ~16 s.
 
 export EBB_RUNTIME_DIR=$PWD/rt
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -68,6 +70,8 @@ give_up() { # NAME
 	"$EBB" stat "$1" 2>&1 | grep -E 'uptime|ready|exits' | sed "s/^/# $1 stat| /"
 	sleep 2
 	"$EBB" stat "$1" 2>&1 | grep -E 'exits' | sed "s/^/# $1 stat 2 s later| /"
+	command -v top >/dev/null && top -b -n 1 | head -n 12 | sed "s/^/# top| /"
+	grep -E 'MemFree|MemAvailable' /proc/meminfo | sed "s/^/# box| /"
 	"$EBB" stop "$1" >/dev/null 2>&1
 }
 dump() { sed 's/^/# console| /' "$1" | tail -n 25; sed 's/^/# stderr| /' "$1.err"; }
