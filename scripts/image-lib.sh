@@ -40,6 +40,11 @@ img_busybox() {
 	done
 }
 
+img_resolve_kernel_pkg() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+
 # img_kernel_unpack PKGS_DIR — makes sure a Debian linux-image package is
 # unpacked (dpkg -x, never installed) under PKGS_DIR/<package>/ with a
 # modules.dep made by depmod, and prints that directory.  Cache: a directory
@@ -54,8 +59,13 @@ img_kernel_unpack() {
 		# Reuse the newest cached unpack, if any.
 		dir=$(ls -d "$pkgs"/linux-image-*/.done 2>/dev/null | sort -V | tail -n 1)
 		if [ -n "$dir" ]; then dirname "$dir"; return 0; fi
-		pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-			awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+		pkg=$(img_resolve_kernel_pkg)
+		if [ -z "$pkg" ]; then
+			# A fresh machine may have no package lists yet.
+			img_say "apt-cache knows no linux-image-amd64; running apt-get update"
+			apt-get update -q >/dev/null 2>&1 || true
+			pkg=$(img_resolve_kernel_pkg)
+		fi
 		[ -n "$pkg" ] || { img_say "cannot resolve linux-image-amd64's kernel package (apt-cache depends)"; return 1; }
 	fi
 	dir=$pkgs/$pkg
