@@ -22,14 +22,28 @@ img_mkcpio() {
 	mv -f "$out.tmp" "$out"
 }
 
-# img_busybox DIR — /bin/busybox plus one symlink per applet (from
-# `busybox --list-full`), made at build time so the image needs no install step.
+# img_busybox DIR [CACHE_DIR] — /bin/busybox plus one symlink per applet
+# (from `busybox --list-full`), made at build time so the image needs no
+# install step.  With CACHE_DIR the tree is made once per busybox binary and
+# copied from there (hundreds of ln calls are slow on a loaded machine).
 img_busybox() {
-	local dir=$1 bb a
+	local dir=$1 cache=${2:-} bb a sum tree
 	bb=$(command -v busybox) || { img_say "busybox not found (make deps installs busybox-static)"; return 1; }
 	# A dynamically linked busybox would need its libraries in the image.
 	if ldd "$bb" >/dev/null 2>&1; then
 		img_say "$bb is not static (install busybox-static)"; return 1
+	fi
+	if [ -n "$cache" ]; then
+		sum=$(sha256sum "$bb" | cut -c1-16)
+		tree=$cache/busybox-$sum
+		if [ ! -d "$tree" ]; then
+			rm -rf "$tree.tmp"
+			img_busybox "$tree.tmp" || return 1
+			mv "$tree.tmp" "$tree"
+		fi
+		mkdir -p "$dir"
+		cp -a "$tree/." "$dir/"
+		return
 	fi
 	mkdir -p "$dir/bin" "$dir/sbin" "$dir/usr/bin" "$dir/usr/sbin"
 	cp "$bb" "$dir/bin/busybox"

@@ -44,7 +44,7 @@ skeleton() {
 	local root=$1
 	rm -rf "$root"
 	mkdir -p "$root"/{proc,sys,dev,tmp,root,etc,mnt,run,var}
-	img_busybox "$root" || return 1
+	img_busybox "$root" "$img/cache" || return 1
 	# /dev/console lets the kernel give init its console before devtmpfs is
 	# mounted; creating a device node needs root, and init copes without it.
 	if [ "$(id -u)" -eq 0 ]; then
