@@ -50,8 +50,10 @@
  * entry.  When it faults back in, refault distance = age_now - shadow is how
  * many pages were pushed out (or promoted) while it was away: had the active
  * lists been that much smaller, it would have stayed resident.  If the
- * distance is <= the active list size, the page goes straight to the active
- * list (nr_refault_activate); if it had been active before its eviction
+ * distance is <= the workingset size it competes with — both active lists
+ * plus the other class's inactive list, as Linux's workingset_test_recent()
+ * counts it — the page goes straight to the active list
+ * (nr_refault_activate); if it had been active before its eviction
  * (WORKINGSET flag) the refault also counts as thrashing.
  *
  * No locking here; see lru.h.
@@ -192,9 +194,13 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean)
 
 	if (p->flags & EBB_PF_SHADOW) {
 		uint32_t distance = lru->nonresident_age - p->u.evicted.shadow;
+		/* As workingset_test_recent(): the active lists plus the other
+		 * class's inactive list, which this page would compete with. */
+		uint64_t ws_size = ebb_lru_nr_active(lru) +
+				   lru->lists[clean ? EBB_LRU_INACTIVE_DIRTY : EBB_LRU_INACTIVE_CLEAN].nr;
 
 		lru->ws.nr_refault++;
-		if ((uint64_t)distance <= ebb_lru_nr_active(lru)) {
+		if ((uint64_t)distance <= ws_size) {
 			activate = true;
 			lru->ws.nr_refault_activate++;
 			if (p->flags & EBB_PF_WORKINGSET)
