@@ -95,6 +95,7 @@ check $? "A: ebb stat shows the balloon (empty): $(grep -m1 '^balloon' stat.out)
 
 mt0=$(meminfo_kb a.log g-memtotal0)
 rss0=$(rss_kb "$pid")
+x0=$("$EBB" stat vm-a --json | sed -n 's/.*"nr_mmio_exits": *\([0-9]*\).*/\1/p')
 t0=$(now)
 "$EBB" balloon vm-a 50% >bal.out 2>&1
 check $? "A: ebb balloon vm-a 50% accepted ($(head -n 1 bal.out))"
@@ -102,6 +103,8 @@ wait_balloon vm-a 120
 check $? "A: the guest's balloon reached its target (actual $(field balloon.json actual_pages) of $(field balloon.json target_pages) pages)"
 t1=$(now)
 rss1=$(rss_kb "$pid")
+x1=$("$EBB" stat vm-a --json | sed -n 's/.*"nr_mmio_exits": *\([0-9]*\).*/\1/p')
+echo "# A: MMIO exits to ebb during the inflate: $((${x1:-0} - ${x0:-0})) (kicks go through ioeventfds)"
 actual=$(field balloon.json actual_pages)
 bal_kb=$((${actual:-0} * 4))
 echo "# A: inflate of $((bal_kb / 1024)) MiB took $(awk "BEGIN { print $t1 - $t0 }") s; VmRSS $rss0 -> $rss1 kB; $(field balloon.json madvise_calls) madvise calls for $(field balloon.json discarded_pages) pages in $(field balloon.json madvise_ns) ns"
