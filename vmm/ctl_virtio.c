@@ -93,25 +93,20 @@ static int get_uint(struct json_object *args, const char *key, uint64_t *out, bo
 	return 0;
 }
 
-enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
-					const struct vmm_ctl_request *req,
-					struct json_object **result, char *msg, size_t msg_len)
+enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_bytes,
+				      uint64_t *target_bytes, bool *have_target, char *msg,
+				      size_t msg_len)
 {
-	struct vmm_balloon_info bi;
 	uint64_t size = 0, pct = 0, target;
 	bool have_size = false, have_pct = false;
-	int ret;
 
-	if (!d || vmm_virtio_balloon_info(d, &bi)) {
-		snprintf(msg, msg_len, "this VM has no balloon device (started with virtio off)");
-		return VMM_CTL_ERR_STATE;
-	}
-	if (req->args) {
-		if (get_uint(req->args, "size_bytes", &size, &have_size)) {
+	*have_target = false;
+	if (args) {
+		if (get_uint(args, "size_bytes", &size, &have_size)) {
 			snprintf(msg, msg_len, "\"size_bytes\" must be a non-negative integer");
 			return VMM_CTL_ERR_INVALID;
 		}
-		if (get_uint(req->args, "percent", &pct, &have_pct) || (have_pct && pct > 100)) {
+		if (get_uint(args, "percent", &pct, &have_pct) || (have_pct && pct > 100)) {
 			snprintf(msg, msg_len, "\"percent\" must be an integer from 0 to 100");
 			return VMM_CTL_ERR_INVALID;
 		}
@@ -120,14 +115,39 @@ enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
 		snprintf(msg, msg_len, "give \"size_bytes\" or \"percent\", not both");
 		return VMM_CTL_ERR_INVALID;
 	}
-	if (have_size || have_pct) {
-		target = have_pct ? bi.mem_bytes / 100 * pct + bi.mem_bytes % 100 * pct / 100 : size;
-		target &= ~4095ull;
-		if (target > bi.mem_bytes) {
-			snprintf(msg, msg_len, "target %llu bytes is more than the guest's RAM (%llu bytes)",
-				 (unsigned long long)target, (unsigned long long)bi.mem_bytes);
-			return VMM_CTL_ERR_INVALID;
-		}
+	if (!have_size && !have_pct)
+		return VMM_CTL_OK;
+	/* No overflow: pct <= 100 and mem_bytes <= 1 TiB (VMM_MAX_MEM_BYTES). */
+	target = have_pct ? mem_bytes / 100 * pct + mem_bytes % 100 * pct / 100 : size;
+	target &= ~4095ull;
+	if (target > mem_bytes) {
+		snprintf(msg, msg_len, "target %llu bytes is more than the guest's RAM (%llu bytes)",
+			 (unsigned long long)target, (unsigned long long)mem_bytes);
+		return VMM_CTL_ERR_INVALID;
+	}
+	*target_bytes = target;
+	*have_target = true;
+	return VMM_CTL_OK;
+}
+
+enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
+					const struct vmm_ctl_request *req,
+					struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_balloon_info bi;
+	enum vmm_ctl_err err;
+	uint64_t target = 0;
+	bool have_target;
+	int ret;
+
+	if (!d || vmm_virtio_balloon_info(d, &bi)) {
+		snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
+		return VMM_CTL_ERR_STATE;
+	}
+	err = vmm_ctl_balloon_args(req->args, bi.mem_bytes, &target, &have_target, msg, msg_len);
+	if (err)
+		return err;
+	if (have_target) {
 		ret = vmm_virtio_balloon_set_size(d, target);
 		if (ret) {
 			snprintf(msg, msg_len, "cannot set the balloon: %s", strerror(-ret));

@@ -6,7 +6,9 @@
 #ifndef EBB_VMM_CTL_VIRTIO_H
 #define EBB_VMM_CTL_VIRTIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/ctl.h"
 #include "vmm/virtio_devs.h"
@@ -16,6 +18,12 @@ void vmm_ctl_virtio_query(struct vmm_virtio_devs *d, struct json_object *result)
 
 /* CLIENT: args {"size_bytes": N} or {"percent": P} (target guest size), or
  * none (report only).  Result: the balloon object of query. */
+/* CLIENT: the pure part of the above: checks args against mem_bytes; sets
+ * *have_target and *target_bytes (guest size, 4 KiB aligned) when a size was
+ * given.  VMM_CTL_OK or VMM_CTL_ERR_INVALID with a message. */
+enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_bytes,
+				      uint64_t *target_bytes, bool *have_target, char *msg,
+				      size_t msg_len);
 enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
 					const struct vmm_ctl_request *req,
 					struct json_object **result, char *msg, size_t msg_len);
