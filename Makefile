@@ -29,6 +29,8 @@ WERROR   ?= 0
 endif
 
 .DEFAULT_GOAL := all
+# Keep the objects of test programs (make would delete them as intermediates).
+.SECONDARY:
 
 ifeq ($(V),1)
 Q :=
