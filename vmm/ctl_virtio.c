@@ -41,6 +41,7 @@ static struct json_object *balloon_object(struct vmm_virtio_devs *d)
 	json_object_object_add(b, "madvise_ns", json_object_new_int64((int64_t)bi.madvise_ns));
 	json_object_object_add(b, "madvise_errors",
 			       json_object_new_int64((int64_t)bi.nr_madvise_errors));
+	json_object_object_add(b, "exit_kicks", json_object_new_int64((int64_t)bi.nr_exit_kicks));
 	json_object_object_add(b, "stats_age_ms",
 			       bi.have_stats ? json_object_new_int64(bi.stats_age_ms) : NULL);
 	st = json_object_new_object();

@@ -399,8 +399,17 @@ static void bells_sync(struct vdev *v)
 		if (b->registered_gpa)
 			vmm_vm_ioeventfd(v->owner->vm, b->efd, b->registered_gpa, 2, false, false);
 		b->registered_gpa = 0;
-		if (gpa && vmm_vm_ioeventfd(v->owner->vm, b->efd, gpa, 2, false, true) == 0)
-			b->registered_gpa = gpa;
+		if (gpa) {
+			int ret = vmm_vm_ioeventfd(v->owner->vm, b->efd, gpa, 2, false, true);
+
+			if (ret == 0)
+				b->registered_gpa = gpa;
+			else
+				vmm_logf(&v->owner->cfg.log, VMM_LOG_WARN,
+					 "virtio-%s: KVM_IOEVENTFD at 0x%llx for queue %u: %s "
+					 "(kicks will exit to the VMM)", v->name,
+					 (unsigned long long)gpa, q, strerror(-ret));
+		}
 	}
 }
 
@@ -774,6 +783,7 @@ int vmm_virtio_balloon_info(struct vmm_virtio_devs *d, struct vmm_balloon_info *
 	out->nr_discarded_pages = d->nr_discarded_pages;
 	out->madvise_ns = d->madvise_ns;
 	out->nr_madvise_errors = d->nr_madvise_errors;
+	out->nr_exit_kicks = __atomic_load_n(&d->bal.nr_fallback_kicks, __ATOMIC_RELAXED);
 	out->have_stats = virtio_balloon_get_stats(d->balloon, &st);
 	pthread_mutex_unlock(&d->bal.lock);
 	if (out->have_stats) {
@@ -800,6 +810,17 @@ const char *vmm_balloon_stat_name(unsigned tag)
 	};
 
 	return tag < sizeof(names) / sizeof(names[0]) ? names[tag] : NULL;
+}
+
+void vmm_virtio_console_input(struct vmm_virtio_devs *d, const void *buf, size_t len)
+{
+	if (!d || !d->console)
+		return;
+	pthread_mutex_lock(&d->con.lock);
+	if (virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_CONSOLE))
+		virtio_console_write(d->console, VIRTIO_CONSOLE_PORT_CONSOLE, buf, len);
+	after_device_call(d, &d->con);
+	pthread_mutex_unlock(&d->con.lock);
 }
 
 int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out)

@@ -29,6 +29,7 @@
 #define EBB_VMM_VIRTIO_DEVS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/evloop.h"
@@ -84,6 +85,7 @@ struct vmm_balloon_info {
 	uint64_t nr_discarded_pages;   /* pages they covered */
 	uint64_t madvise_ns;           /* time spent in them */
 	uint64_t nr_madvise_errors;
+	uint64_t nr_exit_kicks;        /* kicks that exited to the VMM (no ioeventfd hit) */
 	bool have_stats;
 	int64_t stats_age_ms;          /* since the guest's last stats */
 	uint32_t stats_valid_mask;     /* bit t: stats[t] valid (VIRTIO_BALLOON_S_*) */
@@ -96,6 +98,11 @@ int vmm_virtio_balloon_set_size(struct vmm_virtio_devs *d, uint64_t guest_bytes)
 int vmm_virtio_balloon_info(struct vmm_virtio_devs *d, struct vmm_balloon_info *out);
 /* Stats tag names (VIRTIO_BALLOON_S_*) for output; NULL for unknown tags. */
 const char *vmm_balloon_stat_name(unsigned tag);
+
+/* Console input for hvc0 (port 0), from the event thread: delivered when
+ * the guest has the port open and receive buffers, else dropped (the 8250
+ * gets the same bytes).  NULL d is a no-op. */
+void vmm_virtio_console_input(struct vmm_virtio_devs *d, const void *buf, size_t len);
 
 /* Agent bridge state, for ebb stat. */
 struct vmm_console_info {

@@ -280,8 +280,10 @@ static void console_input(void *opaque, uint32_t events)
 		}
 		out[n_out++] = buf[i];
 	}
-	if (n_out)
+	if (n_out) {
 		vmm_serial_rx(vm->serial, out, n_out);
+		vmm_virtio_console_input(vm->virtio, out, n_out);  /* hvc0 too */
+	}
 }
 
 static void panic_timer(void *opaque, uint32_t events)

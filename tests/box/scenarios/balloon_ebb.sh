@@ -2,7 +2,7 @@
 # the host-box.  Two boots of a 1 GiB, 1 vCPU guest, each doing a lot:
 #   A  free page reporting and deflate-on-OOM off: the guest sees both virtio
 #      devices (console 0x0003, balloon 0x0005); hvc0 output reaches ebb's
-#      console; the agent answers hello through RUNDIR/vm-a.agent (0600);
+#      console and console input reaches hvc0; the agent answers hello through RUNDIR/vm-a.agent (0600);
 #      after the guest touched nearly all its memory and freed it,
 #      `ebb balloon vm-a 50%` shrinks MemTotal by >= 90% of the balloon and
 #      drops ebb's VmRSS by >= 90% of it; `ebb balloon vm-a 100%` gives it
@@ -73,7 +73,11 @@ read -r -t 300 l
 echo "g-memtotal1: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
 read -r -t 300 l
 echo "g-memtotal2: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
-read -r -t 300 l
+echo g-hvc-reading
+for i in 1 2 3 4 5 6; do
+	read -r -t 120 h </dev/hvc0 || break; echo "g-hvc-got: $h"; [ "$h" = hvc-input-line ] && break
+done
+read -r -t 5 l
 echo g-done'
 start vm-a a.log "$script_a" --free-page-reporting off --balloon-oom off
 wait_for a.log 'g-touched' 300
@@ -104,7 +108,7 @@ check $? "A: the guest's balloon reached its target (actual $(field balloon.json
 t1=$(now)
 rss1=$(rss_kb "$pid")
 x1=$("$EBB" stat vm-a --json | sed -n 's/.*"nr_mmio_exits": *\([0-9]*\).*/\1/p')
-echo "# A: MMIO exits to ebb during the inflate: $((${x1:-0} - ${x0:-0})) (kicks go through ioeventfds)"
+echo "# A: MMIO exits to ebb during the inflate: $((${x1:-0} - ${x0:-0})); balloon kicks that exited instead of hitting the ioeventfd: $(field balloon.json exit_kicks)"
 actual=$(field balloon.json actual_pages)
 bal_kb=$((${actual:-0} * 4))
 echo "# A: inflate of $((bal_kb / 1024)) MiB took $(awk "BEGIN { print $t1 - $t0 }") s; VmRSS $rss0 -> $rss1 kB; $(field balloon.json madvise_calls) madvise calls for $(field balloon.json discarded_pages) pages in $(field balloon.json madvise_ns) ns"
@@ -149,8 +153,12 @@ check $? "A: a bad size is refused: $(cat bad.out)"
 "$EBB" balloon nosuch 50% >bad.out 2>&1
 [ $? -ne 0 ] && grep -q 'no VM named' bad.out
 check $? "A: an unknown VM is refused: $(cat bad.out)"
-echo next >&3
+wait_for a.log 'g-hvc-reading' 60
+sleep 1
+echo hvc-input-line >&3
 wait_for a.log 'ebb-exit:' 60
+grep -q 'g-hvc-got: hvc-input-line' a.log
+check $? "A: console input reaches the guest's hvc0 as well ($(grep 'g-hvc-got' a.log | cut -d' ' -f2- | tr '\n' ' '))"
 grep -q 'ebb-exit: 0' a.log
 check $? "A: the guest powered off, ebb exited 0"
 exec 3>&-
