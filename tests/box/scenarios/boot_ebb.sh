@@ -101,7 +101,7 @@ check $? "A: ebb ls lists vm-a as running with 1 vCPU and 256 MiB"
 sed 's/^/# ls| /' ls.out
 "$EBB" stat vm-a >stat.out 2>&1
 grep -q '^vcpus: *1$' stat.out && grep -q '^memory: *256 MiB$' stat.out &&
-	grep -q '^state: *running$' stat.out && grep -Eq '^ready: *[0-9.]+s$' stat.out
+	grep -q '^state: *running$' stat.out && grep -Eq '^ready: *([0-9]+m)?[0-9.]+s$' stat.out
 check $? "A: ebb stat vm-a reports vcpus, memory, state and the ready time"
 "$EBB" stat vm-a --json | grep -q '"mem_bytes":268435456'
 check $? "A: ebb stat --json gives mem_bytes 268435456"
