@@ -72,13 +72,20 @@ static uint64_t now_ms(void)
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
 {
+	/* One write() per line: the console is shared with init and the kernel,
+	 * and a line split over several writes gets other output spliced in. */
+	char line[512];
 	va_list ap;
+	int n = snprintf(line, sizeof(line), "ebb-agent: ");
 
-	fputs("ebb-agent: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
 }
 
 static void core_log(void *ctx, enum agent_log_level level, const char *msg)
