@@ -29,7 +29,8 @@ t0=$(date +%s)
 # The ebb VMM part (scripts/demo-ebb.sh) runs in the same boot when present.
 parts=(scripts/demo-box.sh)
 [ -f scripts/demo-ebb.sh ] && parts+=(scripts/demo-ebb.sh)
-BUILD=$BUILD tests/box/run --live "${parts[@]}" >"$BUILD/demo.tap"
+[ -f scripts/demo-memory.sh ] && parts+=(scripts/demo-memory.sh)
+BUILD=$BUILD tests/box/run --live -t 1200 "${parts[@]}" >"$BUILD/demo.tap"
 rc=$?
 echo
 echo "Results (TAP, as the e2e suite reports them):"

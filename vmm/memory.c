@@ -481,6 +481,13 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_evict_busy", c.nr_evict_busy);
 	ADD_U64(o, "nr_errors", c.nr_errors);
 	ADD_U64(o, "nr_checksum_errors", c.nr_checksum_errors);
+	ADD_U64(o, "nr_write_errors", c.nr_write_errors);
+	ADD_U64(o, "nr_read_errors", c.nr_read_errors);
+	ADD_U64(o, "nr_short_reads", c.nr_short_reads);
+	ADD_U64(o, "nr_enospc", c.nr_enospc);
+	ADD_U64(o, "nr_swapin_errors", c.nr_swapin_errors);
+	ADD_U64(o, "nr_evict_failed", c.nr_evict_failed);
+	ADD_U64(o, "nr_max_overrun", c.nr_max_overrun);
 	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
 	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
 	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
