@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +398,22 @@ int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len)
 /* Per-process KSM figures: /proc/self/ksm_stat (ksm_merging_pages on 6.6+,
  * only ksm_rmap_items on 6.1) else /proc/self/ksm_merging_pages (5.19+).
  * -1 when the kernel has neither. */
+/* "KEY VALUE" (or just "VALUE" with an empty key) -> value, or -1. */
+static int64_t parse_kv(const char *line, const char *key)
+{
+	size_t n = strlen(key);
+	long long v;
+	char *end;
+
+	if (strncmp(line, key, n) != 0)
+		return -1;
+	errno = 0;
+	v = strtoll(line + n, &end, 10);
+	if (errno || end == line + n || v < 0 || (*end && *end != '\n'))
+		return -1;
+	return v;
+}
+
 static int64_t ksm_merging_pages(int64_t *rmap_items)
 {
 	char line[128];
@@ -409,9 +424,9 @@ static int64_t ksm_merging_pages(int64_t *rmap_items)
 	f = fopen("/proc/self/ksm_stat", "r");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line, "ksm_merging_pages %" SCNd64, &v) == 1)
+			if ((v = parse_kv(line, "ksm_merging_pages ")) >= 0)
 				merging = v;
-			else if (sscanf(line, "ksm_rmap_items %" SCNd64, &v) == 1)
+			else if ((v = parse_kv(line, "ksm_rmap_items ")) >= 0)
 				*rmap_items = v;
 		}
 		fclose(f);
@@ -419,8 +434,8 @@ static int64_t ksm_merging_pages(int64_t *rmap_items)
 	if (merging < 0) {
 		f = fopen("/proc/self/ksm_merging_pages", "r");
 		if (f) {
-			if (fscanf(f, "%" SCNd64, &v) == 1)
-				merging = v;
+			if (fgets(line, sizeof(line), f))
+				merging = parse_kv(line, "");
 			fclose(f);
 		}
 	}
