@@ -212,6 +212,11 @@ static void test_region(void **state)
 	assert_true(jint(o, "nr_swapped_in") > 0);
 	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
 	assert_int_equal(jint(o, "nr_errors"), 0);
+	/* Per-process KSM figures are read where the kernel has them. */
+	if (access("/proc/self/ksm_merging_pages", R_OK) == 0)
+		assert_true(jint(o, "ksm_merging_pages") >= 0);
+	if (access("/proc/self/ksm_stat", R_OK) == 0)
+		assert_true(jint(o, "ksm_rmap_items") >= 0);
 	assert_true(vmm_memory_format(q, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, "sum 4096 of 4096 pages"));
 	json_object_put(q);
