@@ -308,3 +308,21 @@ void vmm_ctl_response_release(struct vmm_ctl_response *resp)
 	json_object_put(resp->result);
 	resp->id = resp->result = NULL;
 }
+
+int vmm_ctl_arg_uint(struct json_object *args, const char *key, uint64_t *out, bool *present)
+{
+	struct json_object *v;
+	int64_t n;
+
+	*present = args && json_object_object_get_ex(args, key, &v);
+	if (!*present)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	errno = 0;
+	n = json_object_get_int64(v);
+	if (n < 0 || errno)
+		return -EINVAL;
+	*out = (uint64_t)n;
+	return 0;
+}

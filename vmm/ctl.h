@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -87,5 +88,10 @@ int vmm_ctl_parse_response(const char *line, size_t len, struct vmm_ctl_response
 void vmm_ctl_response_release(struct vmm_ctl_response *resp);
 
 const char *vmm_ctl_cmd_name(enum vmm_ctl_cmd cmd);
+
+/* CLIENT: reads the optional argument KEY of a request's args object (which may
+ * be NULL) as a non-negative JSON integer.  *present says whether it was given;
+ * returns -EINVAL when it was given but is not such an integer. */
+int vmm_ctl_arg_uint(struct json_object *args, const char *key, uint64_t *out, bool *present);
 
 #endif

@@ -75,25 +75,6 @@ void vmm_ctl_virtio_query(struct vmm_virtio_devs *d, struct json_object *result)
 	}
 }
 
-/* CLIENT: a non-negative JSON integer. */
-static int get_uint(struct json_object *args, const char *key, uint64_t *out, bool *present)
-{
-	struct json_object *v;
-	int64_t n;
-
-	*present = json_object_object_get_ex(args, key, &v);
-	if (!*present)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -EINVAL;
-	errno = 0;
-	n = json_object_get_int64(v);
-	if (n < 0 || errno)
-		return -EINVAL;
-	*out = (uint64_t)n;
-	return 0;
-}
-
 enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_bytes,
 				      uint64_t *target_bytes, bool *have_target, char *msg,
 				      size_t msg_len)
@@ -103,11 +84,11 @@ enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_byt
 
 	*have_target = false;
 	if (args) {
-		if (get_uint(args, "size_bytes", &size, &have_size)) {
+		if (vmm_ctl_arg_uint(args, "size_bytes", &size, &have_size)) {
 			snprintf(msg, msg_len, "\"size_bytes\" must be a non-negative integer");
 			return VMM_CTL_ERR_INVALID;
 		}
-		if (get_uint(args, "percent", &pct, &have_pct) || (have_pct && pct > 100)) {
+		if (vmm_ctl_arg_uint(args, "percent", &pct, &have_pct) || (have_pct && pct > 100)) {
 			snprintf(msg, msg_len, "\"percent\" must be an integer from 0 to 100");
 			return VMM_CTL_ERR_INVALID;
 		}

@@ -518,24 +518,6 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	json_object_object_add(result, "memory", o);
 }
 
-static int get_uint(struct json_object *args, const char *key, uint64_t *out, bool *present)
-{
-	struct json_object *v;
-	int64_t n;
-
-	*present = args && json_object_object_get_ex(args, key, &v);
-	if (!*present)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -EINVAL;
-	errno = 0;
-	n = json_object_get_int64(v);
-	if (n < 0 || errno)
-		return -EINVAL;
-	*out = (uint64_t)n;
-	return 0;
-}
-
 /* CLIENT: {"high_bytes"|"high_percent", "max_bytes"|"max_percent", "swappiness"} */
 enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_request *req,
 				    struct json_object **result, char *msg, size_t msg_len)
@@ -556,7 +538,7 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 		return VMM_CTL_ERR_STATE;
 	}
 	for (i = 0; i < 5; i++) {
-		if (get_uint(req->args, keys[i], &v[i], &have[i])) {
+		if (vmm_ctl_arg_uint(req->args, keys[i], &v[i], &have[i])) {
 			snprintf(msg, msg_len, "\"%s\" must be a non-negative integer", keys[i]);
 			return VMM_CTL_ERR_INVALID;
 		}
