@@ -7,6 +7,13 @@
  * hashes to ids (several ids may share a hash when contents differ: a dedup
  * hit always needs a full byte comparison).  File slots are tracked in a
  * bitmap with a next-fit cursor, so consecutive stores get consecutive slots.
+ *
+ * Codecs: the compressed tier uses one codec per store, fixed at create
+ * time, so an entry needs no codec tag.  LZ4 keeps no state between calls;
+ * zstd compresses and decompresses through one ZSTD_CCtx and one ZSTD_DCtx
+ * per store (reused: allocating them per page would cost more than the
+ * compression).  Either way a compressed entry that does not decode to
+ * exactly one page is -EBADMSG, like a checksum mismatch.
  */
 #include "host-reclaim/swapstore.h"
 #include "host-reclaim/lru.h"
@@ -19,8 +26,15 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define ID_EMPTY UINT32_MAX
+
+/* Worst-case compressed size of one page, for either codec. */
+#define CBUF_LZ4_BYTES ((size_t)LZ4_COMPRESSBOUND(EBB_PAGE_SIZE))
+#define CBUF_ZSTD_BYTES ((size_t)ZSTD_COMPRESSBOUND(EBB_PAGE_SIZE))
+#define CBUF_BYTES (CBUF_LZ4_BYTES > CBUF_ZSTD_BYTES ? CBUF_LZ4_BYTES : CBUF_ZSTD_BYTES)
+#define ZSTD_LEVEL_DEFAULT 1
 
 struct sw_entry {
 	uint64_t hash;
@@ -49,7 +63,9 @@ struct ebb_swap {
 	bool file_enospc;        /* the file system said ENOSPC; cleared when a slot frees */
 	struct ebb_swap_stats st;
 	struct ebb_ratelimit rl_io, rl_csum;
-	char cbuf[LZ4_COMPRESSBOUND(EBB_PAGE_SIZE)];
+	ZSTD_CCtx *zcc;          /* codec ZSTD with the compressed tier on; else NULL */
+	ZSTD_DCtx *zdc;
+	char cbuf[CBUF_BYTES];
 	unsigned char tmp[EBB_PAGE_SIZE];
 };
 
@@ -278,6 +294,10 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 	*out = NULL;
 	if (!cfg)
 		return -EINVAL;
+	if ((unsigned int)cfg->codec > EBB_SWAP_CODEC_ZSTD)
+		return -EINVAL;
+	if (cfg->zstd_level < ZSTD_minCLevel() || cfg->zstd_level > ZSTD_maxCLevel())
+		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -286,6 +306,8 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 	s->free_head = ID_EMPTY;
 	if (!s->cfg.compress_max_bytes || s->cfg.compress_max_bytes > EBB_PAGE_SIZE)
 		s->cfg.compress_max_bytes = 3072;
+	if (!s->cfg.zstd_level)
+		s->cfg.zstd_level = ZSTD_LEVEL_DEFAULT;
 	if (cfg->io)
 		s->io = *cfg->io;
 	if (!s->io.pwrite)
@@ -299,6 +321,14 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 		goto err;
 	}
 	memset(s->index, 0xff, 1024 * sizeof(*s->index));
+	if (cfg->codec == EBB_SWAP_CODEC_ZSTD && cfg->zpool_budget_bytes) {
+		s->zcc = ZSTD_createCCtx();
+		s->zdc = ZSTD_createDCtx();
+		if (!s->zcc || !s->zdc) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
 	if (cfg->dir && cfg->file_size_bytes >= EBB_PAGE_SIZE) {
 		s->nr_slots = cfg->file_size_bytes / EBB_PAGE_SIZE;
 		s->slot_bitmap = calloc((s->nr_slots + 63) / 64, sizeof(uint64_t));
@@ -327,6 +357,8 @@ void ebb_swap_destroy(struct ebb_swap *s)
 			free((void *)(uintptr_t)s->ent[i].loc);
 	if (s->fd >= 0)
 		close(s->fd);
+	ZSTD_freeDCtx(s->zdc);
+	ZSTD_freeCCtx(s->zcc);
 	free(s->slot_bitmap);
 	free(s->index);
 	free(s->ent);
@@ -452,16 +484,41 @@ static int verify(struct ebb_swap *s, uint32_t id, const void *page)
 	return -EBADMSG;
 }
 
+/* Compress @page into s->cbuf: the compressed length, or 0 when the codec failed. */
+static size_t zpool_compress(struct ebb_swap *s, const void *page)
+{
+	if (s->cfg.codec == EBB_SWAP_CODEC_ZSTD) {
+		size_t n = ZSTD_compressCCtx(s->zcc, s->cbuf, sizeof(s->cbuf), page, EBB_PAGE_SIZE,
+					     s->cfg.zstd_level);
+
+		return ZSTD_isError(n) ? 0 : n;
+	}
+	int n = LZ4_compress_default(page, s->cbuf, EBB_PAGE_SIZE, (int)sizeof(s->cbuf));
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* 0, or -EBADMSG when @e's bytes do not decode to exactly one page. */
+static int zpool_decompress(struct ebb_swap *s, const struct sw_entry *e, void *page)
+{
+	const void *src = (const void *)(uintptr_t)e->loc;
+
+	if (s->cfg.codec == EBB_SWAP_CODEC_ZSTD) {
+		size_t n = ZSTD_decompressDCtx(s->zdc, page, EBB_PAGE_SIZE, src, e->len);
+
+		return !ZSTD_isError(n) && n == EBB_PAGE_SIZE ? 0 : -EBADMSG;
+	}
+	int n = LZ4_decompress_safe(src, page, e->len, EBB_PAGE_SIZE);
+
+	return n == (int)EBB_PAGE_SIZE ? 0 : -EBADMSG;
+}
+
 static int load_raw(struct ebb_swap *s, uint32_t id, void *page)
 {
 	struct sw_entry *e = &s->ent[id];
 
-	if (e->tier == EBB_TIER_ZPOOL) {
-		int n = LZ4_decompress_safe((const char *)(uintptr_t)e->loc, page, e->len,
-					    EBB_PAGE_SIZE);
-
-		return n == (int)EBB_PAGE_SIZE ? 0 : -EBADMSG;
-	}
+	if (e->tier == EBB_TIER_ZPOOL)
+		return zpool_decompress(s, e, page);
 	return file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
 }
 
@@ -522,7 +579,8 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 		   bool may_write_file, uint32_t *id)
 {
 	uint32_t i, nid;
-	int clen = 0, ret;
+	size_t clen;
+	int ret;
 
 	if (ebb_swap_page_is_zero(page))
 		return -EINVAL;
@@ -553,14 +611,14 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 	e->refcnt = 1;
 	e->tier = EBB_TIER_NONE;
 	if (s->cfg.zpool_budget_bytes) {
-		clen = LZ4_compress_default(page, s->cbuf, EBB_PAGE_SIZE, (int)sizeof(s->cbuf));
-		if (clen <= 0 || (uint32_t)clen > s->cfg.compress_max_bytes) {
+		clen = zpool_compress(s, page);
+		if (!clen || clen > s->cfg.compress_max_bytes) {
 			s->st.nr_incompressible++;
 		} else if (s->st.zpool_bytes + (uint64_t)clen <= s->cfg.zpool_budget_bytes) {
-			void *buf = malloc((size_t)clen);
+			void *buf = malloc(clen);
 
 			if (buf) {
-				memcpy(buf, s->cbuf, (size_t)clen);
+				memcpy(buf, s->cbuf, clen);
 				e->loc = (uint64_t)(uintptr_t)buf;
 				e->len = (uint16_t)clen;
 				e->tier = EBB_TIER_ZPOOL;
@@ -668,5 +726,18 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st)
 	st->dedup_saved_bytes = (st->nr_refs - st->nr_entries) * EBB_PAGE_SIZE;
 	st->metadata_bytes = (uint64_t)s->nr_ent_alloc * sizeof(struct sw_entry) +
 			     ((uint64_t)s->index_mask + 1) * sizeof(uint32_t) +
-			     (s->nr_slots + 63) / 64 * 8;
+			     (s->nr_slots + 63) / 64 * 8 +
+			     ZSTD_sizeof_CCtx(s->zcc) + ZSTD_sizeof_DCtx(s->zdc);
+}
+
+int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, uint8_t mask)
+{
+	const struct sw_entry *e = ent_get(s, id);
+
+	if (!e || e->tier != EBB_TIER_ZPOOL)
+		return -ENOENT;
+	if (off >= e->len)
+		return -ERANGE;
+	((unsigned char *)(uintptr_t)e->loc)[off] ^= mask;
+	return 0;
 }

@@ -2,8 +2,9 @@
  * swapstore.h — the per-VM swap store of host-reclaim.
  *
  * Two tiers, tried in order:
- *   1. compressed, in memory (LZ4), up to a byte budget.  Pages whose
- *      compressed size exceeds compress_max_bytes bypass it.
+ *   1. compressed, in memory (LZ4 by default, or zstd: chosen per store in
+ *      the cfg), up to a byte budget.  Pages whose compressed size exceeds
+ *      compress_max_bytes bypass it.
  *   2. a file tier: one preallocated file per store in a configured dir
  *      (created with O_TMPFILE or mkstemp+unlink, so it never outlives the
  *      process), 4 KiB slots from a next-fit slot allocator so that pages
@@ -38,10 +39,21 @@ struct ebb_swap_io {
 	void *ctx;
 };
 
+/* Codec of the compressed tier.  Zero-initialised cfgs get LZ4. */
+enum ebb_swap_codec {
+	EBB_SWAP_CODEC_LZ4 = 0,         /* fastest; the default */
+	EBB_SWAP_CODEC_ZSTD,            /* better ratio, slower */
+};
+
 struct ebb_swap_cfg {
 	const char *name;               /* for log messages */
 	uint64_t zpool_budget_bytes;    /* compressed tier budget; 0 = tier off */
 	uint32_t compress_max_bytes;    /* bypass threshold; 0 = 3072 */
+	enum ebb_swap_codec codec;      /* unknown value: create says -EINVAL */
+	int zstd_level;                 /* 0 = 1; else ZSTD_minCLevel()..ZSTD_maxCLevel()
+					 * (checked even for LZ4, which ignores it).
+					 * Negative levels skip entropy coding; at the
+					 * minimum almost no page compresses. */
 	const char *dir;                /* file tier directory; NULL = tier off */
 	uint64_t file_size_bytes;       /* file tier size (whole slots) */
 	bool file_no_prealloc;          /* skip fallocate (tests: real ENOSPC later) */
@@ -68,11 +80,12 @@ struct ebb_swap_stats {
 	uint64_t nr_stores, nr_loads;
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads;
 	uint64_t nr_enospc, nr_checksum_errors;
-	uint64_t metadata_bytes;        /* entry table + hash index */
+	uint64_t metadata_bytes;        /* entry table, hash index, slot bitmap, codec contexts */
 };
 
 struct ebb_swap;
 
+/* -EINVAL: unknown codec or zstd level out of range; -ENOMEM; file tier errors. */
 int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out);
 void ebb_swap_destroy(struct ebb_swap *s);
 
@@ -117,5 +130,12 @@ enum ebb_swap_tier ebb_swap_entry_tier(const struct ebb_swap *s, uint32_t id);
 uint64_t ebb_swap_entry_slot(const struct ebb_swap *s, uint32_t id);
 
 void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st);
+
+/*
+ * For tests only (the in-memory tier has no I/O hook to inject faults
+ * through): XOR byte @off of @id's compressed bytes with @mask.  -ENOENT if
+ * @id is not in the compressed tier, -ERANGE if @off is past its length.
+ */
+int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, uint8_t mask);
 
 #endif /* EBB_HOST_RECLAIM_SWAPSTORE_H */

@@ -3,10 +3,14 @@
  * compressed tier and its budget, incompressible bypass to the file tier,
  * the slot allocator (next-fit, reuse, ENOSPC when full), dedup with saving
  * reported, checksum verification on load (a corrupted read is -EBADMSG,
- * never data), short reads, write errors, and readahead runs.
+ * never data), short reads, write errors, and readahead runs; the zstd codec
+ * (round trips, every level bound, refused codec and levels, low-entropy
+ * text that only zstd fits in the compressed tier) and corrupted compressed
+ * entries under both codecs.
  *
  * The file tier uses a real file (in $TMPDIR or /tmp).  Corruption, short
- * reads and write errors are injected through the store's I/O hook.
+ * reads and write errors are injected through the store's I/O hook;
+ * compressed entries are corrupted with ebb_swap_test_corrupt_zpool.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "host-reclaim/lru.h"
 #include "host-reclaim/swapstore.h"
@@ -48,6 +53,23 @@ static void text_page(void *p, uint64_t seed)
 {
 	memset(p, 'a' + (int)(seed % 26), EBB_PAGE_SIZE);
 	memcpy(p, &seed, sizeof(seed));
+}
+
+/*
+ * Each byte one of 16 letters, uniformly: 4 bits of entropy per byte and
+ * almost no repeated strings.  LZ4 (matches only) gets it nowhere near the
+ * 3072-byte bypass threshold; zstd's entropy coding halves it.
+ */
+static void nibble_page(void *p, uint64_t seed)
+{
+	unsigned char *b = p;
+
+	for (unsigned i = 0; i < EBB_PAGE_SIZE; i += 16) {
+		uint64_t r = mix(seed * 1000003 + i);
+
+		for (unsigned j = 0; j < 16; j++)
+			b[i + j] = (unsigned char)('a' + ((r >> (4 * j)) & 15));
+	}
 }
 
 struct inject {
@@ -94,30 +116,62 @@ static ssize_t inj_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
 static struct inject inj;
 static const struct ebb_swap_io inj_io = { inj_pwrite, inj_pread, &inj };
 static int nr_errors_logged;
+static int nr_undecodable_logged;   /* "does not decompress" */
+static int nr_mismatch_logged;      /* "CHECKSUM MISMATCH" */
 
 static void count_log(void *ctx, enum ebb_log_level lvl, const char *msg)
 {
 	(void)ctx;
-	(void)msg;
-	if (lvl == EBB_LOG_ERROR)
-		nr_errors_logged++;
+	if (lvl != EBB_LOG_ERROR)
+		return;
+	nr_errors_logged++;
+	if (strstr(msg, "does not decompress"))
+		nr_undecodable_logged++;
+	if (strstr(msg, "CHECKSUM MISMATCH"))
+		nr_mismatch_logged++;
 }
 
-static struct ebb_swap *mk(uint64_t zbudget, uint64_t file_pages)
+/* A clock one rate-limit window ahead on every call: no message is suppressed. */
+static uint64_t step_clock(void *ctx)
+{
+	uint64_t *t = ctx;
+
+	*t += EBB_RL_WINDOW_NS;
+	return *t;
+}
+
+static uint64_t step_clock_ns;
+
+static struct ebb_swap *mk_codec(enum ebb_swap_codec codec, int level, uint64_t zbudget,
+				 uint64_t file_pages)
 {
 	struct ebb_swap_cfg cfg = {
 		.name = "t",
 		.zpool_budget_bytes = zbudget,
+		.codec = codec,
+		.zstd_level = level,
 		.dir = file_pages ? tmpdir() : NULL,
 		.file_size_bytes = file_pages * EBB_PAGE_SIZE,
 		.io = &inj_io,
 		.log = count_log,
+		.clock_ns = step_clock,
+		.clock_ctx = &step_clock_ns,
 	};
 	struct ebb_swap *s = NULL;
 
 	memset(&inj, 0, sizeof(inj));
 	assert_int_equal(ebb_swap_create(&cfg, &s), 0);
 	return s;
+}
+
+static struct ebb_swap *mk(uint64_t zbudget, uint64_t file_pages)
+{
+	return mk_codec(EBB_SWAP_CODEC_LZ4, 0, zbudget, file_pages);
+}
+
+static int store(struct ebb_swap *s, const void *page, uint32_t *id)
+{
+	return ebb_swap_store(s, page, ebb_swap_hash_page(page), true, id);
 }
 
 static void test_zero_page_refused(void **state)
@@ -360,6 +414,309 @@ static void test_hash_properties(void **state)
 	}
 }
 
+/* Page @i of the round trip: i % 4 = 0 text, 1 low-entropy text, 2 noise, 3 one byte set. */
+static void kind_page(unsigned char *page, int i)
+{
+	uint64_t seed = 500 + (uint64_t)i;
+
+	switch (i % 4) {
+	case 0:
+		text_page(page, seed);
+		break;
+	case 1:
+		nibble_page(page, seed);
+		break;
+	case 2:
+		random_page(page, seed);
+		break;
+	default:
+		memset(page, 0, EBB_PAGE_SIZE);
+		page[(seed * 97) % EBB_PAGE_SIZE] = (unsigned char)seed;
+		break;
+	}
+}
+
+/* Compressible, incompressible, nearly-zero, zero and duplicate pages through zstd. */
+static void test_zstd_roundtrip(void **state)
+{
+	enum { N = 24 };
+	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
+	struct ebb_swap *s = mk_codec(EBB_SWAP_CODEC_ZSTD, 0, 1 << 20, 16);
+	struct ebb_swap_stats st;
+	uint32_t ids[N], dup;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		kind_page(page, i);
+		assert_int_equal(store(s, page, &ids[i]), 0);
+		assert_int_equal(ebb_swap_entry_tier(s, ids[i]),
+				 i % 4 == 2 ? EBB_TIER_FILE : EBB_TIER_ZPOOL);
+	}
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.zpool_pages, N / 4 * 3);
+	assert_int_equal(st.file_pages, N / 4);
+	assert_int_equal(st.nr_incompressible, N / 4);
+	assert_true(st.zpool_bytes > 0);
+	/* Loaded in reverse order: the contexts carry nothing from page to page. */
+	for (int i = N - 1; i >= 0; i--) {
+		kind_page(page, i);
+		memset(out, 0xee, sizeof(out));
+		assert_int_equal(ebb_swap_load(s, ids[i], out), 0);
+		assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	}
+	/* Zero pages are refused under zstd too. */
+	memset(page, 0, sizeof(page));
+	assert_int_equal(store(s, page, &dup), -EINVAL);
+	/* Duplicates: the dedup comparison decompresses through zstd. */
+	nibble_page(page, 501);
+	assert_int_equal(store(s, page, &dup), 0);
+	assert_int_equal(dup, ids[1]);
+	text_page(page, 500);
+	assert_int_equal(store(s, page, &dup), 0);
+	assert_int_equal(dup, ids[0]);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_dedup_hits, 2);
+	assert_int_equal(st.nr_entries, N);
+	assert_int_equal(st.nr_checksum_errors, 0);
+	ebb_swap_put(s, ids[0]);
+	assert_int_equal(ebb_swap_load(s, dup, out), 0);
+	assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	/* Freed entries give their bytes back. */
+	for (int i = 0; i < N; i++)
+		ebb_swap_put(s, ids[i]);
+	ebb_swap_put(s, ids[1]);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_entries, 0);
+	assert_int_equal(st.zpool_bytes, 0);
+	assert_int_equal(st.zpool_pages, 0);
+	ebb_swap_destroy(s);
+}
+
+/*
+ * Both level bounds, negative (fast) levels and the default all round-trip.
+ * Negative levels leave literals unencoded, so the low-entropy page goes to
+ * the file tier there; at ZSTD_minCLevel() even a page of one repeated byte
+ * does not compress.
+ */
+static void test_zstd_levels(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
+	const struct {
+		int level;
+		enum ebb_swap_tier text, nibble;
+	} lv[] = {
+		{ ZSTD_minCLevel(), EBB_TIER_FILE, EBB_TIER_FILE },
+		{ -5, EBB_TIER_ZPOOL, EBB_TIER_FILE },
+		{ 0, EBB_TIER_ZPOOL, EBB_TIER_ZPOOL },
+		{ 1, EBB_TIER_ZPOOL, EBB_TIER_ZPOOL },
+		{ 3, EBB_TIER_ZPOOL, EBB_TIER_ZPOOL },
+		{ 19, EBB_TIER_ZPOOL, EBB_TIER_ZPOOL },
+		{ ZSTD_maxCLevel(), EBB_TIER_ZPOOL, EBB_TIER_ZPOOL },
+	};
+
+	(void)state;
+	for (size_t l = 0; l < sizeof(lv) / sizeof(lv[0]); l++) {
+		struct ebb_swap *s = mk_codec(EBB_SWAP_CODEC_ZSTD, lv[l].level, 1 << 20, 4);
+		uint32_t a, b;
+
+		text_page(page, 7);
+		assert_int_equal(store(s, page, &a), 0);
+		assert_int_equal(ebb_swap_entry_tier(s, a), lv[l].text);
+		nibble_page(page, 7);
+		assert_int_equal(store(s, page, &b), 0);
+		assert_int_equal(ebb_swap_entry_tier(s, b), lv[l].nibble);
+		assert_int_equal(ebb_swap_load(s, a, out), 0);
+		text_page(page, 7);
+		assert_memory_equal(out, page, EBB_PAGE_SIZE);
+		assert_int_equal(ebb_swap_load(s, b, out), 0);
+		nibble_page(page, 7);
+		assert_memory_equal(out, page, EBB_PAGE_SIZE);
+		ebb_swap_destroy(s);
+	}
+}
+
+static void test_bad_codec_and_level_refused(void **state)
+{
+	struct ebb_swap_cfg cfg = { .name = "t", .zpool_budget_bytes = 1 << 20 };
+	struct ebb_swap *s = (struct ebb_swap *)&cfg;   /* must be reset to NULL */
+
+	(void)state;
+	cfg.codec = 2;
+	assert_int_equal(ebb_swap_create(&cfg, &s), -EINVAL);
+	assert_null(s);
+	cfg.codec = -1;
+	assert_int_equal(ebb_swap_create(&cfg, &s), -EINVAL);
+	assert_null(s);
+
+	cfg.codec = EBB_SWAP_CODEC_ZSTD;
+	cfg.zstd_level = ZSTD_maxCLevel() + 1;
+	assert_int_equal(ebb_swap_create(&cfg, &s), -EINVAL);
+	assert_null(s);
+	cfg.zstd_level = ZSTD_minCLevel() - 1;
+	assert_int_equal(ebb_swap_create(&cfg, &s), -EINVAL);
+	assert_null(s);
+	/* LZ4 ignores the level but a bad one is still a bad cfg. */
+	cfg.codec = EBB_SWAP_CODEC_LZ4;
+	assert_int_equal(ebb_swap_create(&cfg, &s), -EINVAL);
+	assert_null(s);
+	cfg.zstd_level = 5;
+	assert_int_equal(ebb_swap_create(&cfg, &s), 0);
+	ebb_swap_destroy(s);
+	/* zstd with the compressed tier off: accepted (nothing to compress). */
+	cfg.codec = EBB_SWAP_CODEC_ZSTD;
+	cfg.zpool_budget_bytes = 0;
+	assert_int_equal(ebb_swap_create(&cfg, &s), 0);
+	ebb_swap_destroy(s);
+}
+
+/*
+ * The same low-entropy page: LZ4 cannot bring it under the 3072-byte bypass
+ * threshold (file tier), zstd can (compressed tier).  Fails if the codec
+ * field were ignored.
+ */
+static void test_zstd_fits_what_lz4_cannot(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE];
+	struct ebb_swap *lz = mk_codec(EBB_SWAP_CODEC_LZ4, 0, 1 << 20, 4);
+	struct ebb_swap *zs = mk_codec(EBB_SWAP_CODEC_ZSTD, 0, 1 << 20, 4);
+	struct ebb_swap_stats a, b;
+	uint32_t ia, ib;
+
+	(void)state;
+	nibble_page(page, 11);
+	assert_int_equal(store(lz, page, &ia), 0);
+	assert_int_equal(store(zs, page, &ib), 0);
+	assert_int_equal(ebb_swap_entry_tier(lz, ia), EBB_TIER_FILE);
+	assert_int_equal(ebb_swap_entry_tier(zs, ib), EBB_TIER_ZPOOL);
+	ebb_swap_get_stats(lz, &a);
+	ebb_swap_get_stats(zs, &b);
+	assert_int_equal(a.nr_incompressible, 1);
+	assert_int_equal(b.nr_incompressible, 0);
+	/* 4 bits per byte of entropy: about half a page, with some slack. */
+	assert_true(b.zpool_bytes <= EBB_PAGE_SIZE / 2 + 256);
+	/* The zstd contexts are counted as metadata. */
+	assert_true(b.metadata_bytes > a.metadata_bytes);
+	ebb_swap_destroy(lz);
+	ebb_swap_destroy(zs);
+}
+
+/*
+ * Flip each bit of each compressed byte of @page's entry in turn.  Every
+ * load is either the exact page (a bit the decoder ignores) or -EBADMSG,
+ * counted and logged, never other data.  Flipping the bit back restores the
+ * entry.  Returns how many flips were detected.
+ */
+static int flip_every_bit(struct ebb_swap *s, const unsigned char *page)
+{
+	static unsigned char out[EBB_PAGE_SIZE];
+	struct ebb_swap_stats st;
+	uint64_t errs0;
+	uint32_t id;
+	int nr_bad = 0;
+
+	assert_int_equal(store(s, page, &id), 0);
+	assert_int_equal(ebb_swap_entry_tier(s, id), EBB_TIER_ZPOOL);
+	ebb_swap_get_stats(s, &st);
+	errs0 = st.nr_checksum_errors;
+	for (uint32_t off = 0;; off++) {
+		int ret = ebb_swap_test_corrupt_zpool(s, id, off, 1);
+
+		if (ret == -ERANGE)
+			break;
+		assert_int_equal(ret, 0);
+		for (int bit = 0; bit < 8; bit++) {
+			if (bit)
+				assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, off,
+						 (uint8_t)(3u << (bit - 1))), 0);
+			ret = ebb_swap_load(s, id, out);
+			if (ret == 0)
+				assert_memory_equal(out, page, EBB_PAGE_SIZE);
+			else {
+				assert_int_equal(ret, -EBADMSG);
+				nr_bad++;
+			}
+		}
+		assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, off, 0x80), 0);
+	}
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_checksum_errors - errs0, (uint64_t)nr_bad);
+	/* All bits back: the entry loads clean. */
+	assert_int_equal(ebb_swap_load(s, id, out), 0);
+	assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	ebb_swap_put(s, id);
+	return nr_bad;
+}
+
+static void corrupt_compressed(enum ebb_swap_codec codec)
+{
+	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
+	struct ebb_swap *s = mk_codec(codec, 0, 1 << 20, 0);
+	struct ebb_swap_stats st;
+	uint32_t id;
+	int nr_bad;
+
+	nr_errors_logged = nr_undecodable_logged = nr_mismatch_logged = 0;
+	text_page(page, 3);
+	assert_int_equal(store(s, page, &id), 0);
+	assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, 0, 0xff), 0);
+	assert_int_equal(ebb_swap_load(s, id, out), -EBADMSG);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_checksum_errors, 1);
+	assert_int_equal(nr_errors_logged, 1);
+	assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, 0, 0xff), 0);
+	assert_int_equal(ebb_swap_load(s, id, out), 0);
+	assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, 1u << 20, 1), -ERANGE);
+	ebb_swap_put(s, id);
+	assert_int_equal(ebb_swap_test_corrupt_zpool(s, id, 0, 1), -ENOENT);
+
+	nr_errors_logged = nr_undecodable_logged = nr_mismatch_logged = 0;
+	nr_bad = flip_every_bit(s, page);
+	if (codec == EBB_SWAP_CODEC_ZSTD) {
+		nibble_page(page, 3);
+		nr_bad += flip_every_bit(s, page);
+	}
+	/* Both outcomes happen: bytes that no longer decode, and bytes that
+	 * decode to a wrong page that only the checksum catches. */
+	assert_true(nr_undecodable_logged > 0);
+	assert_true(nr_mismatch_logged > 0);
+	assert_int_equal(nr_undecodable_logged + nr_mismatch_logged, nr_bad);
+	assert_int_equal(nr_errors_logged, nr_bad);
+	ebb_swap_destroy(s);
+}
+
+static void test_lz4_corruption_is_loud(void **state)
+{
+	(void)state;
+	corrupt_compressed(EBB_SWAP_CODEC_LZ4);
+}
+
+static void test_zstd_corruption_is_loud(void **state)
+{
+	(void)state;
+	corrupt_compressed(EBB_SWAP_CODEC_ZSTD);
+}
+
+/* A wrong stored hash is caught on load from the zstd tier too. */
+static void test_zstd_checksum_verified(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
+	struct ebb_swap *s = mk_codec(EBB_SWAP_CODEC_ZSTD, 0, 1 << 20, 0);
+	struct ebb_swap_stats st;
+	uint32_t id;
+
+	(void)state;
+	nr_mismatch_logged = 0;
+	text_page(page, 9);
+	assert_int_equal(ebb_swap_store(s, page, ebb_swap_hash_page(page) ^ 1, true, &id), 0);
+	assert_int_equal(ebb_swap_entry_tier(s, id), EBB_TIER_ZPOOL);
+	assert_int_equal(ebb_swap_load(s, id, out), -EBADMSG);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_checksum_errors, 1);
+	assert_int_equal(nr_mismatch_logged, 1);
+	ebb_swap_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +729,13 @@ int main(void)
 		cmocka_unit_test(test_short_reads_and_io_errors),
 		cmocka_unit_test(test_readahead_run),
 		cmocka_unit_test(test_hash_properties),
+		cmocka_unit_test(test_zstd_roundtrip),
+		cmocka_unit_test(test_zstd_levels),
+		cmocka_unit_test(test_bad_codec_and_level_refused),
+		cmocka_unit_test(test_zstd_fits_what_lz4_cannot),
+		cmocka_unit_test(test_lz4_corruption_is_loud),
+		cmocka_unit_test(test_zstd_corruption_is_loud),
+		cmocka_unit_test(test_zstd_checksum_verified),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
