@@ -13,8 +13,9 @@
  *       maps MIB MiB and fills it once, then for SECONDS reads and rewrites
  *       the first HOT_MIB MiB over and over (a 64-bit add per 64 bytes, every
  *       byte of each page read), printing "pattern: hot t=S mib_per_s=X"
- *       every REPORT_S seconds and a final "pattern: hot done mib_per_s=X";
- *       it also verifies the cold part at the end (bad_pages must be 0).
+ *       every REPORT_S seconds, "pattern: hot loop done t=S" when the timed
+ *       loop ends, then verifies every page (hot and cold) and prints
+ *       "pattern: hot done mib_per_s=X bad_pages=B" (B must be 0).
  *
  * Page content (4 KiB pages, index i, seed s): the kinds mix so that every
  * path of the host's swap store is exercised and none hides a bug:
@@ -208,6 +209,9 @@ static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t re
 			tl = now;
 		}
 	} while (now - t0 < seconds * 1000);
+	/* Marks the end of the timed loop: the check below reads everything. */
+	printf("pattern: hot loop done t=%llu\n", (unsigned long long)((now - t0) / 1000));
+	fflush(stdout);
 	bad = verify(mem, 0, nr, 7, &bad_bytes, &reported);
 	printf("pattern: hot done mib_per_s=%.1f bad_pages=%llu sum=%llx\n",
 	       (double)bytes / 1048576.0 / ((double)(now - t0) / 1000.0), (unsigned long long)bad,

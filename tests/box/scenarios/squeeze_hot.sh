@@ -1,0 +1,101 @@
+# squeeze_hot: aging from the hardware (docs/memory.md).  A 1 GiB, 1 vCPU
+# guest touches 450 MiB (tests/progs/pattern hot: 200 MiB hot set first,
+# then 250 MiB it never touches again), then reads and writes the 200 MiB
+# hot set for 150 s, then verifies all 450 MiB.  Run twice in the same box,
+# one after the other: under the reclaim engine with --mem-max 400M, and
+# with the engine but no limit.  The engine ages pages from the KVM dirty
+# log (the hot loop writes every hot page) and from refault distances, so:
+#   - after warm-up the host-side swap-in rate falls close to zero
+#     (< 1% of the hot set per second over the last 30 s of the hot loop);
+#   - the constrained run's throughput over the last 60 s of the hot loop
+#     is within 10% of the unconstrained run's over the same window;
+#   - the hot and the cold data verify bit-identical at the end.
+# The windows end at "pattern: hot loop done": the final check reads the
+# cold data back (swap-ins by design) and is not part of the hot loop.
+# Figures are reported on '#' lines whatever the outcome.  About 10 min in a
+# quiet box.  Scenario contract: docs/box.md.
+# box-timeout: 1500
+
+export EBB_RUNTIME_DIR=$PWD/rt
+now() { cut -d' ' -f1 /proc/uptime; }
+b64() { base64 | tr -d '\n'; }
+fail=0
+check() {
+	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
+}
+start() {
+	name=$1 log=$2 script=$3
+	shift 3
+	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cpus 1 \
+		--name "$name" "$@" --cmdline "quiet ebb.agent=0 ebb.cmd=$(printf '%s\n' "$script" | b64)" \
+		</dev/null 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
+		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
+}
+wait_for() {
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -gt $(($3 * 5)) ] && return 1
+		sleep 0.2
+	done
+}
+dump() { sed 's/^/# console| /' "$1" | tail -n 30; sed 's/^/# stderr| /' "$1.err" | tail -n 10; }
+field() { sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1; }
+
+HOT_S=150 TP_WINDOW_S=60
+script="pattern hot 450 200 $HOT_S 5; sleep 900"  # the VM stays up until ebb stop
+hot_pages=51200
+
+# run NAME OPTS...: boots, waits for the hot loop, samples nr_swapped_in
+# every 5 s until the loop ends; sets tp_NAME (MiB/s over the reports of the
+# last TP_WINDOW_S s of the loop), rate_NAME (swap-ins/s over the last 30 s
+# of the loop), ok_NAME (bad_pages=0 at the end).
+run() {
+	name=$1
+	shift
+	start "$name" "$name.log" "$script" --mem 1G "$@"
+	if ! wait_for "$name.log" 'pattern: hot filled' 600; then
+		echo "not ok - $name: guest filled its memory"
+		fail=1
+		dump "$name.log"
+		return 1
+	fi
+	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
+	: >"$name.samples"
+	while ! grep -q 'pattern: hot loop done' "$name.log"; do
+		"$EBB" stat "$name" --json >"$name.json" 2>/dev/null &&
+			echo "$(now) $(field "$name.json" nr_swapped_in) $(field "$name.json" resident_pages)" >>"$name.samples"
+		grep -q 'ebb-exit' "$name.log" && break
+		sleep 5
+	done
+	wait_for "$name.log" 'pattern: hot done' 600
+	"$EBB" stat "$name" --json >"$name.json" 2>/dev/null
+	"$EBB" stop "$name" >/dev/null 2>&1
+	wait_for "$name.log" 'ebb-exit' 60
+	grep 'pattern: hot' "$name.log" | tail -n 40 | sed "s/^/# $name| /"
+	sed "s/^/# $name samples (uptime swapped_in resident)| /" "$name.samples" | tail -n 40
+	echo "# $name: swapped out $(field "$name.json" nr_swapped_out), in $(field "$name.json" nr_swapped_in), refaults $(field "$name.json" nr_refaults) (activated $(field "$name.json" nr_refault_activate)), aging passes $(field "$name.json" nr_aging_passes), oom $(field "$name.json" nr_oom), errors $(field "$name.json" nr_errors)"
+	# Throughput: the mean of the reports whose interval lies in the last
+	# TP_WINDOW_S s of the loop (each report covers the time since the one
+	# before it; a report over a longer, slower stretch is left out whole).
+	eval "tp_$name=\$(grep 'pattern: hot t=' \"$name.log\" | sed 's/.*hot t=\([0-9]*\) mib_per_s=/\1 /' |
+		awk -v from=$((HOT_S - TP_WINDOW_S)) '{ if (prev >= from) { s += \$2; n++ } prev = \$1 }
+			END { if (n) printf \"%.1f\", s / n; else print 0 }')"
+	# Swap-in rate over the last 30 s of samples taken during the loop.
+	eval "rate_$name=\$(awk 'NR == FNR { t[NR] = \$1; v[NR] = \$2; n = NR; next } END {
+		if (n < 2) { print -1; exit } i = n; while (i > 1 && t[n] - t[i - 1] <= 30) i--;
+		if (t[n] > t[i]) printf \"%.1f\", (v[n] - v[i]) / (t[n] - t[i]); else print -1 }' \"$name.samples\")"
+	grep -q 'pattern: hot done .*bad_pages=0 ' "$name.log"
+	eval "ok_$name=$?"
+}
+
+run free --reclaim on
+run tight --mem-max 400M
+echo "# throughput MiB/s (last ${TP_WINDOW_S} s of the hot loop): unconstrained $tp_free, --mem-max 400M $tp_tight; swap-ins/s (last 30 s of the loop): $rate_free / $rate_tight"
+[ "$ok_free" -eq 0 ] && [ "$ok_tight" -eq 0 ]
+check $? "hot and cold data bit-identical at the end of both runs"
+awk "BEGIN { exit !($rate_tight >= 0 && $rate_tight < $hot_pages / 100) }"
+check $? "--mem-max 400M: swap-in rate after warm-up close to zero ($rate_tight/s < 1% of the hot set per second)"
+awk "BEGIN { exit !($tp_free > 0 && $tp_tight >= 0.9 * $tp_free) }"
+check $? "--mem-max 400M throughput within 10% of unconstrained over the last ${TP_WINDOW_S} s of the hot loop ($tp_tight vs $tp_free MiB/s)"
+exit 0
