@@ -645,7 +645,7 @@ static void timespec_after(struct timespec *ts, uint64_t ns)
  */
 static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 {
-	uint64_t start = mono_ns();
+	uint64_t start = mono_ns(), got = 0;
 
 	while (r->max_pages && resident(r) + n > r->max_pages) {
 		uint64_t want = resident(r) + n - r->max_pages;
@@ -661,10 +661,22 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 			bool stuck = false;
 
 			r->c.nr_direct_reclaim++;
-			reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
-					  true, &stuck);
+			got += reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
+						 true, &stuck);
 			if (resident(r) + n <= r->max_pages)
 				break;
+			/*
+			 * Still above max after paying for our own pages: the limit was
+			 * lowered under a larger resident set (ebb set max=, a balloon
+			 * hand-off).  Like a memcg charge after its reclaim batch, the
+			 * fault goes on once it has freed at least what it adds and a
+			 * full batch: resident never grows, and the background thread
+			 * brings it down to high.  Not an OOM.
+			 */
+			if (got >= n + EBB_SWAP_CLUSTER_MAX && mono_ns() - start >= r->cfg.max_wait_ns) {
+				r->c.nr_max_overrun++;
+				break;
+			}
 			if (stuck)
 				r->reclaim_backoff_until_ns = t + r->cfg.max_wait_ns;
 			else if (mono_ns() - start < r->cfg.max_wait_ns)

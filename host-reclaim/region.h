@@ -112,7 +112,9 @@ struct ebb_region_counters {
 	uint64_t nr_faults, nr_major_faults, nr_zero_in, nr_swapped_in;
 	uint64_t nr_readahead, nr_readahead_used;
 	uint64_t nr_refaults, nr_refault_activate, nr_refault_thrash;
-	uint64_t nr_oom, nr_max_overrun; /* fault path failed to get under max */
+	uint64_t nr_oom;             /* at max, nothing reclaimable in max_wait_ns */
+	uint64_t nr_max_overrun;     /* faults served above max (nr_oom, or a lowered max
+	                              * under a larger resident set: see ensure_room) */
 	uint64_t nr_spurious;        /* fault on a page already resident */
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
 	/* errors */
