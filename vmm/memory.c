@@ -138,11 +138,13 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 	if (!strcmp(name, "swap-compress")) {
 		if (val && !strcmp(val, "lz4"))
 			o->compress = VMM_SWAP_LZ4;
+		else if (val && !strcmp(val, "zstd"))
+			o->compress = VMM_SWAP_ZSTD;
 		else if (val && !strcmp(val, "none"))
 			o->compress = VMM_SWAP_NONE;
 		else {
-			snprintf(err, err_len, "bad --swap-compress '%s': give lz4 or none (the swap "
-				 "store has no zstd tier)", val ? val : "");
+			snprintf(err, err_len, "bad --swap-compress '%s': give lz4, zstd or none",
+				 val ? val : "");
 			return -EINVAL;
 		}
 		o->enable = true;
@@ -304,7 +306,8 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	rc.max_wait_ns = 200ull * 1000 * 1000;
 	rc.dirty_tracking = EBB_DIRTY_OFF;
 	rc.swap.name = cfg->name;
-	rc.swap.zpool_budget_bytes = cfg->opts.compress == VMM_SWAP_LZ4 ? cfg->mem_bytes / 4 : 0;
+	rc.swap.zpool_budget_bytes = cfg->opts.compress == VMM_SWAP_NONE ? 0 : cfg->mem_bytes / 4;
+	rc.swap.codec = cfg->opts.compress == VMM_SWAP_ZSTD ? EBB_SWAP_CODEC_ZSTD : EBB_SWAP_CODEC_LZ4;
 	rc.swap.dir = m->swap_dir;
 	rc.swap.file_size_bytes = cfg->mem_bytes;
 	rc.log = region_log;

@@ -37,6 +37,7 @@
 enum vmm_swap_compress {
 	VMM_SWAP_LZ4 = 0,   /* compressed in-memory tier (LZ4), then the file tier */
 	VMM_SWAP_NONE,      /* file tier only */
+	VMM_SWAP_ZSTD,      /* compressed in-memory tier (zstd level 1), then the file tier */
 };
 
 /* A size given as bytes or as a percentage of guest RAM. */

@@ -60,9 +60,11 @@ static void test_opts(void **state)
 	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "201", err, sizeof(err)), -EINVAL);
 	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "-1", err, sizeof(err)), -EINVAL);
 	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "6x", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "zstd", err, sizeof(err)),
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "zstd", err, sizeof(err)), 0);
+	assert_int_equal(o.compress, VMM_SWAP_ZSTD);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "lzma", err, sizeof(err)),
 			 -EINVAL);
-	assert_non_null(strstr(err, "lz4 or none"));
+	assert_non_null(strstr(err, "lz4, zstd or none"));
 	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "none", err, sizeof(err)), 0);
 	assert_int_equal(o.compress, VMM_SWAP_NONE);
 	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "maybe", err, sizeof(err)), -EINVAL);
@@ -136,6 +138,7 @@ static void test_region(void **state)
 	cfg.nr_vcpus = 1;
 	cfg.opts.swappiness = -1;
 	cfg.opts.swap_dir = dir;
+	cfg.opts.compress = *(const enum vmm_swap_compress *)*state;
 	/* Engine off: nothing created, set refused. */
 	assert_int_equal(vmm_memory_create(&cfg, &m, err, sizeof(err)), 0);
 	assert_null(m);
@@ -210,6 +213,8 @@ static void test_region(void **state)
 	assert_int_equal(jint(o, "total_pages"), (int64_t)nr);
 	assert_true(jint(o, "nr_swapped_out") > 0);
 	assert_true(jint(o, "nr_swapped_in") > 0);
+	/* Sparse pages: the compressed tier (LZ4 or zstd) holds them. */
+	assert_true(jint(o, "compressed_pages") > 0);
 	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
 	assert_int_equal(jint(o, "nr_errors"), 0);
 	/* Per-process KSM figures are read where the kernel has them. */
@@ -233,10 +238,12 @@ static void test_region(void **state)
 
 int main(void)
 {
+	static const enum vmm_swap_compress lz4 = VMM_SWAP_LZ4, zstd = VMM_SWAP_ZSTD;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_size_parse),
 		cmocka_unit_test(test_opts),
-		cmocka_unit_test(test_region),
+		cmocka_unit_test_prestate(test_region, (void *)&lz4),
+		cmocka_unit_test_prestate(test_region, (void *)&zstd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

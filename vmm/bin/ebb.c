@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,7 @@ static const char usage_run[] =
 	"      --mem-max SIZE|N%   hard limit on resident guest RAM\n"
 	"      --swappiness N    0..200 (default 60)\n"
 	"      --swap-dir DIR    swap file directory (default: the run dir)\n"
-	"      --swap-compress lz4|none  compressed in-memory tier (default lz4)\n"
+	"      --swap-compress lz4|zstd|none  compressed in-memory tier (default lz4)\n"
 	"      --ksm on|off      advise guest RAM MADV_MERGEABLE (default off)\n"
 	"      --dirty-log on|off  age pages from the KVM dirty log (default on)\n"
 	"  -v, --verbose         more messages (twice: debug)\n";
@@ -185,6 +186,69 @@ static int exit_status(const struct vmm_vm_exit *e)
 	default:
 		return 1;
 	}
+}
+
+/*
+ * A fatal signal (a bug, or SIGBUS on guest RAM the kernel poisoned) must not
+ * end a VM without a word: say which, where and in which thread, then die of
+ * it as before (SA_RESETHAND; the exit status still shows the signal).  Only
+ * async-signal-safe calls.
+ */
+static char fatal_name[64];
+
+static size_t fmt_u64(char *buf, uint64_t v, unsigned base)
+{
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static void fatal_handler(int sig, siginfo_t *si, void *uc)
+{
+	char msg[256];
+	size_t n = 0;
+	const char *name = sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" :
+			   sig == SIGFPE ? "SIGFPE" : sig == SIGILL ? "SIGILL" : "SIGABRT";
+
+	(void)uc;
+#define PUT(str) do { for (const char *s_ = (str); *s_ && n < sizeof(msg) - 2; s_++) msg[n++] = *s_; } while (0)
+	PUT("ebb: VM ");
+	PUT(fatal_name);
+	PUT(": fatal ");
+	PUT(name);
+	PUT(" (code ");
+	n += fmt_u64(msg + n, (uint64_t)(unsigned)si->si_code, 10);
+	PUT(") at address 0x");
+	n += fmt_u64(msg + n, (uint64_t)(uintptr_t)si->si_addr, 16);
+	PUT(" in thread ");
+	n += fmt_u64(msg + n, (uint64_t)gettid(), 10);
+	PUT("\n");
+#undef PUT
+	if (write(STDERR_FILENO, msg, n) < 0) {
+		/* nothing left to tell */
+	}
+	raise(sig);
+}
+
+static void catch_fatal_signals(const char *name)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+	struct sigaction sa;
+
+	snprintf(fatal_name, sizeof(fatal_name), "%s", name);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fatal_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -347,6 +411,7 @@ static int cmd_run(int argc, char **argv)
 		cfg.console_in_fd = -1;
 	}
 
+	catch_fatal_signals(cfg.name);
 	ret = vmm_vm_create(&cfg, &vm, err, sizeof(err));
 	if (ret) {
 		if (ctx.ready_fd >= 0) {
