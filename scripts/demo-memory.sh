@@ -87,6 +87,11 @@ for n in web1 db1 batch1; do
 	"$EBB" stat "$n" --json >"$n.json" 2>/dev/null
 	say "  $n: swapped out $(mfield $n.json nr_swapped_out) pages, in $(mfield $n.json nr_swapped_in), clean drops $(mfield $n.json nr_clean_dropped), errors $(mfield $n.json nr_errors) (enospc $(mfield $n.json nr_enospc), short reads $(mfield $n.json nr_short_reads), write $(mfield $n.json nr_write_errors), read $(mfield $n.json nr_read_errors), checksum $(mfield $n.json nr_checksum_errors)), lost $(mfield $n.json lost_pages)"
 done
+for n in web1 db1 batch1; do
+	[ -s $n.err ] || continue
+	say "  $n: what ebb logged (stderr):"
+	sort $n.err | uniq -c | sort -rn | head -n 5 | sed 's/^/    /'
+done
 say "  peak total resident seen: $(mib $peak_total) MiB (budget $BUDGET_MIB MiB; the first samples include the fill)"
 silent= differ=
 for n in web1 db1 batch1; do
@@ -105,6 +110,7 @@ else
 		tail -n 20 $n.log | sed "s/^/# $n| /"
 		tail -n 20 $n.err 2>/dev/null | sed "s/^/# $n stderr| /"
 	done
+	[ -n "$silent" ] && dmesg | grep -iE 'segfault|trap|killed process|out of memory|ebb' | tail -n 10 | sed 's/^/# box dmesg| /'
 	echo "not ok - not every guest reported its data intact (different:${differ:- none}; no report:${silent:- none})"
 fi
 [ "$(mib $peak_total)" -le "$((BUDGET_MIB + 8))" ] &&

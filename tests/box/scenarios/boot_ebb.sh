@@ -183,6 +183,17 @@ while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.
 check $? "E: SIGTERM stops a VM cleanly (pid ${pid:-?}; $(tail -n 1 "$EBB_RUNTIME_DIR/vm-e1.log" 2>/dev/null))"
 "$EBB" stop vm-e2 >/dev/null 2>&1 && ! "$EBB" ls | grep -q vm-e2
 check $? "E: ebb stop ends a detached VM and ebb ls forgets it"
+# A fatal signal (here sent by hand; in life a bug or SIGBUS on poisoned guest
+# RAM) is reported on the VM's log before ebb dies of it.
+"$EBB" run --detach --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 128M \
+	--name vm-e3 --cmdline "quiet ebb.agent=0" >/dev/null 2>&1
+pid=$("$EBB" stat vm-e3 --json | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+[ -n "$pid" ] && kill -BUS "$pid"
+i=0
+while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && grep -q 'VM vm-e3: fatal SIGBUS' "$EBB_RUNTIME_DIR/vm-e3.log" &&
+	! "$EBB" ls | grep -q vm-e3
+check $? "E: a fatal signal is reported before ebb dies ($(grep -o 'fatal SIGBUS.*' "$EBB_RUNTIME_DIR/vm-e3.log" 2>/dev/null)) and ebb ls forgets the VM"
 "$EBB" run --kernel "$GUEST_INITRD" --mem 256M --name vm-x </dev/null >x.out 2>&1
 [ $? -eq 1 ] && grep -q 'is not a bootable x86-64 bzImage' x.out
 check $? "E: a kernel that is not a bzImage is refused: $(cat x.out)"
