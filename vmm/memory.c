@@ -110,6 +110,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 			return -EINVAL;
 		}
 		o->enable = true;
+		o->off = false;
 		return 0;
 	}
 	if (!strcmp(name, "swappiness")) {
@@ -124,6 +125,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 		}
 		o->swappiness = (int)v;
 		o->enable = true;
+		o->off = false;
 		return 0;
 	}
 	if (!strcmp(name, "swap-dir")) {
@@ -133,6 +135,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 		}
 		o->swap_dir = val;
 		o->enable = true;
+		o->off = false;
 		return 0;
 	}
 	if (!strcmp(name, "swap-compress")) {
@@ -148,6 +151,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 			return -EINVAL;
 		}
 		o->enable = true;
+		o->off = false;
 		return 0;
 	}
 	if (!strcmp(name, "ksm") || !strcmp(name, "reclaim") || !strcmp(name, "dirty-log")) {
@@ -157,6 +161,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 		}
 		if (name[0] == 'r') {
 			o->enable = b;
+			o->off = !b;
 			return 0;
 		}
 		if (name[0] == 'k')
@@ -164,6 +169,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 		else
 			o->no_dirty_log = !b;
 		o->enable = true;
+		o->off = false;
 		return 0;
 	}
 	return -ENOENT;
@@ -171,7 +177,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 
 uint32_t vmm_memory_slot_flags(const struct vmm_memory_opts *o)
 {
-	return o->enable && !o->no_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	return !o->off && !o->no_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0;
 }
 
 /* ---- the dirty-log reference source ---------------------------------------------- */
@@ -241,17 +247,52 @@ static void region_log(void *ctx, enum ebb_log_level level, const char *msg)
 	vmm_logf(&m->cfg.log, l, "reclaim: %s", msg);
 }
 
+/*
+ * The file tier's directory when --swap-dir is not given: /var/tmp (meant for
+ * large temporary files, on disk on a normal host; the file has no name, so
+ * nothing is left there), else the run dir (often a tmpfs: a file tier in
+ * RAM only helps through compression being off).
+ */
+static const char *default_swap_dir(const struct vmm_memory_cfg *cfg)
+{
+	if (access("/var/tmp", W_OK | X_OK) == 0)
+		return "/var/tmp";
+	return cfg->default_swap_dir ? cfg->default_swap_dir : "/tmp";
+}
+
+static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
+			 char *err, size_t err_len);
+
 int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 		      char *err, size_t err_len)
+{
+	int ret;
+
+	*out = NULL;
+	if (cfg->opts.off)
+		return 0;
+	if (err_len)
+		err[0] = '\0';
+	ret = memory_create(cfg, out, err, err_len);
+	if (ret && !cfg->opts.enable && ret != -ENOMEM) {
+		/* Not asked for: the VM runs, unmanaged, and says why. */
+		vmm_logf(&cfg->log, VMM_LOG_WARN, "guest RAM is not managed by the reclaim engine "
+			 "(%s); ebb run --reclaim on makes this an error, --reclaim off silences it",
+			 err_len && err[0] ? err : strerror(-ret));
+		err[0] = '\0';
+		return 0;
+	}
+	return ret;
+}
+
+static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
+			 char *err, size_t err_len)
 {
 	struct ebb_region_cfg rc;
 	struct vmm_memory *m;
 	uint64_t high, max;
 	int ret;
 
-	*out = NULL;
-	if (!cfg->opts.enable)
-		return 0;
 	if (cfg->mem_bytes % PAGE_BYTES || cfg->low_bytes % PAGE_BYTES ||
 	    cfg->low_bytes + cfg->high_bytes != cfg->mem_bytes) {
 		snprintf(err, err_len, "memory: inconsistent RAM layout");
@@ -264,8 +305,7 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	m->nr_pages = cfg->mem_bytes / PAGE_BYTES;
 	m->low_pages = cfg->low_bytes / PAGE_BYTES;
 	m->high_pages = cfg->high_bytes / PAGE_BYTES;
-	m->swap_dir = strdup(cfg->opts.swap_dir ? cfg->opts.swap_dir :
-			     cfg->default_swap_dir ? cfg->default_swap_dir : "/tmp");
+	m->swap_dir = strdup(cfg->opts.swap_dir ? cfg->opts.swap_dir : default_swap_dir(cfg));
 	m->slot_bitmap = calloc((m->low_pages > m->high_pages ? m->low_pages : m->high_pages) / 64 + 1,
 				sizeof(uint64_t));
 	if (!m->swap_dir || !m->slot_bitmap) {
@@ -310,6 +350,10 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	rc.swap.codec = cfg->opts.compress == VMM_SWAP_ZSTD ? EBB_SWAP_CODEC_ZSTD : EBB_SWAP_CODEC_LZ4;
 	rc.swap.dir = m->swap_dir;
 	rc.swap.file_size_bytes = cfg->mem_bytes;
+	/* Space is reserved up front only for a VM started with a limit; one
+	 * without gets a sparse file (a later `ebb set max=` that meets a full
+	 * disk keeps pages resident: nr_enospc). */
+	rc.swap.file_no_prealloc = !cfg->opts.high.set && !cfg->opts.max.set;
 	rc.log = region_log;
 	rc.log_ctx = m;
 	ret = ebb_region_create(&rc, &m->region);

@@ -49,10 +49,17 @@ struct vmm_mem_size {
 
 /* What `ebb run` chooses (part of struct vmm_vm_cfg). */
 struct vmm_memory_opts {
-	bool enable;                  /* guest RAM is an engine region */
+	/*
+	 * Guest RAM is an engine region unless off.  By default (neither set)
+	 * a host that cannot give ebb a region (userfaultfd refused or too old,
+	 * swap dir unusable) runs the VM unmanaged with a warning; enable
+	 * (--reclaim on, or any option below) makes that an error.
+	 */
+	bool enable;
+	bool off;                     /* --reclaim off */
 	struct vmm_mem_size high, max;
 	int swappiness;               /* -1: engine default (60) */
-	const char *swap_dir;         /* NULL: the run dir, else /tmp */
+	const char *swap_dir;         /* NULL: /var/tmp, else the run dir */
 	enum vmm_swap_compress compress;
 	bool ksm;                     /* MADV_MERGEABLE on guest RAM */
 	bool no_dirty_log;            /* do not use the KVM dirty log for aging */
@@ -61,7 +68,8 @@ struct vmm_memory_opts {
 /*
  * CLIENT: parse one `ebb run` option (name without the dashes: "mem-high",
  * "mem-max", "swappiness", "swap-dir", "swap-compress", "ksm", "reclaim",
- * "dirty-log").  Any of them except "reclaim off" turns the engine on.
+ * "dirty-log").  Any of them except "reclaim off" asks for the engine
+ * (enable: failing to set it up is then an error).
  * Returns 0, -ENOENT for an unknown name, -EINVAL with a message in err.
  */
 int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,

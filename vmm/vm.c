@@ -938,7 +938,7 @@ static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 		munmap(p + head + vm->mem.mem_bytes, len - head - vm->mem.mem_bytes);
 	vm->ram = p + head;
 	/* The reclaim engine evicts 4 KiB pages: no THP under it. */
-	if (vm->cfg.thp && !vm->cfg.memory.enable &&
+	if (vm->cfg.thp && vm->cfg.memory.off &&
 	    madvise(vm->ram, vm->mem.mem_bytes, MADV_HUGEPAGE) < 0)
 		vmm_logf(&vm->cfg.log, VMM_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
 	slot.flags = vmm_memory_slot_flags(&vm->cfg.memory);

@@ -50,7 +50,10 @@ static void test_opts(void **state)
 	struct vmm_memory_opts o = { .swappiness = -1 };
 	char err[256];
 
+	/* Default: managed where possible (not required), dirty log on. */
 	assert_false(o.enable);
+	assert_false(o.off);
+	assert_int_not_equal(vmm_memory_slot_flags(&o), 0);
 	assert_int_equal(vmm_memory_parse_opt(&o, "mem-max", "30%", err, sizeof(err)), 0);
 	assert_true(o.enable && o.max.is_pct && o.max.value == 30);
 	assert_int_equal(vmm_memory_parse_opt(&o, "mem-high", "200M", err, sizeof(err)), 0);
@@ -77,7 +80,10 @@ static void test_opts(void **state)
 	assert_int_not_equal(vmm_memory_slot_flags(&o), 0);
 	assert_int_equal(vmm_memory_parse_opt(&o, "reclaim", "off", err, sizeof(err)), 0);
 	assert_false(o.enable);
+	assert_true(o.off);
 	assert_int_equal(vmm_memory_slot_flags(&o), 0);
+	assert_int_equal(vmm_memory_parse_opt(&o, "reclaim", "on", err, sizeof(err)), 0);
+	assert_true(o.enable && !o.off);
 	assert_int_equal(vmm_memory_parse_opt(&o, "swap-dir", "", err, sizeof(err)), -EINVAL);
 	assert_int_equal(vmm_memory_parse_opt(&o, "mem-lots", "1", err, sizeof(err)), -ENOENT);
 }
@@ -140,11 +146,22 @@ static void test_region(void **state)
 	cfg.opts.swap_dir = dir;
 	cfg.opts.compress = *(const enum vmm_swap_compress *)*state;
 	/* Engine off: nothing created, set refused. */
+	cfg.opts.off = true;
 	assert_int_equal(vmm_memory_create(&cfg, &m, err, sizeof(err)), 0);
 	assert_null(m);
 	assert_int_equal(set(NULL, "{\"cmd\":\"set\",\"args\":{\"max_percent\":50}}", &r),
 			 VMM_CTL_ERR_STATE);
+	/* By default a region that cannot be made leaves the VM unmanaged (a
+	 * warning); asked for, it is an error that says why. */
+	cfg.opts.off = false;
+	cfg.opts.swap_dir = "/nonexistent/ebb-swap";
+	assert_int_equal(vmm_memory_create(&cfg, &m, err, sizeof(err)), 0);
+	assert_null(m);
 	cfg.opts.enable = true;
+	assert_int_not_equal(vmm_memory_create(&cfg, &m, err, sizeof(err)), 0);
+	assert_null(m);
+	assert_non_null(strstr(err, "/nonexistent/ebb-swap"));
+	cfg.opts.swap_dir = dir;
 	ret = vmm_memory_create(&cfg, &m, err, sizeof(err));
 	if (ret)
 		fail_msg("create: %s", err);
