@@ -555,6 +555,34 @@ static void name_error(const char *name, int ret)
 	die("VM %s: %s", name, strerror(-ret));
 }
 
+/*
+ * One control call to VM @name from a subcommand: run dir, connect, call.
+ * A VM that is not there ends the program with name_error(); a refusal is
+ * printed and false returned (resp released); true: resp is the caller's.
+ */
+static bool call_vm(const char *name, const char *cmd, struct json_object *args,
+		    struct vmm_ctl_response *resp)
+{
+	char rundir[256];
+	int ret = vmm_rundir(rundir, sizeof(rundir), false), fd;
+
+	if (ret)
+		die("runtime directory: %s", strerror(-ret));
+	fd = vmm_ctl_connect(rundir, name);
+	if (fd < 0)
+		name_error(name, fd);
+	ret = vmm_ctl_call(fd, cmd, args, CALL_TIMEOUT_MS, resp);
+	close(fd);
+	if (ret)
+		name_error(name, ret);
+	if (!resp->ok) {
+		fprintf(stderr, "ebb: %s: %s\n", resp->error_code, resp->error_message);
+		vmm_ctl_response_release(resp);
+		return false;
+	}
+	return true;
+}
+
 /* The balloon part of a query (or the result of balloon). */
 static void print_balloon(struct json_object *r, bool stats)
 {
@@ -606,8 +634,7 @@ static int cmd_balloon(int argc, char **argv)
 	struct json_object *args = NULL;
 	const char *name = NULL, *size = NULL;
 	bool json = false, stats = false;
-	char rundir[256];
-	int i, ret, fd;
+	int i, ret;
 
 	if (want_help(argc, argv)) {
 		fputs(usage_balloon, stdout);
@@ -650,21 +677,8 @@ static int cmd_balloon(int argc, char **argv)
 			json_object_object_add(args, "size_bytes", json_object_new_int64((int64_t)v));
 		}
 	}
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
-	fd = vmm_ctl_connect(rundir, name);
-	if (fd < 0)
-		name_error(name, fd);
-	ret = vmm_ctl_call(fd, "balloon", args, CALL_TIMEOUT_MS, &resp);
-	close(fd);
-	if (ret)
-		name_error(name, ret);
-	if (!resp.ok) {
-		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
-		vmm_ctl_response_release(&resp);
+	if (!call_vm(name, "balloon", args, &resp))
 		return 1;
-	}
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(resp.result, JSON_C_TO_STRING_PRETTY));
 	else
@@ -676,10 +690,10 @@ static int cmd_balloon(int argc, char **argv)
 static int cmd_stat(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
-	char rundir[256], mem[32], up[32], ready[32];
+	char mem[32], up[32], ready[32];
 	const char *name = NULL;
 	bool json = false;
-	int i, ret;
+	int i;
 
 	if (want_help(argc, argv)) {
 		fputs(usage_stat, stdout);
@@ -695,17 +709,8 @@ static int cmd_stat(int argc, char **argv)
 	}
 	if (!name)
 		die("which VM? usage: ebb stat NAME (ebb ls lists them)");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
-	ret = call(rundir, name, "query", &resp);
-	if (ret)
-		name_error(name, ret);
-	if (!resp.ok) {
-		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
-		vmm_ctl_response_release(&resp);
+	if (!call_vm(name, "query", NULL, &resp))
 		return 1;
-	}
 	if (json) {
 		printf("%s\n", json_object_to_json_string_ext(resp.result, JSON_C_TO_STRING_PRETTY));
 	} else {
@@ -747,9 +752,8 @@ static int cmd_set(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	struct json_object *args;
-	char rundir[256];
 	const char *name = NULL;
-	int i, ret, fd;
+	int i;
 
 	if (want_help(argc, argv)) {
 		fputs(usage_set, stdout);
@@ -791,21 +795,8 @@ static int cmd_set(int argc, char **argv)
 	}
 	if (!name)
 		die("which VM? usage: ebb set NAME high=SIZE max=SIZE swappiness=N");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
-	fd = vmm_ctl_connect(rundir, name);
-	if (fd < 0)
-		name_error(name, fd);
-	ret = vmm_ctl_call(fd, "set", args, CALL_TIMEOUT_MS, &resp);
-	close(fd);
-	if (ret)
-		name_error(name, ret);
-	if (!resp.ok) {
-		fprintf(stderr, "ebb: %s: %s\n", resp.error_code, resp.error_message);
-		vmm_ctl_response_release(&resp);
+	if (!call_vm(name, "set", args, &resp))
 		return 1;
-	}
 	printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
 	       (long long)get_int(resp.result, "high_pages", -1),
 	       (long long)get_int(resp.result, "max_pages", -1),
