@@ -39,9 +39,15 @@
  *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
  *     gets SIGBUS) when the kernel has it: wrong data is never returned.
  *
- * Background (ebb_region_step): harvest reference sources every
- * aging_interval_ns, update pressure averages, and reclaim toward high in
- * batches of reclaim_batch_pages.
+ * Background (ebb_region_step): update pressure averages and reclaim toward
+ * high in batches of reclaim_batch_pages.  Reference sources are harvested
+ * by the reclaimer, as Linux ages pages while it scans: before a background
+ * or direct reclaim pass, at most once per aging_interval_ns.  A region
+ * under its limits (or with none) is never harvested: its owner's tracking
+ * (the KVM dirty log's write protection) then costs one fault per page
+ * written, not one per page per interval; the first harvest after a quiet
+ * spell reports everything written during it as young once, and the
+ * second-chance scan sorts that out on the next pass.
  *
  * Locking: r->lock (a mutex) protects everything in struct ebb_region except
  * the immutable fields set at create and the thread handles.  It is held
@@ -601,19 +607,25 @@ int64_t ebb_region_age(struct ebb_region *r)
 	return n;
 }
 
+/* Harvest before a reclaim pass, at most once per aging interval. */
+static void maybe_age_locked(struct ebb_region *r, uint64_t now)
+{
+	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns) {
+		age_locked(r);
+		r->last_age_ns = now;
+	}
+}
+
 int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 {
 	uint64_t reclaimed = 0;
 
 	pthread_mutex_lock(&r->lock);
-	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns) {
-		age_locked(r);
-		r->last_age_ns = now;
-	}
 	ebb_psi_update(&r->psi, now);
 	if (r->high_pages && resident(r) > r->high_pages && now >= r->bg_backoff_until_ns) {
 		uint64_t want = resident(r) - r->high_pages;
 
+		maybe_age_locked(r, now);
 		if (want > r->cfg.reclaim_batch_pages)
 			want = r->cfg.reclaim_batch_pages;
 		reclaimed = reclaim_locked(r, want, true);
@@ -660,6 +672,7 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 		if (t >= r->reclaim_backoff_until_ns) {
 			bool stuck = false;
 
+			maybe_age_locked(r, now_ns(r));
 			r->c.nr_direct_reclaim++;
 			got += reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
 						 true, &stuck);

@@ -131,7 +131,7 @@ int main(void)
 		printf("needs userfaultfd UFFD_FEATURE_MOVE (Linux 6.8+): %s\n", strerror(-ret));
 		return 77;
 	}
-	printf("1..14\n");
+	printf("1..15\n");
 	mem = mmap(NULL, (size_t)NR * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ebb_region_cfg_init(&cfg);
 	cfg.name = "api";
@@ -244,6 +244,16 @@ int main(void)
 	   "steps converge on high: %llu resident (high 1000), %llu aging pass(es) after the interval",
 	   (unsigned long long)c0.resident_pages,
 	   (unsigned long long)(c0.nr_aging_passes - c1.nr_aging_passes));
+	/* Under its limit (here: none) a region is not harvested: aging is
+	 * the reclaimer's work, as in Linux. */
+	ebb_region_set_limits(r, 0, 0);
+	__atomic_add_fetch(&fake_now, 1000ULL * 1000 * 1000, __ATOMIC_RELAXED);
+	for (int i = 0; i < 3; i++)
+		ebb_region_step(r, clock_fn(NULL));
+	ebb_region_get_counters(r, &c1);
+	ok(c1.nr_aging_passes == c0.nr_aging_passes,
+	   "a region with no limit is not aged by steps (%llu passes before, %llu after 1 s)",
+	   (unsigned long long)c0.nr_aging_passes, (unsigned long long)c1.nr_aging_passes);
 	bad = check_pages(0, NR, gen);
 
 	struct ebb_psi_stats ps;
