@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -835,7 +836,13 @@ static int cmd_stop(int argc, char **argv)
 		return 1;
 	}
 	vmm_ctl_response_release(&resp);
-	/* The VMM closes the socket when it is gone. */
+	/* The VMM closes the socket when it is gone: wait up to 10 s for that
+	 * (100 reads of at most 100 ms), never forever. */
+	{
+		struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	for (i = 0; i < 100; i++) {
 		char b;
 		ssize_t n = recv(fd, &b, 1, 0);

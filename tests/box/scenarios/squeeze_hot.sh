@@ -40,6 +40,15 @@ wait_for() {
 	done
 }
 dump() { sed 's/^/# console| /' "$1" | tail -n 30; sed 's/^/# stderr| /' "$1.err" | tail -n 10; }
+# stacks NAME: where each thread of the VM's ebb process is (a stalled guest).
+stacks() {
+	pid=$("$EBB" stat "$1" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+	[ -n "$pid" ] || { echo "# $1: no answer from ebb stat"; return; }
+	for t in /proc/"$pid"/task/*; do
+		echo "# $1 thread $(basename "$t") $(cat "$t/comm") state $(cut -d' ' -f3 "$t/stat") wchan $(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/#     /' "$t/stack" 2>/dev/null | head -n 12
+	done
+}
 field() { sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1; }
 
 HOT_S=150 TP_WINDOW_S=60
@@ -62,10 +71,23 @@ run() {
 	fi
 	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
 	: >"$name.samples"
+	lines=0 quiet=0
 	while ! grep -q 'pattern: hot loop done' "$name.log"; do
 		"$EBB" stat "$name" --json >"$name.json" 2>/dev/null &&
 			echo "$(now) $(field "$name.json" nr_swapped_in) $(field "$name.json" resident_pages)" >>"$name.samples"
 		grep -q 'ebb-exit' "$name.log" && break
+		# The guest reports every 5 s: 120 s of silence is a stall.
+		n=$(wc -l <"$name.log")
+		if [ "$n" = "$lines" ]; then quiet=$((quiet + 5)); else quiet=0 lines=$n; fi
+		if [ $quiet -ge 120 ]; then
+			echo "not ok - $name: the guest stalled (no console output for 120 s)"
+			fail=1
+			stacks "$name"
+			dump "$name.log"
+			tail -n 3 "$name.samples" | sed 's/^/# samples| /'
+			timeout 30 "$EBB" stop "$name" >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null
+			return 1
+		fi
 		sleep 5
 	done
 	wait_for "$name.log" 'pattern: hot done' 600
