@@ -4,15 +4,8 @@
 # of half their RAM, each running tests/progs/pattern (a hot set over known
 # data); live ebb stat figures while ebb squeezes and balloons one of them
 # and gives its share to another; a summary; TAP lines for the results.
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
+. /ebb/lib/scenario.sh   # start, wait_for, field, now (docs/box.md)
 say() { echo "$*"; }
-wait_for() { # FILE PATTERN SECONDS
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1)); [ "$i" -gt $(($3 * 5)) ] && return 1; sleep 0.2
-	done
-}
 
 # ---- overcommit: three VMs on a budget smaller than their sum (docs/memory.md)
 say ""
@@ -24,14 +17,8 @@ say "Workload in each (tests/progs/pattern hot): 96 MiB of known data, of which"
 say "16 MiB are read and written in a loop for 120 s; then every byte is checked."
 say "  \$ ebb run ... --mem 192M --mem-max 96M --name web1   (and db1, batch1)"
 BUDGET_MIB=288
-mlaunch() { # NAME MAX SCRIPT
-	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 192M --cpus 1 \
-		--name "$1" --mem-max "$2" --swap-dir "$PWD" \
-		--cmdline "quiet ebb.agent=0 ebb.cmd=$(printf '%s\n' "$3" | base64 | tr -d '\n')" \
-		</dev/null 2>"$1.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
-		while IFS= read -r l; do echo "$(now) $l"; done >"$1.log" &
-}
-mfield() { sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1; }
+mlaunch() { start "$1" "$1.log" "$3" --mem 192M --mem-max "$2" --swap-dir "$PWD"; }
+mfield() { field "$@"; }
 mib() { awk "BEGIN { printf \"%.0f\", ${1:-0} * 4096 / 1048576 }"; }
 peak_total=0
 table() { # one line per VM plus the total; tracks the peak total resident

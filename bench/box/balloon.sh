@@ -10,20 +10,7 @@
 # the target: the time includes the guest driver's work and the round trips.
 # Prints "bench-figure: KEY VALUE" lines that bench/balloon_box.sh reports.
 
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
-b64() { base64 | tr -d '\n'; }
-fail=0
-check() { if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi; }
-wait_for() { # LOG PATTERN SECONDS
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt $(($3 * 10)) ] && return 1
-		sleep 0.1
-	done
-}
-field() { sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1; }
+. /ebb/lib/scenario.sh   # wait_for, check, field, now (docs/box.md)
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 fig() { echo "bench-figure: $1 $2"; }
 GIB=1073741824

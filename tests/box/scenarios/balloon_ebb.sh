@@ -14,38 +14,9 @@
 #      instead of an OOM kill.
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
 
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
-b64() { base64 | tr -d '\n'; }
-fail=0
-check() { # check COND-EXIT-STATUS MESSAGE
-	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
-}
-# start NAME LOG SCRIPT OPTS...: ebb run (1 vCPU, 1 GiB) in the background,
-# console input from fd 3.
-start() {
-	name=$1 log=$2 script=$3
-	shift 3
-	rm -f "$log.in"
-	mkfifo "$log.in"
-	exec 3<>"$log.in"
-	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 1G --cpus 1 \
-		--name "$name" "$@" --cmdline "quiet ebb.cmd=$(printf '%s\n' "$script" | b64)" \
-		<&3 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
-		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
-}
-wait_for() { # LOG PATTERN SECONDS
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt $(($3 * 5)) ] && return 1
-		sleep 0.2
-	done
-}
-dump() { sed 's/^/# console| /' "$1" | tail -n 40; sed 's/^/# stderr| /' "$1.err" | tail -n 20; }
-field() { # JSON-FILE KEY: first integer value of KEY
-	sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1
-}
+. /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
+# Console input from fd 3 (a fifo), agent on.
+START_INPUT=fifo START_AGENT=1
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # wait_balloon NAME SECONDS: until actual_pages == target_pages (balloon.json)
 wait_balloon() {
@@ -79,7 +50,7 @@ for i in 1 2 3 4 5 6; do
 done
 read -r -t 5 l
 echo g-done'
-start vm-a a.log "$script_a" --free-page-reporting off --balloon-oom off
+start vm-a a.log "$script_a" --mem 1G --free-page-reporting off --balloon-oom off
 wait_for a.log 'g-touched' 300
 check $? "A: guest booted (1 GiB) and touched, then freed, nearly all its memory"
 grep -q 'g-virtio: .*0x0003' a.log && grep -q 'g-virtio: .*0x0005' a.log
@@ -175,7 +146,7 @@ memhog -l 0 -s 4 -m 600 -t 1; echo "g-hog2-exit: $?"
 grep -E "^(MemTotal|MemFree)" /proc/meminfo
 read -r -t 300 l
 echo g-done'
-start vm-b b.log "$script_b" --free-page-reporting on --balloon-oom on
+start vm-b b.log "$script_b" --mem 1G --free-page-reporting on --balloon-oom on
 wait_for b.log 'g-up' 300
 check $? "B: guest booted with free page reporting and deflate-on-OOM"
 pid=$("$EBB" stat vm-b --json | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')

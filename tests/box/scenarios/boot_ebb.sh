@@ -26,38 +26,16 @@
 # has the box engineer's count); in a 1-CPU box (the runner's default since
 # 2dd7cfc) both boot a 2-vCPU guest in ~16 s.
 
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
+. /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 secs() { awk "BEGIN { printf \"%.2f\", $2 - $1 }"; }
-b64() { base64 | tr -d '\n'; }
 nr_box_cpus=$(grep -c ^processor /proc/cpuinfo)
-check() { # check COND-EXIT-STATUS MESSAGE
-	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
-}
-fail=0
 
-# start NAME LOG CPUS MEM SCRIPT: ebb run in the background; console lines
-# prefixed with the box uptime at which they arrived; console input from fd 3.
-start() {
-	name=$1 log=$2 cpus=$3 mem=$4 script=$5
-	rm -f "$log.in"
-	mkfifo "$log.in"
-	exec 3<>"$log.in"
+# boot NAME LOG CPUS MEM SCRIPT: start (lib) with console input from fd 3 and
+# the ready marker timed; t0 = launch time.
+START_INPUT=fifo
+boot() {
 	t0=$(now)
-	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem "$mem" \
-		--cpus "$cpus" --name "$name" --ready-marker "ebb-guest: ready" \
-		--cmdline "quiet ebb.agent=0 ebb.cmd=$(printf '%s\n' "$script" | b64)" \
-		<&3 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
-		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
-}
-# wait_for LOG PATTERN SECONDS: until a console line matches.
-wait_for() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt $(($3 * 5)) ] && return 1
-		sleep 0.2
-	done
+	start "$1" "$2" "$5" --cpus "$3" --mem "$4" --ready-marker "ebb-guest: ready"
 }
 ready_time() { # LOG T0: seconds from launch to the ready line
 	t=$(grep -m1 'ebb-guest: ready' "$1" | cut -d' ' -f1)
@@ -74,7 +52,6 @@ give_up() { # NAME
 	grep -E 'MemFree|MemAvailable' /proc/meminfo | sed "s/^/# box| /"
 	"$EBB" stop "$1" >/dev/null 2>&1
 }
-dump() { sed 's/^/# console| /' "$1" | tail -n 25; sed 's/^/# stderr| /' "$1.err"; }
 
 # Guest script for A and B: report, then wait for a line from the host.
 guest_script='echo "guest-cpus: $(grep -c ^processor /proc/cpuinfo)"
@@ -84,7 +61,7 @@ read -r -t 120 line
 echo "guest-got: $line"'
 
 # ---- A: 1 vCPU, 256 MiB ---------------------------------------------------
-start vm-a a.log 1 256M "$guest_script"
+boot vm-a a.log 1 256M "$guest_script"
 tA=$t0
 wait_for a.log 'guest-waiting' 240
 check $? "A: guest (1 vCPU, 256 MiB) booted and ran its script"
@@ -130,7 +107,7 @@ if [ "$nr_box_cpus" -gt 1 ] && [ "${EBB_BOOT_SMP_ANYWAY:-0}" != 1 ]; then
 	cpusB=1
 	echo "ok - B: a 2-vCPU guest # SKIP the box has $nr_box_cpus CPUs under single-threaded TCG, where SMP guests (ebb's and QEMU's alike) crawl for minutes; B runs with 1 vCPU. For SMP run: tests/box/run --smp 1 tests/box/scenarios/boot_ebb.sh"
 fi
-start vm-b b.log $cpusB 1G "$guest_script"
+boot vm-b b.log $cpusB 1G "$guest_script"
 tB=$t0
 wait_for b.log 'guest-waiting' 300
 check $? "B: guest ($cpusB vCPUs, 1 GiB) booted and ran its script"
@@ -153,7 +130,7 @@ exec 3>&-
 
 # ---- C: kernel panic -------------------------------------------------------
 fail=0
-start vm-c c.log 1 256M 'echo "guest-panicking"; echo c >/proc/sysrq-trigger; sleep 100'
+boot vm-c c.log 1 256M 'echo "guest-panicking"; echo c >/proc/sysrq-trigger; sleep 100'
 tC=$t0
 wait_for c.log 'ebb-exit:' 300 || give_up vm-c
 grep -q 'ebb-exit: 3' c.log
@@ -209,7 +186,7 @@ check $? "E: a bad size is refused: $(cat x.out)"
 
 # ---- F: 3.5 GiB: RAM split around the PCI hole -----------------------------
 fail=0
-start vm-f f.log 1 3584M 'echo "guest-memtotal-kb: $(grep MemTotal /proc/meminfo | tr -s " " | cut -d" " -f2)"
+boot vm-f f.log 1 3584M 'echo "guest-memtotal-kb: $(grep MemTotal /proc/meminfo | tr -s " " | cut -d" " -f2)"
 grep "System RAM" /proc/iomem | sed "s/^ */guest-iomem: /"'
 wait_for f.log 'ebb-exit:' 300 || give_up vm-f
 kb=$(grep -m1 'guest-memtotal-kb:' f.log | sed 's/.*: //')

@@ -7,31 +7,7 @@
 # or ksm_stat: docs/memory.md), and the guests' data must still verify.
 # Scenario contract: docs/box.md.
 
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
-b64() { base64 | tr -d '\n'; }
-fail=0
-check() {
-	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
-}
-start() {
-	name=$1 log=$2 script=$3
-	shift 3
-	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cpus 1 \
-		--name "$name" "$@" --cmdline "quiet ebb.agent=0 ebb.cmd=$(printf '%s\n' "$script" | b64)" \
-		</dev/null 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
-		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
-}
-wait_for() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt $(($3 * 5)) ] && return 1
-		sleep 0.2
-	done
-}
-dump() { sed 's/^/# console| /' "$1" | tail -n 30; sed 's/^/# stderr| /' "$1.err" | tail -n 10; }
-field() { sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1; }
+. /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 
 K=/sys/kernel/mm/ksm
 if [ ! -w $K/run ]; then

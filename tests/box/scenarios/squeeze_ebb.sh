@@ -15,34 +15,7 @@
 #     process; the name can be used again at once (stale socket).
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
 
-export EBB_RUNTIME_DIR=$PWD/rt
-now() { cut -d' ' -f1 /proc/uptime; }
-b64() { base64 | tr -d '\n'; }
-fail=0
-check() { # check EXIT-STATUS MESSAGE
-	if [ "$1" -eq 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
-}
-# start NAME LOG SCRIPT OPTS...: ebb run in the background, no console input.
-start() {
-	name=$1 log=$2 script=$3
-	shift 3
-	( "$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cpus 1 \
-		--name "$name" "$@" --cmdline "quiet ebb.agent=0 ebb.cmd=$(printf '%s\n' "$script" | b64)" \
-		</dev/null 2>"$log.err"; echo "ebb-exit: $?" ) | tr -d '\r' |
-		while IFS= read -r l; do echo "$(now) $l"; done >"$log" &
-}
-wait_for() { # LOG PATTERN SECONDS
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt $(($3 * 5)) ] && return 1
-		sleep 0.2
-	done
-}
-dump() { sed 's/^/# console| /' "$1" | tail -n 40; sed 's/^/# stderr| /' "$1.err" | tail -n 20; }
-field() { # JSON-FILE KEY: first integer value of KEY
-	sed -n "s/.*\"$2\": *\([0-9-]*\).*/\1/p" "$1" | head -n 1
-}
+. /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 mstat() { "$EBB" stat "$1" --json >"$2" 2>&1; }
 show() { # NAME: one '#' line of memory figures
 	mstat "$1" s.json
