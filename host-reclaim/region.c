@@ -109,6 +109,7 @@ struct ebb_region {
 	struct ebb_ratelimit rl_fault, rl_evict, rl_oom;
 	uint64_t reclaim_backoff_until_ns;  /* direct reclaim found nothing: don't rescan */
 	uint64_t bg_backoff_until_ns;       /* same for background reclaim (step clock) */
+	bool bg_active;                     /* woken above high, not yet down to its target */
 	bool stopping;
 	void *iobuf;                        /* MAX_RA pages, for swap-in */
 	void *zero_buf;                     /* one zeroed page */
@@ -616,14 +617,36 @@ static void maybe_age_locked(struct ebb_region *r, uint64_t now)
 	}
 }
 
+/*
+ * Where background reclaim stops once woken above high: a gap below high,
+ * like kswapd's low/high watermarks, so that a region sitting at high does
+ * not wake the reclaimer (and harvest every reference source, re-arming the
+ * owner's write tracking) for each page a guest touches.
+ */
+uint64_t ebb_region_bg_target(uint64_t high_pages, uint32_t batch_pages)
+{
+	uint64_t gap = high_pages / 64;
+
+	if (gap < batch_pages)
+		gap = batch_pages;
+	return gap >= high_pages ? 0 : high_pages - gap;
+}
+
 int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 {
-	uint64_t reclaimed = 0;
+	uint64_t reclaimed = 0, target;
 
 	pthread_mutex_lock(&r->lock);
 	ebb_psi_update(&r->psi, now);
-	if (r->high_pages && resident(r) > r->high_pages && now >= r->bg_backoff_until_ns) {
-		uint64_t want = resident(r) - r->high_pages;
+	if (!r->high_pages)
+		r->bg_active = false;
+	else if (resident(r) > r->high_pages)
+		r->bg_active = true;
+	target = ebb_region_bg_target(r->high_pages, r->cfg.reclaim_batch_pages);
+	if (r->bg_active && resident(r) <= target)
+		r->bg_active = false;
+	if (r->bg_active && now >= r->bg_backoff_until_ns) {
+		uint64_t want = resident(r) - target;
 
 		maybe_age_locked(r, now);
 		if (want > r->cfg.reclaim_batch_pages)

@@ -146,9 +146,13 @@ void ebb_region_stop(struct ebb_region *r);
  * number served or -errno. */
 int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms);
 
-/* One background step at @now_ns: aging when due, pressure averages,
- * reclaim of up to reclaim_batch_pages toward high.  Returns pages reclaimed. */
+/* One background step at @now_ns: pressure averages; above high (and until
+ * down to ebb_region_bg_target()), aging when due and reclaim of up to
+ * reclaim_batch_pages.  Returns pages reclaimed. */
 int64_t ebb_region_step(struct ebb_region *r, uint64_t now_ns);
+
+/* Where woken background reclaim stops: high - max(high / 64, batch). */
+uint64_t ebb_region_bg_target(uint64_t high_pages, uint32_t batch_pages);
 
 /* Harvest every reference source now.  Returns pages found used or -errno. */
 int64_t ebb_region_age(struct ebb_region *r);
