@@ -63,6 +63,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -1079,15 +1080,31 @@ static void *bg_main(void *arg)
 
 int ebb_region_start(struct ebb_region *r)
 {
+	sigset_t all, old;
 	int ret;
 
 	if (!r || r->threads_running)
 		return -EINVAL;
 	r->stopping = false;
+	/*
+	 * The engine's threads take no process-directed signal: a SIGTERM the
+	 * owner means to read from a signalfd (which it blocks only later, or
+	 * only in its own threads) must not land here and kill the process by
+	 * its default action.  Faults (SIGSEGV, SIGBUS) stay deliverable.
+	 */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = pthread_create(&r->handler_thread, NULL, handler_main, r);
-	if (ret)
+	if (ret) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return -ret;
+	}
 	ret = pthread_create(&r->bg_thread, NULL, bg_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
 		uint64_t one = 1;
 

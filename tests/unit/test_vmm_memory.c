@@ -5,7 +5,9 @@
  * `set` (hostile requests refused), balloon discard through the region,
  * the query's page accounting adding up, and data surviving a squeeze.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,6 +120,35 @@ static uint64_t page_word(uint64_t i)
 	return (i * 0x9e3779b97f4a7c15ull) ^ 0xabcdef;
 }
 
+/* Threads of this process other than the caller that do not block SIGTERM. */
+static int threads_taking_sigterm(void)
+{
+	char path[320], line[256];
+	struct dirent *d;
+	int n = 0;
+	DIR *dir = opendir("/proc/self/task");
+
+	assert_non_null(dir);
+	while ((d = readdir(dir))) {
+		unsigned long long blk = 0;
+		FILE *f;
+
+		if (d->d_name[0] == '.' || atoi(d->d_name) == (int)gettid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		n += !(blk & (1ull << (SIGTERM - 1)));
+	}
+	closedir(dir);
+	return n;
+}
+
 static void test_region(void **state)
 {
 	const uint64_t mem = 16 * MiB, nr = mem / 4096;
@@ -165,6 +196,8 @@ static void test_region(void **state)
 	ret = vmm_memory_create(&cfg, &m, err, sizeof(err));
 	if (ret)
 		fail_msg("create: %s", err);
+	/* The engine's threads leave SIGTERM to the VMM's signalfd. */
+	assert_int_equal(threads_taking_sigterm(), 0);
 
 	for (i = 0; i < nr; i++)
 		for (unsigned w = 0; w < 512; w += 64)
