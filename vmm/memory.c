@@ -324,6 +324,14 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	if (max && !cfg->opts.high.set)
 		high = max - max / 16;
 
+	/*
+	 * The engine pages guest RAM in 4 KiB units: keep khugepaged (THP
+	 * "always" hosts) from collapsing it behind our back.  A collapsed range
+	 * is split again by the first eviction in it, and a VM's speed would
+	 * depend on whether its pages had ever been evicted.
+	 */
+	if (madvise(cfg->ram, cfg->mem_bytes, MADV_NOHUGEPAGE) < 0)
+		vmm_logf(&cfg->log, VMM_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
 	if (cfg->opts.ksm && madvise(cfg->ram, cfg->mem_bytes, MADV_MERGEABLE) < 0) {
 		ret = -errno;
 		snprintf(err, err_len, "--ksm: MADV_MERGEABLE on guest RAM failed: %s (is the "

@@ -7,9 +7,10 @@
 # log (the hot loop writes every hot page) and from refault distances, so:
 #   - after warm-up the host-side swap-in rate falls close to zero
 #     (< 1% of the hot set per second over the last 30 s of the hot loop);
-#   - the constrained run's throughput over the last 60 s of the hot loop
-#     is within 10% of the unconstrained run's over the same window;
-#   - the hot and the cold data verify bit-identical at the end.
+#   - the hot and the cold data verify bit-identical at the end;
+#   - the throughput of both runs over the last 60 s of the hot loop is
+#     reported (bench-figure lines); bench/squeeze_hot_box.sh (make bench)
+#     checks the constrained run is within 10% of the unconstrained one.
 # The windows end at "pattern: hot loop done": the final check reads the
 # cold data back (swap-ins by design) and is not part of the hot loop.
 # Figures are reported on '#' lines whatever the outcome.  About 10 min in a
@@ -66,6 +67,8 @@ run() {
 		fi
 		sleep 5
 	done
+	pid=$("$EBB" stat "$name" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+	echo "# $name: VMM AnonHugePages at the end of the loop: $(awk '/^AnonHugePages:/ { print $2, $3 }' /proc/"$pid"/smaps_rollup 2>/dev/null) (host THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled))"
 	wait_for "$name.log" 'pattern: hot done' 600
 	"$EBB" stat "$name" --json >"$name.json" 2>/dev/null
 	"$EBB" stop "$name" >/dev/null 2>&1
@@ -94,6 +97,10 @@ echo "# throughput MiB/s (last ${TP_WINDOW_S} s of the hot loop): unconstrained 
 check $? "hot and cold data bit-identical at the end of both runs"
 awk "BEGIN { exit !($rate_tight >= 0 && $rate_tight < $hot_pages / 100) }"
 check $? "--mem-max 400M: swap-in rate after warm-up close to zero ($rate_tight/s < 1% of the hot set per second)"
-awk "BEGIN { exit !($tp_free > 0 && $tp_tight >= 0.9 * $tp_free) }"
-check $? "--mem-max 400M throughput within 10% of unconstrained over the last ${TP_WINDOW_S} s of the hot loop ($tp_tight vs $tp_free MiB/s)"
+# Throughput is a benchmark figure, not a check here (docs/memory.md): this
+# box's speed varies by up to a third between boots; bench/squeeze_hot_box.sh
+# (make bench) runs this scenario alone and holds it to the 10% bound.
+echo "bench-figure: hot_free_mib_s $tp_free"
+echo "bench-figure: hot_tight_mib_s $tp_tight"
+echo "# throughput ratio --mem-max 400M / unconstrained: $(awk "BEGIN { if ($tp_free > 0) printf \"%.2f\", $tp_tight / $tp_free }")"
 exit 0
