@@ -23,7 +23,7 @@ awk -v f="$free" -v t="$tight" 'BEGIN {
 	printf "hot set (200 MiB of a 1 GiB guest), last 60 s of the loop, in the host-box under KVM:\n"
 	printf "  engine, no limit:      %.1f MiB/s\n", f
 	printf "  engine, --mem-max 400M: %.1f MiB/s\n", t
-	printf "  ratio constrained/unconstrained: %.2fx (bound: >= 0.90x)\n", f > 0 ? t / f : 0
+	printf "  ratio constrained/unconstrained: %.2fx (bound: >= 0.90x)\n", (f > 0 ? t / f : 0)
 	exit !(f > 0 && t >= 0.9 * f)
 }' || status=1
 exit $status
