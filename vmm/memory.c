@@ -96,6 +96,13 @@ static int onoff(const char *val, bool *out)
 	return 0;
 }
 
+/* An option that only means something under the engine asks for it. */
+static void ask_engine(struct vmm_memory_opts *o)
+{
+	o->enable = true;
+	o->off = false;
+}
+
 int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,
 			 char *err, size_t err_len)
 {
@@ -109,8 +116,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 				 "of --mem (30%%)", name, val ? val : "");
 			return -EINVAL;
 		}
-		o->enable = true;
-		o->off = false;
+		ask_engine(o);
 		return 0;
 	}
 	if (!strcmp(name, "swappiness")) {
@@ -124,8 +130,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 			return -EINVAL;
 		}
 		o->swappiness = (int)v;
-		o->enable = true;
-		o->off = false;
+		ask_engine(o);
 		return 0;
 	}
 	if (!strcmp(name, "swap-dir")) {
@@ -134,8 +139,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 			return -EINVAL;
 		}
 		o->swap_dir = val;
-		o->enable = true;
-		o->off = false;
+		ask_engine(o);
 		return 0;
 	}
 	if (!strcmp(name, "swap-compress")) {
@@ -150,8 +154,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 				 val ? val : "");
 			return -EINVAL;
 		}
-		o->enable = true;
-		o->off = false;
+		ask_engine(o);
 		return 0;
 	}
 	if (!strcmp(name, "ksm") || !strcmp(name, "reclaim") || !strcmp(name, "dirty-log")) {
@@ -168,8 +171,7 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 			o->ksm = b;
 		else
 			o->no_dirty_log = !b;
-		o->enable = true;
-		o->off = false;
+		ask_engine(o);
 		return 0;
 	}
 	return -ENOENT;
