@@ -14,12 +14,14 @@
 #
 # Knobs: V=1 (echo commands), WERROR=0|1 (default 1 under CI, else 0),
 # SANITIZE=address,undefined | thread, STATIC=1 (static programs, for images),
-# PREFIX=/usr/local, DESTDIR=.
+# PREFIX=/usr/local, DESTDIR=., BOX_KERNEL=ebb|debian (the host-box's kernel,
+# docs/box.md).
 
 BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SANITIZE ?=
+BOX_KERNEL ?= ebb
 STATIC   ?= 0
 V        ?= 0
 ifneq ($(CI),)
@@ -199,7 +201,7 @@ bench: tests images
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
 images: all
-	$(Q)BUILD=$(BUILD) scripts/images.sh
+	$(Q)BUILD=$(BUILD) BOX_KERNEL=$(BOX_KERNEL) scripts/images.sh
 
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh

@@ -183,8 +183,23 @@ int ebb_region_probe(uint64_t *features_out);
  */
 int ebb_refsrc_pagemap_create(int uffd, void *base, uint64_t nr_pages, void **ctx);
 extern const struct ebb_refsrc_ops ebb_refsrc_pagemap_ops;
-/* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent. */
+/* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent.
+ * A harvest covers at most slice_pages pages from a rotating cursor (0 = all
+ * of them); create() uses EBB_PAGE_IDLE_SLICE_PAGES.  See refsrc.c. */
+#define EBB_PAGE_IDLE_SLICE_PAGES (1ULL << 20)  /* 4 GiB of guest RAM per pass */
 int ebb_refsrc_page_idle_create(void *base, uint64_t nr_pages, void **ctx);
+int ebb_refsrc_page_idle_create_opts(void *base, uint64_t nr_pages, uint64_t slice_pages,
+				     void **ctx);
+struct ebb_page_idle_stats {
+	uint64_t nr_passes;         /* harvests */
+	uint64_t nr_pages_scanned;  /* pages looked at (slices) */
+	uint64_t nr_accessed;       /* of those, found accessed */
+	uint64_t nr_not_present;    /* of those, not resident (skipped) */
+	uint64_t nr_reads;          /* pread calls (pagemap + bitmap) */
+	uint64_t nr_writes;         /* pwrite calls (bitmap) */
+	uint64_t cpu_ns;            /* thread CPU time spent harvesting */
+};
+void ebb_refsrc_page_idle_get_stats(void *ctx, struct ebb_page_idle_stats *out);
 extern const struct ebb_refsrc_ops ebb_refsrc_page_idle_ops;
 
 #endif /* EBB_HOST_RECLAIM_REGION_H */

@@ -14,6 +14,8 @@ pkgs=(
 	cppcheck clang-tidy libclang-rt-14-dev
 	# images, the host-box and the guests
 	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+	# the host-box kernel (scripts/box-kernel.sh builds it from this source)
+	linux-source-6.1 flex bison libelf-dev
 	# tests
 	util-linux procps bc
 )

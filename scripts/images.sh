@@ -7,17 +7,23 @@
 #       virtio modules, guest-agent/image/init, $BUILD/bin/ebb-agent at
 #       /bin/ebb-agent, $BUILD/progs/* at /usr/bin/ (contract: docs/box.md)
 #   $BUILD/images/box/{vmlinuz,initrd.img}    the host-box base image: busybox,
-#       the kvm modules, tests/box/init; with BOX_QEMU=1 also qemu-system-x86_64,
+#       tests/box/init, the box kernel; with BOX_QEMU=1 also qemu-system-x86_64,
 #       its libraries and firmware.  tests/box/run appends ebb's current
 #       binaries, the guest image and the scenarios at boot time.
+#       BOX_KERNEL=ebb (default): the kernel scripts/box-kernel.sh builds from
+#       linux-source-6.1 with tests/box/kernel.config (KVM built in, idle page
+#       tracking, DAMON, ...; cached under /var/cache/ebb); BOX_KERNEL=debian:
+#       Debian's kernel package with the kvm modules in the initrd.
 #
 # The initrds are reproducible (sorted names, fixed mtimes, root owner) and only
 # replaced when their content changed.  Env: BUILD (default build),
-# EBB_KERNEL_PKG (pin the kernel package), BOX_QEMU=0|1.
+# EBB_KERNEL_PKG (pin the kernel package), BOX_QEMU=0|1, BOX_KERNEL=ebb|debian.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BOX_QEMU=${BOX_QEMU:-0}
+BOX_KERNEL=${BOX_KERNEL:-ebb}
+case $BOX_KERNEL in ebb | debian) ;; *) echo "images: BOX_KERNEL must be ebb or debian" >&2; exit 2 ;; esac
 EBB_LOG_TAG=images
 . scripts/image-lib.sh
 
@@ -27,6 +33,12 @@ mkdir -p "$img/guest" "$img/box"
 
 kdir=$(img_kernel_unpack "$img/pkgs") || img_die "no kernel package"
 kver=$(img_kernel_version "$kdir")
+if [ "$BOX_KERNEL" = ebb ]; then
+	bkdir=$(scripts/box-kernel.sh) || img_die "the box kernel build failed (BOX_KERNEL=debian uses Debian's)"
+	bkver=$(cat "$bkdir/version")
+else
+	bkver=$kver
+fi
 
 # install_if_changed NEW DEST: keeps DEST (and its mtime) when identical.
 install_if_changed() {
@@ -77,7 +89,8 @@ install_if_changed "$img/guest/vmlinuz.new" "$img/guest/vmlinuz"
 # --- host-box base image ---------------------------------------------------------
 broot=$img/box.root
 skeleton "$broot"
-img_modules "$kdir" "$broot" kvm kvm_amd irqbypass ccp
+# The ebb box kernel has KVM built in and no modules.
+[ "$BOX_KERNEL" = debian ] && img_modules "$kdir" "$broot" kvm kvm_amd irqbypass ccp
 install -m 0755 tests/box/init "$broot/init"
 if [ "$BOX_QEMU" = 1 ]; then
 	qemu=$(command -v qemu-system-x86_64) || img_die "BOX_QEMU=1 but no qemu-system-x86_64"
@@ -93,8 +106,13 @@ if [ "$BOX_QEMU" = 1 ]; then
 fi
 img_mkcpio "$broot" "$img/box/initrd.img.new"
 install_if_changed "$img/box/initrd.img.new" "$img/box/initrd.img"
-cp "$kdir/boot/vmlinuz-$kver" "$img/box/vmlinuz.new"
+if [ "$BOX_KERNEL" = ebb ]; then
+	cp "$bkdir/bzImage" "$img/box/vmlinuz.new"
+else
+	cp "$kdir/boot/vmlinuz-$kver" "$img/box/vmlinuz.new"
+fi
 install_if_changed "$img/box/vmlinuz.new" "$img/box/vmlinuz"
 echo "$kver" >"$img/kernel-version"
+echo "$BOX_KERNEL $bkver" >"$img/box/kernel"
 
-printf 'images: kernel %s, done in %.1fs\n' "$kver" "$(awk "BEGIN{print $(date +%s.%N) - $t0}")"
+printf 'images: guest kernel %s, box kernel %s (%s), done in %.1fs\n' "$kver" "$bkver" "$BOX_KERNEL" "$(awk "BEGIN{print $(date +%s.%N) - $t0}")"
