@@ -38,6 +38,7 @@ struct vmm_memory {
 	uint64_t *slot_bitmap;           /* scratch for one slot */
 	bool dirty_log;
 	bool page_idle;                  /* idle page tracking source added */
+	void *idle_ctx;                  /* its context (owned by the region) */
 	uint64_t nr_harvests, nr_harvest_errors, nr_dirty_pages;  /* region lock */
 	int swappiness;                  /* event thread */
 	struct vmm_ratelimit rl;         /* event thread */
@@ -404,6 +405,7 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 					ebb_refsrc_page_idle_ops.destroy(idle_ctx);
 			} else {
 				m->page_idle = true;
+				m->idle_ctx = idle_ctx;
 			}
 		}
 	}
@@ -563,6 +565,16 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
 	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
 	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
+	if (m->idle_ctx) {
+		struct ebb_page_idle_stats is;
+
+		ebb_refsrc_page_idle_get_stats(m->idle_ctx, &is);
+		ADD_U64(o, "page_idle_passes", is.nr_passes);
+		ADD_U64(o, "page_idle_pages_scanned", is.nr_pages_scanned);
+		ADD_U64(o, "page_idle_accessed", is.nr_accessed);
+		ADD_U64(o, "page_idle_syscalls", is.nr_reads + is.nr_writes);
+		ADD_U64(o, "page_idle_cpu_us", is.cpu_ns / 1000);
+	}
 	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
 	ksm = ksm_merging_pages(&rmap);
 	if (ksm >= 0)

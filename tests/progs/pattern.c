@@ -16,6 +16,9 @@
  *       every REPORT_S seconds, "pattern: hot loop done t=S" when the timed
  *       loop ends, then verifies every page (hot and cold) and prints
  *       "pattern: hot done mib_per_s=X bad_pages=B" (B must be 0).
+ *   pattern hotread MIB HOT_MIB SECONDS REPORT_S
+ *       the same, but the loop only reads the hot set (a read-mostly guest:
+ *       the KVM dirty log never sees its hot pages; squeeze_read.sh).
  *
  * Page content (4 KiB pages, index i, seed s): the kinds mix so that every
  * path of the host's swap store is exercised and none hides a bug:
@@ -174,7 +177,7 @@ static int cmd_fill(uint64_t mib, uint64_t seed, uint64_t rounds, uint64_t pause
 	return total_bad ? 1 : 0;
 }
 
-static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t report_s)
+static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t report_s, int write)
 {
 	uint64_t nr = (mib << 20) / PAGE, hot = (hot_mib << 20) / PAGE;
 	uint64_t t0, tl, now, bytes = 0, bytes_l = 0, sum = 0, i, w, bad, bad_bytes;
@@ -196,7 +199,8 @@ static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t re
 
 			for (w = 0; w < PAGE / 8; w += 8)
 				sum += p[w];
-			p[2] = p[2];
+			if (write)
+				p[2] = p[2];
 		}
 		bytes += hot * PAGE;
 		now = now_ms();
@@ -227,8 +231,11 @@ int main(int argc, char **argv)
 				arg(argv[5], "PAUSE_S"));
 	if (argc == 6 && !strcmp(argv[1], "hot"))
 		return cmd_hot(arg(argv[2], "MIB"), arg(argv[3], "HOT_MIB"), arg(argv[4], "SECONDS"),
-			       arg(argv[5], "REPORT_S"));
+			       arg(argv[5], "REPORT_S"), 1);
+	if (argc == 6 && !strcmp(argv[1], "hotread"))
+		return cmd_hot(arg(argv[2], "MIB"), arg(argv[3], "HOT_MIB"), arg(argv[4], "SECONDS"),
+			       arg(argv[5], "REPORT_S"), 0);
 	fprintf(stderr, "usage: pattern fill MIB SEED ROUNDS PAUSE_S | "
-		"pattern hot MIB HOT_MIB SECONDS REPORT_S\n");
+		"pattern hot|hotread MIB HOT_MIB SECONDS REPORT_S\n");
 	return 2;
 }

@@ -1,0 +1,130 @@
+# squeeze_read: aging from accessed bits (docs/reclaim.md, "Signals").  A
+# 1 GiB, 1 vCPU guest fills 400 MiB (tests/progs/pattern hotread: a 150 MiB
+# hot set first, then 250 MiB it never touches again), then only READS the
+# hot set for $HOT_S s, then verifies all 400 MiB.  Three runs, one after
+# the other in the same box:
+#   free   the engine with no limit (the throughput reference);
+#   dirty  --mem-max 300M, aging from the KVM dirty log and refaults only
+#          (/sys/kernel/mm/page_idle is hidden under an empty tmpfs, so ebb
+#          finds no idle page tracking): the dirty log never sees a page the
+#          guest only reads;
+#   idle   --mem-max 300M with idle page tracking: the NPT accessed bits
+#          reach the LRU (host-reclaim/refsrc.c).
+# Checks: the data is bit-identical at the end of every run; with accessed
+# bits the swap-in rate over the last 30 s of the hot loop is below 1% of the
+# hot set per second.  Reports (bench-figure lines; bench/squeeze_read_box.sh
+# holds them to bounds): swap-ins/s of both limited runs, throughput over the
+# last 60 s of the loop of all three, the page_idle harvest's CPU per GiB per
+# pass.  Needs the ebb box kernel (idle page tracking): skips on Debian's.
+# About 12 min in a quiet box.  Scenario contract: docs/box.md.
+# box-timeout: 2400
+
+if [ ! -e /sys/kernel/mm/page_idle/bitmap ]; then
+	echo "no /sys/kernel/mm/page_idle/bitmap on box kernel $(uname -r) (BOX_KERNEL=debian?)"
+	exit 77
+fi
+
+. /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
+# stacks NAME: where each thread of the VM's ebb process is (a stalled guest).
+stacks() {
+	pid=$("$EBB" stat "$1" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+	[ -n "$pid" ] || { echo "# $1: no answer from ebb stat"; return; }
+	for t in /proc/"$pid"/task/*; do
+		echo "# $1 thread $(basename "$t") $(cat "$t/comm") state $(cut -d' ' -f3 "$t/stat") wchan $(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/#     /' "$t/stack" 2>/dev/null | head -n 12
+	done
+}
+
+HOT_S=${SQUEEZE_READ_S:-120} TP_WINDOW_S=60
+script="pattern hotread 400 150 $HOT_S 5; sleep 900"  # the VM stays up until ebb stop
+hot_pages=38400
+
+# run NAME OPTS...: boots, waits for the hot loop, samples nr_swapped_in
+# every 5 s until the loop ends; sets tp_NAME (MiB/s over the reports of the
+# last TP_WINDOW_S s of the loop), rate_NAME (swap-ins/s over the last 30 s
+# of the loop), ok_NAME (bad_pages=0 at the end).
+run() {
+	name=$1
+	shift
+	start "$name" "$name.log" "$script" --mem 1G "$@"
+	if ! wait_for "$name.log" 'pattern: hot filled' 600; then
+		echo "not ok - $name: guest filled its memory"
+		fail=1
+		dump "$name.log"
+		return 1
+	fi
+	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
+	: >"$name.samples"
+	lines=0 quiet=0
+	while ! grep -q 'pattern: hot loop done' "$name.log"; do
+		"$EBB" stat "$name" --json >"$name.json" 2>/dev/null &&
+			echo "$(now) $(field "$name.json" nr_swapped_in) $(field "$name.json" resident_pages)" >>"$name.samples"
+		grep -q 'ebb-exit' "$name.log" && break
+		# The guest reports every 5 s: 120 s of silence is a stall.
+		n=$(wc -l <"$name.log")
+		if [ "$n" = "$lines" ]; then quiet=$((quiet + 5)); else quiet=0 lines=$n; fi
+		if [ $quiet -ge 120 ]; then
+			echo "not ok - $name: the guest stalled (no console output for 120 s)"
+			fail=1
+			stacks "$name"
+			dump "$name.log"
+			tail -n 3 "$name.samples" | sed 's/^/# samples| /'
+			timeout 30 "$EBB" stop "$name" >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null
+			return 1
+		fi
+		sleep 5
+	done
+	pid=$("$EBB" stat "$name" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+	echo "# $name: VMM AnonHugePages at the end of the loop: $(awk '/^AnonHugePages:/ { print $2, $3 }' /proc/"$pid"/smaps_rollup 2>/dev/null) (host THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled))"
+	wait_for "$name.log" 'pattern: hot done' 600
+	"$EBB" stat "$name" --json >"$name.json" 2>/dev/null
+	"$EBB" stop "$name" >/dev/null 2>&1
+	wait_for "$name.log" 'ebb-exit' 60
+	grep 'pattern: hot' "$name.log" | tail -n 40 | sed "s/^/# $name| /"
+	sed "s/^/# $name samples (uptime swapped_in resident)| /" "$name.samples" | tail -n 40
+	echo "# $name: page_idle $(sed -n 's/.*"page_idle": *\([a-z]*\).*/\1/p' "$name.json" | head -n 1), passes $(field "$name.json" page_idle_passes), pages scanned $(field "$name.json" page_idle_pages_scanned), accessed $(field "$name.json" page_idle_accessed), syscalls $(field "$name.json" page_idle_syscalls), CPU $(field "$name.json" page_idle_cpu_us) us"
+	echo "# $name: swapped out $(field "$name.json" nr_swapped_out), in $(field "$name.json" nr_swapped_in), refaults $(field "$name.json" nr_refaults) (activated $(field "$name.json" nr_refault_activate)), aging passes $(field "$name.json" nr_aging_passes), oom $(field "$name.json" nr_oom), errors $(field "$name.json" nr_errors)"
+	# Throughput: the mean of the reports whose interval lies in the last
+	# TP_WINDOW_S s of the loop (each report covers the time since the one
+	# before it; a report over a longer, slower stretch is left out whole).
+	eval "tp_$name=\$(grep 'pattern: hot t=' \"$name.log\" | sed 's/.*hot t=\([0-9]*\) mib_per_s=/\1 /' |
+		awk -v from=$((HOT_S - TP_WINDOW_S)) '{ if (prev >= from) { s += \$2; n++ } prev = \$1 }
+			END { if (n) printf \"%.1f\", s / n; else print 0 }')"
+	# Swap-in rate over the last 30 s of samples taken during the loop.
+	eval "rate_$name=\$(awk 'NR == FNR { t[NR] = \$1; v[NR] = \$2; n = NR; next } END {
+		if (n < 2) { print -1; exit } i = n; while (i > 1 && t[n] - t[i - 1] <= 30) i--;
+		if (t[n] > t[i]) printf \"%.1f\", (v[n] - v[i]) / (t[n] - t[i]); else print -1 }' \"$name.samples\")"
+	grep -q 'pattern: hot done .*bad_pages=0 ' "$name.log"
+	eval "ok_$name=$?"
+}
+
+run free --reclaim on
+mount -t tmpfs -o ro,size=4k none /sys/kernel/mm/page_idle ||
+	{ echo "not ok - could not hide /sys/kernel/mm/page_idle for the dirty-log-only run"; exit 1; }
+run dirty --mem-max 300M
+umount /sys/kernel/mm/page_idle
+run idle --mem-max 300M
+for n in free dirty idle; do
+	eval "ok=\$ok_$n"
+	[ "${ok:-1}" -eq 0 ]
+	check $? "$n: hot and cold data bit-identical at the end of the run"
+done
+grep -q '"page_idle": *false' dirty.json
+check $? "dirty: ran without idle page tracking (dirty log + refaults only)"
+grep -q '"page_idle": *true' idle.json
+check $? "idle: ran with idle page tracking"
+echo "# swap-ins/s over the last 30 s of the hot loop: dirty log + refaults $rate_dirty, with accessed bits $rate_idle (hot set $hot_pages pages)"
+awk "BEGIN { exit !($rate_idle >= 0 && $rate_idle < $hot_pages / 100) }"
+check $? "with accessed bits, --mem-max 300M: swap-in rate after warm-up close to zero ($rate_idle/s < 1% of the hot set per second; dirty log + refaults only: $rate_dirty/s)"
+# The harvest's cost: CPU per GiB of guest RAM scanned per pass.
+cost=$(awk -v us="$(field idle.json page_idle_cpu_us)" -v pg="$(field idle.json page_idle_pages_scanned)" \
+	'BEGIN { if (pg > 0) printf "%.2f", us / 1000 / (pg * 4096 / 1073741824); else print -1 }')
+echo "# page_idle harvest: $(field idle.json page_idle_passes) passes, $(field idle.json page_idle_pages_scanned) pages scanned, $(field idle.json page_idle_syscalls) syscalls, $cost ms CPU per GiB per pass"
+echo "bench-figure: read_free_mib_s $tp_free"
+echo "bench-figure: read_dirty_mib_s $tp_dirty"
+echo "bench-figure: read_idle_mib_s $tp_idle"
+echo "bench-figure: read_dirty_swapin_s $rate_dirty"
+echo "bench-figure: read_idle_swapin_s $rate_idle"
+echo "bench-figure: read_idle_ms_per_gib_pass $cost"
+echo "# throughput ratio to unconstrained: dirty log + refaults $(awk "BEGIN { if ($tp_free > 0) printf \"%.2f\", $tp_dirty / $tp_free }"), with accessed bits $(awk "BEGIN { if ($tp_free > 0) printf \"%.2f\", $tp_idle / $tp_free }")"
+exit 0
