@@ -627,6 +627,13 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 			return VMM_CTL_ERR_INVALID;
 		}
 		pages = vmm_mem_size_pages(&s, mem);
+		/* 0 pages means "no limit" to the engine: never let a request for
+		 * a tiny max silently remove the hard limit. */
+		if (i == 2 && pages == 0) {
+			snprintf(msg, msg_len, "max must be at least one page (4096 bytes); "
+				 "a VM cannot run with no memory");
+			return VMM_CTL_ERR_INVALID;
+		}
 		if (i == 0)
 			high = pages;
 		else

@@ -219,6 +219,22 @@ static void test_region(void **state)
 	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"swappiness\":201}}", &r),
 			 VMM_CTL_ERR_INVALID);
 	assert_int_equal(set(m, "{\"cmd\":\"set\"}", &r), VMM_CTL_ERR_INVALID);
+	/* max=0 would read as "no limit": refused, whether 0%, 0 bytes or a
+	 * byte count under one page; the limits stay as they were. */
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":50}}", &r),
+			 VMM_CTL_OK);
+	json_object_put(r);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":0}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":0}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":100}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	q = json_object_new_object();
+	vmm_memory_query(m, q);
+	assert_true(json_object_object_get_ex(q, "memory", &o));
+	assert_int_equal(jint(o, "max_pages"), (int64_t)(nr / 2));
+	json_object_put(q);
 
 	/* Balloon 1 MiB at 2 MiB; then squeeze to 25%. */
 	assert_int_equal(vmm_memory_discard(m, ram + 2 * MiB, MiB), 0);
