@@ -482,5 +482,25 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
 			break;
 	}
+	/*
+	 * swappiness 0 means "clean pages first", not "never swap": like the
+	 * kernel when file pages run out, once a full clean-only pass cannot
+	 * give what is asked, dirty pages are scanned too (with equal weight).
+	 * A hard limit holds at any swappiness.
+	 */
+	if (!ret && sc->may_swap && sc->swappiness <= 0 &&
+	    sc->nr_reclaimed - start < sc->nr_to_reclaim &&
+	    lru->lists[EBB_LRU_INACTIVE_DIRTY].nr + lru->lists[EBB_LRU_ACTIVE_DIRTY].nr) {
+		int saved = sc->swappiness;
+
+		sc->swappiness = 100;
+		for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
+			sc->priority = prio;
+			ret = ebb_lru_shrink(lru, sc, ev);
+			if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
+				break;
+		}
+		sc->swappiness = saved;
+	}
 	return ret;
 }
