@@ -63,7 +63,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -95,6 +97,7 @@ struct ebb_region {
 	char *scratch;                      /* EBB_SWAP_CLUSTER_MAX pages */
 
 	pthread_mutex_t lock;
+	atomic_uint nr_readers_waiting;     /* owner calls waiting for lock (reads only) */
 	pthread_cond_t room_cv;
 	pthread_cond_t bg_cv;
 	/* --- protected by lock --- */
@@ -639,11 +642,15 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 
 	pthread_mutex_lock(&r->lock);
 	ebb_psi_update(&r->psi, now);
-	if (!r->high_pages)
+	/* With max but no high, the background thread still works toward max:
+	 * direct reclaim is bounded and leaves the rest of an excess to it. */
+	uint64_t limit = r->high_pages ? r->high_pages : r->max_pages;
+
+	if (!limit)
 		r->bg_active = false;
-	else if (resident(r) > r->high_pages)
+	else if (resident(r) > limit)
 		r->bg_active = true;
-	target = ebb_region_bg_target(r->high_pages, r->cfg.reclaim_batch_pages);
+	target = ebb_region_bg_target(limit, r->cfg.reclaim_batch_pages);
 	if (r->bg_active && resident(r) <= target)
 		r->bg_active = false;
 	if (r->bg_active && now >= r->bg_backoff_until_ns) {
@@ -678,6 +685,14 @@ static void timespec_after(struct timespec *ts, uint64_t ns)
 /*
  * Make room for @n more resident pages under max.  Called with r->lock held;
  * may drop it while waiting.  0, or -ENOMEM after the bounded wait.
+ *
+ * Direct reclaim is bounded, as the kernel's is (SWAP_CLUSTER_MAX pages per
+ * call, kswapd does the rest): each pass asks for the fault's own pages plus
+ * at most one cluster, never the whole excess.  After a large drop of max
+ * the resident set is far above the new limit; a fault then goes on as soon
+ * as it has freed what it adds (resident never grows), and the background
+ * reclaimer, woken here, brings the region down in batches, dropping the
+ * lock between them: counters stay readable, faults stay short.
  */
 static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 {
@@ -687,6 +702,10 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 		uint64_t want = resident(r) + n - r->max_pages;
 		uint64_t t = mono_ns();
 
+		if (want < EBB_SWAP_CLUSTER_MAX)
+			want = EBB_SWAP_CLUSTER_MAX;
+		if (want > n + EBB_SWAP_CLUSTER_MAX)
+			want = n + EBB_SWAP_CLUSTER_MAX;
 		/*
 		 * Direct reclaim, unless the last attempt found nothing to
 		 * reclaim (store full, write errors, all pinned): then rescanning
@@ -698,20 +717,20 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 
 			maybe_age_locked(r, now_ns(r));
 			r->c.nr_direct_reclaim++;
-			got += reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
-						 true, &stuck);
+			got += reclaim_locked_ex(r, want, true, &stuck);
 			if (resident(r) + n <= r->max_pages)
 				break;
 			/*
 			 * Still above max after paying for our own pages: the limit was
 			 * lowered under a larger resident set (ebb set max=, a balloon
 			 * hand-off).  Like a memcg charge after its reclaim batch, the
-			 * fault goes on once it has freed at least what it adds and a
-			 * full batch: resident never grows, and the background thread
-			 * brings it down to high.  Not an OOM.
+			 * fault goes on once it has freed at least what it adds:
+			 * resident never grows, and the background thread brings it
+			 * down.  Not an OOM.
 			 */
-			if (got >= n + EBB_SWAP_CLUSTER_MAX && mono_ns() - start >= r->cfg.max_wait_ns) {
+			if (got >= n) {
 				r->c.nr_max_overrun++;
+				pthread_cond_signal(&r->bg_cv);
 				break;
 			}
 			if (stuck)
@@ -719,6 +738,7 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 			else if (mono_ns() - start < r->cfg.max_wait_ns)
 				continue;   /* references consumed: the next pass finds pages */
 		}
+		pthread_cond_signal(&r->bg_cv);
 		uint64_t waited = mono_ns() - start;
 
 		if (waited >= r->cfg.max_wait_ns || r->stopping) {
@@ -1034,6 +1054,13 @@ int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
 		handle_one(r, &msgs[i]);
 		ebb_psi_stall_end(&r->psi, now_ns(r));
 		served++;
+		/* Let a reader of the counters in between faults (each fault's
+		 * direct reclaim is bounded; see ensure_room). */
+		if (i + 1 < n && atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+			pthread_mutex_unlock(&r->lock);
+			sched_yield();
+			pthread_mutex_lock(&r->lock);
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 	return served;
@@ -1384,6 +1411,15 @@ void ebb_region_destroy(struct ebb_region *r)
 
 /* ---- owner calls --------------------------------------------------------- */
 
+/* The lock for a read-only owner call: announced, so that the fault handler
+ * steps aside between faults instead of serving a whole batch first. */
+static void reader_lock(struct ebb_region *r)
+{
+	atomic_fetch_add_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&r->lock);
+	atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+}
+
 int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t max_pages)
 {
 	/* CLIENT: limits come from the operator. */
@@ -1491,7 +1527,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 	struct ebb_swap_stats st;
 	const struct ebb_lru *l;
 
-	pthread_mutex_lock(&r->lock);
+	reader_lock(r);
 	l = r->lru;
 	*c = r->c;
 	ebb_swap_get_stats(r->store, &st);
@@ -1530,7 +1566,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out)
 {
-	pthread_mutex_lock(&r->lock);
+	reader_lock(r);
 	ebb_psi_get(&r->psi, now_ns(r), out);
 	pthread_mutex_unlock(&r->lock);
 }
