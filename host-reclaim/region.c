@@ -1554,6 +1554,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 	c->compressed_bytes = st.zpool_bytes;
 	c->file_pages = st.file_pages;
 	c->file_bytes = st.file_bytes;
+	c->file_allocated_bytes = st.file_allocated_bytes;
 	c->dedup_saved_bytes = st.dedup_saved_bytes;
 	c->nr_dedup_hits = st.nr_dedup_hits;
 	c->nr_incompressible = st.nr_incompressible;

@@ -125,6 +125,7 @@ struct ebb_region_counters {
 	uint64_t resident_pages, swapped_pages, zero_pages, ballooned_pages, never_pages;
 	uint64_t active_pages, inactive_pages, unevictable_pages, clean_pages;
 	uint64_t compressed_pages, compressed_bytes, file_pages, file_bytes;
+	uint64_t file_allocated_bytes; /* file system space the swap file holds (>= file_bytes) */
 	uint64_t dedup_saved_bytes, nr_dedup_hits, nr_incompressible;
 	uint64_t metadata_bytes;     /* page table + store tables */
 	uint64_t high_pages, max_pages;

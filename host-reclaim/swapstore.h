@@ -74,6 +74,8 @@ struct ebb_swap_stats {
 	uint64_t file_pages;
 	uint64_t file_bytes;
 	uint64_t file_slots_total;
+	uint64_t file_allocated_bytes;  /* file system blocks the file holds (live + not yet punched) */
+	uint64_t nr_punched_slots;      /* freed slots returned to the file system (sparse files) */
 	uint64_t dedup_saved_bytes;     /* (refs - entries) * 4096 right now */
 	uint64_t nr_dedup_hits;         /* stores satisfied by an existing entry */
 	uint64_t nr_incompressible;     /* bypassed the compressed tier */
@@ -120,9 +122,17 @@ int ebb_swap_get(struct ebb_swap *s, uint32_t id);
 /*
  * Would a store certainly fail for lack of room?  (Compressed tier within 64
  * bytes of its budget, and the file tier absent, not allowed, out of slots, or
- * its file system said ENOSPC since the last slot was freed.)
+ * its file system said ENOSPC less than a second ago and no slot was freed
+ * since.)
  */
 bool ebb_swap_full(const struct ebb_swap *s, bool may_write_file);
+
+/*
+ * Return the blocks of freed file slots to the file system now (sparse files
+ * only; otherwise done in batches of 1 MiB of freed slots, and before giving
+ * up on ENOSPC).
+ */
+void ebb_swap_trim(struct ebb_swap *s);
 
 bool ebb_swap_hash_matches(const struct ebb_swap *s, uint32_t id, uint64_t hash);
 enum ebb_swap_tier ebb_swap_entry_tier(const struct ebb_swap *s, uint32_t id);

@@ -532,6 +532,7 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "compressed_bytes", c.compressed_bytes);
 	ADD_U64(o, "file_pages", c.file_pages);
 	ADD_U64(o, "file_bytes", c.file_bytes);
+	ADD_U64(o, "file_allocated_bytes", c.file_allocated_bytes);
 	ADD_U64(o, "dedup_saved_bytes", c.dedup_saved_bytes);
 	ADD_U64(o, "active_pages", c.active_pages);
 	ADD_U64(o, "inactive_pages", c.inactive_pages);
@@ -704,12 +705,14 @@ int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 	if (json_object_object_get_ex(o, "pressure_some_avg10", &v))
 		some = json_object_get_double(v);
 	n = snprintf(buf, len,
-		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s), "
-		     "zero %s\n",
+		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s "
+		     "live in %lld KiB allocated), zero %s\n",
 		     mib(jget(o, "resident_pages"), a[0], 32), mib(jget(o, "swapped_pages"), a[1], 32),
 		     mib(jget(o, "compressed_pages"), a[2], 32),
 		     (long long)(jget(o, "compressed_bytes") / 1024),
-		     mib(jget(o, "file_pages"), a[3], 32), mib(jget(o, "zero_pages"), a[4], 32));
+		     mib(jget(o, "file_pages"), a[3], 32),
+		     (long long)(jget(o, "file_allocated_bytes") / 1024),
+		     mib(jget(o, "zero_pages"), a[4], 32));
 	if (n < 0 || (size_t)n >= len)
 		return n;
 	n += snprintf(buf + n, len - (size_t)n,

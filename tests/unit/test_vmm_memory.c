@@ -281,6 +281,8 @@ static void test_region(void **state)
 	assert_true(jint(o, "nr_swapped_in") > 0);
 	/* Sparse pages: the compressed tier (LZ4 or zstd) holds them. */
 	assert_true(jint(o, "compressed_pages") > 0);
+	/* The file tier's live bytes never exceed what the file holds on disk. */
+	assert_true(jint(o, "file_allocated_bytes") >= jint(o, "file_bytes"));
 	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
 	assert_int_equal(jint(o, "nr_errors"), 0);
 	/* Per-process KSM figures are read where the kernel has them. */
