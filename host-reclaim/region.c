@@ -93,6 +93,7 @@ struct ebb_region {
 	uint64_t uffd_features;
 	bool have_poison;
 	bool wp_tracking;                   /* WP_ASYNC dirty source active */
+	bool wp_swapin;                     /* swapped-in pages mapped write-protected (sync WP) */
 	bool evict_wp;                      /* evict with sync uffd-wp, not UFFDIO_MOVE */
 	char *scratch;                      /* EBB_SWAP_CLUSTER_MAX pages */
 
@@ -659,7 +660,22 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 		maybe_age_locked(r, now);
 		if (want > r->cfg.reclaim_batch_pages)
 			want = r->cfg.reclaim_batch_pages;
-		reclaimed = reclaim_locked(r, want, true);
+		/* In clusters, stepping aside for a reader between them. */
+		while (reclaimed < want) {
+			uint64_t chunk = want - reclaimed, got;
+
+			if (chunk > EBB_SWAP_CLUSTER_MAX)
+				chunk = EBB_SWAP_CLUSTER_MAX;
+			got = reclaim_locked(r, chunk, true);
+			if (!got)
+				break;
+			reclaimed += got;
+			if (atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+				pthread_mutex_unlock(&r->lock);
+				sched_yield();
+				pthread_mutex_lock(&r->lock);
+			}
+		}
 		r->c.nr_background_reclaim += reclaimed;
 		/* Nothing reclaimable: retry after one aging interval, not at once. */
 		if (!reclaimed)
@@ -905,13 +921,14 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		return;
 	}
 	k = (size_t)got;
+	bool wp = r->wp_tracking || r->wp_swapin;
 	struct uffdio_copy cp = {
 		.dst = page_addr(r, pfn),
 		.src = (uint64_t)(uintptr_t)r->iobuf,
 		.len = k * EBB_PAGE_SIZE,
-		.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
+		.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
-	if (write && r->wp_tracking) {
+	if (write && wp) {
 		/* The faulting page writable, the readahead rest protected. */
 		struct uffdio_copy first = cp;
 
@@ -952,7 +969,7 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		uint32_t p = (uint32_t)(pfn + i);
 		struct ebb_page *pg = &r->lru->pages[p];
 
-		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && r->wp_tracking);
+		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && wp);
 
 		if (!keep) {
 			ebb_swap_put(r->store, pg->swap_id);
@@ -998,6 +1015,24 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 	pfn = (addr - r->base) / EBB_PAGE_SIZE;
 	write = !!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	r->c.nr_faults++;
+	if ((m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) &&
+	    r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
+		/*
+		 * The first write to a page mapped write-protected at swap-in (or
+		 * one that met an eviction's protection and stayed): from now on
+		 * it differs from its copy.  Un-protect (this wakes the writer)
+		 * and drop the copy, as a dirty-log report of the write would.
+		 */
+		uint32_t stale;
+
+		r->c.nr_wp_faults++;
+		if (wp_range(r, pfn, 1, false))
+			uffd_wake(r, addr, EBB_PAGE_SIZE);
+		stale = ebb_lru_reference(r->lru, (uint32_t)pfn, true);
+		if (stale != EBB_SWAP_NONE)
+			ebb_swap_put(r->store, stale);
+		return;
+	}
 	if (r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
 		r->c.nr_spurious++;
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
@@ -1340,7 +1375,16 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	madvise(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, MADV_NOHUGEPAGE);
 
 	mode = UFFDIO_REGISTER_MODE_MISSING;
-	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) || r->evict_wp)
+	/*
+	 * Swapped-in pages are mapped write-protected until written, so that a
+	 * read stays a read: with a writable host PTE, KVM maps a page writable
+	 * on a guest read and its dirty log reports it written, which would drop
+	 * the page's clean copy.  Sync WP faults (5.7+) on every kernel the
+	 * engine runs on; WP_ASYNC tracking does the same in the kernel.
+	 */
+	r->wp_swapin = cfg->keep_clean_copies && (r->uffd_features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+		       !(r->uffd_features & UFFD_FEATURE_WP_ASYNC);
+	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) || r->evict_wp || r->wp_swapin)
 		mode |= UFFDIO_REGISTER_MODE_WP;
 	ret = uffd_register(r->uffd, r->base, cfg->size_bytes, mode);
 	if (ret)

@@ -116,6 +116,7 @@ struct ebb_region_counters {
 	uint64_t nr_max_overrun;     /* faults served above max (nr_oom, or a lowered max
 	                              * under a larger resident set: see ensure_room) */
 	uint64_t nr_spurious;        /* fault on a page already resident */
+	uint64_t nr_wp_faults;       /* first writes to pages mapped write-protected at swap-in */
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;

@@ -544,6 +544,7 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_swapped_in", c.nr_swapped_in);
 	ADD_U64(o, "nr_swapped_out", c.nr_swapped_out);
 	ADD_U64(o, "nr_clean_dropped", c.nr_clean_dropped);
+	ADD_U64(o, "nr_wp_faults", c.nr_wp_faults);
 	ADD_U64(o, "nr_zero_out", c.nr_zero_out);
 	ADD_U64(o, "nr_refaults", c.nr_refaults);
 	ADD_U64(o, "nr_refault_activate", c.nr_refault_activate);
