@@ -90,6 +90,7 @@ struct ebb_region {
 	uint64_t nr_pages;                  /* immutable */
 	int uffd;                           /* immutable */
 	int stop_fd;                        /* eventfd: wakes the handler on stop */
+	int pagemap_fd;                     /* /proc/self/pagemap, or -1 (then mincore) */
 	uint64_t uffd_features;
 	bool have_poison;
 	bool wp_tracking;                   /* WP_ASYNC dirty source active */
@@ -296,6 +297,45 @@ static int wp_range(struct ebb_region *r, uint64_t pfn, size_t nr, bool on)
 	return ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
 }
 
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+
+/*
+ * Is each of @n pages from @pfn backed by something (in RAM, or in the host
+ * kernel's swap)?  A page the host swapped out is not "gone": mincore() says
+ * 0 for it, but reading it brings it back with no userfault.  From pagemap's
+ * present/swapped bits, one read per call; mincore() (RAM only) where
+ * pagemap cannot be read.  0 or -errno.
+ */
+static int backed_pages(struct ebb_region *r, uint64_t pfn, size_t n, bool *out)
+{
+	uint64_t ent[256];
+
+	while (n) {
+		size_t k = n < 256 ? n : 256;
+		ssize_t got = -1;
+
+		if (r->pagemap_fd >= 0)
+			got = pread(r->pagemap_fd, ent, k * sizeof(ent[0]),
+				    (off_t)(page_addr(r, pfn) / EBB_PAGE_SIZE * sizeof(ent[0])));
+		if (got == (ssize_t)(k * sizeof(ent[0]))) {
+			for (size_t i = 0; i < k; i++)
+				out[i] = !!(ent[i] & (PM_PRESENT | PM_SWAPPED));
+		} else {
+			unsigned char v[256];
+
+			if (mincore((void *)(uintptr_t)page_addr(r, pfn), k * EBB_PAGE_SIZE, v) < 0)
+				return -errno;
+			for (size_t i = 0; i < k; i++)
+				out[i] = v[i] & 1;
+		}
+		pfn += k;
+		out += k;
+		n -= k;
+	}
+	return 0;
+}
+
 /*
  * Eviction without UFFDIO_MOVE (kernels before 6.8, e.g. the host-box's
  * 6.1), with synchronous uffd-wp: write-protect each run (writers now block
@@ -325,13 +365,19 @@ static void evict_wp(struct ebb_region *r, const struct ebb_scan_control *sc,
 			i += run;
 			continue;
 		}
+		bool backed[EBB_SWAP_CLUSTER_MAX];
+
+		if (backed_pages(r, sorted[i]->pfn, run, backed))
+			memset(backed, 0, sizeof(backed));
 		for (size_t k = 0; k < run; k++) {
 			struct ebb_evict_req *q = sorted[i + k];
-			unsigned char v = 0;
 			void *page = (void *)(uintptr_t)page_addr(r, q->pfn);
 
-			/* Never read a page that is not there: that would fault to us. */
-			if (mincore(page, EBB_PAGE_SIZE, &v) < 0 || !(v & 1)) {
+			/*
+			 * Never read a page that is not there: that would fault to
+			 * us.  A page in host swap is there (the read swaps it in).
+			 */
+			if (!backed[k]) {
 				q->result = EBB_EVICT_VANISHED;
 				r->c.nr_vanished++;
 				release_copy(r, q);
@@ -1214,18 +1260,19 @@ static int uffd_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
 	return ioctl(uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
-/* Pages already present when the region is created start resident. */
+/* Pages already present (in RAM or in host swap) when the region is created start resident. */
 static int adopt_resident(struct ebb_region *r)
 {
-	unsigned char vec[4096];
+	bool backed[4096];
 
-	for (uint64_t pfn = 0; pfn < r->nr_pages; pfn += sizeof(vec)) {
-		uint64_t cnt = r->nr_pages - pfn < sizeof(vec) ? r->nr_pages - pfn : sizeof(vec);
+	for (uint64_t pfn = 0; pfn < r->nr_pages; pfn += 4096) {
+		uint64_t cnt = r->nr_pages - pfn < 4096 ? r->nr_pages - pfn : 4096;
+		int ret = backed_pages(r, pfn, cnt, backed);
 
-		if (mincore((void *)(uintptr_t)page_addr(r, pfn), cnt * EBB_PAGE_SIZE, vec) < 0)
-			return -errno;
+		if (ret)
+			return ret;
 		for (uint64_t i = 0; i < cnt; i++)
-			if (vec[i] & 1)
+			if (backed[i])
 				ebb_lru_page_in(r->lru, (uint32_t)(pfn + i), false);
 	}
 	return 0;
@@ -1275,6 +1322,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->cfg = *cfg;
 	r->uffd = -1;
 	r->stop_fd = -1;
+	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	r->base = (uint64_t)(uintptr_t)cfg->base;
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
@@ -1437,6 +1485,8 @@ void ebb_region_destroy(struct ebb_region *r)
 	}
 	if (r->stop_fd >= 0)
 		close(r->stop_fd);
+	if (r->pagemap_fd >= 0)
+		close(r->pagemap_fd);
 	if (r->scratch)
 		munmap(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE);
 	for (unsigned s = 0; s < r->nr_src; s++)
