@@ -367,6 +367,10 @@ static int evict_batch(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		case EBB_EVICT_VANISHED:
 			s = EBB_PAGE_ZERO;
 			break;
+		case EBB_EVICT_LOST:
+			/* Not reclaimed memory in any useful sense, but off the LRU. */
+			s = EBB_PAGE_LOST;
+			break;
 		case EBB_EVICT_KEEP_DIRTY:
 			if (p->swap_id != EBB_SWAP_NONE)
 				ebb_lru_list_add(lru, pfn, EBB_LRU_INACTIVE_CLEAN);

@@ -111,6 +111,7 @@ enum ebb_evict_result {
 	EBB_EVICT_VANISHED,      /* page was already gone from RAM (treated as zero) */
 	EBB_EVICT_KEEP,          /* could not evict: stays resident (rotated) */
 	EBB_EVICT_KEEP_DIRTY,    /* clean copy was stale and may not write: now dirty */
+	EBB_EVICT_LOST,          /* could be neither kept nor stored: content lost */
 };
 
 struct ebb_evict_req {

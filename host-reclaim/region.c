@@ -122,6 +122,12 @@ struct ebb_region {
 
 	pthread_t handler_thread, bg_thread;
 	bool threads_running;
+	int lost_fd;                        /* empty memfd: SIGBUS mapping for lost pages */
+	/* Test-only failure injection (ebb_region_test_inject); under lock. */
+	struct {
+		uint32_t skip, nr;
+		int err;
+	} inj[EBB_INJ_NR];
 };
 
 static uint64_t mono_ns(void)
@@ -167,6 +173,30 @@ void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
 
 /* ---- uffd helpers -------------------------------------------------------- */
 
+/*
+ * Every UFFDIO_* call on the region goes through here, so that tests can make
+ * any of them fail (ebb_region_test_inject).  Returns ioctl()'s result; a
+ * failure (real or injected) is counted.
+ */
+static int uffd_ioctl(struct ebb_region *r, enum ebb_region_inject what, unsigned long req, void *arg)
+{
+	if (r->inj[what].nr) {
+		if (r->inj[what].skip) {
+			r->inj[what].skip--;
+		} else {
+			r->inj[what].nr--;
+			r->c.nr_uffd_errors++;
+			errno = r->inj[what].err;
+			return -1;
+		}
+	}
+	if (ioctl(r->uffd, req, arg) == 0)
+		return 0;
+	if (errno != EEXIST && errno != EAGAIN && errno != EBUSY && errno != ENOENT)
+		r->c.nr_uffd_errors++;
+	return -1;
+}
+
 static int uffd_open(uint64_t want, uint64_t *features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = want };
@@ -209,7 +239,7 @@ static int uffd_wake(struct ebb_region *r, uint64_t addr, uint64_t len)
 {
 	struct uffdio_range rg = { .start = addr, .len = len };
 
-	return ioctl(r->uffd, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
+	return uffd_ioctl(r, EBB_INJ_UFFD_WAKE, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
 }
 
 /* ---- eviction ------------------------------------------------------------ */
@@ -294,7 +324,7 @@ static int wp_range(struct ebb_region *r, uint64_t pfn, size_t nr, bool on)
 		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,  /* WP|DONTWAKE is EINVAL */
 	};
 
-	return ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+	return uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
 }
 
 #define PM_PRESENT (1ULL << 63)
@@ -404,8 +434,12 @@ static void evict_wp(struct ebb_region *r, const struct ebb_scan_control *sc,
 	}
 }
 
-/* Put page @i of the scratch area back at region page @pfn. */
-static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
+/*
+ * Put page @i of the scratch area back at region page @pfn.  0, or -errno
+ * when neither a move nor a copy could put it back (its content is then
+ * only in scratch: the caller must keep it elsewhere).
+ */
+static int move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 {
 	struct uffdio_move mv = {
 		.dst = page_addr(r, pfn),
@@ -414,8 +448,8 @@ static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 		.mode = 0,
 	};
 
-	if (ioctl(r->uffd, UFFDIO_MOVE, &mv) == 0)
-		return;
+	if (uffd_ioctl(r, EBB_INJ_UFFD_MOVE, UFFDIO_MOVE, &mv) == 0)
+		return 0;
 	/* Fall back to a copy: the content is still in scratch. */
 	struct uffdio_copy cp = {
 		.dst = page_addr(r, pfn),
@@ -423,9 +457,13 @@ static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 		.len = EBB_PAGE_SIZE,
 		.mode = 0,
 	};
-	if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
-		RLOG(r, &r->rl_evict, EBB_LOG_ERROR, "%s: cannot restore page %u: %s",
-		     r->cfg.name, pfn, strerror(errno));
+	if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) == 0 || errno == EEXIST)
+		return 0;
+	int err = -errno;
+
+	RLOG(r, &r->rl_evict, EBB_LOG_ERROR, "%s: cannot restore page %u: %s",
+	     r->cfg.name, pfn, strerror(-err));
+	return err;
 }
 
 static int region_evict(void *ctx, const struct ebb_scan_control *sc,
@@ -481,7 +519,7 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 			int err = 0;
 			size_t got;
 
-			if (ioctl(r->uffd, UFFDIO_MOVE, &mv) < 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_MOVE, UFFDIO_MOVE, &mv) < 0)
 				err = errno;
 			got = mv.move > 0 ? (size_t)mv.move / EBB_PAGE_SIZE : 0;
 			if (!err && got == 0)
@@ -516,11 +554,39 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 		decide_one(r, sc, sorted[k], r->scratch + k * EBB_PAGE_SIZE, &full);
 	}
 
-	/* Step 4: whatever was moved but not evicted goes back. */
-	for (size_t k = 0; k < n; k++)
-		if (moved[k] && (sorted[k]->result == EBB_EVICT_KEEP ||
-				 sorted[k]->result == EBB_EVICT_KEEP_DIRTY))
-			move_back(r, (unsigned)k, sorted[k]->pfn);
+	/*
+	 * Step 4: whatever was moved but not evicted goes back.  If it cannot
+	 * (both a move and a copy failed), its content is only in scratch:
+	 * store it after all (the file tier too), and if even that fails the
+	 * page is lost — marked so, never left "resident" with an empty PTE,
+	 * which would make every touch fault again forever.
+	 */
+	for (size_t k = 0; k < n; k++) {
+		struct ebb_evict_req *q = sorted[k];
+		const void *page = r->scratch + k * EBB_PAGE_SIZE;
+		uint32_t id;
+
+		if (!moved[k] || (q->result != EBB_EVICT_KEEP && q->result != EBB_EVICT_KEEP_DIRTY))
+			continue;
+		if (move_back(r, (unsigned)k, q->pfn) == 0)
+			continue;
+		r->c.nr_restore_failed++;
+		release_copy(r, q);
+		if (ebb_swap_page_is_zero(page)) {
+			q->result = EBB_EVICT_ZERO;
+			r->c.nr_zero_out++;
+		} else if (ebb_swap_store(r->store, page, ebb_swap_hash_page(page), true, &id) == 0) {
+			q->swap_id = id;
+			q->result = EBB_EVICT_SWAPPED;
+			r->c.nr_swapped_out++;
+		} else {
+			q->result = EBB_EVICT_LOST;
+			r->c.nr_lost_pages++;
+			RLOG(r, NULL, EBB_LOG_ERROR,
+			     "%s: PAGE LOST: page %u could be neither restored nor stored; marked lost",
+			     r->cfg.name, q->pfn);
+		}
+	}
 
 	/* Step 5: free the batch with one call. */
 	if (n)
@@ -822,6 +888,20 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 	return 0;
 }
 
+/* Replace page @pfn of the region by a mapping that raises SIGBUS. */
+static int sigbus_page(struct ebb_region *r, uint64_t pfn)
+{
+	if (r->lost_fd < 0) {
+		r->lost_fd = memfd_create("ebb-lost-page", MFD_CLOEXEC);
+		if (r->lost_fd < 0)
+			return -errno;
+	}
+	if (mmap((void *)(uintptr_t)page_addr(r, pfn), EBB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, r->lost_fd, 0) == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
 static void poison_page(struct ebb_region *r, uint64_t pfn)
 {
 	struct uffdio_poison po = {
@@ -830,7 +910,7 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 	};
 
 	if (r->have_poison) {
-		if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
 			return;
 		if (errno == EEXIST) {
 			/*
@@ -843,9 +923,9 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 			};
 
-			ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp);
+			uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp);
 			po.updated = 0;
-			if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
 				return;
 			if (errno == EEXIST) {
 				/* Already poisoned (a second message for the same fault). */
@@ -854,10 +934,26 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 			}
 		}
 	}
-	/* No poison: the thread stays blocked rather than see wrong data. */
+	/*
+	 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's 6.1) or it
+	 * failed.  The faulting thread must neither block forever nor read
+	 * wrong data: map an empty memfd over the page (MAP_SHARED past its end
+	 * of file), so that every access raises SIGBUS (BUS_ADRERR; a vCPU's
+	 * KVM_RUN returns EFAULT), and wake the waiters.  Counted.
+	 */
+	int err = r->have_poison ? errno : EOPNOTSUPP;
+
+	if (sigbus_page(r, pfn) == 0) {
+		r->c.nr_lost_sigbus++;
+		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
+		     "%s: page %llu lost and cannot be poisoned (%s): every access to it now raises SIGBUS",
+		     r->cfg.name, (unsigned long long)pfn, strerror(err));
+		uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+		return;
+	}
 	RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
-	     "%s: page %llu lost and cannot be poisoned (%s): faulting thread left blocked",
-	     r->cfg.name, (unsigned long long)pfn, r->have_poison ? strerror(errno) : "no UFFDIO_POISON");
+	     "%s: page %llu lost and cannot be poisoned (%s) nor unmapped (%s): faulting thread left blocked",
+	     r->cfg.name, (unsigned long long)pfn, strerror(err), strerror(errno));
 }
 
 /*
@@ -882,7 +978,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			.mode = 0,
 		};
 
-		if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+		if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 			if (errno != EEXIST)
 				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
 				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
@@ -890,7 +986,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			if (errno != EEXIST)
 				return;
 		}
-	} else if (ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp) < 0) {
+	} else if (uffd_ioctl(r, EBB_INJ_UFFD_ZEROPAGE, UFFDIO_ZEROPAGE, &zp) < 0) {
 		/*
 		 * EEXIST with no page present: the PTE holds a uffd-wp marker
 		 * (WP_ASYNC implies WP_UNPOPULATED), which ZEROPAGE refuses but
@@ -903,7 +999,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
 		};
 
-		if (errno != EEXIST || ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+		if (errno != EEXIST || uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 			if (errno != EEXIST) {
 				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
 				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
@@ -980,7 +1076,7 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 
 		first.len = EBB_PAGE_SIZE;
 		first.mode = UFFDIO_COPY_MODE_DONTWAKE;
-		if (ioctl(r->uffd, UFFDIO_COPY, &first) < 0 && errno != EEXIST) {
+		if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &first) < 0 && errno != EEXIST) {
 			RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: UFFDIO_COPY page %llu: %s",
 			     r->cfg.name, (unsigned long long)pfn, strerror(errno));
 			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
@@ -990,11 +1086,11 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 			cp.dst += EBB_PAGE_SIZE;
 			cp.src += EBB_PAGE_SIZE;
 			cp.len -= EBB_PAGE_SIZE;
-			if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0)
 				k = 1 + (cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0);
 		}
 		uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
-	} else if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+	} else if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 		int err = errno;
 		size_t copied = cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0;
 
@@ -1053,7 +1149,7 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 		if (addr >= s && addr < s + EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE) {
 			struct uffdio_zeropage zp = { .range = { addr, EBB_PAGE_SIZE }, .mode = 0 };
 
-			ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp);
+			uffd_ioctl(r, EBB_INJ_UFFD_ZEROPAGE, UFFDIO_ZEROPAGE, &zp);
 		}
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
 		return;
@@ -1080,6 +1176,26 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 		return;
 	}
 	if (r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
+		bool backed = true;
+
+		/*
+		 * A missing fault on a page we hold resident: another thread's
+		 * fault on it was served first (spurious), unless its PTE is
+		 * really empty — its content is gone, and waking the thread
+		 * would only make it fault again forever.
+		 */
+		if (!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) &&
+		    backed_pages(r, pfn, 1, &backed) == 0 && !backed) {
+			uint32_t id = ebb_lru_forget(r->lru, (uint32_t)pfn, EBB_PAGE_LOST);
+
+			if (id != EBB_SWAP_NONE)
+				ebb_swap_put(r->store, id);
+			r->c.nr_lost_pages++;
+			RLOG(r, NULL, EBB_LOG_ERROR, "%s: PAGE LOST: resident page %llu has no content",
+			     r->cfg.name, (unsigned long long)pfn);
+			poison_page(r, pfn);
+			return;
+		}
 		r->c.nr_spurious++;
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
 		return;
@@ -1323,6 +1439,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->uffd = -1;
 	r->stop_fd = -1;
 	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	r->lost_fd = -1;
 	r->base = (uint64_t)(uintptr_t)cfg->base;
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
@@ -1487,6 +1604,8 @@ void ebb_region_destroy(struct ebb_region *r)
 		close(r->stop_fd);
 	if (r->pagemap_fd >= 0)
 		close(r->pagemap_fd);
+	if (r->lost_fd >= 0)
+		close(r->lost_fd);
 	if (r->scratch)
 		munmap(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE);
 	for (unsigned s = 0; s < r->nr_src; s++)
@@ -1675,4 +1794,30 @@ enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn)
 		s = (enum ebb_page_state)r->lru->pages[pfn].state;
 	pthread_mutex_unlock(&r->lock);
 	return s;
+}
+
+/* ---- test-only hooks ----------------------------------------------------- */
+
+int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
+			   uint32_t nr_calls, int err)
+{
+	if (!r || (unsigned)what >= EBB_INJ_NR || err <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (what == EBB_INJ_STORE_READ) {
+		ebb_swap_test_fail_loads(r->store, skip_calls, nr_calls, err);
+	} else {
+		r->inj[what].skip = skip_calls;
+		r->inj[what].nr = nr_calls;
+		r->inj[what].err = err;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void ebb_region_test_hide_poison(struct ebb_region *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->have_poison = false;
+	pthread_mutex_unlock(&r->lock);
 }

@@ -120,6 +120,9 @@ struct ebb_region_counters {
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
+	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (no UFFDIO_POISON) */
+	uint64_t nr_restore_failed;  /* kept pages that could not be put back (then stored or lost) */
+	uint64_t nr_uffd_errors;     /* UFFDIO_* calls that failed unexpectedly */
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads, nr_enospc, nr_checksum_errors;
 	uint64_t nr_errors;          /* all of the error counters above */
 	/* state */
@@ -188,5 +191,27 @@ extern const struct ebb_refsrc_ops ebb_refsrc_pagemap_ops;
 /* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent. */
 int ebb_refsrc_page_idle_create(void *base, uint64_t nr_pages, void **ctx);
 extern const struct ebb_refsrc_ops ebb_refsrc_page_idle_ops;
+
+/*
+ * FOR TESTS ONLY (compiled in, never called by ebb itself): make the next
+ * @nr_calls calls of one kind fail with -@err, after letting @skip_calls
+ * through.  Every UFFDIO_* ioctl the engine makes and every load from the
+ * swap store can be made to fail, to prove that each failure path neither
+ * hangs nor loses other pages.
+ */
+enum ebb_region_inject {
+	EBB_INJ_UFFD_COPY = 0,
+	EBB_INJ_UFFD_ZEROPAGE,
+	EBB_INJ_UFFD_MOVE,
+	EBB_INJ_UFFD_WRITEPROTECT,
+	EBB_INJ_UFFD_WAKE,
+	EBB_INJ_UFFD_POISON,
+	EBB_INJ_STORE_READ,
+	EBB_INJ_NR,
+};
+int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
+			   uint32_t nr_calls, int err);
+/* FOR TESTS ONLY: behave as on a kernel without UFFD_FEATURE_POISON. */
+void ebb_region_test_hide_poison(struct ebb_region *r);
 
 #endif /* EBB_HOST_RECLAIM_REGION_H */

@@ -80,6 +80,8 @@ struct ebb_swap {
 	uint64_t enospc_until_ns;/* ... or at this time: then stores try the file again */
 	struct ebb_swap_stats st;
 	struct ebb_ratelimit rl_io, rl_csum;
+	uint32_t inj_skip, inj_nr;  /* test-only load failures */
+	int inj_err;
 	ZSTD_CCtx *zcc;          /* codec ZSTD with the compressed tier on; else NULL */
 	ZSTD_DCtx *zdc;
 	char cbuf[CBUF_BYTES];
@@ -609,12 +611,29 @@ static int load_raw(struct ebb_swap *s, uint32_t id, void *page)
 	return file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
 }
 
+/* Test-only injected load failure: -err for this load, or 0. */
+static int injected_load_error(struct ebb_swap *s)
+{
+	if (!s->inj_nr)
+		return 0;
+	if (s->inj_skip) {
+		s->inj_skip--;
+		return 0;
+	}
+	s->inj_nr--;
+	s->st.nr_read_errors++;
+	return -s->inj_err;
+}
+
 int ebb_swap_load(struct ebb_swap *s, uint32_t id, void *page)
 {
 	int ret;
 
 	if (!ent_get(s, id))
 		return -ENOENT;
+	ret = injected_load_error(s);
+	if (ret)
+		return ret;
 	s->st.nr_loads++;
 	ret = load_raw(s, id, page);
 	if (ret == -EBADMSG) {
@@ -651,6 +670,9 @@ int ebb_swap_load_run(struct ebb_swap *s, const uint32_t *ids, size_t n, void *p
 		k++;
 	}
 	s->st.nr_loads += k;
+	ret = injected_load_error(s);
+	if (ret)
+		return ret;
 	ret = file_read(s, pages, k * EBB_PAGE_SIZE, (off_t)(e0->loc * EBB_PAGE_SIZE));
 	if (ret)
 		return ret;
@@ -848,4 +870,11 @@ int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, u
 		return -ERANGE;
 	((unsigned char *)(uintptr_t)e->loc)[off] ^= mask;
 	return 0;
+}
+
+void ebb_swap_test_fail_loads(struct ebb_swap *s, uint32_t skip, uint32_t nr, int err)
+{
+	s->inj_skip = skip;
+	s->inj_nr = nr;
+	s->inj_err = err;
 }

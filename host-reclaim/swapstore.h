@@ -148,4 +148,7 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st);
  */
 int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, uint8_t mask);
 
+/* For tests only: the next @nr loads (after @skip) fail with -@err before reading. */
+void ebb_swap_test_fail_loads(struct ebb_swap *s, uint32_t skip, uint32_t nr, int err);
+
 #endif /* EBB_HOST_RECLAIM_SWAPSTORE_H */
