@@ -1778,6 +1778,11 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 	pthread_mutex_unlock(&r->lock);
 }
 
+enum ebb_evict_mode ebb_region_evict_mode(const struct ebb_region *r)
+{
+	return r->evict_wp ? EBB_EVICT_WP : EBB_EVICT_MOVE;   /* immutable after create */
+}
+
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out)
 {
 	reader_lock(r);

@@ -176,6 +176,8 @@ int ebb_region_mark_ballooned(struct ebb_region *r, uint64_t first_pfn, uint64_t
 int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages, bool on);
 
 void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c);
+/* The eviction mode in use (EBB_EVICT_MOVE or EBB_EVICT_WP; AUTO resolved at create). */
+enum ebb_evict_mode ebb_region_evict_mode(const struct ebb_region *r);
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out);
 enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn);
 /* Does the running kernel support what create() needs (MOVE or WP eviction)?

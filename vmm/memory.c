@@ -355,6 +355,10 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * long at max (the page is granted over the limit and counted). */
 	rc.max_wait_ns = 200ull * 1000 * 1000;
 	rc.dirty_tracking = EBB_DIRTY_OFF;
+	/* KSM-merged pages cannot be moved (UFFDIO_MOVE says EBUSY): with KSM on,
+	 * evict by write-protecting and reading in place, which works on them. */
+	if (cfg->opts.ksm)
+		rc.evict_mode = EBB_EVICT_WP;
 	rc.swap.name = cfg->name;
 	rc.swap.zpool_budget_bytes = cfg->opts.compress == VMM_SWAP_NONE ? 0 : cfg->mem_bytes / 4;
 	rc.swap.codec = cfg->opts.compress == VMM_SWAP_ZSTD ? EBB_SWAP_CODEC_ZSTD : EBB_SWAP_CODEC_LZ4;
@@ -569,6 +573,8 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
 	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
 	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
+	json_object_object_add(o, "evict_mode", json_object_new_string(
+		ebb_region_evict_mode(m->region) == EBB_EVICT_WP ? "wp" : "move"));
 	ksm = ksm_merging_pages(&rmap);
 	if (ksm >= 0)
 		ADD_U64(o, "ksm_merging_pages", ksm);

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "host-reclaim/region.h"
+#include "host-reclaim/uffd_compat.h"
 #include "vmm/memory.h"
 
 #define MiB (1ull << 20)
@@ -304,6 +305,55 @@ static void test_region(void **state)
 	json_object_put(q);
 }
 
+/* --ksm on: eviction by write-protect (MOVE cannot take KSM-merged pages). */
+static void test_ksm_evict_mode(void **state)
+{
+	const uint64_t mem = 4 * MiB;
+	struct vmm_memory_cfg cfg = { 0 };
+	struct vmm_memory *m = NULL;
+	struct json_object *q, *o, *v;
+	char err[256], dir[] = "/tmp/ebb-test-ksm-XXXXXX";
+	uint64_t features;
+	uint8_t *ram;
+
+	(void)state;
+	if (ebb_region_probe(&features) || !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		print_message("# SKIP userfaultfd here has no write-protect faults\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	for (int ksm = 0; ksm < 2; ksm++) {
+		ram = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(ram != MAP_FAILED);
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.name = "k";
+		cfg.ram = ram;
+		cfg.mem_bytes = mem;
+		cfg.low_bytes = mem;
+		cfg.vm_fd = -1;
+		cfg.nr_vcpus = 1;
+		cfg.opts.swappiness = -1;
+		cfg.opts.swap_dir = dir;
+		cfg.opts.enable = true;
+		cfg.opts.ksm = ksm;
+		if (vmm_memory_create(&cfg, &m, err, sizeof(err)))
+			fail_msg("create: %s", err);
+		q = json_object_new_object();
+		vmm_memory_query(m, q);
+		assert_true(json_object_object_get_ex(q, "memory", &o));
+		assert_true(json_object_object_get_ex(o, "evict_mode", &v));
+		if (ksm)
+			assert_string_equal(json_object_get_string(v), "wp");
+		else
+			assert_string_equal(json_object_get_string(v),
+					    features & UFFD_FEATURE_MOVE ? "move" : "wp");
+		json_object_put(q);
+		vmm_memory_destroy(m);
+		munmap(ram, mem);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	static const enum vmm_swap_compress lz4 = VMM_SWAP_LZ4, zstd = VMM_SWAP_ZSTD;
@@ -312,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_opts),
 		cmocka_unit_test_prestate(test_region, (void *)&lz4),
 		cmocka_unit_test_prestate(test_region, (void *)&zstd),
+		cmocka_unit_test(test_ksm_evict_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
