@@ -570,6 +570,9 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_evict_failed", c.nr_evict_failed);
 	ADD_U64(o, "nr_max_overrun", c.nr_max_overrun);
 	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
+	/* What the VM costs the host in RAM: max bounds only the first term
+	 * (resident guest pages); the compressed tier has its own budget. */
+	ADD_U64(o, "host_memory_bytes", c.resident_pages * 4096 + c.compressed_bytes + c.metadata_bytes);
 	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
 	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
 	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
@@ -734,10 +737,11 @@ int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 	if ((size_t)n >= len)
 		return n;
 	n += snprintf(buf + n, len - (size_t)n,
-		      "            high %s, max %s, swappiness %lld; faults %lld (major %lld), "
+		      "            high %s, max %s (of resident pages; host RAM in all %lld KiB), "
+		      "swappiness %lld; faults %lld (major %lld), "
 		      "refaults %lld, pressure some avg10 %.2f%%, errors %lld\n",
 		      mib(jget(o, "high_pages"), a[0], 32), mib(jget(o, "max_pages"), a[1], 32),
-		      (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
+		      (long long)(jget(o, "host_memory_bytes") / 1024), (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
 		      (long long)jget(o, "nr_major_faults"), (long long)jget(o, "nr_refaults"), some,
 		      (long long)jget(o, "nr_errors"));
 	return n;

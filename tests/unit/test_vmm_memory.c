@@ -282,6 +282,10 @@ static void test_region(void **state)
 	assert_true(jint(o, "nr_swapped_in") > 0);
 	/* Sparse pages: the compressed tier (LZ4 or zstd) holds them. */
 	assert_true(jint(o, "compressed_pages") > 0);
+	/* Host RAM = resident pages + the compressed tier + metadata (max bounds the first). */
+	assert_int_equal(jint(o, "host_memory_bytes"),
+			 jint(o, "resident_pages") * 4096 + jint(o, "compressed_bytes") +
+			 jint(o, "metadata_bytes"));
 	/* The file tier's live bytes never exceed what the file holds on disk. */
 	assert_true(jint(o, "file_allocated_bytes") >= jint(o, "file_bytes"));
 	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
