@@ -32,6 +32,7 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 #include <lz4.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,12 @@ struct sw_entry {
 	uint8_t pad;
 };
 
+/* What authenticates one encrypted file slot; kept in memory only. */
+struct slot_seal {
+	uint64_t nonce;
+	unsigned char tag[crypto_aead_xchacha20poly1305_ietf_ABYTES];
+};
+
 struct ebb_swap {
 	struct ebb_swap_cfg cfg;
 	struct ebb_swap_io io;
@@ -81,6 +88,10 @@ struct ebb_swap {
 	struct ebb_swap_stats st;
 	struct ebb_ratelimit rl_io, rl_csum;
 	uint32_t inj_skip, inj_nr;  /* test-only load failures */
+	/* file_encrypt: key, next nonce, per-slot nonce + tag (NULL when off) */
+	unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	uint64_t next_nonce;
+	struct slot_seal *seal;
 	int inj_err;
 	ZSTD_CCtx *zcc;          /* codec ZSTD with the compressed tier on; else NULL */
 	ZSTD_DCtx *zdc;
@@ -426,6 +437,20 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 		ret = open_file(s);
 		if (ret)
 			goto err;
+		if (cfg->file_encrypt) {
+			if (sodium_init() < 0) {
+				ret = -ENOSYS;
+				goto err;
+			}
+			s->seal = calloc(s->nr_slots, sizeof(*s->seal));
+			if (!s->seal) {
+				ret = -ENOMEM;
+				goto err;
+			}
+			crypto_aead_xchacha20poly1305_ietf_keygen(s->key);
+			/* Keep the key out of core dumps and swap where the kernel lets us. */
+			sodium_mlock(s->key, sizeof(s->key));
+		}
 	}
 	s->st.file_slots_total = s->nr_slots;
 	*out = s;
@@ -448,6 +473,8 @@ void ebb_swap_destroy(struct ebb_swap *s)
 	ZSTD_freeCCtx(s->zcc);
 	free(s->slot_bitmap);
 	free(s->punch_bitmap);
+	free(s->seal);
+	sodium_munlock(s->key, sizeof(s->key));   /* zeroes it too */
 	free(s->index);
 	free(s->ent);
 	free(s);
@@ -498,6 +525,38 @@ static void ent_release(struct ebb_swap *s, uint32_t id)
 	e->refcnt = 0;
 	e->loc = s->free_head;
 	s->free_head = id;
+}
+
+/* Encrypt @page for @slot into @out (4 KiB); nonce and tag go to the slot's seal. */
+static void seal_page(struct ebb_swap *s, uint64_t slot, const void *page, void *out)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = { 0 };
+	uint64_t ad = slot;
+
+	s->seal[slot].nonce = ++s->next_nonce;
+	memcpy(nonce, &s->seal[slot].nonce, sizeof(uint64_t));
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, s->seal[slot].tag, NULL, page,
+							    EBB_PAGE_SIZE, (const unsigned char *)&ad,
+							    sizeof(ad), NULL, nonce, s->key);
+}
+
+/* Decrypt and authenticate slot @slot's bytes in place: 0 or -EBADMSG. */
+static int unseal_page(struct ebb_swap *s, uint64_t slot, void *buf)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = { 0 };
+	uint64_t ad = slot;
+
+	memcpy(nonce, &s->seal[slot].nonce, sizeof(uint64_t));
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(buf, NULL, buf, EBB_PAGE_SIZE,
+								s->seal[slot].tag,
+								(const unsigned char *)&ad, sizeof(ad),
+								nonce, s->key) == 0)
+		return 0;
+	s->st.nr_checksum_errors++;
+	ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_csum, sw_now(s), EBB_LOG_ERROR,
+			 "swap %s: AUTHENTICATION FAILED on file slot %llu: the file was altered",
+			 s->cfg.name ? s->cfg.name : "", (unsigned long long)slot);
+	return -EBADMSG;
 }
 
 /* Read @len bytes at @off, continuing after short reads. */
@@ -608,7 +667,11 @@ static int load_raw(struct ebb_swap *s, uint32_t id, void *page)
 
 	if (e->tier == EBB_TIER_ZPOOL)
 		return zpool_decompress(s, e, page);
-	return file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
+	int ret = file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
+
+	if (!ret && s->seal)
+		ret = unseal_page(s, e->loc, page);
+	return ret;
 }
 
 /* Test-only injected load failure: -err for this load, or 0. */
@@ -677,6 +740,11 @@ int ebb_swap_load_run(struct ebb_swap *s, const uint32_t *ids, size_t n, void *p
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < k; i++) {
+		if (s->seal) {
+			ret = unseal_page(s, e0->loc + i, (char *)pages + i * EBB_PAGE_SIZE);
+			if (ret)
+				return i ? (int)i : ret;
+		}
 		ret = verify(s, ids[i], (char *)pages + i * EBB_PAGE_SIZE);
 		if (ret)
 			return i ? (int)i : ret;
@@ -750,7 +818,13 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 				s->st.nr_enospc++;
 				goto fail;
 			}
-			ret = file_write(s, page, EBB_PAGE_SIZE, (off_t)(slot * EBB_PAGE_SIZE));
+			const void *out = page;
+
+			if (s->seal) {
+				seal_page(s, slot, page, s->tmp);
+				out = s->tmp;
+			}
+			ret = file_write(s, out, EBB_PAGE_SIZE, (off_t)(slot * EBB_PAGE_SIZE));
 			if (!ret)
 				break;
 			/* Give the slot back (pending a punch: a failed write may
@@ -857,6 +931,7 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st)
 	st->metadata_bytes = (uint64_t)s->nr_ent_alloc * sizeof(struct sw_entry) +
 			     ((uint64_t)s->index_mask + 1) * sizeof(uint32_t) +
 			     (s->nr_slots + 63) / 64 * 8 * (s->punch_bitmap ? 2 : 1) +
+			     (s->seal ? s->nr_slots * sizeof(*s->seal) : 0) +
 			     ZSTD_sizeof_CCtx(s->zcc) + ZSTD_sizeof_DCtx(s->zdc);
 }
 

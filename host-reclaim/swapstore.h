@@ -10,6 +10,12 @@
  *      process), 4 KiB slots from a next-fit slot allocator so that pages
  *      evicted together land in neighbouring slots (readahead reads them in
  *      one pread).
+ * With file_encrypt, pages are written to the file encrypted with
+ * XChaCha20-Poly1305 (libsodium) under a random per-store key that lives only
+ * in this process's memory (zeroed at destroy); each write takes a fresh
+ * 64-bit counter as its nonce, the slot number is authenticated with it, and
+ * the nonce and 16-byte tag stay in memory (24 bytes per slot).  A page that
+ * fails authentication is -EBADMSG, like a checksum mismatch.
  * Every stored page carries a 64-bit content hash, used three ways: as the
  * checksum verified on every load (mismatch = -EBADMSG, logged as an error,
  * never returned as data), as the dedup key (identical pages are stored once,
@@ -57,6 +63,8 @@ struct ebb_swap_cfg {
 	const char *dir;                /* file tier directory; NULL = tier off */
 	uint64_t file_size_bytes;       /* file tier size (whole slots) */
 	bool file_no_prealloc;          /* skip fallocate (tests: real ENOSPC later) */
+	bool file_encrypt;              /* AEAD-encrypt the file tier with a key made at
+					 * create and never written anywhere (see below) */
 	const struct ebb_swap_io *io;   /* NULL = pread/pwrite */
 	ebb_reclaim_log_fn log;
 	void *log_ctx;

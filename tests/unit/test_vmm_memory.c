@@ -73,6 +73,12 @@ static void test_opts(void **state)
 	assert_non_null(strstr(err, "lz4, zstd or none"));
 	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "none", err, sizeof(err)), 0);
 	assert_int_equal(o.compress, VMM_SWAP_NONE);
+	assert_false(o.no_swap_encrypt);   /* encrypted by default */
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "off", err, sizeof(err)), 0);
+	assert_true(o.no_swap_encrypt);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "yes", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "on", err, sizeof(err)), 0);
+	assert_false(o.no_swap_encrypt);
 	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "maybe", err, sizeof(err)), -EINVAL);
 	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "on", err, sizeof(err)), 0);
 	assert_true(o.ksm);
