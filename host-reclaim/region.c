@@ -339,7 +339,9 @@ static int wp_range(struct ebb_region *r, uint64_t pfn, size_t nr, bool on)
  */
 static int backed_pages(struct ebb_region *r, uint64_t pfn, size_t n, bool *out)
 {
-	uint64_t ent[256];
+	uint64_t ent[256] = { 0 };
+
+	memset(out, 0, n * sizeof(*out));
 
 	while (n) {
 		size_t k = n < 256 ? n : 256;
@@ -352,7 +354,7 @@ static int backed_pages(struct ebb_region *r, uint64_t pfn, size_t n, bool *out)
 			for (size_t i = 0; i < k; i++)
 				out[i] = !!(ent[i] & (PM_PRESENT | PM_SWAPPED));
 		} else {
-			unsigned char v[256];
+			unsigned char v[256] = { 0 };
 
 			if (mincore((void *)(uintptr_t)page_addr(r, pfn), k * EBB_PAGE_SIZE, v) < 0)
 				return -errno;
