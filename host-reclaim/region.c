@@ -100,6 +100,9 @@ struct ebb_region {
 
 	pthread_mutex_t lock;
 	atomic_uint nr_readers_waiting;     /* owner calls waiting for lock (reads only) */
+	pthread_mutex_t snap_lock;          /* protects snap: never held with lock taken after it */
+	struct ebb_region_counters snap;    /* counters as of the last publish (under lock) */
+	bool snap_valid;
 	pthread_cond_t room_cv;
 	pthread_cond_t bg_cv;
 	/* --- protected by lock --- */
@@ -129,6 +132,8 @@ struct ebb_region {
 		int err;
 	} inj[EBB_INJ_NR];
 };
+
+static void publish_locked(struct ebb_region *r);
 
 static uint64_t mono_ns(void)
 {
@@ -785,6 +790,7 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 				break;
 			reclaimed += got;
 			if (atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+				publish_locked(r);
 				pthread_mutex_unlock(&r->lock);
 				sched_yield();
 				pthread_mutex_lock(&r->lock);
@@ -794,6 +800,7 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 		/* Nothing reclaimable: retry after one aging interval, not at once. */
 		if (!reclaimed)
 			r->bg_backoff_until_ns = now + r->cfg.aging_interval_ns;
+		publish_locked(r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return (int64_t)reclaimed;
@@ -1256,11 +1263,13 @@ int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
 		/* Let a reader of the counters in between faults (each fault's
 		 * direct reclaim is bounded; see ensure_room). */
 		if (i + 1 < n && atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+			publish_locked(r);
 			pthread_mutex_unlock(&r->lock);
 			sched_yield();
 			pthread_mutex_lock(&r->lock);
 		}
 	}
+	publish_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	return served;
 }
@@ -1451,6 +1460,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	if (r->cfg.aging_interval_ns == 0)
 		r->cfg.aging_interval_ns = 100ULL * 1000 * 1000;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->snap_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -1621,6 +1631,7 @@ void ebb_region_destroy(struct ebb_region *r)
 	pthread_cond_destroy(&r->room_cv);
 	pthread_cond_destroy(&r->bg_cv);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->snap_lock);
 	free(r);
 }
 
@@ -1737,12 +1748,11 @@ int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_
 	return 0;
 }
 
-void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c)
+static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 {
 	struct ebb_swap_stats st;
 	const struct ebb_lru *l;
 
-	reader_lock(r);
 	l = r->lru;
 	*c = r->c;
 	ebb_swap_get_stats(r->store, &st);
@@ -1777,8 +1787,59 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 			    (r->nr_pages + 63) / 64 * 8;
 	c->high_pages = r->high_pages;
 	c->max_pages = r->max_pages;
+}
+
+/* Publish the counters for readers that cannot get r->lock soon; lock held. */
+static void publish_locked(struct ebb_region *r)
+{
+	struct ebb_region_counters c;
+
+	counters_locked(r, &c);
+	pthread_mutex_lock(&r->snap_lock);
+	r->snap = c;
+	r->snap_valid = true;
+	pthread_mutex_unlock(&r->snap_lock);
+}
+
+/*
+ * Readers never wait on reclaim: if the region lock is not free within
+ * READER_WAIT_NS (a reclaim batch or a slow fault holds it), the counters
+ * published at the end of the last fault batch / reclaim step are returned.
+ */
+#define READER_WAIT_NS (10ULL * 1000 * 1000)
+
+void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)READER_WAIT_NS;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	atomic_fetch_add_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	if (pthread_mutex_timedlock(&r->lock, &ts) != 0) {
+		pthread_mutex_lock(&r->snap_lock);
+		if (r->snap_valid) {
+			*c = r->snap;
+			pthread_mutex_unlock(&r->snap_lock);
+			atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+			return;
+		}
+		pthread_mutex_unlock(&r->snap_lock);
+		pthread_mutex_lock(&r->lock);
+	}
+	atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	counters_locked(r, c);
+	pthread_mutex_lock(&r->snap_lock);
+	r->snap = *c;
+	r->snap_valid = true;
+	pthread_mutex_unlock(&r->snap_lock);
 	pthread_mutex_unlock(&r->lock);
 }
+
+
 
 enum ebb_evict_mode ebb_region_evict_mode(const struct ebb_region *r)
 {

@@ -21,7 +21,10 @@
  *
  * Locks: one mutex per region protects all of its state (page table, LRU,
  * store, counters, pressure).  Every public call takes it; none is called
- * with it held.  The owner must stop the threads that touch the memory before
+ * with it held.  ebb_region_get_counters() waits for it at most 10 ms, then
+ * returns the counters as published at the end of the last fault batch or
+ * reclaim cluster (a leaf lock guards that copy).  The owner must stop the
+ * threads that touch the memory before
  * ebb_region_destroy(): after it, pages that were swapped out read as zeroes.
  *
  * Kernel needs: userfaultfd with UFFD_FEATURE_MOVE (Linux 6.8+) or, as a
