@@ -37,7 +37,12 @@
  *     tracking is on, so the first write is seen by the next harvest);
  *   - a load that fails after retries (I/O error, checksum mismatch) is
  *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
- *     gets SIGBUS) when the kernel has it: wrong data is never returned.
+ *     gets SIGBUS); without it, an empty memfd mapped over the page raises
+ *     SIGBUS instead: wrong data is never returned, no thread is left
+ *     blocked;
+ *   - swapped-in pages are mapped write-protected until written (the first
+ *     write is a sync WP fault that un-protects and drops the copy), so a
+ *     read stays a read for the KVM dirty log.
  *
  * Background (ebb_region_step): update pressure averages and reclaim toward
  * high in batches of reclaim_batch_pages.  Reference sources are harvested
@@ -54,7 +59,10 @@
  * across ioctls on the uffd (they never wait for our own handler, except
  * reading a scratch page that is not present, which the code never does).
  * room_cv (with r->lock) is signalled whenever resident pages drop or limits
- * rise.
+ * rise.  snap_lock is a leaf: it guards the counters published for readers
+ * that do not get r->lock within 10 ms (ebb_region_get_counters).  Direct
+ * reclaim is bounded (see ensure_room); background reclaim and the fault
+ * handler step aside between clusters / faults when a reader waits.
  */
 #include "host-reclaim/region.h"
 #include "host-reclaim/uffd_compat.h"
