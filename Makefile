@@ -44,7 +44,7 @@ CC      ?= cc
 CLANG   ?= clang
 AR      ?= ar
 
-PKGS      := liblz4 libzstd json-c
+PKGS      := liblz4 libzstd json-c libsodium
 # Evaluated on first use (not at parse time), so `make deps check` works on a
 # fresh machine where pkg-config learns of the libraries only after deps ran.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)

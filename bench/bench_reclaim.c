@@ -10,6 +10,8 @@
  *             userfaultfd fault + UFFDIO_COPY vs the kernel's swap-in from
  *             zram (vm.page-cluster set to 0 for the run so neither side
  *             reads ahead; restored after);
+ *   file tier: ebb's swap-out to a swap file and swap-in from it, plaintext
+ *             vs encrypted (--swap-encrypt), side by side with the ratio;
  *   aging:    CPU time of one ebb reference harvest (PAGEMAP_SCAN over the
  *             region + applying the bits to the LRU) per GiB, with no page
  *             written and with every page written.
@@ -133,7 +135,10 @@ struct side {
 	char why[200];
 };
 
-static struct side bench_ebb(uint64_t size, uint64_t nr_touch, enum ebb_evict_mode mode)
+/* @file_tier: no compressed tier, everything to a swap file in /var/tmp,
+ * encrypted when @encrypt. */
+static struct side bench_ebb_ex(uint64_t size, uint64_t nr_touch, enum ebb_evict_mode mode,
+				bool file_tier, bool encrypt)
 {
 	struct side s = { 0 };
 	uint64_t nr = size / PG;
@@ -154,6 +159,12 @@ static struct side bench_ebb(uint64_t size, uint64_t nr_touch, enum ebb_evict_mo
 	cfg.base = mem;
 	cfg.size_bytes = size;
 	cfg.swap.zpool_budget_bytes = size;   /* all in the compressed tier, like zram */
+	if (file_tier) {
+		cfg.swap.zpool_budget_bytes = 0;
+		cfg.swap.dir = getenv("EBB_SWAP_DIR") ? getenv("EBB_SWAP_DIR") : "/var/tmp";
+		cfg.swap.file_size_bytes = size;
+		cfg.swap.file_encrypt = encrypt;
+	}
 	cfg.readahead_pages = 1;
 	cfg.keep_clean_copies = false;
 	cfg.evict_mode = mode;
@@ -179,8 +190,9 @@ static struct side bench_ebb(uint64_t size, uint64_t nr_touch, enum ebb_evict_mo
 
 	ebb_region_get_counters(r, &c);
 	s.out_mib_s = (double)(nr - c.resident_pages) * PG / (1 << 20) / ((double)(t1 - t0) / 1e9);
-	printf("# ebb (%s): evicted %llu of %llu pages (%llu compressed, %llu bytes)\n",
+	printf("# ebb (%s%s): evicted %llu of %llu pages (%llu compressed, %llu bytes)\n",
 	       mode == EBB_EVICT_WP ? "uffd-wp" : "UFFDIO_MOVE",
+	       file_tier ? (encrypt ? ", file tier encrypted" : ", file tier plaintext") : "",
 	       (unsigned long long)(nr - c.resident_pages), (unsigned long long)nr,
 	       (unsigned long long)c.compressed_pages, (unsigned long long)c.compressed_bytes);
 	s.in = touch_random(mem, nr, nr_touch);
@@ -191,6 +203,11 @@ static struct side bench_ebb(uint64_t size, uint64_t nr_touch, enum ebb_evict_mo
 	ebb_region_destroy(r);
 	munmap(mem, size);
 	return s;
+}
+
+static struct side bench_ebb(uint64_t size, uint64_t nr_touch, enum ebb_evict_mode mode)
+{
+	return bench_ebb_ex(size, nr_touch, mode, false, false);
 }
 
 /* ---- kernel + zram -------------------------------------------------------- */
@@ -391,6 +408,22 @@ int main(void)
 		printf("  wp:   swap-out %.1f MiB/s, swap-in p50 %.1f us, p99 %.1f us\n",
 		       w.out_mib_s, w.in.p50_us, w.in.p99_us);
 	}
+	/* The file tier, plaintext vs encrypted (XChaCha20-Poly1305), same run. */
+	struct side fp = bench_ebb_ex(size, nr_touch, EBB_EVICT_MOVE, true, false);
+	struct side fe = bench_ebb_ex(size, nr_touch, EBB_EVICT_MOVE, true, true);
+
+	printf("file tier (MOVE, /var/tmp or EBB_SWAP_DIR), plaintext vs encrypted:\n");
+	if (!fp.ok || !fe.ok) {
+		printf("  run INVALID: %s %s\n", fp.why, fe.why);
+	} else {
+		printf("  %-28s %14s %14s %10s\n", "", "plaintext", "encrypted", "enc/plain");
+		printf("  %-28s %8.1f MiB/s %8.1f MiB/s %10.2f\n", "swap-out throughput", fp.out_mib_s,
+		       fe.out_mib_s, fe.out_mib_s / fp.out_mib_s);
+		printf("  %-28s %8.1f us    %8.1f us    %10.2f\n", "swap-in fault latency p50", fp.in.p50_us,
+		       fe.in.p50_us, fe.in.p50_us / fp.in.p50_us);
+		printf("  %-28s %8.1f us    %8.1f us    %10.2f\n", "swap-in fault latency p99", fp.in.p99_us,
+		       fe.in.p99_us, fe.in.p99_us / fp.in.p99_us);
+	}
 	bench_aging(size);
-	return e.ok && w.ok ? 0 : 1;
+	return e.ok && w.ok && fp.ok && fe.ok ? 0 : 1;
 }

@@ -367,6 +367,10 @@ static int evict_batch(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		case EBB_EVICT_VANISHED:
 			s = EBB_PAGE_ZERO;
 			break;
+		case EBB_EVICT_LOST:
+			/* Not reclaimed memory in any useful sense, but off the LRU. */
+			s = EBB_PAGE_LOST;
+			break;
 		case EBB_EVICT_KEEP_DIRTY:
 			if (p->swap_id != EBB_SWAP_NONE)
 				ebb_lru_list_add(lru, pfn, EBB_LRU_INACTIVE_CLEAN);
@@ -481,6 +485,26 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		ret = ebb_lru_shrink(lru, sc, ev);
 		if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
 			break;
+	}
+	/*
+	 * swappiness 0 means "clean pages first", not "never swap": like the
+	 * kernel when file pages run out, once a full clean-only pass cannot
+	 * give what is asked, dirty pages are scanned too (with equal weight).
+	 * A hard limit holds at any swappiness.
+	 */
+	if (!ret && sc->may_swap && sc->swappiness <= 0 &&
+	    sc->nr_reclaimed - start < sc->nr_to_reclaim &&
+	    lru->lists[EBB_LRU_INACTIVE_DIRTY].nr + lru->lists[EBB_LRU_ACTIVE_DIRTY].nr) {
+		int saved = sc->swappiness;
+
+		sc->swappiness = 100;
+		for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
+			sc->priority = prio;
+			ret = ebb_lru_shrink(lru, sc, ev);
+			if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
+				break;
+		}
+		sc->swappiness = saved;
 	}
 	return ret;
 }

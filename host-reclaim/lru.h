@@ -90,7 +90,7 @@ _Static_assert(sizeof(struct ebb_page) == 16, "page state must stay 16 bytes");
 struct ebb_scan_control {
 	uint64_t nr_to_reclaim;
 	int priority;            /* scan (list size >> priority); 12 gentle .. 0 all */
-	int swappiness;          /* 0..200: weight of dirty vs clean (200 - swappiness) */
+	int swappiness;          /* 0..200: weight of dirty vs clean (200 - swappiness); 0 = clean first, dirty only when clean cannot give enough */
 	bool may_writepage;      /* dirty pages may go to the file tier (I/O) */
 	bool may_swap;           /* dirty pages may be stored at all; false = drop clean/zero only */
 	/* results, accumulated (the caller zeroes them) */
@@ -111,6 +111,7 @@ enum ebb_evict_result {
 	EBB_EVICT_VANISHED,      /* page was already gone from RAM (treated as zero) */
 	EBB_EVICT_KEEP,          /* could not evict: stays resident (rotated) */
 	EBB_EVICT_KEEP_DIRTY,    /* clean copy was stale and may not write: now dirty */
+	EBB_EVICT_LOST,          /* could be neither kept nor stored: content lost */
 };
 
 struct ebb_evict_req {

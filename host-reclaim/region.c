@@ -37,7 +37,12 @@
  *     tracking is on, so the first write is seen by the next harvest);
  *   - a load that fails after retries (I/O error, checksum mismatch) is
  *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
- *     gets SIGBUS) when the kernel has it: wrong data is never returned.
+ *     gets SIGBUS); without it, an empty memfd mapped over the page raises
+ *     SIGBUS instead: wrong data is never returned, no thread is left
+ *     blocked;
+ *   - swapped-in pages are mapped write-protected until written (the first
+ *     write is a sync WP fault that un-protects and drops the copy), so a
+ *     read stays a read for the KVM dirty log.
  *
  * Background (ebb_region_step): update pressure averages and reclaim toward
  * high in batches of reclaim_batch_pages.  Reference sources are harvested
@@ -54,7 +59,10 @@
  * across ioctls on the uffd (they never wait for our own handler, except
  * reading a scratch page that is not present, which the code never does).
  * room_cv (with r->lock) is signalled whenever resident pages drop or limits
- * rise.
+ * rise.  snap_lock is a leaf: it guards the counters published for readers
+ * that do not get r->lock within 10 ms (ebb_region_get_counters).  Direct
+ * reclaim is bounded (see ensure_room); background reclaim and the fault
+ * handler step aside between clusters / faults when a reader waits.
  */
 #include "host-reclaim/region.h"
 #include "host-reclaim/uffd_compat.h"
@@ -63,7 +71,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -88,13 +98,19 @@ struct ebb_region {
 	uint64_t nr_pages;                  /* immutable */
 	int uffd;                           /* immutable */
 	int stop_fd;                        /* eventfd: wakes the handler on stop */
+	int pagemap_fd;                     /* /proc/self/pagemap, or -1 (then mincore) */
 	uint64_t uffd_features;
 	bool have_poison;
 	bool wp_tracking;                   /* WP_ASYNC dirty source active */
+	bool wp_swapin;                     /* swapped-in pages mapped write-protected (sync WP) */
 	bool evict_wp;                      /* evict with sync uffd-wp, not UFFDIO_MOVE */
 	char *scratch;                      /* EBB_SWAP_CLUSTER_MAX pages */
 
 	pthread_mutex_t lock;
+	atomic_uint nr_readers_waiting;     /* owner calls waiting for lock (reads only) */
+	pthread_mutex_t snap_lock;          /* protects snap: never held with lock taken after it */
+	struct ebb_region_counters snap;    /* counters as of the last publish (under lock) */
+	bool snap_valid;
 	pthread_cond_t room_cv;
 	pthread_cond_t bg_cv;
 	/* --- protected by lock --- */
@@ -117,7 +133,15 @@ struct ebb_region {
 
 	pthread_t handler_thread, bg_thread;
 	bool threads_running;
+	int lost_fd;                        /* empty memfd: SIGBUS mapping for lost pages */
+	/* Test-only failure injection (ebb_region_test_inject); under lock. */
+	struct {
+		uint32_t skip, nr;
+		int err;
+	} inj[EBB_INJ_NR];
 };
+
+static void publish_locked(struct ebb_region *r);
 
 static uint64_t mono_ns(void)
 {
@@ -162,6 +186,30 @@ void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
 
 /* ---- uffd helpers -------------------------------------------------------- */
 
+/*
+ * Every UFFDIO_* call on the region goes through here, so that tests can make
+ * any of them fail (ebb_region_test_inject).  Returns ioctl()'s result; a
+ * failure (real or injected) is counted.
+ */
+static int uffd_ioctl(struct ebb_region *r, enum ebb_region_inject what, unsigned long req, void *arg)
+{
+	if (r->inj[what].nr) {
+		if (r->inj[what].skip) {
+			r->inj[what].skip--;
+		} else {
+			r->inj[what].nr--;
+			r->c.nr_uffd_errors++;
+			errno = r->inj[what].err;
+			return -1;
+		}
+	}
+	if (ioctl(r->uffd, req, arg) == 0)
+		return 0;
+	if (errno != EEXIST && errno != EAGAIN && errno != EBUSY && errno != ENOENT)
+		r->c.nr_uffd_errors++;
+	return -1;
+}
+
 static int uffd_open(uint64_t want, uint64_t *features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = want };
@@ -204,7 +252,7 @@ static int uffd_wake(struct ebb_region *r, uint64_t addr, uint64_t len)
 {
 	struct uffdio_range rg = { .start = addr, .len = len };
 
-	return ioctl(r->uffd, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
+	return uffd_ioctl(r, EBB_INJ_UFFD_WAKE, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
 }
 
 /* ---- eviction ------------------------------------------------------------ */
@@ -289,7 +337,48 @@ static int wp_range(struct ebb_region *r, uint64_t pfn, size_t nr, bool on)
 		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,  /* WP|DONTWAKE is EINVAL */
 	};
 
-	return ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+	return uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+
+/*
+ * Is each of @n pages from @pfn backed by something (in RAM, or in the host
+ * kernel's swap)?  A page the host swapped out is not "gone": mincore() says
+ * 0 for it, but reading it brings it back with no userfault.  From pagemap's
+ * present/swapped bits, one read per call; mincore() (RAM only) where
+ * pagemap cannot be read.  0 or -errno.
+ */
+static int backed_pages(struct ebb_region *r, uint64_t pfn, size_t n, bool *out)
+{
+	uint64_t ent[256] = { 0 };
+
+	memset(out, 0, n * sizeof(*out));
+
+	while (n) {
+		size_t k = n < 256 ? n : 256;
+		ssize_t got = -1;
+
+		if (r->pagemap_fd >= 0)
+			got = pread(r->pagemap_fd, ent, k * sizeof(ent[0]),
+				    (off_t)(page_addr(r, pfn) / EBB_PAGE_SIZE * sizeof(ent[0])));
+		if (got == (ssize_t)(k * sizeof(ent[0]))) {
+			for (size_t i = 0; i < k; i++)
+				out[i] = !!(ent[i] & (PM_PRESENT | PM_SWAPPED));
+		} else {
+			unsigned char v[256] = { 0 };
+
+			if (mincore((void *)(uintptr_t)page_addr(r, pfn), k * EBB_PAGE_SIZE, v) < 0)
+				return -errno;
+			for (size_t i = 0; i < k; i++)
+				out[i] = v[i] & 1;
+		}
+		pfn += k;
+		out += k;
+		n -= k;
+	}
+	return 0;
 }
 
 /*
@@ -321,13 +410,19 @@ static void evict_wp(struct ebb_region *r, const struct ebb_scan_control *sc,
 			i += run;
 			continue;
 		}
+		bool backed[EBB_SWAP_CLUSTER_MAX];
+
+		if (backed_pages(r, sorted[i]->pfn, run, backed))
+			memset(backed, 0, sizeof(backed));
 		for (size_t k = 0; k < run; k++) {
 			struct ebb_evict_req *q = sorted[i + k];
-			unsigned char v = 0;
 			void *page = (void *)(uintptr_t)page_addr(r, q->pfn);
 
-			/* Never read a page that is not there: that would fault to us. */
-			if (mincore(page, EBB_PAGE_SIZE, &v) < 0 || !(v & 1)) {
+			/*
+			 * Never read a page that is not there: that would fault to
+			 * us.  A page in host swap is there (the read swaps it in).
+			 */
+			if (!backed[k]) {
 				q->result = EBB_EVICT_VANISHED;
 				r->c.nr_vanished++;
 				release_copy(r, q);
@@ -354,8 +449,12 @@ static void evict_wp(struct ebb_region *r, const struct ebb_scan_control *sc,
 	}
 }
 
-/* Put page @i of the scratch area back at region page @pfn. */
-static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
+/*
+ * Put page @i of the scratch area back at region page @pfn.  0, or -errno
+ * when neither a move nor a copy could put it back (its content is then
+ * only in scratch: the caller must keep it elsewhere).
+ */
+static int move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 {
 	struct uffdio_move mv = {
 		.dst = page_addr(r, pfn),
@@ -364,8 +463,8 @@ static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 		.mode = 0,
 	};
 
-	if (ioctl(r->uffd, UFFDIO_MOVE, &mv) == 0)
-		return;
+	if (uffd_ioctl(r, EBB_INJ_UFFD_MOVE, UFFDIO_MOVE, &mv) == 0)
+		return 0;
 	/* Fall back to a copy: the content is still in scratch. */
 	struct uffdio_copy cp = {
 		.dst = page_addr(r, pfn),
@@ -373,9 +472,13 @@ static void move_back(struct ebb_region *r, unsigned i, uint32_t pfn)
 		.len = EBB_PAGE_SIZE,
 		.mode = 0,
 	};
-	if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
-		RLOG(r, &r->rl_evict, EBB_LOG_ERROR, "%s: cannot restore page %u: %s",
-		     r->cfg.name, pfn, strerror(errno));
+	if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) == 0 || errno == EEXIST)
+		return 0;
+	int err = -errno;
+
+	RLOG(r, &r->rl_evict, EBB_LOG_ERROR, "%s: cannot restore page %u: %s",
+	     r->cfg.name, pfn, strerror(-err));
+	return err;
 }
 
 static int region_evict(void *ctx, const struct ebb_scan_control *sc,
@@ -431,7 +534,7 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 			int err = 0;
 			size_t got;
 
-			if (ioctl(r->uffd, UFFDIO_MOVE, &mv) < 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_MOVE, UFFDIO_MOVE, &mv) < 0)
 				err = errno;
 			got = mv.move > 0 ? (size_t)mv.move / EBB_PAGE_SIZE : 0;
 			if (!err && got == 0)
@@ -466,11 +569,39 @@ static int region_evict(void *ctx, const struct ebb_scan_control *sc,
 		decide_one(r, sc, sorted[k], r->scratch + k * EBB_PAGE_SIZE, &full);
 	}
 
-	/* Step 4: whatever was moved but not evicted goes back. */
-	for (size_t k = 0; k < n; k++)
-		if (moved[k] && (sorted[k]->result == EBB_EVICT_KEEP ||
-				 sorted[k]->result == EBB_EVICT_KEEP_DIRTY))
-			move_back(r, (unsigned)k, sorted[k]->pfn);
+	/*
+	 * Step 4: whatever was moved but not evicted goes back.  If it cannot
+	 * (both a move and a copy failed), its content is only in scratch:
+	 * store it after all (the file tier too), and if even that fails the
+	 * page is lost — marked so, never left "resident" with an empty PTE,
+	 * which would make every touch fault again forever.
+	 */
+	for (size_t k = 0; k < n; k++) {
+		struct ebb_evict_req *q = sorted[k];
+		const void *page = r->scratch + k * EBB_PAGE_SIZE;
+		uint32_t id;
+
+		if (!moved[k] || (q->result != EBB_EVICT_KEEP && q->result != EBB_EVICT_KEEP_DIRTY))
+			continue;
+		if (move_back(r, (unsigned)k, q->pfn) == 0)
+			continue;
+		r->c.nr_restore_failed++;
+		release_copy(r, q);
+		if (ebb_swap_page_is_zero(page)) {
+			q->result = EBB_EVICT_ZERO;
+			r->c.nr_zero_out++;
+		} else if (ebb_swap_store(r->store, page, ebb_swap_hash_page(page), true, &id) == 0) {
+			q->swap_id = id;
+			q->result = EBB_EVICT_SWAPPED;
+			r->c.nr_swapped_out++;
+		} else {
+			q->result = EBB_EVICT_LOST;
+			r->c.nr_lost_pages++;
+			RLOG(r, NULL, EBB_LOG_ERROR,
+			     "%s: PAGE LOST: page %u could be neither restored nor stored; marked lost",
+			     r->cfg.name, q->pfn);
+		}
+	}
 
 	/* Step 5: free the batch with one call. */
 	if (n)
@@ -639,11 +770,15 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 
 	pthread_mutex_lock(&r->lock);
 	ebb_psi_update(&r->psi, now);
-	if (!r->high_pages)
+	/* With max but no high, the background thread still works toward max:
+	 * direct reclaim is bounded and leaves the rest of an excess to it. */
+	uint64_t limit = r->high_pages ? r->high_pages : r->max_pages;
+
+	if (!limit)
 		r->bg_active = false;
-	else if (resident(r) > r->high_pages)
+	else if (resident(r) > limit)
 		r->bg_active = true;
-	target = ebb_region_bg_target(r->high_pages, r->cfg.reclaim_batch_pages);
+	target = ebb_region_bg_target(limit, r->cfg.reclaim_batch_pages);
 	if (r->bg_active && resident(r) <= target)
 		r->bg_active = false;
 	if (r->bg_active && now >= r->bg_backoff_until_ns) {
@@ -652,11 +787,28 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 		maybe_age_locked(r, now);
 		if (want > r->cfg.reclaim_batch_pages)
 			want = r->cfg.reclaim_batch_pages;
-		reclaimed = reclaim_locked(r, want, true);
+		/* In clusters, stepping aside for a reader between them. */
+		while (reclaimed < want) {
+			uint64_t chunk = want - reclaimed, got;
+
+			if (chunk > EBB_SWAP_CLUSTER_MAX)
+				chunk = EBB_SWAP_CLUSTER_MAX;
+			got = reclaim_locked(r, chunk, true);
+			if (!got)
+				break;
+			reclaimed += got;
+			if (atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+				publish_locked(r);
+				pthread_mutex_unlock(&r->lock);
+				sched_yield();
+				pthread_mutex_lock(&r->lock);
+			}
+		}
 		r->c.nr_background_reclaim += reclaimed;
 		/* Nothing reclaimable: retry after one aging interval, not at once. */
 		if (!reclaimed)
 			r->bg_backoff_until_ns = now + r->cfg.aging_interval_ns;
+		publish_locked(r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return (int64_t)reclaimed;
@@ -678,6 +830,14 @@ static void timespec_after(struct timespec *ts, uint64_t ns)
 /*
  * Make room for @n more resident pages under max.  Called with r->lock held;
  * may drop it while waiting.  0, or -ENOMEM after the bounded wait.
+ *
+ * Direct reclaim is bounded, as the kernel's is (SWAP_CLUSTER_MAX pages per
+ * call, kswapd does the rest): each pass asks for the fault's own pages plus
+ * at most one cluster, never the whole excess.  After a large drop of max
+ * the resident set is far above the new limit; a fault then goes on as soon
+ * as it has freed what it adds (resident never grows), and the background
+ * reclaimer, woken here, brings the region down in batches, dropping the
+ * lock between them: counters stay readable, faults stay short.
  */
 static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 {
@@ -687,6 +847,10 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 		uint64_t want = resident(r) + n - r->max_pages;
 		uint64_t t = mono_ns();
 
+		if (want < EBB_SWAP_CLUSTER_MAX)
+			want = EBB_SWAP_CLUSTER_MAX;
+		if (want > n + EBB_SWAP_CLUSTER_MAX)
+			want = n + EBB_SWAP_CLUSTER_MAX;
 		/*
 		 * Direct reclaim, unless the last attempt found nothing to
 		 * reclaim (store full, write errors, all pinned): then rescanning
@@ -698,20 +862,20 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 
 			maybe_age_locked(r, now_ns(r));
 			r->c.nr_direct_reclaim++;
-			got += reclaim_locked_ex(r, want < EBB_SWAP_CLUSTER_MAX ? EBB_SWAP_CLUSTER_MAX : want,
-						 true, &stuck);
+			got += reclaim_locked_ex(r, want, true, &stuck);
 			if (resident(r) + n <= r->max_pages)
 				break;
 			/*
 			 * Still above max after paying for our own pages: the limit was
 			 * lowered under a larger resident set (ebb set max=, a balloon
 			 * hand-off).  Like a memcg charge after its reclaim batch, the
-			 * fault goes on once it has freed at least what it adds and a
-			 * full batch: resident never grows, and the background thread
-			 * brings it down to high.  Not an OOM.
+			 * fault goes on once it has freed at least what it adds:
+			 * resident never grows, and the background thread brings it
+			 * down.  Not an OOM.
 			 */
-			if (got >= n + EBB_SWAP_CLUSTER_MAX && mono_ns() - start >= r->cfg.max_wait_ns) {
+			if (got >= n) {
 				r->c.nr_max_overrun++;
+				pthread_cond_signal(&r->bg_cv);
 				break;
 			}
 			if (stuck)
@@ -719,6 +883,7 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 			else if (mono_ns() - start < r->cfg.max_wait_ns)
 				continue;   /* references consumed: the next pass finds pages */
 		}
+		pthread_cond_signal(&r->bg_cv);
 		uint64_t waited = mono_ns() - start;
 
 		if (waited >= r->cfg.max_wait_ns || r->stopping) {
@@ -740,6 +905,20 @@ static int ensure_room(struct ebb_region *r, uint64_t n, uint64_t pfn)
 	return 0;
 }
 
+/* Replace page @pfn of the region by a mapping that raises SIGBUS. */
+static int sigbus_page(struct ebb_region *r, uint64_t pfn)
+{
+	if (r->lost_fd < 0) {
+		r->lost_fd = memfd_create("ebb-lost-page", MFD_CLOEXEC);
+		if (r->lost_fd < 0)
+			return -errno;
+	}
+	if (mmap((void *)(uintptr_t)page_addr(r, pfn), EBB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, r->lost_fd, 0) == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
 static void poison_page(struct ebb_region *r, uint64_t pfn)
 {
 	struct uffdio_poison po = {
@@ -748,7 +927,7 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 	};
 
 	if (r->have_poison) {
-		if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
 			return;
 		if (errno == EEXIST) {
 			/*
@@ -761,9 +940,9 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 			};
 
-			ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp);
+			uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp);
 			po.updated = 0;
-			if (ioctl(r->uffd, UFFDIO_POISON, &po) == 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
 				return;
 			if (errno == EEXIST) {
 				/* Already poisoned (a second message for the same fault). */
@@ -772,10 +951,26 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 			}
 		}
 	}
-	/* No poison: the thread stays blocked rather than see wrong data. */
+	/*
+	 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's 6.1) or it
+	 * failed.  The faulting thread must neither block forever nor read
+	 * wrong data: map an empty memfd over the page (MAP_SHARED past its end
+	 * of file), so that every access raises SIGBUS (BUS_ADRERR; a vCPU's
+	 * KVM_RUN returns EFAULT), and wake the waiters.  Counted.
+	 */
+	int err = r->have_poison ? errno : EOPNOTSUPP;
+
+	if (sigbus_page(r, pfn) == 0) {
+		r->c.nr_lost_sigbus++;
+		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
+		     "%s: page %llu lost and cannot be poisoned (%s): every access to it now raises SIGBUS",
+		     r->cfg.name, (unsigned long long)pfn, strerror(err));
+		uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+		return;
+	}
 	RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
-	     "%s: page %llu lost and cannot be poisoned (%s): faulting thread left blocked",
-	     r->cfg.name, (unsigned long long)pfn, r->have_poison ? strerror(errno) : "no UFFDIO_POISON");
+	     "%s: page %llu lost and cannot be poisoned (%s) nor unmapped (%s): faulting thread left blocked",
+	     r->cfg.name, (unsigned long long)pfn, strerror(err), strerror(errno));
 }
 
 /*
@@ -800,7 +995,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			.mode = 0,
 		};
 
-		if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+		if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 			if (errno != EEXIST)
 				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
 				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
@@ -808,7 +1003,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			if (errno != EEXIST)
 				return;
 		}
-	} else if (ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp) < 0) {
+	} else if (uffd_ioctl(r, EBB_INJ_UFFD_ZEROPAGE, UFFDIO_ZEROPAGE, &zp) < 0) {
 		/*
 		 * EEXIST with no page present: the PTE holds a uffd-wp marker
 		 * (WP_ASYNC implies WP_UNPOPULATED), which ZEROPAGE refuses but
@@ -821,7 +1016,7 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 			.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
 		};
 
-		if (errno != EEXIST || ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+		if (errno != EEXIST || uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 			if (errno != EEXIST) {
 				RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: zero fill of page %llu: %s",
 				     r->cfg.name, (unsigned long long)pfn, strerror(errno));
@@ -885,19 +1080,20 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		return;
 	}
 	k = (size_t)got;
+	bool wp = r->wp_tracking || r->wp_swapin;
 	struct uffdio_copy cp = {
 		.dst = page_addr(r, pfn),
 		.src = (uint64_t)(uintptr_t)r->iobuf,
 		.len = k * EBB_PAGE_SIZE,
-		.mode = r->wp_tracking ? UFFDIO_COPY_MODE_WP : 0,
+		.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
-	if (write && r->wp_tracking) {
+	if (write && wp) {
 		/* The faulting page writable, the readahead rest protected. */
 		struct uffdio_copy first = cp;
 
 		first.len = EBB_PAGE_SIZE;
 		first.mode = UFFDIO_COPY_MODE_DONTWAKE;
-		if (ioctl(r->uffd, UFFDIO_COPY, &first) < 0 && errno != EEXIST) {
+		if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &first) < 0 && errno != EEXIST) {
 			RLOG(r, &r->rl_fault, EBB_LOG_ERROR, "%s: UFFDIO_COPY page %llu: %s",
 			     r->cfg.name, (unsigned long long)pfn, strerror(errno));
 			uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
@@ -907,11 +1103,11 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 			cp.dst += EBB_PAGE_SIZE;
 			cp.src += EBB_PAGE_SIZE;
 			cp.len -= EBB_PAGE_SIZE;
-			if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0)
 				k = 1 + (cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0);
 		}
 		uffd_wake(r, page_addr(r, pfn), EBB_PAGE_SIZE);
-	} else if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0) {
+	} else if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0) {
 		int err = errno;
 		size_t copied = cp.copy > 0 ? (size_t)cp.copy / EBB_PAGE_SIZE : 0;
 
@@ -932,7 +1128,7 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		uint32_t p = (uint32_t)(pfn + i);
 		struct ebb_page *pg = &r->lru->pages[p];
 
-		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && r->wp_tracking);
+		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && wp);
 
 		if (!keep) {
 			ebb_swap_put(r->store, pg->swap_id);
@@ -970,7 +1166,7 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 		if (addr >= s && addr < s + EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE) {
 			struct uffdio_zeropage zp = { .range = { addr, EBB_PAGE_SIZE }, .mode = 0 };
 
-			ioctl(r->uffd, UFFDIO_ZEROPAGE, &zp);
+			uffd_ioctl(r, EBB_INJ_UFFD_ZEROPAGE, UFFDIO_ZEROPAGE, &zp);
 		}
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
 		return;
@@ -978,7 +1174,45 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 	pfn = (addr - r->base) / EBB_PAGE_SIZE;
 	write = !!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	r->c.nr_faults++;
+	if ((m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) &&
+	    r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
+		/*
+		 * The first write to a page mapped write-protected at swap-in (or
+		 * one that met an eviction's protection and stayed): from now on
+		 * it differs from its copy.  Un-protect (this wakes the writer)
+		 * and drop the copy, as a dirty-log report of the write would.
+		 */
+		uint32_t stale;
+
+		r->c.nr_wp_faults++;
+		if (wp_range(r, pfn, 1, false))
+			uffd_wake(r, addr, EBB_PAGE_SIZE);
+		stale = ebb_lru_reference(r->lru, (uint32_t)pfn, true);
+		if (stale != EBB_SWAP_NONE)
+			ebb_swap_put(r->store, stale);
+		return;
+	}
 	if (r->lru->pages[pfn].state == EBB_PAGE_RESIDENT) {
+		bool backed = true;
+
+		/*
+		 * A missing fault on a page we hold resident: another thread's
+		 * fault on it was served first (spurious), unless its PTE is
+		 * really empty — its content is gone, and waking the thread
+		 * would only make it fault again forever.
+		 */
+		if (!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) &&
+		    backed_pages(r, pfn, 1, &backed) == 0 && !backed) {
+			uint32_t id = ebb_lru_forget(r->lru, (uint32_t)pfn, EBB_PAGE_LOST);
+
+			if (id != EBB_SWAP_NONE)
+				ebb_swap_put(r->store, id);
+			r->c.nr_lost_pages++;
+			RLOG(r, NULL, EBB_LOG_ERROR, "%s: PAGE LOST: resident page %llu has no content",
+			     r->cfg.name, (unsigned long long)pfn);
+			poison_page(r, pfn);
+			return;
+		}
 		r->c.nr_spurious++;
 		uffd_wake(r, addr, EBB_PAGE_SIZE);
 		return;
@@ -1034,7 +1268,16 @@ int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
 		handle_one(r, &msgs[i]);
 		ebb_psi_stall_end(&r->psi, now_ns(r));
 		served++;
+		/* Let a reader of the counters in between faults (each fault's
+		 * direct reclaim is bounded; see ensure_room). */
+		if (i + 1 < n && atomic_load_explicit(&r->nr_readers_waiting, memory_order_relaxed)) {
+			publish_locked(r);
+			pthread_mutex_unlock(&r->lock);
+			sched_yield();
+			pthread_mutex_lock(&r->lock);
+		}
 	}
+	publish_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	return served;
 }
@@ -1152,18 +1395,19 @@ static int uffd_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
 	return ioctl(uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
-/* Pages already present when the region is created start resident. */
+/* Pages already present (in RAM or in host swap) when the region is created start resident. */
 static int adopt_resident(struct ebb_region *r)
 {
-	unsigned char vec[4096];
+	bool backed[4096];
 
-	for (uint64_t pfn = 0; pfn < r->nr_pages; pfn += sizeof(vec)) {
-		uint64_t cnt = r->nr_pages - pfn < sizeof(vec) ? r->nr_pages - pfn : sizeof(vec);
+	for (uint64_t pfn = 0; pfn < r->nr_pages; pfn += 4096) {
+		uint64_t cnt = r->nr_pages - pfn < 4096 ? r->nr_pages - pfn : 4096;
+		int ret = backed_pages(r, pfn, cnt, backed);
 
-		if (mincore((void *)(uintptr_t)page_addr(r, pfn), cnt * EBB_PAGE_SIZE, vec) < 0)
-			return -errno;
+		if (ret)
+			return ret;
 		for (uint64_t i = 0; i < cnt; i++)
-			if (vec[i] & 1)
+			if (backed[i])
 				ebb_lru_page_in(r->lru, (uint32_t)(pfn + i), false);
 	}
 	return 0;
@@ -1213,6 +1457,8 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->cfg = *cfg;
 	r->uffd = -1;
 	r->stop_fd = -1;
+	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	r->lost_fd = -1;
 	r->base = (uint64_t)(uintptr_t)cfg->base;
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
@@ -1222,6 +1468,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	if (r->cfg.aging_interval_ns == 0)
 		r->cfg.aging_interval_ns = 100ULL * 1000 * 1000;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->snap_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -1313,7 +1560,16 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	madvise(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE, MADV_NOHUGEPAGE);
 
 	mode = UFFDIO_REGISTER_MODE_MISSING;
-	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) || r->evict_wp)
+	/*
+	 * Swapped-in pages are mapped write-protected until written, so that a
+	 * read stays a read: with a writable host PTE, KVM maps a page writable
+	 * on a guest read and its dirty log reports it written, which would drop
+	 * the page's clean copy.  Sync WP faults (5.7+) on every kernel the
+	 * engine runs on; WP_ASYNC tracking does the same in the kernel.
+	 */
+	r->wp_swapin = cfg->keep_clean_copies && (r->uffd_features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+		       !(r->uffd_features & UFFD_FEATURE_WP_ASYNC);
+	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) || r->evict_wp || r->wp_swapin)
 		mode |= UFFDIO_REGISTER_MODE_WP;
 	ret = uffd_register(r->uffd, r->base, cfg->size_bytes, mode);
 	if (ret)
@@ -1366,6 +1622,10 @@ void ebb_region_destroy(struct ebb_region *r)
 	}
 	if (r->stop_fd >= 0)
 		close(r->stop_fd);
+	if (r->pagemap_fd >= 0)
+		close(r->pagemap_fd);
+	if (r->lost_fd >= 0)
+		close(r->lost_fd);
 	if (r->scratch)
 		munmap(r->scratch, EBB_SWAP_CLUSTER_MAX * EBB_PAGE_SIZE);
 	for (unsigned s = 0; s < r->nr_src; s++)
@@ -1379,10 +1639,20 @@ void ebb_region_destroy(struct ebb_region *r)
 	pthread_cond_destroy(&r->room_cv);
 	pthread_cond_destroy(&r->bg_cv);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->snap_lock);
 	free(r);
 }
 
 /* ---- owner calls --------------------------------------------------------- */
+
+/* The lock for a read-only owner call: announced, so that the fault handler
+ * steps aside between faults instead of serving a whole batch first. */
+static void reader_lock(struct ebb_region *r)
+{
+	atomic_fetch_add_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&r->lock);
+	atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+}
 
 int ebb_region_set_limits(struct ebb_region *r, uint64_t high_pages, uint64_t max_pages)
 {
@@ -1486,12 +1756,11 @@ int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_
 	return 0;
 }
 
-void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c)
+static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 {
 	struct ebb_swap_stats st;
 	const struct ebb_lru *l;
 
-	pthread_mutex_lock(&r->lock);
 	l = r->lru;
 	*c = r->c;
 	ebb_swap_get_stats(r->store, &st);
@@ -1518,6 +1787,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 	c->compressed_bytes = st.zpool_bytes;
 	c->file_pages = st.file_pages;
 	c->file_bytes = st.file_bytes;
+	c->file_allocated_bytes = st.file_allocated_bytes;
 	c->dedup_saved_bytes = st.dedup_saved_bytes;
 	c->nr_dedup_hits = st.nr_dedup_hits;
 	c->nr_incompressible = st.nr_incompressible;
@@ -1525,12 +1795,68 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 			    (r->nr_pages + 63) / 64 * 8;
 	c->high_pages = r->high_pages;
 	c->max_pages = r->max_pages;
+}
+
+/* Publish the counters for readers that cannot get r->lock soon; lock held. */
+static void publish_locked(struct ebb_region *r)
+{
+	struct ebb_region_counters c;
+
+	counters_locked(r, &c);
+	pthread_mutex_lock(&r->snap_lock);
+	r->snap = c;
+	r->snap_valid = true;
+	pthread_mutex_unlock(&r->snap_lock);
+}
+
+/*
+ * Readers never wait on reclaim: if the region lock is not free within
+ * READER_WAIT_NS (a reclaim batch or a slow fault holds it), the counters
+ * published at the end of the last fault batch / reclaim step are returned.
+ */
+#define READER_WAIT_NS (10ULL * 1000 * 1000)
+
+void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)READER_WAIT_NS;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	atomic_fetch_add_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	if (pthread_mutex_timedlock(&r->lock, &ts) != 0) {
+		pthread_mutex_lock(&r->snap_lock);
+		if (r->snap_valid) {
+			*c = r->snap;
+			pthread_mutex_unlock(&r->snap_lock);
+			atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+			return;
+		}
+		pthread_mutex_unlock(&r->snap_lock);
+		pthread_mutex_lock(&r->lock);
+	}
+	atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
+	counters_locked(r, c);
+	pthread_mutex_lock(&r->snap_lock);
+	r->snap = *c;
+	r->snap_valid = true;
+	pthread_mutex_unlock(&r->snap_lock);
 	pthread_mutex_unlock(&r->lock);
+}
+
+
+
+enum ebb_evict_mode ebb_region_evict_mode(const struct ebb_region *r)
+{
+	return r->evict_wp ? EBB_EVICT_WP : EBB_EVICT_MOVE;   /* immutable after create */
 }
 
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out)
 {
-	pthread_mutex_lock(&r->lock);
+	reader_lock(r);
 	ebb_psi_get(&r->psi, now_ns(r), out);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -1544,4 +1870,30 @@ enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn)
 		s = (enum ebb_page_state)r->lru->pages[pfn].state;
 	pthread_mutex_unlock(&r->lock);
 	return s;
+}
+
+/* ---- test-only hooks ----------------------------------------------------- */
+
+int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
+			   uint32_t nr_calls, int err)
+{
+	if (!r || (unsigned)what >= EBB_INJ_NR || err <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (what == EBB_INJ_STORE_READ) {
+		ebb_swap_test_fail_loads(r->store, skip_calls, nr_calls, err);
+	} else {
+		r->inj[what].skip = skip_calls;
+		r->inj[what].nr = nr_calls;
+		r->inj[what].err = err;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void ebb_region_test_hide_poison(struct ebb_region *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->have_poison = false;
+	pthread_mutex_unlock(&r->lock);
 }

@@ -21,7 +21,10 @@
  *
  * Locks: one mutex per region protects all of its state (page table, LRU,
  * store, counters, pressure).  Every public call takes it; none is called
- * with it held.  The owner must stop the threads that touch the memory before
+ * with it held.  ebb_region_get_counters() waits for it at most 10 ms, then
+ * returns the counters as published at the end of the last fault batch or
+ * reclaim cluster (a leaf lock guards that copy).  The owner must stop the
+ * threads that touch the memory before
  * ebb_region_destroy(): after it, pages that were swapped out read as zeroes.
  *
  * Kernel needs: userfaultfd with UFFD_FEATURE_MOVE (Linux 6.8+) or, as a
@@ -116,15 +119,20 @@ struct ebb_region_counters {
 	uint64_t nr_max_overrun;     /* faults served above max (nr_oom, or a lowered max
 	                              * under a larger resident set: see ensure_room) */
 	uint64_t nr_spurious;        /* fault on a page already resident */
+	uint64_t nr_wp_faults;       /* first writes to pages mapped write-protected at swap-in */
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
+	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (no UFFDIO_POISON) */
+	uint64_t nr_restore_failed;  /* kept pages that could not be put back (then stored or lost) */
+	uint64_t nr_uffd_errors;     /* UFFDIO_* calls that failed unexpectedly */
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads, nr_enospc, nr_checksum_errors;
 	uint64_t nr_errors;          /* all of the error counters above */
 	/* state */
 	uint64_t resident_pages, swapped_pages, zero_pages, ballooned_pages, never_pages;
 	uint64_t active_pages, inactive_pages, unevictable_pages, clean_pages;
 	uint64_t compressed_pages, compressed_bytes, file_pages, file_bytes;
+	uint64_t file_allocated_bytes; /* file system space the swap file holds (>= file_bytes) */
 	uint64_t dedup_saved_bytes, nr_dedup_hits, nr_incompressible;
 	uint64_t metadata_bytes;     /* page table + store tables */
 	uint64_t high_pages, max_pages;
@@ -171,6 +179,8 @@ int ebb_region_mark_ballooned(struct ebb_region *r, uint64_t first_pfn, uint64_t
 int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_t nr_pages, bool on);
 
 void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c);
+/* The eviction mode in use (EBB_EVICT_MOVE or EBB_EVICT_WP; AUTO resolved at create). */
+enum ebb_evict_mode ebb_region_evict_mode(const struct ebb_region *r);
 void ebb_region_get_psi(struct ebb_region *r, struct ebb_psi_stats *out);
 enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn);
 /* Does the running kernel support what create() needs (MOVE or WP eviction)?
@@ -201,5 +211,27 @@ struct ebb_page_idle_stats {
 };
 void ebb_refsrc_page_idle_get_stats(void *ctx, struct ebb_page_idle_stats *out);
 extern const struct ebb_refsrc_ops ebb_refsrc_page_idle_ops;
+
+/*
+ * FOR TESTS ONLY (compiled in, never called by ebb itself): make the next
+ * @nr_calls calls of one kind fail with -@err, after letting @skip_calls
+ * through.  Every UFFDIO_* ioctl the engine makes and every load from the
+ * swap store can be made to fail, to prove that each failure path neither
+ * hangs nor loses other pages.
+ */
+enum ebb_region_inject {
+	EBB_INJ_UFFD_COPY = 0,
+	EBB_INJ_UFFD_ZEROPAGE,
+	EBB_INJ_UFFD_MOVE,
+	EBB_INJ_UFFD_WRITEPROTECT,
+	EBB_INJ_UFFD_WAKE,
+	EBB_INJ_UFFD_POISON,
+	EBB_INJ_STORE_READ,
+	EBB_INJ_NR,
+};
+int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
+			   uint32_t nr_calls, int err);
+/* FOR TESTS ONLY: behave as on a kernel without UFFD_FEATURE_POISON. */
+void ebb_region_test_hide_poison(struct ebb_region *r);
 
 #endif /* EBB_HOST_RECLAIM_REGION_H */

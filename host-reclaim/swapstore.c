@@ -8,6 +8,15 @@
  * hit always needs a full byte comparison).  File slots are tracked in a
  * bitmap with a next-fit cursor, so consecutive stores get consecutive slots.
  *
+ * Space of a sparse file (file_no_prealloc): a freed slot still holds its
+ * file system blocks.  Freed slots are reused first (a store into one needs
+ * no new block), and once PUNCH_BATCH_SLOTS of them are pending, or a write
+ * meets ENOSPC, their ranges are punched out in runs (FALLOC_FL_PUNCH_HOLE)
+ * and the blocks go back to the file system.  A write that fails leaves the
+ * cursor where it was.  ENOSPC marks the file full for ENOSPC_RETRY_NS only
+ * (or until a slot frees): space may come back from elsewhere.  A
+ * preallocated file is never punched: its blocks are the VM's reservation.
+ *
  * Codecs: the compressed tier uses one codec per store, fixed at create
  * time, so an entry needs no codec tag.  LZ4 keeps no state between calls;
  * zstd compresses and decompresses through one ZSTD_CCtx and one ZSTD_DCtx
@@ -20,7 +29,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
 #include <lz4.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +47,8 @@
 #define CBUF_ZSTD_BYTES ((size_t)ZSTD_COMPRESSBOUND(EBB_PAGE_SIZE))
 #define CBUF_BYTES (CBUF_LZ4_BYTES > CBUF_ZSTD_BYTES ? CBUF_LZ4_BYTES : CBUF_ZSTD_BYTES)
 #define ZSTD_LEVEL_DEFAULT 1
+#define PUNCH_BATCH_SLOTS 256                        /* 1 MiB of freed slots */
+#define ENOSPC_RETRY_NS (1000ULL * 1000 * 1000)      /* retry a full file system after 1 s */
 
 struct sw_entry {
 	uint64_t hash;
@@ -43,6 +57,12 @@ struct sw_entry {
 	uint16_t len;       /* compressed length (zpool) */
 	uint8_t tier;       /* enum ebb_swap_tier; NONE = free */
 	uint8_t pad;
+};
+
+/* What authenticates one encrypted file slot; kept in memory only. */
+struct slot_seal {
+	uint64_t nonce;
+	unsigned char tag[crypto_aead_xchacha20poly1305_ietf_ABYTES];
 };
 
 struct ebb_swap {
@@ -60,9 +80,19 @@ struct ebb_swap {
 	uint64_t *slot_bitmap;
 	uint64_t slot_cursor;
 	uint64_t slots_used;
+	uint64_t *punch_bitmap;  /* freed slots whose blocks are still allocated (sparse file) */
+	uint64_t nr_punch_pending;
+	bool may_punch;          /* sparse file and the file system can punch holes */
 	bool file_enospc;        /* the file system said ENOSPC; cleared when a slot frees */
+	uint64_t enospc_until_ns;/* ... or at this time: then stores try the file again */
 	struct ebb_swap_stats st;
 	struct ebb_ratelimit rl_io, rl_csum;
+	uint32_t inj_skip, inj_nr;  /* test-only load failures */
+	/* file_encrypt: key, next nonce, per-slot nonce + tag (NULL when off) */
+	unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	uint64_t next_nonce;
+	struct slot_seal *seal;
+	int inj_err;
 	ZSTD_CCtx *zcc;          /* codec ZSTD with the compressed tier on; else NULL */
 	ZSTD_DCtx *zdc;
 	char cbuf[CBUF_BYTES];
@@ -221,12 +251,43 @@ static void index_remove(struct ebb_swap *s, uint32_t id)
 
 /* ---- slots -------------------------------------------------------------- */
 
+static bool slot_pending(const struct ebb_swap *s, uint64_t slot)
+{
+	return s->punch_bitmap && (s->punch_bitmap[slot / 64] & (1ULL << (slot % 64)));
+}
+
+static void take_slot(struct ebb_swap *s, uint64_t slot)
+{
+	s->slot_bitmap[slot / 64] |= 1ULL << (slot % 64);
+	s->slots_used++;
+	if (slot_pending(s, slot)) {
+		s->punch_bitmap[slot / 64] &= ~(1ULL << (slot % 64));
+		s->nr_punch_pending--;
+	}
+}
+
+/* Next-fit from the cursor; a freed slot whose blocks are still allocated first. */
 static uint64_t slot_alloc(struct ebb_swap *s)
 {
 	uint64_t nwords = (s->nr_slots + 63) / 64;
 
 	if (s->slots_used >= s->nr_slots)
 		return UINT64_MAX;
+	if (s->nr_punch_pending) {
+		for (uint64_t n = 0; n <= nwords; n++) {
+			uint64_t w = (s->slot_cursor / 64 + n) % nwords;
+			uint64_t first = (n == 0) ? s->slot_cursor % 64 : 0;
+			uint64_t avail = s->punch_bitmap[w] & (~0ULL << first);
+
+			if (!avail)
+				continue;
+			uint64_t slot = w * 64 + (uint64_t)__builtin_ctzll(avail);
+
+			take_slot(s, slot);
+			s->slot_cursor = (slot + 1) % s->nr_slots;
+			return slot;
+		}
+	}
 	for (uint64_t n = 0; n <= nwords; n++) {
 		uint64_t w = (s->slot_cursor / 64 + n) % nwords;
 		uint64_t bits = s->slot_bitmap[w];
@@ -239,12 +300,41 @@ static uint64_t slot_alloc(struct ebb_swap *s)
 
 		if (slot >= s->nr_slots)
 			continue;
-		s->slot_bitmap[w] |= 1ULL << (slot % 64);
-		s->slots_used++;
+		take_slot(s, slot);
 		s->slot_cursor = (slot + 1) % s->nr_slots;
 		return slot;
 	}
 	return UINT64_MAX;
+}
+
+/* Return the blocks of every pending freed slot to the file system, in runs. */
+static void punch_pending(struct ebb_swap *s)
+{
+	uint64_t nwords = (s->nr_slots + 63) / 64, run_start = UINT64_MAX;
+
+	if (!s->nr_punch_pending)
+		return;
+	for (uint64_t slot = 0; slot <= nwords * 64; slot++) {
+		bool p = slot < nwords * 64 && slot_pending(s, slot);
+
+		if (p && run_start == UINT64_MAX)
+			run_start = slot;
+		if (p || run_start == UINT64_MAX)
+			continue;
+		if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(run_start * EBB_PAGE_SIZE),
+			      (off_t)((slot - run_start) * EBB_PAGE_SIZE)) == 0) {
+			s->st.nr_punched_slots += slot - run_start;
+		} else if (errno == EOPNOTSUPP) {
+			ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_io, sw_now(s), EBB_LOG_WARN,
+					 "swap %s: the file system cannot punch holes: freed slots keep their space",
+					 s->cfg.name ? s->cfg.name : "");
+			s->may_punch = false;
+		}
+		run_start = UINT64_MAX;
+	}
+	memset(s->punch_bitmap, 0, nwords * 8);
+	s->nr_punch_pending = 0;
 }
 
 static void slot_free(struct ebb_swap *s, uint64_t slot)
@@ -254,6 +344,11 @@ static void slot_free(struct ebb_swap *s, uint64_t slot)
 	if (s->slot_bitmap[slot / 64] & (1ULL << (slot % 64))) {
 		s->slot_bitmap[slot / 64] &= ~(1ULL << (slot % 64));
 		s->slots_used--;
+		if (s->may_punch) {
+			s->punch_bitmap[slot / 64] |= 1ULL << (slot % 64);
+			if (++s->nr_punch_pending >= PUNCH_BATCH_SLOTS)
+				punch_pending(s);
+		}
 	}
 }
 
@@ -332,13 +427,30 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 	if (cfg->dir && cfg->file_size_bytes >= EBB_PAGE_SIZE) {
 		s->nr_slots = cfg->file_size_bytes / EBB_PAGE_SIZE;
 		s->slot_bitmap = calloc((s->nr_slots + 63) / 64, sizeof(uint64_t));
-		if (!s->slot_bitmap) {
+		s->may_punch = cfg->file_no_prealloc;
+		if (s->may_punch)
+			s->punch_bitmap = calloc((s->nr_slots + 63) / 64, sizeof(uint64_t));
+		if (!s->slot_bitmap || (s->may_punch && !s->punch_bitmap)) {
 			ret = -ENOMEM;
 			goto err;
 		}
 		ret = open_file(s);
 		if (ret)
 			goto err;
+		if (cfg->file_encrypt) {
+			if (sodium_init() < 0) {
+				ret = -ENOSYS;
+				goto err;
+			}
+			s->seal = calloc(s->nr_slots, sizeof(*s->seal));
+			if (!s->seal) {
+				ret = -ENOMEM;
+				goto err;
+			}
+			crypto_aead_xchacha20poly1305_ietf_keygen(s->key);
+			/* Keep the key out of core dumps and swap where the kernel lets us. */
+			sodium_mlock(s->key, sizeof(s->key));
+		}
 	}
 	s->st.file_slots_total = s->nr_slots;
 	*out = s;
@@ -360,6 +472,9 @@ void ebb_swap_destroy(struct ebb_swap *s)
 	ZSTD_freeDCtx(s->zdc);
 	ZSTD_freeCCtx(s->zcc);
 	free(s->slot_bitmap);
+	free(s->punch_bitmap);
+	free(s->seal);
+	sodium_munlock(s->key, sizeof(s->key));   /* zeroes it too */
 	free(s->index);
 	free(s->ent);
 	free(s);
@@ -412,6 +527,38 @@ static void ent_release(struct ebb_swap *s, uint32_t id)
 	s->free_head = id;
 }
 
+/* Encrypt @page for @slot into @out (4 KiB); nonce and tag go to the slot's seal. */
+static void seal_page(struct ebb_swap *s, uint64_t slot, const void *page, void *out)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = { 0 };
+	uint64_t ad = slot;
+
+	s->seal[slot].nonce = ++s->next_nonce;
+	memcpy(nonce, &s->seal[slot].nonce, sizeof(uint64_t));
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, s->seal[slot].tag, NULL, page,
+							    EBB_PAGE_SIZE, (const unsigned char *)&ad,
+							    sizeof(ad), NULL, nonce, s->key);
+}
+
+/* Decrypt and authenticate slot @slot's bytes in place: 0 or -EBADMSG. */
+static int unseal_page(struct ebb_swap *s, uint64_t slot, void *buf)
+{
+	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = { 0 };
+	uint64_t ad = slot;
+
+	memcpy(nonce, &s->seal[slot].nonce, sizeof(uint64_t));
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(buf, NULL, buf, EBB_PAGE_SIZE,
+								s->seal[slot].tag,
+								(const unsigned char *)&ad, sizeof(ad),
+								nonce, s->key) == 0)
+		return 0;
+	s->st.nr_checksum_errors++;
+	ebb_reclaim_logf(s->cfg.log, s->cfg.log_ctx, &s->rl_csum, sw_now(s), EBB_LOG_ERROR,
+			 "swap %s: AUTHENTICATION FAILED on file slot %llu: the file was altered",
+			 s->cfg.name ? s->cfg.name : "", (unsigned long long)slot);
+	return -EBADMSG;
+}
+
 /* Read @len bytes at @off, continuing after short reads. */
 static int file_read(struct ebb_swap *s, void *buf, size_t len, off_t off)
 {
@@ -456,6 +603,7 @@ static int file_write(struct ebb_swap *s, const void *buf, size_t len, off_t off
 			if (err == ENOSPC || err == EDQUOT) {
 				s->st.nr_enospc++;
 				s->file_enospc = true;
+				s->enospc_until_ns = sw_now(s) + ENOSPC_RETRY_NS;
 			}
 			else
 				s->st.nr_write_errors++;
@@ -519,7 +667,25 @@ static int load_raw(struct ebb_swap *s, uint32_t id, void *page)
 
 	if (e->tier == EBB_TIER_ZPOOL)
 		return zpool_decompress(s, e, page);
-	return file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
+	int ret = file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
+
+	if (!ret && s->seal)
+		ret = unseal_page(s, e->loc, page);
+	return ret;
+}
+
+/* Test-only injected load failure: -err for this load, or 0. */
+static int injected_load_error(struct ebb_swap *s)
+{
+	if (!s->inj_nr)
+		return 0;
+	if (s->inj_skip) {
+		s->inj_skip--;
+		return 0;
+	}
+	s->inj_nr--;
+	s->st.nr_read_errors++;
+	return -s->inj_err;
 }
 
 int ebb_swap_load(struct ebb_swap *s, uint32_t id, void *page)
@@ -528,6 +694,9 @@ int ebb_swap_load(struct ebb_swap *s, uint32_t id, void *page)
 
 	if (!ent_get(s, id))
 		return -ENOENT;
+	ret = injected_load_error(s);
+	if (ret)
+		return ret;
 	s->st.nr_loads++;
 	ret = load_raw(s, id, page);
 	if (ret == -EBADMSG) {
@@ -564,10 +733,18 @@ int ebb_swap_load_run(struct ebb_swap *s, const uint32_t *ids, size_t n, void *p
 		k++;
 	}
 	s->st.nr_loads += k;
+	ret = injected_load_error(s);
+	if (ret)
+		return ret;
 	ret = file_read(s, pages, k * EBB_PAGE_SIZE, (off_t)(e0->loc * EBB_PAGE_SIZE));
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < k; i++) {
+		if (s->seal) {
+			ret = unseal_page(s, e0->loc + i, (char *)pages + i * EBB_PAGE_SIZE);
+			if (ret)
+				return i ? (int)i : ret;
+		}
 		ret = verify(s, ids[i], (char *)pages + i * EBB_PAGE_SIZE);
 		if (ret)
 			return i ? (int)i : ret;
@@ -633,15 +810,31 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 		ret = -ENOSPC;
 		if (!may_write_file || s->fd < 0)
 			goto fail;
-		slot = slot_alloc(s);
-		if (slot == UINT64_MAX) {
-			s->st.nr_enospc++;
-			goto fail;
-		}
-		ret = file_write(s, page, EBB_PAGE_SIZE, (off_t)(slot * EBB_PAGE_SIZE));
-		if (ret) {
+		for (int attempt = 0;; attempt++) {
+			uint64_t cursor = s->slot_cursor;
+
+			slot = slot_alloc(s);
+			if (slot == UINT64_MAX) {
+				s->st.nr_enospc++;
+				goto fail;
+			}
+			const void *out = page;
+
+			if (s->seal) {
+				seal_page(s, slot, page, s->tmp);
+				out = s->tmp;
+			}
+			ret = file_write(s, out, EBB_PAGE_SIZE, (off_t)(slot * EBB_PAGE_SIZE));
+			if (!ret)
+				break;
+			/* Give the slot back (pending a punch: a failed write may
+			 * have allocated blocks) and the cursor where it stood. */
 			slot_free(s, slot);
-			goto fail;
+			s->slot_cursor = cursor;
+			/* Out of space with freed blocks still held: return them, retry once. */
+			if (ret != -ENOSPC || attempt > 0 || !s->nr_punch_pending)
+				goto fail;
+			punch_pending(s);
 		}
 		e->loc = slot;
 		e->tier = EBB_TIER_FILE;
@@ -693,10 +886,17 @@ int ebb_swap_get(struct ebb_swap *s, uint32_t id)
 bool ebb_swap_full(const struct ebb_swap *s, bool may_write_file)
 {
 	bool zpool_full = s->st.zpool_bytes + 64 > s->cfg.zpool_budget_bytes;
-	bool file_full = s->fd < 0 || !may_write_file || s->file_enospc ||
+	bool file_full = s->fd < 0 || !may_write_file ||
+			 (s->file_enospc && sw_now(s) < s->enospc_until_ns) ||
 			 s->slots_used >= s->nr_slots;
 
 	return zpool_full && file_full;
+}
+
+void ebb_swap_trim(struct ebb_swap *s)
+{
+	if (s && s->may_punch)
+		punch_pending(s);
 }
 
 bool ebb_swap_hash_matches(const struct ebb_swap *s, uint32_t id, uint64_t hash)
@@ -722,11 +922,16 @@ uint64_t ebb_swap_entry_slot(const struct ebb_swap *s, uint32_t id)
 
 void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st)
 {
+	struct stat sb;
+
 	*st = s->st;
+	if (s->fd >= 0 && fstat(s->fd, &sb) == 0)
+		st->file_allocated_bytes = (uint64_t)sb.st_blocks * 512;
 	st->dedup_saved_bytes = (st->nr_refs - st->nr_entries) * EBB_PAGE_SIZE;
 	st->metadata_bytes = (uint64_t)s->nr_ent_alloc * sizeof(struct sw_entry) +
 			     ((uint64_t)s->index_mask + 1) * sizeof(uint32_t) +
-			     (s->nr_slots + 63) / 64 * 8 +
+			     (s->nr_slots + 63) / 64 * 8 * (s->punch_bitmap ? 2 : 1) +
+			     (s->seal ? s->nr_slots * sizeof(*s->seal) : 0) +
 			     ZSTD_sizeof_CCtx(s->zcc) + ZSTD_sizeof_DCtx(s->zdc);
 }
 
@@ -740,4 +945,11 @@ int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, u
 		return -ERANGE;
 	((unsigned char *)(uintptr_t)e->loc)[off] ^= mask;
 	return 0;
+}
+
+void ebb_swap_test_fail_loads(struct ebb_swap *s, uint32_t skip, uint32_t nr, int err)
+{
+	s->inj_skip = skip;
+	s->inj_nr = nr;
+	s->inj_err = err;
 }

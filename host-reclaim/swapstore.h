@@ -10,6 +10,12 @@
  *      process), 4 KiB slots from a next-fit slot allocator so that pages
  *      evicted together land in neighbouring slots (readahead reads them in
  *      one pread).
+ * With file_encrypt, pages are written to the file encrypted with
+ * XChaCha20-Poly1305 (libsodium) under a random per-store key that lives only
+ * in this process's memory (zeroed at destroy); each write takes a fresh
+ * 64-bit counter as its nonce, the slot number is authenticated with it, and
+ * the nonce and 16-byte tag stay in memory (24 bytes per slot).  A page that
+ * fails authentication is -EBADMSG, like a checksum mismatch.
  * Every stored page carries a 64-bit content hash, used three ways: as the
  * checksum verified on every load (mismatch = -EBADMSG, logged as an error,
  * never returned as data), as the dedup key (identical pages are stored once,
@@ -57,6 +63,8 @@ struct ebb_swap_cfg {
 	const char *dir;                /* file tier directory; NULL = tier off */
 	uint64_t file_size_bytes;       /* file tier size (whole slots) */
 	bool file_no_prealloc;          /* skip fallocate (tests: real ENOSPC later) */
+	bool file_encrypt;              /* AEAD-encrypt the file tier with a key made at
+					 * create and never written anywhere (see below) */
 	const struct ebb_swap_io *io;   /* NULL = pread/pwrite */
 	ebb_reclaim_log_fn log;
 	void *log_ctx;
@@ -74,6 +82,8 @@ struct ebb_swap_stats {
 	uint64_t file_pages;
 	uint64_t file_bytes;
 	uint64_t file_slots_total;
+	uint64_t file_allocated_bytes;  /* file system blocks the file holds (live + not yet punched) */
+	uint64_t nr_punched_slots;      /* freed slots returned to the file system (sparse files) */
 	uint64_t dedup_saved_bytes;     /* (refs - entries) * 4096 right now */
 	uint64_t nr_dedup_hits;         /* stores satisfied by an existing entry */
 	uint64_t nr_incompressible;     /* bypassed the compressed tier */
@@ -120,9 +130,17 @@ int ebb_swap_get(struct ebb_swap *s, uint32_t id);
 /*
  * Would a store certainly fail for lack of room?  (Compressed tier within 64
  * bytes of its budget, and the file tier absent, not allowed, out of slots, or
- * its file system said ENOSPC since the last slot was freed.)
+ * its file system said ENOSPC less than a second ago and no slot was freed
+ * since.)
  */
 bool ebb_swap_full(const struct ebb_swap *s, bool may_write_file);
+
+/*
+ * Return the blocks of freed file slots to the file system now (sparse files
+ * only; otherwise done in batches of 1 MiB of freed slots, and before giving
+ * up on ENOSPC).
+ */
+void ebb_swap_trim(struct ebb_swap *s);
 
 bool ebb_swap_hash_matches(const struct ebb_swap *s, uint32_t id, uint64_t hash);
 enum ebb_swap_tier ebb_swap_entry_tier(const struct ebb_swap *s, uint32_t id);
@@ -137,5 +155,8 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st);
  * @id is not in the compressed tier, -ERANGE if @off is past its length.
  */
 int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, uint8_t mask);
+
+/* For tests only: the next @nr loads (after @skip) fail with -@err before reading. */
+void ebb_swap_test_fail_loads(struct ebb_swap *s, uint32_t skip, uint32_t nr, int err);
 
 #endif /* EBB_HOST_RECLAIM_SWAPSTORE_H */

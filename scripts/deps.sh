@@ -9,7 +9,7 @@ pkgs=(
 	# build
 	build-essential pkg-config clang
 	# libraries
-	libcmocka-dev liblz4-dev libzstd-dev libjson-c-dev
+	libcmocka-dev liblz4-dev libzstd-dev libjson-c-dev libsodium-dev
 	# lint and fuzzing (libFuzzer and the sanitizer runtimes)
 	cppcheck clang-tidy libclang-rt-14-dev
 	# images, the host-box and the guests

@@ -158,6 +158,15 @@ int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char
 		ask_engine(o);
 		return 0;
 	}
+	if (!strcmp(name, "swap-encrypt")) {
+		if (onoff(val, &b)) {
+			snprintf(err, err_len, "bad --swap-encrypt '%s': give on or off", val ? val : "");
+			return -EINVAL;
+		}
+		o->no_swap_encrypt = !b;
+		ask_engine(o);
+		return 0;
+	}
 	if (!strcmp(name, "ksm") || !strcmp(name, "reclaim") || !strcmp(name, "dirty-log")) {
 		if (onoff(val, &b)) {
 			snprintf(err, err_len, "bad --%s '%s': give on or off", name, val ? val : "");
@@ -356,6 +365,10 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * long at max (the page is granted over the limit and counted). */
 	rc.max_wait_ns = 200ull * 1000 * 1000;
 	rc.dirty_tracking = EBB_DIRTY_OFF;
+	/* KSM-merged pages cannot be moved (UFFDIO_MOVE says EBUSY): with KSM on,
+	 * evict by write-protecting and reading in place, which works on them. */
+	if (cfg->opts.ksm)
+		rc.evict_mode = EBB_EVICT_WP;
 	rc.swap.name = cfg->name;
 	rc.swap.zpool_budget_bytes = cfg->opts.compress == VMM_SWAP_NONE ? 0 : cfg->mem_bytes / 4;
 	rc.swap.codec = cfg->opts.compress == VMM_SWAP_ZSTD ? EBB_SWAP_CODEC_ZSTD : EBB_SWAP_CODEC_LZ4;
@@ -365,6 +378,9 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * without gets a sparse file (a later `ebb set max=` that meets a full
 	 * disk keeps pages resident: nr_enospc). */
 	rc.swap.file_no_prealloc = !cfg->opts.high.set && !cfg->opts.max.set;
+	/* Guest memory never reaches the disk in plaintext unless asked
+	 * (--swap-encrypt off); the cost is measured in docs/memory.md. */
+	rc.swap.file_encrypt = !cfg->opts.no_swap_encrypt;
 	rc.log = region_log;
 	rc.log_ctx = m;
 	ret = ebb_region_create(&rc, &m->region);
@@ -527,6 +543,9 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "ballooned_pages", c.ballooned_pages);
 	ADD_U64(o, "never_pages", c.never_pages);
 	ADD_U64(o, "lost_pages", c.nr_lost_pages);
+	ADD_U64(o, "nr_lost_sigbus", c.nr_lost_sigbus);
+	ADD_U64(o, "nr_restore_failed", c.nr_restore_failed);
+	ADD_U64(o, "nr_uffd_errors", c.nr_uffd_errors);
 	sum = c.resident_pages + c.swapped_pages + c.zero_pages + c.ballooned_pages +
 	      c.never_pages + c.nr_lost_pages;
 	ADD_U64(o, "accounted_pages", sum);
@@ -534,6 +553,7 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "compressed_bytes", c.compressed_bytes);
 	ADD_U64(o, "file_pages", c.file_pages);
 	ADD_U64(o, "file_bytes", c.file_bytes);
+	ADD_U64(o, "file_allocated_bytes", c.file_allocated_bytes);
 	ADD_U64(o, "dedup_saved_bytes", c.dedup_saved_bytes);
 	ADD_U64(o, "active_pages", c.active_pages);
 	ADD_U64(o, "inactive_pages", c.inactive_pages);
@@ -545,6 +565,7 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_swapped_in", c.nr_swapped_in);
 	ADD_U64(o, "nr_swapped_out", c.nr_swapped_out);
 	ADD_U64(o, "nr_clean_dropped", c.nr_clean_dropped);
+	ADD_U64(o, "nr_wp_faults", c.nr_wp_faults);
 	ADD_U64(o, "nr_zero_out", c.nr_zero_out);
 	ADD_U64(o, "nr_refaults", c.nr_refaults);
 	ADD_U64(o, "nr_refault_activate", c.nr_refault_activate);
@@ -563,6 +584,9 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_evict_failed", c.nr_evict_failed);
 	ADD_U64(o, "nr_max_overrun", c.nr_max_overrun);
 	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
+	/* What the VM costs the host in RAM: max bounds only the first term
+	 * (resident guest pages); the compressed tier has its own budget. */
+	ADD_U64(o, "host_memory_bytes", c.resident_pages * 4096 + c.compressed_bytes + c.metadata_bytes);
 	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
 	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
 	if (m->idle_ctx) {
@@ -576,6 +600,9 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 		ADD_U64(o, "page_idle_cpu_us", is.cpu_ns / 1000);
 	}
 	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
+	json_object_object_add(o, "swap_encrypt", json_object_new_boolean(!m->cfg.opts.no_swap_encrypt));
+	json_object_object_add(o, "evict_mode", json_object_new_string(
+		ebb_region_evict_mode(m->region) == EBB_EVICT_WP ? "wp" : "move"));
 	ksm = ksm_merging_pages(&rmap);
 	if (ksm >= 0)
 		ADD_U64(o, "ksm_merging_pages", ksm);
@@ -639,6 +666,13 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 			return VMM_CTL_ERR_INVALID;
 		}
 		pages = vmm_mem_size_pages(&s, mem);
+		/* 0 pages means "no limit" to the engine: never let a request for
+		 * a tiny max silently remove the hard limit. */
+		if (i == 2 && pages == 0) {
+			snprintf(msg, msg_len, "max must be at least one page (4096 bytes); "
+				 "a VM cannot run with no memory");
+			return VMM_CTL_ERR_INVALID;
+		}
 		if (i == 0)
 			high = pages;
 		else
@@ -709,12 +743,14 @@ int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 	if (json_object_object_get_ex(o, "pressure_some_avg10", &v))
 		some = json_object_get_double(v);
 	n = snprintf(buf, len,
-		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s), "
-		     "zero %s\n",
+		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s "
+		     "live in %lld KiB allocated), zero %s\n",
 		     mib(jget(o, "resident_pages"), a[0], 32), mib(jget(o, "swapped_pages"), a[1], 32),
 		     mib(jget(o, "compressed_pages"), a[2], 32),
 		     (long long)(jget(o, "compressed_bytes") / 1024),
-		     mib(jget(o, "file_pages"), a[3], 32), mib(jget(o, "zero_pages"), a[4], 32));
+		     mib(jget(o, "file_pages"), a[3], 32),
+		     (long long)(jget(o, "file_allocated_bytes") / 1024),
+		     mib(jget(o, "zero_pages"), a[4], 32));
 	if (n < 0 || (size_t)n >= len)
 		return n;
 	n += snprintf(buf + n, len - (size_t)n,
@@ -726,10 +762,11 @@ int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 	if ((size_t)n >= len)
 		return n;
 	n += snprintf(buf + n, len - (size_t)n,
-		      "            high %s, max %s, swappiness %lld; faults %lld (major %lld), "
+		      "            high %s, max %s (of resident pages; host RAM in all %lld KiB), "
+		      "swappiness %lld; faults %lld (major %lld), "
 		      "refaults %lld, pressure some avg10 %.2f%%, errors %lld\n",
 		      mib(jget(o, "high_pages"), a[0], 32), mib(jget(o, "max_pages"), a[1], 32),
-		      (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
+		      (long long)(jget(o, "host_memory_bytes") / 1024), (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
 		      (long long)jget(o, "nr_major_faults"), (long long)jget(o, "nr_refaults"), some,
 		      (long long)jget(o, "nr_errors"));
 	return n;

@@ -63,11 +63,12 @@ struct vmm_memory_opts {
 	enum vmm_swap_compress compress;
 	bool ksm;                     /* MADV_MERGEABLE on guest RAM */
 	bool no_dirty_log;            /* do not use the KVM dirty log for aging */
+	bool no_swap_encrypt;         /* write the file tier in plaintext */
 };
 
 /*
  * CLIENT: parse one `ebb run` option (name without the dashes: "mem-high",
- * "mem-max", "swappiness", "swap-dir", "swap-compress", "ksm", "reclaim",
+ * "mem-max", "swappiness", "swap-dir", "swap-compress", "swap-encrypt", "ksm", "reclaim",
  * "dirty-log").  Any of them except "reclaim off" asks for the engine
  * (enable: failing to set it up is then an error).
  * Returns 0, -ENOENT for an unknown name, -EINVAL with a message in err.

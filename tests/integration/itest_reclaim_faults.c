@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG 4096u
@@ -86,7 +87,8 @@ static uint64_t count_bad(const uint8_t *mem, uint64_t nr, uint64_t seed)
 /* ---- I/O fault injection (the file tier's hook) ---- */
 
 struct inject {
-	atomic_int mode;       /* 0 none, 1 fail every 3rd write, 2 short reads, 3 fail reads, 4 flip reads */
+	atomic_int mode;       /* 0 none, 1 fail every 3rd write, 2 short reads, 3 fail reads, 4 flip reads,
+				* 5 fail all writes, 6 fail the next write only */
 	atomic_uint_fast64_t nr_writes, nr_reads, nr_injected;
 };
 static struct inject inj;
@@ -94,7 +96,9 @@ static struct inject inj;
 static ssize_t inj_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
 {
 	(void)ctx;
-	if (atomic_load(&inj.mode) == 1 && atomic_fetch_add(&inj.nr_writes, 1) % 3 == 2) {
+	if ((atomic_load(&inj.mode) == 5 ||
+	     (atomic_load(&inj.mode) == 6 && atomic_fetch_add(&inj.nr_writes, 1) == 0)) ||
+	    (atomic_load(&inj.mode) == 1 && atomic_fetch_add(&inj.nr_writes, 1) % 3 == 2)) {
 		atomic_fetch_add(&inj.nr_injected, 1);
 		errno = EIO;
 		return -1;
@@ -222,10 +226,13 @@ static void part_enospc(void)
 	uint64_t bad = count_bad(mem, nr, 1);
 
 	ebb_region_get_counters(r, &c);
-	ok(c.nr_enospc > 0 && c.nr_evict_failed > 0 && c.nr_swapped_out > 0 && c.nr_swapped_out <= 512,
-	   "ENOSPC from a 2 MiB tmpfs: %llu ENOSPC, %llu pages kept resident after failed stores, %llu pages stored before it filled",
+	ok(c.nr_enospc > 0 && c.nr_evict_failed > 0 && c.nr_swapped_out > 0 &&
+	   c.file_bytes <= (2u << 20) && c.file_allocated_bytes <= (2u << 20),
+	   "ENOSPC from a 2 MiB tmpfs: %llu ENOSPC, %llu pages kept resident after failed stores, %llu stores, "
+	   "file %llu KiB live in %llu KiB allocated",
 	   (unsigned long long)c.nr_enospc, (unsigned long long)c.nr_evict_failed,
-	   (unsigned long long)c.nr_swapped_out);
+	   (unsigned long long)c.nr_swapped_out, (unsigned long long)c.file_bytes / 1024,
+	   (unsigned long long)c.file_allocated_bytes / 1024);
 	ok(c.nr_oom > 0 && atomic_load(&nr_oom_calls) > 0 && c.nr_max_overrun > 0,
 	   "fault path at max with nothing reclaimable: bounded wait, then %llu overruns reported (%d on_oom calls)",
 	   (unsigned long long)c.nr_oom, atomic_load(&nr_oom_calls));
@@ -381,6 +388,182 @@ static void part_read_failures(const char *dir)
 	munmap(mem, size);
 }
 
+/* ---- every UFFDIO_* call and store read made to fail (test-only hooks) ---- */
+
+struct toucher_arg {
+	volatile uint64_t *p;
+	uint64_t val;
+	int bus;
+};
+
+static void *toucher(void *arg)
+{
+	struct toucher_arg *t = arg;
+
+	t->bus = touch_expect_sigbus(t->p, &t->val);
+	return NULL;
+}
+
+/* Touch from another thread, bounded: 1 = SIGBUS, 0 = read (val), -1 = hung 10 s. */
+static int touch_bounded(volatile uint64_t *p, uint64_t *val)
+{
+	struct toucher_arg t = { .p = p };
+	struct timespec ts;
+	pthread_t th;
+
+	pthread_create(&th, NULL, toucher, &t);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	if (pthread_timedjoin_np(th, NULL, &ts) != 0) {
+		pthread_detach(th);
+		return -1;
+	}
+	*val = t.val;
+	return t.bus;
+}
+
+static bool page_intact(const uint8_t *mem, uint64_t pfn, uint64_t seed)
+{
+	const volatile uint64_t *p = (const volatile uint64_t *)(mem + pfn * PG);
+
+	for (unsigned w = 0; w < WORDS; w++)
+		if (p[w] != mix(seed ^ (pfn * 4096 + w)))
+			return false;
+	return true;
+}
+
+static void part_injection(const char *dir)
+{
+	const uint64_t size = 8ULL << 20, nr = size / PG, seed = 7;
+	const bool wp_mode = getenv("EBB_ITEST_EVICT") && !strcmp(getenv("EBB_ITEST_EVICT"), "wp");
+	struct ebb_region_counters c, c0;
+	uint8_t *mem = map_region(size);
+	struct ebb_region *r;
+	uint64_t val = 0, bad = 0;
+	int t;
+
+	atomic_store(&inj.mode, 0);
+	r = mem ? mk_region(mem, size, dir, size, true) : NULL;
+	if (!r) {
+		ok(0, "injection: region created");
+		return;
+	}
+	signal(SIGBUS, on_sigbus);
+	for (uint64_t pfn = 0; pfn < nr; pfn++)
+		fill_page(mem, pfn, seed);
+
+	/* A. A swap-in that keeps failing, on a kernel without UFFDIO_POISON. */
+	ebb_region_test_hide_poison(r);
+	ebb_region_test_inject(r, EBB_INJ_STORE_READ, 0, 10, EIO);
+	t = touch_bounded((volatile uint64_t *)(mem + 0 * PG), &val);
+	ebb_region_get_counters(r, &c);
+	ok(t == 1 && c.nr_lost_sigbus == 1 && ebb_region_page_state(r, 0) == EBB_PAGE_LOST,
+	   "no UFFDIO_POISON: a lost page raises SIGBUS (%s), the thread is not left blocked; nr_lost_sigbus %llu",
+	   t == 1 ? "yes" : t == 0 ? "no, read data" : "no, hung", (unsigned long long)c.nr_lost_sigbus);
+	ok(touch_bounded((volatile uint64_t *)(mem + 0 * PG), &val) == 1,
+	   "no UFFDIO_POISON: a second access to the lost page raises SIGBUS again");
+	ebb_region_test_inject(r, EBB_INJ_STORE_READ, 0, 0, EIO);
+
+	/* B. UFFDIO_POISON itself fails: the same fallback. */
+	ebb_region_test_inject(r, EBB_INJ_STORE_READ, 0, 10, EIO);
+	ebb_region_test_inject(r, EBB_INJ_UFFD_POISON, 0, 10, EIO);
+	t = touch_bounded((volatile uint64_t *)(mem + 1 * PG), &val);
+	ebb_region_get_counters(r, &c);
+	ok(t == 1 && c.nr_lost_sigbus == 2 && c.nr_lost_pages == 2,
+	   "UFFDIO_POISON fails: SIGBUS all the same (%s), %llu pages lost",
+	   t == 1 ? "yes" : t == 0 ? "no, read data" : "no, hung", (unsigned long long)c.nr_lost_pages);
+	ebb_region_test_inject(r, EBB_INJ_UFFD_POISON, 0, 0, EIO);
+	ebb_region_test_inject(r, EBB_INJ_STORE_READ, 0, 0, EIO);
+
+	/* C. UFFDIO_COPY of a swap-in fails twice: the thread faults again and gets its data. */
+	ebb_region_get_counters(r, &c0);
+	ebb_region_test_inject(r, EBB_INJ_UFFD_COPY, 0, 2, EIO);
+	t = touch_bounded((volatile uint64_t *)(mem + 2 * PG), &val);
+	ebb_region_get_counters(r, &c);
+	ok(t == 0 && val == mix(seed ^ (2 * 4096)) && c.nr_uffd_errors >= c0.nr_uffd_errors + 2,
+	   "UFFDIO_COPY fails twice on a swap-in: served on the third fault, data right (%s), %llu errors counted",
+	   t == 0 ? "read" : t == 1 ? "SIGBUS" : "hung", (unsigned long long)(c.nr_uffd_errors - c0.nr_uffd_errors));
+
+	/* D. UFFDIO_ZEROPAGE fails twice on a ballooned page: it still reads zero. */
+	ebb_region_mark_ballooned(r, 3, 1);
+	ebb_region_test_inject(r, EBB_INJ_UFFD_ZEROPAGE, 0, 2, EIO);
+	val = 1;
+	t = touch_bounded((volatile uint64_t *)(mem + 3 * PG), &val);
+	ok(t == 0 && val == 0, "UFFDIO_ZEROPAGE fails twice: the page still reads zero (%s, %#llx)",
+	   t == 0 ? "read" : t == 1 ? "SIGBUS" : "hung", (unsigned long long)val);
+
+	/* E. The eviction's own calls fail (MOVE / WRITEPROTECT): pages stay, intact. */
+	ebb_region_get_counters(r, &c0);
+	ebb_region_test_inject(r, wp_mode ? EBB_INJ_UFFD_WRITEPROTECT : EBB_INJ_UFFD_MOVE, 0, 64, EIO);
+	for (uint64_t pfn = 4; pfn < nr; pfn++)
+		bad += !page_intact(mem, pfn, seed);
+	ebb_region_get_counters(r, &c);
+	ok(bad == 0 && c.nr_evict_busy > c0.nr_evict_busy,
+	   "%s fails 64 times during eviction: %llu pages kept, all %llu other pages intact (%llu bad)",
+	   wp_mode ? "UFFDIO_WRITEPROTECT" : "UFFDIO_MOVE", (unsigned long long)(c.nr_evict_busy - c0.nr_evict_busy),
+	   (unsigned long long)(nr - 4), (unsigned long long)bad);
+
+	/* F. A kept page that can be put back neither by MOVE nor by COPY (MOVE mode). */
+	if (wp_mode) {
+		printf("ok %d - restore failure # SKIP WP eviction never moves pages back\n", ++tap_n);
+		printf("ok %d - restore failure, stored instead # SKIP WP eviction never moves pages back\n", ++tap_n);
+	} else {
+		struct ebb_scan_control sc = { .nr_to_reclaim = 1, .priority = 0, .swappiness = 100,
+					       .may_writepage = true, .may_swap = true };
+
+		ebb_region_set_limits(r, 0, 0);
+		for (uint64_t pfn = 4; pfn < 8; pfn++)
+			bad += !page_intact(mem, pfn, seed);   /* 4..7 resident */
+		ebb_region_stop(r);
+		ebb_region_set_unevictable(r, 0, nr, true);
+		ebb_region_set_unevictable(r, 5, 1, false);
+		ebb_region_get_counters(r, &c0);
+		atomic_store(&inj.mode, 5);                    /* every store fails... */
+		ebb_region_test_inject(r, EBB_INJ_UFFD_MOVE, 1, 1, EIO);  /* ...out ok, back fails */
+		ebb_region_test_inject(r, EBB_INJ_UFFD_COPY, 0, 1, EIO);
+		ebb_region_reclaim(r, &sc);
+		ebb_region_get_counters(r, &c);
+		enum ebb_page_state st5 = ebb_region_page_state(r, 5);
+
+		ebb_region_set_unevictable(r, 5, 1, true);
+		ebb_region_set_unevictable(r, 6, 1, false);
+		atomic_store(&inj.nr_writes, 0);
+		atomic_store(&inj.mode, 6);                    /* only the first store fails */
+		ebb_region_test_inject(r, EBB_INJ_UFFD_MOVE, 1, 1, EIO);
+		ebb_region_test_inject(r, EBB_INJ_UFFD_COPY, 0, 1, EIO);
+		sc.nr_reclaimed = 0;
+		ebb_region_reclaim(r, &sc);
+		atomic_store(&inj.mode, 0);
+		enum ebb_page_state st6 = ebb_region_page_state(r, 6);
+		struct ebb_region_counters c2;
+
+		ebb_region_get_counters(r, &c2);
+		ebb_region_set_unevictable(r, 0, nr, false);
+		ebb_region_start(r);
+		t = touch_bounded((volatile uint64_t *)(mem + 5 * PG), &val);
+		ok(st5 == EBB_PAGE_LOST && c.nr_restore_failed == c0.nr_restore_failed + 1 &&
+		   c.nr_lost_pages == c0.nr_lost_pages + 1 && t == 1,
+		   "restore failure with the store failing too: the page is marked lost (state %d), an access "
+		   "raises SIGBUS (%s), no fault loop", (int)st5, t == 1 ? "yes" : t == 0 ? "no, read" : "no, hung");
+		ok(st6 == EBB_PAGE_SWAPPED && c2.nr_restore_failed == c0.nr_restore_failed + 2 &&
+		   page_intact(mem, 6, seed),
+		   "restore failure, then the store works: the page is stored instead (state %d) and reads back right",
+		   (int)st6);
+	}
+
+	/* Whatever failed, every other page is intact. */
+	bad = 0;
+	for (uint64_t pfn = 2; pfn < nr; pfn++)
+		if (pfn != 3 && pfn != 5)
+			bad += !page_intact(mem, pfn, seed);
+	ebb_region_get_counters(r, &c);
+	ok(bad == 0, "injection: the %llu other pages are intact (%llu bad); %llu lost, %llu UFFDIO errors counted",
+	   (unsigned long long)(nr - 4), (unsigned long long)bad, (unsigned long long)c.nr_lost_pages,
+	   (unsigned long long)c.nr_uffd_errors);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
 int main(void)
 {
 	const char *dir = getenv("EBB_SWAP_DIR") ? getenv("EBB_SWAP_DIR") : "/var/tmp";
@@ -391,10 +574,11 @@ int main(void)
 		printf("needs userfaultfd UFFD_FEATURE_MOVE (Linux 6.8+): %s\n", strerror(-ret));
 		return 77;
 	}
-	printf("1..9\n");
+	printf("1..18\n");
 	part_enospc();
 	part_write_errors(dir);
 	part_short_reads(dir);
 	part_read_failures(dir);
+	part_injection(dir);
 	return 0;
 }

@@ -276,6 +276,57 @@ static void test_swappiness_balance(void **state)
 	ebb_lru_destroy(lru);
 }
 
+/*
+ * swappiness 0 prefers clean pages but is not "never swap": when the clean
+ * class cannot give what is asked, dirty pages go too (a hard limit must
+ * hold at any swappiness).
+ */
+static void test_swappiness_zero_still_swaps(void **state)
+{
+	struct ebb_lru *lru;
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .swappiness = 0, .may_swap = true,
+				       .may_writepage = true, .nr_to_reclaim = 100 };
+
+	(void)state;
+	/* All dirty: nothing else to reclaim. */
+	assert_int_equal(ebb_lru_create(4096, &lru), 0);
+	fill(lru, 4096);
+	assert_int_equal(ebb_lru_reclaim(lru, &sc, &ev), 0);
+	assert_true(sc.nr_reclaimed >= 100);
+	assert_int_equal(rec.nr_clean_seen, 0);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+
+	/* 40 clean, the rest dirty: the clean ones go first, then dirty. */
+	memset(&rec, 0, sizeof(rec));
+	memset(&sc, 0, sizeof(sc));
+	sc.may_swap = sc.may_writepage = true;
+	sc.nr_to_reclaim = 100;
+	assert_int_equal(ebb_lru_create(4096, &lru), 0);
+	make_classes(lru, 40, 4056);
+	assert_int_equal(ebb_lru_reclaim(lru, &sc, &ev), 0);
+	assert_true(sc.nr_reclaimed >= 100);
+	assert_int_equal(rec.nr_clean_seen, 40);
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_CLEAN].nr, 0);
+	check_all(lru);
+
+	/* Enough clean pages: swappiness 0 still touches no dirty page. */
+	memset(&rec, 0, sizeof(rec));
+	memset(&sc, 0, sizeof(sc));
+	sc.may_swap = sc.may_writepage = true;
+	sc.nr_to_reclaim = 32;
+	ebb_lru_destroy(lru);
+	assert_int_equal(ebb_lru_create(4096, &lru), 0);
+	make_classes(lru, 2048, 2048);
+	assert_int_equal(ebb_lru_reclaim(lru, &sc, &ev), 0);
+	assert_true(sc.nr_reclaimed >= 32);
+	assert_int_equal(rec.nr_dirty_seen, 0);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
 static void test_reclaim_escalates_priority(void **state)
 {
 	struct ebb_lru *lru;
@@ -413,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_priority_scan_size),
 		cmocka_unit_test(test_swappiness_balance),
 		cmocka_unit_test(test_reclaim_escalates_priority),
+		cmocka_unit_test(test_swappiness_zero_still_swaps),
 		cmocka_unit_test(test_written_makes_dirty),
 		cmocka_unit_test(test_refault_distance),
 		cmocka_unit_test(test_forget_and_states),

@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -717,6 +720,246 @@ static void test_zstd_checksum_verified(void **state)
 	ebb_swap_destroy(s);
 }
 
+/* ---- a file tier on a small real file system ---- */
+
+static uint64_t manual_clock_ns;
+
+static uint64_t manual_clock(void *ctx)
+{
+	(void)ctx;
+	return manual_clock_ns;
+}
+
+/*
+ * ENOSPC with most of the file free: on a 1 MiB tmpfs a sparse 16 MiB file
+ * fills the file system; freed slots are reused first and their ranges
+ * punched out (batched), so a store after frees succeeds; a failed write does
+ * not move the allocation cursor; "file full" is retried once space returns
+ * (after the retry interval), never sticky; live vs allocated bytes are
+ * reported.  Every stored page is loaded back and compared.
+ */
+static void test_small_fs_enospc(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE], back[EBB_PAGE_SIZE];
+	enum { NR_SLOTS = 4096, MAXP = 1200 };
+	char dir[] = "/tmp/ebb-swap-fs-XXXXXX", ballast[64];
+	uint32_t ids[MAXP];
+	uint64_t seeds[MAXP];
+	bool live[MAXP];
+	struct ebb_swap_stats st;
+	struct ebb_swap *s = NULL;
+	int n = 0, ret = 0, fd;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# SKIP mounting a small tmpfs needs root\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700")) {
+		print_message("# SKIP mount tmpfs: %s\n", strerror(errno));
+		rmdir(dir);
+		skip();
+	}
+	struct ebb_swap_cfg cfg = {
+		.name = "smallfs", .dir = dir, .file_size_bytes = NR_SLOTS * EBB_PAGE_SIZE,
+		.file_no_prealloc = true, .log = count_log,
+		.clock_ns = manual_clock, .clock_ctx = NULL,
+	};
+	manual_clock_ns = 1000000000ULL;
+	assert_int_equal(ebb_swap_create(&cfg, &s), 0);
+
+	/* 1. Fill the file system. */
+	while (n < MAXP) {
+		seeds[n] = 5000 + (uint64_t)n;
+		random_page(page, seeds[n]);
+		ret = store(s, page, &ids[n]);
+		if (ret)
+			break;
+		live[n++] = true;
+	}
+	assert_int_equal(ret, -ENOSPC);
+	assert_true(n > 128 && n <= 256);
+	ebb_swap_get_stats(s, &st);
+	assert_true(st.nr_enospc >= 1);
+	assert_true(ebb_swap_full(s, true));
+	print_message("# full: %d pages live, %llu bytes allocated, nr_enospc %llu\n", n,
+		      (unsigned long long)st.file_allocated_bytes, (unsigned long long)st.nr_enospc);
+
+	/* 2. Free three in four; as many new pages must fit again. */
+	int nfilled = n, nfreed = 0;
+
+	for (int i = 0; i < nfilled; i++)
+		if (i % 4) {
+			ebb_swap_put(s, ids[i]);
+			live[i] = false;
+			nfreed++;
+		}
+	assert_false(ebb_swap_full(s, true));
+	for (int k = 0; k < nfreed && n < MAXP; k++, n++) {
+		seeds[n] = 90000 + (uint64_t)n;
+		random_page(page, seeds[n]);
+		assert_int_equal(store(s, page, &ids[n]), 0);
+		live[n] = true;
+	}
+	ebb_swap_get_stats(s, &st);
+	print_message("# after free+refill: %llu bytes live, %llu allocated, %llu slots punched, nr_enospc %llu\n",
+		      (unsigned long long)st.file_bytes, (unsigned long long)st.file_allocated_bytes,
+		      (unsigned long long)st.nr_punched_slots, (unsigned long long)st.nr_enospc);
+	assert_true(st.file_allocated_bytes <= 1024 * 1024);
+
+	/* 3. Free everything but a few; punched: allocated follows live. */
+	for (int i = 0; i < n; i++)
+		if (live[i] && i % 16) {
+			ebb_swap_put(s, ids[i]);
+			live[i] = false;
+		}
+	ebb_swap_get_stats(s, &st);
+	print_message("# mostly freed: %llu bytes live, %llu allocated\n",
+		      (unsigned long long)st.file_bytes, (unsigned long long)st.file_allocated_bytes);
+	assert_true(st.file_allocated_bytes <= st.file_bytes + 256 * EBB_PAGE_SIZE);
+	ebb_swap_trim(s);
+	ebb_swap_get_stats(s, &st);
+	print_message("# trimmed: %llu bytes live, %llu allocated\n",
+		      (unsigned long long)st.file_bytes, (unsigned long long)st.file_allocated_bytes);
+	assert_int_equal(st.file_allocated_bytes, st.file_bytes);
+
+	/* 4. Someone else fills the file system: ENOSPC, and retried after
+	 * the retry interval once they let go. */
+	snprintf(ballast, sizeof(ballast), "%s/ballast", dir);
+	fd = open(ballast, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	memset(back, 0x5a, sizeof(back));
+	while (write(fd, back, sizeof(back)) == (ssize_t)sizeof(back))
+		;
+	close(fd);
+	ret = 0;
+	for (int k = 0; k < 300 && n < MAXP && ret == 0; k++) {
+		seeds[n] = 300000 + (uint64_t)n;
+		random_page(page, seeds[n]);
+		ret = store(s, page, &ids[n]);
+		if (ret == 0)
+			live[n++] = true;
+	}
+	assert_int_equal(ret, -ENOSPC);
+	assert_true(ebb_swap_full(s, true));
+	unlink(ballast);
+	manual_clock_ns += 5ULL * 1000000000ULL;
+	assert_false(ebb_swap_full(s, true));
+	for (int k = 0; k < 32 && n < MAXP; k++, n++) {
+		seeds[n] = 400000 + (uint64_t)n;
+		random_page(page, seeds[n]);
+		assert_int_equal(store(s, page, &ids[n]), 0);
+		live[n] = true;
+	}
+
+	/* 5. Everything live reads back right. */
+	for (int i = 0; i < n; i++) {
+		if (!live[i])
+			continue;
+		random_page(page, seeds[i]);
+		assert_int_equal(ebb_swap_load(s, ids[i], back), 0);
+		assert_memory_equal(back, page, EBB_PAGE_SIZE);
+	}
+	ebb_swap_destroy(s);
+	assert_int_equal(umount(dir), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* ---- encrypted file tier ---- */
+
+struct capture {
+	unsigned char last[EBB_PAGE_SIZE];
+	bool flip;      /* flip a byte of what is read */
+};
+
+static struct capture cap;
+
+static ssize_t cap_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+{
+	(void)ctx;
+	if (len == EBB_PAGE_SIZE)
+		memcpy(cap.last, buf, len);
+	return pwrite(fd, buf, len, off);
+}
+
+static ssize_t cap_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = pread(fd, buf, len, off);
+
+	(void)ctx;
+	if (n > 0 && cap.flip)
+		((unsigned char *)buf)[n / 2] ^= 0x10;
+	return n;
+}
+
+/*
+ * file_encrypt: what reaches the file is not the page (no 16-byte run of it
+ * appears), two writes of the same page differ (fresh nonce), everything
+ * reads back exactly, readahead runs decrypt, and a byte altered in the file
+ * is -EBADMSG (counted, logged), never data.
+ */
+static void test_encrypted_file_tier(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE], back[EBB_PAGE_SIZE * 4], first[EBB_PAGE_SIZE];
+	static const struct ebb_swap_io cap_io = { cap_pwrite, cap_pread, NULL };
+	struct ebb_swap_cfg cfg = {
+		.name = "enc", .dir = tmpdir(), .file_size_bytes = 64 * EBB_PAGE_SIZE,
+		.file_encrypt = true, .io = &cap_io, .log = count_log,
+		.clock_ns = step_clock, .clock_ctx = &step_clock_ns,
+	};
+	struct ebb_swap_stats st;
+	struct ebb_swap *s = NULL;
+	uint32_t ids[8], dup;
+
+	(void)state;
+	memset(&cap, 0, sizeof(cap));
+	assert_int_equal(ebb_swap_create(&cfg, &s), 0);
+	for (int i = 0; i < 8; i++) {
+		text_page(page, (uint64_t)i + 77);
+		assert_int_equal(store(s, page, &ids[i]), 0);
+		assert_int_equal(ebb_swap_entry_tier(s, ids[i]), EBB_TIER_FILE);
+		/* Not one 16-byte run of the page is in what was written. */
+		for (unsigned off = 0; off + 16 <= EBB_PAGE_SIZE; off += 16)
+			for (unsigned k = 0; k + 16 <= EBB_PAGE_SIZE; k += 16)
+				if (!memcmp(cap.last + k, page + off, 16))
+					fail_msg("plaintext at %u found in the file at %u", off, k);
+		if (i == 0)
+			memcpy(first, cap.last, sizeof(first));
+	}
+	/* The same content stored again (after a free) is written differently. */
+	text_page(page, 77);
+	ebb_swap_put(s, ids[0]);
+	assert_int_equal(store(s, page, &ids[0]), 0);
+	assert_memory_not_equal(first, cap.last, EBB_PAGE_SIZE);
+	for (int i = 0; i < 8; i++) {
+		text_page(page, (uint64_t)i + 77);
+		assert_int_equal(ebb_swap_load(s, ids[i], back), 0);
+		assert_memory_equal(back, page, EBB_PAGE_SIZE);
+	}
+	/* Dedup still compares real content. */
+	text_page(page, 80);
+	assert_int_equal(store(s, page, &dup), 0);
+	assert_int_equal(dup, ids[3]);
+	ebb_swap_put(s, dup);
+	/* Readahead over neighbouring slots decrypts each page. */
+	assert_int_equal(ebb_swap_load_run(s, &ids[1], 4, back), 4);
+	for (int i = 0; i < 4; i++) {
+		text_page(page, (uint64_t)i + 78);
+		assert_memory_equal(back + i * EBB_PAGE_SIZE, page, EBB_PAGE_SIZE);
+	}
+	/* Tampering: authentication fails, nothing is returned as data. */
+	nr_errors_logged = 0;
+	cap.flip = true;
+	assert_int_equal(ebb_swap_load(s, ids[5], back), -EBADMSG);
+	cap.flip = false;
+	ebb_swap_get_stats(s, &st);
+	assert_true(st.nr_checksum_errors >= 1);
+	assert_true(nr_errors_logged >= 1);
+	assert_int_equal(ebb_swap_load(s, ids[5], back), 0);
+	ebb_swap_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -724,6 +967,8 @@ int main(void)
 		cmocka_unit_test(test_compressed_roundtrip_and_budget),
 		cmocka_unit_test(test_incompressible_goes_to_file),
 		cmocka_unit_test(test_slot_allocator),
+		cmocka_unit_test(test_small_fs_enospc),
+		cmocka_unit_test(test_encrypted_file_tier),
 		cmocka_unit_test(test_dedup),
 		cmocka_unit_test(test_checksum_mismatch_is_loud),
 		cmocka_unit_test(test_short_reads_and_io_errors),

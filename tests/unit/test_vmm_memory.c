@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "host-reclaim/region.h"
+#include "host-reclaim/uffd_compat.h"
 #include "vmm/memory.h"
 
 #define MiB (1ull << 20)
@@ -72,6 +73,12 @@ static void test_opts(void **state)
 	assert_non_null(strstr(err, "lz4, zstd or none"));
 	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "none", err, sizeof(err)), 0);
 	assert_int_equal(o.compress, VMM_SWAP_NONE);
+	assert_false(o.no_swap_encrypt);   /* encrypted by default */
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "off", err, sizeof(err)), 0);
+	assert_true(o.no_swap_encrypt);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "yes", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "on", err, sizeof(err)), 0);
+	assert_false(o.no_swap_encrypt);
 	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "maybe", err, sizeof(err)), -EINVAL);
 	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "on", err, sizeof(err)), 0);
 	assert_true(o.ksm);
@@ -219,6 +226,22 @@ static void test_region(void **state)
 	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"swappiness\":201}}", &r),
 			 VMM_CTL_ERR_INVALID);
 	assert_int_equal(set(m, "{\"cmd\":\"set\"}", &r), VMM_CTL_ERR_INVALID);
+	/* max=0 would read as "no limit": refused, whether 0%, 0 bytes or a
+	 * byte count under one page; the limits stay as they were. */
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":50}}", &r),
+			 VMM_CTL_OK);
+	json_object_put(r);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":0}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":0}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_bytes\":100}}", &r),
+			 VMM_CTL_ERR_INVALID);
+	q = json_object_new_object();
+	vmm_memory_query(m, q);
+	assert_true(json_object_object_get_ex(q, "memory", &o));
+	assert_int_equal(jint(o, "max_pages"), (int64_t)(nr / 2));
+	json_object_put(q);
 
 	/* Balloon 1 MiB at 2 MiB; then squeeze to 25%. */
 	assert_int_equal(vmm_memory_discard(m, ram + 2 * MiB, MiB), 0);
@@ -265,6 +288,12 @@ static void test_region(void **state)
 	assert_true(jint(o, "nr_swapped_in") > 0);
 	/* Sparse pages: the compressed tier (LZ4 or zstd) holds them. */
 	assert_true(jint(o, "compressed_pages") > 0);
+	/* Host RAM = resident pages + the compressed tier + metadata (max bounds the first). */
+	assert_int_equal(jint(o, "host_memory_bytes"),
+			 jint(o, "resident_pages") * 4096 + jint(o, "compressed_bytes") +
+			 jint(o, "metadata_bytes"));
+	/* The file tier's live bytes never exceed what the file holds on disk. */
+	assert_true(jint(o, "file_allocated_bytes") >= jint(o, "file_bytes"));
 	assert_true(jint(o, "resident_pages") <= (int64_t)(nr / 4 + 8));
 	assert_int_equal(jint(o, "nr_errors"), 0);
 	/* Per-process KSM figures are read where the kernel has them. */
@@ -286,6 +315,55 @@ static void test_region(void **state)
 	json_object_put(q);
 }
 
+/* --ksm on: eviction by write-protect (MOVE cannot take KSM-merged pages). */
+static void test_ksm_evict_mode(void **state)
+{
+	const uint64_t mem = 4 * MiB;
+	struct vmm_memory_cfg cfg = { 0 };
+	struct vmm_memory *m = NULL;
+	struct json_object *q, *o, *v;
+	char err[256], dir[] = "/tmp/ebb-test-ksm-XXXXXX";
+	uint64_t features;
+	uint8_t *ram;
+
+	(void)state;
+	if (ebb_region_probe(&features) || !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		print_message("# SKIP userfaultfd here has no write-protect faults\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	for (int ksm = 0; ksm < 2; ksm++) {
+		ram = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(ram != MAP_FAILED);
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.name = "k";
+		cfg.ram = ram;
+		cfg.mem_bytes = mem;
+		cfg.low_bytes = mem;
+		cfg.vm_fd = -1;
+		cfg.nr_vcpus = 1;
+		cfg.opts.swappiness = -1;
+		cfg.opts.swap_dir = dir;
+		cfg.opts.enable = true;
+		cfg.opts.ksm = ksm;
+		if (vmm_memory_create(&cfg, &m, err, sizeof(err)))
+			fail_msg("create: %s", err);
+		q = json_object_new_object();
+		vmm_memory_query(m, q);
+		assert_true(json_object_object_get_ex(q, "memory", &o));
+		assert_true(json_object_object_get_ex(o, "evict_mode", &v));
+		if (ksm)
+			assert_string_equal(json_object_get_string(v), "wp");
+		else
+			assert_string_equal(json_object_get_string(v),
+					    features & UFFD_FEATURE_MOVE ? "move" : "wp");
+		json_object_put(q);
+		vmm_memory_destroy(m);
+		munmap(ram, mem);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	static const enum vmm_swap_compress lz4 = VMM_SWAP_LZ4, zstd = VMM_SWAP_ZSTD;
@@ -294,6 +372,7 @@ int main(void)
 		cmocka_unit_test(test_opts),
 		cmocka_unit_test_prestate(test_region, (void *)&lz4),
 		cmocka_unit_test_prestate(test_region, (void *)&zstd),
+		cmocka_unit_test(test_ksm_evict_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

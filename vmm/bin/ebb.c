@@ -127,6 +127,8 @@ static const char usage_run[] =
 	"      --swappiness N    0..200 (default 60)\n"
 	"      --swap-dir DIR    swap file directory (default /var/tmp, else the run dir)\n"
 	"      --swap-compress lz4|zstd|none  compressed in-memory tier (default lz4)\n"
+	"      --swap-encrypt on|off  encrypt the swap file with a key that exists only in\n"
+	"                        this VMM's memory (default on)\n"
 	"      --ksm on|off      advise guest RAM MADV_MERGEABLE (default off)\n"
 	"      --dirty-log on|off  age pages from the KVM dirty log (default on)\n"
 	"  -v, --verbose         more messages (twice: debug)\n";
@@ -275,6 +277,7 @@ static int cmd_run(int argc, char **argv)
 		{ "swappiness", required_argument, NULL, 'M' },
 		{ "swap-dir", required_argument, NULL, 'M' },
 		{ "swap-compress", required_argument, NULL, 'M' },
+		{ "swap-encrypt", required_argument, NULL, 'M' },
 		{ "ksm", required_argument, NULL, 'M' },
 		{ "dirty-log", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
