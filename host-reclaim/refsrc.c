@@ -22,9 +22,13 @@
  * of bitmap words (consecutive words, or gaps of at most IDLE_GAP_WORDS); per
  * run, one pread of the words (which tests and clears the accessed bits of
  * every page in it) and one pwrite that marks exactly our pages idle again
- * (the kernel ignores 0 bits).  So a run costs two syscalls for up to
+ * (the kernel ignores 0 bits), then one pread that tells which of them took
+ * the mark ("armed").  Only an armed page that reads not idle is reported:
+ * pages off the LRU (the shared zero page a read of a hole maps, a page
+ * still in a per-CPU batch) read "not idle" forever and were reported used
+ * on every pass before.  So a run costs three syscalls for up to
  * 64 * IDLE_MAX_RUN_WORDS PFNs; guest RAM that the host allocated in long
- * physical runs costs ~2 syscalls per 32 MiB.  A harvest covers at most
+ * physical runs costs ~3 syscalls per 32 MiB.  A harvest covers at most
  * slice_pages pages from a rotating cursor (0 = all), so its cost is bounded
  * for any guest size; pages outside this pass's slice keep their idle state
  * and are reported by the pass that reaches them (accesses are never lost,
@@ -163,6 +167,7 @@ struct idle_src {
 	uint64_t nr_pages;
 	uint64_t slice_pages;         /* pages per harvest; 0 = all */
 	uint64_t cursor;              /* first page of the next slice */
+	uint64_t *armed;              /* 1 bit per page: its idle bit read back set */
 	struct ebb_page_idle_stats st;  /* written under the caller's lock, read atomically */
 	uint64_t ent[IDLE_CHUNK];
 	struct idle_pair pair[IDLE_CHUNK];
@@ -182,6 +187,11 @@ int ebb_refsrc_page_idle_create_opts(void *base, uint64_t nr_pages, uint64_t sli
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->armed = calloc((nr_pages + 63) / 64, sizeof(uint64_t));
+	if (!s->armed) {
+		free(s);
+		return -ENOMEM;
+	}
 	s->start = (uint64_t)(uintptr_t)base;
 	s->nr_pages = nr_pages;
 	s->slice_pages = slice_pages;
@@ -194,6 +204,7 @@ int ebb_refsrc_page_idle_create_opts(void *base, uint64_t nr_pages, uint64_t sli
 			close(s->idle_fd);
 		if (s->pagemap_fd >= 0)
 			close(s->pagemap_fd);
+		free(s->armed);
 		free(s);
 		return err;
 	}
@@ -267,6 +278,16 @@ static int idle_chunk(struct idle_src *s, uint64_t first, uint32_t cnt, uint64_t
 		n++;
 	}
 	stat_add(&s->st.nr_not_present, cnt - n);
+	/* A page not resident now must be re-armed before it can be reported. */
+	for (uint32_t k = 0, m = 0; k < cnt; k++) {
+		uint64_t pg = first + k;
+
+		if (m < n && s->pair[m].idx == k) {
+			m++;
+			continue;
+		}
+		s->armed[pg / 64] &= ~(1ULL << (pg % 64));
+	}
 	qsort(s->pair, n, sizeof(s->pair[0]), pair_cmp);
 	while (i < n) {
 		uint64_t w0 = s->pair[i].pfn / 64, w1 = w0;
@@ -290,7 +311,11 @@ static int idle_chunk(struct idle_src *s, uint64_t first, uint32_t cnt, uint64_t
 
 			if (w >= (uint64_t)r / 8)
 				continue;
-			if (!(s->words[w] & (1ULL << (s->pair[k].pfn % 64)))) {
+			/* Only a page we saw idle after marking it can report an
+			 * access: pages off the LRU (the shared zero page, a page
+			 * still in a per-CPU batch) always read "not idle". */
+			if (!(s->words[w] & (1ULL << (s->pair[k].pfn % 64))) &&
+			    (s->armed[pg / 64] & (1ULL << (pg % 64)))) {
 				bitmap[pg / 64] |= 1ULL << (pg % 64);
 				stat_add(&s->st.nr_accessed, 1);
 			}
@@ -302,6 +327,19 @@ static int idle_chunk(struct idle_src *s, uint64_t first, uint32_t cnt, uint64_t
 			if (pwrite(s->idle_fd, s->words, (size_t)r, (off_t)(w0 * 8)) < 0)
 				return -errno;
 			stat_add(&s->st.nr_writes, 1);
+			/* Read back which of our pages took the idle mark. */
+			r = pread(s->idle_fd, s->words, (size_t)r, (off_t)(w0 * 8));
+			if (r < 0)
+				return -errno;
+			stat_add(&s->st.nr_reads, 1);
+		}
+		for (uint32_t k = i; k < j; k++) {
+			uint64_t w = s->pair[k].pfn / 64 - w0, pg = first + s->pair[k].idx;
+
+			if (w < (uint64_t)r / 8 && (s->words[w] & (1ULL << (s->pair[k].pfn % 64))))
+				s->armed[pg / 64] |= 1ULL << (pg % 64);
+			else
+				s->armed[pg / 64] &= ~(1ULL << (pg % 64));
 		}
 		i = j;
 	}
@@ -350,6 +388,7 @@ static void idle_destroy(void *ctx)
 		return;
 	close(s->idle_fd);
 	close(s->pagemap_fd);
+	free(s->armed);
 	free(s);
 }
 
