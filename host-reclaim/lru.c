@@ -207,7 +207,7 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean)
 				lru->ws.nr_refault_thrash++;
 		}
 	}
-	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_YOUNG | EBB_PF_REFERENCED);
+	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_YOUNG | EBB_PF_REFERENCED | EBB_PF_SUSPECT);
 	if (!clean)
 		p->swap_id = EBB_SWAP_NONE;
 	ebb_lru_set_state(lru, pfn, EBB_PAGE_RESIDENT);
@@ -232,6 +232,12 @@ uint32_t ebb_lru_reference(struct ebb_lru *lru, uint32_t pfn, bool written)
 		return EBB_SWAP_NONE;
 	p->flags |= EBB_PF_YOUNG;
 	p->flags &= (uint16_t)~EBB_PF_READAHEAD;
+	if (written && (p->flags & EBB_PF_SUSPECT)) {
+		/* The report of the fault that swapped it in: keep the copy (the
+		 * evictor compares content hashes before dropping it). */
+		p->flags &= (uint16_t)~EBB_PF_SUSPECT;
+		return EBB_SWAP_NONE;
+	}
 	if (written && p->swap_id != EBB_SWAP_NONE) {
 		stale = p->swap_id;
 		p->swap_id = EBB_SWAP_NONE;

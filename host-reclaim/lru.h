@@ -56,6 +56,8 @@ enum ebb_lru_list {
 #define EBB_PF_UNEVICTABLE (1u << 3)  /* pinned by the owner */
 #define EBB_PF_READAHEAD   (1u << 4)  /* brought in by readahead, not yet used */
 #define EBB_PF_SHADOW      (1u << 5)  /* evicted.shadow is valid */
+#define EBB_PF_SUSPECT     (1u << 6)  /* swapped in by a write fault that may not be one:
+				       * its first "written" report keeps the copy */
 
 /*
  * One 4 KiB page: exactly 16 bytes (tests assert it).  While the page is on

@@ -1128,7 +1128,18 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		uint32_t p = (uint32_t)(pfn + i);
 		struct ebb_page *pg = &r->lru->pages[p];
 
-		bool keep = r->cfg.keep_clean_copies && !(i == 0 && write && wp);
+		/*
+		 * A write fault keeps the copy too, marked suspect: KVM's async
+		 * page fault worker faults guest pages in with FOLL_WRITE even for
+		 * a guest read (seen in the host-box: nearly every swap-in there
+		 * was a write fault), and the page, mapped writable, is then
+		 * reported written by the dirty log once.  The first "written"
+		 * report of a suspect page is ignored (ebb_lru_reference); a copy
+		 * that did go stale is caught at eviction, where a clean page is
+		 * dropped only if its content still hashes to its copy.
+		 */
+		bool keep = r->cfg.keep_clean_copies;
+		bool suspect = i == 0 && write;
 
 		if (!keep) {
 			ebb_swap_put(r->store, pg->swap_id);
@@ -1141,6 +1152,8 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 		ebb_lru_page_in(r->lru, p, keep);
 		if (i > 0)
 			pg->flags |= EBB_PF_READAHEAD;
+		if (keep && suspect)
+			pg->flags |= EBB_PF_SUSPECT;
 		r->c.nr_swapped_in++;
 	}
 	r->c.nr_major_faults++;

@@ -361,6 +361,15 @@ static void test_written_makes_dirty(void **state)
 	assert_int_equal(ebb_lru_reference(lru, 0, true), 1000);
 	assert_int_equal(lru->pages[0].lru, EBB_LRU_INACTIVE_DIRTY);
 	assert_int_equal(lru->pages[0].swap_id, EBB_SWAP_NONE);
+	/* A page swapped in by a suspect write fault (KVM's async page fault
+	 * worker writes-faults on guest reads): its first "written" report
+	 * keeps the copy, the second one releases it. */
+	lru->pages[1].flags |= EBB_PF_SUSPECT;
+	assert_int_equal(ebb_lru_reference(lru, 1, true), EBB_SWAP_NONE);
+	assert_int_equal(lru->pages[1].lru, EBB_LRU_INACTIVE_CLEAN);
+	assert_int_equal(lru->pages[1].swap_id, 1001);
+	assert_int_equal(ebb_lru_reference(lru, 1, true), 1001);
+	assert_int_equal(lru->pages[1].lru, EBB_LRU_INACTIVE_DIRTY);
 	/* References to non-resident pages are ignored. */
 	assert_int_equal(ebb_lru_reference(lru, 5, true), EBB_SWAP_NONE);
 	assert_int_equal(lru->pages[5].state, EBB_PAGE_NEVER);
