@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/squeeze_read_box.sh (make bench): boots the host-box once and runs
-# tests/box/scenarios/squeeze_read.sh alone in it (as bench/box/squeeze_read_full.sh,
+# bench/box/squeeze_read.sh alone in it (as bench/box/squeeze_read_full.sh,
 # a link: the name adds the unconstrained run): a 1 GiB guest that only
 # reads a 150 MiB hot set (250 MiB cold), unconstrained and under
 # --mem-max 300M aged (a) by the KVM dirty log + refaults only, (b) with the

@@ -1,1 +1,1 @@
-../../tests/box/scenarios/squeeze_read.sh
+squeeze_read.sh

@@ -36,7 +36,8 @@ stacks() {
 	done
 }
 
-# In make check-e2e only the two limited runs (the swap-in rate is checked);
+# As squeeze_read.sh only the two limited runs (the swap-in rate is checked:
+# the e2e variant, not in check-e2e yet, docs/reclaim.md);
 # bench/squeeze_read_box.sh runs this file as squeeze_read_full.sh, which adds
 # the unconstrained run and a longer loop for the throughput figures.
 case $0 in
