@@ -476,6 +476,111 @@ static void test_malformed_pfn_buffer(void **state)
 	bfx_free(f);
 }
 
+/*
+ * Issue 11 #1: an inflate chain [empty descriptor] -> [1024 bytes of PFNs].
+ * The empty segment used to end the copy, the device then walked its own
+ * uninitialised PFN array: pages the guest never named were discarded.
+ */
+static void test_regress_empty_segment_before_pfns(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	virtio_gpa_t gpa = fg_alloc(f->g, 1024, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+
+	for (unsigned i = 0; i < 256; i++)
+		p[i] = htole32(100 + i);
+	struct fseg s[2] = { { gpa, 0, false }, { gpa, 1024, false } };
+	fvq_add(&f->fvq[QI], s, 2);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_inflated_pages, 256);
+	assert_int_equal(f->pages_released, 256);
+	assert_int_equal(f->nr_released, 1);
+	assert_int_equal(f->released[0].pfn, 100);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 256);
+	for (unsigned pfn = 0; pfn < PFN_LIMIT; pfn++)
+		assert_int_equal(virtio_balloon_pfn_ballooned(f->b, pfn), pfn >= 100 && pfn < 356);
+
+	/* The same with 256 bad PFNs: all 256 counted, nothing released. */
+	for (unsigned i = 0; i < 256; i++)
+		p[i] = htole32(0xffff0000u + i);
+	fvq_add(&f->fvq[QI], s, 2);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_bad_pfns, 256);
+	assert_int_equal(f->pages_released, 256);
+	bfx_free(f);
+}
+
+/* PFNs split across odd-length and empty segments are put back together. */
+static void test_pfns_across_odd_segments(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	virtio_gpa_t gpa = fg_alloc(f->g, 4 * 10, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+
+	for (unsigned i = 0; i < 10; i++)
+		p[i] = htole32(200 + 2 * i);
+	struct fseg s[5] = {
+		{ gpa, 3, false }, { 0, 0, false }, { gpa + 3, 6, false },
+		{ gpa + 9, 0, false }, { gpa + 9, 31, false },
+	};
+	fvq_add(&f->fvq[QI], s, 5);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 10);
+	for (unsigned i = 0; i < 10; i++)
+		assert_true(virtio_balloon_pfn_ballooned(f->b, 200 + 2 * i));
+	assert_int_equal(virtio_balloon_errors(f->b)->nr_bad_request, 0);
+	bfx_free(f);
+}
+
+/*
+ * Issue 11 #12: one chain of 40000 PFNs is handled in slices of
+ * VIRTIO_BALLOON_PAGES_PER_CALL across polls, and only returned at the end.
+ */
+static void test_long_chain_is_sliced(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	const unsigned n = 40000;
+	virtio_gpa_t gpa = fg_alloc(f->g, 4u * n, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+	unsigned polls = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		p[i] = htole32(i % 700);
+	struct fseg s = { gpa, 4 * n, false };
+	fvq_add(&f->fvq[QI], &s, 1);
+	fp_kick(f->pci, QI);
+#define SEEN() (c->nr_inflated_pages + c->nr_dup_inflates + c->nr_bad_pfns)
+	assert_int_equal(SEEN(), VIRTIO_BALLOON_PAGES_PER_CALL);
+	assert_false(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_true(virtio_pci_has_pending(f->pci));
+	/* A deflate kick meanwhile waits for the inflate chain. */
+	uint32_t back = 5;
+	virtio_gpa_t g2 = fg_alloc(f->g, 4, 4);
+	*(uint32_t *)fg_ptr(f->g, g2) = htole32(back);
+	struct fseg s2 = { g2, 4, false };
+	fvq_add(&f->fvq[QD], &s2, 1);
+	fp_kick(f->pci, QD);
+	assert_int_equal(c->nr_deflated_pages, 0);
+	while (virtio_pci_has_pending(f->pci)) {
+		uint64_t before = SEEN();
+		virtio_pci_poll(f->pci);
+		assert_true(SEEN() - before <= VIRTIO_BALLOON_PAGES_PER_CALL);
+		assert_true(++polls < 10);
+	}
+	assert_int_equal(SEEN(), n);
+#undef SEEN
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_inflated_pages, 700); /* below the hole (768..895) */
+	assert_int_equal(c->nr_deflated_pages, 1);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 700 - 1);
+	bfx_free(f);
+}
+
 static void test_hostile_chain_needs_reset(void **state)
 {
 	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
@@ -515,6 +620,9 @@ int main(void)
 		cmocka_unit_test(test_reset_empties_balloon),
 		cmocka_unit_test(test_malformed_pfn_buffer),
 		cmocka_unit_test(test_hostile_chain_needs_reset),
+		cmocka_unit_test(test_regress_empty_segment_before_pfns),
+		cmocka_unit_test(test_pfns_across_odd_segments),
+		cmocka_unit_test(test_long_chain_is_sliced),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
