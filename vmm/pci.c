@@ -290,6 +290,18 @@ uint64_t vmm_pci_dev_bar_addr(struct vmm_pci_dev *dev, unsigned bar)
 	return dev->bar_reg[bar] & (dev->cfg.bars[bar].is_io ? ~3u : ~15u);
 }
 
+uint64_t vmm_pci_dev_bar_mapped(struct vmm_pci_dev *dev, unsigned bar)
+{
+	uint64_t addr;
+
+	if (bar >= VMM_PCI_NR_BARS)
+		return 0;
+	pthread_mutex_lock(&dev->bus->lock);
+	addr = dev->bar_mapped[bar];
+	pthread_mutex_unlock(&dev->bus->lock);
+	return addr;
+}
+
 unsigned vmm_pci_dev_slot(struct vmm_pci_dev *dev)
 {
 	return dev->slot;

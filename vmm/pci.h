@@ -91,6 +91,10 @@ int vmm_pci_add(struct vmm_pci_bus *bus, const struct vmm_pci_dev_cfg *cfg,
 uint8_t *vmm_pci_dev_cfg(struct vmm_pci_dev *dev);
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, unsigned off, unsigned len, uint8_t mask);
 uint64_t vmm_pci_dev_bar_addr(struct vmm_pci_dev *dev, unsigned bar);
+/* Where BAR `bar` is mapped now, or 0: decoding off, outside its window, or
+ * refused for overlapping another range.  Takes the bus lock (do not call
+ * from a cfg callback). */
+uint64_t vmm_pci_dev_bar_mapped(struct vmm_pci_dev *dev, unsigned bar);
 unsigned vmm_pci_dev_slot(struct vmm_pci_dev *dev);
 unsigned vmm_pci_dev_gsi(struct vmm_pci_dev *dev);  /* INTx GSI, 0 when no pin */
 
