@@ -172,15 +172,19 @@ static void add_run(struct virtio_balloon *b, enum virtio_balloon_reason why, vi
 	b->runs[b->nr_runs++] = (struct run){ pfn, nr_pages };
 }
 
-/* GUEST: is [pfn, pfn + nr) guest RAM the balloon may touch? */
+/* GUEST: is [pfn, pfn + nr) guest RAM the balloon may touch (e820 RAM when
+ * the host says what that is, mapped RAM in any case)? */
 static bool pfns_valid(const struct virtio_balloon *b, virtio_pfn_t pfn, uint64_t nr)
 {
+	virtio_gpa_t gpa = pfn << VIRTIO_PAGE_SHIFT;
+	uint64_t len = nr << VIRTIO_PAGE_SHIFT;
 	virtio_pfn_t end;
 
 	if (nr == 0 || __builtin_add_overflow(pfn, nr, &end) || end > b->cfg.guest_pfn_limit)
 		return false;
-	return b->host->translate(b->host->opaque, pfn << VIRTIO_PAGE_SHIFT,
-				  nr << VIRTIO_PAGE_SHIFT) != NULL;
+	if (b->host->ram_ok && !b->host->ram_ok(b->host->opaque, gpa, len))
+		return false;
+	return b->host->translate(b->host->opaque, gpa, len) != NULL;
 }
 
 /* --- queues ------------------------------------------------------------- */

@@ -179,6 +179,14 @@ static void host_set_intx(void *opaque, bool level)
 		vmm_vm_irq_line(v->owner->vm, vmm_pci_dev_gsi(v->pci), level);
 }
 
+/* GUEST: may the balloon take [gpa, gpa + len)?  Only e820 RAM. */
+static bool host_ram_ok(void *opaque, virtio_gpa_t gpa, uint64_t len)
+{
+	struct vdev *v = opaque;
+
+	return v->owner->vm && vmm_vm_ram_ok(v->owner->vm, gpa, len);
+}
+
 /*
  * The guest moved BAR0 or toggled memory decoding (a config write on a vCPU
  * thread, bus and device locks held): the event thread moves the doorbells.
@@ -277,7 +285,8 @@ static void vdev_init(struct vmm_virtio_devs *d, struct vdev *v, const char *nam
 	pthread_mutex_init(&v->lock, NULL);
 	v->host = (struct virtio_host){
 		.translate = host_translate, .log = host_log, .raise_msi = host_raise_msi,
-		.set_intx = host_set_intx, .bar_changed = host_bar_changed, .opaque = v,
+		.set_intx = host_set_intx, .bar_changed = host_bar_changed,
+		.ram_ok = host_ram_ok, .opaque = v,
 	};
 	for (i = 0; i < MAX_QUEUES; i++) {
 		v->bells[i].dev = v;
@@ -384,23 +393,24 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 {
 	struct vmm_virtio_devs *d = opaque;
 	uint64_t len, t0;
-	void *hva;
 	int ret;
 
 	if (__builtin_mul_overflow(nr_pages, (uint64_t)VIRTIO_PAGE_SIZE_BYTES, &len) ||
-	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT)
-		hva = NULL;
-	else  /* GUEST: the run is checked again here: only RAM of one slot. */
-		hva = vmm_vm_translate(d->vm, pfn << VIRTIO_PAGE_SHIFT, len);
-	if (!hva) {
+	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT || !d->vm) {
+		d->nr_madvise_errors++;
+		return;
+	}
+	t0 = now_ns();
+	/* GUEST: checked again by the VM, the one owner of guest memory (e820
+	 * RAM of one slot), then MADV_DONTNEED or the reclaim engine's
+	 * ballooned state when it runs. */
+	ret = vmm_vm_discard_range(d->vm, pfn << VIRTIO_PAGE_SHIFT, len);
+	if (ret == -EINVAL) {
 		d->nr_madvise_errors++;
 		guest_log(d, VMM_LOG_WARN, "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
 			  (unsigned long long)pfn, (unsigned long long)nr_pages);
 		return;
 	}
-	t0 = now_ns();
-	/* MADV_DONTNEED, or the reclaim engine's ballooned state when it runs. */
-	ret = vmm_vm_discard_ram(d->vm, hva, len);
 	if (ret < 0) {
 		d->nr_madvise_errors++;
 		guest_log(d, VMM_LOG_WARN, "balloon: releasing RAM: %s", strerror(-ret));

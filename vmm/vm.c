@@ -366,6 +366,35 @@ int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len)
 	return madvise(hva, len, MADV_DONTNEED) < 0 ? -errno : 0;
 }
 
+bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len)
+{
+	struct boot_e820_entry map[8];
+	unsigned n = vmm_e820_build(mem, map, 8);
+	uint64_t end;
+
+	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
+		return false;
+	for (unsigned i = 0; i < n; i++)  /* RAM entries neither touch nor overlap */
+		if (map[i].type == VMM_E820_RAM && gpa >= map[i].addr &&
+		    end - map[i].addr <= map[i].size)
+			return true;
+	return false;
+}
+
+bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
+{
+	return vmm_mem_layout_ram_ok(&vm->mem, gpa, len);
+}
+
+int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
+{
+	void *hva;
+
+	if (!vmm_vm_ram_ok(vm, gpa, len) || !(hva = vmm_vm_translate(vm, gpa, len)))
+		return -EINVAL;
+	return vmm_vm_discard_ram(vm, hva, len);
+}
+
 struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
 {
 	return vm->loop;

@@ -118,5 +118,18 @@ struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
 /* GUEST: RAM the balloon got back, [hva, hva + len) inside one slot:
  * handed to the reclaim engine when it runs, else MADV_DONTNEED.  0 or -errno. */
 int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len);
+/* Is [gpa, gpa + len) wholly inside RAM entries of the e820 map the guest
+ * gets for this layout (vmm_e820_build)?  Reserved ranges (EBDA, the MP
+ * table / BIOS area), holes and overflow: false. */
+struct vmm_mem_layout;
+bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len);
+bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
+/*
+ * GUEST: the guest gave up [gpa, gpa + len) (balloon, free page reporting).
+ * Validated here, once, for every device: e820 RAM only (vmm_vm_ram_ok) in
+ * one slot; then handed on like vmm_vm_discard_ram.  -EINVAL when the range
+ * is not RAM the guest may give up (nothing is discarded), else 0 / -errno.
+ */
+int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
 
 #endif

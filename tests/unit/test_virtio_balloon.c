@@ -581,6 +581,40 @@ static void test_long_chain_is_sliced(void **state)
 	bfx_free(f);
 }
 
+/* The fake's firmware areas: PFNs 0x10..0x1f and 0x9f are RAM to translate
+ * but reserved in the "e820 map". */
+static bool reserved_ram_ok(void *opaque, virtio_gpa_t gpa, uint64_t len)
+{
+	uint64_t first = gpa >> 12, last = (gpa + len - 1) >> 12;
+
+	return !(first <= 0x1f && last >= 0x10) && !(first <= 0x9f && last >= 0x9f);
+}
+
+/* Issue 11 #2: reserved PFNs are refused by inflate and by reporting. */
+static void test_reserved_pfns_refused(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	uint32_t pfns[] = { 0x0e, 0x0f, 0x10, 0x1f, 0x20, 0x9f, 0x9e, 0xa0 };
+
+	f->g->host.ram_ok = reserved_ram_ok;
+	send_pfns(f, QI, pfns, 8);
+	assert_int_equal(c->nr_bad_pfns, 3);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 5);
+	assert_false(virtio_balloon_pfn_ballooned(f->b, 0x10));
+	assert_false(virtio_balloon_pfn_ballooned(f->b, 0x9f));
+	assert_true(virtio_balloon_pfn_ballooned(f->b, 0x9e));
+	assert_int_equal(f->pages_released, 5);
+	/* A report that reaches into a reserved area is skipped whole. */
+	struct fseg r[2] = { { 0x0c000, 0x5000, true }, { 0x40000, 0x4000, true } };
+	fvq_add(&f->fvq[QR], r, 2);
+	fp_kick(f->pci, QR);
+	assert_true(fvq_get_used(&f->fvq[QR], NULL, NULL));
+	assert_int_equal(c->nr_bad_report_ranges, 1);
+	assert_int_equal(c->nr_reported_pages, 4);
+	bfx_free(f);
+}
+
 static void test_hostile_chain_needs_reset(void **state)
 {
 	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
@@ -623,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_regress_empty_segment_before_pfns),
 		cmocka_unit_test(test_pfns_across_odd_segments),
 		cmocka_unit_test(test_long_chain_is_sliced),
+		cmocka_unit_test(test_reserved_pfns_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,11 @@
 /*
- * tests/unit/test_virtio_devs_agent.c — the VMM's agent bridge
+ * tests/unit/test_virtio_devs.c — the VMM's agent bridge
  * (vmm/virtio_devs.c) against real unix sockets and its real event loop,
  * with devices created without a VM (no guest: the agent port is closed,
  * as before the guest agent starts).  A host client that sends and hangs up
  * while the guest cannot take its bytes must not make the event loop spin,
- * and must free the single agent slot for the next client.
+ * and must free the single agent slot for the next client.  Also the VM's
+ * e820 check of guest ranges given back (balloon, reporting).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,8 +22,10 @@
 
 #include <cmocka.h>
 
+#include "vmm/boot.h"
 #include "vmm/evloop.h"
 #include "vmm/virtio_devs.h"
+#include "vmm/vm.h"
 
 struct env {
 	char dir[64], path[96];
@@ -121,10 +124,33 @@ static void test_hangup_while_port_closed_frees_slot(void **state)
 	teardown(&e);
 }
 
+/* Issue 11 #2: the VM's one check of guest ranges follows its e820 map. */
+static void test_e820_ram_ok(void **state)
+{
+	struct vmm_mem_layout mem;
+
+	assert_int_equal(vmm_mem_layout_init(5ull << 30, &mem), 0); /* RAM above 4 GiB too */
+	assert_true(vmm_mem_layout_ram_ok(&mem, 0x1000, 0x1000));
+	assert_true(vmm_mem_layout_ram_ok(&mem, 0x9e000, 0x1000));
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0x9f000, 0x1000));   /* EBDA */
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0xa0000, 0x1000));   /* VGA hole */
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0xf0000, 0x1000));   /* MP table */
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0x9e000, 0x2000));   /* straddles */
+	assert_true(vmm_mem_layout_ram_ok(&mem, 0x100000, 0x200000));
+	assert_true(vmm_mem_layout_ram_ok(&mem, mem.low_bytes - 0x1000, 0x1000));
+	assert_false(vmm_mem_layout_ram_ok(&mem, mem.low_bytes - 0x1000, 0x2000)); /* PCI hole */
+	assert_false(vmm_mem_layout_ram_ok(&mem, mem.low_bytes, 0x1000));
+	assert_true(vmm_mem_layout_ram_ok(&mem, 0x100000000ull, mem.high_bytes));
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0x100000000ull, mem.high_bytes + 0x1000));
+	assert_false(vmm_mem_layout_ram_ok(&mem, UINT64_MAX - 0xfff, 0x2000));  /* wraps */
+	assert_false(vmm_mem_layout_ram_ok(&mem, 0x1000, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hangup_while_port_closed_frees_slot),
+		cmocka_unit_test(test_e820_ram_ok),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
