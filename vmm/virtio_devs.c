@@ -318,6 +318,16 @@ static int vdev_add_pci(struct vmm_virtio_devs *d, struct vdev *v, uint16_t virt
 	ret = vmm_pci_add(vmm_vm_pci(d->vm), &pc, &v->pci);
 	if (ret)
 		return ret;
+	/* The transport learns BAR0 as the bus assigned it (a guest that
+	 * enables decoding without rewriting the BAR must still get its
+	 * doorbells: bar_changed fires on the command write). */
+	{
+		uint32_t bar = (uint32_t)vmm_pci_dev_bar_addr(v->pci, 0);
+		uint8_t b[4] = { (uint8_t)bar, (uint8_t)(bar >> 8), (uint8_t)(bar >> 16),
+				 (uint8_t)(bar >> 24) };
+
+		virtio_pci_cfg_write(v->tp, 0x10, b, 4);
+	}
 	virtio_pci_cfg_layout(v->tp, image, wmask);
 	space = vmm_pci_dev_cfg(v->pci);
 	space[0x06] |= image[0x06] & 0x10;  /* capability list */

@@ -28,6 +28,7 @@ struct echo {
 	unsigned nr_notify[NQ];
 	unsigned nr_resets, nr_driver_ok;
 	unsigned nr_bar_changes;
+	unsigned nr_logs;
 	virtio_gpa_t bar_gpa;
 	bool bar_decoding;
 	bool refuse_features;
@@ -200,6 +201,42 @@ static void test_bar_sizing_and_move(void **state)
 	fp_cfgw(p, 0x3c, 11, 1); /* unrelated write: no callback */
 	assert_int_equal(e->nr_bar_changes, n);
 	assert_int_equal(fp_cfgr(p, 0x3c, 1), 11);
+	echo_free(e);
+}
+
+static void count_log(void *opaque, enum virtio_log_level level, const char *msg)
+{
+	((struct echo *)opaque)->nr_logs++;
+}
+
+/*
+ * Issue 11 #3: a guest moving BAR0 back and forth, toggling decoding, or
+ * rewriting the same value: bar_changed fires exactly once per real change
+ * (the VMM moves its doorbells then, never retries in a loop) and no line is
+ * logged (a BAR move is not an error).
+ */
+static void test_bar_move_storm(void **state)
+{
+	struct echo *e = echo_new();
+	struct virtio_pci *p = e->pci;
+
+	e->host.opaque = e;
+	e->host.bar_changed = echo_bar_changed;
+	e->host.log = count_log;
+	fp_cfgw(p, 0x04, 0x0002, 2);
+	e->nr_bar_changes = 0;
+	for (unsigned i = 0; i < 10000; i++)
+		fp_cfgw(p, 0x10, i % 2 ? 0xe0000000 : 0xe0008000, 4);
+	assert_int_equal(e->nr_bar_changes, 10000);
+	for (unsigned i = 0; i < 10000; i++)
+		fp_cfgw(p, 0x10, 0xe0000000, 4); /* the same value: nothing moves */
+	assert_int_equal(e->nr_bar_changes, 10000);
+	for (unsigned i = 0; i < 1000; i++)
+		fp_cfgw(p, 0x04, i % 2 ? 0x0002 : 0x0000, 2);
+	assert_int_equal(e->nr_bar_changes, 11000);
+	assert_true(e->bar_decoding);
+	assert_int_equal(e->nr_logs, 0);
+	assert_int_equal(e->errs.nr_logs_suppressed, 0);
 	echo_free(e);
 }
 
@@ -569,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_intx_and_isr),
 		cmocka_unit_test(test_needs_reset_after_hostile_chain),
 		cmocka_unit_test(test_reset_storm_log_bound),
+		cmocka_unit_test(test_bar_move_storm),
 		cmocka_unit_test(test_register_writes_only_signal),
 		cmocka_unit_test(test_pci_cfg_window_and_device_cfg),
 		cmocka_unit_test(test_regress_msix_table_offsets),
