@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/ctl_virtio.h"
+#include "vmm/pci.h"
 
 /* Counters are u64 (guest-chosen stats values too): never negative in JSON. */
 static void add_u64(struct json_object *o, const char *key, uint64_t v)
@@ -114,15 +115,32 @@ static struct json_object *balloon_object(struct vmm_virtio_devs *d)
 	return vmm_ctl_balloon_json(&bi);
 }
 
+struct json_object *vmm_ctl_pci_json(const struct vmm_pci_stats *st)
+{
+	struct json_object *p = json_object_new_object();
+
+	if (!p)
+		return NULL;
+	add_u64(p, "cfg_accesses", st->nr_cfg_access);
+	add_u64(p, "bad_cfg_accesses", st->nr_bad_cfg_access);
+	add_u64(p, "bar_moves", st->nr_bar_moves);
+	add_u64(p, "bar_map_failures", st->nr_bar_map_failures);
+	add_u64(p, "logs_suppressed", st->nr_logs_suppressed);
+	return p;
+}
+
 void vmm_ctl_virtio_query(struct vmm_virtio_devs *d, struct json_object *result)
 {
 	struct vmm_console_info ci;
+	struct vmm_pci_stats ps;
 
 	if (!d)
 		return;
 	json_object_object_add(result, "balloon", balloon_object(d));
 	if (vmm_virtio_console_info(d, &ci) == 0)
 		json_object_object_add(result, "agent", vmm_ctl_agent_json(&ci));
+	if (vmm_virtio_pci_stats(d, &ps) == 0)
+		json_object_object_add(result, "pci", vmm_ctl_pci_json(&ps));
 }
 
 enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_bytes,

@@ -112,6 +112,7 @@ struct vmm_pci_stats {
 	uint64_t nr_bad_cfg_access;   /* misaligned, crossing a dword, bus != 0 */
 	uint64_t nr_bar_moves;
 	uint64_t nr_bar_map_failures; /* guest put a BAR on top of something */
+	uint64_t nr_logs_suppressed;  /* lines about it the limiter dropped */
 };
 void vmm_pci_get_stats(struct vmm_pci_bus *bus, struct vmm_pci_stats *out);
 

@@ -929,6 +929,15 @@ void vmm_virtio_console_input(struct vmm_virtio_devs *d, const void *buf, size_t
 	pthread_mutex_unlock(&d->con.lock);
 }
 
+int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!d || !d->vm)
+		return -ENODEV;
+	vmm_pci_get_stats(vmm_vm_pci(d->vm), out);
+	return 0;
+}
+
 int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out)
 {
 	const struct virtio_console_counters *c;

@@ -125,4 +125,9 @@ struct vmm_console_info {
 };
 int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out);
 
+/* The VM's PCI bus figures (guest config accesses, BAR moves); -ENODEV
+ * without a VM. */
+struct vmm_pci_stats;
+int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include "vmm/ctl.h"
 #include "vmm/ctl_virtio.h"
+#include "vmm/pci.h"
 
 #define GIB (1ull << 30)
 
@@ -183,6 +184,14 @@ static void test_counters_in_json(void **state)
 	assert_int_equal(get_u64(a, "console_errors.chain_loop"), 24);
 	assert_int_equal(get_u64(a, "clients_refused"), 25);
 	assert_int_equal(get_u64(a, "client_hangups"), 26);
+	{
+		struct vmm_pci_stats ps = { .nr_bar_map_failures = 27, .nr_logs_suppressed = 28 };
+		struct json_object *p = vmm_ctl_pci_json(&ps);
+
+		assert_int_equal(get_u64(p, "bar_map_failures"), 27);
+		assert_int_equal(get_u64(p, "logs_suppressed"), 28);
+		json_object_put(p);
+	}
 	assert_true(get_u64(a, "rx_bytes") == UINT64_MAX);
 	json_object_put(a);
 }

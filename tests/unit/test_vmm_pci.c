@@ -293,6 +293,19 @@ static void test_bar_mapped_only_when_decoding_in_window_alone(void **state)
 	assert_int_equal(vmm_pci_dev_bar_addr(d2, 0), a1);
 	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), 0);
 	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), a1);
+	/* A storm of moves onto device 1: refused each time, lines bounded. */
+	{
+		struct vmm_pci_stats st;
+
+		for (unsigned i = 0; i < 5000; i++)
+			cfg_write(&e, s2, 0x10, (uint32_t)a1 + (i % 2) * 0x8000);
+		vmm_pci_get_stats(e.bus, &st);
+		assert_true(st.nr_bar_map_failures >= 2500);
+		/* at most a burst per 5 s window (the loop takes far less) */
+		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * VMM_RATELIMIT_BURST);
+		assert_true(st.nr_logs_suppressed > 0);
+		cfg_write(&e, s2, 0x10, (uint32_t)a1);
+	}
 	cfg_write(&e, s2, 0x10, 0x10000);                          /* guest RAM */
 	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), 0);
 	cfg_write(&e, s2, 0x10, (uint32_t)a2);
