@@ -29,6 +29,8 @@ static const struct {
 	{ "version", VMM_CTL_CMD_VERSION },
 	{ "balloon", VMM_CTL_CMD_BALLOON },
 	{ "set", VMM_CTL_CMD_SET },
+	{ "stats", VMM_CTL_CMD_STATS },
+	{ "clamp", VMM_CTL_CMD_CLAMP },
 };
 
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)

@@ -32,7 +32,9 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_STOP,
 	VMM_CTL_CMD_VERSION,
 	VMM_CTL_CMD_BALLOON,
-	VMM_CTL_CMD_SET,              /* memory limits, swappiness (vmm/memory.h) */
+	VMM_CTL_CMD_SET,              /* memory limits, swappiness, pool settings (vmm/poolctl.h) */
+	VMM_CTL_CMD_STATS,            /* the counters ebbd reads each tick (vmm/poolctl.h) */
+	VMM_CTL_CMD_CLAMP,            /* lower high/max for a lease (vmm/poolctl.h) */
 };
 
 /* Error codes: the strings are part of the protocol. */

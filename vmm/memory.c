@@ -665,6 +665,25 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 	return VMM_CTL_OK;
 }
 
+struct ebb_region *vmm_memory_region(struct vmm_memory *m)
+{
+	return m ? m->region : NULL;
+}
+
+int vmm_memory_swappiness(struct vmm_memory *m)
+{
+	return m ? m->swappiness : -1;
+}
+
+int64_t vmm_memory_ksm_pages(struct vmm_memory *m)
+{
+	int64_t rmap;
+
+	if (!m || !m->cfg.opts.ksm)
+		return -1;
+	return ksm_merging_pages(&rmap);
+}
+
 /* ---- formatting for ebb stat ---------------------------------------------------------- */
 
 static int64_t jget(struct json_object *o, const char *key)

@@ -116,6 +116,12 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result);
 enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_request *req,
 				    struct json_object **result, char *msg, size_t msg_len);
 
+/* For vmm/poolctl.c: the engine region (limits, counters), the live
+ * swappiness, and this process's KSM merged pages (-1: KSM off or unknown). */
+struct ebb_region *vmm_memory_region(struct vmm_memory *m);
+int vmm_memory_swappiness(struct vmm_memory *m);
+int64_t vmm_memory_ksm_pages(struct vmm_memory *m);
+
 /* Resolves a size against the guest RAM, in pages (rounded down). */
 uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes);
 

@@ -36,6 +36,7 @@
 #include "vmm/iobus.h"
 #include "vmm/legacy.h"
 #include "vmm/mptable.h"
+#include "vmm/poolctl.h"
 #include "vmm/rundir.h"
 #include "vmm/serial.h"
 #include "vmm/size.h"
@@ -98,6 +99,7 @@ struct vmm_vm {
 	struct vmm_ctl_server *ctl;
 	struct vmm_virtio_devs *virtio;
 	struct vmm_memory *memory;   /* NULL: reclaim off */
+	struct vmm_poolctl *poolctl; /* ebbd's settings, clamps and stats */
 	int lock_fd;
 	int signal_fd;
 	int panic_timer_fd;
@@ -467,12 +469,22 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		vmm_ctl_virtio_query(vm->virtio, r);
 		vmm_memory_query(vm->memory, r);
+		vmm_poolctl_query(vm->poolctl, r);
 		*result = r;
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_BALLOON:
 		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
 	case VMM_CTL_CMD_SET:
-		return vmm_memory_ctl_set(vm->memory, req, result, msg, msg_len);
+		return vmm_poolctl_set(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_CLAMP:
+		return vmm_poolctl_clamp(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_STATS: {
+		enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
+
+		if (e == VMM_CTL_OK)
+			vmm_ctl_virtio_query(vm->virtio, *result);
+		return e;
+	}
 	case VMM_CTL_CMD_STOP:
 		if (is_stopping(vm)) {
 			snprintf(msg, msg_len, "the VM is already stopping");
@@ -1254,6 +1266,18 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 			goto fail;
 		}
 	}
+	{
+		struct vmm_poolctl_cfg pcc = {
+			.memory = vm->memory, .loop = vm->loop, .mem_bytes = cfg->mem_bytes,
+			.log = cfg->log,
+		};
+
+		ret = vmm_poolctl_create(&pcc, &vm->poolctl);
+		if (ret) {
+			snprintf(err, err_len, "cannot set up the pool controls: %s", strerror(-ret));
+			goto fail;
+		}
+	}
 	if (cfg->rundir) {
 		char path[512];
 		struct vmm_ctl_server_cfg cc = {
@@ -1350,6 +1374,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (!vm)
 		return;
 	vmm_ctl_server_destroy(vm->ctl);
+	vmm_poolctl_destroy(vm->poolctl);
 	vmm_virtio_devs_destroy(vm->virtio);
 	if (vm->signal_fd >= 0)
 		close(vm->signal_fd);
