@@ -10,10 +10,12 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "vmm/ctl_server.h"
+#include "vmm/peer.h"
 
 struct client {
 	struct vmm_ctl_server *srv;
@@ -24,6 +26,7 @@ struct client {
 	bool discarding;           /* inside an over-long line */
 	char *out;
 	size_t out_len, out_cap;
+	uint64_t last_active_ns;   /* accept, a request, or output taken */
 	struct client *next;
 };
 
@@ -32,6 +35,9 @@ struct vmm_ctl_server {
 	char *path;
 	int fd;
 	struct vmm_ev_watch *watch;
+	int timer_fd;              /* idle sweep */
+	struct vmm_ev_watch *timer_watch;
+	uint64_t idle_timeout_ns;
 	struct client *clients;
 	unsigned nr_clients;
 	struct vmm_ctl_server_stats stats;
@@ -76,6 +82,8 @@ static bool client_flush(struct client *c)
 		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len -= (size_t)n;
+		if (n > 0)
+			c->last_active_ns = vmm_now_ns();
 	}
 	vmm_evloop_mod(c->srv->cfg.loop, c->watch, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
 	return true;
@@ -126,8 +134,9 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 	if (len && line[len - 1] == '\r')
 		len--;
 	if (len == 0)
-		return true;  /* blank lines are ignored */
+		return true;  /* blank lines are ignored (and do not count as activity) */
 	srv->stats.nr_requests++;
+	c->last_active_ns = vmm_now_ns();
 	err = vmm_ctl_parse_request(line, len, &req, msg, sizeof(msg));
 	if (err == VMM_CTL_OK) {
 		msg[0] = '\0';
@@ -200,6 +209,54 @@ static void client_event(void *opaque, uint32_t events)
 	}
 }
 
+/* Drops the clients that made no request and took no output for the idle
+ * timeout: max_clients idle connections must not lock everyone else out. */
+static void timer_event(void *opaque, uint32_t events)
+{
+	struct vmm_ctl_server *srv = opaque;
+	uint64_t expirations, now = vmm_now_ns();
+	struct client **pp = &srv->clients;
+
+	if (read(srv->timer_fd, &expirations, sizeof(expirations)) < 0) {
+		/* EAGAIN: nothing to read; sweep anyway */
+	}
+	while (*pp) {
+		struct client *c = *pp;
+
+		if (now - c->last_active_ns < srv->idle_timeout_ns) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		srv->stats.nr_idle_clients++;
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_INFO,
+			    "ctl: dropping a client idle for more than %llu ms",
+			    (unsigned long long)(srv->idle_timeout_ns / 1000000));
+		client_free(c);
+	}
+}
+
+static int timer_start(struct vmm_ctl_server *srv)
+{
+	uint64_t period_ns = srv->idle_timeout_ns / 4;
+	struct itimerspec its;
+
+	if (period_ns < 10000000ull)
+		period_ns = 10000000ull;
+	if (period_ns > 1000000000ull)
+		period_ns = 1000000000ull;
+	its.it_interval.tv_sec = (time_t)(period_ns / 1000000000ull);
+	its.it_interval.tv_nsec = (long)(period_ns % 1000000000ull);
+	its.it_value = its.it_interval;
+	srv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (srv->timer_fd < 0)
+		return -errno;
+	if (timerfd_settime(srv->timer_fd, 0, &its, NULL) < 0)
+		return -errno;
+	return vmm_evloop_add(srv->cfg.loop, srv->timer_fd, EPOLLIN, timer_event, srv,
+			      &srv->timer_watch);
+}
+
 static void accept_event(void *opaque, uint32_t events)
 {
 	struct vmm_ctl_server *srv = opaque;
@@ -210,6 +267,13 @@ static void accept_event(void *opaque, uint32_t events)
 	fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
+	if (!vmm_peer_allowed(fd)) {  /* CLIENT: another user (the dir is 0700: defence in depth) */
+		srv->stats.nr_clients_bad_peer++;
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+			    "ctl: refusing a client of another user (not root)");
+		close(fd);
+		return;
+	}
 	if (srv->nr_clients >= max) {
 		char *line = vmm_ctl_format_error(NULL, VMM_CTL_ERR_BUSY, "too many clients");
 
@@ -230,6 +294,7 @@ static void accept_event(void *opaque, uint32_t events)
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->last_active_ns = vmm_now_ns();
 	if (vmm_evloop_add(srv->cfg.loop, fd, EPOLLIN, client_event, c, &c->watch)) {
 		close(fd);
 		free(c);
@@ -257,6 +322,10 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 		return -ENOMEM;
 	srv->cfg = *cfg;
 	srv->fd = -1;
+	srv->timer_fd = -1;
+	srv->idle_timeout_ns = (uint64_t)(cfg->idle_timeout_ms ? cfg->idle_timeout_ms
+							       : VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS) *
+			       1000000ull;
 	srv->path = strdup(cfg->path);
 	if (!srv->path) {
 		free(srv);
@@ -276,7 +345,9 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 		goto fail;
 	if (chmod(cfg->path, 0600) < 0 || listen(srv->fd, 16) < 0)
 		goto fail_unlink;
-	ret = vmm_evloop_add(cfg->loop, srv->fd, EPOLLIN, accept_event, srv, &srv->watch);
+	ret = timer_start(srv);
+	if (!ret)
+		ret = vmm_evloop_add(cfg->loop, srv->fd, EPOLLIN, accept_event, srv, &srv->watch);
 	if (ret) {
 		errno = -ret;
 		goto fail_unlink;
@@ -290,6 +361,9 @@ fail_unlink:
 fail:
 	ret = -errno;
 fail_ret:
+	vmm_evloop_del(cfg->loop, srv->timer_watch);
+	if (srv->timer_fd >= 0)
+		close(srv->timer_fd);
 	if (srv->fd >= 0)
 		close(srv->fd);
 	free(srv->path);
@@ -309,6 +383,8 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
 		client_free(c);
 	}
 	vmm_evloop_del(srv->cfg.loop, srv->watch);
+	vmm_evloop_del(srv->cfg.loop, srv->timer_watch);
+	close(srv->timer_fd);
 	close(srv->fd);
 	unlink(srv->path);
 	free(srv->path);

@@ -4,8 +4,12 @@
  * lines, parses each with vmm_ctl_parse_request(), hands good requests to
  * the VM's handler and queues the response line.
  *
- * Limits (all counted): at most max_clients connections (others get one
- * "busy" error line and are closed); lines longer than
+ * Limits (all counted): only clients of our own euid or root (SO_PEERCRED,
+ * peer.h; others are closed at once); at most max_clients connections
+ * (others get one "busy" error line and are closed); a client that makes no
+ * request and takes no output for idle_timeout_ms is closed (so that
+ * max_clients idle connections cannot lock others out: a long-lived client
+ * such as ebbd sends a request at least that often, or reconnects); lines longer than
  * VMM_CTL_MAX_LINE_BYTES get a "line-too-long" error and are skipped up to
  * their newline; a client whose unread responses exceed
  * VMM_CTL_MAX_OUT_BYTES is disconnected.  A client that disconnects with a
@@ -24,6 +28,7 @@
 
 #define VMM_CTL_DEFAULT_MAX_CLIENTS 16
 #define VMM_CTL_MAX_OUT_BYTES (256 * 1024)
+#define VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS 30000
 
 /*
  * Handles one request.  Returns VMM_CTL_OK with *result set (a new object,
@@ -39,12 +44,15 @@ struct vmm_ctl_server_cfg {
 	vmm_ctl_handler_fn handler;
 	void *opaque;
 	unsigned max_clients;         /* 0: VMM_CTL_DEFAULT_MAX_CLIENTS */
+	unsigned idle_timeout_ms;     /* 0: VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS */
 	struct vmm_log log;
 };
 
 struct vmm_ctl_server_stats {
 	uint64_t nr_clients_accepted;
 	uint64_t nr_clients_refused;     /* over max_clients */
+	uint64_t nr_clients_bad_peer;    /* another user's process (SO_PEERCRED) */
+	uint64_t nr_idle_clients;        /* dropped: idle_timeout_ms without a request */
 	uint64_t nr_requests;
 	uint64_t nr_bad_requests;        /* any error response */
 	uint64_t nr_long_lines;

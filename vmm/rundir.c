@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/log.h"
+#include "vmm/peer.h"
 #include "vmm/rundir.h"
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -32,18 +33,43 @@ static int mkdir_p(const char *path, mode_t mode)
 			char c = tmp[i];
 
 			tmp[i] = '\0';
-			if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-				return -errno;
+			if (mkdir(tmp, mode) < 0) {
+				if (errno != EEXIST)
+					return -errno;
+			} else if (c == '\0' && chmod(tmp, mode) < 0) {
+				return -errno;  /* ours, new: exactly mode, whatever the umask */
+			}
 			tmp[i] = c;
 		}
 	}
 	return 0;
 }
 
+/*
+ * The directory must be ours alone: a real directory (not a symlink), owned
+ * by our euid, mode 0700.  Anything else is refused, never repaired: another
+ * local user who could create /tmp/ebb-UID first could otherwise plant
+ * sockets and symlinks there.
+ */
+int vmm_rundir_check(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != geteuid())
+		return -EPERM;
+	if ((st.st_mode & 07777) != 0700)
+		return -EACCES;
+	return 0;
+}
+
 int vmm_rundir(char *buf, size_t len, bool create)
 {
 	const char *env = getenv("EBB_RUNTIME_DIR");
-	int n;
+	int n, ret;
 
 	if (env && *env)
 		n = snprintf(buf, len, "%s", env);
@@ -55,13 +81,36 @@ int vmm_rundir(char *buf, size_t len, bool create)
 		n = snprintf(buf, len, "/tmp/ebb-%u", (unsigned)geteuid());
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
+	/* Strip trailing slashes so that lstat() sees the last component
+	 * itself, not what a symlink there points to. */
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
 	if (create) {
-		int ret = mkdir_p(buf, 0700);
-
+		ret = mkdir_p(buf, 0700);
 		if (ret)
 			return ret;
 	}
-	return 0;
+	ret = vmm_rundir_check(buf);
+	if (ret == -ENOENT && !create)
+		return 0;  /* no VM ever ran: nothing to find there */
+	return ret;
+}
+
+const char *vmm_rundir_strerror(int err)
+{
+	switch (err) {
+	case -ENOTDIR:
+		return "it is not a directory (a symlink or a file is refused): remove it, or set "
+		       "EBB_RUNTIME_DIR to a directory of your own with mode 0700";
+	case -EPERM:
+		return "it belongs to another user: remove it (as root) or set EBB_RUNTIME_DIR to a "
+		       "directory of your own with mode 0700";
+	case -EACCES:
+		return "its mode is not 0700: run chmod 700 on it (check first that nobody planted "
+		       "files there), or set EBB_RUNTIME_DIR";
+	default:
+		return NULL;
+	}
 }
 
 bool vmm_name_valid(const char *name)
@@ -101,7 +150,7 @@ int vmm_name_lock(const char *rundir, const char *name)
 	n = snprintf(path, sizeof(path), "%s/%s.lock", rundir, name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -128,6 +177,12 @@ int vmm_ctl_connect(const char *rundir, const char *name)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	/* Only our own VMs (or root's) may answer us. */
+	ret = vmm_peer_check(fd, NULL);
+	if (ret) {
 		close(fd);
 		return ret;
 	}

@@ -1,7 +1,8 @@
 /*
  * vmm/rundir.h — where running VMs are found: the runtime directory
  * ($EBB_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ebb, else /run/ebb for root, else
- * /tmp/ebb-<uid>; mode 0700) holds per VM NAME.sock (the control socket,
+ * /tmp/ebb-<uid>; a directory owned by the user, mode 0700, or it is
+ * refused) holds per VM NAME.sock (the control socket,
  * 0600) and NAME.lock (flock held by the VMM for its lifetime: this is what
  * makes a name "in use"; a socket without a live lock is stale).
  * Also the client side of the control protocol: connect by name and make a
@@ -17,14 +18,25 @@
 
 #define VMM_NAME_MAX_BYTES 64
 
-/* Writes the runtime directory path to buf; creates it when create is set.
- * Returns 0 or -errno (-ENAMETOOLONG). */
+/* Writes the runtime directory path to buf; creates it (mode 0700) when
+ * create is set, and checks it with vmm_rundir_check().  Returns 0 (also
+ * when it does not exist and create is not set), or -errno: -ENAMETOOLONG,
+ * or the refusals of vmm_rundir_check(). */
 int vmm_rundir(char *buf, size_t len, bool create);
+
+/* 0 when path is a directory (not a symlink) owned by our euid with mode
+ * 0700; else -ENOTDIR, -EPERM (another owner), -EACCES (other mode), or
+ * -errno from lstat. */
+int vmm_rundir_check(const char *path);
+
+/* What to tell the user about a refusal of vmm_rundir_check(), or NULL for
+ * an error that is not one (use strerror). */
+const char *vmm_rundir_strerror(int err);
 
 /* CLIENT: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 bool vmm_name_valid(const char *name);
 
-/* Takes NAME.lock; returns the fd to keep open, -EBUSY when a live VMM holds
+/* Takes NAME.lock (opened O_NOFOLLOW); returns the fd to keep open, -EBUSY when a live VMM holds
  * it, or -errno. */
 int vmm_name_lock(const char *rundir, const char *name);
 
@@ -32,7 +44,8 @@ int vmm_name_lock(const char *rundir, const char *name);
 int vmm_sock_path(const char *rundir, const char *name, char *buf, size_t len);
 
 /* Connects to a VM's control socket: fd, or -ENOENT (no such VM),
- * -ECONNREFUSED (stale), -errno. */
+ * -ECONNREFUSED (stale), -EPERM (served by a process of another user, not
+ * root: see peer.h), -errno. */
 int vmm_ctl_connect(const char *rundir, const char *name);
 
 /* Sends one request (id 1: one call at a time per connection) and waits up to timeout_ms for its response line.

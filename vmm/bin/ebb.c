@@ -5,7 +5,7 @@
  * control protocol, the VM itself).
  *
  *   ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N
- *           [--name NAME] [--detach] [--ready-marker STR]
+ *           [--name NAME] [--detach [--log-max SIZE]] [--ready-marker STR]
  *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
  *   ebb balloon NAME SIZE|PERCENT% | ebb balloon NAME [--stats] [--json]
  *   ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "vmm/ctl.h"
+#include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "vmm/rundir.h"
 #include "vmm/size.h"
@@ -76,6 +77,18 @@ static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
 	fprintf(stderr, "ebb: %s: %s%s", names[level], msg, nl());
 }
 
+/* The runtime directory, created (run) or only checked (clients). */
+static void rundir_or_die(char *buf, size_t len, bool create)
+{
+	int ret = vmm_rundir(buf, len, create);
+
+	if (ret && vmm_rundir_strerror(ret))
+		die("refusing the runtime directory %s: %s", buf, vmm_rundir_strerror(ret));
+	if (ret)
+		die("cannot %s the runtime directory %s: %s (set EBB_RUNTIME_DIR)",
+		    create ? "create" : "open", buf, strerror(-ret));
+}
+
 /* ---- help ------------------------------------------------------------------- */
 
 static const char usage_main[] =
@@ -111,6 +124,8 @@ static const char usage_run[] =
 	"  -p, --cpus N          number of vCPUs (default 1)\n"
 	"  -n, --name NAME       name for ebb ls/stat/stop (default vm-PID)\n"
 	"  -d, --detach          run in the background; console to RUNDIR/NAME.log\n"
+	"      --log-max SIZE    --detach: cap NAME.log at SIZE, older output rotates to\n"
+	"                        NAME.log.1 (default 1M; at least 4K)\n"
 	"      --ready-marker S  time the first console line containing S (ebb stat)\n"
 	"      --thp on|off      back guest RAM with transparent huge pages (default on;\n"
 	"                        only with --reclaim off: the engine pages 4 KiB)\n"
@@ -254,6 +269,57 @@ static void catch_fatal_signals(const char *name)
 		sigaction(sigs[i], &sa, NULL);
 }
 
+/*
+ * --detach: stdout and stderr (the guest console and our log lines) go into
+ * a pipe that a child process copies into NAME.log within log_max_bytes
+ * (rotating to NAME.log.1, see vmm/logcap.h).  A child rather than a thread
+ * so that the last words of a crash (fatal_handler) still reach the file:
+ * the writer runs until the last writer of the pipe is gone.
+ */
+static void start_log_writer(const char *log_path, uint64_t log_max_bytes)
+{
+	int pfd[2], fd;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	/* Fail here, in front of the user, if the file cannot be made. */
+	fd = vmm_logcap_open(log_path);
+	if (fd < 0)
+		die("cannot create %s: %s", log_path, strerror(-fd));
+	close(fd);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int ret;
+
+		/* Keep only the pipe's read end: in particular not the start-up
+		 * pipe, whose EOF the user's shell waits for. */
+		if (dup2(pfd[0], STDIN_FILENO) < 0)
+			_exit(1);
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (close_range(3, ~0u, 0) < 0) {
+			for (fd = 3; fd < 1024; fd++)
+				close(fd);
+		}
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		ret = vmm_logcap_copy(STDIN_FILENO, log_path, log_max_bytes, NULL);
+		_exit(ret ? 1 : 0);
+	}
+	if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
+		die("dup2: %s", strerror(errno));
+	close(pfd[0]);
+	close(pfd[1]);
+	setvbuf(stdout, NULL, _IONBF, 0);
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -277,10 +343,12 @@ static int cmd_run(int argc, char **argv)
 		{ "swap-compress", required_argument, NULL, 'M' },
 		{ "ksm", required_argument, NULL, 'M' },
 		{ "dirty-log", required_argument, NULL, 'M' },
+		{ "log-max", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	uint64_t log_max_bytes = VMM_LOGCAP_DEFAULT_MAX_BYTES;
 	struct vmm_vm_cfg cfg = {
 		.nr_cpus = 1, .console_in_fd = STDIN_FILENO, .console_out_fd = STDOUT_FILENO,
 		.handle_signals = true, .thp = true, .log = { .fn = log_cb },
@@ -318,6 +386,11 @@ static int cmd_run(int argc, char **argv)
 		}
 		case 'n': cfg.name = optarg; break;
 		case 'd': detach = true; break;
+		case 'L':
+			ret = vmm_parse_size(optarg, 1, &log_max_bytes);
+			if (ret || log_max_bytes < VMM_LOGCAP_MIN_MAX_BYTES)
+				die("bad --log-max '%s': give a size of at least 4K, like 1M", optarg);
+			break;
 		case 'R': cfg.ready_marker = optarg; break;
 		case 'T':
 			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
@@ -365,9 +438,7 @@ static int cmd_run(int argc, char **argv)
 	if (!vmm_name_valid(cfg.name))
 		die("bad --name '%s': use 1-%d characters from A-Z a-z 0-9 _ . - "
 		    "(not starting with . or -)", cfg.name, VMM_NAME_MAX_BYTES);
-	ret = vmm_rundir(rundir, sizeof(rundir), true);
-	if (ret)
-		die("cannot create the runtime directory: %s (set EBB_RUNTIME_DIR)", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), true);
 	cfg.rundir = rundir;
 	cfg.on_running = on_running;
 	cfg.opaque = &ctx;
@@ -399,18 +470,15 @@ static int cmd_run(int argc, char **argv)
 		close(pipefd[0]);
 		ctx.ready_fd = pipefd[1];
 		setsid();
-		snprintf(log_path, sizeof(log_path), "%s/%s.log", rundir, cfg.name);
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		n = snprintf(log_path, sizeof(log_path), "%s/%s.log", rundir, cfg.name);
+		if (n < 0 || (size_t)n >= sizeof(log_path))
+			die("runtime directory path too long for %s.log", cfg.name);
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
 			dup2(fd, STDIN_FILENO);
 			close(fd);
 		}
-		fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
+		start_log_writer(log_path, log_max_bytes);
 		cfg.console_in_fd = -1;
 	}
 
@@ -535,9 +603,7 @@ static int cmd_ls(int argc, char **argv)
 	}
 	if (argc > 1)
 		die("ebb ls takes no arguments");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	ctx.rundir = rundir;
 	ret = vmm_list_names(rundir, ls_one, &ctx);
 	if (ret < 0)
@@ -553,6 +619,9 @@ static void name_error(const char *name, int ret)
 		die("no VM named \"%s\" is running (see ebb ls)", name);
 	if (ret == -EINVAL)
 		die("bad VM name \"%s\"", name);
+	if (ret == -EPERM)
+		die("VM %s: its socket is served by a process of another user: refusing to talk "
+		    "to it (check who can write to the runtime directory)", name);
 	die("VM %s: %s", name, strerror(-ret));
 }
 
@@ -565,10 +634,9 @@ static bool call_vm(const char *name, const char *cmd, struct json_object *args,
 		    struct vmm_ctl_response *resp)
 {
 	char rundir[256];
-	int ret = vmm_rundir(rundir, sizeof(rundir), false), fd;
+	int ret, fd;
 
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	fd = vmm_ctl_connect(rundir, name);
 	if (fd < 0)
 		name_error(name, fd);
@@ -818,9 +886,7 @@ static int cmd_stop(int argc, char **argv)
 	}
 	if (argc != 2)
 		die("usage: ebb stop NAME");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	fd = vmm_ctl_connect(rundir, argv[1]);
 	if (fd < 0)
 		name_error(argv[1], fd);
