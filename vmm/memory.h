@@ -31,8 +31,8 @@
 
 #include <json-c/json.h>
 
-#include "vmm/ctl.h"
-#include "vmm/log.h"
+#include "client/ctl.h"
+#include "client/log.h"
 
 enum vmm_swap_compress {
 	VMM_SWAP_LZ4 = 0,   /* compressed in-memory tier (LZ4), then the file tier */

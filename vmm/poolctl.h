@@ -26,9 +26,9 @@
 
 #include <stdint.h>
 
-#include "vmm/ctl.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/ctl.h"
+#include "client/evloop.h"
+#include "client/log.h"
 #include "vmm/memory.h"
 
 #define VMM_POOLCTL_MAX_LEASE_MS 600000u    /* 10 minutes */

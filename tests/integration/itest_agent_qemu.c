@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 

@@ -1,12 +1,12 @@
 /*
- * tests/unit/test_vmm_ctl.c — the control protocol (vmm/ctl.c) and its
- * server (vmm/ctl_server.c).  The parser gets good requests and a catalogue
+ * tests/unit/test_vmm_ctl.c — the control protocol (client/ctl.c) and its
+ * server (client/ctl_server.c).  The parser gets good requests and a catalogue
  * of hostile ones; every error carries its code and, where one could be
  * read, the client's id.  The server runs on a real Unix socket and a real
  * event loop, stepped from the test: malformed lines and unknown commands get
  * errors and the connection stays usable, over-long lines are refused and
  * skipped, a client vanishing mid-request harms nothing, the client limit
- * holds, the socket is 0600, and the client helpers in vmm/rundir.c talk to it.
+ * holds, the socket is 0600, and the client helpers in client/rundir.c talk to it.
  * Trust: the runtime directory is refused unless ours and 0700 (a symlink,
  * another owner, a wider mode); NAME.lock never follows a symlink; clients
  * of another uid are refused (SO_PEERCRED) by the server and servers of
@@ -30,10 +30,10 @@
 
 #include <cmocka.h>
 
-#include "vmm/ctl.h"
-#include "vmm/ctl_server.h"
-#include "vmm/peer.h"
-#include "vmm/rundir.h"
+#include "client/ctl.h"
+#include "client/ctl_server.h"
+#include "client/peer.h"
+#include "client/rundir.h"
 
 static enum vmm_ctl_err parse(const char *line, struct vmm_ctl_request *req)
 {

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "host-reclaim/region.h"
-#include "vmm/evloop.h"
+#include "client/evloop.h"
 #include "vmm/memory.h"
 #include "vmm/poolctl.h"
 

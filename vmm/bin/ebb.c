@@ -26,10 +26,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
-#include "vmm/rundir.h"
+#include "client/rundir.h"
 #include "vmm/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"

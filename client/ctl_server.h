@@ -1,5 +1,5 @@
 /*
- * vmm/ctl_server.h — the control socket of one VM: a Unix stream socket,
+ * client/ctl_server.h — the control socket of one VM: a Unix stream socket,
  * mode 0600, served on the VM's event loop.  It splits client input into
  * lines, parses each with vmm_ctl_parse_request(), hands good requests to
  * the VM's handler and queues the response line.
@@ -22,9 +22,9 @@
 
 #include <stdint.h>
 
-#include "vmm/ctl.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/ctl.h"
+#include "client/evloop.h"
+#include "client/log.h"
 
 #define VMM_CTL_DEFAULT_MAX_CLIENTS 16
 #define VMM_CTL_MAX_OUT_BYTES (256 * 1024)

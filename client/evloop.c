@@ -1,5 +1,5 @@
 /*
- * vmm/evloop.c — epoll event loop, see evloop.h.
+ * client/evloop.c — epoll event loop, see evloop.h.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vmm/evloop.h"
+#include "client/evloop.h"
 
 #define MAX_EVENTS 32
 

@@ -1,11 +1,11 @@
 /*
- * vmm/log.c — formatting into the embedder's log callback, the rate limiter
+ * client/log.c — formatting into the embedder's log callback, the rate limiter
  * for guest- and client-triggered lines, and the monotonic clock.
  */
 #include <stdio.h>
 #include <time.h>
 
-#include "vmm/log.h"
+#include "client/log.h"
 
 uint64_t vmm_now_ns(void)
 {

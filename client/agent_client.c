@@ -11,7 +11,7 @@
  * not attribute) and goes to a bounded event queue.  Requests are synchronous:
  * write one line, then read and feed until the reply arrives or time runs out.
  */
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 #include <errno.h>
 #include <inttypes.h>

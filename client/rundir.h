@@ -1,5 +1,5 @@
 /*
- * vmm/rundir.h — where running VMs are found: the runtime directory
+ * client/rundir.h — where running VMs are found: the runtime directory
  * ($EBB_RUNTIME_DIR, else $XDG_RUNTIME_DIR/ebb, else /run/ebb for root, else
  * /tmp/ebb-<uid>; a directory owned by the user, mode 0700, or it is
  * refused) holds per VM NAME.sock (the control socket,
@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 
 #define VMM_NAME_MAX_BYTES 64
 

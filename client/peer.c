@@ -1,11 +1,11 @@
 /*
- * vmm/peer.c — the SO_PEERCRED rule of peer.h.
+ * client/peer.c — the SO_PEERCRED rule of peer.h.
  */
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "vmm/peer.h"
+#include "client/peer.h"
 
 int vmm_peer_check(int fd, uid_t *uid_out)
 {

@@ -1,5 +1,5 @@
 /*
- * vmm/ctl_server.c — the control socket server, see ctl_server.h.
+ * client/ctl_server.c — the control socket server, see ctl_server.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/ctl_server.h"
-#include "vmm/peer.h"
+#include "client/ctl_server.h"
+#include "client/peer.h"
 
 struct client {
 	struct vmm_ctl_server *srv;

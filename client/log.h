@@ -1,5 +1,5 @@
 /*
- * vmm/log.h — logging for the vmm library: a callback the embedding program
+ * client/log.h — logging for the vmm library: a callback the embedding program
  * supplies (the library never prints), and a rate limiter for lines that a
  * guest or a client can trigger at will.  Nothing here is global: each
  * object that logs holds a `struct vmm_log` (copied from its config) and one

@@ -1,5 +1,5 @@
 /*
- * vmm/rundir.c — runtime directory, names, locks and the control client; see
+ * client/rundir.c — runtime directory, names, locks and the control client; see
  * rundir.h.
  */
 #include <dirent.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
-#include "vmm/peer.h"
-#include "vmm/rundir.h"
+#include "client/log.h"
+#include "client/peer.h"
+#include "client/rundir.h"
 
 static int mkdir_p(const char *path, mode_t mode)
 {

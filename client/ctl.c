@@ -1,12 +1,12 @@
 /*
- * vmm/ctl.c — control protocol parsing and formatting, see ctl.h.
+ * client/ctl.c — control protocol parsing and formatting, see ctl.h.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 
 static const char *const err_codes[] = {
 	[VMM_CTL_OK] = "ok",

@@ -1,5 +1,5 @@
 /*
- * vmm/peer.h — who may talk to a VM's sockets.  The control socket
+ * client/peer.h — who may talk to a VM's sockets.  The control socket
  * (NAME.sock) and the agent socket (NAME.agent) live in the runtime
  * directory, which is 0700 and owned by the VM's user (rundir.c refuses
  * anything else); this is the second check, at accept time, on the kernel's

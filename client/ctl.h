@@ -1,5 +1,5 @@
 /*
- * vmm/ctl.h — the control protocol (docs/control-protocol.md): one JSON
+ * client/ctl.h — the control protocol (docs/control-protocol.md): one JSON
  * object per line over a Unix stream socket, requests with ids, responses
  * echoing them.  This file is the pure part — parsing and formatting, no
  * sockets — so it is unit tested and fuzzed (tests/fuzz/fuzz_ctl.c).

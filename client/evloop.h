@@ -1,5 +1,5 @@
 /*
- * vmm/evloop.h — the VMM's event loop: one epoll instance run by one thread
+ * client/evloop.h — the VMM's event loop: one epoll instance run by one thread
  * (the event thread), for device back ends, timers and the control socket.
  * Any thread may ask it to stop or to wake up (an eventfd).
  *
