@@ -31,6 +31,10 @@ static const struct {
 	{ "set", VMM_CTL_CMD_SET },
 	{ "stats", VMM_CTL_CMD_STATS },
 	{ "clamp", VMM_CTL_CMD_CLAMP },
+	{ "pool", VMM_CTL_CMD_POOL },
+	{ "vms", VMM_CTL_CMD_VMS },
+	{ "policy", VMM_CTL_CMD_POLICY },
+	{ "trace", VMM_CTL_CMD_TRACE },
 };
 
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)

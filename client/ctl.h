@@ -35,6 +35,12 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_SET,              /* memory limits, swappiness, pool settings (vmm/poolctl.h) */
 	VMM_CTL_CMD_STATS,            /* the counters ebbd reads each tick (vmm/poolctl.h) */
 	VMM_CTL_CMD_CLAMP,            /* lower high/max for a lease (vmm/poolctl.h) */
+	/* served by ebbd on ebbd.sock (host-reclaim/ebbd/ebbd.h); a VM answers
+	 * them with unknown-command */
+	VMM_CTL_CMD_POOL,
+	VMM_CTL_CMD_VMS,
+	VMM_CTL_CMD_POLICY,
+	VMM_CTL_CMD_TRACE,
 };
 
 /* Error codes: the strings are part of the protocol. */

@@ -212,6 +212,15 @@ void ebb_discover_forget(struct ebb_discover *d, const char *name)
 	}
 }
 
+void ebb_discover_foreach(const struct ebb_discover *d, void (*fn)(void *opaque, const char *name),
+			  void *opaque)
+{
+	size_t i;
+
+	for (i = 0; i < d->nr_names; i++)
+		fn(opaque, d->names[i]);
+}
+
 void ebb_discover_get_stats(const struct ebb_discover *d, struct ebb_discover_stats *out)
 {
 	*out = d->st;

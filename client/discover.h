@@ -59,6 +59,10 @@ bool ebb_discover_has(const struct ebb_discover *d, const char *name);
 /* Forgets name so that it is reported again by the next rescan that finds
  * its socket (e.g. after the caller found it stale).  No on_leave. */
 void ebb_discover_forget(struct ebb_discover *d, const char *name);
+/* Calls fn for every name in the current set, in order.  fn may not call
+ * back into the discover object. */
+void ebb_discover_foreach(const struct ebb_discover *d, void (*fn)(void *opaque, const char *name),
+			  void *opaque);
 void ebb_discover_get_stats(const struct ebb_discover *d, struct ebb_discover_stats *out);
 
 #endif

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "host-reclaim/region.h"
-#include "vmm/size.h"
+#include "client/size.h"
 
 #define PAGE_BYTES 4096ull
 

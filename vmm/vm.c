@@ -39,7 +39,7 @@
 #include "vmm/poolctl.h"
 #include "client/rundir.h"
 #include "vmm/serial.h"
-#include "vmm/size.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 
@@ -505,6 +505,11 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		*result = r;
 		return VMM_CTL_OK;
+	default:
+		/* ebbd's commands (pool, vms, policy, trace): not a VM's */
+		snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
+			 vmm_ctl_cmd_name(req->cmd));
+		return VMM_CTL_ERR_UNKNOWN_CMD;
 	}
 	snprintf(msg, msg_len, "out of memory");
 	return VMM_CTL_ERR_INTERNAL;

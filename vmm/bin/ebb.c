@@ -30,7 +30,7 @@
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "client/rundir.h"
-#include "vmm/size.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 

@@ -1,12 +1,12 @@
 /*
- * vmm/size.c — see size.h.
+ * client/size.c — see size.h.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "vmm/size.h"
+#include "client/size.h"
 
 int vmm_parse_size(const char *str, uint64_t default_unit_bytes, uint64_t *out_bytes)
 {

@@ -1,5 +1,5 @@
 /*
- * vmm/size.h — parsing and printing memory sizes as users write them on the
+ * client/size.h — parsing and printing memory sizes as users write them on the
  * command line and in control requests: "512M", "2G", "1536MiB", "4096K",
  * "1T", "65536B".  Units are binary (K = KiB = 1024 bytes).  A bare number
  * takes the caller's default unit (the CLI uses MiB for --mem, like kvmtool).
