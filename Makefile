@@ -133,6 +133,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/itest_*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 ITEST_SCRIPTS := $(wildcard tests/integration/*.sh)
+# Helper programs the integration tests start (not tests themselves).
+ITEST_HELPER_SRC := $(wildcard tests/integration/stub_*.c)
+ITEST_HELPERS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_HELPER_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -169,7 +172,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 
 all: $(PROGRAMS) $(TEST_PROGS)
 
-tests: all $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+tests: all $(UNIT_BINS) $(ITEST_BINS) $(ITEST_HELPERS) $(BENCH_BINS)
 
 deps:
 	$(Q)scripts/deps.sh
