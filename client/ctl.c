@@ -31,6 +31,7 @@ static const struct {
 	{ "set", VMM_CTL_CMD_SET },
 	{ "stats", VMM_CTL_CMD_STATS },
 	{ "clamp", VMM_CTL_CMD_CLAMP },
+	{ "watch", VMM_CTL_CMD_WATCH },
 	{ "pool", VMM_CTL_CMD_POOL },
 	{ "vms", VMM_CTL_CMD_VMS },
 	{ "policy", VMM_CTL_CMD_POLICY },

@@ -35,6 +35,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_SET,              /* memory limits, swappiness, pool settings (vmm/poolctl.h) */
 	VMM_CTL_CMD_STATS,            /* the counters ebbd reads each tick (vmm/poolctl.h) */
 	VMM_CTL_CMD_CLAMP,            /* lower high/max for a lease (vmm/poolctl.h) */
+	VMM_CTL_CMD_WATCH,            /* subscribe to event lines (client/ctl_server.h) */
 	/* served by ebbd on ebbd.sock (host-reclaim/ebbd/ebbd.h); a VM answers
 	 * them with unknown-command */
 	VMM_CTL_CMD_POOL,

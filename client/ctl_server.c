@@ -27,6 +27,7 @@ struct client {
 	char *out;
 	size_t out_len, out_cap;
 	uint64_t last_active_ns;   /* accept, a request, or output taken */
+	bool watching;             /* subscribed to events */
 	struct client *next;
 };
 
@@ -40,6 +41,7 @@ struct vmm_ctl_server {
 	uint64_t idle_timeout_ns;
 	struct client *clients;
 	unsigned nr_clients;
+	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
 	struct vmm_ratelimit rl;
 };
@@ -48,6 +50,8 @@ struct vmm_ctl_server {
 static void client_free(struct client *c)
 {
 	c->srv->nr_clients--;
+	if (c->watching)
+		c->srv->nr_watching--;
 	vmm_evloop_del(c->srv->cfg.loop, c->watch);
 	close(c->fd);
 	free(c->out);
@@ -138,7 +142,21 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 	srv->stats.nr_requests++;
 	c->last_active_ns = vmm_now_ns();
 	err = vmm_ctl_parse_request(line, len, &req, msg, sizeof(msg));
-	if (err == VMM_CTL_OK) {
+	if (err == VMM_CTL_OK && req.cmd == VMM_CTL_CMD_WATCH) {
+		if (!c->watching && srv->nr_watching >= VMM_CTL_MAX_WATCHERS) {
+			snprintf(msg, sizeof(msg), "at most %u watchers", VMM_CTL_MAX_WATCHERS);
+			err = VMM_CTL_ERR_BUSY;
+		} else {
+			if (!c->watching) {
+				c->watching = true;
+				srv->nr_watching++;
+				srv->stats.nr_watchers++;
+			}
+			result = json_object_new_object();
+			if (result)
+				json_object_object_add(result, "watching", json_object_new_boolean(1));
+		}
+	} else if (err == VMM_CTL_OK) {
 		msg[0] = '\0';
 		err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
 	}
@@ -223,7 +241,7 @@ static void timer_event(void *opaque, uint32_t events)
 	while (*pp) {
 		struct client *c = *pp;
 
-		if (now - c->last_active_ns < srv->idle_timeout_ns) {
+		if (c->watching || now - c->last_active_ns < srv->idle_timeout_ns) {
 			pp = &c->next;
 			continue;
 		}
@@ -389,6 +407,44 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
 	unlink(srv->path);
 	free(srv->path);
 	free(srv);
+}
+
+void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
+			   struct json_object *fields)
+{
+	struct json_object *o;
+	struct client *c, *next;
+	const char *text;
+
+	if (!srv || !srv->nr_watching) {
+		json_object_put(fields);
+		return;
+	}
+	o = json_object_new_object();
+	if (!o) {
+		json_object_put(fields);
+		return;
+	}
+	json_object_object_add(o, "event", json_object_new_string(event));
+	if (fields) {
+		json_object_object_foreach(fields, key, val)
+			json_object_object_add(o, key, json_object_get(val));
+		json_object_put(fields);
+	}
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	for (c = srv->clients; c; c = next) {
+		char *line;
+
+		next = c->next;
+		if (!c->watching)
+			continue;
+		if (asprintf(&line, "%s\n", text) < 0)
+			break;
+		srv->stats.nr_events++;
+		if (!client_queue(c, line))
+			client_close(c);
+	}
+	json_object_put(o);
 }
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)

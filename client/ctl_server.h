@@ -28,6 +28,7 @@
 
 #define VMM_CTL_DEFAULT_MAX_CLIENTS 16
 #define VMM_CTL_MAX_OUT_BYTES (256 * 1024)
+#define VMM_CTL_MAX_WATCHERS 4
 #define VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS 30000
 
 /*
@@ -53,6 +54,8 @@ struct vmm_ctl_server_stats {
 	uint64_t nr_clients_refused;     /* over max_clients */
 	uint64_t nr_clients_bad_peer;    /* another user's process (SO_PEERCRED) */
 	uint64_t nr_idle_clients;        /* dropped: idle_timeout_ms without a request */
+	uint64_t nr_watchers;            /* `watch` subscriptions accepted */
+	uint64_t nr_events;              /* event lines queued (one per watcher) */
 	uint64_t nr_requests;
 	uint64_t nr_bad_requests;        /* any error response */
 	uint64_t nr_long_lines;
@@ -65,6 +68,16 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 /* Closes all clients (flushing what the socket takes without blocking),
  * closes and unlinks the socket.  NULL is a no-op. */
 void vmm_ctl_server_destroy(struct vmm_ctl_server *srv);
+/*
+ * Events: a client that sends `watch` gets {"watching": true} and from then
+ * on, besides its responses, one line {"event": NAME, ...fields} per event
+ * (at most VMM_CTL_MAX_WATCHERS such clients; a watcher is never dropped as
+ * idle, only when it does not read).  The server answers `watch` itself.
+ * fields (consumed, may be NULL) is an object whose members are added.
+ */
+void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
+			   struct json_object *fields);
+
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out);
 unsigned vmm_ctl_server_nr_clients(struct vmm_ctl_server *srv);
 

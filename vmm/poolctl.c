@@ -36,6 +36,10 @@ struct vmm_poolctl {
 	uint64_t lease_end_ns;
 	int timer_fd;
 	struct vmm_ev_watch *timer_watch;
+	int sample_fd;                   /* periodic: events */
+	struct vmm_ev_watch *sample_watch;
+	uint64_t grow_base_pages;        /* resident at the last "grow" or low point */
+	uint64_t last_overrun;           /* nr_max_overrun + nr_oom at the last sample */
 	struct vmm_poolctl_counters c;
 	struct vmm_ratelimit rl;
 };
@@ -80,6 +84,15 @@ static void arm_timer(struct vmm_poolctl *pc, uint64_t lease_ms)
 		(void)timerfd_settime(pc->timer_fd, 0, &its, NULL);
 }
 
+static void notify(struct vmm_poolctl *pc, const char *event, struct json_object *fields)
+{
+	pc->c.nr_events++;
+	if (pc->cfg.notify)
+		pc->cfg.notify(pc->cfg.notify_opaque, event, fields);
+	else
+		json_object_put(fields);
+}
+
 static void end_clamp(struct vmm_poolctl *pc)
 {
 	int ret;
@@ -103,6 +116,17 @@ bool vmm_poolctl_check_lease(struct vmm_poolctl *pc, uint64_t now_ns)
 		 "limits (high %llu, max %llu pages)", (unsigned long long)pc->cfg_high_pages,
 		 (unsigned long long)pc->cfg_max_pages);
 	end_clamp(pc);
+	{
+		struct json_object *f = json_object_new_object();
+
+		if (f) {
+			json_object_object_add(f, "high_bytes", json_object_new_int64(
+				(int64_t)(pc->cfg_high_pages * PAGE_BYTES)));
+			json_object_object_add(f, "max_bytes", json_object_new_int64(
+				(int64_t)(pc->cfg_max_pages * PAGE_BYTES)));
+		}
+		notify(pc, "lease-expired", f);
+	}
 	return true;
 }
 
@@ -121,6 +145,50 @@ static void lease_timer(void *opaque, uint32_t events)
 
 		arm_timer(pc, pc->lease_end_ns > now ? (pc->lease_end_ns - now) / 1000000 + 1 : 1);
 	}
+}
+
+void vmm_poolctl_sample(struct vmm_poolctl *pc)
+{
+	struct ebb_region *r = vmm_memory_region(pc->cfg.memory);
+	struct ebb_region_counters c;
+	uint64_t step = pc->cfg.mem_bytes / 64, overrun;
+	struct json_object *f;
+
+	if (!r)
+		return;
+	if (step < VMM_POOLCTL_GROW_STEP_BYTES)
+		step = VMM_POOLCTL_GROW_STEP_BYTES;
+	ebb_region_get_counters(r, &c);
+	if (c.resident_pages < pc->grow_base_pages)
+		pc->grow_base_pages = c.resident_pages;
+	if ((c.resident_pages - pc->grow_base_pages) * PAGE_BYTES >= step) {
+		pc->grow_base_pages = c.resident_pages;
+		f = json_object_new_object();
+		if (f)
+			json_object_object_add(f, "resident_bytes", json_object_new_int64(
+				(int64_t)(c.resident_pages * PAGE_BYTES)));
+		notify(pc, "grow", f);
+	}
+	overrun = c.nr_max_overrun + c.nr_oom;
+	if (overrun > pc->last_overrun) {
+		f = json_object_new_object();
+		if (f)
+			json_object_object_add(f, "nr_max_overrun", json_object_new_int64(
+				(int64_t)(overrun - pc->last_overrun)));
+		notify(pc, "at-max", f);
+	}
+	pc->last_overrun = overrun;
+}
+
+static void sample_timer(void *opaque, uint32_t events)
+{
+	struct vmm_poolctl *pc = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(pc->sample_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	vmm_poolctl_sample(pc);
 }
 
 static void read_configured(struct vmm_poolctl *pc)
@@ -146,6 +214,7 @@ int vmm_poolctl_create(const struct vmm_poolctl_cfg *cfg, struct vmm_poolctl **o
 	pc->cfg = *cfg;
 	pc->weight = VMM_POOLCTL_DEFAULT_WEIGHT;
 	pc->timer_fd = -1;
+	pc->sample_fd = -1;
 	read_configured(pc);
 	if (cfg->memory && cfg->loop) {
 		pc->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -157,6 +226,26 @@ int vmm_poolctl_create(const struct vmm_poolctl_cfg *cfg, struct vmm_poolctl **o
 				     &pc->timer_watch);
 		if (ret)
 			goto fail;
+		{
+			struct itimerspec its = { 0 };
+			struct ebb_region_counters c;
+
+			its.it_value.tv_nsec = its.it_interval.tv_nsec =
+				(long)VMM_POOLCTL_SAMPLE_MS * 1000000L;
+			ebb_region_get_counters(vmm_memory_region(cfg->memory), &c);
+			pc->grow_base_pages = c.resident_pages;
+			pc->last_overrun = c.nr_max_overrun + c.nr_oom;
+			pc->sample_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+			if (pc->sample_fd < 0) {
+				ret = -errno;
+				goto fail;
+			}
+			ret = vmm_evloop_add(cfg->loop, pc->sample_fd, EPOLLIN, sample_timer, pc,
+					     &pc->sample_watch);
+			if (ret)
+				goto fail;
+			(void)timerfd_settime(pc->sample_fd, 0, &its, NULL);
+		}
 	}
 	*out = pc;
 	return 0;
@@ -175,6 +264,10 @@ void vmm_poolctl_destroy(struct vmm_poolctl *pc)
 		vmm_evloop_del(pc->cfg.loop, pc->timer_watch);
 	if (pc->timer_fd >= 0)
 		close(pc->timer_fd);
+	if (pc->sample_watch)
+		vmm_evloop_del(pc->cfg.loop, pc->sample_watch);
+	if (pc->sample_fd >= 0)
+		close(pc->sample_fd);
 	free(pc);
 }
 

@@ -35,10 +35,28 @@
 #define VMM_POOLCTL_DEFAULT_WEIGHT 100u
 #define VMM_POOLCTL_MAX_WEIGHT 10000u
 
+/*
+ * Events for ebbd (sent to `watch` subscribers, client/ctl_server.h), so the
+ * balancer is woken by the VM rather than only by its own polling:
+ *   "grow"          resident memory rose by VMM_POOLCTL_GROW_STEP (or 1/64
+ *                   of RAM, the larger) since the last event or low point;
+ *   "at-max"        faults were served over max or failed at max since the
+ *                   last sample (the VM is squeezed);
+ *   "lease-expired" a clamp ran out: the configured limits are back.
+ * Sampled every VMM_POOLCTL_SAMPLE_MS on the event loop.
+ */
+#define VMM_POOLCTL_SAMPLE_MS 100u
+#define VMM_POOLCTL_GROW_STEP_BYTES (4ull << 20)
+
+typedef void (*vmm_poolctl_notify_fn)(void *opaque, const char *event,
+				      struct json_object *fields);
+
 struct vmm_poolctl_cfg {
 	struct vmm_memory *memory;    /* NULL: engine off (settings only, no clamp) */
 	struct vmm_evloop *loop;
 	uint64_t mem_bytes;
+	vmm_poolctl_notify_fn notify; /* may be NULL; fields consumed */
+	void *notify_opaque;
 	struct vmm_log log;
 };
 
@@ -47,6 +65,7 @@ struct vmm_poolctl_counters {
 	uint64_t nr_lifts;            /* clamps ended by {"lift": true} */
 	uint64_t nr_lease_expired;    /* clamps ended by their lease running out */
 	uint64_t nr_bad_requests;     /* CLIENT: rejected set/clamp arguments */
+	uint64_t nr_events;           /* events sent (any kind) */
 };
 
 struct vmm_poolctl;
@@ -71,6 +90,8 @@ void vmm_poolctl_query(struct vmm_poolctl *pc, struct json_object *result);
 /* Expires the lease now if it is due at now_ns (the timer calls this; tests
  * too).  Returns true when a clamp ended. */
 bool vmm_poolctl_check_lease(struct vmm_poolctl *pc, uint64_t now_ns);
+/* One event sample now (the timer calls this; tests too). */
+void vmm_poolctl_sample(struct vmm_poolctl *pc);
 void vmm_poolctl_get_counters(struct vmm_poolctl *pc, struct vmm_poolctl_counters *out);
 
 #endif

@@ -436,6 +436,14 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 
 /* ---- control socket ---------------------------------------------------------- */
 
+/* Events to `watch` subscribers (ebbd); the server exists once the VM is up. */
+static void ctl_notify(void *opaque, const char *event, struct json_object *fields)
+{
+	struct vmm_vm *vm = opaque;
+
+	vmm_ctl_server_notify(vm->ctl, event, fields);
+}
+
 static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
 				    struct json_object **result, char *msg, size_t msg_len)
 {
@@ -1274,7 +1282,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	{
 		struct vmm_poolctl_cfg pcc = {
 			.memory = vm->memory, .loop = vm->loop, .mem_bytes = cfg->mem_bytes,
-			.log = cfg->log,
+			.notify = ctl_notify, .notify_opaque = vm, .log = cfg->log,
 		};
 
 		ret = vmm_poolctl_create(&pcc, &vm->poolctl);

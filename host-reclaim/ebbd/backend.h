@@ -29,6 +29,12 @@ struct ebbd_backend_ops {
 	/* Clean exit: lift every clamp this daemon holds on the VM. */
 	void (*release)(struct ebbd_backend *be);
 	void (*destroy)(struct ebbd_backend *be);
+	/* Opens a second connection subscribed to the VM's events (`watch`):
+	 * its fd (non-blocking) for the daemon's loop, or -errno. */
+	int (*watch_open)(struct ebbd_backend *be);
+	/* Reads what arrived on it: the number of event lines, or -errno
+	 * (-ECONNRESET: the VM went away). */
+	int (*watch_read)(struct ebbd_backend *be);
 	/* Forwards a control command (e.g. `set`) to the VM; args not consumed. */
 	int (*call)(struct ebbd_backend *be, const char *cmd, struct json_object *args,
 		    struct json_object **result, char *err, size_t err_len);

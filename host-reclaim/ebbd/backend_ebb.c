@@ -14,9 +14,11 @@
  * the observation fail (counted by the daemon), never a crash.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/rundir.h"
@@ -28,7 +30,9 @@ struct backend_ebb {
 	struct ebbd_backend be;
 	struct ebbd_backend_ebb_cfg cfg;
 	char name[VMM_NAME_MAX_BYTES + 1];
+	char rundir[256];
 	int fd;
+	int watch_fd;                 /* event subscription, -1 until opened */
 	uint64_t mem_bytes;
 	/* the clamp this daemon wants on the VM (0: that limit not clamped) */
 	uint64_t clamp_high_bytes, clamp_max_bytes;
@@ -245,6 +249,53 @@ static void release(struct ebbd_backend *be)
 	(void)send_clamp(b, 0);
 }
 
+static int watch_open(struct ebbd_backend *be)
+{
+	struct backend_ebb *b = (struct backend_ebb *)be;
+	struct vmm_ctl_response resp;
+	int fd, ret;
+
+	if (b->watch_fd >= 0)
+		return b->watch_fd;
+	fd = vmm_ctl_connect(b->cfg.rundir, b->name);
+	if (fd < 0)
+		return fd;
+	/* An event line that arrives with the response in one read is dropped
+	 * by vmm_ctl_call: harmless, events only wake the balancer. */
+	ret = vmm_ctl_call(fd, "watch", NULL, b->cfg.call_timeout_ms, &resp);
+	if (!ret && !resp.ok)
+		ret = -EPROTO;
+	if (!ret)
+		vmm_ctl_response_release(&resp);
+	if (ret || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		close(fd);
+		return ret ? ret : -errno;
+	}
+	b->watch_fd = fd;
+	return fd;
+}
+
+/* CLIENT: only newlines are counted; the content is not needed. */
+static int watch_read(struct ebbd_backend *be)
+{
+	struct backend_ebb *b = (struct backend_ebb *)be;
+	char buf[4096];
+	int nr = 0;
+	ssize_t n, i;
+
+	for (;;) {
+		n = recv(b->watch_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return nr;
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		for (i = 0; i < n; i++)
+			nr += buf[i] == '\n';
+	}
+}
+
 static void destroy(struct ebbd_backend *be)
 {
 	struct backend_ebb *b = (struct backend_ebb *)be;
@@ -253,6 +304,8 @@ static void destroy(struct ebbd_backend *be)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->watch_fd >= 0)
+		close(b->watch_fd);
 	free(b);
 }
 
@@ -263,6 +316,8 @@ static const struct ebbd_backend_ops ebb_ops = {
 	.renew = renew,
 	.release = release,
 	.destroy = destroy,
+	.watch_open = watch_open,
+	.watch_read = watch_read,
 	.call = be_call,
 };
 
@@ -284,8 +339,10 @@ int ebbd_backend_ebb_create(const struct ebbd_backend_ebb_cfg *cfg, struct ebbd_
 	b->cfg = *cfg;
 	snprintf(b->name, sizeof(b->name), "%s", cfg->name);
 	b->cfg.name = b->name;
-	b->cfg.rundir = NULL;
+	snprintf(b->rundir, sizeof(b->rundir), "%s", cfg->rundir);
+	b->cfg.rundir = b->rundir;
 	b->fd = fd;
+	b->watch_fd = -1;
 	*out = &b->be;
 	return 0;
 }

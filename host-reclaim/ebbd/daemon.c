@@ -34,12 +34,15 @@
 
 #define MAX_ACTIONS 256u
 #define RESCAN_TICKS 5u
+#define EVENT_COALESCE_NS (20ull * 1000 * 1000)
 
 struct ebbd_vm {
 	struct ebbd_vm *next;
 	uint64_t id;
 	char name[EBB_BAL_NAME_MAX];
 	struct ebbd_backend *be;
+	struct ebbd *d;
+	struct vmm_ev_watch *events;  /* the VM's event subscription */
 	struct ebb_bal_vm_obs obs;
 	bool obs_ok;
 	bool gone;                    /* connection broke: removed after the round */
@@ -68,6 +71,7 @@ struct ebbd {
 	struct ebb_bal_action acts[MAX_ACTIONS];
 	struct ebbd_counters c;
 	struct vmm_ratelimit rl;
+	bool event_pending;            /* a step is armed because of a VM event */
 };
 
 /* ---- logging ----------------------------------------------------------------- */
@@ -221,6 +225,34 @@ static const char *name_of(struct ebbd *d, uint64_t id)
 	return NULL;
 }
 
+static void arm(struct ebbd *d, uint64_t delay_ns);
+
+/* A VM's event (grow, at-max, lease-expired): step soon.  Events within
+ * EVENT_COALESCE_NS of each other wake the balancer once. */
+static void vm_event(void *opaque, uint32_t events)
+{
+	struct ebbd_vm *vm = opaque;
+	struct ebbd *d = vm->d;
+	int n = vm->be->ops->watch_read(vm->be);
+
+	(void)events;
+	if (n < 0) {
+		/* The VM went away (or dropped us): observe() will tell. */
+		vmm_evloop_del(d->loop, vm->events);
+		vm->events = NULL;
+		arm(d, 0);
+		return;
+	}
+	if (n > 0) {
+		d->c.nr_vm_events += (uint64_t)n;
+		if (!d->event_pending) {
+			d->event_pending = true;
+			d->c.nr_event_wakeups++;
+			arm(d, EVENT_COALESCE_NS);
+		}
+	}
+}
+
 static void on_join(void *opaque, const char *name)
 {
 	struct ebbd *d = opaque;
@@ -247,7 +279,12 @@ static void on_join(void *opaque, const char *name)
 		return;
 	}
 	vm->id = ++d->next_id;
+	vm->d = d;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	ret = vm->be->ops->watch_open(vm->be);
+	if (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events))
+		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: no event subscription (%s): polled only",
+			 name, ret < 0 ? strerror(-ret) : "event loop");
 	vm->next = d->vms;
 	d->vms = vm;
 	d->c.nr_vms_joined++;
@@ -257,6 +294,7 @@ static void on_join(void *opaque, const char *name)
 
 static void vm_free(struct ebbd_vm *vm)
 {
+	vmm_evloop_del(vm->d->loop, vm->events);
 	vm->be->ops->destroy(vm->be);
 	free(vm);
 }
@@ -324,6 +362,7 @@ static void tick(struct ebbd *d)
 	int ret;
 
 	d->c.nr_ticks++;
+	d->event_pending = false;
 	if (d->c.nr_ticks % RESCAN_TICKS == 0) {
 		(void)ebb_discover_rescan(d->disc);
 		retry_joins(d);
@@ -484,6 +523,8 @@ static struct json_object *pool_object(struct ebbd *d)
 		ADD_U64(s, "nr_actions_unsupported", d->c.nr_actions_unsupported);
 		ADD_U64(s, "nr_lease_renewals", d->c.nr_lease_renewals);
 		ADD_U64(s, "nr_bad_vm_replies", d->c.nr_bad_vm_replies);
+		ADD_U64(s, "nr_vm_events", d->c.nr_vm_events);
+		ADD_U64(s, "nr_event_wakeups", d->c.nr_event_wakeups);
 		json_object_object_add(o, "daemon", s);
 	}
 	return o;

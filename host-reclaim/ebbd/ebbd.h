@@ -55,6 +55,8 @@ struct ebbd_counters {
 	uint64_t nr_lease_renewals;
 	uint64_t nr_bad_vm_replies;     /* stats replies missing fields or of wrong type */
 	uint64_t nr_ctl_requests;
+	uint64_t nr_vm_events;          /* event lines from the VMs' `watch` */
+	uint64_t nr_event_wakeups;      /* steps brought forward by them */
 };
 
 struct ebbd;

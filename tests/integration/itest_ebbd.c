@@ -263,7 +263,7 @@ int main(void)
 		return 1;
 	snprintf(rundir, sizeof(rundir), "%s/run", top);
 	mkdir(rundir, 0700);
-	printf("1..14\n");
+	printf("1..15\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -316,6 +316,18 @@ int main(void)
 	}
 	ok(worst_ms <= 5000, "pool free below min for at most %llu ms at a time (bound 5000)",
 	   (unsigned long long)worst_ms);
+	{
+		struct json_object *p = call("ebbd", "pool"), *dm = NULL;
+		int64_t ev = -1, wk = -1;
+
+		if (p && json_object_object_get_ex(p, "daemon", &dm)) {
+			ev = jint(dm, "nr_vm_events");
+			wk = jint(dm, "nr_event_wakeups");
+		}
+		json_object_put(p);
+		ok(ev > 0 && wk > 0, "the stubs' events woke the balancer (%lld events, %lld wakeups)",
+		   (long long)ev, (long long)wk);
+	}
 
 	/* 4. kill -9 of ebbd while it holds clamps */
 	t0 = now_ms();

@@ -52,8 +52,16 @@ struct stub {
 	struct vmm_memory *mem;
 	struct vmm_poolctl *pc;
 	struct vmm_evloop *loop;
+	struct vmm_ctl_server *srv;
 	int sig_fd;
 };
+
+static void notify(void *opaque, const char *event, struct json_object *fields)
+{
+	struct stub *s = opaque;
+
+	vmm_ctl_server_notify(s->srv, event, fields);
+}
 
 static uint64_t pattern(uint64_t page, uint32_t gen, unsigned w)
 {
@@ -206,7 +214,6 @@ int main(int argc, char **argv)
 	const char *rundir = NULL, *swap_dir = "/var/tmp";
 	uint64_t max_mib = 0, hot_mib = 0, p;
 	struct vmm_memory_cfg mc = { 0 };
-	struct vmm_ctl_server *srv = NULL;
 	pthread_t th;
 	char err[256], path[512];
 	sigset_t set;
@@ -265,7 +272,8 @@ int main(int argc, char **argv)
 		die("event loop", -ret);
 	{
 		struct vmm_poolctl_cfg pcc = { .memory = s.mem, .loop = s.loop,
-					       .mem_bytes = s.mem_bytes, .log = mc.log };
+					       .mem_bytes = s.mem_bytes, .notify = notify,
+					       .notify_opaque = &s, .log = mc.log };
 
 		if ((ret = vmm_poolctl_create(&pcc, &s.pc)))
 			die("poolctl", -ret);
@@ -279,7 +287,7 @@ int main(int argc, char **argv)
 		struct vmm_ctl_server_cfg cc = { .path = path, .loop = s.loop, .handler = handler,
 						 .opaque = &s, .log = mc.log };
 
-		if ((ret = vmm_ctl_server_create(&cc, &srv)))
+		if ((ret = vmm_ctl_server_create(&cc, &s.srv)))
 			die("control socket", -ret);
 	}
 	if (pthread_create(&th, NULL, worker, &s))
@@ -289,7 +297,8 @@ int main(int argc, char **argv)
 
 	atomic_store(&s.stop, true);
 	pthread_join(th, NULL);
-	vmm_ctl_server_destroy(srv);
+	vmm_ctl_server_destroy(s.srv);
+	s.srv = NULL;
 	for (p = 0; p < s.nr_pages; p++)
 		if (s.gen[p])
 			check_page(&s, p);

@@ -57,6 +57,18 @@ static void limits(struct vmm_memory *m, uint64_t *high, uint64_t *max)
 	*max = c.max_pages;
 }
 
+struct events {
+	char log[512];
+};
+
+static void on_event(void *opaque, const char *event, struct json_object *fields)
+{
+	struct events *ev = opaque;
+
+	snprintf(ev->log + strlen(ev->log), sizeof(ev->log) - strlen(ev->log), "%s ", event);
+	json_object_put(fields);
+}
+
 static uint64_t pattern(uint64_t page, uint64_t word)
 {
 	return (page * 0x9e3779b97f4a7c15ull) ^ (word + 1) * 0xbf58476d1ce4e5b9ull;
@@ -71,6 +83,7 @@ static void test_lease(void **state)
 	struct vmm_poolctl_counters pcc;
 	struct vmm_evloop *loop = NULL;
 	struct json_object *r, *o;
+	struct events ev = { { 0 } };
 	char err[256], dir[] = "/tmp/ebb-test-poolctl-XXXXXX";
 	uint64_t features, high, max, i, w, bad = 0, t0;
 	uint64_t *ram;
@@ -97,7 +110,8 @@ static void test_lease(void **state)
 		fail_msg("create: %s", err);
 	assert_int_equal(vmm_evloop_create(&loop), 0);
 	{
-		struct vmm_poolctl_cfg pcfg = { .memory = m, .loop = loop, .mem_bytes = mem };
+		struct vmm_poolctl_cfg pcfg = { .memory = m, .loop = loop, .mem_bytes = mem,
+						.notify = on_event, .notify_opaque = &ev };
 
 		assert_int_equal(vmm_poolctl_create(&pcfg, &pc), 0);
 	}
@@ -130,6 +144,11 @@ static void test_lease(void **state)
 	for (i = 0; i < nr; i++)
 		for (w = 0; w < 512; w += 64)
 			ram[i * 512 + w] = pattern(i, w);
+	/* 16 MiB more resident: one "grow" event (the step is 4 MiB, but one
+	 * sample sees it all). */
+	vmm_poolctl_sample(pc);
+	vmm_poolctl_sample(pc);
+	assert_string_equal(ev.log, "grow ");
 	assert_int_equal(call(pc, vmm_poolctl_clamp, "{\"cmd\":\"clamp\",\"args\":{\"max_bytes\":"
 			      "4194304,\"lease_ms\":300}}", NULL), VMM_CTL_OK);
 	limits(m, &high, &max);
@@ -164,6 +183,7 @@ static void test_lease(void **state)
 	}
 	assert_int_equal(pcc.nr_lease_expired, 1);
 	assert_true(vmm_now_ns() - t0 >= 250000000ull);
+	assert_non_null(strstr(ev.log, "lease-expired"));
 	limits(m, &high, &max);
 	assert_int_equal(max, 3584);                 /* the set during the clamp */
 	assert_int_equal(high, 3584 - 3584 / 16);
