@@ -35,6 +35,11 @@ struct ebbd_backend_ops {
 	/* Reads what arrived on it: the number of event lines, or -errno
 	 * (-ECONNRESET: the VM went away). */
 	int (*watch_read)(struct ebbd_backend *be);
+	/* The agent channel's fd while ebbd holds it (-1 otherwise), and one
+	 * non-blocking read of it: the number of pressure messages that
+	 * arrived, or -errno when the channel closed. */
+	int (*agent_fd)(struct ebbd_backend *be);
+	int (*agent_poll)(struct ebbd_backend *be);
 	/* Forwards a control command (e.g. `set`) to the VM; args not consumed. */
 	int (*call)(struct ebbd_backend *be, const char *cmd, struct json_object *args,
 		    struct json_object **result, char *err, size_t err_len);

@@ -43,6 +43,8 @@ struct ebbd_vm {
 	struct ebbd_backend *be;
 	struct ebbd *d;
 	struct vmm_ev_watch *events;  /* the VM's event subscription */
+	struct vmm_ev_watch *agent;   /* its agent channel, while ebbd holds it */
+	int agent_fd;
 	struct ebb_bal_vm_obs obs;
 	bool obs_ok;
 	bool gone;                    /* connection broke: removed after the round */
@@ -253,6 +255,42 @@ static void vm_event(void *opaque, uint32_t events)
 	}
 }
 
+/* The agent's pressure message: step at once (give memory back fast). */
+static void agent_event(void *opaque, uint32_t events)
+{
+	struct ebbd_vm *vm = opaque;
+	struct ebbd *d = vm->d;
+	int n = vm->be->ops->agent_poll(vm->be);
+
+	(void)events;
+	if (n < 0) {
+		vmm_evloop_del(d->loop, vm->agent);
+		vm->agent = NULL;
+		vm->agent_fd = -1;
+		return;
+	}
+	if (n > 0) {
+		d->c.nr_vm_events += (uint64_t)n;
+		d->c.nr_event_wakeups++;
+		d->event_pending = true;
+		arm(d, 0);
+	}
+}
+
+/* Follows the backend's agent channel into the loop after each observe. */
+static void track_agent(struct ebbd *d, struct ebbd_vm *vm)
+{
+	int fd = vm->be->ops->agent_fd(vm->be);
+
+	if (fd == vm->agent_fd)
+		return;
+	vmm_evloop_del(d->loop, vm->agent);
+	vm->agent = NULL;
+	vm->agent_fd = -1;
+	if (fd >= 0 && !vmm_evloop_add(d->loop, fd, EPOLLIN, agent_event, vm, &vm->agent))
+		vm->agent_fd = fd;
+}
+
 static void on_join(void *opaque, const char *name)
 {
 	struct ebbd *d = opaque;
@@ -280,6 +318,7 @@ static void on_join(void *opaque, const char *name)
 	}
 	vm->id = ++d->next_id;
 	vm->d = d;
+	vm->agent_fd = -1;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	ret = vm->be->ops->watch_open(vm->be);
 	if (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events))
@@ -295,6 +334,7 @@ static void on_join(void *opaque, const char *name)
 static void vm_free(struct ebbd_vm *vm)
 {
 	vmm_evloop_del(vm->d->loop, vm->events);
+	vmm_evloop_del(vm->d->loop, vm->agent);
 	vm->be->ops->destroy(vm->be);
 	free(vm);
 }
@@ -385,6 +425,7 @@ static void tick(struct ebbd *d)
 		d->c.nr_calls++;
 		ret = vm->be->ops->observe(vm->be, &vm->obs);
 		vm->obs_ok = !ret;
+		track_agent(d, vm);
 		if (ret == -EPROTO) {
 			d->c.nr_bad_vm_replies++;
 			vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "%s: bad stats reply", vm->name);
@@ -546,6 +587,10 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "id", vm->id);
 		json_object_object_add(o, "backend", json_object_new_string(vm->be->ops->kind));
 		json_object_object_add(o, "observed", json_object_new_boolean(vm->obs_ok));
+		json_object_object_add(o, "agent", json_object_new_boolean(vm->obs.agent_present));
+		ADD_U64(o, "agent_free_bytes", vm->obs.agent_free_bytes);
+		ADD_U64(o, "agent_cache_bytes", vm->obs.agent_cache_bytes);
+		ADD_U64(o, "agent_nr_pressure", vm->obs.agent_nr_pressure);
 		ADD_U64(o, "guest_bytes", vm->obs.guest_bytes);
 		ADD_U64(o, "resident_bytes", vm->obs.resident_bytes);
 		ADD_U64(o, "min_bytes", vm->obs.cfg.min_bytes);
