@@ -427,8 +427,12 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 	}
 	json_object_object_add(o, "event", json_object_new_string(event));
 	if (fields) {
-		json_object_object_foreach(fields, key, val)
-			json_object_object_add(o, key, json_object_get(val));
+		struct json_object_iterator it = json_object_iter_begin(fields);
+		struct json_object_iterator end = json_object_iter_end(fields);
+
+		for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+			json_object_object_add(o, json_object_iter_peek_name(&it),
+					       json_object_get(json_object_iter_peek_value(&it)));
 		json_object_put(fields);
 	}
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);

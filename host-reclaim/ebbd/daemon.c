@@ -684,9 +684,14 @@ static enum vmm_ctl_err ctl_set(struct ebbd *d, struct json_object *args,
 	fwd = json_object_new_object();
 	if (!fwd)
 		return VMM_CTL_ERR_INTERNAL;
-	json_object_object_foreach(args, key, val) {
-		if (strcmp(key, "name") != 0)
-			json_object_object_add(fwd, key, json_object_get(val));
+	{
+		struct json_object_iterator it = json_object_iter_begin(args);
+		struct json_object_iterator end = json_object_iter_end(args);
+
+		for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+			if (strcmp(json_object_iter_peek_name(&it), "name") != 0)
+				json_object_object_add(fwd, json_object_iter_peek_name(&it),
+						       json_object_get(json_object_iter_peek_value(&it)));
 	}
 	ret = vm->be->ops->call(vm->be, "set", fwd, result, msg, msg_len);
 	json_object_put(fwd);
