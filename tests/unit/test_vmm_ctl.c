@@ -709,7 +709,8 @@ static void test_watch_events(void **state)
 	struct vmm_ctl_server_stats st;
 	struct srv_env e;
 	char buf[4096];
-	int w[VMM_CTL_MAX_WATCHERS + 1], plain, i;
+	int w[VMM_CTL_MAX_WATCHERS + 1], plain;
+	unsigned i;
 	struct json_object *f;
 
 	(void)state;
