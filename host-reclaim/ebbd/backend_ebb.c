@@ -37,6 +37,7 @@
 #define AGENT_RETRY_NS (5ull * 1000 * 1000 * 1000)
 #define AGENT_REPORT_NS (2ull * 1000 * 1000 * 1000)
 #define AGENT_TIMEOUT_MS 500
+#define AGENT_HELLO_TIMEOUT_MS 200
 
 struct backend_ebb {
 	struct ebbd_backend be;
@@ -52,6 +53,7 @@ struct backend_ebb {
 	uint64_t clamp_sent_ns;
 	/* agent channel */
 	struct agent_client *agent;
+	bool agent_hello_ok;             /* the agent answered hello */
 	uint32_t agent_caps;             /* AGENT_CAP_* from hello */
 	uint64_t agent_try_ns;           /* last connection attempt */
 	bool have_report;
@@ -89,6 +91,12 @@ static int agent_drain(struct backend_ebb *b)
 	return ret < 0 ? ret : nr;
 }
 
+/*
+ * Connects when the socket is free, then says hello until the agent answers:
+ * the guest learns that the port opened only when we connect, and its agent
+ * may take a while (booting, reconnect backoff, a slow nested guest) — so a
+ * hello that times out keeps the connection and is tried again next time.
+ */
 static void agent_try(struct backend_ebb *b, uint64_t now)
 {
 	struct agent_client_cfg ac = { .fd = -1 };
@@ -96,22 +104,29 @@ static void agent_try(struct backend_ebb *b, uint64_t now)
 	char path[512];
 	int ret;
 
-	if (b->agent || (b->agent_try_ns && now - b->agent_try_ns < AGENT_RETRY_NS))
-		return;
-	b->agent_try_ns = now;
-	if (snprintf(path, sizeof(path), "%s/%s.agent", b->rundir, b->name) >= (int)sizeof(path) ||
-	    agent_client_connect_unix(path, &ac.fd))
-		return;   /* no agent socket (virtio off), or another client holds it */
-	if (agent_client_create(&ac, &b->agent)) {
-		close(ac.fd);
-		return;
+	if (!b->agent) {
+		if (b->agent_try_ns && now - b->agent_try_ns < AGENT_RETRY_NS)
+			return;
+		b->agent_try_ns = now;
+		if (snprintf(path, sizeof(path), "%s/%s.agent", b->rundir, b->name) >=
+		    (int)sizeof(path) || agent_client_connect_unix(path, &ac.fd))
+			return;   /* no agent socket (virtio off), or another client holds it */
+		if (agent_client_create(&ac, &b->agent)) {
+			close(ac.fd);
+			return;
+		}
+		b->agent_hello_ok = false;
 	}
-	ret = agent_client_hello(b->agent, AGENT_TIMEOUT_MS, &hello);
+	if (b->agent_hello_ok)
+		return;
+	ret = agent_client_hello(b->agent, AGENT_HELLO_TIMEOUT_MS, &hello);
+	if (ret == -ETIMEDOUT)
+		return;   /* no agent answering yet: keep the channel, ask again */
 	if (ret) {
-		/* Guest not up yet, or no agent in it: try again later. */
 		agent_drop(b);
 		return;
 	}
+	b->agent_hello_ok = true;
 	b->agent_caps = hello.caps;
 	vmm_logf(&b->cfg.log, VMM_LOG_INFO, "%s: agent channel up (agent pid %lld)", b->name,
 		 (long long)hello.pid);
@@ -123,7 +138,7 @@ static void agent_observe(struct backend_ebb *b, struct ebb_bal_vm_obs *obs)
 	struct agent_report rep;
 
 	agent_try(b, now);
-	if (!b->agent)
+	if (!b->agent || !b->agent_hello_ok)
 		return;
 	if (agent_drain(b) < 0) {
 		agent_drop(b);
@@ -165,7 +180,7 @@ static int agent_fd(struct ebbd_backend *be)
 {
 	struct backend_ebb *b = (struct backend_ebb *)be;
 
-	return b->agent ? agent_client_fd(b->agent) : -1;
+	return b->agent && b->agent_hello_ok ? agent_client_fd(b->agent) : -1;
 }
 
 static int agent_poll(struct ebbd_backend *be)
