@@ -178,6 +178,7 @@ struct step {
 	struct ebb_bal_action *out;
 	size_t max, n;
 	uint64_t free, min, low, high;  /* low/high with boost */
+	uint64_t deficit;               /* used beyond the budget (free is 0 then) */
 	uint64_t want;
 };
 
@@ -603,17 +604,23 @@ static uint32_t cost_clip(double c)
 	return c >= 4e9 ? 4000000000u : (uint32_t)c;
 }
 
-static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
+static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t now, uint64_t share)
 {
 	const struct ebb_bal_vm_obs *in = &v->in;
 	double w = 100.0 / (double)in->cfg.weight;
+	/* a pressure claim protects a VM only within its weighted share,
+	 * and memory above that share is the first to go */
+	bool above_share = in->resident_bytes > share;
+	bool claim = pressure_recent(v, now) && !above_share;
+	if (above_share)
+		w /= 4.0;
 
 	for (int s = 0; s < EBB_BAL_NR_SOURCES; s++)
 		v->cost[s] = COST_NA;
 	if ((in->caps & EBB_BAL_CAP_BALLOON) && v->agent_fresh &&
 	    now >= v->balloon_paused_until_ns)
 		v->cost[EBB_BAL_SRC_BALLOON] = cost_clip(
-			100.0 * (1.0 + v->psi_some_pct / 5.0 + (pressure_recent(v, now) ? 10.0 : 0.0)) * w);
+			100.0 * (1.0 + v->psi_some_pct / 5.0 + (claim ? 10.0 : 0.0)) * w);
 	if (in->caps & EBB_BAL_CAP_HIGH)
 		v->cost[EBB_BAL_SRC_HIGH] = cost_clip(
 			1000.0 * (1.0 + v->refault_rate / 100.0 + v->psi_some_pct / 2.0 +
@@ -706,6 +713,18 @@ static bool set_high(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	return true;
 }
 
+/* Guest pages in RAM: what `high` and `max` limit (the compressed tier is not). */
+static uint64_t vm_ram(const struct bal_vm *v)
+{
+	return v->in.resident_bytes - v->in.compressed_bytes;
+}
+
+/* The smallest balloon move worth making (page-aligned). */
+static uint64_t dead_band(const struct ebb_balancer *b, const struct bal_vm *v)
+{
+	return page_down(max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB));
+}
+
 /* Bytes asked for but not yet seen given back. */
 static uint64_t vm_inflight(const struct bal_vm *v)
 {
@@ -714,7 +733,7 @@ static uint64_t vm_inflight(const struct bal_vm *v)
 	if (v->balloon_owned)
 		f += sub_sat(v->balloon_target, v->in.balloon_actual_bytes);
 	if (v->high != EBB_BAL_NO_LIMIT)
-		f += sub_sat(v->in.resident_bytes, v->high);
+		f += sub_sat(vm_ram(v), v->high);
 	return f;
 }
 
@@ -761,7 +780,7 @@ static void clamps(struct ebb_balancer *b, struct step *st)
 		}
 		bool renew = v->clamped && st->now >= v->renew_ns;
 		if ((b->state == EBB_BAL_DIRECT_CLAMP && !v->clamped) || renew) {
-			uint64_t at = max_u64(page_down(v->in.resident_bytes), v->in.cfg.min_bytes);
+			uint64_t at = max_u64(page_down(vm_ram(v)), v->in.cfg.min_bytes);
 			at = min_u64(at, v->in.cfg.max_bytes);
 			if (emit(b, st, v, EBB_BAL_ACT_CLAMP_MAX, at, 0, lease, EBB_BAL_WHY_DIRECT,
 				 EBB_BAL_SRC_NONE)) {
@@ -784,7 +803,7 @@ static void stuck_balloons(struct ebb_balancer *b, struct step *st)
 		if (!v->balloon_owned)
 			continue;
 		uint64_t act = v->in.balloon_actual_bytes, tgt = v->balloon_target;
-		uint64_t band = max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB);
+		uint64_t band = dead_band(b, v);
 		uint64_t gap = act > tgt ? act - tgt : tgt - act;
 		if (gap <= band) {
 			v->balloon_progress_ns = st->now;
@@ -838,7 +857,6 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 		v->nr_pressure++;
 		v->last_pressure_ns = st->now;
 		b->pool.stats.nr_pressure++;
-		v->excluded = true;
 
 		uint64_t g = in->guest_bytes;
 		uint64_t need = max_u64(in->agent_pressure_need_bytes, MIB);
@@ -848,13 +866,15 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 		uint64_t limit = min_u64(in->cfg.max_bytes, g);
 		uint64_t room = sub_sat(limit, in->resident_bytes);
 		uint64_t give = min_u64(need, room);
-		/* beyond free pool memory above low, only up to its weighted share */
-		if (give > from_pool) {
-			uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
-			uint64_t allowed = max_u64(from_pool, share_room);
-			if (give > allowed)
-				give = allowed;
-		}
+		/*
+		 * Beyond its weighted share a VM gets only memory the pool does
+		 * not need (free stays >= high + gap); within it, free memory
+		 * above low and then memory taken from the cheapest other VM.
+		 */
+		uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
+		uint64_t plenty = sub_sat(from_pool, (st->high - st->low) + (st->high - st->min));
+		if (give > share_room && give > plenty)
+			give = max_u64(share_room, plenty);
 		if (give < need)
 			b->pool.stats.nr_pressure_capped++;
 		if (give == 0)
@@ -866,10 +886,12 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 				given += d;
 		}
 		if (given < give && v->high != EBB_BAL_NO_LIMIT) {
-			uint64_t nh = add_sat(max_u64(v->high, in->resident_bytes), give - given);
+			uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), give - given);
 			if (set_high(b, st, v, nh, EBB_BAL_WHY_PRESSURE, EBB_BAL_SRC_HIGH))
 				given = give;
 		}
+		if (given)
+			v->excluded = true;   /* not a source in the same step */
 		if (given > from_pool) {
 			shortfall += given - from_pool;
 			from_pool = 0;
@@ -903,7 +925,7 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 			 int prio, uint64_t protect, uint64_t now)
 {
 	const struct ebb_bal_vm_obs *in = &v->in;
-	uint64_t res = in->resident_bytes, a;
+	uint64_t res = vm_ram(v), a;
 	uint64_t above = sub_sat(sub_sat(res, vm_inflight(v)), protect);
 
 	if (v->cost[src] == COST_NA || v->excluded || above == 0)
@@ -933,13 +955,18 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 	}
 	a = min_u64(a, above);
 	uint64_t scan = (res >> prio) / in->cfg.weight * 100;
+	if (src == EBB_BAL_SRC_BALLOON) {
+		/* balloon moves come in dead-band-sized batches at least */
+		uint64_t band = dead_band(b, v);
+		scan = max_u64(scan, band);
+	}
 	return page_down(min_u64(a, max_u64(scan, PAGE_BYTES)));
 }
 
 static bool high_cost_into_ws(const struct bal_vm *v, int prio)
 {
 	return prio < 3 && v->cost[EBB_BAL_SRC_HIGH] != COST_NA &&
-	       v->in.resident_bytes <= v->ws_bytes + vm_inflight(v);
+	       vm_ram(v) <= v->ws_bytes + vm_inflight(v);
 }
 
 /*
@@ -988,12 +1015,16 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 	for (size_t k = 0; k < nc && asked < want; k++) {
 		struct bal_vm *v = &b->vm[c[k].vm];
 		uint64_t take = page_down(min_u64(c[k].avail, want - asked));
-		uint64_t band = max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB);
+		uint64_t band = dead_band(b, v);
 		bool ok = false;
 		switch (c[k].src) {
 		case EBB_BAL_SRC_BALLOON: {
-			if (take < band) /* dead band */
-				break;
+			if (take < band) {
+				/* dead band: a move this small is not worth making... */
+				if (c[k].avail < band)
+					break;
+				take = band;   /* ...so round it up to one batch */
+			}
 			uint64_t cur = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
 			ok = set_balloon(b, st, v, cur + take, why, EBB_BAL_SRC_BALLOON);
 			break;
@@ -1001,8 +1032,8 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 		case EBB_BAL_SRC_HIGH: {
 			if (take < MIB)
 				break;
-			uint64_t base = v->high != EBB_BAL_NO_LIMIT ? min_u64(v->high, v->in.resident_bytes)
-								   : v->in.resident_bytes;
+			uint64_t base = v->high != EBB_BAL_NO_LIMIT ? min_u64(v->high, vm_ram(v))
+								   : vm_ram(v);
 			if (base <= take)
 				break;
 			ok = set_high(b, st, v, base - take, why, EBB_BAL_SRC_HIGH);
@@ -1036,6 +1067,8 @@ static void grow(struct ebb_balancer *b, struct step *st)
 	for (size_t i = 0; i < b->nr_vm && budget > 0; i++) {
 		struct bal_vm *v = &b->vm[i];
 		const struct ebb_bal_vm_obs *in = &v->in;
+		if (v->excluded)
+			continue;
 		bool starved = v->refault_rate > GROW_REFAULT_PER_S || v->psi_some_pct > GROW_PSI_SOME;
 		uint64_t avail_guest = in->guest_bytes - in->balloon_actual_bytes;
 		bool guest_low = v->agent_fresh &&
@@ -1052,7 +1085,7 @@ static void grow(struct ebb_balancer *b, struct step *st)
 			}
 		}
 		if (starved && v->high != EBB_BAL_NO_LIMIT) {
-			uint64_t nh = add_sat(max_u64(v->high, in->resident_bytes), step);
+			uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), step);
 			if (set_high(b, st, v, nh, EBB_BAL_WHY_GROW, EBB_BAL_SRC_HIGH))
 				budget = sub_sat(budget, step);
 		}
@@ -1153,8 +1186,9 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
 	for (size_t i = 0; i < b->nr_vm; i++) {
 		wsum += b->vm[i].in.cfg.weight;
 		inflight = add_sat(inflight, vm_inflight(&b->vm[i]));
-		vm_costs(b, &b->vm[i], st->now);
 	}
+	for (size_t i = 0; i < b->nr_vm; i++)
+		vm_costs(b, &b->vm[i], st->now, vm_share(b, &b->vm[i], wsum));
 	/* kswapd's state machine */
 	if (st->free < st->min) {
 		if (b->state != EBB_BAL_DIRECT_CLAMP)
@@ -1187,7 +1221,7 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
 
 	uint64_t want = 0;
 	if (b->state != EBB_BAL_SLEEPING)
-		want = sub_sat(st->high, add_sat(st->free, inflight));
+		want = sub_sat(add_sat(st->high, st->deficit), add_sat(st->free, inflight));
 	want = add_sat(want, shortfall);
 	st->want = want;
 	if (want) {
@@ -1412,6 +1446,7 @@ int ebb_bal_step(struct ebb_balancer *bal, uint64_t now_ns,
 	st.out = actions;
 	st.max = max_actions;
 	st.free = b->pool.free_bytes;
+	st.deficit = sub_sat(b->pool.used_bytes, b->wm.budget_bytes);
 	st.min = b->wm.min_bytes;
 	st.low = b->wm.low_bytes + b->boost.boost_bytes;
 	st.high = b->wm.high_bytes + b->boost.boost_bytes;
