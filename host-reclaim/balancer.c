@@ -105,6 +105,7 @@
 #define KSMD_GOOD_YIELD 20000u              /* merged pages per ksmd CPU-second */
 #define KSMD_POOR_YIELD 1000u
 #define COST_NA UINT32_MAX
+#define CHEAP_TIER_PRIORITY 3               /* below: reclaim into working sets */
 
 struct bal_vm {
 	struct ebb_bal_vm_obs in;       /* this step's observation, sanitised */
@@ -118,6 +119,9 @@ struct bal_vm {
 	double psi_some_pct, psi_full_pct;
 	double swapin_lat_us;
 	uint64_t ws_bytes, idle_bytes;
+	uint64_t nonres_free;           /* guest free memory the host holds no page of
+					 * (free page reporting): ballooning it saves
+					 * nothing, but the balloon takes it first */
 	uint32_t cost[EBB_BAL_NR_SOURCES];
 	bool excluded;                  /* not a reclaim source this step */
 	/* balloon */
@@ -167,6 +171,7 @@ struct ebb_balancer {
 	bool ksm_have_prev;
 	/* mom */
 	uint64_t mom_next_ns;
+	size_t rr;                      /* round-robin start among equal costs */
 	/* trace ring */
 	struct ebb_bal_action trace[EBB_BAL_TRACE_LEN];
 	size_t trace_head, trace_nr;
@@ -592,6 +597,16 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 	else
 		v->ws_bytes = in->resident_bytes; /* nothing known: all of it is in use */
 	v->idle_bytes = sub_sat(in->resident_bytes, v->ws_bytes);
+
+	v->nonres_free = 0;
+	if (v->agent_fresh) {
+		uint64_t in_use = sub_sat(in->guest_bytes - in->balloon_actual_bytes,
+					  in->agent_free_bytes);
+		uint64_t ram = in->resident_bytes - in->compressed_bytes;
+		uint64_t res_free = sub_sat(ram, in_use);
+		v->nonres_free = min_u64(sub_sat(in->agent_free_bytes, res_free),
+					 in->agent_give_back_bytes);
+	}
 }
 
 static bool pressure_recent(const struct bal_vm *v, uint64_t now)
@@ -731,7 +746,7 @@ static uint64_t vm_inflight(const struct bal_vm *v)
 	uint64_t f = 0;
 
 	if (v->balloon_owned)
-		f += sub_sat(v->balloon_target, v->in.balloon_actual_bytes);
+		f += sub_sat(sub_sat(v->balloon_target, v->in.balloon_actual_bytes), v->nonres_free);
 	if (v->high != EBB_BAL_NO_LIMIT)
 		f += sub_sat(vm_ram(v), v->high);
 	return f;
@@ -904,6 +919,7 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 
 struct cand {
 	uint32_t vm;
+	uint32_t rank;                  /* round-robin order among equal costs */
 	uint8_t src;
 	uint32_t cost;
 	uint64_t avail;
@@ -915,9 +931,17 @@ static int cand_cmp(const void *pa, const void *pb)
 
 	if (a->cost != b->cost)
 		return a->cost < b->cost ? -1 : 1;
-	if (a->vm != b->vm)
-		return a->vm < b->vm ? -1 : 1;
+	if (a->rank != b->rank)
+		return a->rank < b->rank ? -1 : 1;
 	return (int)a->src - (int)b->src;
+}
+
+/* Non-resident free memory a new balloon growth still has to pass. */
+static uint64_t balloon_nonres_left(const struct bal_vm *v)
+{
+	uint64_t pending = v->balloon_owned ? sub_sat(v->balloon_target, v->in.balloon_actual_bytes) : 0;
+
+	return page_down(sub_sat(v->nonres_free, pending));
 }
 
 /* What @v can give from @src at @prio above @protect; 0 if nothing. */
@@ -936,12 +960,19 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 			return 0;
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
 		uint64_t room = sub_sat(sub_sat(in->guest_bytes, in->cfg.balloon_floor_bytes), balloon);
-		a = min_u64(in->agent_give_back_bytes, room);
+		/*
+		 * What the balloon saves after it has passed the non-resident free
+		 * memory (free page reporting: that costs the guest little and
+		 * saves nothing).  "Inflate slowly" caps what the guest loses of
+		 * the memory it uses (its cache) per step.
+		 */
+		a = min_u64(sub_sat(in->agent_give_back_bytes, v->nonres_free),
+			    sub_sat(room, balloon_nonres_left(v)));
 		a = min_u64(a, pct_of(in->guest_bytes, b->cfg.inflate_cap_percent));
 		break;
 	}
 	case EBB_BAL_SRC_HIGH: {
-		uint64_t floor = prio < 3 ? 0 : v->ws_bytes;
+		uint64_t floor = prio < CHEAP_TIER_PRIORITY ? 0 : v->ws_bytes;
 		a = sub_sat(sub_sat(res, vm_inflight(v)), floor);
 		break;
 	}
@@ -965,7 +996,7 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 
 static bool high_cost_into_ws(const struct bal_vm *v, int prio)
 {
-	return prio < 3 && v->cost[EBB_BAL_SRC_HIGH] != COST_NA &&
+	return prio < CHEAP_TIER_PRIORITY && v->cost[EBB_BAL_SRC_HIGH] != COST_NA &&
 	       vm_ram(v) <= v->ws_bytes + vm_inflight(v);
 }
 
@@ -986,10 +1017,13 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 	if (b->priority < 0)
 		b->priority = EBB_BAL_DEF_PRIORITY;
 	for (;;) {
+		uint64_t sum_cheap = 0;
+		uint32_t cheapest = UINT32_MAX;
 		nc = 0;
 		sum = 0;
 		for (int pass = 0; pass < 2 && sum == 0; pass++) {
 			nc = 0;
+			cheapest = UINT32_MAX;
 			for (size_t i = 0; i < b->nr_vm; i++) {
 				const struct bal_vm *v = &b->vm[i];
 				uint64_t protect = pass == 0 ? v->in.cfg.low_bytes : v->in.cfg.min_bytes;
@@ -1000,16 +1034,30 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 					uint32_t cost = v->cost[s];
 					if (s == EBB_BAL_SRC_HIGH && high_cost_into_ws(v, b->priority))
 						cost = cost > UINT32_MAX / 4 ? UINT32_MAX - 1 : cost * 4;
-					c[nc++] = (struct cand){ (uint32_t)i, (uint8_t)s, cost, a };
+					uint32_t rank = (uint32_t)((i + b->nr_vm - b->rr % b->nr_vm) % b->nr_vm);
+					c[nc++] = (struct cand){ (uint32_t)i, rank, (uint8_t)s, cost, a };
 					sum += a;
+					if (cost < cheapest)
+						cheapest = cost;
 				}
 			}
 		}
-		if (sum >= want || b->priority == 0)
+		for (size_t k = 0; k < nc; k++)
+			if (c[k].cost / 2 <= cheapest)
+				sum_cheap += c[k].avail;
+		/*
+		 * Cheapest first: the priority rises on the cheap tier (within 2x
+		 * of the cheapest) alone down to CHEAP_TIER_PRIORITY; only then
+		 * does the whole set have to cover want.
+		 */
+		if (sum_cheap >= want || b->priority == 0 ||
+		    (sum >= want && b->priority <= CHEAP_TIER_PRIORITY))
 			break;
 		b->priority--;
 	}
 	qsort(c, nc, sizeof(*c), cand_cmp);
+	/* like mem_cgroup_iter's reclaim cookie: the next round starts further on */
+	b->rr++;
 
 	uint64_t asked = 0;
 	for (size_t k = 0; k < nc && asked < want; k++) {
@@ -1026,7 +1074,8 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 				take = band;   /* ...so round it up to one batch */
 			}
 			uint64_t cur = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
-			ok = set_balloon(b, st, v, cur + take, why, EBB_BAL_SRC_BALLOON);
+			ok = set_balloon(b, st, v, cur + balloon_nonres_left(v) + take, why,
+					 EBB_BAL_SRC_BALLOON);
 			break;
 		}
 		case EBB_BAL_SRC_HIGH: {

@@ -176,7 +176,7 @@ static void test_pool_watermarks(void **state)
 	assert_int_equal(w.low_bytes - w.min_bytes, 64 * GIB / 10000 * 300);
 	/* the kernel's own default: low only min/4 above min on a small budget */
 	c.scale_factor = 10;
-	c.budget_bytes = 1 * GIB;
+	c.budget_bytes = 512 * MIB;
 	assert_int_equal(ebb_pool_wmarks_compute(&c, 128 * GIB, &w), 0);
 	assert_int_equal(w.low_bytes - w.min_bytes, w.min_bytes / 4);
 	c.budget_bytes = 64 * GIB;
@@ -325,8 +325,11 @@ static void test_cheapest_source_first(void **state)
 	assert_int_equal(a->vm_id, 1);
 	assert_int_equal(a->why.source, EBB_BAL_SRC_BALLOON);
 	assert_true(a->why.cost_milli[EBB_BAL_SRC_BALLOON] < a->why.cost_milli[EBB_BAL_SRC_HIGH]);
-	/* the balloon is capped per step (inflate slowly) */
-	assert_true(a->value <= 2 * GIB / 20);
+	/* the balloon is capped per step (inflate slowly) beyond the guest's free
+	 * memory, which the host holds no page of (free page reporting) */
+	double guest_free = 2.0 * GIB - r.sim.vm[0].ws - r.sim.vm[0].cache;
+	assert_true((double)a->value <= 2.0 * GIB / 20 + guest_free);
+	assert_true((double)a->value > guest_free);
 	/* the dearer source only for what the balloon did not cover */
 	for (size_t k = 0; k < r.nr_acts; k++)
 		if (r.acts[k].kind == EBB_BAL_ACT_SET_HIGH)
@@ -374,9 +377,8 @@ static void test_refaults_raise_cost(void **state)
 
 /*
  * Protections: VM 1 has low = 1.5 GiB and min = 1 GiB, VM 2 none.  While VM
- * 2 has memory above its working set VM 1 is not touched below its low;
- * when the pool needs more than VM 2 can give, VM 1 goes below low but never
- * below min.
+ * 2 has memory VM 1 is not touched below its low; when the pool needs more
+ * than VM 2 can give, VM 1 goes below low but never below min.
  */
 static void test_protections(void **state)
 {
@@ -393,11 +395,18 @@ static void test_protections(void **state)
 	r.sim.host_used = 600.0 * MIB;
 	sim_tick(&r.sim, 1.0);
 	run_for(&r, 120);
+	print_message("# vm1 %.0f MiB vm2 %.0f MiB\n", r.sim.vm[0].resident / MIB,
+		      r.sim.vm[1].resident / MIB);
 	/* moderate need: VM 1 gave only what it had above its low */
 	assert_true(r.sim.vm[0].resident >= 1536.0 * MIB);
-	assert_true(r.sim.vm[1].resident < 1700.0 * MIB);
+	assert_true(r.sim.vm[1].resident < 1750.0 * MIB);
 
-	/* now the host takes 1.5 GiB more: VM 2 alone cannot cover it */
+	/*
+	 * Now the host takes 1.5 GiB more.  VM 2 is reclaimed first even into
+	 * its working set (low protects VM 1 while anything else is left),
+	 * down to its own min of 400 MiB; only then is VM 1's low breached.
+	 */
+	r.sim.vm[1].cfgobs.cfg.min_bytes = 400 * MIB;
 	r.sim.host_used = 2136.0 * MIB;
 	run_for(&r, 300);
 	print_message("# vm1 %.0f MiB vm2 %.0f MiB\n", r.sim.vm[0].resident / MIB,
@@ -405,6 +414,8 @@ static void test_protections(void **state)
 	assert_true(r.sim.vm[0].resident < 1536.0 * MIB);       /* low breached */
 	assert_true(r.sim.vm[0].resident >= 1.0 * GIB - 4096);   /* min never */
 	assert_true(r.sim.vm[0].high >= 1.0 * GIB);
+	assert_true(r.sim.vm[1].high >= 400.0 * MIB);
+	assert_true(r.sim.vm[1].resident >= 400.0 * MIB);
 	run_fini(&r);
 }
 
@@ -440,26 +451,28 @@ static void test_direct_clamp_lease(void **state)
 		assert_true(r.acts[k].value <= (uint64_t)r.sim.vm[r.acts[k].vm_id - 1].resident);
 		assert_true(r.acts[k].value + 4096 > (uint64_t)r.sim.vm[r.acts[k].vm_id - 1].resident);
 	}
-	/* leases are renewed at half-lease while the pool stays below low */
+	/*
+	 * Leases are renewed at half-lease while the pool stays below low (here
+	 * nothing can be reclaimed: the VMs offer no balloon and no high).
+	 */
+	for (size_t i = 0; i < 3; i++)
+		r.sim.vm[i].cfgobs.caps &= ~(uint32_t)(EBB_BAL_CAP_BALLOON | EBB_BAL_CAP_HIGH);
+	r.sim.host_used = 2.5 * GIB;
 	size_t renewals = 0;
 	for (int t = 0; t < 40; t++) {
 		sim_tick(&r.sim, 1.0);
-		r.sim.vm[0].ws_target = 1900.0 * MIB;     /* keeps growing into its clamp */
 		run_step(&r);
 		renewals += count_kind(&r, EBB_BAL_ACT_CLAMP_MAX, 1);
-		ebb_bal_get_pool(r.bal, &ps);
-		if (ps.free_bytes >= ps.wmark_low_bytes)
-			break;
+		assert_true(r.sim.vm[0].clamped);
 	}
+	assert_int_equal(renewals, 2);            /* at 15 s and 30 s of a 30 s lease */
 	/* the host gives its memory back: the clamps are lifted */
 	r.sim.host_used = 0;
 	sim_tick(&r.sim, 1.0);
 	run_step(&r);
-	assert_int_equal(count_kind(&r, EBB_BAL_ACT_LIFT_CLAMP, 0), 2);
 	ebb_bal_get_pool(r.bal, &ps);
 	assert_int_equal(ps.stats.nr_lifts, 2);
 	assert_false(r.sim.vm[0].clamped);
-	print_message("# renewals of vm1's lease in 40 s: %zu\n", renewals);
 	run_fini(&r);
 }
 
