@@ -129,6 +129,7 @@ struct bal_vm {
 	uint64_t balloon_target;        /* bytes in the balloon we asked for */
 	uint64_t balloon_progress_ns, balloon_progress_actual;
 	uint64_t hold_inflate_until_ns;
+	uint64_t hold_high_until_ns;    /* a high we raised is not lowered before */
 	uint64_t balloon_paused_until_ns;
 	int balloon_dir;                /* +1 inflate, -1 deflate, 0 none yet */
 	uint64_t nr_sign_changes;
@@ -230,7 +231,7 @@ const char *ebb_bal_action_name(enum ebb_bal_action_kind k)
 static const char *const reason_names[EBB_BAL_NR_REASONS] = {
 	"reclaim", "direct", "lift", "pressure", "for-pressure", "grow", "stuck",
 	"protect", "ksm-cold", "ksm-unprofitable", "ksmd-yield", "mom-shrink",
-	"mom-grow", "leave",
+	"mom-grow", "leave", "refaults",
 };
 
 const char *ebb_bal_reason_name(enum ebb_bal_reason r)
@@ -843,16 +844,71 @@ static void stuck_balloons(struct ebb_balancer *b, struct step *st)
 	}
 }
 
-/* Weighted share of the budget for @v. */
-static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, uint64_t wsum)
+/* @v's share of the budget: proportional to guest size x weight. */
+static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, double wsum)
 {
-	if (!wsum)
+	if (wsum <= 0)
 		return b->wm.budget_bytes;
-	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight / (double)wsum);
+	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight *
+			  (double)v->in.guest_bytes / wsum);
 }
 
-/* Agent pressure: give back at once; returns what other VMs must cover. */
-static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
+/*
+ * Give @need bytes back to @v at once: deflate its balloon, else raise the
+ * high we set.  Beyond its weighted share a VM gets only memory the pool
+ * does not need (free stays >= high + gap); within it, free memory above low
+ * and then memory taken from the cheapest other VM (*shortfall).
+ * *from_pool is the free memory above low not yet handed out this step.
+ */
+static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v, uint64_t need,
+		      double wsum, enum ebb_bal_reason why, uint64_t *from_pool,
+		      uint64_t *shortfall)
+{
+	const struct ebb_bal_vm_obs *in = &v->in;
+	uint64_t g = in->guest_bytes;
+
+	need = min_u64(max_u64(need, MIB), max_u64(pct_of(g, b->cfg.deflate_cap_percent), MIB));
+	uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
+	uint64_t limit = min_u64(in->cfg.max_bytes, g);
+	uint64_t room = sub_sat(limit, in->resident_bytes);
+	uint64_t give = min_u64(need, room);
+	uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
+	uint64_t plenty = sub_sat(*from_pool, (st->high - st->low) + (st->high - st->min));
+	if (give > share_room && give > plenty)
+		give = max_u64(share_room, plenty);
+	if (give < need)
+		b->pool.stats.nr_pressure_capped++;
+	if (give == 0)
+		return;
+	uint64_t given = 0;
+	if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
+		uint64_t d = min_u64(give, balloon);
+		if (set_balloon(b, st, v, balloon - d, why, EBB_BAL_SRC_BALLOON))
+			given += d;
+	}
+	if (given < give && v->high != EBB_BAL_NO_LIMIT) {
+		uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), give - given);
+		if (set_high(b, st, v, nh, why, EBB_BAL_SRC_HIGH)) {
+			given = give;
+			v->hold_high_until_ns = st->now + HOLD_INFLATE_NS;
+		}
+	}
+	if (given)
+		v->excluded = true;   /* not a source in the same step */
+	if (given > *from_pool) {
+		*shortfall += given - *from_pool;
+		*from_pool = 0;
+	} else {
+		*from_pool -= given;
+	}
+}
+
+/*
+ * The agent loop, and its host-side twin: a pressure message from the agent,
+ * or refaults / PSI stalls of a VM whose high we lowered, give memory back at
+ * once.  Returns what other VMs must cover.
+ */
+static uint64_t pressure(struct ebb_balancer *b, struct step *st, double wsum)
 {
 	uint64_t from_pool = sub_sat(st->free, st->low), shortfall = 0;
 
@@ -872,47 +928,19 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 		v->nr_pressure++;
 		v->last_pressure_ns = st->now;
 		b->pool.stats.nr_pressure++;
-
-		uint64_t g = in->guest_bytes;
-		uint64_t need = max_u64(in->agent_pressure_need_bytes, MIB);
-		need = min_u64(need, max_u64(pct_of(g, b->cfg.deflate_cap_percent), MIB));
-		/* what can be given: the balloon, and our high below configured */
-		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
-		uint64_t limit = min_u64(in->cfg.max_bytes, g);
-		uint64_t room = sub_sat(limit, in->resident_bytes);
-		uint64_t give = min_u64(need, room);
-		/*
-		 * Beyond its weighted share a VM gets only memory the pool does
-		 * not need (free stays >= high + gap); within it, free memory
-		 * above low and then memory taken from the cheapest other VM.
-		 */
-		uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
-		uint64_t plenty = sub_sat(from_pool, (st->high - st->low) + (st->high - st->min));
-		if (give > share_room && give > plenty)
-			give = max_u64(share_room, plenty);
-		if (give < need)
-			b->pool.stats.nr_pressure_capped++;
-		if (give == 0)
+		give_back(b, st, v, in->agent_pressure_need_bytes, wsum, EBB_BAL_WHY_PRESSURE,
+			  &from_pool, &shortfall);
+	}
+	for (size_t i = 0; i < b->nr_vm; i++) {
+		struct bal_vm *v = &b->vm[i];
+		if (v->excluded || v->high == EBB_BAL_NO_LIMIT || st->now < v->hold_high_until_ns)
 			continue;
-		uint64_t given = 0;
-		if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
-			uint64_t d = min_u64(give, balloon);
-			if (set_balloon(b, st, v, balloon - d, EBB_BAL_WHY_PRESSURE, EBB_BAL_SRC_BALLOON))
-				given += d;
-		}
-		if (given < give && v->high != EBB_BAL_NO_LIMIT) {
-			uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), give - given);
-			if (set_high(b, st, v, nh, EBB_BAL_WHY_PRESSURE, EBB_BAL_SRC_HIGH))
-				given = give;
-		}
-		if (given)
-			v->excluded = true;   /* not a source in the same step */
-		if (given > from_pool) {
-			shortfall += given - from_pool;
-			from_pool = 0;
-		} else {
-			from_pool -= given;
-		}
+		if (v->refault_rate <= GROW_REFAULT_PER_S && v->psi_some_pct <= GROW_PSI_SOME)
+			continue;
+		/* what it lacks of its working set, at least 1/64 of the guest */
+		uint64_t need = max_u64(sub_sat(v->ws_bytes, v->high), v->in.guest_bytes / 64);
+		b->pool.stats.nr_refault_raises++;
+		give_back(b, st, v, need, wsum, EBB_BAL_WHY_REFAULTS, &from_pool, &shortfall);
 	}
 	return shortfall;
 }
@@ -972,6 +1000,8 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 		break;
 	}
 	case EBB_BAL_SRC_HIGH: {
+		if (now < v->hold_high_until_ns)
+			return 0;
 		uint64_t floor = prio < CHEAP_TIER_PRIORITY ? 0 : v->ws_bytes;
 		a = sub_sat(sub_sat(res, vm_inflight(v)), floor);
 		break;
@@ -1230,10 +1260,11 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 static void policy_ebb(struct ebb_balancer *b, struct step *st,
 		       const struct ebb_bal_host_obs *h)
 {
-	uint64_t wsum = 0, inflight = 0;
+	double wsum = 0;
+	uint64_t inflight = 0;
 
 	for (size_t i = 0; i < b->nr_vm; i++) {
-		wsum += b->vm[i].in.cfg.weight;
+		wsum += (double)b->vm[i].in.cfg.weight * (double)b->vm[i].in.guest_bytes;
 		inflight = add_sat(inflight, vm_inflight(&b->vm[i]));
 	}
 	for (size_t i = 0; i < b->nr_vm; i++)
