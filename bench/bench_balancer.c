@@ -18,11 +18,12 @@
  * jumps to a new target every 20-60 minutes and moves there at 8 MiB/s; page
  * cache that grows into free guest memory; 70% of the VMs have an agent;
  * half have pages KSM can merge.  The pool budget is 60% of the guests'
- * total size, and the host itself uses a steady 2% of it.
+ * total size (and 45%), and the host itself uses a steady 2% of it.
  *
  *   bench_balancer                 200 VMs, 4 h (make bench: ~10 s)
  *   bench_balancer --big           1000 VMs, 24 h
- *   bench_balancer --vms N --hours H --seed S
+ *   bench_balancer --vms N --hours H --seed S --budget PCT
+ * By default two budgets are run: 60% and 45% of the guests' total RAM.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,7 +54,8 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void setup_host(struct sim *s, size_t nr, uint64_t seed, double *budget)
+static void setup_host(struct sim *s, size_t nr, uint64_t seed, double budget_frac,
+		       double *budget)
 {
 	double total = 0;
 
@@ -68,13 +70,13 @@ static void setup_host(struct sim *s, size_t nr, uint64_t seed, double *budget)
 		s->vm[i].cfgobs.cfg.ksm_allowed = true;
 		total += (double)g;
 	}
-	*budget = 0.6 * total;
+	*budget = budget_frac * total;
 	s->host_used = 0.02 * *budget;
 	s->mem_total = (uint64_t)(*budget / 0.9);
 }
 
 static int run_policy(enum ebb_bal_policy p, size_t nr, double hours, uint64_t seed,
-		      struct result *res)
+		      double budget_frac, struct result *res)
 {
 	struct sim s;
 	struct ebb_balancer *b = NULL;
@@ -88,7 +90,7 @@ static int run_policy(enum ebb_bal_policy p, size_t nr, double hours, uint64_t s
 	memset(res, 0, sizeof(*res));
 	if (!obs || !acts || !next_move)
 		return -1;
-	setup_host(&s, nr, seed, &budget);
+	setup_host(&s, nr, seed, budget_frac, &budget);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.policy = p;
 	cfg.pool.budget_bytes = (uint64_t)budget & ~4095ULL;
@@ -158,7 +160,8 @@ int main(int argc, char **argv)
 	size_t nr = 200;
 	double hours = 4;
 	uint64_t seed = 20261206;
-	struct result r[EBB_BAL_NR_POLICIES];
+	double fracs[2] = { 0.60, 0.45 };
+	int nr_fracs = 2;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--big")) {
@@ -168,19 +171,26 @@ int main(int argc, char **argv)
 			nr = strtoul(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--hours") && i + 1 < argc) {
 			hours = strtod(argv[++i], NULL);
+		} else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
+			fracs[0] = strtod(argv[++i], NULL) / 100.0;
+			nr_fracs = 1;
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			seed = strtoull(argv[++i], NULL, 0);
 		} else {
-			fprintf(stderr, "usage: %s [--big] [--vms N] [--hours H] [--seed S]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--big] [--vms N] [--hours H] [--budget PCT] [--seed S]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (nr == 0 || nr > EBB_BAL_MAX_VMS || hours <= 0 || hours > 24 * 30) {
+	if (nr == 0 || nr > EBB_BAL_MAX_VMS || hours <= 0 || hours > 24 * 30 ||
+	    fracs[0] <= 0.05 || fracs[0] > 1.0) {
 		fprintf(stderr, "bench_balancer: --vms 1..%u, --hours up to 720\n", EBB_BAL_MAX_VMS);
 		return 2;
 	}
+	for (int k = 0; k < nr_fracs; k++) {
+	double frac = fracs[k];
+	struct result r[EBB_BAL_NR_POLICIES];
 	for (int p = 0; p < EBB_BAL_NR_POLICIES; p++) {
-		if (run_policy((enum ebb_bal_policy)p, nr, hours, seed, &r[p]) != 0) {
+		if (run_policy((enum ebb_bal_policy)p, nr, hours, seed, frac, &r[p]) != 0) {
 			fprintf(stderr, "bench_balancer: policy %s failed\n",
 				ebb_bal_policy_name((enum ebb_bal_policy)p));
 			return 1;
@@ -188,8 +198,8 @@ int main(int argc, char **argv)
 	}
 	const struct result *e = &r[EBB_BAL_POLICY_EBB], *m = &r[EBB_BAL_POLICY_MOM],
 			    *st = &r[EBB_BAL_POLICY_STATIC];
-	printf("balancer simulation: %zu VMs, %.1f h simulated, 1 s steps, seed %" PRIu64 "\n",
-	       nr, hours, seed);
+	printf("balancer simulation: %zu VMs, %.1f h simulated, 1 s steps, seed %" PRIu64
+	       ", pool budget %.0f%% of the guests' RAM\n", nr, hours, seed, frac * 100.0);
 	printf("%-7s %12s %12s %10s %12s %12s %12s %10s %12s\n", "policy", "mean GiB",
 	       "peak GiB", "over s", "worst<ws s", "worst short", "sum<ws h", "actions",
 	       "steps/cpu-s");
@@ -221,5 +231,7 @@ int main(int argc, char **argv)
 	       e->worst_below_ws_s, m->worst_below_ws_s, st->worst_below_ws_s,
 	       e->worst_short_s, m->worst_short_s,
 	       ratio(e->worst_below_ws_s + e->worst_short_s, m->worst_below_ws_s + m->worst_short_s));
+	printf("\n");
+	}
 	return 0;
 }

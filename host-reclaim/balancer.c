@@ -90,6 +90,7 @@
 
 #define AGENT_STALE_NS (30ULL * NS_PER_S)   /* an older report is not used */
 #define HOLD_INFLATE_NS (60ULL * NS_PER_S)  /* after a deflate, no inflate */
+#define RAISE_PERIOD_NS (10ULL * NS_PER_S)  /* refault raises at most this often */
 #define STUCK_PAUSE_NS (300ULL * NS_PER_S)  /* after a stuck balloon */
 #define PRESSURE_RECENT_NS (60ULL * NS_PER_S)
 #define WS_ACTIVE_BUCKET 5                  /* used within 32 s */
@@ -130,6 +131,7 @@ struct bal_vm {
 	uint64_t balloon_progress_ns, balloon_progress_actual;
 	uint64_t hold_inflate_until_ns;
 	uint64_t hold_high_until_ns;    /* a high we raised is not lowered before */
+	uint64_t next_raise_ns;
 	uint64_t balloon_paused_until_ns;
 	int balloon_dir;                /* +1 inflate, -1 deflate, 0 none yet */
 	uint64_t nr_sign_changes;
@@ -185,6 +187,7 @@ struct step {
 	size_t max, n;
 	uint64_t free, min, low, high;  /* low/high with boost */
 	uint64_t deficit;               /* used beyond the budget (free is 0 then) */
+	uint64_t idle_total;            /* resident above the working sets, all VMs */
 	uint64_t want;
 };
 
@@ -864,6 +867,12 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 		      double wsum, enum ebb_bal_reason why, uint64_t *from_pool,
 		      uint64_t *shortfall)
 {
+	/*
+	 * A measured refault rate (host-seen, not claimed) may also take, beyond
+	 * the share, what other VMs hold idle (resident above their working
+	 * set): that is cheaper than this VM's refaults.
+	 */
+	uint64_t idle_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->idle_total, v->idle_bytes) : 0;
 	const struct ebb_bal_vm_obs *in = &v->in;
 	uint64_t g = in->guest_bytes;
 
@@ -874,6 +883,7 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	uint64_t give = min_u64(need, room);
 	uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
 	uint64_t plenty = sub_sat(*from_pool, (st->high - st->low) + (st->high - st->min));
+	plenty = max_u64(plenty, idle_others);
 	if (give > share_room && give > plenty)
 		give = max_u64(share_room, plenty);
 	if (give < need)
@@ -895,6 +905,7 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	}
 	if (given)
 		v->excluded = true;   /* not a source in the same step */
+	st->idle_total = sub_sat(st->idle_total, given);
 	if (given > *from_pool) {
 		*shortfall += given - *from_pool;
 		*from_pool = 0;
@@ -933,12 +944,18 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, double wsum)
 	}
 	for (size_t i = 0; i < b->nr_vm; i++) {
 		struct bal_vm *v = &b->vm[i];
-		if (v->excluded || v->high == EBB_BAL_NO_LIMIT || st->now < v->hold_high_until_ns)
+		if (v->excluded || v->high == EBB_BAL_NO_LIMIT || st->now < v->next_raise_ns)
 			continue;
 		if (v->refault_rate <= GROW_REFAULT_PER_S && v->psi_some_pct <= GROW_PSI_SOME)
 			continue;
-		/* what it lacks of its working set, at least 1/64 of the guest */
+		/*
+		 * What it lacks: ten seconds of its refaults (the host-seen
+		 * working set misses what is evicted), at least 1/64 of the guest.
+		 * Again at most every RAISE_PERIOD: the refault rate lags.
+		 */
 		uint64_t need = max_u64(sub_sat(v->ws_bytes, v->high), v->in.guest_bytes / 64);
+		need = max_u64(need, (uint64_t)(v->refault_rate * (double)PAGE_BYTES * 10.0));
+		v->next_raise_ns = st->now + RAISE_PERIOD_NS;
 		b->pool.stats.nr_refault_raises++;
 		give_back(b, st, v, need, wsum, EBB_BAL_WHY_REFAULTS, &from_pool, &shortfall);
 	}
@@ -1267,8 +1284,10 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
 		wsum += (double)b->vm[i].in.cfg.weight * (double)b->vm[i].in.guest_bytes;
 		inflight = add_sat(inflight, vm_inflight(&b->vm[i]));
 	}
-	for (size_t i = 0; i < b->nr_vm; i++)
+	for (size_t i = 0; i < b->nr_vm; i++) {
 		vm_costs(b, &b->vm[i], st->now, vm_share(b, &b->vm[i], wsum));
+		st->idle_total = add_sat(st->idle_total, b->vm[i].idle_bytes);
+	}
 	/* kswapd's state machine */
 	if (st->free < st->min) {
 		if (b->state != EBB_BAL_DIRECT_CLAMP)
