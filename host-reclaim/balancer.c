@@ -636,8 +636,8 @@ static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t no
 
 	for (int s = 0; s < EBB_BAL_NR_SOURCES; s++)
 		v->cost[s] = COST_NA;
-	if ((in->caps & EBB_BAL_CAP_BALLOON) && v->agent_fresh &&
-	    now >= v->balloon_paused_until_ns)
+	if ((in->caps & (EBB_BAL_CAP_BALLOON | EBB_BAL_CAP_AGENT_DROP | EBB_BAL_CAP_AGENT_PROACTIVE)) &&
+	    v->agent_fresh && now >= v->balloon_paused_until_ns)
 		v->cost[EBB_BAL_SRC_BALLOON] = cost_clip(
 			100.0 * (1.0 + v->psi_some_pct / 5.0 + (claim ? 10.0 : 0.0)) * w);
 	if (in->caps & EBB_BAL_CAP_HIGH)
@@ -1003,6 +1003,13 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 	case EBB_BAL_SRC_BALLOON: {
 		if (now < v->hold_inflate_until_ns)
 			return 0;
+		if (!(in->caps & EBB_BAL_CAP_BALLOON)) {
+			/* no balloon: the agent frees its cache itself (free page
+			 * reporting returns it), at most once per hold-off */
+			a = sub_sat(in->agent_give_back_bytes, v->nonres_free);
+			a = min_u64(a, pct_of(in->guest_bytes, b->cfg.inflate_cap_percent));
+			break;
+		}
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
 		uint64_t room = sub_sat(sub_sat(in->guest_bytes, in->cfg.balloon_floor_bytes), balloon);
 		/*
@@ -1114,6 +1121,17 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 		bool ok = false;
 		switch (c[k].src) {
 		case EBB_BAL_SRC_BALLOON: {
+			if (!(v->in.caps & EBB_BAL_CAP_BALLOON)) {
+				if (v->in.caps & EBB_BAL_CAP_AGENT_PROACTIVE)
+					ok = emit(b, st, v, EBB_BAL_ACT_AGENT_RECLAIM, take, 0, 0, why,
+						  EBB_BAL_SRC_BALLOON);
+				else
+					ok = emit(b, st, v, EBB_BAL_ACT_AGENT_DROP_CACHE, 0, 0, 0, why,
+						  EBB_BAL_SRC_BALLOON);
+				if (ok)
+					v->hold_inflate_until_ns = st->now + HOLD_INFLATE_NS;
+				break;
+			}
 			if (take < band) {
 				/* dead band: a move this small is not worth making... */
 				if (c[k].avail < band)

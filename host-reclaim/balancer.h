@@ -211,7 +211,9 @@ enum ebb_bal_reason {
 
 /* Reclaim sources, cheapest first by default (a, b, c of the design). */
 enum ebb_bal_source {
-	EBB_BAL_SRC_BALLOON = 0,         /* guest free + reclaimable cache, by balloon */
+	EBB_BAL_SRC_BALLOON = 0,         /* guest free + reclaimable cache, by balloon
+					  * (or, with no balloon, by an agent reclaim
+					  * request: proactive N bytes, else drop cache) */
 	EBB_BAL_SRC_HIGH,                /* the VM's cold pages, by lowering high */
 	EBB_BAL_SRC_KSM,                 /* merging cold, similar pages */
 	EBB_BAL_NR_SOURCES,

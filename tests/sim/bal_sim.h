@@ -250,6 +250,12 @@ static inline void sim_apply(struct sim *s, const struct ebb_bal_action *a, size
 			v->max = sim_cfg_limit(v->cfgobs.cfg.max_bytes, v->cfgobs.guest_bytes);
 			v->clamped = false;
 			break;
+		case EBB_BAL_ACT_AGENT_DROP_CACHE:
+			v->cache = 0; /* the guest drops its clean cache; it grows again */
+			break;
+		case EBB_BAL_ACT_AGENT_RECLAIM:
+			v->cache -= (double)a[k].value < v->cache ? (double)a[k].value : v->cache;
+			break;
 		case EBB_BAL_ACT_KSM_ADVISE:
 			v->ksm_advised = a[k].value != 0;
 			if (!v->ksm_advised)

@@ -337,6 +337,48 @@ static void test_cheapest_source_first(void **state)
 	run_fini(&r);
 }
 
+/* No balloon, but an agent: it is asked to free its cache (proactive, else drop). */
+static void test_agent_reclaim_without_balloon(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 4 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 200.0 * MIB, true);
+		r.sim.vm[i].cfgobs.caps &= ~(uint32_t)EBB_BAL_CAP_BALLOON;
+		r.sim.vm[i].cache = 1700.0 * MIB;
+	}
+	r.sim.vm[0].cfgobs.caps |= EBB_BAL_CAP_AGENT_PROACTIVE;
+	r.sim.host_used = 300.0 * MIB;
+	sim_tick(&r.sim, 1.0);
+	run_step(&r);
+	const struct ebb_bal_action *a = first_with_reason(&r, EBB_BAL_WHY_RECLAIM);
+	assert_non_null(a);
+	assert_int_equal(a->why.source, EBB_BAL_SRC_BALLOON);
+	assert_true(a->kind == EBB_BAL_ACT_AGENT_RECLAIM || a->kind == EBB_BAL_ACT_AGENT_DROP_CACHE);
+	if (a->kind == EBB_BAL_ACT_AGENT_RECLAIM) {
+		assert_int_equal(a->vm_id, 1);
+		assert_true(a->value > 0 && a->value <= 2 * GIB / 20);
+	} else {
+		assert_int_equal(a->vm_id, 2);
+	}
+	assert_int_equal(count_kind(&r, EBB_BAL_ACT_BALLOON, 0), 0);
+	/* then the pool settles, with no more than one request per VM a minute */
+	size_t reqs = 0;
+	for (int t = 0; t < 120; t++) {
+		sim_tick(&r.sim, 1.0);
+		run_step(&r);
+		reqs += count_kind(&r, EBB_BAL_ACT_AGENT_RECLAIM, 0) +
+			count_kind(&r, EBB_BAL_ACT_AGENT_DROP_CACHE, 0);
+	}
+	assert_true(reqs >= 1 && reqs <= 4);
+	struct ebb_bal_pool_state ps;
+	ebb_bal_get_pool(r.bal, &ps);
+	assert_true(ps.free_bytes >= ps.wmark_min_bytes);
+	run_fini(&r);
+}
+
 /* Of two VMs with cold memory, the one that refaults is taken from last. */
 static void test_refaults_raise_cost(void **state)
 {
@@ -1003,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_sleeps_above_low),
 		cmocka_unit_test(test_watermarks_held),
 		cmocka_unit_test(test_cheapest_source_first),
+		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
 		cmocka_unit_test(test_protections),
 		cmocka_unit_test(test_direct_clamp_lease),
