@@ -38,7 +38,7 @@
 
 struct result {
 	double mean_used, peak_used;
-	double worst_below_ws_s, worst_short_s, sum_below_ws_s;
+	double worst_below_ws_s, worst_short_s, sum_below_ws_s, sum_short_s;
 	double over_budget_s;
 	uint64_t steps, actions;
 	double step_cpu_s;
@@ -139,6 +139,7 @@ static int run_policy(enum ebb_bal_policy p, size_t nr, double hours, uint64_t s
 		if (s.vm[i].guest_short_s > res->worst_short_s)
 			res->worst_short_s = s.vm[i].guest_short_s;
 		res->sum_below_ws_s += s.vm[i].below_ws_s;
+		res->sum_short_s += s.vm[i].guest_short_s;
 	}
 	res->actions = s.nr_actions;
 	memcpy(res->by_kind, s.nr_by_kind, sizeof(res->by_kind));
@@ -200,14 +201,15 @@ int main(int argc, char **argv)
 			    *st = &r[EBB_BAL_POLICY_STATIC];
 	printf("balancer simulation: %zu VMs, %.1f h simulated, 1 s steps, seed %" PRIu64
 	       ", pool budget %.0f%% of the guests' RAM\n", nr, hours, seed, frac * 100.0);
-	printf("%-7s %12s %12s %10s %12s %12s %12s %10s %12s\n", "policy", "mean GiB",
-	       "peak GiB", "over s", "worst<ws s", "worst short", "sum<ws h", "actions",
-	       "steps/cpu-s");
+	printf("%-7s %9s %9s %8s %11s %11s %9s %10s %9s %12s\n", "policy", "mean GiB",
+	       "peak GiB", "over s", "worst<ws s", "worst short", "sum<ws h", "sum short h",
+	       "actions", "steps/cpu-s");
 	for (int p = 0; p < EBB_BAL_NR_POLICIES; p++) {
-		printf("%-7s %12.2f %12.2f %10.0f %12.0f %12.0f %12.1f %10" PRIu64 " %12.0f\n",
+		printf("%-7s %9.2f %9.2f %8.0f %11.0f %11.0f %9.1f %10.1f %9" PRIu64 " %12.0f\n",
 		       ebb_bal_policy_name((enum ebb_bal_policy)p), r[p].mean_used / GIB,
 		       r[p].peak_used / GIB, r[p].over_budget_s, r[p].worst_below_ws_s,
-		       r[p].worst_short_s, r[p].sum_below_ws_s / 3600.0, r[p].actions,
+		       r[p].worst_short_s, r[p].sum_below_ws_s / 3600.0, r[p].sum_short_s / 3600.0,
+		       r[p].actions,
 		       ratio((double)r[p].steps, r[p].step_cpu_s));
 	}
 	printf("ebb actions: balloon %" PRIu64 " set-high %" PRIu64 " clamp %" PRIu64
@@ -231,6 +233,9 @@ int main(int argc, char **argv)
 	       e->worst_below_ws_s, m->worst_below_ws_s, st->worst_below_ws_s,
 	       e->worst_short_s, m->worst_short_s,
 	       ratio(e->worst_below_ws_s + e->worst_short_s, m->worst_below_ws_s + m->worst_short_s));
+	printf("all VMs short or below their working set: ebb %.1f VM-h, mom %.1f VM-h (ebb/mom %.2fx)\n",
+	       (e->sum_short_s + e->sum_below_ws_s) / 3600.0, (m->sum_short_s + m->sum_below_ws_s) / 3600.0,
+	       ratio(e->sum_short_s + e->sum_below_ws_s, m->sum_short_s + m->sum_below_ws_s));
 	printf("\n");
 	}
 	return 0;
