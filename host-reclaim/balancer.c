@@ -110,6 +110,7 @@
 
 struct bal_vm {
 	struct ebb_bal_vm_obs in;       /* this step's observation, sanitised */
+	uint32_t obs_index;             /* its index in the caller's vms[] */
 	bool agent_fresh;
 	/* baselines of the cumulative counters */
 	uint64_t prev_ns;
@@ -665,7 +666,7 @@ static bool emit(struct ebb_balancer *b, struct step *st, const struct bal_vm *v
 	}
 	memset(&a, 0, sizeof(a));
 	a.vm_id = v ? v->in.id : 0;
-	a.vm_index = v ? (uint32_t)(v - b->vm) : UINT32_MAX;
+	a.vm_index = v ? v->obs_index : UINT32_MAX;
 	a.kind = kind;
 	a.value = value;
 	a.value2 = value2;
@@ -1497,6 +1498,7 @@ static int enter_vms(struct ebb_balancer *b, uint64_t now,
 			b->pool.stats.nr_vms_joined++;
 		}
 		nv->agent_fresh = fresh;
+		nv->obs_index = (uint32_t)i;
 		nv->excluded = false;
 		n++;
 	}

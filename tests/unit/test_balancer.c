@@ -70,6 +70,7 @@ static void check_actions(const struct run *r)
 			continue;
 		}
 		assert_true(a->vm_id >= 1 && a->vm_id <= r->sim.nr);
+		assert_int_equal(r->obs[a->vm_index].id, a->vm_id);
 		const struct sim_vm *v = &r->sim.vm[a->vm_id - 1];
 		const struct ebb_bal_vm_cfg *c = &v->cfgobs.cfg;
 		uint64_t g = v->cfgobs.guest_bytes;
@@ -906,6 +907,7 @@ static void test_bad_input(void **state)
 		memset(vms[i].name, 'x', sizeof(vms[i].name)); /* no NUL */
 	}
 	vms[1].id = 0;                         /* rejected */
+	vms[1].resident_bytes = 600 * MIB;
 	vms[2].id = 1;                         /* duplicate: ignored */
 	vms[3].guest_bytes = 0;                /* rejected */
 	assert_int_equal(ebb_bal_step(NULL, 0, &h, vms, 4, acts, 16, &n), -EINVAL);
@@ -947,6 +949,43 @@ static void test_bad_input(void **state)
 	ebb_bal_get_pool(b, &ps);
 	assert_int_equal(ps.nr_vms, 0);
 	assert_int_equal(ps.stats.nr_vms_left, 1);
+	ebb_bal_destroy(b);
+}
+
+/* vm_index names the VM's place in the caller's array, rejected entries included. */
+static void test_vm_index_is_callers(void **state)
+{
+	struct ebb_balancer *b;
+	struct ebb_bal_cfg cfg;
+	struct ebb_bal_host_obs h;
+	struct ebb_bal_vm_obs vms[3];
+	struct ebb_bal_action acts[16];
+	size_t n;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.pool.budget_bytes = 2 * GIB;
+	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
+	memset(&h, 0, sizeof(h));
+	h.mem_total_bytes = 8 * GIB;
+	h.mem_available_bytes = 4 * GIB;
+	h.host_used_bytes = 1 * GIB;
+	memset(vms, 0, sizeof(vms));
+	for (int i = 0; i < 3; i++) {
+		vms[i].id = 10 + (uint64_t)i;
+		vms[i].guest_bytes = 2 * GIB;
+		vms[i].resident_bytes = 1 * GIB;
+		vms[i].caps = EBB_BAL_CAP_MAX_LEASE;
+		vms[i].cfg.high_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
+	}
+	vms[0].id = 0;        /* rejected */
+	vms[1].id = 12;       /* the same id as vms[2]: vms[2] is ignored */
+	assert_int_equal(ebb_bal_step(b, SIM_S, &h, vms, 3, acts, 16, &n), 0);
+	assert_int_equal(n, 1);                  /* below min: one clamp */
+	assert_int_equal(acts[0].kind, EBB_BAL_ACT_CLAMP_MAX);
+	assert_int_equal(acts[0].vm_id, 12);
+	assert_int_equal(acts[0].vm_index, 1);
 	ebb_bal_destroy(b);
 }
 
@@ -1059,6 +1098,7 @@ int main(void)
 		cmocka_unit_test(test_static_moves_nothing),
 		cmocka_unit_test(test_policy_switch_undoes),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_vm_index_is_callers),
 		cmocka_unit_test(test_action_array_full),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_trace_and_format),
