@@ -90,6 +90,7 @@
 
 #define AGENT_STALE_NS (30ULL * NS_PER_S)   /* an older report is not used */
 #define HOLD_INFLATE_NS (60ULL * NS_PER_S)  /* after a deflate, no inflate */
+#define RAISE_PERIOD_NS (10ULL * NS_PER_S)  /* refault raises at most this often */
 #define STUCK_PAUSE_NS (300ULL * NS_PER_S)  /* after a stuck balloon */
 #define PRESSURE_RECENT_NS (60ULL * NS_PER_S)
 #define WS_ACTIVE_BUCKET 5                  /* used within 32 s */
@@ -105,9 +106,11 @@
 #define KSMD_GOOD_YIELD 20000u              /* merged pages per ksmd CPU-second */
 #define KSMD_POOR_YIELD 1000u
 #define COST_NA UINT32_MAX
+#define CHEAP_TIER_PRIORITY 3               /* below: reclaim into working sets */
 
 struct bal_vm {
 	struct ebb_bal_vm_obs in;       /* this step's observation, sanitised */
+	uint32_t obs_index;             /* its index in the caller's vms[] */
 	bool agent_fresh;
 	/* baselines of the cumulative counters */
 	uint64_t prev_ns;
@@ -118,6 +121,9 @@ struct bal_vm {
 	double psi_some_pct, psi_full_pct;
 	double swapin_lat_us;
 	uint64_t ws_bytes, idle_bytes;
+	uint64_t nonres_free;           /* guest free memory the host holds no page of
+					 * (free page reporting): ballooning it saves
+					 * nothing, but the balloon takes it first */
 	uint32_t cost[EBB_BAL_NR_SOURCES];
 	bool excluded;                  /* not a reclaim source this step */
 	/* balloon */
@@ -125,6 +131,8 @@ struct bal_vm {
 	uint64_t balloon_target;        /* bytes in the balloon we asked for */
 	uint64_t balloon_progress_ns, balloon_progress_actual;
 	uint64_t hold_inflate_until_ns;
+	uint64_t hold_high_until_ns;    /* a high we raised is not lowered before */
+	uint64_t next_raise_ns;
 	uint64_t balloon_paused_until_ns;
 	int balloon_dir;                /* +1 inflate, -1 deflate, 0 none yet */
 	uint64_t nr_sign_changes;
@@ -167,6 +175,7 @@ struct ebb_balancer {
 	bool ksm_have_prev;
 	/* mom */
 	uint64_t mom_next_ns;
+	size_t rr;                      /* round-robin start among equal costs */
 	/* trace ring */
 	struct ebb_bal_action trace[EBB_BAL_TRACE_LEN];
 	size_t trace_head, trace_nr;
@@ -178,6 +187,8 @@ struct step {
 	struct ebb_bal_action *out;
 	size_t max, n;
 	uint64_t free, min, low, high;  /* low/high with boost */
+	uint64_t deficit;               /* used beyond the budget (free is 0 then) */
+	uint64_t idle_total;            /* resident above the working sets, all VMs */
 	uint64_t want;
 };
 
@@ -224,7 +235,7 @@ const char *ebb_bal_action_name(enum ebb_bal_action_kind k)
 static const char *const reason_names[EBB_BAL_NR_REASONS] = {
 	"reclaim", "direct", "lift", "pressure", "for-pressure", "grow", "stuck",
 	"protect", "ksm-cold", "ksm-unprofitable", "ksmd-yield", "mom-shrink",
-	"mom-grow", "leave",
+	"mom-grow", "leave", "refaults",
 };
 
 const char *ebb_bal_reason_name(enum ebb_bal_reason r)
@@ -591,6 +602,16 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 	else
 		v->ws_bytes = in->resident_bytes; /* nothing known: all of it is in use */
 	v->idle_bytes = sub_sat(in->resident_bytes, v->ws_bytes);
+
+	v->nonres_free = 0;
+	if (v->agent_fresh) {
+		uint64_t in_use = sub_sat(in->guest_bytes - in->balloon_actual_bytes,
+					  in->agent_free_bytes);
+		uint64_t ram = in->resident_bytes - in->compressed_bytes;
+		uint64_t res_free = sub_sat(ram, in_use);
+		v->nonres_free = min_u64(sub_sat(in->agent_free_bytes, res_free),
+					 in->agent_give_back_bytes);
+	}
 }
 
 static bool pressure_recent(const struct bal_vm *v, uint64_t now)
@@ -603,17 +624,23 @@ static uint32_t cost_clip(double c)
 	return c >= 4e9 ? 4000000000u : (uint32_t)c;
 }
 
-static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
+static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t now, uint64_t share)
 {
 	const struct ebb_bal_vm_obs *in = &v->in;
 	double w = 100.0 / (double)in->cfg.weight;
+	/* a pressure claim protects a VM only within its weighted share,
+	 * and memory above that share is the first to go */
+	bool above_share = in->resident_bytes > share;
+	bool claim = pressure_recent(v, now) && !above_share;
+	if (above_share)
+		w /= 4.0;
 
 	for (int s = 0; s < EBB_BAL_NR_SOURCES; s++)
 		v->cost[s] = COST_NA;
-	if ((in->caps & EBB_BAL_CAP_BALLOON) && v->agent_fresh &&
-	    now >= v->balloon_paused_until_ns)
+	if ((in->caps & (EBB_BAL_CAP_BALLOON | EBB_BAL_CAP_AGENT_DROP | EBB_BAL_CAP_AGENT_PROACTIVE)) &&
+	    v->agent_fresh && now >= v->balloon_paused_until_ns)
 		v->cost[EBB_BAL_SRC_BALLOON] = cost_clip(
-			100.0 * (1.0 + v->psi_some_pct / 5.0 + (pressure_recent(v, now) ? 10.0 : 0.0)) * w);
+			100.0 * (1.0 + v->psi_some_pct / 5.0 + (claim ? 10.0 : 0.0)) * w);
 	if (in->caps & EBB_BAL_CAP_HIGH)
 		v->cost[EBB_BAL_SRC_HIGH] = cost_clip(
 			1000.0 * (1.0 + v->refault_rate / 100.0 + v->psi_some_pct / 2.0 +
@@ -639,7 +666,7 @@ static bool emit(struct ebb_balancer *b, struct step *st, const struct bal_vm *v
 	}
 	memset(&a, 0, sizeof(a));
 	a.vm_id = v ? v->in.id : 0;
-	a.vm_index = v ? (uint32_t)(v - b->vm) : UINT32_MAX;
+	a.vm_index = v ? v->obs_index : UINT32_MAX;
 	a.kind = kind;
 	a.value = value;
 	a.value2 = value2;
@@ -706,15 +733,27 @@ static bool set_high(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	return true;
 }
 
+/* Guest pages in RAM: what `high` and `max` limit (the compressed tier is not). */
+static uint64_t vm_ram(const struct bal_vm *v)
+{
+	return v->in.resident_bytes - v->in.compressed_bytes;
+}
+
+/* The smallest balloon move worth making (page-aligned). */
+static uint64_t dead_band(const struct ebb_balancer *b, const struct bal_vm *v)
+{
+	return page_down(max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB));
+}
+
 /* Bytes asked for but not yet seen given back. */
 static uint64_t vm_inflight(const struct bal_vm *v)
 {
 	uint64_t f = 0;
 
 	if (v->balloon_owned)
-		f += sub_sat(v->balloon_target, v->in.balloon_actual_bytes);
+		f += sub_sat(sub_sat(v->balloon_target, v->in.balloon_actual_bytes), v->nonres_free);
 	if (v->high != EBB_BAL_NO_LIMIT)
-		f += sub_sat(v->in.resident_bytes, v->high);
+		f += sub_sat(vm_ram(v), v->high);
 	return f;
 }
 
@@ -761,7 +800,7 @@ static void clamps(struct ebb_balancer *b, struct step *st)
 		}
 		bool renew = v->clamped && st->now >= v->renew_ns;
 		if ((b->state == EBB_BAL_DIRECT_CLAMP && !v->clamped) || renew) {
-			uint64_t at = max_u64(page_down(v->in.resident_bytes), v->in.cfg.min_bytes);
+			uint64_t at = max_u64(page_down(vm_ram(v)), v->in.cfg.min_bytes);
 			at = min_u64(at, v->in.cfg.max_bytes);
 			if (emit(b, st, v, EBB_BAL_ACT_CLAMP_MAX, at, 0, lease, EBB_BAL_WHY_DIRECT,
 				 EBB_BAL_SRC_NONE)) {
@@ -784,7 +823,7 @@ static void stuck_balloons(struct ebb_balancer *b, struct step *st)
 		if (!v->balloon_owned)
 			continue;
 		uint64_t act = v->in.balloon_actual_bytes, tgt = v->balloon_target;
-		uint64_t band = max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB);
+		uint64_t band = dead_band(b, v);
 		uint64_t gap = act > tgt ? act - tgt : tgt - act;
 		if (gap <= band) {
 			v->balloon_progress_ns = st->now;
@@ -809,16 +848,79 @@ static void stuck_balloons(struct ebb_balancer *b, struct step *st)
 	}
 }
 
-/* Weighted share of the budget for @v. */
-static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, uint64_t wsum)
+/* @v's share of the budget: proportional to guest size x weight. */
+static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, double wsum)
 {
-	if (!wsum)
+	if (wsum <= 0)
 		return b->wm.budget_bytes;
-	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight / (double)wsum);
+	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight *
+			  (double)v->in.guest_bytes / wsum);
 }
 
-/* Agent pressure: give back at once; returns what other VMs must cover. */
-static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
+/*
+ * Give @need bytes back to @v at once: deflate its balloon, else raise the
+ * high we set.  Beyond its weighted share a VM gets only memory the pool
+ * does not need (free stays >= high + gap); within it, free memory above low
+ * and then memory taken from the cheapest other VM (*shortfall).
+ * *from_pool is the free memory above low not yet handed out this step.
+ */
+static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v, uint64_t need,
+		      double wsum, enum ebb_bal_reason why, uint64_t *from_pool,
+		      uint64_t *shortfall)
+{
+	/*
+	 * A measured refault rate (host-seen, not claimed) may also take, beyond
+	 * the share, what other VMs hold idle (resident above their working
+	 * set): that is cheaper than this VM's refaults.
+	 */
+	uint64_t idle_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->idle_total, v->idle_bytes) : 0;
+	const struct ebb_bal_vm_obs *in = &v->in;
+	uint64_t g = in->guest_bytes;
+
+	need = min_u64(max_u64(need, MIB), max_u64(pct_of(g, b->cfg.deflate_cap_percent), MIB));
+	uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
+	uint64_t limit = min_u64(in->cfg.max_bytes, g);
+	uint64_t room = sub_sat(limit, in->resident_bytes);
+	uint64_t give = min_u64(need, room);
+	uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
+	uint64_t plenty = sub_sat(*from_pool, (st->high - st->low) + (st->high - st->min));
+	plenty = max_u64(plenty, idle_others);
+	if (give > share_room && give > plenty)
+		give = max_u64(share_room, plenty);
+	if (give < need)
+		b->pool.stats.nr_pressure_capped++;
+	if (give == 0)
+		return;
+	uint64_t given = 0;
+	if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
+		uint64_t d = min_u64(give, balloon);
+		if (set_balloon(b, st, v, balloon - d, why, EBB_BAL_SRC_BALLOON))
+			given += d;
+	}
+	if (given < give && v->high != EBB_BAL_NO_LIMIT) {
+		uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), give - given);
+		if (set_high(b, st, v, nh, why, EBB_BAL_SRC_HIGH)) {
+			given = give;
+			v->hold_high_until_ns = st->now + HOLD_INFLATE_NS;
+		}
+	}
+	if (given)
+		v->excluded = true;   /* not a source in the same step */
+	st->idle_total = sub_sat(st->idle_total, given);
+	if (given > *from_pool) {
+		*shortfall += given - *from_pool;
+		*from_pool = 0;
+	} else {
+		*from_pool -= given;
+	}
+}
+
+/*
+ * The agent loop, and its host-side twin: a pressure message from the agent,
+ * or refaults / PSI stalls of a VM whose high we lowered, give memory back at
+ * once.  Returns what other VMs must cover.
+ */
+static uint64_t pressure(struct ebb_balancer *b, struct step *st, double wsum)
 {
 	uint64_t from_pool = sub_sat(st->free, st->low), shortfall = 0;
 
@@ -838,50 +940,32 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, uint64_t wsum)
 		v->nr_pressure++;
 		v->last_pressure_ns = st->now;
 		b->pool.stats.nr_pressure++;
-		v->excluded = true;
-
-		uint64_t g = in->guest_bytes;
-		uint64_t need = max_u64(in->agent_pressure_need_bytes, MIB);
-		need = min_u64(need, max_u64(pct_of(g, b->cfg.deflate_cap_percent), MIB));
-		/* what can be given: the balloon, and our high below configured */
-		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
-		uint64_t limit = min_u64(in->cfg.max_bytes, g);
-		uint64_t room = sub_sat(limit, in->resident_bytes);
-		uint64_t give = min_u64(need, room);
-		/* beyond free pool memory above low, only up to its weighted share */
-		if (give > from_pool) {
-			uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
-			uint64_t allowed = max_u64(from_pool, share_room);
-			if (give > allowed)
-				give = allowed;
-		}
-		if (give < need)
-			b->pool.stats.nr_pressure_capped++;
-		if (give == 0)
+		give_back(b, st, v, in->agent_pressure_need_bytes, wsum, EBB_BAL_WHY_PRESSURE,
+			  &from_pool, &shortfall);
+	}
+	for (size_t i = 0; i < b->nr_vm; i++) {
+		struct bal_vm *v = &b->vm[i];
+		if (v->excluded || v->high == EBB_BAL_NO_LIMIT || st->now < v->next_raise_ns)
 			continue;
-		uint64_t given = 0;
-		if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
-			uint64_t d = min_u64(give, balloon);
-			if (set_balloon(b, st, v, balloon - d, EBB_BAL_WHY_PRESSURE, EBB_BAL_SRC_BALLOON))
-				given += d;
-		}
-		if (given < give && v->high != EBB_BAL_NO_LIMIT) {
-			uint64_t nh = add_sat(max_u64(v->high, in->resident_bytes), give - given);
-			if (set_high(b, st, v, nh, EBB_BAL_WHY_PRESSURE, EBB_BAL_SRC_HIGH))
-				given = give;
-		}
-		if (given > from_pool) {
-			shortfall += given - from_pool;
-			from_pool = 0;
-		} else {
-			from_pool -= given;
-		}
+		if (v->refault_rate <= GROW_REFAULT_PER_S && v->psi_some_pct <= GROW_PSI_SOME)
+			continue;
+		/*
+		 * What it lacks: ten seconds of its refaults (the host-seen
+		 * working set misses what is evicted), at least 1/64 of the guest.
+		 * Again at most every RAISE_PERIOD: the refault rate lags.
+		 */
+		uint64_t need = max_u64(sub_sat(v->ws_bytes, v->high), v->in.guest_bytes / 64);
+		need = max_u64(need, (uint64_t)(v->refault_rate * (double)PAGE_BYTES * 10.0));
+		v->next_raise_ns = st->now + RAISE_PERIOD_NS;
+		b->pool.stats.nr_refault_raises++;
+		give_back(b, st, v, need, wsum, EBB_BAL_WHY_REFAULTS, &from_pool, &shortfall);
 	}
 	return shortfall;
 }
 
 struct cand {
 	uint32_t vm;
+	uint32_t rank;                  /* round-robin order among equal costs */
 	uint8_t src;
 	uint32_t cost;
 	uint64_t avail;
@@ -893,9 +977,17 @@ static int cand_cmp(const void *pa, const void *pb)
 
 	if (a->cost != b->cost)
 		return a->cost < b->cost ? -1 : 1;
-	if (a->vm != b->vm)
-		return a->vm < b->vm ? -1 : 1;
+	if (a->rank != b->rank)
+		return a->rank < b->rank ? -1 : 1;
 	return (int)a->src - (int)b->src;
+}
+
+/* Non-resident free memory a new balloon growth still has to pass. */
+static uint64_t balloon_nonres_left(const struct bal_vm *v)
+{
+	uint64_t pending = v->balloon_owned ? sub_sat(v->balloon_target, v->in.balloon_actual_bytes) : 0;
+
+	return page_down(sub_sat(v->nonres_free, pending));
 }
 
 /* What @v can give from @src at @prio above @protect; 0 if nothing. */
@@ -903,7 +995,7 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 			 int prio, uint64_t protect, uint64_t now)
 {
 	const struct ebb_bal_vm_obs *in = &v->in;
-	uint64_t res = in->resident_bytes, a;
+	uint64_t res = vm_ram(v), a;
 	uint64_t above = sub_sat(sub_sat(res, vm_inflight(v)), protect);
 
 	if (v->cost[src] == COST_NA || v->excluded || above == 0)
@@ -912,14 +1004,30 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 	case EBB_BAL_SRC_BALLOON: {
 		if (now < v->hold_inflate_until_ns)
 			return 0;
+		if (!(in->caps & EBB_BAL_CAP_BALLOON)) {
+			/* no balloon: the agent frees its cache itself (free page
+			 * reporting returns it), at most once per hold-off */
+			a = sub_sat(in->agent_give_back_bytes, v->nonres_free);
+			a = min_u64(a, pct_of(in->guest_bytes, b->cfg.inflate_cap_percent));
+			break;
+		}
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
 		uint64_t room = sub_sat(sub_sat(in->guest_bytes, in->cfg.balloon_floor_bytes), balloon);
-		a = min_u64(in->agent_give_back_bytes, room);
+		/*
+		 * What the balloon saves after it has passed the non-resident free
+		 * memory (free page reporting: that costs the guest little and
+		 * saves nothing).  "Inflate slowly" caps what the guest loses of
+		 * the memory it uses (its cache) per step.
+		 */
+		a = min_u64(sub_sat(in->agent_give_back_bytes, v->nonres_free),
+			    sub_sat(room, balloon_nonres_left(v)));
 		a = min_u64(a, pct_of(in->guest_bytes, b->cfg.inflate_cap_percent));
 		break;
 	}
 	case EBB_BAL_SRC_HIGH: {
-		uint64_t floor = prio < 3 ? 0 : v->ws_bytes;
+		if (now < v->hold_high_until_ns)
+			return 0;
+		uint64_t floor = prio < CHEAP_TIER_PRIORITY ? 0 : v->ws_bytes;
 		a = sub_sat(sub_sat(res, vm_inflight(v)), floor);
 		break;
 	}
@@ -933,13 +1041,18 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 	}
 	a = min_u64(a, above);
 	uint64_t scan = (res >> prio) / in->cfg.weight * 100;
+	if (src == EBB_BAL_SRC_BALLOON) {
+		/* balloon moves come in dead-band-sized batches at least */
+		uint64_t band = dead_band(b, v);
+		scan = max_u64(scan, band);
+	}
 	return page_down(min_u64(a, max_u64(scan, PAGE_BYTES)));
 }
 
 static bool high_cost_into_ws(const struct bal_vm *v, int prio)
 {
-	return prio < 3 && v->cost[EBB_BAL_SRC_HIGH] != COST_NA &&
-	       v->in.resident_bytes <= v->ws_bytes + vm_inflight(v);
+	return prio < CHEAP_TIER_PRIORITY && v->cost[EBB_BAL_SRC_HIGH] != COST_NA &&
+	       vm_ram(v) <= v->ws_bytes + vm_inflight(v);
 }
 
 /*
@@ -959,10 +1072,13 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 	if (b->priority < 0)
 		b->priority = EBB_BAL_DEF_PRIORITY;
 	for (;;) {
+		uint64_t sum_cheap = 0;
+		uint32_t cheapest = UINT32_MAX;
 		nc = 0;
 		sum = 0;
 		for (int pass = 0; pass < 2 && sum == 0; pass++) {
 			nc = 0;
+			cheapest = UINT32_MAX;
 			for (size_t i = 0; i < b->nr_vm; i++) {
 				const struct bal_vm *v = &b->vm[i];
 				uint64_t protect = pass == 0 ? v->in.cfg.low_bytes : v->in.cfg.min_bytes;
@@ -973,36 +1089,66 @@ static uint64_t reclaim(struct ebb_balancer *b, struct step *st, uint64_t want,
 					uint32_t cost = v->cost[s];
 					if (s == EBB_BAL_SRC_HIGH && high_cost_into_ws(v, b->priority))
 						cost = cost > UINT32_MAX / 4 ? UINT32_MAX - 1 : cost * 4;
-					c[nc++] = (struct cand){ (uint32_t)i, (uint8_t)s, cost, a };
+					uint32_t rank = (uint32_t)((i + b->nr_vm - b->rr % b->nr_vm) % b->nr_vm);
+					c[nc++] = (struct cand){ (uint32_t)i, rank, (uint8_t)s, cost, a };
 					sum += a;
+					if (cost < cheapest)
+						cheapest = cost;
 				}
 			}
 		}
-		if (sum >= want || b->priority == 0)
+		for (size_t k = 0; k < nc; k++)
+			if (c[k].cost / 2 <= cheapest)
+				sum_cheap += c[k].avail;
+		/*
+		 * Cheapest first: the priority rises on the cheap tier (within 2x
+		 * of the cheapest) alone down to CHEAP_TIER_PRIORITY; only then
+		 * does the whole set have to cover want.
+		 */
+		if (sum_cheap >= want || b->priority == 0 ||
+		    (sum >= want && b->priority <= CHEAP_TIER_PRIORITY))
 			break;
 		b->priority--;
 	}
 	qsort(c, nc, sizeof(*c), cand_cmp);
+	/* like mem_cgroup_iter's reclaim cookie: the next round starts further on */
+	b->rr++;
 
 	uint64_t asked = 0;
 	for (size_t k = 0; k < nc && asked < want; k++) {
 		struct bal_vm *v = &b->vm[c[k].vm];
 		uint64_t take = page_down(min_u64(c[k].avail, want - asked));
-		uint64_t band = max_u64(pct_of(v->in.guest_bytes, b->cfg.dead_band_percent), MIB);
+		uint64_t band = dead_band(b, v);
 		bool ok = false;
 		switch (c[k].src) {
 		case EBB_BAL_SRC_BALLOON: {
-			if (take < band) /* dead band */
+			if (!(v->in.caps & EBB_BAL_CAP_BALLOON)) {
+				if (v->in.caps & EBB_BAL_CAP_AGENT_PROACTIVE)
+					ok = emit(b, st, v, EBB_BAL_ACT_AGENT_RECLAIM, take, 0, 0, why,
+						  EBB_BAL_SRC_BALLOON);
+				else
+					ok = emit(b, st, v, EBB_BAL_ACT_AGENT_DROP_CACHE, 0, 0, 0, why,
+						  EBB_BAL_SRC_BALLOON);
+				if (ok)
+					v->hold_inflate_until_ns = st->now + HOLD_INFLATE_NS;
 				break;
+			}
+			if (take < band) {
+				/* dead band: a move this small is not worth making... */
+				if (c[k].avail < band)
+					break;
+				take = band;   /* ...so round it up to one batch */
+			}
 			uint64_t cur = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
-			ok = set_balloon(b, st, v, cur + take, why, EBB_BAL_SRC_BALLOON);
+			ok = set_balloon(b, st, v, cur + balloon_nonres_left(v) + take, why,
+					 EBB_BAL_SRC_BALLOON);
 			break;
 		}
 		case EBB_BAL_SRC_HIGH: {
 			if (take < MIB)
 				break;
-			uint64_t base = v->high != EBB_BAL_NO_LIMIT ? min_u64(v->high, v->in.resident_bytes)
-								   : v->in.resident_bytes;
+			uint64_t base = v->high != EBB_BAL_NO_LIMIT ? min_u64(v->high, vm_ram(v))
+								   : vm_ram(v);
 			if (base <= take)
 				break;
 			ok = set_high(b, st, v, base - take, why, EBB_BAL_SRC_HIGH);
@@ -1036,6 +1182,8 @@ static void grow(struct ebb_balancer *b, struct step *st)
 	for (size_t i = 0; i < b->nr_vm && budget > 0; i++) {
 		struct bal_vm *v = &b->vm[i];
 		const struct ebb_bal_vm_obs *in = &v->in;
+		if (v->excluded)
+			continue;
 		bool starved = v->refault_rate > GROW_REFAULT_PER_S || v->psi_some_pct > GROW_PSI_SOME;
 		uint64_t avail_guest = in->guest_bytes - in->balloon_actual_bytes;
 		bool guest_low = v->agent_fresh &&
@@ -1052,7 +1200,7 @@ static void grow(struct ebb_balancer *b, struct step *st)
 			}
 		}
 		if (starved && v->high != EBB_BAL_NO_LIMIT) {
-			uint64_t nh = add_sat(max_u64(v->high, in->resident_bytes), step);
+			uint64_t nh = add_sat(max_u64(v->high, vm_ram(v)), step);
 			if (set_high(b, st, v, nh, EBB_BAL_WHY_GROW, EBB_BAL_SRC_HIGH))
 				budget = sub_sat(budget, step);
 		}
@@ -1148,12 +1296,16 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 static void policy_ebb(struct ebb_balancer *b, struct step *st,
 		       const struct ebb_bal_host_obs *h)
 {
-	uint64_t wsum = 0, inflight = 0;
+	double wsum = 0;
+	uint64_t inflight = 0;
 
 	for (size_t i = 0; i < b->nr_vm; i++) {
-		wsum += b->vm[i].in.cfg.weight;
+		wsum += (double)b->vm[i].in.cfg.weight * (double)b->vm[i].in.guest_bytes;
 		inflight = add_sat(inflight, vm_inflight(&b->vm[i]));
-		vm_costs(b, &b->vm[i], st->now);
+	}
+	for (size_t i = 0; i < b->nr_vm; i++) {
+		vm_costs(b, &b->vm[i], st->now, vm_share(b, &b->vm[i], wsum));
+		st->idle_total = add_sat(st->idle_total, b->vm[i].idle_bytes);
 	}
 	/* kswapd's state machine */
 	if (st->free < st->min) {
@@ -1187,7 +1339,7 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
 
 	uint64_t want = 0;
 	if (b->state != EBB_BAL_SLEEPING)
-		want = sub_sat(st->high, add_sat(st->free, inflight));
+		want = sub_sat(add_sat(st->high, st->deficit), add_sat(st->free, inflight));
 	want = add_sat(want, shortfall);
 	st->want = want;
 	if (want) {
@@ -1346,6 +1498,7 @@ static int enter_vms(struct ebb_balancer *b, uint64_t now,
 			b->pool.stats.nr_vms_joined++;
 		}
 		nv->agent_fresh = fresh;
+		nv->obs_index = (uint32_t)i;
 		nv->excluded = false;
 		n++;
 	}
@@ -1412,6 +1565,7 @@ int ebb_bal_step(struct ebb_balancer *bal, uint64_t now_ns,
 	st.out = actions;
 	st.max = max_actions;
 	st.free = b->pool.free_bytes;
+	st.deficit = sub_sat(b->pool.used_bytes, b->wm.budget_bytes);
 	st.min = b->wm.min_bytes;
 	st.low = b->wm.low_bytes + b->boost.boost_bytes;
 	st.high = b->wm.high_bytes + b->boost.boost_bytes;

@@ -31,6 +31,8 @@
  *
  * Interface history (keep the shape stable; note every change here):
  *   v1 (first commit): this shape.
+ *   v2: EBB_BAL_WHY_REFAULTS and stats.nr_refault_raises added (appended:
+ *       code built against v1 still compiles).
  */
 #ifndef EBB_HOST_RECLAIM_BALANCER_H
 #define EBB_HOST_RECLAIM_BALANCER_H
@@ -203,12 +205,15 @@ enum ebb_bal_reason {
 	EBB_BAL_WHY_MOM_SHRINK,          /* mom: host free < 20% */
 	EBB_BAL_WHY_MOM_GROW,            /* mom: host free ample */
 	EBB_BAL_WHY_LEAVE,               /* VM left or policy changed: undo */
+	EBB_BAL_WHY_REFAULTS,            /* refaults/PSI under a high we set: raised (v2) */
 	EBB_BAL_NR_REASONS
 };
 
 /* Reclaim sources, cheapest first by default (a, b, c of the design). */
 enum ebb_bal_source {
-	EBB_BAL_SRC_BALLOON = 0,         /* guest free + reclaimable cache, by balloon */
+	EBB_BAL_SRC_BALLOON = 0,         /* guest free + reclaimable cache, by balloon
+					  * (or, with no balloon, by an agent reclaim
+					  * request: proactive N bytes, else drop cache) */
 	EBB_BAL_SRC_HIGH,                /* the VM's cold pages, by lowering high */
 	EBB_BAL_SRC_KSM,                 /* merging cold, similar pages */
 	EBB_BAL_NR_SOURCES,
@@ -278,6 +283,7 @@ struct ebb_bal_stats {
 	uint64_t nr_clamps, nr_lifts;
 	uint64_t nr_pressure;            /* agent pressure messages acted on */
 	uint64_t nr_pressure_capped;     /* pressure refused by weight/max share */
+	uint64_t nr_refault_raises;      /* highs raised for refaults/PSI (v2) */
 	uint64_t nr_stuck;               /* balloons re-targeted to what they reached */
 	uint64_t reclaimed_bytes[EBB_BAL_NR_SOURCES]; /* asked for, per source */
 	uint64_t nr_bad_vm_obs;          /* VM observations rejected or clamped */

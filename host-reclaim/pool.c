@@ -40,7 +40,8 @@ int ebb_pool_wmarks_compute(const struct ebb_pool_cfg *cfg, uint64_t mem_total_b
 		if (mem_total_bytes == 0)
 			return -EINVAL;
 		if (cfg->budget_percent) {
-			budget = mem_total_bytes / 100 * cfg->budget_percent;
+			budget = mem_total_bytes / 100 * cfg->budget_percent +
+				 mem_total_bytes % 100 * cfg->budget_percent / 100;
 		} else {
 			uint64_t reserve = cfg->reserve_bytes;
 			if (reserve == 0) {

@@ -24,7 +24,9 @@
 
 #define EBB_POOL_MIN_FLOOR_BYTES (128ULL << 10)   /* as min_free_kbytes' 128 kB */
 #define EBB_POOL_MIN_CEIL_BYTES  (256ULL << 20)   /* min_free_kbytes caps at 256 MiB (6.x) */
-#define EBB_POOL_DEF_SCALE_FACTOR 10u             /* 0.1% of the budget, as the kernel */
+#define EBB_POOL_DEF_SCALE_FACTOR 100u            /* 1% of the budget: ten times the
+						    * kernel's default, since ebbd reacts
+						    * in seconds, not microseconds */
 #define EBB_POOL_MAX_SCALE_FACTOR 3000u           /* 30%, as the kernel's sysctl bound */
 #define EBB_POOL_DEF_BOOST_FACTOR 15000u          /* boost up to 150% of the high-min gap */
 #define EBB_POOL_DEF_BOOST_DECAY_MS 10000u        /* boost halves every 10 s */
