@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "vmm/boot.h"
+#include "vmm/acpi.h"
 #include "vmm/console.h"
 #include "vmm/ctl_server.h"
 #include "vmm/ctl_virtio.h"
@@ -111,8 +112,9 @@ struct vmm_vm {
 	pthread_mutex_t lock;        /* protects exit, stopping, panic_seen, ready_ns */
 	struct vmm_vm_exit exit;
 	bool stopping;
-	bool panic_seen;
-	char panic_line[VMM_CONSOLE_LINE_BYTES];
+	bool panic_seen;             /* pvpanic said so: the guest kernel panicked */
+	char panic_line[VMM_CONSOLE_LINE_BYTES];  /* last "Kernel panic" console line */
+	uint16_t pm1_enable;         /* ACPI PM1 enable register (guest-written) */
 	int64_t ready_ns;
 	struct vmm_ratelimit rl;     /* event thread */
 };
@@ -181,37 +183,15 @@ static void console_line(struct vmm_vm *vm, const char *line)
 			vm->ready_ns = (int64_t)(vmm_now_ns() - vm->start_ns);
 		pthread_mutex_unlock(&vm->lock);
 		break;
-	case VMM_CONSOLE_PANIC: {
-		struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
-							.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
-		bool first;
-
+	case VMM_CONSOLE_PANIC:
+		/* Only words: any guest user can print them.  Kept for the exit
+		 * message of a panic that pvpanic reports. */
 		pthread_mutex_lock(&vm->lock);
-		first = !vm->panic_seen;
-		if (first) {
-			vm->panic_seen = true;
-			snprintf(vm->panic_line, sizeof(vm->panic_line), "%s",
-				 strstr(line, "Kernel panic"));
-		}
+		snprintf(vm->panic_line, sizeof(vm->panic_line), "%s", strstr(line, "Kernel panic"));
 		pthread_mutex_unlock(&vm->lock);
-		/* With panic=-1 the guest resets at once (i8042); otherwise end the
-		 * VM after a grace period for the rest of the message. */
-		if (first && vm->panic_timer_fd >= 0)
-			timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
 		break;
-	}
-	case VMM_CONSOLE_HALT: {
-		/* No ACPI power-off: `poweroff -f` ends in a halt with interrupts
-		 * off that never exits to us; its last console words tell us. */
-		bool panicked;
-
-		pthread_mutex_lock(&vm->lock);
-		panicked = vm->panic_seen;
-		pthread_mutex_unlock(&vm->lock);
-		if (!panicked)
-			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
-		break;
-	}
+	case VMM_CONSOLE_HALT:
+		break;  /* power-off comes through ACPI PM1a_CNT, never from console text */
 	case VMM_CONSOLE_NONE:
 		break;
 	}
@@ -295,7 +275,7 @@ static void panic_timer(void *opaque, uint32_t events)
 	if (read(vm->panic_timer_fd, &v, sizeof(v)) < 0)
 		return;
 	pthread_mutex_lock(&vm->lock);
-	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	snprintf(msg, sizeof(msg), "guest kernel panic (pvpanic): %s", vm->panic_line);
 	pthread_mutex_unlock(&vm->lock);
 	vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
 }
@@ -323,7 +303,7 @@ static void i8042_reset(void *opaque)
 
 	pthread_mutex_lock(&vm->lock);
 	panicked = vm->panic_seen;
-	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	snprintf(msg, sizeof(msg), "guest kernel panic (pvpanic): %s", vm->panic_line);
 	pthread_mutex_unlock(&vm->lock);
 	if (panicked)
 		vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
@@ -339,6 +319,77 @@ static void i8042_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size
 static void cmos_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
 {
 	vmm_cmos_io(((struct vmm_vm *)opaque)->cmos, (unsigned)offset, data, size, is_write);
+}
+
+/* ---- ACPI power-off and pvpanic (acpi.h) ------------------------------------------ */
+
+/* GUEST: PM1a event block: status (bytes 0-1; write 1 to clear, nothing is
+ * ever set) and enable (bytes 2-3; kept, never acted on: no fixed events are
+ * offered). */
+static void pm1_evt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t reg = offset + i;
+		unsigned shift = reg == 3 ? 8 : 0;
+
+		if (!is_write)
+			data[i] = reg == 2 || reg == 3 ? (uint8_t)(vm->pm1_enable >> shift) : 0;
+		else if (reg == 2 || reg == 3)
+			vm->pm1_enable = (uint16_t)((vm->pm1_enable & ~(0xffu << shift)) |
+						    (unsigned)data[i] << shift);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* GUEST: PM1a control: SCI_EN reads as set (always in ACPI mode); SLP_EN
+ * with the \_S5 sleep type powers the VM off. */
+static void pm1_cnt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+	uint16_t v;
+
+	if (!is_write) {
+		memset(data, 0, size);
+		if (offset == 0)
+			data[0] = VMM_ACPI_PM1_SCI_EN;
+		return;
+	}
+	if (offset != 0 || size < 2)
+		return;  /* ACPICA writes the register whole */
+	v = (uint16_t)(data[0] | data[1] << 8);
+	if (vmm_acpi_pm1_cnt_is_poweroff(v))
+		vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off (ACPI S5)");
+}
+
+/* GUEST: the pvpanic port.  Reads say which events we take; a write with
+ * PVPANIC_PANICKED comes from the guest kernel's panic notifier: the VM ends
+ * as a panic after a grace period for the rest of the panic message (or at
+ * once when panic=-1 makes the guest reset, see i8042_reset). */
+static void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
+						.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
+	struct vmm_vm *vm = opaque;
+	bool first;
+
+	if (!is_write) {
+		memset(data, 0, size);
+		data[0] = VMM_PVPANIC_PANICKED;
+		return;
+	}
+	if (!(data[0] & VMM_PVPANIC_PANICKED))
+		return;  /* CRASH_LOADED (kdump) is not offered; other bits: nothing */
+	pthread_mutex_lock(&vm->lock);
+	first = !vm->panic_seen;
+	vm->panic_seen = true;
+	if (!vm->panic_line[0])
+		snprintf(vm->panic_line, sizeof(vm->panic_line), "reported through pvpanic");
+	pthread_mutex_unlock(&vm->lock);
+	if (first && vm->panic_timer_fd >= 0)
+		timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
 }
 
 static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
@@ -1014,7 +1065,8 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	struct vmm_mptable_pci_irq irqs[VMM_MPTABLE_MAX_PCI_IRQS];
 	struct vmm_mptable_cfg mp = { .nr_cpus = vm->nr_vcpus };
 	const struct vmm_boot_plan *plan = &vm->plan;
-	long mp_len;
+	struct vmm_acpi_cfg acpi;
+	long mp_len, acpi_len;
 
 	vmm_boot_load(vm->ram, &vm->mem, &vm->img, plan, vm->cmdline, NULL);
 	if (plan->initrd_bytes) {
@@ -1037,11 +1089,21 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	vm->kernel = NULL;
 	mp.pci_irqs = irqs;
 	mp.nr_pci_irqs = vmm_pci_irq_routes(vm->pci, irqs, VMM_MPTABLE_MAX_PCI_IRQS);
-	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_BIOS_END_GPA - VMM_BIOS_GPA,
+	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_ACPI_GPA - VMM_BIOS_GPA,
 				   (uint32_t)VMM_BIOS_GPA, &mp);
 	if (mp_len < 0) {
 		snprintf(err, err_len, "cannot build the MP table: %s", strerror((int)-mp_len));
 		return (int)mp_len;
+	}
+	acpi.nr_cpus = vm->nr_vcpus;
+	acpi.ioapic_id = (uint8_t)vm->nr_vcpus;  /* as in the MP table */
+	acpi.ioapic_gpa = VMM_IOAPIC_GPA;
+	acpi.lapic_gpa = VMM_LAPIC_GPA;
+	acpi_len = vmm_acpi_build(vm->ram + VMM_ACPI_GPA, VMM_BIOS_END_GPA - VMM_ACPI_GPA,
+				  (uint32_t)VMM_ACPI_GPA, &acpi, NULL);
+	if (acpi_len < 0) {
+		snprintf(err, err_len, "cannot build the ACPI tables: %s", strerror((int)-acpi_len));
+		return (int)acpi_len;
 	}
 	return 0;
 }
@@ -1202,6 +1264,11 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	    (ret = vmm_iobus_register(vm->pio, VMM_I8042_DATA_PORT, VMM_I8042_NR_PORTS, i8042_io,
 				      vm)) ||
 	    (ret = vmm_iobus_register(vm->pio, VMM_CMOS_PORT, VMM_CMOS_NR_PORTS, cmos_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_ACPI_PM1_EVT_PORT, VMM_ACPI_PM1_EVT_LEN,
+				      pm1_evt_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_ACPI_PM1_CNT_PORT, VMM_ACPI_PM1_CNT_LEN,
+				      pm1_cnt_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_PVPANIC_PORT, 1, pvpanic_io, vm)) ||
 	    (ret = vmm_iobus_register(vm->pio, 0x80, 1, ignore_io, vm)) ||  /* POST / io delay */
 	    (ret = vmm_iobus_register(vm->pio, 0xed, 1, ignore_io, vm)))
 		goto fail_nomem;

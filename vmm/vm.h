@@ -39,7 +39,7 @@
 #define VMM_KICK_SIGNAL SIGUSR1
 #define VMM_MAX_CPUS 64
 #define VMM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 acpi=off pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+	"console=ttyS0 reboot=k panic=-1 acpi=noirq pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 struct vmm_vm_cfg {
 	const char *name;            /* required, vmm_name_valid() */
@@ -67,7 +67,7 @@ enum vmm_exit_reason {
 	VMM_EXIT_POWEROFF,     /* guest halted / powered off */
 	VMM_EXIT_REBOOT,       /* guest reset through the i8042 (treated as an exit) */
 	VMM_EXIT_STOPPED,      /* host asked: control socket, signal, console escape */
-	VMM_EXIT_PANIC,        /* guest kernel panic seen on the console */
+	VMM_EXIT_PANIC,        /* guest kernel panic reported through pvpanic */
 	VMM_EXIT_CRASH,        /* triple fault (KVM_EXIT_SHUTDOWN), failed entry */
 	VMM_EXIT_ERROR,        /* host-side failure */
 };
