@@ -29,6 +29,7 @@ static const struct {
 	{ "version", VMM_CTL_CMD_VERSION },
 	{ "balloon", VMM_CTL_CMD_BALLOON },
 	{ "set", VMM_CTL_CMD_SET },
+	{ "debug-poison", VMM_CTL_CMD_DEBUG_POISON },
 };
 
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)

@@ -33,6 +33,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_VERSION,
 	VMM_CTL_CMD_BALLOON,
 	VMM_CTL_CMD_SET,              /* memory limits, swappiness (vmm/memory.h) */
+	VMM_CTL_CMD_DEBUG_POISON,     /* test only (EBB_TEST_HOOKS=1): poison a guest page */
 };
 
 /* Error codes: the strings are part of the protocol. */
