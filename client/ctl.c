@@ -29,6 +29,7 @@ static const struct {
 	{ "version", VMM_CTL_CMD_VERSION },
 	{ "balloon", VMM_CTL_CMD_BALLOON },
 	{ "set", VMM_CTL_CMD_SET },
+	{ "debug-poison", VMM_CTL_CMD_DEBUG_POISON },
 	{ "stats", VMM_CTL_CMD_STATS },
 	{ "clamp", VMM_CTL_CMD_CLAMP },
 	{ "watch", VMM_CTL_CMD_WATCH },

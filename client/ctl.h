@@ -33,6 +33,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_VERSION,
 	VMM_CTL_CMD_BALLOON,
 	VMM_CTL_CMD_SET,              /* memory limits, swappiness, pool settings (vmm/poolctl.h) */
+	VMM_CTL_CMD_DEBUG_POISON,     /* test only (EBB_TEST_HOOKS=1): poison a guest page */
 	VMM_CTL_CMD_STATS,            /* the counters ebbd reads each tick (vmm/poolctl.h) */
 	VMM_CTL_CMD_CLAMP,            /* lower high/max for a lease (vmm/poolctl.h) */
 	VMM_CTL_CMD_WATCH,            /* subscribe to event lines (client/ctl_server.h) */

@@ -215,6 +215,8 @@ static int exit_status(const struct vmm_vm_exit *e)
  * async-signal-safe calls.
  */
 static char fatal_name[64];
+/* The VM whose vCPUs may take a SIGBUS for lost guest RAM (vmm_vm_on_sigbus). */
+static struct vmm_vm *volatile sigbus_vm;
 
 static size_t fmt_u64(char *buf, uint64_t v, unsigned base)
 {
@@ -238,6 +240,8 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc)
 			   sig == SIGFPE ? "SIGFPE" : sig == SIGILL ? "SIGILL" : "SIGABRT";
 
 	(void)uc;
+	if (sig == SIGBUS && sigbus_vm && vmm_vm_on_sigbus(sigbus_vm, si))
+		return;  /* a machine check for the guest, not our death */
 #define PUT(str) do { for (const char *s_ = (str); *s_ && n < sizeof(msg) - 2; s_++) msg[n++] = *s_; } while (0)
 	PUT("ebb: VM ");
 	PUT(fatal_name);
@@ -254,6 +258,7 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc)
 	if (write(STDERR_FILENO, msg, n) < 0) {
 		/* nothing left to tell */
 	}
+	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
@@ -265,7 +270,9 @@ static void catch_fatal_signals(const char *name)
 	snprintf(fatal_name, sizeof(fatal_name), "%s", name);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fatal_handler;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+	/* No SA_RESETHAND: SIGBUS may be survivable (vmm_vm_on_sigbus); the
+	 * handler restores the default itself before it re-raises. */
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
@@ -445,6 +452,11 @@ static int cmd_run(int argc, char **argv)
 		    "(not starting with . or -)", cfg.name, VMM_NAME_MAX_BYTES);
 	rundir_or_die(rundir, sizeof(rundir), true);
 	cfg.rundir = rundir;
+	{
+		const char *hooks = getenv("EBB_TEST_HOOKS");
+
+		cfg.test_hooks = hooks && !strcmp(hooks, "1");
+	}
 	cfg.on_running = on_running;
 	cfg.opaque = &ctx;
 
@@ -508,7 +520,9 @@ static int cmd_run(int argc, char **argv)
 				cfg.name, nl());
 		}
 	}
+	sigbus_vm = vm;
 	ret = vmm_vm_run(vm, &vexit);
+	sigbus_vm = NULL;
 	vmm_vm_destroy(vm);
 	restore_terminal();
 	if (ret)
@@ -915,6 +929,9 @@ static int cmd_stat(int argc, char **argv)
 		       (long long)get_int(resp.result, "nr_exits", -1),
 		       (long long)get_int(resp.result, "nr_pio_exits", -1),
 		       (long long)get_int(resp.result, "nr_mmio_exits", -1));
+		printf("guest MCE:  %lld (machine checks for guest RAM lost on the host; %lld banks)\n",
+		       (long long)get_int(resp.result, "nr_guest_mce", -1),
+		       (long long)get_int(resp.result, "mce_banks", -1));
 		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
 		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
 		print_balloon(resp.result, false);
@@ -1082,6 +1099,30 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
+/* Test only (docs/vmm.md): ebb debug-poison NAME GPA; the VM must have been
+ * started with EBB_TEST_HOOKS=1.  Not listed in the help. */
+static int cmd_debug_poison(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *args;
+	unsigned long long gpa;
+	char *end;
+
+	if (argc != 3)
+		die("usage: ebb debug-poison NAME GPA (test only)");
+	errno = 0;
+	gpa = strtoull(argv[2], &end, 0);
+	if (errno || *end || end == argv[2])
+		die("bad GPA '%s'", argv[2]);
+	args = json_object_new_object();
+	json_object_object_add(args, "gpa", json_object_new_int64((int64_t)gpa));
+	if (!call_vm(argv[1], "debug-poison", args, &resp))  /* consumes args */
+		return 1;
+	printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
+	vmm_ctl_response_release(&resp);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -1108,6 +1149,8 @@ int main(int argc, char **argv)
 		return cmd_set(argc - 1, argv + 1);
 	if (!strcmp(cmd, "pool"))
 		return cmd_pool(argc - 1, argv + 1);
+	if (!strcmp(cmd, "debug-poison"))
+		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }
