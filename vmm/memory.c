@@ -675,6 +675,23 @@ int vmm_memory_swappiness(struct vmm_memory *m)
 	return m ? m->swappiness : -1;
 }
 
+int vmm_memory_set_ksm(struct vmm_memory *m, bool on)
+{
+	if (!m)
+		return -EOPNOTSUPP;
+	if (m->cfg.opts.ksm == on)
+		return 0;
+	if (madvise(m->cfg.ram, m->cfg.mem_bytes, on ? MADV_MERGEABLE : MADV_UNMERGEABLE) < 0)
+		return -errno;
+	m->cfg.opts.ksm = on;
+	return 0;
+}
+
+bool vmm_memory_ksm(struct vmm_memory *m)
+{
+	return m && m->cfg.opts.ksm;
+}
+
 int64_t vmm_memory_ksm_pages(struct vmm_memory *m)
 {
 	int64_t rmap;

@@ -121,6 +121,10 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 struct ebb_region *vmm_memory_region(struct vmm_memory *m);
 int vmm_memory_swappiness(struct vmm_memory *m);
 int64_t vmm_memory_ksm_pages(struct vmm_memory *m);
+/* KSM on guest RAM, live (MADV_MERGEABLE / MADV_UNMERGEABLE; unmerging
+ * copies every shared page back).  0 or -errno. */
+int vmm_memory_set_ksm(struct vmm_memory *m, bool on);
+bool vmm_memory_ksm(struct vmm_memory *m);
 
 /* Resolves a size against the guest RAM, in pages (rounded down). */
 uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes);

@@ -336,8 +336,8 @@ enum vmm_ctl_err vmm_poolctl_set(struct vmm_poolctl *pc, const struct vmm_ctl_re
 	static const char *const engine_keys[] = { "high_bytes", "high_percent", "max_bytes",
 						   "max_percent", "swappiness" };
 	uint64_t min = pc->min_bytes, low = pc->low_bytes, weight = pc->weight, v;
-	bool have_min, have_low, have_weight, have_engine = false, have;
-	struct json_object *r;
+	bool have_min, have_low, have_weight, have_engine = false, have, have_ksm = false;
+	struct json_object *r, *ksm_arg = NULL;
 	enum vmm_ctl_err err;
 	unsigned i;
 
@@ -361,11 +361,22 @@ enum vmm_ctl_err vmm_poolctl_set(struct vmm_poolctl *pc, const struct vmm_ctl_re
 	}
 	if (have_weight)
 		weight = v;
+	if (req->args && json_object_object_get_ex(req->args, "ksm", &ksm_arg)) {
+		if (!json_object_is_type(ksm_arg, json_type_boolean)) {
+			snprintf(msg, msg_len, "\"ksm\" must be true or false");
+			return bad(pc, msg);
+		}
+		if (!pc->cfg.memory) {
+			snprintf(msg, msg_len, "this VM runs without the reclaim engine: no live KSM");
+			return VMM_CTL_ERR_STATE;
+		}
+		have_ksm = true;
+	}
 	for (i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
 		if (req->args && json_object_object_get_ex(req->args, engine_keys[i], NULL))
 			have_engine = true;
-	if (!have_min && !have_low && !have_weight && !have_engine) {
-		snprintf(msg, msg_len, "nothing to set: give min_bytes, low_bytes, weight, high, "
+	if (!have_min && !have_low && !have_weight && !have_engine && !have_ksm) {
+		snprintf(msg, msg_len, "nothing to set: give min_bytes, low_bytes, weight, ksm, high, "
 			 "max or swappiness");
 		return bad(pc, msg);
 	}
@@ -396,6 +407,15 @@ enum vmm_ctl_err vmm_poolctl_set(struct vmm_poolctl *pc, const struct vmm_ctl_re
 			return err;
 		}
 	}
+	if (have_ksm) {
+		int ret = vmm_memory_set_ksm(pc->cfg.memory, json_object_get_boolean(ksm_arg));
+
+		if (ret) {
+			json_object_put(r);
+			snprintf(msg, msg_len, "KSM on guest RAM: %s", strerror(-ret));
+			return VMM_CTL_ERR_INTERNAL;
+		}
+	}
 	pc->min_bytes = min;
 	pc->low_bytes = low;
 	pc->weight = (unsigned)weight;
@@ -408,6 +428,7 @@ enum vmm_ctl_err vmm_poolctl_set(struct vmm_poolctl *pc, const struct vmm_ctl_re
 	have = pc->clamped;
 	json_object_object_add(r, "pool", settings_object(pc));
 	json_object_object_add(r, "clamped", json_object_new_boolean(have));
+	json_object_object_add(r, "ksm", json_object_new_boolean(vmm_memory_ksm(pc->cfg.memory)));
 	*result = r;
 	return VMM_CTL_OK;
 }
@@ -532,6 +553,7 @@ enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **
 		ADD_I64(o, "psi_full_us", psi.full_total_ns / 1000);
 		json_object_object_add(o, "psi_some_avg10", json_object_new_double(psi.some_avg10));
 		json_object_object_add(o, "psi_full_avg10", json_object_new_double(psi.full_avg10));
+		json_object_object_add(o, "ksm", json_object_new_boolean(vmm_memory_ksm(pc->cfg.memory)));
 		ksm = vmm_memory_ksm_pages(pc->cfg.memory);
 		json_object_object_add(o, "ksm_merging_pages",
 				       ksm >= 0 ? json_object_new_int64(ksm) : NULL);

@@ -281,6 +281,10 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 			   json_object_is_type(clamp, json_type_object);
 	if (engine) {
 		obs->caps |= EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
+		if (json_object_object_get_ex(r, "ksm", &v) && json_object_is_type(v, json_type_boolean)) {
+			obs->caps |= EBB_BAL_CAP_KSM;
+			obs->ksm_advised = json_object_get_boolean(v);
+		}
 		obs->resident_bytes = u64(r, "resident_bytes", &ok);
 		obs->compressed_bytes = u64(r, "compressed_bytes", &ok);
 		obs->resident_bytes += obs->compressed_bytes;
@@ -392,9 +396,17 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 			agent_drop(b);
 		return ret;
 	}
+	case EBB_BAL_ACT_KSM_ADVISE:
+		args = json_object_new_object();
+		if (!args)
+			return -ENOMEM;
+		json_object_object_add(args, "ksm", json_object_new_boolean(a->value != 0));
+		ret = call(b, "set", args, NULL, err, sizeof(err));
+		json_object_put(args);
+		if (ret)
+			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+		return ret;
 	default:
-		/* KSM advice needs a VMM command this backend does not have yet
-		 * (caps say so). */
 		return -EOPNOTSUPP;
 	}
 }

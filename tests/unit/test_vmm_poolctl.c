@@ -137,8 +137,19 @@ static void test_lease(void **state)
 			      "4194304}}", NULL), VMM_CTL_ERR_INVALID);   /* no lease */
 	assert_int_equal(call(pc, vmm_poolctl_clamp, "{\"cmd\":\"clamp\",\"args\":{\"max_bytes\":"
 			      "4194304,\"lease_ms\":700000}}", NULL), VMM_CTL_ERR_INVALID);
+	/* KSM on guest RAM, live. */
+	assert_int_equal(call(pc, vmm_poolctl_set, "{\"cmd\":\"set\",\"args\":{\"ksm\":1}}", NULL),
+			 VMM_CTL_ERR_INVALID);
+	assert_int_equal(call(pc, vmm_poolctl_set, "{\"cmd\":\"set\",\"args\":{\"ksm\":true}}", &r),
+			 VMM_CTL_OK);
+	assert_true(json_object_get_boolean(json_object_object_get(r, "ksm")));
+	json_object_put(r);
+	assert_true(vmm_memory_ksm(m));
+	assert_int_equal(call(pc, vmm_poolctl_set, "{\"cmd\":\"set\",\"args\":{\"ksm\":false}}",
+			      NULL), VMM_CTL_OK);
+	assert_false(vmm_memory_ksm(m));
 	vmm_poolctl_get_counters(pc, &pcc);
-	assert_int_equal(pcc.nr_bad_requests, 6);
+	assert_int_equal(pcc.nr_bad_requests, 7);
 
 	/* Data in all of RAM, then a clamp to a third of it. */
 	for (i = 0; i < nr; i++)
