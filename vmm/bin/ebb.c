@@ -948,7 +948,7 @@ static int cmd_stat(int argc, char **argv)
 
 static const char usage_set[] =
 	"usage: ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]\n"
-	"                    [min=SIZE] [low=SIZE] [weight=N]\n"
+	"                    [min=SIZE] [low=SIZE] [weight=N] [ksm=on|off]\n"
 	"\n"
 	"Changes a running VM's memory limits (resident guest RAM: background reclaim\n"
 	"above high, a hard limit at max; sizes like 400M or a percentage of its RAM)\n"
@@ -996,6 +996,10 @@ static int cmd_set(int argc, char **argv)
 				die("bad %s: give a size (400M, 1G)", argv[i]);
 			json_object_object_add(args, argv[i][0] == 'm' ? "min_bytes" : "low_bytes",
 					       json_object_new_int64((int64_t)v));
+		} else if (!strncmp(argv[i], "ksm=", 4)) {
+			if (strcmp(eq + 1, "on") && strcmp(eq + 1, "off"))
+				die("bad %s: give on or off", argv[i]);
+			json_object_object_add(args, "ksm", json_object_new_boolean(!strcmp(eq + 1, "on")));
 		} else if (!strncmp(argv[i], "weight=", 7)) {
 			char *end;
 			long v;
