@@ -997,7 +997,7 @@ static int cmd_set(int argc, char **argv)
 			json_object_object_add(args, argv[i][0] == 'm' ? "min_bytes" : "low_bytes",
 					       json_object_new_int64((int64_t)v));
 		} else if (!strncmp(argv[i], "ksm=", 4)) {
-			if (strcmp(eq + 1, "on") && strcmp(eq + 1, "off"))
+			if (strcmp(eq + 1, "on") != 0 && strcmp(eq + 1, "off") != 0)
 				die("bad %s: give on or off", argv[i]);
 			json_object_object_add(args, "ksm", json_object_new_boolean(!strcmp(eq + 1, "on")));
 		} else if (!strncmp(argv[i], "weight=", 7)) {
