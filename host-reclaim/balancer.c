@@ -568,7 +568,9 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 		uint64_t dswns = in->swapin_ns_total - v->prev_swapin_ns;
 		double some = (double)(in->psi_some_ns_total - v->prev_psi_some) / 1e9 / dt * 100.0;
 		double full = (double)(in->psi_full_ns_total - v->prev_psi_full) / 1e9 / dt * 100.0;
-		v->refault_rate = ewma(v->refault_rate, (double)dref / dt, dt);
+		double rate = (double)dref / dt;
+		/* no VM refaults a billion pages a second: a lying counter */
+		v->refault_rate = ewma(v->refault_rate, rate > 1e9 ? 1e9 : rate, dt);
 		v->psi_some_pct = ewma(v->psi_some_pct, some > 100.0 ? 100.0 : some, dt);
 		v->psi_full_pct = ewma(v->psi_full_pct, full > 100.0 ? 100.0 : full, dt);
 		if (dsw)
@@ -723,7 +725,7 @@ static bool set_high(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	if (high >= cfg_high || high >= v->in.guest_bytes)
 		high = EBB_BAL_NO_LIMIT;
 	else
-		high = page_down(max_u64(high, v->in.cfg.min_bytes));
+		high = max_u64(page_down(high), v->in.cfg.min_bytes);   /* min may be unaligned */
 	if (high == v->high)
 		return false;
 	if (!emit(b, st, v, EBB_BAL_ACT_SET_HIGH, high == EBB_BAL_NO_LIMIT ? cfg_high : high,
@@ -1250,9 +1252,11 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 
 	uint64_t yield = 0;
 	if (b->ksm_have_prev && h->ksmd_cpu_ns > b->ksm_prev_cpu_ns &&
-	    h->ksm_pages_sharing >= b->ksm_prev_sharing)
-		yield = (uint64_t)((double)(h->ksm_pages_sharing - b->ksm_prev_sharing) /
-				   ((double)(h->ksmd_cpu_ns - b->ksm_prev_cpu_ns) / 1e9));
+	    h->ksm_pages_sharing >= b->ksm_prev_sharing) {
+		double y = (double)(h->ksm_pages_sharing - b->ksm_prev_sharing) /
+			   ((double)(h->ksmd_cpu_ns - b->ksm_prev_cpu_ns) / 1e9);
+		yield = y > 1e15 ? (uint64_t)1e15 : (uint64_t)y;  /* no real ksmd is near */
+	}
 	bool measured = b->ksm_have_prev && h->ksmd_cpu_ns > b->ksm_prev_cpu_ns;
 	b->ksm_prev_sharing = h->ksm_pages_sharing;
 	b->ksm_prev_cpu_ns = h->ksmd_cpu_ns;
