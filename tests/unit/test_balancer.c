@@ -462,6 +462,29 @@ static void test_protections(void **state)
 	run_fini(&r);
 }
 
+/* Weight: of two equal VMs, the one with three times the weight gives less. */
+static void test_weights(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 4 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 300.0 * MIB, false);
+		r.sim.vm[i].cache = 1500.0 * MIB;
+	}
+	r.sim.vm[1].cfgobs.cfg.weight = 300;
+	r.sim.host_used = 1000.0 * MIB;
+	sim_tick(&r.sim, 1.0);
+	run_for(&r, 300);
+	print_message("# resident: weight 100 %.0f MiB, weight 300 %.0f MiB\n",
+		      r.sim.vm[0].resident / MIB, r.sim.vm[1].resident / MIB);
+	assert_true(r.sim.vm[0].resident < 1800.0 * MIB);          /* it gave */
+	assert_true(r.sim.vm[1].resident > r.sim.vm[0].resident + 500.0 * MIB);
+	assert_true(r.longest_below_min_s <= 5);
+	run_fini(&r);
+}
+
 /* Below min: every VM's max is clamped at its resident size with a lease. */
 static void test_direct_clamp_lease(void **state)
 {
@@ -1087,6 +1110,7 @@ int main(void)
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
 		cmocka_unit_test(test_protections),
+		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_direct_clamp_lease),
 		cmocka_unit_test(test_clamp_expires_without_daemon),
 		cmocka_unit_test(test_pressure_deflates_at_once),
