@@ -700,6 +700,13 @@ static bool set_balloon(struct ebb_balancer *b, struct step *st, struct bal_vm *
 
 	target = page_down(min_u64(target, sub_sat(g, v->in.cfg.balloon_floor_bytes)));
 	uint64_t cur = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
+	if (target > cur && (why == EBB_BAL_WHY_RECLAIM || why == EBB_BAL_WHY_FOR_PRESSURE)) {
+		/* never inflate into the working set, whatever the agent says */
+		uint64_t keep = max_u64(v->in.cfg.balloon_floor_bytes, v->ws_bytes);
+		target = page_down(min_u64(target, sub_sat(g, keep)));
+		if (target <= cur)
+			return false;
+	}
 	if (target == cur && v->balloon_owned)
 		return false;
 	if (!emit(b, st, v, EBB_BAL_ACT_BALLOON, target, g - target, 0, why, src))
@@ -1014,7 +1021,8 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 			break;
 		}
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
-		uint64_t room = sub_sat(sub_sat(in->guest_bytes, in->cfg.balloon_floor_bytes), balloon);
+		uint64_t keep = max_u64(in->cfg.balloon_floor_bytes, v->ws_bytes);
+		uint64_t room = sub_sat(sub_sat(in->guest_bytes, keep), balloon);
 		/*
 		 * What the balloon saves after it has passed the non-resident free
 		 * memory (free page reporting: that costs the guest little and

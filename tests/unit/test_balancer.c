@@ -647,6 +647,37 @@ static void test_hostile_agents(void **state)
 	run_fini(&r);
 }
 
+/*
+ * An agent that says all its memory is free while the host sees 1.2 GiB of
+ * it in use: the balloon never leaves the guest less than what the host saw
+ * used (the working-set cross-check).
+ */
+static void test_agent_lie_checked_by_host(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 3 * GIB, EBB_BAL_POLICY_EBB);
+	sim_vm_setup(&r.sim, 0, 2 * GIB, 1200.0 * MIB, true);
+	sim_vm_setup(&r.sim, 1, 2 * GIB, 300.0 * MIB, false);
+	r.sim.vm[0].claims_all_free = true;
+	r.sim.vm[0].cache = 200.0 * MIB;
+	r.sim.vm[1].cache = 1500.0 * MIB;
+	r.sim.host_used = 300.0 * MIB;
+	sim_tick(&r.sim, 1.0);
+	double max_balloon = 0;
+	for (int t = 0; t < 300; t++) {
+		run_for(&r, 1);
+		if (r.sim.vm[0].balloon_target > max_balloon)
+			max_balloon = r.sim.vm[0].balloon_target;
+	}
+	print_message("# liar's largest balloon %.0f MiB; short in guest %.0f s\n",
+		      max_balloon / MIB, r.sim.vm[0].guest_short_s);
+	assert_true(max_balloon <= 2.0 * GIB - 1200.0 * MIB);
+	assert_true(r.sim.vm[0].guest_short_s < 5);
+	run_fini(&r);
+}
+
 /* A balloon that does not move is re-targeted to what it reached. */
 static void test_stuck_balloon(void **state)
 {
@@ -1115,6 +1146,7 @@ int main(void)
 		cmocka_unit_test(test_clamp_expires_without_daemon),
 		cmocka_unit_test(test_pressure_deflates_at_once),
 		cmocka_unit_test(test_hostile_agents),
+		cmocka_unit_test(test_agent_lie_checked_by_host),
 		cmocka_unit_test(test_stuck_balloon),
 		cmocka_unit_test(test_no_oscillation),
 		cmocka_unit_test(test_ksm_steering),
