@@ -568,7 +568,9 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 		uint64_t dswns = in->swapin_ns_total - v->prev_swapin_ns;
 		double some = (double)(in->psi_some_ns_total - v->prev_psi_some) / 1e9 / dt * 100.0;
 		double full = (double)(in->psi_full_ns_total - v->prev_psi_full) / 1e9 / dt * 100.0;
-		v->refault_rate = ewma(v->refault_rate, (double)dref / dt, dt);
+		double rate = (double)dref / dt;
+		/* no VM refaults a billion pages a second: a lying counter */
+		v->refault_rate = ewma(v->refault_rate, rate > 1e9 ? 1e9 : rate, dt);
 		v->psi_some_pct = ewma(v->psi_some_pct, some > 100.0 ? 100.0 : some, dt);
 		v->psi_full_pct = ewma(v->psi_full_pct, full > 100.0 ? 100.0 : full, dt);
 		if (dsw)
@@ -698,6 +700,13 @@ static bool set_balloon(struct ebb_balancer *b, struct step *st, struct bal_vm *
 
 	target = page_down(min_u64(target, sub_sat(g, v->in.cfg.balloon_floor_bytes)));
 	uint64_t cur = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
+	if (target > cur && (why == EBB_BAL_WHY_RECLAIM || why == EBB_BAL_WHY_FOR_PRESSURE)) {
+		/* never inflate into the working set, whatever the agent says */
+		uint64_t keep = max_u64(v->in.cfg.balloon_floor_bytes, v->ws_bytes);
+		target = page_down(min_u64(target, sub_sat(g, keep)));
+		if (target <= cur)
+			return false;
+	}
 	if (target == cur && v->balloon_owned)
 		return false;
 	if (!emit(b, st, v, EBB_BAL_ACT_BALLOON, target, g - target, 0, why, src))
@@ -723,7 +732,7 @@ static bool set_high(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	if (high >= cfg_high || high >= v->in.guest_bytes)
 		high = EBB_BAL_NO_LIMIT;
 	else
-		high = page_down(max_u64(high, v->in.cfg.min_bytes));
+		high = max_u64(page_down(high), v->in.cfg.min_bytes);   /* min may be unaligned */
 	if (high == v->high)
 		return false;
 	if (!emit(b, st, v, EBB_BAL_ACT_SET_HIGH, high == EBB_BAL_NO_LIMIT ? cfg_high : high,
@@ -1012,7 +1021,8 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 			break;
 		}
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
-		uint64_t room = sub_sat(sub_sat(in->guest_bytes, in->cfg.balloon_floor_bytes), balloon);
+		uint64_t keep = max_u64(in->cfg.balloon_floor_bytes, v->ws_bytes);
+		uint64_t room = sub_sat(sub_sat(in->guest_bytes, keep), balloon);
 		/*
 		 * What the balloon saves after it has passed the non-resident free
 		 * memory (free page reporting: that costs the guest little and
@@ -1250,9 +1260,11 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 
 	uint64_t yield = 0;
 	if (b->ksm_have_prev && h->ksmd_cpu_ns > b->ksm_prev_cpu_ns &&
-	    h->ksm_pages_sharing >= b->ksm_prev_sharing)
-		yield = (uint64_t)((double)(h->ksm_pages_sharing - b->ksm_prev_sharing) /
-				   ((double)(h->ksmd_cpu_ns - b->ksm_prev_cpu_ns) / 1e9));
+	    h->ksm_pages_sharing >= b->ksm_prev_sharing) {
+		double y = (double)(h->ksm_pages_sharing - b->ksm_prev_sharing) /
+			   ((double)(h->ksmd_cpu_ns - b->ksm_prev_cpu_ns) / 1e9);
+		yield = y > 1e15 ? (uint64_t)1e15 : (uint64_t)y;  /* no real ksmd is near */
+	}
 	bool measured = b->ksm_have_prev && h->ksmd_cpu_ns > b->ksm_prev_cpu_ns;
 	b->ksm_prev_sharing = h->ksm_pages_sharing;
 	b->ksm_prev_cpu_ns = h->ksmd_cpu_ns;

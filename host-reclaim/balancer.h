@@ -96,7 +96,8 @@ enum ebb_bal_backend_kind {
 /* Mechanisms a VM's backend offers (ebb_bal_vm_obs.caps). */
 enum {
 	EBB_BAL_CAP_BALLOON    = 1u << 0,  /* balloon with a working driver */
-	EBB_BAL_CAP_AGENT      = 1u << 1,  /* agent channel owned by ebbd */
+	EBB_BAL_CAP_AGENT      = 1u << 1,  /* agent channel owned by ebbd (informational:
+					    * agent_present and a fresh report decide) */
 	EBB_BAL_CAP_HIGH       = 1u << 2,  /* host reclaim by lowering `high` */
 	EBB_BAL_CAP_MAX_LEASE  = 1u << 3,  /* `max` clamp with a lease */
 	EBB_BAL_CAP_KSM        = 1u << 4,  /* MADV_MERGEABLE on/off */
@@ -111,7 +112,9 @@ struct ebb_bal_vm_cfg {
 	uint64_t high_bytes;             /* configured high (EBB_BAL_NO_LIMIT = none) */
 	uint64_t max_bytes;              /* configured max (EBB_BAL_NO_LIMIT = none) */
 	uint32_t weight;                 /* share of pressure, 1..10000 (0 = default 100) */
-	int32_t swappiness;              /* 0..200, -1 = the engine's default */
+	int32_t swappiness;              /* 0..200, -1 = the engine's default; validated
+					  * but not used by the balancer: the VM's engine
+					  * applies it when its high is lowered */
 	uint64_t balloon_floor_bytes;    /* the guest keeps at least this much */
 	bool ksm_allowed;                /* operator opt-in to KSM for this VM */
 };

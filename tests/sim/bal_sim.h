@@ -42,6 +42,7 @@ struct sim_vm {
 	bool agent;
 	bool hostile_pressure;         /* claims pressure every tick, absurd need */
 	bool hostile_numbers;          /* reports absurd free/cache/give-back */
+	bool claims_all_free;          /* plausible lie: all its memory is free */
 	bool stuck;                    /* balloon driver never moves */
 	double similar;                /* fraction of cold memory KSM can merge */
 	double ws, ws_target, cache;
@@ -184,6 +185,11 @@ static inline void sim_observe(const struct sim *s, struct ebb_bal_host_obs *h,
 				o->agent_cache_bytes = UINT64_MAX / 3;
 				o->agent_give_back_bytes = UINT64_MAX;
 				o->agent_report_ns = s->now + 1000 * SIM_S;
+			}
+			if (v->claims_all_free) {
+				o->agent_free_bytes = (uint64_t)avail;
+				o->agent_cache_bytes = 0;
+				o->agent_give_back_bytes = (uint64_t)(avail - reserve);
 			}
 			if (v->hostile_pressure)
 				o->agent_pressure_need_bytes = UINT64_MAX;

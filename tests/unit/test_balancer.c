@@ -462,6 +462,29 @@ static void test_protections(void **state)
 	run_fini(&r);
 }
 
+/* Weight: of two equal VMs, the one with three times the weight gives less. */
+static void test_weights(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 4 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 300.0 * MIB, false);
+		r.sim.vm[i].cache = 1500.0 * MIB;
+	}
+	r.sim.vm[1].cfgobs.cfg.weight = 300;
+	r.sim.host_used = 1000.0 * MIB;
+	sim_tick(&r.sim, 1.0);
+	run_for(&r, 300);
+	print_message("# resident: weight 100 %.0f MiB, weight 300 %.0f MiB\n",
+		      r.sim.vm[0].resident / MIB, r.sim.vm[1].resident / MIB);
+	assert_true(r.sim.vm[0].resident < 1800.0 * MIB);          /* it gave */
+	assert_true(r.sim.vm[1].resident > r.sim.vm[0].resident + 500.0 * MIB);
+	assert_true(r.longest_below_min_s <= 5);
+	run_fini(&r);
+}
+
 /* Below min: every VM's max is clamped at its resident size with a lease. */
 static void test_direct_clamp_lease(void **state)
 {
@@ -621,6 +644,37 @@ static void test_hostile_agents(void **state)
 	for (size_t i = 2; i < 4; i++)
 		assert_true(r.sim.vm[i].below_ws_s < 120);
 	assert_true(r.longest_below_min_s <= 5);
+	run_fini(&r);
+}
+
+/*
+ * An agent that says all its memory is free while the host sees 1.2 GiB of
+ * it in use: the balloon never leaves the guest less than what the host saw
+ * used (the working-set cross-check).
+ */
+static void test_agent_lie_checked_by_host(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 3 * GIB, EBB_BAL_POLICY_EBB);
+	sim_vm_setup(&r.sim, 0, 2 * GIB, 1200.0 * MIB, true);
+	sim_vm_setup(&r.sim, 1, 2 * GIB, 300.0 * MIB, false);
+	r.sim.vm[0].claims_all_free = true;
+	r.sim.vm[0].cache = 200.0 * MIB;
+	r.sim.vm[1].cache = 1500.0 * MIB;
+	r.sim.host_used = 300.0 * MIB;
+	sim_tick(&r.sim, 1.0);
+	double max_balloon = 0;
+	for (int t = 0; t < 300; t++) {
+		run_for(&r, 1);
+		if (r.sim.vm[0].balloon_target > max_balloon)
+			max_balloon = r.sim.vm[0].balloon_target;
+	}
+	print_message("# liar's largest balloon %.0f MiB; short in guest %.0f s\n",
+		      max_balloon / MIB, r.sim.vm[0].guest_short_s);
+	assert_true(max_balloon <= 2.0 * GIB - 1200.0 * MIB);
+	assert_true(r.sim.vm[0].guest_short_s < 5);
 	run_fini(&r);
 }
 
@@ -1087,10 +1141,12 @@ int main(void)
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
 		cmocka_unit_test(test_protections),
+		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_direct_clamp_lease),
 		cmocka_unit_test(test_clamp_expires_without_daemon),
 		cmocka_unit_test(test_pressure_deflates_at_once),
 		cmocka_unit_test(test_hostile_agents),
+		cmocka_unit_test(test_agent_lie_checked_by_host),
 		cmocka_unit_test(test_stuck_balloon),
 		cmocka_unit_test(test_no_oscillation),
 		cmocka_unit_test(test_ksm_steering),
