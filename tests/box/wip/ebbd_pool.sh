@@ -15,6 +15,16 @@
 # unclamped at their configured limits; a restarted ebbd picks all four up;
 # every byte of A's and B's data verifies.  Figures on '#' lines.
 # box-timeout: 1500
+#
+# NOT YET IN check-e2e (so it sits in tests/box/wip/, which run-all does not
+# run): its first run (box of 1 vCPU under TCG, shared machine) booted all
+# four VMs, ebbd found them and held all four agent channels (178 MiB free
+# reported per idle guest; pool used 406 MiB of 640 after boot), but A's
+# pattern (fill 200 MiB, then a 150 s hot loop) had not finished after
+# 600 s of waiting and the scenario ran into its 1500 s limit.  Next step:
+# smaller fills (or --cpus 2 guests on a --smp 2 box), shorter waits, then
+# move it to tests/box/scenarios/.  Run by hand:
+#   flock /tmp/ebb-box.lock tests/box/run -t 1500 tests/box/wip/ebbd_pool.sh
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 START_AGENT=1
