@@ -862,8 +862,10 @@ static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, d
 {
 	if (wsum <= 0)
 		return b->wm.budget_bytes;
-	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight *
-			  (double)v->in.guest_bytes / wsum);
+	double share = (double)b->wm.budget_bytes * (double)v->in.cfg.weight *
+		       (double)v->in.guest_bytes / wsum;
+	/* <= budget in exact arithmetic; rounding must not push it past u64 */
+	return share >= (double)b->wm.budget_bytes ? b->wm.budget_bytes : (uint64_t)share;
 }
 
 /*
@@ -1553,6 +1555,11 @@ int ebb_bal_step(struct ebb_balancer *bal, uint64_t now_ns,
 	}
 	b->last_now_ns = now_ns;
 	b->stepped = true;
+	if (host->mem_total_bytes > PIB * 64) {
+		/* no such host: a broken observation, not a pool */
+		b->pool.stats.nr_bad_host_obs++;
+		return 0;
+	}
 	if (!b->wm_valid) {
 		if (ebb_pool_wmarks_compute(&b->cfg.pool, host->mem_total_bytes, &b->wm) < 0) {
 			b->pool.stats.nr_bad_host_obs++;
