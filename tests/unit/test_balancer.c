@@ -265,6 +265,41 @@ static void test_sleeps_above_low(void **state)
 	run_fini(&r);
 }
 
+/* A burst (free falls from well above low to below it in one step) boosts
+ * low and high; the boost decays by half every 10 s. */
+static void test_burst_boosts_watermarks(void **state)
+{
+	struct run r;
+	struct ebb_bal_pool_state ps;
+
+	(void)state;
+	run_init(&r, 2, 8 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 1000.0 * MIB, false);
+		r.sim.vm[i].cache = 800.0 * MIB;
+	}
+	run_for(&r, 10);
+	ebb_bal_get_pool(r.bal, &ps);
+	assert_int_equal(ps.boost_bytes, 0);
+	r.sim.host_used = 8.0 * GIB - sim_used(&r.sim) - 40.0 * MIB;   /* free 40 MiB < low */
+	run_step(&r);
+	ebb_bal_get_pool(r.bal, &ps);
+	print_message("# boost %" PRIu64 " MiB, low %" PRIu64 " MiB\n", ps.boost_bytes / MIB,
+		      ps.wmark_low_bytes / MIB);
+	assert_true(ps.boost_bytes > 0);
+	assert_true(r.nr_acts > 0);
+	/* the round aimed at the boosted high */
+	assert_int_equal(r.acts[0].why.wmark_high_bytes, ps.wmark_high_bytes + ps.boost_bytes);
+	uint64_t b0 = ps.boost_bytes;
+	for (int t = 0; t < 10; t++) {
+		sim_tick(&r.sim, 1.0);
+		run_step(&r);
+	}
+	ebb_bal_get_pool(r.bal, &ps);
+	assert_true(ps.boost_bytes <= b0 / 2 + 4096);
+	run_fini(&r);
+}
+
 /*
  * Overcommit: 6 VMs of 2 GiB on a 6 GiB pool; caches grow into every
  * guest.  The balancer must hold the pool above min (a few seconds of
@@ -1136,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_pool_watermarks),
 		cmocka_unit_test(test_pool_boost),
 		cmocka_unit_test(test_sleeps_above_low),
+		cmocka_unit_test(test_burst_boosts_watermarks),
 		cmocka_unit_test(test_watermarks_held),
 		cmocka_unit_test(test_cheapest_source_first),
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
