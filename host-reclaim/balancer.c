@@ -1396,7 +1396,8 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
  * each ballooned guest grows back by 5% per cycle, to no less than used +
  * 20%.  Moves smaller than 0.25% are not made.  "used" is the guest's
  * memory minus its unused memory (the agent's MemFree here; without an
- * agent the guest is taken as fully used, so it is never shrunk).  MoM uses
+ * agent the guest is taken as fully used, so it is shrunk only when the
+ * host is critical).  MoM uses
  * the guest's guaranteed minimum as a floor where it is smaller than the
  * target; here that is balloon_floor_bytes (0 = no floor but the target).
  * No host swap, no KSM (MoM's balloon-only configuration).
