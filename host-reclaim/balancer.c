@@ -20,27 +20,35 @@
  *     larger of the two wins, so a wrong agent can only make us gentler.
  *  2. State machine (kswapd): SLEEPING while free >= low.  Below low:
  *     BALANCING at priority 12 until free (plus what is already in flight:
- *     balloon targets not reached, highs below resident) >= high; below min:
- *     DIRECT_CLAMP, every VM's max clamped at its resident size (never
- *     below its min) with a lease, renewed at half-lease, lifted at >= low.
+ *     balloon targets not reached beyond non-resident guest free memory,
+ *     highs below the VM's RAM) >= high; below min: DIRECT_CLAMP, every VM's
+ *     max clamped at its RAM (never below its min) with a lease, renewed at
+ *     half-lease, lifted at >= low.  "RAM" is resident minus the compressed
+ *     tier: what high and max limit.
  *  3. Balloons that do not converge (no progress for balloon_stuck_ms) are
  *     re-targeted to what they reached, and ballooning that VM pauses.
  *  4. Agent pressure: a new pressure message gives memory back at once
  *     (deflate, else raise high) up to need_bytes, capped per round, by the
- *     VM's max and, when the memory must come from other VMs rather than
- *     from free pool memory above low, by its weighted share of the budget.
- *     What free memory above low cannot cover is added to the reclaim want.
+ *     VM's max and, beyond its share of the budget (guest size x weight),
+ *     to memory the pool does not need.  What free memory above low cannot
+ *     cover is added to the reclaim want.  Refaults or PSI under a high we
+ *     lowered do the same (give_back with reason "refaults"), and being
+ *     measured rather than claimed may also take what other VMs hold idle.
  *     After a deflate the VM is not inflated again for a hold-off time.
- *  5. Reclaim round (shrink_node_memcgs): want = high - (free + in flight).
+ *  5. Reclaim round (shrink_node_memcgs): want = high + deficit - (free +
+ *     in flight), the deficit being used beyond the budget.
  *     At priority P each VM may give, per source, at most
  *     (resident >> P) * 100 / weight, and never below its protection: its
  *     low on the first pass, its min on a second pass that runs only when
  *     the first one found nothing (memory.low semantics).  Candidates
  *     (VM, source) are sorted by estimated marginal cost and taken
- *     cheapest first until want is covered; if they cannot cover it the
- *     priority drops by one and the round is redone (as do_try_to_free_pages
- *     loops priorities).  The priority reached is kept across steps while
- *     balancing, reset to 12 when the pool is balanced.
+ *     cheapest first until want is covered; if the cheap tier (costs within
+ *     2x of the cheapest) cannot cover it the priority drops by one and the
+ *     round is redone (as do_try_to_free_pages loops priorities), down to
+ *     CHEAP_TIER_PRIORITY; below it the whole set must cover want and
+ *     working sets become reclaimable.  Equal costs rotate their starting
+ *     VM per round (mem_cgroup_iter's cookie).  The priority reached is
+ *     kept across steps while balancing, reset to 12 when balanced.
  *  6. Growing back (free >= high + gap): VMs that show need (refaults, PSI,
  *     little guest free memory) get their balloon deflated (fast: up to
  *     deflate_cap_percent) or their high raised, within half of the free
@@ -51,7 +59,10 @@
  * Sources and their estimated marginal cost (milli-units; lower is cheaper):
  *   balloon  100 x (1 + PSI some/5 + 10 if the agent reported pressure in the
  *            last minute); only with a fresh agent report (what the guest
- *            does not need: free above its reserve + clean cache)
+ *            does not need: free above its reserve + clean cache).  The
+ *            balloon first passes guest free memory the host holds no page
+ *            of (free page reporting), which saves nothing; it never goes
+ *            into the working set.  With no balloon: an agent reclaim request.
  *   high     1000 x (1 + refaults/s / 100 + PSI some/2 + PSI full +
  *            swap-in latency us / 50); cold memory only (resident above the
  *            working set), or into the working set at priority < 3 at 4x cost
@@ -59,9 +70,9 @@
  *            (idle >= half of resident), operator opt-in, yield estimated
  *            from what the VM merged before (10% of idle memory at first)
  * Weights divide the cost (cost * 100 / weight): a VM with weight 200 is
- * twice as expensive to take from.
+ * twice as expensive to take from; above its share a VM costs a quarter.
  *
- * Policies "mom" and "static" are in policy_mom() and policy_static().
+ * Policy "mom" is in policy_mom(); "static" does nothing (ebb_bal_step).
  *
  * No locking here; see balancer.h.
  */
@@ -862,8 +873,10 @@ static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, d
 {
 	if (wsum <= 0)
 		return b->wm.budget_bytes;
-	return (uint64_t)((double)b->wm.budget_bytes * (double)v->in.cfg.weight *
-			  (double)v->in.guest_bytes / wsum);
+	double share = (double)b->wm.budget_bytes * (double)v->in.cfg.weight *
+		       (double)v->in.guest_bytes / wsum;
+	/* <= budget in exact arithmetic; rounding must not push it past u64 */
+	return share >= (double)b->wm.budget_bytes ? b->wm.budget_bytes : (uint64_t)share;
 }
 
 /*
@@ -1383,7 +1396,8 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
  * each ballooned guest grows back by 5% per cycle, to no less than used +
  * 20%.  Moves smaller than 0.25% are not made.  "used" is the guest's
  * memory minus its unused memory (the agent's MemFree here; without an
- * agent the guest is taken as fully used, so it is never shrunk).  MoM uses
+ * agent the guest is taken as fully used, so it is shrunk only when the
+ * host is critical).  MoM uses
  * the guest's guaranteed minimum as a floor where it is smaller than the
  * target; here that is balloon_floor_bytes (0 = no floor but the target).
  * No host swap, no KSM (MoM's balloon-only configuration).
@@ -1553,6 +1567,11 @@ int ebb_bal_step(struct ebb_balancer *bal, uint64_t now_ns,
 	}
 	b->last_now_ns = now_ns;
 	b->stepped = true;
+	if (host->mem_total_bytes > PIB * 64) {
+		/* no such host: a broken observation, not a pool */
+		b->pool.stats.nr_bad_host_obs++;
+		return 0;
+	}
 	if (!b->wm_valid) {
 		if (ebb_pool_wmarks_compute(&b->cfg.pool, host->mem_total_bytes, &b->wm) < 0) {
 			b->pool.stats.nr_bad_host_obs++;

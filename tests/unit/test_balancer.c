@@ -265,6 +265,41 @@ static void test_sleeps_above_low(void **state)
 	run_fini(&r);
 }
 
+/* A burst (free falls from well above low to below it in one step) boosts
+ * low and high; the boost decays by half every 10 s. */
+static void test_burst_boosts_watermarks(void **state)
+{
+	struct run r;
+	struct ebb_bal_pool_state ps;
+
+	(void)state;
+	run_init(&r, 2, 8 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 1000.0 * MIB, false);
+		r.sim.vm[i].cache = 800.0 * MIB;
+	}
+	run_for(&r, 10);
+	ebb_bal_get_pool(r.bal, &ps);
+	assert_int_equal(ps.boost_bytes, 0);
+	r.sim.host_used = 8.0 * GIB - sim_used(&r.sim) - 40.0 * MIB;   /* free 40 MiB < low */
+	run_step(&r);
+	ebb_bal_get_pool(r.bal, &ps);
+	print_message("# boost %" PRIu64 " MiB, low %" PRIu64 " MiB\n", ps.boost_bytes / MIB,
+		      ps.wmark_low_bytes / MIB);
+	assert_true(ps.boost_bytes > 0);
+	assert_true(r.nr_acts > 0);
+	/* the round aimed at the boosted high */
+	assert_int_equal(r.acts[0].why.wmark_high_bytes, ps.wmark_high_bytes + ps.boost_bytes);
+	uint64_t b0 = ps.boost_bytes;
+	for (int t = 0; t < 10; t++) {
+		sim_tick(&r.sim, 1.0);
+		run_step(&r);
+	}
+	ebb_bal_get_pool(r.bal, &ps);
+	assert_true(ps.boost_bytes <= b0 / 2 + 4096);
+	run_fini(&r);
+}
+
 /*
  * Overcommit: 6 VMs of 2 GiB on a 6 GiB pool; caches grow into every
  * guest.  The balancer must hold the pool above min (a few seconds of
@@ -874,6 +909,43 @@ static void test_mom_rules(void **state)
 	run_fini(&r);
 }
 
+/*
+ * MoM below 5% host free ("critical"): the guest's free target goes negative
+ * (host free - 5%), so the target may fall below what the guest uses; one
+ * cycle still moves at most 5%.  A guest without an agent counts as fully
+ * used, so it too is shrunk only here.
+ */
+static void test_mom_critical(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_init(&r, 2, 4 * GIB, EBB_BAL_POLICY_MOM);
+	sim_vm_setup(&r.sim, 0, 2 * GIB, 1600.0 * MIB, true);
+	sim_vm_setup(&r.sim, 1, 2 * GIB, 1600.0 * MIB, false);
+	r.sim.vm[0].cache = r.sim.vm[1].cache = 300.0 * MIB;
+	r.sim.host_used = 250.0 * MIB;       /* free ~ 100 MiB of 4 GiB: 2.4% */
+	sim_tick(&r.sim, 1.0);
+	double used0 = 2.0 * GIB - (2.0 * GIB - 1600.0 * MIB - r.sim.vm[0].cache);
+	uint64_t keep_min = UINT64_MAX;
+	for (int t = 0; t < 120; t++) {
+		run_step(&r);
+		for (size_t k = 0; k < r.nr_acts; k++) {
+			const struct ebb_bal_action *a = &r.acts[k];
+			assert_int_equal(a->why.reason, EBB_BAL_WHY_MOM_SHRINK);
+			double cur = 2.0 * GIB - r.sim.vm[a->vm_id - 1].balloon;
+			assert_true((double)a->value2 >= cur * 0.95 - 4096);
+			if (a->vm_id == 1 && a->value2 < keep_min)
+				keep_min = a->value2;
+		}
+		sim_tick(&r.sim, 1.0);
+	}
+	print_message("# critical: vm1 asked down to %" PRIu64 " MiB (used %.0f MiB)\n",
+		      keep_min / MIB, used0 / MIB);
+	assert_true((double)keep_min < used0);    /* below used: the guest must swap */
+	run_fini(&r);
+}
+
 static void test_static_moves_nothing(void **state)
 {
 	struct run r;
@@ -1136,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(test_pool_watermarks),
 		cmocka_unit_test(test_pool_boost),
 		cmocka_unit_test(test_sleeps_above_low),
+		cmocka_unit_test(test_burst_boosts_watermarks),
 		cmocka_unit_test(test_watermarks_held),
 		cmocka_unit_test(test_cheapest_source_first),
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
@@ -1151,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_no_oscillation),
 		cmocka_unit_test(test_ksm_steering),
 		cmocka_unit_test(test_mom_rules),
+		cmocka_unit_test(test_mom_critical),
 		cmocka_unit_test(test_static_moves_nothing),
 		cmocka_unit_test(test_policy_switch_undoes),
 		cmocka_unit_test(test_bad_input),
