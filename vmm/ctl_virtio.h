@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/virtio_devs.h"
 
 /* The balloon / agent objects of query from the devices' figures (every

@@ -28,6 +28,7 @@
 #include "virtio/console.h"
 #include "virtio/pci.h"
 #include "vmm/pci.h"
+#include "client/peer.h"
 #include "vmm/virtio_devs.h"
 #include "vmm/vm.h"
 
@@ -621,7 +622,7 @@ static void agent_accept(void *opaque, uint32_t events)
 
 	if (fd < 0)
 		return;
-	if (d->agent_fd >= 0) {  /* CLIENT: one client at a time */
+	if (d->agent_fd >= 0 || !vmm_peer_allowed(fd)) {  /* CLIENT: one at a time, our uid or root */
 		d->nr_agent_refused++;
 		close(fd);
 		return;

@@ -37,8 +37,8 @@
 #include <stdint.h>
 
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 
 struct vmm_vm;
 struct virtio_balloon;

@@ -30,8 +30,8 @@
 #include <stdint.h>
 
 #include "vmm/boot.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 #include "vmm/memory.h"
 #include "vmm/pci.h"
 #include "vmm/virtio_devs.h"
@@ -39,7 +39,7 @@
 #define VMM_KICK_SIGNAL SIGUSR1
 #define VMM_MAX_CPUS 64
 #define VMM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 acpi=off pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+	"console=ttyS0 reboot=k panic=-1 acpi=noirq pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 struct vmm_vm_cfg {
 	const char *name;            /* required, vmm_name_valid() */
@@ -55,6 +55,7 @@ struct vmm_vm_cfg {
 	bool handle_signals;         /* SIGINT/SIGTERM stop the VM */
 	bool thp;                    /* MADV_HUGEPAGE on guest RAM */
 	const char *ready_marker;    /* console text whose first sighting is timed; optional */
+	bool test_hooks;             /* allow test-only control commands (debug-poison) */
 	struct vmm_virtio_opts virtio; /* console + balloon (vmm/virtio_devs.h) */
 	struct vmm_memory_opts memory; /* guest RAM as a reclaim region (vmm/memory.h) */
 	void (*on_running)(void *opaque);  /* called once vCPUs run and the socket listens */
@@ -67,7 +68,7 @@ enum vmm_exit_reason {
 	VMM_EXIT_POWEROFF,     /* guest halted / powered off */
 	VMM_EXIT_REBOOT,       /* guest reset through the i8042 (treated as an exit) */
 	VMM_EXIT_STOPPED,      /* host asked: control socket, signal, console escape */
-	VMM_EXIT_PANIC,        /* guest kernel panic seen on the console */
+	VMM_EXIT_PANIC,        /* guest kernel panic reported through pvpanic */
 	VMM_EXIT_CRASH,        /* triple fault (KVM_EXIT_SHUTDOWN), failed entry */
 	VMM_EXIT_ERROR,        /* host-side failure */
 };
@@ -111,8 +112,20 @@ struct vmm_vm_info {
 	int64_t ready_ns;            /* -1 until the ready marker was seen */
 	bool stopping;
 	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;
+	uint64_t nr_guest_mce;       /* machine checks injected for lost guest RAM */
+	unsigned mce_banks;          /* 0: KVM offers no machine checks */
 };
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
+
+/*
+ * For the program's SIGBUS handler (SA_SIGINFO), async-signal safe: true
+ * when the signal is a memory error (BUS_MCEERR_AR/AO) that KVM raised on
+ * one of this VM's vCPU threads, inside KVM_RUN, for an address in guest
+ * RAM.  The vCPU then injects a machine check for that page into the guest
+ * (mce.h) before it runs again, counts it (nr_guest_mce) and the handler
+ * must return.  False for anything else: the program dies as before.
+ */
+bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si);
 /* The virtio devices (balloon, console); NULL with cfg.virtio.disable. */
 struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
 /* GUEST: RAM the balloon got back, [hva, hva + len) inside one slot:

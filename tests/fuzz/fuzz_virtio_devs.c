@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/evloop.h"
+#include "client/evloop.h"
 #include "vmm/virtio_devs.h"
 
 #define MAX_CLIENTS 4

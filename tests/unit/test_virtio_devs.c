@@ -23,7 +23,7 @@
 #include <cmocka.h>
 
 #include "vmm/boot.h"
-#include "vmm/evloop.h"
+#include "client/evloop.h"
 #include "vmm/virtio_devs.h"
 #include "vmm/vm.h"
 

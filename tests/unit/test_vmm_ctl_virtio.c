@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/pci.h"
 
