@@ -191,7 +191,7 @@ deps:
 	$(Q)scripts/deps.sh
 
 RESULTS := $(BUILD)/results
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 13
 FUZZ_MSAN_SECONDS ?= 5
 
 check: tests
