@@ -1,6 +1,7 @@
 # ebb — one non-recursive GNU Makefile.
 #
-# Layout: every library folder (virtio/, host-reclaim/, vmm/, guest-agent/)
+# Layout: every library folder (client/, virtio/, host-reclaim/, vmm/,
+# guest-agent/, host-reclaim/ebbd/)
 # builds one static library from its top-level *.c files; the programs live in
 # <folder>/bin/*.c and only compose the libraries.  Everything built goes to
 # $(BUILD) (default build/).  Tests are found by name:
@@ -13,7 +14,7 @@
 # one line "N passed, N failed[, N skipped]".
 #
 # Knobs: V=1 (echo commands), WERROR=0|1 (default 1 under CI, else 0),
-# SANITIZE=address,undefined | thread, STATIC=1 (static programs, for images),
+# SANITIZE=address,undefined | thread (| memory: `make fuzz` only), STATIC=1 (static programs, for images),
 # PREFIX=/usr/local, DESTDIR=., BOX_KERNEL=ebb|debian (the host-box's kernel,
 # docs/box.md).
 
@@ -70,7 +71,9 @@ endif
 
 # --- libraries -------------------------------------------------------------
 
-LIB_NAMES := virtio reclaim vmm agent
+LIB_NAMES := client virtio reclaim vmm agent ebbd
+client_DIR  := client
+ebbd_DIR    := host-reclaim/ebbd
 virtio_DIR  := virtio
 reclaim_DIR := host-reclaim
 vmm_DIR     := vmm
@@ -132,6 +135,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/itest_*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 ITEST_SCRIPTS := $(wildcard tests/integration/*.sh)
+# Helper programs the integration tests start (not tests themselves).
+ITEST_HELPER_SRC := $(wildcard tests/integration/stub_*.c)
+ITEST_HELPERS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_HELPER_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -155,11 +161,24 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 # libFuzzer targets: clang, the library sources compiled in with coverage.
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC)
+FUZZ_LIB_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+
+# MemorySanitizer builds (reads of uninitialised memory).  MSan needs every
+# linked object instrumented, so only the targets built from virtio/ alone
+# (no json-c / lz4 / zstd, only libc) have one: FUZZ_MSAN_NAMES.
+# `make fuzz SANITIZE=memory` builds just these; check-fuzz runs both kinds.
+FUZZ_MSAN_NAMES := fuzz_vring fuzz_balloon fuzz_console fuzz_virtio_pci
+FUZZ_MSAN_BINS  := $(patsubst %,$(BUILD)/fuzz-msan/%,$(FUZZ_MSAN_NAMES))
+FUZZ_MSAN_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. \
+                   -fsanitize=fuzzer,memory -fsanitize-memory-track-origins
+$(BUILD)/fuzz-msan/%: tests/fuzz/%.c $(virtio_SRC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@ (msan)")
+	$(Q)$(CLANG) $(FUZZ_MSAN_CFLAGS) -o $@ $< $(virtio_SRC)
 
 # --- top-level targets ------------------------------------------------------
 
@@ -168,13 +187,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 
 all: $(PROGRAMS) $(TEST_PROGS)
 
-tests: all $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+tests: all $(UNIT_BINS) $(ITEST_BINS) $(ITEST_HELPERS) $(BENCH_BINS)
 
 deps:
 	$(Q)scripts/deps.sh
 
 RESULTS := $(BUILD)/results
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 13
+FUZZ_MSAN_SECONDS ?= 5
 
 check: tests
 	@rm -rf $(RESULTS)
@@ -188,11 +208,12 @@ check-unit: tests
 check-integration: tests images
 	$(Q)BUILD=$(BUILD) scripts/run-suite integration $(RESULTS) 900 $(ITEST_BINS) $(ITEST_SCRIPTS)
 
-fuzz: $(FUZZ_BINS)
+fuzz: $(if $(filter memory,$(SANITIZE)),$(FUZZ_MSAN_BINS),$(FUZZ_BINS))
 
-check-fuzz: $(FUZZ_BINS)
-	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-suite fuzz $(RESULTS) 600 \
-	    $(patsubst $(BUILD)/fuzz/%,scripts/run-fuzz:$(BUILD)/fuzz/%,$(FUZZ_BINS))
+check-fuzz: $(FUZZ_BINS) $(FUZZ_MSAN_BINS)
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MSAN_SECONDS=$(FUZZ_MSAN_SECONDS) \
+	    scripts/run-suite fuzz $(RESULTS) 600 \
+	    $(patsubst %,scripts/run-fuzz:%,$(FUZZ_BINS) $(FUZZ_MSAN_BINS))
 
 check-e2e: images
 	$(Q)BUILD=$(BUILD) scripts/run-suite e2e $(RESULTS) 3000 tests/box/run-all
@@ -206,7 +227,7 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(PROGRAM_SRC)
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC)
 lint:
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

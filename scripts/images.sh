@@ -62,15 +62,15 @@ skeleton() {
 	if [ "$(id -u)" -eq 0 ]; then
 		mknod -m 600 "$root/dev/console" c 5 1
 	fi
-	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-	echo 'root:x:0:' >"$root/etc/group"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
 # --- guest image -------------------------------------------------------------
 groot=$img/guest.root
 skeleton "$groot"
 img_modules "$kdir" "$groot" virtio virtio_ring virtio_pci virtio_pci_modern_dev \
-	virtio_pci_legacy_dev virtio_console virtio_balloon
+	virtio_pci_legacy_dev virtio_console virtio_balloon pvpanic pvpanic_mmio
 install -m 0755 guest-agent/image/init "$groot/init"
 if [ -x "$BUILD/bin/ebb-agent" ]; then
 	install -m 0755 "$BUILD/bin/ebb-agent" "$groot/bin/ebb-agent"

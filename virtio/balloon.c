@@ -50,6 +50,22 @@ struct run {
 	uint64_t nr_pages;
 };
 
+/*
+ * An inflate / deflate chain in progress (b->chain).  Work is bounded per
+ * call in pages, not chains: a chain of MAX_PFNS_PER_CHAIN PFNs is done in
+ * slices across event-loop turns (virtio_pci_defer), and returned to the
+ * guest only when its last PFN is handled.
+ */
+struct pfn_job {
+	bool active;
+	bool inflate;
+	uint16_t q;
+	uint16_t head;
+	enum virtio_balloon_reason why;
+	uint64_t off;      /* next PFN index in the chain */
+	uint64_t nr;       /* PFNs in the chain */
+};
+
 struct virtio_balloon {
 	struct virtio_balloon_cfg cfg;
 	const struct virtio_host *host;
@@ -75,6 +91,7 @@ struct virtio_balloon {
 	bool have_stats;
 	struct virtio_balloon_stats stats;
 	struct virtio_chain chain;  /* the chain being processed */
+	struct pfn_job job;         /* b->chain, when it is a PFN chain not finished */
 };
 
 #define b_warn(b, ...) \
@@ -155,36 +172,50 @@ static void add_run(struct virtio_balloon *b, enum virtio_balloon_reason why, vi
 	b->runs[b->nr_runs++] = (struct run){ pfn, nr_pages };
 }
 
-/* GUEST: is [pfn, pfn + nr) guest RAM the balloon may touch? */
+/* GUEST: is [pfn, pfn + nr) guest RAM the balloon may touch (e820 RAM when
+ * the host says what that is, mapped RAM in any case)? */
 static bool pfns_valid(const struct virtio_balloon *b, virtio_pfn_t pfn, uint64_t nr)
 {
+	virtio_gpa_t gpa = pfn << VIRTIO_PAGE_SHIFT;
+	uint64_t len = nr << VIRTIO_PAGE_SHIFT;
 	virtio_pfn_t end;
 
 	if (nr == 0 || __builtin_add_overflow(pfn, nr, &end) || end > b->cfg.guest_pfn_limit)
 		return false;
-	return b->host->translate(b->host->opaque, pfn << VIRTIO_PAGE_SHIFT,
-				  nr << VIRTIO_PAGE_SHIFT) != NULL;
+	if (b->host->ram_ok && !b->host->ram_ok(b->host->opaque, gpa, len))
+		return false;
+	return b->host->translate(b->host->opaque, gpa, len) != NULL;
 }
 
 /* --- queues ------------------------------------------------------------- */
 
-/* GUEST: one inflate or deflate chain. */
-static void do_pfn_chain(struct virtio_balloon *b, const struct virtio_chain *c, bool inflate,
-			 enum virtio_balloon_reason why)
+/*
+ * GUEST: one inflate or deflate chain, from PFN index j->off on, at most
+ * `budget_pages` PFNs.  Returns the PFNs looked at; the chain is finished
+ * when j->off reaches j->nr.
+ */
+static uint64_t do_pfn_chain(struct virtio_balloon *b, struct pfn_job *j, uint64_t budget_pages)
 {
-	uint64_t nr = c->out_bytes / 4, off = 0;
+	const struct virtio_chain *c = &b->chain;
+	uint64_t done = 0;
 
-	if (c->out_bytes % 4 || nr > MAX_PFNS_PER_CHAIN) {
-		b->errs.nr_bad_request++;
-		b_warn(b, "virtio-balloon: PFN buffer of %llu bytes", (unsigned long long)c->out_bytes);
-		if (nr > MAX_PFNS_PER_CHAIN)
-			nr = MAX_PFNS_PER_CHAIN;
-	}
-	while (off < nr) {
+	while (j->off < j->nr && done < budget_pages) {
 		uint32_t pfns[256];
-		uint64_t n = nr - off < 256 ? nr - off : 256;
+		uint64_t n = j->nr - j->off < 256 ? j->nr - j->off : 256;
+		size_t got;
 
-		virtio_chain_read(c, off * 4, pfns, n * 4);
+		if (n > budget_pages - done)
+			n = budget_pages - done;
+		got = virtio_chain_read(c, j->off * 4, pfns, n * 4);
+		if (got < n * 4) {
+			/* Fewer bytes than out_bytes promised: never use the rest. */
+			b->errs.nr_bad_request++;
+			b_warn(b, "virtio-balloon: PFN buffer ended at byte %llu of %llu",
+			       (unsigned long long)(j->off * 4 + got),
+			       (unsigned long long)c->out_bytes);
+			n = got / 4;
+			j->nr = j->off + n;
+		}
 		for (uint64_t i = 0; i < n; i++) {
 			virtio_pfn_t pfn = le32toh(pfns[i]);
 
@@ -193,7 +224,7 @@ static void do_pfn_chain(struct virtio_balloon *b, const struct virtio_chain *c,
 				b_warn(b, "virtio-balloon: bad PFN %#llx skipped", (unsigned long long)pfn);
 				continue;
 			}
-			if (inflate) {
+			if (j->inflate) {
 				if (test_pfn(b, pfn)) {
 					b->ctr.nr_dup_inflates++;
 					continue;
@@ -207,14 +238,36 @@ static void do_pfn_chain(struct virtio_balloon *b, const struct virtio_chain *c,
 				}
 				set_pfn(b, pfn, false);
 				b->ctr.nr_deflated_pages++;
-				if (why == VIRTIO_BALLOON_DEFLATE_OOM)
+				if (j->why == VIRTIO_BALLOON_DEFLATE_OOM)
 					b->ctr.nr_oom_deflated_pages++;
 			}
-			add_run(b, why, pfn, 1);
+			add_run(b, j->why, pfn, 1);
 		}
-		off += n;
+		j->off += n;
+		done += n;
 	}
-	flush_runs(b, why);
+	/* Released before the chain goes back (and before we yield). */
+	flush_runs(b, j->why);
+	return done;
+}
+
+/* GUEST: start a popped inflate / deflate chain as b->job. */
+static void start_pfn_chain(struct virtio_balloon *b, uint16_t q, bool inflate,
+			    enum virtio_balloon_reason why)
+{
+	const struct virtio_chain *c = &b->chain;
+	uint64_t nr = c->out_bytes / 4;
+
+	if (c->out_bytes % 4 || nr > MAX_PFNS_PER_CHAIN) {
+		b->errs.nr_bad_request++;
+		b_warn(b, "virtio-balloon: PFN buffer of %llu bytes", (unsigned long long)c->out_bytes);
+		if (nr > MAX_PFNS_PER_CHAIN)
+			nr = MAX_PFNS_PER_CHAIN;
+	}
+	b->job = (struct pfn_job){
+		.active = true, .q = q, .head = c->head, .inflate = inflate, .why = why,
+		.off = 0, .nr = nr,
+	};
 }
 
 /* GUEST: one free page report. */
@@ -277,32 +330,60 @@ static void complete(struct virtio_balloon *b, uint16_t q, uint16_t head)
 		virtio_pci_signal_queue(b->pci, q);
 }
 
+/* Continue b->job within *pages_left; true when its chain went back to the guest. */
+static bool run_job(struct virtio_balloon *b, uint64_t *pages_left)
+{
+	*pages_left -= do_pfn_chain(b, &b->job, *pages_left);
+	if (b->job.off < b->job.nr)
+		return false;
+	b->job.active = false;
+	complete(b, b->job.q, b->job.head);
+	return true;
+}
+
 static void queue_notify(void *dev, uint16_t q)
 {
 	struct virtio_balloon *b = dev;
 	struct virtio_vq *vq = virtio_pci_vq(b->pci, q);
 	enum role role = q < 4 ? b->roles[q] : ROLE_NONE;
 	struct virtio_chain *c = &b->chain;
-
-	unsigned budget = vq->size; /* chains per call: a busy guest cannot hog us */
+	/* Per call: one queue size of chains and PAGES_PER_CALL PFNs, so a busy
+	 * guest cannot hold the event thread; the rest is deferred. */
+	unsigned budget = vq->size;
+	uint64_t pages_left = VIRTIO_BALLOON_PAGES_PER_CALL;
 
 	if (role == ROLE_NONE)
 		return;
+	if (b->job.active) {
+		/* b->chain is busy: other queues wait until the job is done. */
+		if (b->job.q != q || !run_job(b, &pages_left)) {
+			virtio_pci_defer(b->pci, q);
+			return;
+		}
+	}
 	do {
-		while (budget && virtio_vq_pop(vq, c) == 1) {
+		while (budget && pages_left && virtio_vq_pop(vq, c) == 1) {
 			budget--;
 			switch (role) {
 			case ROLE_INFLATE:
-				do_pfn_chain(b, c, true, VIRTIO_BALLOON_INFLATE);
-				break;
+				start_pfn_chain(b, q, true, VIRTIO_BALLOON_INFLATE);
+				if (!run_job(b, &pages_left)) {
+					virtio_pci_defer(b->pci, q);
+					return;
+				}
+				continue; /* completed by run_job */
 			case ROLE_DEFLATE: {
 				/* Asked for, by our count or by the guest's own (actual). */
 				bool asked = b->nr_ballooned > b->num_pages || b->actual > b->num_pages;
 				bool oom = (b->features & (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM)) &&
 					   !asked;
-				do_pfn_chain(b, c, false,
-					     oom ? VIRTIO_BALLOON_DEFLATE_OOM : VIRTIO_BALLOON_DEFLATE);
-				break;
+				start_pfn_chain(b, q, false,
+						oom ? VIRTIO_BALLOON_DEFLATE_OOM : VIRTIO_BALLOON_DEFLATE);
+				if (!run_job(b, &pages_left)) {
+					virtio_pci_defer(b->pci, q);
+					return;
+				}
+				continue;
 			}
 			case ROLE_REPORTING:
 				do_report_chain(b, c);
@@ -321,7 +402,7 @@ static void queue_notify(void *dev, uint16_t q)
 			}
 			complete(b, q, c->head);
 		}
-		if (!budget) {
+		if (!budget || !pages_left) {
 			if (virtio_vq_notify_on(vq))
 				virtio_pci_defer(b->pci, q);
 			return;
@@ -408,6 +489,7 @@ static void device_reset(void *dev)
 	b->features = 0;
 	b->roles[0] = b->roles[1] = b->roles[2] = b->roles[3] = ROLE_NONE;
 	b->stats_held = false;
+	b->job.active = false; /* its chain belonged to the old rings */
 }
 
 static const struct virtio_pci_device_ops balloon_ops = {

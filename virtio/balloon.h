@@ -31,6 +31,12 @@
 
 /* Stats tags known to newer guests than our UAPI headers (6.12 has 16). */
 #define VIRTIO_BALLOON_STATS_MAX_TAGS 16u
+/*
+ * Inflate / deflate work per queue_notify / poll call, in PFNs: a longer
+ * chain is finished in later calls (the transport's deferred work), so one
+ * kick holds the event thread for a bounded time whatever the chains hold.
+ */
+#define VIRTIO_BALLOON_PAGES_PER_CALL 16384u
 
 enum virtio_balloon_reason {
 	VIRTIO_BALLOON_INFLATE,      /* released: the guest inflated the balloon */

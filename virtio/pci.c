@@ -278,8 +278,9 @@ void virtio_pci_needs_reset(struct virtio_pci *p)
 		return;
 	p->errs->nr_needs_reset++;
 	p->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	virtio_log(p->host, VIRTIO_LOG_ERR, "virtio-pci %04x: device needs reset",
-		   VIRTIO_PCI_DEVICE_ID_BASE + p->cfg.virtio_device_id);
+	/* GUEST: a reset storm repeats this: rate limited like every guest line. */
+	pci_warn(p, "virtio-pci %04x: device needs reset",
+		 VIRTIO_PCI_DEVICE_ID_BASE + p->cfg.virtio_device_id);
 	raise_irq(p, p->msix_config, VIRTIO_PCI_ISR_CONFIG);
 }
 
@@ -342,9 +343,11 @@ static void write_status(struct virtio_pci *p, uint8_t v)
 	if (add & VIRTIO_CONFIG_S_DRIVER_OK) {
 		if (p->cfg.ops->driver_ok)
 			p->cfg.ops->driver_ok(p->cfg.dev);
-		/* Buffers the driver queued before DRIVER_OK are handled now. */
+		/* Buffers the driver queued before DRIVER_OK are handled next,
+		 * from virtio_pci_poll on the VMM's event thread: this is a
+		 * register write (a vCPU thread), where no device work runs. */
 		for (uint16_t q = 0; q < p->nr_queues; q++)
-			virtio_pci_notify(p, q);
+			virtio_pci_defer(p, q);
 	}
 }
 
@@ -567,8 +570,10 @@ void virtio_pci_bar_write(struct virtio_pci *p, int bar, uint64_t off, const voi
 		}
 	} else if (in_region(off, len, VIRTIO_PCI_NOTIFY_OFFSET,
 			     (uint64_t)VIRTIO_PCI_NOTIFY_MULTIPLIER * p->nr_queues)) {
-		virtio_pci_notify(p, (uint16_t)((off - VIRTIO_PCI_NOTIFY_OFFSET) /
-						VIRTIO_PCI_NOTIFY_MULTIPLIER));
+		/* A kick that reached the register path (no ioeventfd, or the
+		 * PCI_CFG window): only recorded, virtio_pci_poll runs it. */
+		virtio_pci_defer(p, (uint16_t)((off - VIRTIO_PCI_NOTIFY_OFFSET) /
+					       VIRTIO_PCI_NOTIFY_MULTIPLIER));
 	} else if (in_region(off, len, VIRTIO_PCI_DEVICE_OFFSET, p->cfg.config_size_bytes)) {
 		p->cfg.ops->config_write(p->cfg.dev, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFFSET), data,
 					 len);

@@ -93,7 +93,14 @@ void virtio_pci_cfg_write(struct virtio_pci *p, uint32_t off, const void *data, 
 void virtio_pci_bar_read(struct virtio_pci *p, int bar, uint64_t off, void *data, uint32_t len);
 void virtio_pci_bar_write(struct virtio_pci *p, int bar, uint64_t off, const void *data,
 			  uint32_t len);
-/* Queue kick (ioeventfd fired for queue q, or a write to its notify address). */
+/*
+ * Queue kick (ioeventfd fired for queue q): runs the device's queue work.
+ * Call it on the event thread only.  Register accesses (virtio_pci_bar_*,
+ * virtio_pci_cfg_*, arriving on vCPU threads) never run device work: a
+ * notify-register write and DRIVER_OK only mark queues pending
+ * (virtio_pci_has_pending), and the VMM runs them with virtio_pci_poll on
+ * its event thread.
+ */
 void virtio_pci_notify(struct virtio_pci *p, uint16_t q);
 /*
  * A device handles at most one queue size of chains per kick, so a guest

@@ -53,6 +53,10 @@ enum virtio_log_level {
  *   maps it to KVM_SIGNAL_MSI or to an irqfd whose route it keeps in sync.
  * set_intx: optional; drive the INTx line (level) when the guest has not
  *   enabled MSI-X.  Lowered again when the guest reads the ISR.
+ * ram_ok: optional; may a device give [gpa, gpa + len_bytes) back to the
+ *   host (balloon inflate, free page reporting)?  True only for RAM the
+ *   guest was told is RAM (the e820 map): not firmware tables or reserved
+ *   ranges that translate() can still reach.  NULL: translate decides.
  */
 struct virtio_host {
 	void *(*translate)(void *opaque, virtio_gpa_t gpa, uint64_t len_bytes);
@@ -62,6 +66,7 @@ struct virtio_host {
 	void (*set_intx)(void *opaque, bool level);
 	void (*bar_changed)(void *opaque, int bar, virtio_gpa_t gpa, uint64_t size_bytes,
 			    bool decoding);
+	bool (*ram_ok)(void *opaque, virtio_gpa_t gpa, uint64_t len_bytes);
 	void *opaque;
 };
 

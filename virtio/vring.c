@@ -301,6 +301,8 @@ size_t virtio_chain_read(const struct virtio_chain *chain, uint64_t off, void *b
 		const struct virtio_seg *s = &chain->segs[i];
 		size_t n;
 
+		if (!s->len_bytes)
+			continue; /* an empty segment carries nothing; the next may */
 		if (!s->host)
 			break; /* gpa_only queue: nothing mapped */
 		if (off >= s->len_bytes) {
@@ -326,6 +328,8 @@ size_t virtio_chain_write(const struct virtio_chain *chain, uint64_t off, const 
 		const struct virtio_seg *s = &chain->segs[i];
 		size_t n;
 
+		if (!s->len_bytes)
+			continue; /* an empty segment carries nothing; the next may */
 		if (!s->host)
 			break; /* gpa_only queue: nothing mapped */
 		if (off >= s->len_bytes) {

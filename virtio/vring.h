@@ -110,7 +110,8 @@ int virtio_vq_enable(struct virtio_vq *vq, uint64_t features);
  * was popped, 0 when the ring is empty (or the queue disabled), -EIO when
  * the queue is broken (now or before).
  */
-int virtio_vq_pop(struct virtio_vq *vq, struct virtio_chain *chain);
+int virtio_vq_pop(struct virtio_vq *vq, struct virtio_chain *chain)
+	__attribute__((warn_unused_result));
 
 /* Return chain `head` to the driver with `written_bytes` written into it. */
 void virtio_vq_push(struct virtio_vq *vq, uint16_t head, uint32_t written_bytes);
@@ -136,10 +137,17 @@ void virtio_vq_notify_off(struct virtio_vq *vq);
 /* Mark the queue broken (device-level protocol violation on this queue). */
 void virtio_vq_fail(struct virtio_vq *vq);
 
-/* Copy out of the chain's device-readable bytes from `off`; returns bytes copied. */
-size_t virtio_chain_read(const struct virtio_chain *chain, uint64_t off, void *buf, size_t len);
+/*
+ * Copy out of the chain's device-readable bytes from `off`; returns bytes
+ * copied, which is less than `len` when the chain holds fewer bytes: the
+ * rest of `buf` is then untouched (uninitialised for the caller), so the
+ * result must be checked.  Zero-length segments are skipped, segments of
+ * any length (odd ones too) are concatenated.
+ */
+size_t virtio_chain_read(const struct virtio_chain *chain, uint64_t off, void *buf, size_t len)
+	__attribute__((warn_unused_result));
 /* Copy into the chain's device-writable bytes from `off`; returns bytes copied. */
 size_t virtio_chain_write(const struct virtio_chain *chain, uint64_t off, const void *buf,
-			  size_t len);
+			  size_t len) __attribute__((warn_unused_result));
 
 #endif /* EBB_VIRTIO_VRING_H */

@@ -37,7 +37,8 @@ typedef uint64_t vmm_gpa_t;
 #define VMM_BOOT_CMDLINE_GPA      0x20000ull
 #define VMM_BOOT_CMDLINE_MAX_BYTES 0x10000u
 #define VMM_EBDA_GPA              0x9fc00ull
-#define VMM_BIOS_GPA              0xf0000ull  /* to 0xfffff: MP table */
+#define VMM_BIOS_GPA              0xf0000ull  /* to 0xfffff: MP table, then ACPI */
+#define VMM_ACPI_GPA              0xf8000ull  /* ACPI tables (RSDP first) */
 #define VMM_BIOS_END_GPA          0x100000ull
 #define VMM_HIGH_MEM_GPA          0x100000ull
 #define VMM_PCI_HOLE_START        0xc0000000ull

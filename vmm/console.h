@@ -27,6 +27,10 @@ struct vmm_console_line {
  * '\r' is dropped. */
 bool vmm_console_feed(struct vmm_console_line *l, uint8_t byte);
 
+/* Console text is written by whoever holds the console, guest users
+ * included: PANIC and HALT are informative only (the panic line is quoted in
+ * the exit message of a pvpanic panic); power-off and panic themselves come
+ * from ACPI and pvpanic (acpi.h). */
 enum vmm_console_event {
 	VMM_CONSOLE_NONE,
 	VMM_CONSOLE_READY,    /* the line contains the ready marker */

@@ -10,8 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/virtio_devs.h"
+
+/* The balloon / agent objects of query from the devices' figures (every
+ * counter an unsigned 64-bit JSON integer, error counters under "errors" /
+ * "console_errors"); NULL when out of memory. */
+struct json_object *vmm_ctl_balloon_json(const struct vmm_balloon_info *bi);
+struct json_object *vmm_ctl_agent_json(const struct vmm_console_info *ci);
+/* "pci": the bus's guest-caused figures (bad config accesses, BAR moves and
+ * overlaps, log lines dropped). */
+struct vmm_pci_stats;
+struct json_object *vmm_ctl_pci_json(const struct vmm_pci_stats *st);
 
 /* Adds "balloon" and "agent" objects to a query result (nothing without devices). */
 void vmm_ctl_virtio_query(struct vmm_virtio_devs *d, struct json_object *result);

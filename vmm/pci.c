@@ -106,10 +106,18 @@ static void bar_update(struct vmm_pci_dev *dev, unsigned i)
 	}
 	if (want) {
 		if (vmm_iobus_register(iobus, want, b->size_bytes, bar_io, &dev->bar_ctx[i])) {
+			uint64_t dropped = 0;
+
+			/* GUEST: a guest can repeat this at will: limited, counted. */
 			dev->bus->stats.nr_bar_map_failures++;
-			vmm_logf_rl(&dev->bus->cfg.log, &dev->bus->rl, VMM_LOG_WARN,
-				    "pci: 00:%02x.0 BAR%u at 0x%llx overlaps another range; left unmapped",
-				    dev->slot, i, (unsigned long long)want);
+			if (!vmm_ratelimit_ok(&dev->bus->rl, vmm_now_ns(), &dropped)) {
+				dev->bus->stats.nr_logs_suppressed++;
+				return;
+			}
+			vmm_logf(&dev->bus->cfg.log, VMM_LOG_WARN,
+				 "pci: 00:%02x.0 BAR%u at 0x%llx overlaps another range; left unmapped"
+				 " (%llu similar lines suppressed)", dev->slot, i,
+				 (unsigned long long)want, (unsigned long long)dropped);
 			return;
 		}
 		dev->bar_mapped[i] = want;
@@ -288,6 +296,18 @@ uint64_t vmm_pci_dev_bar_addr(struct vmm_pci_dev *dev, unsigned bar)
 	if (bar >= VMM_PCI_NR_BARS || !dev->cfg.bars[bar].size_bytes)
 		return 0;
 	return dev->bar_reg[bar] & (dev->cfg.bars[bar].is_io ? ~3u : ~15u);
+}
+
+uint64_t vmm_pci_dev_bar_mapped(struct vmm_pci_dev *dev, unsigned bar)
+{
+	uint64_t addr;
+
+	if (bar >= VMM_PCI_NR_BARS)
+		return 0;
+	pthread_mutex_lock(&dev->bus->lock);
+	addr = dev->bar_mapped[bar];
+	pthread_mutex_unlock(&dev->bus->lock);
+	return addr;
 }
 
 unsigned vmm_pci_dev_slot(struct vmm_pci_dev *dev)

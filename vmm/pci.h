@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "vmm/iobus.h"
-#include "vmm/log.h"
+#include "client/log.h"
 
 #define VMM_PCI_CONFIG_PORT 0xcf8
 #define VMM_PCI_CONFIG_NR_PORTS 8
@@ -91,6 +91,10 @@ int vmm_pci_add(struct vmm_pci_bus *bus, const struct vmm_pci_dev_cfg *cfg,
 uint8_t *vmm_pci_dev_cfg(struct vmm_pci_dev *dev);
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, unsigned off, unsigned len, uint8_t mask);
 uint64_t vmm_pci_dev_bar_addr(struct vmm_pci_dev *dev, unsigned bar);
+/* Where BAR `bar` is mapped now, or 0: decoding off, outside its window, or
+ * refused for overlapping another range.  Takes the bus lock (do not call
+ * from a cfg callback). */
+uint64_t vmm_pci_dev_bar_mapped(struct vmm_pci_dev *dev, unsigned bar);
 unsigned vmm_pci_dev_slot(struct vmm_pci_dev *dev);
 unsigned vmm_pci_dev_gsi(struct vmm_pci_dev *dev);  /* INTx GSI, 0 when no pin */
 
@@ -108,6 +112,7 @@ struct vmm_pci_stats {
 	uint64_t nr_bad_cfg_access;   /* misaligned, crossing a dword, bus != 0 */
 	uint64_t nr_bar_moves;
 	uint64_t nr_bar_map_failures; /* guest put a BAR on top of something */
+	uint64_t nr_logs_suppressed;  /* lines about it the limiter dropped */
 };
 void vmm_pci_get_stats(struct vmm_pci_bus *bus, struct vmm_pci_stats *out);
 

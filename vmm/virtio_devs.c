@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,6 +28,7 @@
 #include "virtio/console.h"
 #include "virtio/pci.h"
 #include "vmm/pci.h"
+#include "client/peer.h"
 #include "vmm/virtio_devs.h"
 #include "vmm/vm.h"
 
@@ -80,10 +83,19 @@ struct vmm_virtio_devs {
 	bool want_agent_in;          /* the guest may take input */
 	bool want_agent_out;         /* we hold guest output the socket refused */
 	uint64_t nr_agent_refused;   /* extra clients turned away */
+	uint64_t nr_agent_hangups;   /* clients gone before the guest could take their bytes */
 
 	/* Balloon host-side figures: written under bal.lock. */
 	uint64_t nr_madvise_calls, nr_discarded_pages, madvise_ns, nr_madvise_errors;
-	struct vmm_ratelimit rl;     /* bal.lock */
+
+	/*
+	 * Every line a guest can cause (the devices' own, already limited per
+	 * device, and this glue's) passes this one limiter; log_lock is a leaf
+	 * (taken under a device lock or none).
+	 */
+	pthread_mutex_t log_lock;
+	struct vmm_ratelimit guest_rl;     /* log_lock */
+	uint64_t nr_logs_suppressed;       /* log_lock: lines dropped, in total */
 };
 
 static uint64_t now_ns(void)
@@ -103,15 +115,43 @@ static void wake(struct vmm_virtio_devs *d)
 	}
 }
 
+/* GUEST: a line the guest caused, through the one limiter (any thread). */
+static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
+{
+	uint64_t nr_dropped = 0;
+	char line[320];
+	va_list ap;
+	bool ok;
+
+	pthread_mutex_lock(&d->log_lock);
+	ok = vmm_ratelimit_ok(&d->guest_rl, now_ns(), &nr_dropped);
+	if (!ok)
+		d->nr_logs_suppressed++;
+	pthread_mutex_unlock(&d->log_lock);
+	if (!ok)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (nr_dropped)
+		vmm_logf(&d->cfg.log, level, "%s (%llu similar lines suppressed)", line,
+			 (unsigned long long)nr_dropped);
+	else
+		vmm_logf(&d->cfg.log, level, "%s", line);
+}
+
 /* ---- virtio_host callbacks (device lock held) ------------------------------- */
 
 static void *host_translate(void *opaque, virtio_gpa_t gpa, uint64_t len)
 {
 	struct vdev *v = opaque;
 
-	return vmm_vm_translate(v->owner->vm, gpa, len);
+	return v->owner->vm ? vmm_vm_translate(v->owner->vm, gpa, len) : NULL;
 }
 
+/* Every line of the virtio library is about the guest (or rare): limited. */
 static void host_log(void *opaque, enum virtio_log_level level, const char *msg)
 {
 	struct vdev *v = opaque;
@@ -120,22 +160,46 @@ static void host_log(void *opaque, enum virtio_log_level level, const char *msg)
 		[VIRTIO_LOG_INFO] = VMM_LOG_INFO, [VIRTIO_LOG_DEBUG] = VMM_LOG_DEBUG,
 	};
 
-	vmm_logf(&v->owner->cfg.log, level <= VIRTIO_LOG_DEBUG ? map[level] : VMM_LOG_DEBUG,
-		 "virtio-%s: %s", v->name, msg);
+	guest_log(v->owner, level <= VIRTIO_LOG_DEBUG ? map[level] : VMM_LOG_DEBUG,
+		  "virtio-%s: %s", v->name, msg);
 }
 
 static void host_raise_msi(void *opaque, uint16_t vector, uint64_t addr, uint32_t data)
 {
 	struct vdev *v = opaque;
 
-	vmm_vm_signal_msi(v->owner->vm, addr, data);
+	if (v->owner->vm)
+		vmm_vm_signal_msi(v->owner->vm, addr, data);
 }
 
 static void host_set_intx(void *opaque, bool level)
 {
 	struct vdev *v = opaque;
 
-	vmm_vm_irq_line(v->owner->vm, vmm_pci_dev_gsi(v->pci), level);
+	if (v->owner->vm && v->pci)
+		vmm_vm_irq_line(v->owner->vm, vmm_pci_dev_gsi(v->pci), level);
+}
+
+/* GUEST: may the balloon take [gpa, gpa + len)?  Only e820 RAM. */
+static bool host_ram_ok(void *opaque, virtio_gpa_t gpa, uint64_t len)
+{
+	struct vdev *v = opaque;
+
+	return v->owner->vm && vmm_vm_ram_ok(v->owner->vm, gpa, len);
+}
+
+/*
+ * The guest moved BAR0 or toggled memory decoding (a config write on a vCPU
+ * thread, bus and device locks held): the event thread moves the doorbells.
+ * Only changes arrive here, so a guest cannot make us retry in a loop.
+ */
+static void host_bar_changed(void *opaque, int bar, virtio_gpa_t gpa, uint64_t size_bytes,
+			     bool decoding)
+{
+	struct vdev *v = opaque;
+
+	__atomic_store_n(&v->cfg_dirty, true, __ATOMIC_RELEASE);
+	wake(v->owner);
 }
 
 /* ---- PCI bus callbacks (vCPU threads) ---------------------------------------- */
@@ -180,18 +244,20 @@ static void bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, u
 		wake(v->owner);  /* deferred work, agent watch changes (status writes) */
 }
 
-/* GUEST: config write (bus lock held: pci -> device). */
+/* GUEST: config write (bus lock held: pci -> device).  BAR moves come back
+ * through host_bar_changed; a kick or DRIVER_OK through the PCI_CFG window
+ * leaves work pending for the event thread. */
 static void cfg_write(void *opaque, unsigned off, const uint8_t *data, unsigned size)
 {
 	struct vdev *v = opaque;
+	bool pending;
 
 	pthread_mutex_lock(&v->lock);
 	virtio_pci_cfg_write(v->tp, off, data, size);
+	pending = virtio_pci_has_pending(v->tp);
 	pthread_mutex_unlock(&v->lock);
-	if (off < 0x40) {  /* command or BAR registers: doorbells may need to move */
-		__atomic_store_n(&v->cfg_dirty, true, __ATOMIC_RELEASE);
+	if (pending)
 		wake(v->owner);
-	}
 }
 
 /* GUEST: the standard header (< 0x40, BARs included) is the bus's; the
@@ -220,7 +286,8 @@ static void vdev_init(struct vmm_virtio_devs *d, struct vdev *v, const char *nam
 	pthread_mutex_init(&v->lock, NULL);
 	v->host = (struct virtio_host){
 		.translate = host_translate, .log = host_log, .raise_msi = host_raise_msi,
-		.set_intx = host_set_intx, .opaque = v,
+		.set_intx = host_set_intx, .bar_changed = host_bar_changed,
+		.ram_ok = host_ram_ok, .opaque = v,
 	};
 	for (i = 0; i < MAX_QUEUES; i++) {
 		v->bells[i].dev = v;
@@ -252,6 +319,16 @@ static int vdev_add_pci(struct vmm_virtio_devs *d, struct vdev *v, uint16_t virt
 	ret = vmm_pci_add(vmm_vm_pci(d->vm), &pc, &v->pci);
 	if (ret)
 		return ret;
+	/* The transport learns BAR0 as the bus assigned it (a guest that
+	 * enables decoding without rewriting the BAR must still get its
+	 * doorbells: bar_changed fires on the command write). */
+	{
+		uint32_t bar = (uint32_t)vmm_pci_dev_bar_addr(v->pci, 0);
+		uint8_t b[4] = { (uint8_t)bar, (uint8_t)(bar >> 8), (uint8_t)(bar >> 16),
+				 (uint8_t)(bar >> 24) };
+
+		virtio_pci_cfg_write(v->tp, 0x10, b, 4);
+	}
 	virtio_pci_cfg_layout(v->tp, image, wmask);
 	space = vmm_pci_dev_cfg(v->pci);
 	space[0x06] |= image[0x06] & 0x10;  /* capability list */
@@ -327,28 +404,27 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 {
 	struct vmm_virtio_devs *d = opaque;
 	uint64_t len, t0;
-	void *hva;
 	int ret;
 
 	if (__builtin_mul_overflow(nr_pages, (uint64_t)VIRTIO_PAGE_SIZE_BYTES, &len) ||
-	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT)
-		hva = NULL;
-	else  /* GUEST: the run is checked again here: only RAM of one slot. */
-		hva = vmm_vm_translate(d->vm, pfn << VIRTIO_PAGE_SHIFT, len);
-	if (!hva) {
+	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT || !d->vm) {
 		d->nr_madvise_errors++;
-		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN,
-			    "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
-			    (unsigned long long)pfn, (unsigned long long)nr_pages);
 		return;
 	}
 	t0 = now_ns();
-	/* MADV_DONTNEED, or the reclaim engine's ballooned state when it runs. */
-	ret = vmm_vm_discard_ram(d->vm, hva, len);
+	/* GUEST: checked again by the VM, the one owner of guest memory (e820
+	 * RAM of one slot), then MADV_DONTNEED or the reclaim engine's
+	 * ballooned state when it runs. */
+	ret = vmm_vm_discard_range(d->vm, pfn << VIRTIO_PAGE_SHIFT, len);
+	if (ret == -EINVAL) {
+		d->nr_madvise_errors++;
+		guest_log(d, VMM_LOG_WARN, "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
+			  (unsigned long long)pfn, (unsigned long long)nr_pages);
+		return;
+	}
 	if (ret < 0) {
 		d->nr_madvise_errors++;
-		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "balloon: releasing RAM: %s",
-			    strerror(-ret));
+		guest_log(d, VMM_LOG_WARN, "balloon: releasing RAM: %s", strerror(-ret));
 		return;
 	}
 	d->madvise_ns += now_ns() - t0;
@@ -384,11 +460,20 @@ static void bell_event(void *opaque, uint32_t events)
 		agent_update(v->owner);
 }
 
-/* Keeps each doorbell's ioeventfd at BAR0 + notify offset (event thread). */
+/*
+ * Keeps each doorbell's ioeventfd at BAR0 + notify offset (event thread),
+ * where the bus has BAR0 mapped: memory decoding on, inside the MMIO window
+ * and not on top of another device's BAR.  Anywhere else no ioeventfd is
+ * registered (a kick there reaches nobody, as on real hardware).
+ */
 static void bells_sync(struct vdev *v)
 {
-	uint64_t base = vmm_pci_dev_bar_addr(v->pci, 0), gpa;
+	uint64_t base, gpa;
 	uint16_t q;
+
+	if (!v->pci)
+		return;
+	base = vmm_pci_dev_bar_mapped(v->pci, 0);
 
 	for (q = 0; q < v->nr_queues; q++) {
 		struct doorbell *b = &v->bells[q];
@@ -405,10 +490,10 @@ static void bells_sync(struct vdev *v)
 			if (ret == 0)
 				b->registered_gpa = gpa;
 			else
-				vmm_logf(&v->owner->cfg.log, VMM_LOG_WARN,
-					 "virtio-%s: KVM_IOEVENTFD at 0x%llx for queue %u: %s "
-					 "(kicks will exit to the VMM)", v->name,
-					 (unsigned long long)gpa, q, strerror(-ret));
+				guest_log(v->owner, VMM_LOG_WARN,
+					  "virtio-%s: KVM_IOEVENTFD at 0x%llx for queue %u: %s "
+					  "(kicks will exit to the VMM)", v->name,
+					  (unsigned long long)gpa, q, strerror(-ret));
 		}
 	}
 }
@@ -455,9 +540,7 @@ static void timer_event(void *opaque, uint32_t events)
 	virtio_balloon_tick(d->balloon, now_ns());
 	after_device_call(d, &d->bal);
 	pthread_mutex_unlock(&d->bal.lock);
-	/* Belt and braces: BAR moves and lost wakeups are caught here too. */
-	__atomic_store_n(&d->con.cfg_dirty, true, __ATOMIC_RELAXED);
-	__atomic_store_n(&d->bal.cfg_dirty, true, __ATOMIC_RELAXED);
+	/* Lost wakeups are caught here too (BAR moves arrive by bar_changed). */
 	wake_event(d, 0);
 }
 
@@ -465,17 +548,21 @@ static void timer_event(void *opaque, uint32_t events)
 
 static void agent_disconnect(struct vmm_virtio_devs *d)
 {
-	if (d->agent_fd < 0)
+	int fd = d->agent_fd;
+
+	if (fd < 0)
 		return;
 	vmm_evloop_del(d->loop, d->agent_watch);
 	d->agent_watch = NULL;
-	close(d->agent_fd);
-	d->agent_fd = -1;
 	d->agent_events = 0;
 	__atomic_store_n(&d->want_agent_out, false, __ATOMIC_RELAXED);
+	/* agent_fd changes under con.lock, where con_port_write uses it: the
+	 * number is never used after close (a reused fd would get guest data). */
 	pthread_mutex_lock(&d->con.lock);
+	d->agent_fd = -1;
 	virtio_console_set_host_connected(d->console, VIRTIO_CONSOLE_PORT_AGENT, false);
 	pthread_mutex_unlock(&d->con.lock);
+	close(fd);
 }
 
 static void agent_client_event(void *opaque, uint32_t events)
@@ -495,6 +582,14 @@ static void agent_client_event(void *opaque, uint32_t events)
 		n = virtio_console_read_fd(d->console, VIRTIO_CONSOLE_PORT_AGENT, d->agent_fd);
 		after_device_call(d, &d->con);
 		pthread_mutex_unlock(&d->con.lock);
+		if ((n == -ENOBUFS || n == -ENOTCONN) && (events & (EPOLLHUP | EPOLLERR))) {
+			/* CLIENT: gone, and the guest cannot take its bytes now.
+			 * epoll reports a hangup whatever we ask for, so waiting
+			 * would spin: nobody is left to answer, drop it. */
+			d->nr_agent_hangups++;
+			agent_disconnect(d);
+			return;
+		}
 		if (n == -ENOBUFS || n == -ENOTCONN)  /* wait for rx_ready / port_open */
 			__atomic_store_n(&d->want_agent_in, false, __ATOMIC_RELAXED);
 		else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
@@ -527,7 +622,7 @@ static void agent_accept(void *opaque, uint32_t events)
 
 	if (fd < 0)
 		return;
-	if (d->agent_fd >= 0) {  /* CLIENT: one client at a time */
+	if (d->agent_fd >= 0 || !vmm_peer_allowed(fd)) {  /* CLIENT: one at a time, our uid or root */
 		d->nr_agent_refused++;
 		close(fd);
 		return;
@@ -536,9 +631,9 @@ static void agent_accept(void *opaque, uint32_t events)
 		close(fd);
 		return;
 	}
-	d->agent_fd = fd;
 	d->agent_events = 0;
 	pthread_mutex_lock(&d->con.lock);
+	d->agent_fd = fd;
 	virtio_console_set_host_connected(d->console, VIRTIO_CONSOLE_PORT_AGENT, true);
 	if (virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_AGENT))
 		__atomic_store_n(&d->want_agent_in, true, __ATOMIC_RELAXED);
@@ -592,6 +687,7 @@ int vmm_virtio_devs_create(const struct vmm_virtio_devs_cfg *cfg, struct vmm_vir
 	d->vm = cfg->vm;
 	d->cfg = *cfg;
 	d->wake_fd = d->timer_fd = d->agent_listen_fd = d->agent_fd = -1;
+	pthread_mutex_init(&d->log_lock, NULL);
 	vdev_init(d, &d->con, "console");
 	vdev_init(d, &d->bal, "balloon");
 
@@ -624,11 +720,13 @@ int vmm_virtio_devs_create(const struct vmm_virtio_devs_cfg *cfg, struct vmm_vir
 			goto fail;
 		d->bal.tp = virtio_balloon_pci(d->balloon);
 	}
-	ret = vdev_add_pci(d, &d->con, VIRTIO_ID_CONSOLE, 0x078000);
-	if (!ret)
-		ret = vdev_add_pci(d, &d->bal, VIRTIO_ID_BALLOON, 0x058000);
-	if (ret)
-		goto fail;
+	if (cfg->vm) { /* without a VM (tests): no PCI functions */
+		ret = vdev_add_pci(d, &d->con, VIRTIO_ID_CONSOLE, 0x078000);
+		if (!ret)
+			ret = vdev_add_pci(d, &d->bal, VIRTIO_ID_BALLOON, 0x058000);
+		if (ret)
+			goto fail;
+	}
 	*out = d;
 	return 0;
 fail:
@@ -729,6 +827,7 @@ void vmm_virtio_devs_destroy(struct vmm_virtio_devs *d)
 	 * destroyed after us and no vCPU runs any more. */
 	virtio_console_destroy(d->console);
 	virtio_balloon_destroy(d->balloon);
+	pthread_mutex_destroy(&d->log_lock);
 	free(d);
 }
 
@@ -779,6 +878,11 @@ int vmm_virtio_balloon_info(struct vmm_virtio_devs *d, struct vmm_balloon_info *
 	out->nr_oom_deflated_pages = c->nr_oom_deflated_pages;
 	out->nr_reported_pages = c->nr_reported_pages;
 	out->nr_bad_pfns = c->nr_bad_pfns;
+	out->nr_dup_inflates = c->nr_dup_inflates;
+	out->nr_deflate_not_inflated = c->nr_deflate_not_inflated;
+	out->nr_bad_report_ranges = c->nr_bad_report_ranges;
+	out->nr_bad_stats = c->nr_bad_stats;
+	out->errs = *virtio_balloon_errors(d->balloon);
 	out->nr_madvise_calls = d->nr_madvise_calls;
 	out->nr_discarded_pages = d->nr_discarded_pages;
 	out->madvise_ns = d->madvise_ns;
@@ -786,6 +890,9 @@ int vmm_virtio_balloon_info(struct vmm_virtio_devs *d, struct vmm_balloon_info *
 	out->nr_exit_kicks = __atomic_load_n(&d->bal.nr_fallback_kicks, __ATOMIC_RELAXED);
 	out->have_stats = virtio_balloon_get_stats(d->balloon, &st);
 	pthread_mutex_unlock(&d->bal.lock);
+	pthread_mutex_lock(&d->log_lock);
+	out->nr_logs_suppressed = d->nr_logs_suppressed;
+	pthread_mutex_unlock(&d->log_lock);
 	if (out->have_stats) {
 		uint64_t now = now_ns();
 
@@ -823,6 +930,15 @@ void vmm_virtio_console_input(struct vmm_virtio_devs *d, const void *buf, size_t
 	pthread_mutex_unlock(&d->con.lock);
 }
 
+int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!d || !d->vm)
+		return -ENODEV;
+	vmm_pci_get_stats(vmm_vm_pci(d->vm), out);
+	return 0;
+}
+
 int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out)
 {
 	const struct virtio_console_counters *c;
@@ -830,13 +946,20 @@ int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *
 	memset(out, 0, sizeof(*out));
 	if (!d || !d->console)
 		return -ENODEV;
-	out->agent_client = d->agent_fd >= 0;
 	pthread_mutex_lock(&d->con.lock);
+	out->agent_client = d->agent_fd >= 0;
 	out->agent_guest_open = virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_AGENT);
 	c = virtio_console_counters(d->console);
 	out->agent_tx_bytes = c->nr_tx_bytes[VIRTIO_CONSOLE_PORT_AGENT];
 	out->agent_rx_bytes = c->nr_rx_bytes[VIRTIO_CONSOLE_PORT_AGENT];
 	out->console_tx_bytes = c->nr_tx_bytes[VIRTIO_CONSOLE_PORT_CONSOLE];
+	out->nr_bad_ctrl = c->nr_bad_ctrl;
+	out->nr_ctrl_dropped = c->nr_ctrl_dropped;
+	out->nr_dropped_bytes = c->nr_dropped_bytes[VIRTIO_CONSOLE_PORT_CONSOLE] +
+				c->nr_dropped_bytes[VIRTIO_CONSOLE_PORT_AGENT];
+	out->errs = *virtio_console_errors(d->console);
+	out->nr_agent_refused = d->nr_agent_refused;
+	out->nr_agent_hangups = d->nr_agent_hangups;
 	pthread_mutex_unlock(&d->con.lock);
 	return 0;
 }

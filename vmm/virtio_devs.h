@@ -21,9 +21,13 @@
  * Threads and locks: one mutex per device around every call into it.  BAR
  * and config accesses arrive on vCPU threads (config ones with the PCI bus
  * lock held: order pci -> device); kicks, ticks, the agent socket and
- * control requests on the event thread.  Device callbacks run with the
- * device mutex held and never call back into the device: they record what
- * the event thread must do next and wake it.
+ * control requests on the event thread.  A register access never runs
+ * device work: a kick or DRIVER_OK arriving that way only leaves the queue
+ * pending in the transport, and the event thread runs it.  Device callbacks
+ * run with the device mutex held and never call back into the device: they
+ * record what the event thread must do next and wake it.  agent_fd changes
+ * only under the console's mutex.  Every log line a guest can cause passes
+ * one limiter (10 lines per 5 s; the rest counted: nr_logs_suppressed).
  */
 #ifndef EBB_VMM_VIRTIO_DEVS_H
 #define EBB_VMM_VIRTIO_DEVS_H
@@ -32,8 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "virtio/virtio.h"
+#include "client/evloop.h"
+#include "client/log.h"
 
 struct vmm_vm;
 struct virtio_balloon;
@@ -47,7 +52,7 @@ struct vmm_virtio_opts {
 };
 
 struct vmm_virtio_devs_cfg {
-	struct vmm_vm *vm;
+	struct vmm_vm *vm;             /* NULL (tests): no PCI functions, no guest RAM */
 	struct vmm_virtio_opts opts;
 	uint64_t mem_bytes;            /* guest RAM (balloon targets are against it) */
 	uint64_t ram_end_gpa;          /* highest RAM address + 1 (PFN limit) */
@@ -81,6 +86,10 @@ struct vmm_balloon_info {
 	uint64_t features;             /* negotiated */
 	uint64_t nr_inflated_pages, nr_deflated_pages, nr_oom_deflated_pages;
 	uint64_t nr_reported_pages, nr_bad_pfns;
+	/* GUEST: what the guest got wrong (all counted, skipped, logged limited) */
+	uint64_t nr_dup_inflates, nr_deflate_not_inflated, nr_bad_report_ranges, nr_bad_stats;
+	struct virtio_dev_errors errs; /* rings and transport of the balloon */
+	uint64_t nr_logs_suppressed;   /* guest-caused lines dropped, all virtio devices */
 	uint64_t nr_madvise_calls;     /* MADV_DONTNEED syscalls (one per run) */
 	uint64_t nr_discarded_pages;   /* pages they covered */
 	uint64_t madvise_ns;           /* time spent in them */
@@ -109,7 +118,16 @@ struct vmm_console_info {
 	bool agent_client;             /* a host client is connected */
 	bool agent_guest_open;         /* a guest process has the port open */
 	uint64_t agent_tx_bytes, agent_rx_bytes, console_tx_bytes;
+	uint64_t nr_bad_ctrl, nr_ctrl_dropped, nr_dropped_bytes;  /* GUEST */
+	struct virtio_dev_errors errs;  /* rings and transport of the console */
+	uint64_t nr_agent_refused;      /* CLIENT: a second client turned away */
+	uint64_t nr_agent_hangups;      /* CLIENT: hung up before the guest took its bytes */
 };
 int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out);
+
+/* The VM's PCI bus figures (guest config accesses, BAR moves); -ENODEV
+ * without a VM. */
+struct vmm_pci_stats;
+int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out);
 
 #endif

@@ -29,16 +29,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
-#include "vmm/ctl_server.h"
+#include "client/ctl_server.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
 #include "vmm/legacy.h"
+#include "vmm/mce.h"
 #include "vmm/mptable.h"
-#include "vmm/rundir.h"
+#include "vmm/poolctl.h"
+#include "client/rundir.h"
 #include "vmm/serial.h"
-#include "vmm/size.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 
@@ -73,6 +76,14 @@ struct vcpu {
 	bool started;
 	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;  /* atomic */
 	struct vmm_ratelimit rl;                         /* vCPU thread only */
+	/* Machine checks (mce.h): written by the SIGBUS handler on this vCPU's
+	 * own thread, read by the same thread after KVM_RUN returns; atomics
+	 * only because a signal handler writes them. */
+	int tid;                     /* the vCPU thread's kernel tid, 0 before it runs */
+	int in_run;                  /* inside the KVM_RUN ioctl */
+	int mce_pending;
+	bool mce_ar;
+	uint64_t mce_gpa;
 };
 
 struct vmm_vm {
@@ -89,6 +100,8 @@ struct vmm_vm {
 	int initrd_fd;
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;
+	uint64_t mcg_cap;            /* 0: no machine checks offered */
+	uint64_t nr_guest_mce;       /* atomic: machine checks injected */
 	struct vmm_iobus *pio, *mmio;
 	struct vmm_pci_bus *pci;
 	struct vmm_serial *serial;
@@ -98,6 +111,7 @@ struct vmm_vm {
 	struct vmm_ctl_server *ctl;
 	struct vmm_virtio_devs *virtio;
 	struct vmm_memory *memory;   /* NULL: reclaim off */
+	struct vmm_poolctl *poolctl; /* ebbd's settings, clamps and stats */
 	int lock_fd;
 	int signal_fd;
 	int panic_timer_fd;
@@ -111,8 +125,9 @@ struct vmm_vm {
 	pthread_mutex_t lock;        /* protects exit, stopping, panic_seen, ready_ns */
 	struct vmm_vm_exit exit;
 	bool stopping;
-	bool panic_seen;
-	char panic_line[VMM_CONSOLE_LINE_BYTES];
+	bool panic_seen;             /* pvpanic said so: the guest kernel panicked */
+	char panic_line[VMM_CONSOLE_LINE_BYTES];  /* last "Kernel panic" console line */
+	uint16_t pm1_enable;         /* ACPI PM1 enable register (guest-written) */
 	int64_t ready_ns;
 	struct vmm_ratelimit rl;     /* event thread */
 };
@@ -181,37 +196,15 @@ static void console_line(struct vmm_vm *vm, const char *line)
 			vm->ready_ns = (int64_t)(vmm_now_ns() - vm->start_ns);
 		pthread_mutex_unlock(&vm->lock);
 		break;
-	case VMM_CONSOLE_PANIC: {
-		struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
-							.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
-		bool first;
-
+	case VMM_CONSOLE_PANIC:
+		/* Only words: any guest user can print them.  Kept for the exit
+		 * message of a panic that pvpanic reports. */
 		pthread_mutex_lock(&vm->lock);
-		first = !vm->panic_seen;
-		if (first) {
-			vm->panic_seen = true;
-			snprintf(vm->panic_line, sizeof(vm->panic_line), "%s",
-				 strstr(line, "Kernel panic"));
-		}
+		snprintf(vm->panic_line, sizeof(vm->panic_line), "%s", strstr(line, "Kernel panic"));
 		pthread_mutex_unlock(&vm->lock);
-		/* With panic=-1 the guest resets at once (i8042); otherwise end the
-		 * VM after a grace period for the rest of the message. */
-		if (first && vm->panic_timer_fd >= 0)
-			timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
 		break;
-	}
-	case VMM_CONSOLE_HALT: {
-		/* No ACPI power-off: `poweroff -f` ends in a halt with interrupts
-		 * off that never exits to us; its last console words tell us. */
-		bool panicked;
-
-		pthread_mutex_lock(&vm->lock);
-		panicked = vm->panic_seen;
-		pthread_mutex_unlock(&vm->lock);
-		if (!panicked)
-			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
-		break;
-	}
+	case VMM_CONSOLE_HALT:
+		break;  /* power-off comes through ACPI PM1a_CNT, never from console text */
 	case VMM_CONSOLE_NONE:
 		break;
 	}
@@ -295,7 +288,7 @@ static void panic_timer(void *opaque, uint32_t events)
 	if (read(vm->panic_timer_fd, &v, sizeof(v)) < 0)
 		return;
 	pthread_mutex_lock(&vm->lock);
-	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	snprintf(msg, sizeof(msg), "guest kernel panic (pvpanic): %s", vm->panic_line);
 	pthread_mutex_unlock(&vm->lock);
 	vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
 }
@@ -323,7 +316,7 @@ static void i8042_reset(void *opaque)
 
 	pthread_mutex_lock(&vm->lock);
 	panicked = vm->panic_seen;
-	snprintf(msg, sizeof(msg), "guest kernel panic: %s", vm->panic_line);
+	snprintf(msg, sizeof(msg), "guest kernel panic (pvpanic): %s", vm->panic_line);
 	pthread_mutex_unlock(&vm->lock);
 	if (panicked)
 		vmm_vm_request_stop(vm, VMM_EXIT_PANIC, msg);
@@ -339,6 +332,77 @@ static void i8042_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size
 static void cmos_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
 {
 	vmm_cmos_io(((struct vmm_vm *)opaque)->cmos, (unsigned)offset, data, size, is_write);
+}
+
+/* ---- ACPI power-off and pvpanic (acpi.h) ------------------------------------------ */
+
+/* GUEST: PM1a event block: status (bytes 0-1; write 1 to clear, nothing is
+ * ever set) and enable (bytes 2-3; kept, never acted on: no fixed events are
+ * offered). */
+static void pm1_evt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t reg = offset + i;
+		unsigned shift = reg == 3 ? 8 : 0;
+
+		if (!is_write)
+			data[i] = reg == 2 || reg == 3 ? (uint8_t)(vm->pm1_enable >> shift) : 0;
+		else if (reg == 2 || reg == 3)
+			vm->pm1_enable = (uint16_t)((vm->pm1_enable & ~(0xffu << shift)) |
+						    (unsigned)data[i] << shift);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* GUEST: PM1a control: SCI_EN reads as set (always in ACPI mode); SLP_EN
+ * with the \_S5 sleep type powers the VM off. */
+static void pm1_cnt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct vmm_vm *vm = opaque;
+	uint16_t v;
+
+	if (!is_write) {
+		memset(data, 0, size);
+		if (offset == 0)
+			data[0] = VMM_ACPI_PM1_SCI_EN;
+		return;
+	}
+	if (offset != 0 || size < 2)
+		return;  /* ACPICA writes the register whole */
+	v = (uint16_t)(data[0] | data[1] << 8);
+	if (vmm_acpi_pm1_cnt_is_poweroff(v))
+		vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off (ACPI S5)");
+}
+
+/* GUEST: the pvpanic port.  Reads say which events we take; a write with
+ * PVPANIC_PANICKED comes from the guest kernel's panic notifier: the VM ends
+ * as a panic after a grace period for the rest of the panic message (or at
+ * once when panic=-1 makes the guest reset, see i8042_reset). */
+static void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
+						.tv_nsec = (PANIC_GRACE_MS % 1000) * 1000000L } };
+	struct vmm_vm *vm = opaque;
+	bool first;
+
+	if (!is_write) {
+		memset(data, 0, size);
+		data[0] = VMM_PVPANIC_PANICKED;
+		return;
+	}
+	if (!(data[0] & VMM_PVPANIC_PANICKED))
+		return;  /* CRASH_LOADED (kdump) is not offered; other bits: nothing */
+	pthread_mutex_lock(&vm->lock);
+	first = !vm->panic_seen;
+	vm->panic_seen = true;
+	if (!vm->panic_line[0])
+		snprintf(vm->panic_line, sizeof(vm->panic_line), "reported through pvpanic");
+	pthread_mutex_unlock(&vm->lock);
+	if (first && vm->panic_timer_fd >= 0)
+		timerfd_settime(vm->panic_timer_fd, 0, &its, NULL);
 }
 
 static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
@@ -364,6 +428,35 @@ int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len)
 	if (vm->memory)
 		return vmm_memory_discard(vm->memory, hva, len);
 	return madvise(hva, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len)
+{
+	struct boot_e820_entry map[8];
+	unsigned n = vmm_e820_build(mem, map, 8);
+	uint64_t end;
+
+	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
+		return false;
+	for (unsigned i = 0; i < n; i++)  /* RAM entries neither touch nor overlap */
+		if (map[i].type == VMM_E820_RAM && gpa >= map[i].addr &&
+		    end - map[i].addr <= map[i].size)
+			return true;
+	return false;
+}
+
+bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
+{
+	return vmm_mem_layout_ram_ok(&vm->mem, gpa, len);
+}
+
+int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
+{
+	void *hva;
+
+	if (!vmm_vm_ram_ok(vm, gpa, len) || !(hva = vmm_vm_translate(vm, gpa, len)))
+		return -EINVAL;
+	return vmm_vm_discard_ram(vm, hva, len);
 }
 
 struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
@@ -425,6 +518,8 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 	out->ready_ns = vm->ready_ns;
 	out->stopping = vm->stopping;
 	pthread_mutex_unlock(&vm->lock);
+	out->nr_guest_mce = __atomic_load_n(&vm->nr_guest_mce, __ATOMIC_RELAXED);
+	out->mce_banks = (unsigned)(vm->mcg_cap & 0xff);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		out->nr_exits += __atomic_load_n(&vm->vcpus[i].nr_exits, __ATOMIC_RELAXED);
 		out->nr_pio_exits += __atomic_load_n(&vm->vcpus[i].nr_pio_exits, __ATOMIC_RELAXED);
@@ -433,6 +528,57 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 }
 
 /* ---- control socket ---------------------------------------------------------- */
+
+/* Events to `watch` subscribers (ebbd); the server exists once the VM is up. */
+static void ctl_notify(void *opaque, const char *event, struct json_object *fields)
+{
+	struct vmm_vm *vm = opaque;
+
+	vmm_ctl_server_notify(vm->ctl, event, fields);
+}
+
+/*
+ * CLIENT: test only, and only when the VM was started with test hooks
+ * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
+ * with MADV_HWPOISON (needs CAP_SYS_ADMIN and CONFIG_MEMORY_FAILURE), as
+ * if the host had lost it.  The guest's next access to it makes KVM raise
+ * SIGBUS, which becomes a machine check (vmm_vm_on_sigbus).  The page stays
+ * lost for the life of the process.
+ */
+static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl_request *req,
+					 struct json_object **result, char *msg, size_t msg_len)
+{
+	struct json_object *jgpa;
+	uint64_t gpa, off;
+	int64_t v;
+
+	if (!vm->cfg.test_hooks) {
+		snprintf(msg, msg_len, "debug-poison is a test hook: start the VM with EBB_TEST_HOOKS=1");
+		return VMM_CTL_ERR_STATE;
+	}
+	if (!req->args || !json_object_object_get_ex(req->args, "gpa", &jgpa) ||
+	    !json_object_is_type(jgpa, json_type_int) || (v = json_object_get_int64(jgpa)) < 0) {
+		snprintf(msg, msg_len, "give {\"gpa\": N}, a guest-physical address");
+		return VMM_CTL_ERR_INVALID;
+	}
+	gpa = (uint64_t)v & ~0xfffull;
+	if (gpa < vm->mem.low_bytes)
+		off = gpa;
+	else if (gpa >= VMM_4G && gpa - VMM_4G < vm->mem.high_bytes)
+		off = vm->mem.low_bytes + (gpa - VMM_4G);
+	else {
+		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
+		return VMM_CTL_ERR_INVALID;
+	}
+	if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
+		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	*result = json_object_new_object();
+	if (*result)
+		json_object_object_add(*result, "gpa", json_object_new_int64((int64_t)gpa));
+	return VMM_CTL_OK;
+}
 
 static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
 				    struct json_object **result, char *msg, size_t msg_len)
@@ -462,17 +608,31 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 				       json_object_new_int64((int64_t)info.nr_pio_exits));
 		json_object_object_add(r, "nr_mmio_exits",
 				       json_object_new_int64((int64_t)info.nr_mmio_exits));
+		json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
+		json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
 		json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
 		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		vmm_ctl_virtio_query(vm->virtio, r);
 		vmm_memory_query(vm->memory, r);
+		vmm_poolctl_query(vm->poolctl, r);
 		*result = r;
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_BALLOON:
 		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
+	case VMM_CTL_CMD_DEBUG_POISON:
+		return ctl_debug_poison(vm, req, result, msg, msg_len);
 	case VMM_CTL_CMD_SET:
-		return vmm_memory_ctl_set(vm->memory, req, result, msg, msg_len);
+		return vmm_poolctl_set(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_CLAMP:
+		return vmm_poolctl_clamp(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_STATS: {
+		enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
+
+		if (e == VMM_CTL_OK)
+			vmm_ctl_virtio_query(vm->virtio, *result);
+		return e;
+	}
 	case VMM_CTL_CMD_STOP:
 		if (is_stopping(vm)) {
 			snprintf(msg, msg_len, "the VM is already stopping");
@@ -493,6 +653,11 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		*result = r;
 		return VMM_CTL_OK;
+	default:
+		/* ebbd's commands (pool, vms, policy, trace): not a VM's */
+		snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
+			 vmm_ctl_cmd_name(req->cmd));
+		return VMM_CTL_ERR_UNKNOWN_CMD;
 	}
 	snprintf(msg, msg_len, "out of memory");
 	return VMM_CTL_ERR_INTERNAL;
@@ -538,7 +703,16 @@ static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *sup
 		case 0x8000001e:
 			e->eax = v->index;     /* AMD extended APIC id */
 			break;
+		case 0x80000007:
+			/* AMD: overflow recovery and SUCCOR (software uncorrectable
+			 * error containment): without them Linux on AMD panics on
+			 * any uncorrected error instead of killing one process. */
+			if (vm->mcg_cap)
+				e->ebx |= (1u << 0) | (1u << 1);
+			break;
 		}
+		if (e->function == 1 && vm->mcg_cap)
+			e->edx |= (1u << 7) | (1u << 14);  /* MCE, MCA */
 	}
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = -errno;
@@ -724,6 +898,72 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* After a SIGBUS for lost guest RAM (vmm_vm_on_sigbus): the machine check
+ * into this vCPU.  vCPU thread.  Returns false when the VM must end. */
+static bool inject_mce(struct vcpu *v)
+{
+	struct vmm_vm *vm = v->vm;
+	uint64_t gpa = __atomic_load_n(&v->mce_gpa, __ATOMIC_SEQ_CST);
+	bool ar = __atomic_load_n(&v->mce_ar, __ATOMIC_SEQ_CST);
+	struct kvm_x86_mce kmce;
+	struct vmm_mce mce;
+	char msg[128];
+
+	__atomic_store_n(&v->mce_pending, 0, __ATOMIC_SEQ_CST);
+	if (!vmm_mce_encode(vm->mcg_cap, gpa, ar, &mce)) {
+		snprintf(msg, sizeof(msg), "vCPU %u: guest RAM at 0x%llx was lost and the guest has "
+			 "no machine check banks", v->index, (unsigned long long)gpa);
+		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
+		return false;
+	}
+	memset(&kmce, 0, sizeof(kmce));
+	kmce.status = mce.status;
+	kmce.addr = mce.addr;
+	kmce.misc = mce.misc;
+	kmce.mcg_status = mce.mcg_status;
+	kmce.bank = mce.bank;
+	if (ioctl(v->fd, KVM_X86_SET_MCE, &kmce) < 0) {
+		snprintf(msg, sizeof(msg), "vCPU %u: injecting a machine check for 0x%llx failed: %s",
+			 v->index, (unsigned long long)gpa, strerror(errno));
+		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
+		return false;
+	}
+	__atomic_add_fetch(&vm->nr_guest_mce, 1, __ATOMIC_RELAXED);
+	vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN,
+		    "vCPU %u: guest RAM at 0x%llx was lost on the host: machine check %s injected",
+		    v->index, (unsigned long long)gpa, ar ? "(action required)" : "(action optional)");
+	return true;
+}
+
+bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
+{
+	int tid = (int)gettid();
+	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->ram;
+	uint64_t off, gpa;
+	struct vcpu *v = NULL;
+
+	if (si->si_code != BUS_MCEERR_AR && si->si_code != BUS_MCEERR_AO)
+		return false;
+	if (!vm->ram || hva < ram || hva - ram >= vm->mem.mem_bytes)
+		return false;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_SEQ_CST) == tid) {
+			v = &vm->vcpus[i];
+			break;
+		}
+	}
+	/* Only from inside KVM_RUN: the guest touched the page.  The same
+	 * page touched by ebb itself would fault again at once. */
+	if (!v || !__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST) || !vm->mcg_cap)
+		return false;
+	off = hva - ram;
+	gpa = off < vm->mem.low_bytes ? off : VMM_4G + (off - vm->mem.low_bytes);
+	__atomic_store_n(&v->mce_gpa, gpa, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->mce_ar, si->si_code == BUS_MCEERR_AR, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->mce_pending, 1, __ATOMIC_SEQ_CST);
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -732,12 +972,20 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_SEQ_CST);
 	for (;;) {
+		int ret;
+
 		if (is_stopping(vm))
 			break;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		__atomic_store_n(&v->in_run, 1, __ATOMIC_SEQ_CST);
+		ret = ioctl(v->fd, KVM_RUN, 0);
+		__atomic_store_n(&v->in_run, 0, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&v->mce_pending, __ATOMIC_SEQ_CST) && !inject_mce(v))
+			break;
+		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN)
-				continue;  /* a kick: look at the stop flag */
+				continue;  /* a kick, or a SIGBUS turned into a machine check */
 			{
 				char msg[96];
 
@@ -856,6 +1104,13 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 		free(cpuid);
 		return -ENOMEM;
 	}
+	ret = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MCE);
+	if (ret > 0) {
+		uint64_t supported = 0;
+
+		if (ioctl(vm->kvm_fd, KVM_X86_GET_MCE_CAP_SUPPORTED, &supported) == 0)
+			vm->mcg_cap = vmm_mce_mcg_cap(supported, (unsigned)ret);
+	}
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vm->vcpus[i].fd = -1;
 	for (i = 0; i < vm->nr_vcpus; i++) {
@@ -880,6 +1135,11 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 		step = "CPUID";
 		ret = setup_cpuid(vm, v, cpuid,
 				  ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
+		if (!ret && vm->mcg_cap) {
+			step = "KVM_X86_SETUP_MCE";
+			if (ioctl(v->fd, KVM_X86_SETUP_MCE, &vm->mcg_cap) < 0)
+				ret = -errno;
+		}
 		if (!ret) {
 			step = "MSRs";
 			ret = setup_msrs(v);
@@ -1014,7 +1274,8 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	struct vmm_mptable_pci_irq irqs[VMM_MPTABLE_MAX_PCI_IRQS];
 	struct vmm_mptable_cfg mp = { .nr_cpus = vm->nr_vcpus };
 	const struct vmm_boot_plan *plan = &vm->plan;
-	long mp_len;
+	struct vmm_acpi_cfg acpi;
+	long mp_len, acpi_len;
 
 	vmm_boot_load(vm->ram, &vm->mem, &vm->img, plan, vm->cmdline, NULL);
 	if (plan->initrd_bytes) {
@@ -1037,11 +1298,21 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	vm->kernel = NULL;
 	mp.pci_irqs = irqs;
 	mp.nr_pci_irqs = vmm_pci_irq_routes(vm->pci, irqs, VMM_MPTABLE_MAX_PCI_IRQS);
-	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_BIOS_END_GPA - VMM_BIOS_GPA,
+	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_ACPI_GPA - VMM_BIOS_GPA,
 				   (uint32_t)VMM_BIOS_GPA, &mp);
 	if (mp_len < 0) {
 		snprintf(err, err_len, "cannot build the MP table: %s", strerror((int)-mp_len));
 		return (int)mp_len;
+	}
+	acpi.nr_cpus = vm->nr_vcpus;
+	acpi.ioapic_id = (uint8_t)vm->nr_vcpus;  /* as in the MP table */
+	acpi.ioapic_gpa = VMM_IOAPIC_GPA;
+	acpi.lapic_gpa = VMM_LAPIC_GPA;
+	acpi_len = vmm_acpi_build(vm->ram + VMM_ACPI_GPA, VMM_BIOS_END_GPA - VMM_ACPI_GPA,
+				  (uint32_t)VMM_ACPI_GPA, &acpi, NULL);
+	if (acpi_len < 0) {
+		snprintf(err, err_len, "cannot build the ACPI tables: %s", strerror((int)-acpi_len));
+		return (int)acpi_len;
 	}
 	return 0;
 }
@@ -1202,6 +1473,11 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	    (ret = vmm_iobus_register(vm->pio, VMM_I8042_DATA_PORT, VMM_I8042_NR_PORTS, i8042_io,
 				      vm)) ||
 	    (ret = vmm_iobus_register(vm->pio, VMM_CMOS_PORT, VMM_CMOS_NR_PORTS, cmos_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_ACPI_PM1_EVT_PORT, VMM_ACPI_PM1_EVT_LEN,
+				      pm1_evt_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_ACPI_PM1_CNT_PORT, VMM_ACPI_PM1_CNT_LEN,
+				      pm1_cnt_io, vm)) ||
+	    (ret = vmm_iobus_register(vm->pio, VMM_PVPANIC_PORT, 1, pvpanic_io, vm)) ||
 	    (ret = vmm_iobus_register(vm->pio, 0x80, 1, ignore_io, vm)) ||  /* POST / io delay */
 	    (ret = vmm_iobus_register(vm->pio, 0xed, 1, ignore_io, vm)))
 		goto fail_nomem;
@@ -1251,6 +1527,18 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		    vmm_evloop_add(vm->loop, vm->signal_fd, EPOLLIN, signal_event, vm, NULL)) {
 			ret = -errno;
 			snprintf(err, err_len, "signalfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	{
+		struct vmm_poolctl_cfg pcc = {
+			.memory = vm->memory, .loop = vm->loop, .mem_bytes = cfg->mem_bytes,
+			.notify = ctl_notify, .notify_opaque = vm, .log = cfg->log,
+		};
+
+		ret = vmm_poolctl_create(&pcc, &vm->poolctl);
+		if (ret) {
+			snprintf(err, err_len, "cannot set up the pool controls: %s", strerror(-ret));
 			goto fail;
 		}
 	}
@@ -1350,6 +1638,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (!vm)
 		return;
 	vmm_ctl_server_destroy(vm->ctl);
+	vmm_poolctl_destroy(vm->poolctl);
 	vmm_virtio_devs_destroy(vm->virtio);
 	if (vm->signal_fd >= 0)
 		close(vm->signal_fd);

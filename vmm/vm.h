@@ -30,8 +30,8 @@
 #include <stdint.h>
 
 #include "vmm/boot.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 #include "vmm/memory.h"
 #include "vmm/pci.h"
 #include "vmm/virtio_devs.h"
@@ -39,7 +39,7 @@
 #define VMM_KICK_SIGNAL SIGUSR1
 #define VMM_MAX_CPUS 64
 #define VMM_DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 acpi=off pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+	"console=ttyS0 reboot=k panic=-1 acpi=noirq pci=conf1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 struct vmm_vm_cfg {
 	const char *name;            /* required, vmm_name_valid() */
@@ -55,6 +55,7 @@ struct vmm_vm_cfg {
 	bool handle_signals;         /* SIGINT/SIGTERM stop the VM */
 	bool thp;                    /* MADV_HUGEPAGE on guest RAM */
 	const char *ready_marker;    /* console text whose first sighting is timed; optional */
+	bool test_hooks;             /* allow test-only control commands (debug-poison) */
 	struct vmm_virtio_opts virtio; /* console + balloon (vmm/virtio_devs.h) */
 	struct vmm_memory_opts memory; /* guest RAM as a reclaim region (vmm/memory.h) */
 	void (*on_running)(void *opaque);  /* called once vCPUs run and the socket listens */
@@ -67,7 +68,7 @@ enum vmm_exit_reason {
 	VMM_EXIT_POWEROFF,     /* guest halted / powered off */
 	VMM_EXIT_REBOOT,       /* guest reset through the i8042 (treated as an exit) */
 	VMM_EXIT_STOPPED,      /* host asked: control socket, signal, console escape */
-	VMM_EXIT_PANIC,        /* guest kernel panic seen on the console */
+	VMM_EXIT_PANIC,        /* guest kernel panic reported through pvpanic */
 	VMM_EXIT_CRASH,        /* triple fault (KVM_EXIT_SHUTDOWN), failed entry */
 	VMM_EXIT_ERROR,        /* host-side failure */
 };
@@ -111,12 +112,37 @@ struct vmm_vm_info {
 	int64_t ready_ns;            /* -1 until the ready marker was seen */
 	bool stopping;
 	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;
+	uint64_t nr_guest_mce;       /* machine checks injected for lost guest RAM */
+	unsigned mce_banks;          /* 0: KVM offers no machine checks */
 };
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
+
+/*
+ * For the program's SIGBUS handler (SA_SIGINFO), async-signal safe: true
+ * when the signal is a memory error (BUS_MCEERR_AR/AO) that KVM raised on
+ * one of this VM's vCPU threads, inside KVM_RUN, for an address in guest
+ * RAM.  The vCPU then injects a machine check for that page into the guest
+ * (mce.h) before it runs again, counts it (nr_guest_mce) and the handler
+ * must return.  False for anything else: the program dies as before.
+ */
+bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si);
 /* The virtio devices (balloon, console); NULL with cfg.virtio.disable. */
 struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
 /* GUEST: RAM the balloon got back, [hva, hva + len) inside one slot:
  * handed to the reclaim engine when it runs, else MADV_DONTNEED.  0 or -errno. */
 int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len);
+/* Is [gpa, gpa + len) wholly inside RAM entries of the e820 map the guest
+ * gets for this layout (vmm_e820_build)?  Reserved ranges (EBDA, the MP
+ * table / BIOS area), holes and overflow: false. */
+struct vmm_mem_layout;
+bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len);
+bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
+/*
+ * GUEST: the guest gave up [gpa, gpa + len) (balloon, free page reporting).
+ * Validated here, once, for every device: e820 RAM only (vmm_vm_ram_ok) in
+ * one slot; then handed on like vmm_vm_discard_ram.  -EINVAL when the range
+ * is not RAM the guest may give up (nothing is discarded), else 0 / -errno.
+ */
+int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
 
 #endif

@@ -10,7 +10,9 @@
  * operation the invariants are checked and trap when broken: the bitmap
  * count equals the population of the bitmap and a shadow kept from the
  * callbacks; no ballooned or released PFN is outside RAM or in the hole;
- * every callback run is non-empty and inside RAM.
+ * every callback run is non-empty and inside RAM; an inflate releases only
+ * PFNs the guest named.  PFN buffers are split into empty and odd-length
+ * segments too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@ struct fz {
 	struct virtio_pci *pci;
 	struct fake_vq fvq[NQ];
 	uint8_t shadow[PFN_LIMIT];
+	uint8_t named[PFN_LIMIT];    /* PFNs some inflate / deflate chain named */
+	bool wild;                   /* raw ring / register writes: any RAM may be PFNs */
 	uint64_t rings_end;
 };
 
@@ -59,6 +63,8 @@ static void cb_released(void *opaque, enum virtio_balloon_reason why, virtio_pfn
 	check_run(pfn, nr);
 	if (why == VIRTIO_BALLOON_INFLATE)
 		for (uint64_t i = 0; i < nr; i++) {
+			if (!z->wild && !z->named[pfn + i])
+				__builtin_trap(); /* a page the guest never gave */
 			if (z->shadow[pfn + i])
 				__builtin_trap(); /* released twice without a deflate */
 			z->shadow[pfn + i] = 1;
@@ -170,10 +176,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				uint32_t pfn = u8(&r);
 				if (pfn == 0xff)
 					pfn = (uint32_t)u16(&r) << 16 | u16(&r);
+				if (pfn < PFN_LIMIT)
+					z.named[pfn] = 1;
 				memcpy(buf + 4 * i, &pfn, 4);
 			}
-			struct fseg s = { BUF_GPA, 4 * n + (op & 0x40 ? 2 : 0), false };
-			fvq_add(&z.fvq[op % 9], &s, 1);
+			/* One segment, or (op & 0x40) up to four of fuzzer-chosen lengths:
+			 * empty and odd-length ones split PFNs anywhere. */
+			struct fseg s[4];
+			uint32_t left = 4 * n, at = 0;
+			unsigned nseg = 1;
+			uint8_t sel = (op & 0x40) ? u8(&r) : 0;
+			if (op & 0x40)
+				nseg = 1 + (sel & 3);
+			for (unsigned i = 0; i < nseg; i++) {
+				uint32_t len = i + 1 < nseg ? u8(&r) % (left + 1) : left;
+				if (i + 1 == nseg && (sel & 4))
+					len += 2; /* stray bytes: not a whole PFN */
+				s[i] = (struct fseg){ BUF_GPA + at, len, false };
+				at += len;
+				left -= len < left ? len : left;
+			}
+			fvq_add(&z.fvq[op % 9], s, nseg);
 			fp_kick(z.pci, (uint16_t)(op % 9));
 			break;
 		}
@@ -189,7 +212,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fp_kick(z.pci, 3);
 			break;
 		}
-		case 3: { /* stats buffer */
+		case 3: { /* stats buffer (its bytes land where PFN buffers were) */
+			z.wild = true;
 			unsigned n = u8(&r) % 80;
 			for (unsigned i = 0; i < n; i++)
 				buf[i] = u8(&r);
@@ -207,6 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			virtio_balloon_set_target_pages(z.b, u16(&r));
 			break;
 		case 6: { /* a raw register write: device config, transport, PCI config */
+			z.wild = true;
 			uint8_t sel = u8(&r);
 			uint32_t off = u16(&r), len = 1u << (sel >> 6);
 			uint32_t v = (uint32_t)u16(&r) | (uint32_t)u16(&r) << 16;
@@ -219,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 7: { /* garbage over a queue's rings, then a kick */
+			z.wild = true;
 			uint8_t *ring = fg_ptr(z.g, (op & 0x40) ? z.fvq[q].avail_gpa : z.fvq[q].desc_gpa);
 			unsigned n = u8(&r) % 64;
 			unsigned at = u8(&r) % 128;
@@ -227,7 +253,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fp_kick(z.pci, (uint16_t)q);
 			break;
 		}
-		case 8: /* reset and bring up again */
+		case 8: /* reset and bring up again (old chains may be seen again) */
+			z.wild = true;
 			fp_w(z.pci, VIRTIO_PCI_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS, 0, 1);
 			memset(z.fvq, 0, sizeof(z.fvq));
 			bring_up(&z);

@@ -8,8 +8,11 @@
  * every chain it is offered, writes into and reads from every segment, and
  * completes it; invariants (every segment lies inside guest RAM and outside
  * the hole, a broken queue stays broken and pops nothing) trap on failure.
- * ASan catches any access outside the image.
+ * ASan catches any access outside the image; a header bit makes every third
+ * descriptor empty and every third odd-length; a chain read must return
+ * every readable byte there is.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 4)
 		return 0;
+	memset(scratch, 0x5a, sizeof(scratch)); /* a short read leaves the rest as is */
 	memset(&errs, 0, sizeof(errs));
 	memset(&rl, 0, sizeof(rl));
 	memset(&host, 0, sizeof(host));
@@ -86,6 +90,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(r.base, data + 4, size - 4 < RAM_BYTES ? size - 4 : RAM_BYTES);
 	host.translate = translate;
 	host.opaque = &r;
+	if (data[2] & 0x40) {
+		/* Steer towards empty and odd-length descriptors (the shapes that
+		 * once left a reader's buffer uninitialised): every third one of
+		 * the table is made empty, every third odd. */
+		struct vring_desc *t = (struct vring_desc *)(r.base + DESC_GPA);
+		for (unsigned i = 0; i < 128; i++) {
+			uint32_t len = le32toh(t[i].len);
+			if ((i + data[3]) % 3 == 0)
+				len = 0;
+			else if ((i + data[3]) % 3 == 1)
+				len = (len % 512) | 1;
+			t[i].len = htole32(len);
+		}
+	}
 
 	virtio_vq_init(&vq, 0, 64, &host, &errs, &rl, on_broken, &nr_broken);
 	vq.size = (uint16_t)(1u << (data[0] % 8));  /* 1..128; 128 > max is refused */
@@ -112,7 +130,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					__builtin_trap();
 				for (uint16_t i = 0; i < chain.nr_segs; i++)
 					check_seg(&r, &chain.segs[i], gpa_only);
-				virtio_chain_read(&chain, data[2], scratch, sizeof(scratch));
+				/* Every readable byte there is gets read, empty and odd-length
+				 * segments included (a short read left callers' buffers
+				 * uninitialised: the balloon PFN bug). */
+				size_t rd = virtio_chain_read(&chain, data[2], scratch, sizeof(scratch));
+				uint64_t want = chain.out_bytes > data[2] ? chain.out_bytes - data[2] : 0;
+				if (want > sizeof(scratch))
+					want = sizeof(scratch);
+				if (!gpa_only && rd != want)
+					__builtin_trap();
 				size_t w = virtio_chain_write(&chain, 0, scratch, sizeof(scratch));
 				virtio_vq_push(&vq, chain.head, (uint32_t)w);
 				if (++popped > 2u * vq.size + 2)

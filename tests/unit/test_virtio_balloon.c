@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <time.h>
 
 #include "tests/unit/test_virtio_fake.h"
 #include "virtio/balloon.h"
@@ -476,6 +477,224 @@ static void test_malformed_pfn_buffer(void **state)
 	bfx_free(f);
 }
 
+/*
+ * Issue 11 #1: an inflate chain [empty descriptor] -> [1024 bytes of PFNs].
+ * The empty segment used to end the copy, the device then walked its own
+ * uninitialised PFN array: pages the guest never named were discarded.
+ */
+static void test_regress_empty_segment_before_pfns(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	virtio_gpa_t gpa = fg_alloc(f->g, 1024, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+
+	for (unsigned i = 0; i < 256; i++)
+		p[i] = htole32(100 + i);
+	struct fseg s[2] = { { gpa, 0, false }, { gpa, 1024, false } };
+	fvq_add(&f->fvq[QI], s, 2);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_inflated_pages, 256);
+	assert_int_equal(f->pages_released, 256);
+	assert_int_equal(f->nr_released, 1);
+	assert_int_equal(f->released[0].pfn, 100);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 256);
+	for (unsigned pfn = 0; pfn < PFN_LIMIT; pfn++)
+		assert_int_equal(virtio_balloon_pfn_ballooned(f->b, pfn), pfn >= 100 && pfn < 356);
+
+	/* The same with 256 bad PFNs: all 256 counted, nothing released. */
+	for (unsigned i = 0; i < 256; i++)
+		p[i] = htole32(0xffff0000u + i);
+	fvq_add(&f->fvq[QI], s, 2);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_bad_pfns, 256);
+	assert_int_equal(f->pages_released, 256);
+	bfx_free(f);
+}
+
+/* PFNs split across odd-length and empty segments are put back together. */
+static void test_pfns_across_odd_segments(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	virtio_gpa_t gpa = fg_alloc(f->g, 4 * 10, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+
+	for (unsigned i = 0; i < 10; i++)
+		p[i] = htole32(200 + 2 * i);
+	struct fseg s[5] = {
+		{ gpa, 3, false }, { 0, 0, false }, { gpa + 3, 6, false },
+		{ gpa + 9, 0, false }, { gpa + 9, 31, false },
+	};
+	fvq_add(&f->fvq[QI], s, 5);
+	fp_kick(f->pci, QI);
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 10);
+	for (unsigned i = 0; i < 10; i++)
+		assert_true(virtio_balloon_pfn_ballooned(f->b, 200 + 2 * i));
+	assert_int_equal(virtio_balloon_errors(f->b)->nr_bad_request, 0);
+	bfx_free(f);
+}
+
+/*
+ * Issue 11 #12: one chain of 40000 PFNs is handled in slices of
+ * VIRTIO_BALLOON_PAGES_PER_CALL across polls, and only returned at the end.
+ */
+static void test_long_chain_is_sliced(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	const unsigned n = 40000;
+	virtio_gpa_t gpa = fg_alloc(f->g, 4u * n, 4);
+	uint32_t *p = fg_ptr(f->g, gpa);
+	unsigned polls = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		p[i] = htole32(i % 700);
+	struct fseg s = { gpa, 4 * n, false };
+	fvq_add(&f->fvq[QI], &s, 1);
+	fp_kick(f->pci, QI);
+#define SEEN() (c->nr_inflated_pages + c->nr_dup_inflates + c->nr_bad_pfns)
+	assert_int_equal(SEEN(), VIRTIO_BALLOON_PAGES_PER_CALL);
+	assert_false(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_true(virtio_pci_has_pending(f->pci));
+	/* A deflate kick meanwhile waits for the inflate chain. */
+	uint32_t back = 5;
+	virtio_gpa_t g2 = fg_alloc(f->g, 4, 4);
+	*(uint32_t *)fg_ptr(f->g, g2) = htole32(back);
+	struct fseg s2 = { g2, 4, false };
+	fvq_add(&f->fvq[QD], &s2, 1);
+	fp_kick(f->pci, QD);
+	assert_int_equal(c->nr_deflated_pages, 0);
+	while (virtio_pci_has_pending(f->pci)) {
+		uint64_t before = SEEN();
+		virtio_pci_poll(f->pci);
+		assert_true(SEEN() - before <= VIRTIO_BALLOON_PAGES_PER_CALL);
+		assert_true(++polls < 10);
+	}
+	assert_int_equal(SEEN(), n);
+#undef SEEN
+	assert_true(fvq_get_used(&f->fvq[QI], NULL, NULL));
+	assert_int_equal(c->nr_inflated_pages, 700); /* below the hole (768..895) */
+	assert_int_equal(c->nr_deflated_pages, 1);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 700 - 1);
+	bfx_free(f);
+}
+
+/* The fake's firmware areas: PFNs 0x10..0x1f and 0x9f are RAM to translate
+ * but reserved in the "e820 map". */
+static bool reserved_ram_ok(void *opaque, virtio_gpa_t gpa, uint64_t len)
+{
+	uint64_t first = gpa >> 12, last = (gpa + len - 1) >> 12;
+
+	return !(first <= 0x1f && last >= 0x10) && !(first <= 0x9f && last >= 0x9f);
+}
+
+/* Issue 11 #2: reserved PFNs are refused by inflate and by reporting. */
+static void test_reserved_pfns_refused(void **state)
+{
+	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
+	const struct virtio_balloon_counters *c = virtio_balloon_counters(f->b);
+	uint32_t pfns[] = { 0x0e, 0x0f, 0x10, 0x1f, 0x20, 0x9f, 0x9e, 0xa0 };
+
+	f->g->host.ram_ok = reserved_ram_ok;
+	send_pfns(f, QI, pfns, 8);
+	assert_int_equal(c->nr_bad_pfns, 3);
+	assert_int_equal(virtio_balloon_nr_ballooned_pages(f->b), 5);
+	assert_false(virtio_balloon_pfn_ballooned(f->b, 0x10));
+	assert_false(virtio_balloon_pfn_ballooned(f->b, 0x9f));
+	assert_true(virtio_balloon_pfn_ballooned(f->b, 0x9e));
+	assert_int_equal(f->pages_released, 5);
+	/* A report that reaches into a reserved area is skipped whole. */
+	struct fseg r[2] = { { 0x0c000, 0x5000, true }, { 0x40000, 0x4000, true } };
+	fvq_add(&f->fvq[QR], r, 2);
+	fp_kick(f->pci, QR);
+	assert_true(fvq_get_used(&f->fvq[QR], NULL, NULL));
+	assert_int_equal(c->nr_bad_report_ranges, 1);
+	assert_int_equal(c->nr_reported_pages, 4);
+	bfx_free(f);
+}
+
+/* CPU time of this thread: what a turn costs, not when we were preempted. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void cb_count(void *opaque, enum virtio_balloon_reason why, virtio_pfn_t pfn, uint64_t nr)
+{
+	*(uint64_t *)opaque += nr;
+}
+
+/*
+ * Issue 11 #12 as reported: one kick with 256 chains of 65536 PFNs (16 Mi
+ * PFNs, here over a 64 MiB guest).  The longest event-loop turn
+ * (the kick, then each poll) is compared with all the work, in one run: the
+ * old code did it all in the kick.
+ */
+static void test_huge_kick_bounded_per_turn(void **state)
+{
+	const uint64_t ram = 64ull << 20, pfns = ram >> 12;
+	const unsigned nchains = 256, per_chain = 65536;
+	struct fake_guest *g = fg_create(ram + (16ull << 20), 0, 0);
+	uint64_t released = 0, longest_ns = 0, total_ns = 0;
+	struct virtio_balloon_cfg cfg = {
+		.guest_pfn_limit = pfns, .queue_max_size = 256, .pages_released = cb_count,
+		.pages_reusable = cb_count,
+	};
+	struct virtio_balloon *b;
+	struct fake_vq fvq[2];
+	unsigned turns = 0;
+
+	cfg.host = &g->host;
+	cfg.opaque = &released;
+	g->host.log = NULL;
+	assert_int_equal(virtio_balloon_create(&cfg, &b), 0);
+	struct virtio_pci *p = virtio_balloon_pci(b);
+	fp_setup(p, g, F(VIRTIO_F_VERSION_1), fvq, 2, 256, true);
+	fp_driver_ok(p);
+	/* PFN buffers live above the guest's RAM limit, in the fake's spare 16 MiB. */
+	virtio_gpa_t buf = ram;
+	uint32_t *v = fg_ptr(g, buf);
+	for (unsigned i = 0; i < per_chain; i++)
+		v[i] = htole32((uint32_t)((i * 7919u) % pfns));
+	for (unsigned c = 0; c < nchains; c++) {
+		struct fseg s = { buf, 4 * per_chain, false };
+		fvq_add(&fvq[0], &s, 1);
+	}
+	for (bool more = true; more; turns++) {
+		uint64_t t0 = cpu_ns(), dt;
+
+		if (turns == 0)
+			fp_kick(p, 0);
+		else
+			virtio_pci_poll(p);
+		dt = cpu_ns() - t0;
+		total_ns += dt;
+		if (dt > longest_ns)
+			longest_ns = dt;
+		more = virtio_pci_has_pending(p);
+		assert_true(turns < 100000);
+	}
+	const struct virtio_balloon_counters *ctr = virtio_balloon_counters(b);
+	assert_int_equal(ctr->nr_inflated_pages + ctr->nr_dup_inflates,
+			 (uint64_t)nchains * per_chain);
+	assert_int_equal(released, pfns);
+	assert_true(turns >= (uint64_t)nchains * per_chain / VIRTIO_BALLOON_PAGES_PER_CALL);
+	printf("# %u turns for %u PFNs: longest %.2f ms CPU, all %.1f ms (longest/all = %.3f)\n",
+	       turns, nchains * per_chain, longest_ns / 1e6, total_ns / 1e6,
+	       (double)longest_ns / (double)total_ns);
+	/* The old code held the thread for "all"; now one turn is the first
+	 * slice (16384 new PFNs: sorting and releasing runs) at most. */
+	assert_true(longest_ns * 5 < total_ns);
+	virtio_balloon_destroy(b);
+	fg_destroy(g);
+}
+
 static void test_hostile_chain_needs_reset(void **state)
 {
 	struct bfx *f = bfx_new(ALL_FEATURES, 4, true);
@@ -515,6 +734,11 @@ int main(void)
 		cmocka_unit_test(test_reset_empties_balloon),
 		cmocka_unit_test(test_malformed_pfn_buffer),
 		cmocka_unit_test(test_hostile_chain_needs_reset),
+		cmocka_unit_test(test_regress_empty_segment_before_pfns),
+		cmocka_unit_test(test_pfns_across_odd_segments),
+		cmocka_unit_test(test_long_chain_is_sliced),
+		cmocka_unit_test(test_reserved_pfns_refused),
+		cmocka_unit_test(test_huge_kick_bounded_per_turn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

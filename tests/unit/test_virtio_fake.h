@@ -359,16 +359,26 @@ static inline uint8_t fp_setup(struct virtio_pci *p, struct fake_guest *g, uint6
 	return (uint8_t)fp_r(p, FP_COMMON(STATUS), 1);
 }
 
+/* DRIVER_OK (a register write), then the VMM's event thread polls. */
 static inline void fp_driver_ok(struct virtio_pci *p)
 {
 	fp_w(p, FP_COMMON(STATUS), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 		 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK, 1);
+	virtio_pci_poll(p);
 }
 
-/* Kick queue q through its notify address, as a guest would. */
+/* Kick queue q as the VMM's ioeventfd would (event thread). */
 static inline void fp_kick(struct virtio_pci *p, uint16_t q)
 {
+	virtio_pci_notify(p, q);
+}
+
+/* Kick queue q through its notify register (the path without ioeventfd),
+ * then the event thread's poll. */
+static inline void fp_kick_reg(struct virtio_pci *p, uint16_t q)
+{
 	fp_w(p, (uint32_t)virtio_pci_notify_offset(p, q), q, 2);
+	virtio_pci_poll(p);
 }
 
 #endif /* EBB_TEST_VIRTIO_FAKE_H */

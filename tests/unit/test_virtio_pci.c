@@ -28,6 +28,7 @@ struct echo {
 	unsigned nr_notify[NQ];
 	unsigned nr_resets, nr_driver_ok;
 	unsigned nr_bar_changes;
+	unsigned nr_logs;
 	virtio_gpa_t bar_gpa;
 	bool bar_decoding;
 	bool refuse_features;
@@ -200,6 +201,42 @@ static void test_bar_sizing_and_move(void **state)
 	fp_cfgw(p, 0x3c, 11, 1); /* unrelated write: no callback */
 	assert_int_equal(e->nr_bar_changes, n);
 	assert_int_equal(fp_cfgr(p, 0x3c, 1), 11);
+	echo_free(e);
+}
+
+static void count_log(void *opaque, enum virtio_log_level level, const char *msg)
+{
+	((struct echo *)opaque)->nr_logs++;
+}
+
+/*
+ * Issue 11 #3: a guest moving BAR0 back and forth, toggling decoding, or
+ * rewriting the same value: bar_changed fires exactly once per real change
+ * (the VMM moves its doorbells then, never retries in a loop) and no line is
+ * logged (a BAR move is not an error).
+ */
+static void test_bar_move_storm(void **state)
+{
+	struct echo *e = echo_new();
+	struct virtio_pci *p = e->pci;
+
+	e->host.opaque = e;
+	e->host.bar_changed = echo_bar_changed;
+	e->host.log = count_log;
+	fp_cfgw(p, 0x04, 0x0002, 2);
+	e->nr_bar_changes = 0;
+	for (unsigned i = 0; i < 10000; i++)
+		fp_cfgw(p, 0x10, i % 2 ? 0xe0000000 : 0xe0008000, 4);
+	assert_int_equal(e->nr_bar_changes, 10000);
+	for (unsigned i = 0; i < 10000; i++)
+		fp_cfgw(p, 0x10, 0xe0000000, 4); /* the same value: nothing moves */
+	assert_int_equal(e->nr_bar_changes, 10000);
+	for (unsigned i = 0; i < 1000; i++)
+		fp_cfgw(p, 0x04, i % 2 ? 0x0002 : 0x0000, 2);
+	assert_int_equal(e->nr_bar_changes, 11000);
+	assert_true(e->bar_decoding);
+	assert_int_equal(e->nr_logs, 0);
+	assert_int_equal(e->errs.nr_logs_suppressed, 0);
 	echo_free(e);
 }
 
@@ -436,6 +473,71 @@ static void test_needs_reset_after_hostile_chain(void **state)
 	echo_free(e);
 }
 
+/*
+ * Issue 11 #3: a guest that breaks a queue and resets the device in a loop
+ * (each cycle: a hostile chain line and "device needs reset") gets at most
+ * VIRTIO_LOG_BURST lines per second through; the rest are counted.
+ */
+static void test_reset_storm_log_bound(void **state)
+{
+	struct echo *e = echo_new();
+	struct virtio_pci *p = e->pci;
+	const unsigned cycles = 5000, per_second = 1000; /* 1 ms apart: 5 s */
+
+	for (unsigned i = 0; i < cycles; i++) {
+		e->g->now_ns = (uint64_t)i * (1000000000ull / per_second);
+		e->g->alloc_next = 0x1000;
+		fp_setup(p, e->g, GOOD, e->fvq, NQ, QMAX, true);
+		fp_driver_ok(p);
+		e->fvq[0].avail->ring[0] = htole16(QMAX + 3);
+		e->fvq[0].avail->idx = htole16(1);
+		fp_kick(p, 0);
+		assert_true(fp_r(p, FP_COMMON(STATUS), 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	}
+	assert_int_equal(e->errs.nr_needs_reset, cycles);
+	/* 5 one-second windows (the last partial) of VIRTIO_LOG_BURST lines. */
+	assert_true(e->g->nr_logs <= VIRTIO_LOG_BURST * (cycles / per_second + 1));
+	assert_true(e->g->nr_logs >= VIRTIO_LOG_BURST);
+	/* Two lines per cycle were asked for: all are logged or counted. */
+	assert_int_equal(e->g->nr_logs + e->errs.nr_logs_suppressed, 2 * cycles);
+	echo_free(e);
+}
+
+/*
+ * Issue 11 #9: register writes (vCPU threads) run no device work: DRIVER_OK
+ * and a notify-register kick only mark queues pending; the event thread's
+ * virtio_pci_poll runs them.
+ */
+static void test_register_writes_only_signal(void **state)
+{
+	struct echo *e = echo_new();
+	struct virtio_pci *p = e->pci;
+	struct fseg s = { 0, 64, true };
+
+	fp_setup(p, e->g, GOOD, e->fvq, NQ, QMAX, true);
+	s.gpa = fg_alloc(e->g, 64, 8);
+	fvq_add(&e->fvq[0], &s, 1);
+	fp_w(p, FP_COMMON(STATUS), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	     VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK, 1);
+	assert_int_equal(e->nr_notify[0], 0);
+	assert_int_equal(e->nr_notify[1], 0);
+	assert_false(fvq_get_used(&e->fvq[0], NULL, NULL));
+	assert_true(virtio_pci_has_pending(p));
+	assert_false(virtio_pci_poll(p));
+	assert_int_equal(e->nr_notify[0], 1);
+	assert_int_equal(e->nr_notify[1], 1);
+	assert_true(fvq_get_used(&e->fvq[0], NULL, NULL));
+	/* A kick through the notify register: pending, run by the poll. */
+	fvq_add(&e->fvq[0], &s, 1);
+	fp_w(p, (uint32_t)virtio_pci_notify_offset(p, 0), 0, 2);
+	assert_int_equal(e->nr_notify[0], 1);
+	assert_true(virtio_pci_has_pending(p));
+	virtio_pci_poll(p);
+	assert_int_equal(e->nr_notify[0], 2);
+	assert_true(fvq_get_used(&e->fvq[0], NULL, NULL));
+	echo_free(e);
+}
+
 static void test_pci_cfg_window_and_device_cfg(void **state)
 {
 	struct echo *e = echo_new();
@@ -503,6 +605,9 @@ int main(void)
 		cmocka_unit_test(test_msix_delivery_and_masking),
 		cmocka_unit_test(test_intx_and_isr),
 		cmocka_unit_test(test_needs_reset_after_hostile_chain),
+		cmocka_unit_test(test_reset_storm_log_bound),
+		cmocka_unit_test(test_bar_move_storm),
+		cmocka_unit_test(test_register_writes_only_signal),
 		cmocka_unit_test(test_pci_cfg_window_and_device_cfg),
 		cmocka_unit_test(test_regress_msix_table_offsets),
 	};

@@ -1,12 +1,17 @@
 /*
- * tests/unit/test_vmm_ctl.c — the control protocol (vmm/ctl.c) and its
- * server (vmm/ctl_server.c).  The parser gets good requests and a catalogue
+ * tests/unit/test_vmm_ctl.c — the control protocol (client/ctl.c) and its
+ * server (client/ctl_server.c).  The parser gets good requests and a catalogue
  * of hostile ones; every error carries its code and, where one could be
  * read, the client's id.  The server runs on a real Unix socket and a real
  * event loop, stepped from the test: malformed lines and unknown commands get
  * errors and the connection stays usable, over-long lines are refused and
  * skipped, a client vanishing mid-request harms nothing, the client limit
- * holds, the socket is 0600, and the client helpers in vmm/rundir.c talk to it.
+ * holds, the socket is 0600, and the client helpers in client/rundir.c talk to it.
+ * Trust: the runtime directory is refused unless ours and 0700 (a symlink,
+ * another owner, a wider mode); NAME.lock never follows a symlink; clients
+ * of another uid are refused (SO_PEERCRED) by the server and servers of
+ * another uid by the client; idle clients are dropped so that max_clients
+ * idle connections cannot lock others out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +25,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "vmm/ctl.h"
-#include "vmm/ctl_server.h"
-#include "vmm/rundir.h"
+#include "client/ctl.h"
+#include "client/ctl_server.h"
+#include "client/peer.h"
+#include "client/rundir.h"
 
 static enum vmm_ctl_err parse(const char *line, struct vmm_ctl_request *req)
 {
@@ -216,7 +223,7 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 	return VMM_CTL_OK;
 }
 
-static void srv_setup(struct srv_env *e, unsigned max_clients)
+static void srv_setup_idle(struct srv_env *e, unsigned max_clients, unsigned idle_timeout_ms)
 {
 	struct vmm_ctl_server_cfg cfg;
 
@@ -227,9 +234,14 @@ static void srv_setup(struct srv_env *e, unsigned max_clients)
 	assert_int_equal(vmm_evloop_create(&e->loop), 0);
 	cfg = (struct vmm_ctl_server_cfg){
 		.path = e->path, .loop = e->loop, .handler = handler, .opaque = e,
-		.max_clients = max_clients,
+		.max_clients = max_clients, .idle_timeout_ms = idle_timeout_ms,
 	};
 	assert_int_equal(vmm_ctl_server_create(&cfg, &e->srv), 0);
+}
+
+static void srv_setup(struct srv_env *e, unsigned max_clients)
+{
+	srv_setup_idle(e, max_clients, 0);
 }
 
 static void srv_teardown(struct srv_env *e)
@@ -454,6 +466,296 @@ static void test_client_helpers(void **state)
 	srv_teardown(&e);
 }
 
+/* ---- trust: run dir, lock file, peers, idle clients ---------------------------- */
+
+static int rundir_for(const char *path)
+{
+	char buf[256];
+
+	setenv("EBB_RUNTIME_DIR", path, 1);
+	return vmm_rundir(buf, sizeof(buf), false);
+}
+
+static void test_rundir_refused(void **state)
+{
+	char base[64], dir[128], link[128], made[128], buf[256];
+	mode_t old_umask;
+	struct stat st;
+
+	strcpy(base, "/tmp/test_vmm_rundir.XXXXXX");
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/d", base);
+	snprintf(link, sizeof(link), "%s/l", base);
+	snprintf(made, sizeof(made), "%s/made/ebb", base);
+	assert_int_equal(mkdir(dir, 0700), 0);
+
+	assert_int_equal(rundir_for(dir), 0);
+	/* Trailing slashes do not let a symlink through. */
+	assert_int_equal(symlink(dir, link), 0);
+	assert_int_equal(rundir_for(link), -ENOTDIR);
+	snprintf(buf, sizeof(buf), "%s/", link);
+	assert_int_equal(rundir_for(buf), -ENOTDIR);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(rundir_for(dir), -EACCES);
+	assert_non_null(vmm_rundir_strerror(-EACCES));
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 01700), 0);
+	assert_int_equal(rundir_for(dir), -EACCES);
+	assert_int_equal(chmod(dir, 0700), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		assert_int_equal(rundir_for(dir), -EPERM);
+		assert_int_equal(chown(dir, 0, 0), 0);
+	} else {
+		print_message("# skip the other-owner case: needs root to chown\n");
+	}
+	/* A file is not a directory. */
+	snprintf(buf, sizeof(buf), "%s/f", base);
+	close(open(buf, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(rundir_for(buf), -ENOTDIR);
+	unlink(buf);
+	/* Missing is fine for clients (no VM ever ran) ... */
+	assert_int_equal(rundir_for(made), 0);
+	/* ... and created 0700 by run, even under a permissive umask. */
+	old_umask = umask(0);
+	assert_int_equal(vmm_rundir(buf, sizeof(buf), true), 0);
+	umask(old_umask);
+	assert_string_equal(buf, made);
+	assert_int_equal(lstat(made, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* A second run accepts its own directory. */
+	assert_int_equal(vmm_rundir(buf, sizeof(buf), true), 0);
+	unsetenv("EBB_RUNTIME_DIR");
+
+	rmdir(made);
+	snprintf(buf, sizeof(buf), "%s/made", base);
+	rmdir(buf);
+	unlink(link);
+	rmdir(dir);
+	rmdir(base);
+}
+
+static void test_lock_nofollow(void **state)
+{
+	char dir[64], victim[128], lock[128];
+	struct stat st;
+	int fd;
+
+	strcpy(dir, "/tmp/test_vmm_lock.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(lock, sizeof(lock), "%s/vm.lock", dir);
+	fd = open(victim, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "keep", 4), 4);
+	close(fd);
+	assert_int_equal(symlink(victim, lock), 0);
+	assert_int_equal(vmm_name_lock(dir, "vm"), -ELOOP);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	unlink(lock);
+	unlink(victim);
+	rmdir(dir);
+}
+
+/* Another user connects and asks: the server must close without an answer. */
+static int nobody_asks(void *arg)
+{
+	const char *path = arg;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	const char *req = "{\"id\":1,\"cmd\":\"query\"}\n";
+	struct timeval tv = { .tv_sec = 2 };
+	char buf[256];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(a.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return 2;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+		/* already closed: fine */
+	}
+	return recv(fd, buf, sizeof(buf), 0) > 0 ? 1 : 0;  /* an answer is a failure */
+}
+
+/* Another user serves a socket; we must refuse to talk to it. */
+static int nobody_serves(void *arg)
+{
+	const char *path = arg;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), c;
+
+	strcpy(a.sun_path, path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0666) < 0 ||
+	    listen(fd, 1) < 0)
+		return 2;
+	c = accept(fd, NULL, NULL);  /* the parent's connect (refused after) */
+	close(c);
+	close(fd);
+	return 0;
+}
+
+static void test_peer_cred(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	struct srv_env e;
+	char rundir[128], path[192];
+	pid_t pid;
+	int fd, status, tries;
+
+	if (geteuid() != 0) {
+		print_message("# skip test_peer_cred: needs root to act as another user\n");
+		skip();
+	}
+	srv_setup(&e, 4);
+	/* Open the door on purpose so that only the credential check stands. */
+	assert_int_equal(chmod(e.dir, 0755), 0);
+	assert_int_equal(chmod(e.path, 0666), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(99);
+		_exit(nobody_asks(e.path));
+	}
+	for (tries = 0; tries < 100 && waitpid(pid, &status, WNOHANG) == 0; tries++)
+		vmm_evloop_run_once(e.loop, 20);
+	if (tries == 100)
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_clients_bad_peer, 1);
+	assert_int_equal(e.nr_handled, 0);
+	/* Our own uid (and root) still gets in. */
+	fd = connect_to(e.path);
+	pump(&e);
+	assert_true(vmm_peer_allowed(fd));
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 1);
+	close(fd);
+	srv_teardown(&e);
+
+	/* The client side: a socket served by another user is refused. */
+	strcpy(rundir, "/tmp/test_vmm_peer.XXXXXX");
+	assert_non_null(mkdtemp(rundir));
+	assert_int_equal(chmod(rundir, 0777), 0);
+	snprintf(path, sizeof(path), "%s/evil.sock", rundir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(99);
+		_exit(nobody_serves(path));
+	}
+	for (tries = 0; tries < 200 && access(path, F_OK) != 0; tries++)
+		usleep(10000);
+	usleep(20000);  /* listen() after bind() */
+	assert_int_equal(vmm_ctl_connect(rundir, "evil"), -EPERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	rmdir(rundir);
+}
+
+static void test_idle_clients_dropped(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	struct srv_env e;
+	char buf[4096];
+	int idle[2], busy, late, i;
+
+	srv_setup_idle(&e, 3, 100);
+	idle[0] = connect_to(e.path);
+	idle[1] = connect_to(e.path);
+	busy = connect_to(e.path);
+	pump(&e);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 3);
+	/* Full: a fourth is refused now ... */
+	late = connect_to(e.path);
+	recv_all(&e, late, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"code\":\"busy\""));
+	close(late);
+	/* ... 300 ms later the two idle ones are gone, the busy one is not
+	 * (a request every 40 ms; a partial line or a blank one would not
+	 * count as activity). */
+	for (i = 0; i < 8; i++) {
+		send_str(busy, "{\"id\":1,\"cmd\":\"version\"}\n");
+		if (send(idle[0], "\n", 1, MSG_NOSIGNAL) < 0) {
+			/* dropped already: what we expect in the end */
+		}
+		recv_all(&e, busy, buf, sizeof(buf));
+		assert_non_null(strstr(buf, "\"ok\":true"));
+	}
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_idle_clients, 2);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), 1);
+	assert_int_equal(recv(idle[0], buf, sizeof(buf), 0), 0);  /* closed */
+	assert_int_equal(recv(idle[1], buf, sizeof(buf), 0), 0);
+	late = connect_to(e.path);
+	send_str(late, "{\"id\":2,\"cmd\":\"version\"}\n");
+	recv_all(&e, late, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "{\"id\":2,\"ok\":true"));
+	close(late);
+	close(busy);
+	close(idle[0]);
+	close(idle[1]);
+	srv_teardown(&e);
+}
+
+/* `watch`: subscribers get event lines besides their responses, are not
+ * dropped as idle, and are capped at VMM_CTL_MAX_WATCHERS; others see no
+ * events. */
+static void test_watch_events(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	struct srv_env e;
+	char buf[4096];
+	int w[VMM_CTL_MAX_WATCHERS + 1], plain;
+	unsigned i;
+	struct json_object *f;
+
+	(void)state;
+	srv_setup_idle(&e, 16, 100);
+	for (i = 0; i <= VMM_CTL_MAX_WATCHERS; i++) {
+		w[i] = connect_to(e.path);
+		send_str(w[i], "{\"id\":1,\"cmd\":\"watch\"}\n");
+		recv_all(&e, w[i], buf, sizeof(buf));
+		if (i < VMM_CTL_MAX_WATCHERS)
+			assert_non_null(strstr(buf, "{\"id\":1,\"ok\":true,\"result\":{\"watching\":true}}"));
+		else
+			assert_non_null(strstr(buf, "\"code\":\"busy\""));
+	}
+	assert_int_equal(e.nr_handled, 0);   /* the server answers watch itself */
+	plain = connect_to(e.path);
+	f = json_object_new_object();
+	json_object_object_add(f, "resident_bytes", json_object_new_int64(42));
+	vmm_ctl_server_notify(e.srv, "grow", f);
+	recv_all(&e, w[0], buf, sizeof(buf));
+	assert_string_equal(buf, "{\"event\":\"grow\",\"resident_bytes\":42}\n");
+	recv_all(&e, w[VMM_CTL_MAX_WATCHERS - 1], buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 1);
+	recv_all(&e, plain, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 0);
+	recv_all(&e, w[VMM_CTL_MAX_WATCHERS], buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 0);
+	/* 300 ms idle: the watchers stay, the others go. */
+	for (i = 0; i < 6; i++) {
+		vmm_evloop_run_once(e.loop, 60);
+	}
+	pump(&e);
+	vmm_ctl_server_notify(e.srv, "lease-expired", NULL);
+	recv_all(&e, w[1], buf, sizeof(buf));
+	assert_string_equal(buf, "{\"event\":\"grow\",\"resident_bytes\":42}\n"
+			    "{\"event\":\"lease-expired\"}\n");
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_watchers, VMM_CTL_MAX_WATCHERS);
+	assert_int_equal(st.nr_events, 2 * VMM_CTL_MAX_WATCHERS);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), VMM_CTL_MAX_WATCHERS);
+	for (i = 0; i <= VMM_CTL_MAX_WATCHERS; i++)
+		close(w[i]);
+	close(plain);
+	srv_teardown(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +767,11 @@ int main(void)
 		cmocka_unit_test(test_server_long_line),
 		cmocka_unit_test(test_server_disconnects_and_limits),
 		cmocka_unit_test(test_client_helpers),
+		cmocka_unit_test(test_rundir_refused),
+		cmocka_unit_test(test_lock_nofollow),
+		cmocka_unit_test(test_peer_cred),
+		cmocka_unit_test(test_idle_clients_dropped),
+		cmocka_unit_test(test_watch_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

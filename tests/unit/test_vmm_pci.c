@@ -258,6 +258,64 @@ static void test_device_bars(void **state)
 	teardown(&e);
 }
 
+/*
+ * Issue 11 #3: where a BAR is really mapped (what the VMM registers its
+ * ioeventfds at): nowhere while decoding is off, outside the window, or on
+ * top of another device's BAR.
+ */
+static void test_bar_mapped_only_when_decoding_in_window_alone(void **state)
+{
+	struct vmm_pci_dev_cfg cfg = {
+		.vendor_id = 0x1af4, .device_id = 0x1045, .class_code = 0x00ff00,
+		.bars = { [0] = { .size_bytes = 0x8000 } }, .ops = &fake_ops,
+	};
+	struct fake_dev f1 = { 0 }, f2 = { 0 };
+	struct vmm_pci_dev *d1, *d2;
+	struct env e;
+	uint64_t a1, a2;
+	unsigned s1, s2;
+
+	setup(&e);
+	cfg.opaque = &f1;
+	assert_int_equal(vmm_pci_add(e.bus, &cfg, &d1), 0);
+	cfg.opaque = &f2;
+	assert_int_equal(vmm_pci_add(e.bus, &cfg, &d2), 0);
+	s1 = vmm_pci_dev_slot(d1);
+	s2 = vmm_pci_dev_slot(d2);
+	a1 = vmm_pci_dev_bar_addr(d1, 0);
+	a2 = vmm_pci_dev_bar_addr(d2, 0);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), 0);      /* decoding off */
+	cfg_write(&e, s1, 0x04, 0x2);
+	cfg_write(&e, s2, 0x04, 0x2);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), a1);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), a2);
+	cfg_write(&e, s2, 0x10, (uint32_t)a1);                     /* onto device 1 */
+	assert_int_equal(vmm_pci_dev_bar_addr(d2, 0), a1);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), 0);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), a1);
+	/* A storm of moves onto device 1: refused each time, lines bounded. */
+	{
+		struct vmm_pci_stats st;
+
+		for (unsigned i = 0; i < 5000; i++)
+			cfg_write(&e, s2, 0x10, (uint32_t)a1 + (i % 2) * 0x8000);
+		vmm_pci_get_stats(e.bus, &st);
+		assert_true(st.nr_bar_map_failures >= 2500);
+		/* at most a burst per 5 s window (the loop takes far less) */
+		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * VMM_RATELIMIT_BURST);
+		assert_true(st.nr_logs_suppressed > 0);
+		cfg_write(&e, s2, 0x10, (uint32_t)a1);
+	}
+	cfg_write(&e, s2, 0x10, 0x10000);                          /* guest RAM */
+	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), 0);
+	cfg_write(&e, s2, 0x10, (uint32_t)a2);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d2, 0), a2);
+	cfg_write(&e, s1, 0x04, 0x0);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), 0);
+	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 7), 0);
+	teardown(&e);
+}
+
 static void test_bad_accesses(void **state)
 {
 	struct vmm_pci_dev_cfg bad = {
@@ -329,6 +387,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf1_probe_and_host_bridge),
 		cmocka_unit_test(test_device_bars),
+		cmocka_unit_test(test_bar_mapped_only_when_decoding_in_window_alone),
 		cmocka_unit_test(test_bad_accesses),
 		cmocka_unit_test(test_iobus),
 	};

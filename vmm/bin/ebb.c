@@ -5,7 +5,7 @@
  * control protocol, the VM itself).
  *
  *   ebb run --kernel PATH [--initrd PATH] [--cmdline STR] --mem SIZE --cpus N
- *           [--name NAME] [--detach] [--ready-marker STR]
+ *           [--name NAME] [--detach [--log-max SIZE]] [--ready-marker STR]
  *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
  *   ebb balloon NAME SIZE|PERCENT% | ebb balloon NAME [--stats] [--json]
  *   ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]
@@ -26,10 +26,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
+#include "client/discover.h"
+#include "vmm/logcap.h"
 #include "vmm/memory.h"
-#include "vmm/rundir.h"
-#include "vmm/size.h"
+#include "client/rundir.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 
@@ -76,6 +78,18 @@ static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
 	fprintf(stderr, "ebb: %s: %s%s", names[level], msg, nl());
 }
 
+/* The runtime directory, created (run) or only checked (clients). */
+static void rundir_or_die(char *buf, size_t len, bool create)
+{
+	int ret = vmm_rundir(buf, len, create);
+
+	if (ret && vmm_rundir_strerror(ret))
+		die("refusing the runtime directory %s: %s", buf, vmm_rundir_strerror(ret));
+	if (ret)
+		die("cannot %s the runtime directory %s: %s (set EBB_RUNTIME_DIR)",
+		    create ? "create" : "open", buf, strerror(-ret));
+}
+
 /* ---- help ------------------------------------------------------------------- */
 
 static const char usage_main[] =
@@ -87,7 +101,8 @@ static const char usage_main[] =
 	"  stat      show one VM\n"
 	"  stop      stop a VM\n"
 	"  balloon   set a VM's balloon (its usable memory) or show it\n"
-	"  set       change a VM's memory limits (high, max) and swappiness\n"
+	"  set       change a VM's memory limits (high, max), swappiness and pool settings\n"
+	"  pool      show ebbd's memory pool, its VMs and its last decisions\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -111,6 +126,8 @@ static const char usage_run[] =
 	"  -p, --cpus N          number of vCPUs (default 1)\n"
 	"  -n, --name NAME       name for ebb ls/stat/stop (default vm-PID)\n"
 	"  -d, --detach          run in the background; console to RUNDIR/NAME.log\n"
+	"      --log-max SIZE    --detach: cap NAME.log at SIZE, older output rotates to\n"
+	"                        NAME.log.1 (default 1M; at least 4K)\n"
 	"      --ready-marker S  time the first console line containing S (ebb stat)\n"
 	"      --thp on|off      back guest RAM with transparent huge pages (default on;\n"
 	"                        only with --reclaim off: the engine pages 4 KiB)\n"
@@ -200,6 +217,8 @@ static int exit_status(const struct vmm_vm_exit *e)
  * async-signal-safe calls.
  */
 static char fatal_name[64];
+/* The VM whose vCPUs may take a SIGBUS for lost guest RAM (vmm_vm_on_sigbus). */
+static struct vmm_vm *volatile sigbus_vm;
 
 static size_t fmt_u64(char *buf, uint64_t v, unsigned base)
 {
@@ -223,6 +242,8 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc)
 			   sig == SIGFPE ? "SIGFPE" : sig == SIGILL ? "SIGILL" : "SIGABRT";
 
 	(void)uc;
+	if (sig == SIGBUS && sigbus_vm && vmm_vm_on_sigbus(sigbus_vm, si))
+		return;  /* a machine check for the guest, not our death */
 #define PUT(str) do { for (const char *s_ = (str); *s_ && n < sizeof(msg) - 2; s_++) msg[n++] = *s_; } while (0)
 	PUT("ebb: VM ");
 	PUT(fatal_name);
@@ -239,6 +260,7 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc)
 	if (write(STDERR_FILENO, msg, n) < 0) {
 		/* nothing left to tell */
 	}
+	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
@@ -250,10 +272,63 @@ static void catch_fatal_signals(const char *name)
 	snprintf(fatal_name, sizeof(fatal_name), "%s", name);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fatal_handler;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+	/* No SA_RESETHAND: SIGBUS may be survivable (vmm_vm_on_sigbus); the
+	 * handler restores the default itself before it re-raises. */
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
+}
+
+/*
+ * --detach: stdout and stderr (the guest console and our log lines) go into
+ * a pipe that a child process copies into NAME.log within log_max_bytes
+ * (rotating to NAME.log.1, see vmm/logcap.h).  A child rather than a thread
+ * so that the last words of a crash (fatal_handler) still reach the file:
+ * the writer runs until the last writer of the pipe is gone.
+ */
+static void start_log_writer(const char *log_path, uint64_t log_max_bytes)
+{
+	int pfd[2], fd;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	/* Fail here, in front of the user, if the file cannot be made. */
+	fd = vmm_logcap_open(log_path);
+	if (fd < 0)
+		die("cannot create %s: %s", log_path, strerror(-fd));
+	close(fd);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int ret;
+
+		/* Keep only the pipe's read end: in particular not the start-up
+		 * pipe, whose EOF the user's shell waits for. */
+		if (dup2(pfd[0], STDIN_FILENO) < 0)
+			_exit(1);
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (close_range(3, ~0u, 0) < 0) {
+			for (fd = 3; fd < 1024; fd++)
+				close(fd);
+		}
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		ret = vmm_logcap_copy(STDIN_FILENO, log_path, log_max_bytes, NULL);
+		_exit(ret ? 1 : 0);
+	}
+	if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
+		die("dup2: %s", strerror(errno));
+	close(pfd[0]);
+	close(pfd[1]);
+	setvbuf(stdout, NULL, _IONBF, 0);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -280,10 +355,12 @@ static int cmd_run(int argc, char **argv)
 		{ "swap-encrypt", required_argument, NULL, 'M' },
 		{ "ksm", required_argument, NULL, 'M' },
 		{ "dirty-log", required_argument, NULL, 'M' },
+		{ "log-max", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	uint64_t log_max_bytes = VMM_LOGCAP_DEFAULT_MAX_BYTES;
 	struct vmm_vm_cfg cfg = {
 		.nr_cpus = 1, .console_in_fd = STDIN_FILENO, .console_out_fd = STDOUT_FILENO,
 		.handle_signals = true, .thp = true, .log = { .fn = log_cb },
@@ -321,6 +398,11 @@ static int cmd_run(int argc, char **argv)
 		}
 		case 'n': cfg.name = optarg; break;
 		case 'd': detach = true; break;
+		case 'L':
+			ret = vmm_parse_size(optarg, 1, &log_max_bytes);
+			if (ret || log_max_bytes < VMM_LOGCAP_MIN_MAX_BYTES)
+				die("bad --log-max '%s': give a size of at least 4K, like 1M", optarg);
+			break;
 		case 'R': cfg.ready_marker = optarg; break;
 		case 'T':
 			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
@@ -365,13 +447,19 @@ static int cmd_run(int argc, char **argv)
 		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
 		cfg.name = name;
 	}
+	if (!strcmp(cfg.name, EBB_DISCOVER_RESERVED_NAME))
+		die("the name \"%s\" is ebbd's (its socket is in the same directory): pick another",
+		    cfg.name);
 	if (!vmm_name_valid(cfg.name))
 		die("bad --name '%s': use 1-%d characters from A-Z a-z 0-9 _ . - "
 		    "(not starting with . or -)", cfg.name, VMM_NAME_MAX_BYTES);
-	ret = vmm_rundir(rundir, sizeof(rundir), true);
-	if (ret)
-		die("cannot create the runtime directory: %s (set EBB_RUNTIME_DIR)", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), true);
 	cfg.rundir = rundir;
+	{
+		const char *hooks = getenv("EBB_TEST_HOOKS");
+
+		cfg.test_hooks = hooks && !strcmp(hooks, "1");
+	}
 	cfg.on_running = on_running;
 	cfg.opaque = &ctx;
 
@@ -402,18 +490,15 @@ static int cmd_run(int argc, char **argv)
 		close(pipefd[0]);
 		ctx.ready_fd = pipefd[1];
 		setsid();
-		snprintf(log_path, sizeof(log_path), "%s/%s.log", rundir, cfg.name);
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		n = snprintf(log_path, sizeof(log_path), "%s/%s.log", rundir, cfg.name);
+		if (n < 0 || (size_t)n >= sizeof(log_path))
+			die("runtime directory path too long for %s.log", cfg.name);
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
 			dup2(fd, STDIN_FILENO);
 			close(fd);
 		}
-		fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
+		start_log_writer(log_path, log_max_bytes);
 		cfg.console_in_fd = -1;
 	}
 
@@ -438,7 +523,9 @@ static int cmd_run(int argc, char **argv)
 				cfg.name, nl());
 		}
 	}
+	sigbus_vm = vm;
 	ret = vmm_vm_run(vm, &vexit);
+	sigbus_vm = NULL;
 	vmm_vm_destroy(vm);
 	restore_terminal();
 	if (ret)
@@ -505,8 +592,11 @@ static void ls_one(void *opaque, const char *name)
 	struct ls_ctx *ctx = opaque;
 	struct vmm_ctl_response resp;
 	char mem[32], up[32];
-	int ret = call(ctx->rundir, name, "query", &resp);
+	int ret;
 
+	if (!strcmp(name, EBB_DISCOVER_RESERVED_NAME))
+		return;  /* ebbd's socket, not a VM (ebb pool) */
+	ret = call(ctx->rundir, name, "query", &resp);
 	if (ret == -ECONNREFUSED || ret == -ENOENT)
 		return;  /* stale socket of a VMM that died */
 	if (ctx->nr_shown++ == 0)
@@ -526,6 +616,116 @@ static void ls_one(void *opaque, const char *name)
 	vmm_ctl_response_release(&resp);
 }
 
+static const char *mib_str(int64_t bytes, char *buf, size_t len)
+{
+	if (bytes < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%lldM", (long long)(bytes >> 20));
+	return buf;
+}
+
+/* One line about ebbd's pool when ebbd runs; false when it does not. */
+static bool pool_line(const char *rundir)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *r;
+	char b[6][24];
+
+	if (call(rundir, EBB_DISCOVER_RESERVED_NAME, "pool", &resp))
+		return false;
+	if (!resp.ok) {
+		vmm_ctl_response_release(&resp);
+		return false;
+	}
+	r = resp.result;
+	printf("pool: ebbd policy %s, %s; budget %s used %s free %s (watermarks min %s low %s "
+	       "high %s), %lld VMs\n", get_str(r, "policy"), get_str(r, "state"),
+	       mib_str(get_int(r, "budget_bytes", -1), b[0], sizeof(b[0])),
+	       mib_str(get_int(r, "used_bytes", -1), b[1], sizeof(b[1])),
+	       mib_str(get_int(r, "free_bytes", -1), b[2], sizeof(b[2])),
+	       mib_str(get_int(r, "wmark_min_bytes", -1), b[3], sizeof(b[3])),
+	       mib_str(get_int(r, "wmark_low_bytes", -1), b[4], sizeof(b[4])),
+	       mib_str(get_int(r, "wmark_high_bytes", -1), b[5], sizeof(b[5])),
+	       (long long)get_int(r, "nr_vms", 0));
+	vmm_ctl_response_release(&resp);
+	return true;
+}
+
+static void print_vms(struct json_object *arr)
+{
+	char b[4][24];
+	size_t i, n;
+
+	n = json_object_array_length(arr);
+	printf("%-16s %9s %9s %9s %9s %7s %6s %8s\n", "VM", "RESIDENT", "HIGH", "MAX",
+	       "BALLOON", "CLAMPED", "WEIGHT", "AGENT");
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i), *x;
+		bool cl = json_object_object_get_ex(v, "clamped", &x) && json_object_get_boolean(x);
+		bool ag = json_object_object_get_ex(v, "agent", &x) && json_object_get_boolean(x);
+
+		printf("%-16s %9s %9s %9s %9s %7s %6lld %8s\n", get_str(v, "name"),
+		       mib_str(get_int(v, "resident_bytes", -1), b[0], sizeof(b[0])),
+		       mib_str(get_int(v, "high_bytes", -1), b[1], sizeof(b[1])),
+		       mib_str(get_int(v, "max_bytes", -1), b[2], sizeof(b[2])),
+		       mib_str(get_int(v, "balloon_actual_bytes", -1), b[3], sizeof(b[3])),
+		       cl ? "yes" : "no", (long long)get_int(v, "weight", -1), ag ? "yes" : "no");
+	}
+}
+
+static const char usage_pool[] =
+	"usage: ebb pool [--trace N]\n"
+	"\n"
+	"Shows ebbd's memory pool (budget, use, watermarks, state), each VM it\n"
+	"manages and its last N decisions (default 10) with their reasons.\n";
+
+static int cmd_pool(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *arr, *args;
+	char rundir[256];
+	long last = 10;
+	size_t i, n;
+	int fd;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_pool, stdout);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--trace"))
+		last = strtol(argv[2], NULL, 10);
+	else if (argc > 1)
+		die("usage: ebb pool [--trace N]");
+	rundir_or_die(rundir, sizeof(rundir), false);
+	if (!pool_line(rundir))
+		die("ebbd is not running (no answer on %s/%s.sock)", rundir,
+		    EBB_DISCOVER_RESERVED_NAME);
+	if (!call(rundir, EBB_DISCOVER_RESERVED_NAME, "vms", &resp)) {
+		if (resp.ok && json_object_object_get_ex(resp.result, "vms", &arr))
+			print_vms(arr);
+		vmm_ctl_response_release(&resp);
+	}
+	if (last <= 0)
+		return 0;
+	fd = vmm_ctl_connect(rundir, EBB_DISCOVER_RESERVED_NAME);
+	args = json_object_new_object();
+	if (fd < 0 || !args)
+		return 1;
+	json_object_object_add(args, "last", json_object_new_int64(last));
+	if (!vmm_ctl_call(fd, "trace", args, CALL_TIMEOUT_MS, &resp)) {
+		if (resp.ok && json_object_object_get_ex(resp.result, "trace", &arr)) {
+			n = json_object_array_length(arr);
+			printf("last %zu decisions:\n", n);
+			for (i = 0; i < n; i++)
+				printf("  %s\n", get_str(json_object_array_get_idx(arr, i), "line"));
+		}
+		vmm_ctl_response_release(&resp);
+	}
+	close(fd);
+	return 0;
+}
+
 static int cmd_ls(int argc, char **argv)
 {
 	struct ls_ctx ctx = { 0 };
@@ -538,15 +738,14 @@ static int cmd_ls(int argc, char **argv)
 	}
 	if (argc > 1)
 		die("ebb ls takes no arguments");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	ctx.rundir = rundir;
 	ret = vmm_list_names(rundir, ls_one, &ctx);
 	if (ret < 0)
 		die("cannot read %s: %s", rundir, strerror(-ret));
 	if (ctx.nr_shown == 0)
 		printf("no VMs running (runtime directory %s)\n", rundir);
+	pool_line(rundir);
 	return 0;
 }
 
@@ -556,6 +755,9 @@ static void name_error(const char *name, int ret)
 		die("no VM named \"%s\" is running (see ebb ls)", name);
 	if (ret == -EINVAL)
 		die("bad VM name \"%s\"", name);
+	if (ret == -EPERM)
+		die("VM %s: its socket is served by a process of another user: refusing to talk "
+		    "to it (check who can write to the runtime directory)", name);
 	die("VM %s: %s", name, strerror(-ret));
 }
 
@@ -568,10 +770,9 @@ static bool call_vm(const char *name, const char *cmd, struct json_object *args,
 		    struct vmm_ctl_response *resp)
 {
 	char rundir[256];
-	int ret = vmm_rundir(rundir, sizeof(rundir), false), fd;
+	int ret, fd;
 
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	fd = vmm_ctl_connect(rundir, name);
 	if (fd < 0)
 		name_error(name, fd);
@@ -731,6 +932,9 @@ static int cmd_stat(int argc, char **argv)
 		       (long long)get_int(resp.result, "nr_exits", -1),
 		       (long long)get_int(resp.result, "nr_pio_exits", -1),
 		       (long long)get_int(resp.result, "nr_mmio_exits", -1));
+		printf("guest MCE:  %lld (machine checks for guest RAM lost on the host; %lld banks)\n",
+		       (long long)get_int(resp.result, "nr_guest_mce", -1),
+		       (long long)get_int(resp.result, "mce_banks", -1));
 		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
 		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
 		print_balloon(resp.result, false);
@@ -747,10 +951,14 @@ static int cmd_stat(int argc, char **argv)
 
 static const char usage_set[] =
 	"usage: ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]\n"
+	"                    [min=SIZE] [low=SIZE] [weight=N] [ksm=on|off]\n"
 	"\n"
 	"Changes a running VM's memory limits (resident guest RAM: background reclaim\n"
 	"above high, a hard limit at max; sizes like 400M or a percentage of its RAM)\n"
-	"and swappiness (0..200).  A new max without a high puts high at max - 1/16.\n";
+	"and swappiness (0..200).  A new max without a high puts high at max - 1/16.\n"
+	"min, low and weight are for ebbd (docs/ebbd.md): it never reclaims the VM\n"
+	"below min, below low only when nothing else is left, and weight (1..10000,\n"
+	"default 100) is its share of pressure.\n";
 
 static int cmd_set(int argc, char **argv)
 {
@@ -784,6 +992,26 @@ static int cmd_set(int argc, char **argv)
 			json_object_object_add(args, sz.is_pct ? (high ? "high_percent" : "max_percent")
 							       : (high ? "high_bytes" : "max_bytes"),
 					       json_object_new_int64((int64_t)sz.value));
+		} else if (!strncmp(argv[i], "min=", 4) || !strncmp(argv[i], "low=", 4)) {
+			uint64_t v;
+
+			if (vmm_parse_size(eq + 1, 1ull << 20, &v))
+				die("bad %s: give a size (400M, 1G)", argv[i]);
+			json_object_object_add(args, argv[i][0] == 'm' ? "min_bytes" : "low_bytes",
+					       json_object_new_int64((int64_t)v));
+		} else if (!strncmp(argv[i], "ksm=", 4)) {
+			if (strcmp(eq + 1, "on") != 0 && strcmp(eq + 1, "off") != 0)
+				die("bad %s: give on or off", argv[i]);
+			json_object_object_add(args, "ksm", json_object_new_boolean(!strcmp(eq + 1, "on")));
+		} else if (!strncmp(argv[i], "weight=", 7)) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(eq + 1, &end, 10);
+			if (errno || *end || end == eq + 1 || v < 1 || v > 10000)
+				die("bad %s: give 1 to 10000", argv[i]);
+			json_object_object_add(args, "weight", json_object_new_int64(v));
 		} else if (!strncmp(argv[i], "swappiness=", 11)) {
 			char *end;
 			long v;
@@ -801,10 +1029,20 @@ static int cmd_set(int argc, char **argv)
 		die("which VM? usage: ebb set NAME high=SIZE max=SIZE swappiness=N");
 	if (!call_vm(name, "set", args, &resp))
 		return 1;
-	printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
-	       (long long)get_int(resp.result, "high_pages", -1),
-	       (long long)get_int(resp.result, "max_pages", -1),
-	       (long long)get_int(resp.result, "swappiness", -1));
+	if (get_int(resp.result, "high_pages", -1) >= 0)
+		printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
+		       (long long)get_int(resp.result, "high_pages", -1),
+		       (long long)get_int(resp.result, "max_pages", -1),
+		       (long long)get_int(resp.result, "swappiness", -1));
+	{
+		struct json_object *pool;
+
+		if (json_object_object_get_ex(resp.result, "pool", &pool))
+			printf("%s: min %lld bytes, low %lld bytes, weight %lld\n", name,
+			       (long long)get_int(pool, "min_bytes", -1),
+			       (long long)get_int(pool, "low_bytes", -1),
+			       (long long)get_int(pool, "weight", -1));
+	}
 	vmm_ctl_response_release(&resp);
 	return 0;
 }
@@ -821,9 +1059,7 @@ static int cmd_stop(int argc, char **argv)
 	}
 	if (argc != 2)
 		die("usage: ebb stop NAME");
-	ret = vmm_rundir(rundir, sizeof(rundir), false);
-	if (ret)
-		die("runtime directory: %s", strerror(-ret));
+	rundir_or_die(rundir, sizeof(rundir), false);
 	fd = vmm_ctl_connect(rundir, argv[1]);
 	if (fd < 0)
 		name_error(argv[1], fd);
@@ -870,6 +1106,30 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
+/* Test only (docs/vmm.md): ebb debug-poison NAME GPA; the VM must have been
+ * started with EBB_TEST_HOOKS=1.  Not listed in the help. */
+static int cmd_debug_poison(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *args;
+	unsigned long long gpa;
+	char *end;
+
+	if (argc != 3)
+		die("usage: ebb debug-poison NAME GPA (test only)");
+	errno = 0;
+	gpa = strtoull(argv[2], &end, 0);
+	if (errno || *end || end == argv[2])
+		die("bad GPA '%s'", argv[2]);
+	args = json_object_new_object();
+	json_object_object_add(args, "gpa", json_object_new_int64((int64_t)gpa));
+	if (!call_vm(argv[1], "debug-poison", args, &resp))  /* consumes args */
+		return 1;
+	printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
+	vmm_ctl_response_release(&resp);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -894,6 +1154,10 @@ int main(int argc, char **argv)
 		return cmd_balloon(argc - 1, argv + 1);
 	if (!strcmp(cmd, "set"))
 		return cmd_set(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pool"))
+		return cmd_pool(argc - 1, argv + 1);
+	if (!strcmp(cmd, "debug-poison"))
+		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

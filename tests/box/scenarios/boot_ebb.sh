@@ -8,7 +8,12 @@
 #      (exit 0).  In a box with more than one CPU, 1 vCPU and a SKIP line for
 #      SMP (see below; EBB_BOOT_SMP_ANYWAY=1 forces 2 vCPUs).
 #   C  a guest kernel panic (sysrq c; panic=-1 is in ebb's default command
-#      line): ebb exits 3 and says "guest kernel panic".
+#      line): the kernel reports it through pvpanic (ACPI QEMU0001, port
+#      0x505); ebb exits 3 and says "guest kernel panic".
+#   G  a guest USER (nobody) prints "reboot: Power down" and "Kernel panic -
+#      not syncing" on ttyS0: the VM keeps running; then power-off through
+#      ACPI S5 (PM1a_CNT) ends it with exit 0.  The guest runs with ACPI
+#      (acpi=noirq: CPUs from the MADT, IRQ routing from the MP table).
 #   E  --detach (two VMs at once in ebb ls), SIGTERM and ebb stop end them;
 #      a file that is not a bzImage, too many vCPUs, too little memory and a
 #      bad size are refused with clear messages.
@@ -93,8 +98,8 @@ echo "hello-from-host" >&3
 wait_for a.log 'ebb-exit:' 120
 grep -q 'guest-got: hello-from-host' a.log
 check $? "A: console input reached the guest"
-grep -q 'ebb-exit: 0' a.log && grep -q 'guest powered off' a.log.err
-check $? "A: the guest powered off and ebb run exited 0"
+grep -q 'ebb-exit: 0' a.log && grep -q 'guest powered off (ACPI S5)' a.log.err
+check $? "A: the guest powered off through ACPI S5 and ebb run exited 0"
 exec 3>&-
 [ "$fail" = 0 ] || dump a.log
 "$EBB" ls | grep -q 'no VMs running'
@@ -135,10 +140,35 @@ tC=$t0
 wait_for c.log 'ebb-exit:' 300 || give_up vm-c
 grep -q 'ebb-exit: 3' c.log
 check $? "C: a guest kernel panic makes ebb run exit 3 ($(grep -o 'ebb-exit: [0-9]*' c.log))"
-grep -q 'guest kernel panic: Kernel panic - not syncing' c.log.err
+grep -q 'guest kernel panic (pvpanic): Kernel panic - not syncing' c.log.err
 check $? "C: ebb says why: $(head -c 120 c.log.err)"
+grep -q 'guest kernel panic (pvpanic)' c.log.err
+check $? "C: the panic came through pvpanic, not console text"
 exec 3>&-
 [ "$fail" = 0 ] || dump c.log
+
+# ---- G: console text from a guest user does not stop the VM ---------------
+fail=0
+boot vm-g g.log 1 256M 'echo "guest-acpi: $(ls /sys/firmware/acpi/tables 2>/dev/null | tr "\n" " ")"
+echo "guest-pvpanic: $(ls /sys/bus/platform/drivers/pvpanic-mmio 2>/dev/null | grep -c QEMU0001)"
+chmod 666 /dev/ttyS0
+su nobody -s /bin/sh -c "echo guest-user-uid: \$(id -u); printf \"reboot: Power down\\n\" >/dev/ttyS0; printf \"Kernel panic - not syncing: Fatal exception\\n\" >/dev/ttyS0"
+sleep 4
+echo "guest-still-alive"'
+wait_for g.log 'ebb-exit:' 300 || give_up vm-g
+grep -q 'guest-user-uid: 65534' g.log && grep -q '^[0-9.]* reboot: Power down' g.log &&
+	grep -q '^[0-9.]* Kernel panic - not syncing: Fatal exception' g.log
+check $? "G: user nobody printed both magic lines on ttyS0"
+grep -q 'guest-still-alive' g.log
+check $? "G: the VM kept running after them (4 s, more than the 2 s panic grace)"
+grep -q 'ebb-exit: 0' g.log && grep -q 'guest powered off (ACPI S5)' g.log.err
+check $? "G: it then powered off through ACPI S5, ebb exited 0 ($(tail -n 1 g.log.err))"
+grep -Eq 'guest-acpi: .*APIC.*DSDT.*FACP' g.log
+check $? "G: the guest kernel found the ACPI tables ($(grep -m1 guest-acpi: g.log | cut -d' ' -f2-))"
+grep -q 'guest-pvpanic: 1' g.log
+check $? "G: pvpanic-mmio bound the ACPI device QEMU0001"
+exec 3>&-
+[ "$fail" = 0 ] || dump g.log
 
 # ---- E: --detach, SIGTERM, and the CLI's refusals (no boot needed) ---------
 fail=0
