@@ -114,6 +114,8 @@ mount -t tmpfs -o ro,size=4k none /sys/kernel/mm/page_idle ||
 run dirty --mem-max 300M
 umount /sys/kernel/mm/page_idle
 run idle --mem-max 300M
+# A run that failed early leaves its figures unset.
+: "${rate_dirty:=-1}" "${rate_idle:=-1}" "${tp_dirty:=0}" "${tp_idle:=0}"
 for n in $([ "$full" = 1 ] && echo free) dirty idle; do
 	eval "ok=\$ok_$n"
 	[ "${ok:-1}" -eq 0 ]
