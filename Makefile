@@ -1,6 +1,7 @@
 # ebb — one non-recursive GNU Makefile.
 #
-# Layout: every library folder (virtio/, host-reclaim/, vmm/, guest-agent/)
+# Layout: every library folder (client/, virtio/, host-reclaim/, vmm/,
+# guest-agent/, host-reclaim/ebbd/)
 # builds one static library from its top-level *.c files; the programs live in
 # <folder>/bin/*.c and only compose the libraries.  Everything built goes to
 # $(BUILD) (default build/).  Tests are found by name:
@@ -68,7 +69,9 @@ endif
 
 # --- libraries -------------------------------------------------------------
 
-LIB_NAMES := virtio reclaim vmm agent
+LIB_NAMES := client virtio reclaim vmm agent ebbd
+client_DIR  := client
+ebbd_DIR    := host-reclaim/ebbd
 virtio_DIR  := virtio
 reclaim_DIR := host-reclaim
 vmm_DIR     := vmm
@@ -130,6 +133,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/itest_*.c)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 ITEST_SCRIPTS := $(wildcard tests/integration/*.sh)
+# Helper programs the integration tests start (not tests themselves).
+ITEST_HELPER_SRC := $(wildcard tests/integration/stub_*.c)
+ITEST_HELPERS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_HELPER_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -153,7 +159,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 # libFuzzer targets: clang, the library sources compiled in with coverage.
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC)
+FUZZ_LIB_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
@@ -166,7 +172,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 
 all: $(PROGRAMS) $(TEST_PROGS)
 
-tests: all $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+tests: all $(UNIT_BINS) $(ITEST_BINS) $(ITEST_HELPERS) $(BENCH_BINS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -204,7 +210,7 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(PROGRAM_SRC)
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC)
 lint:
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

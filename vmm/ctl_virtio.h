@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/virtio_devs.h"
 
 /* Adds "balloon" and "agent" objects to a query result (nothing without devices). */

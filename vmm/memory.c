@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "host-reclaim/region.h"
-#include "vmm/size.h"
+#include "client/size.h"
 
 #define PAGE_BYTES 4096ull
 
@@ -663,6 +663,42 @@ enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_r
 	json_object_object_add(r, "swappiness", json_object_new_int(m->swappiness));
 	*result = r;
 	return VMM_CTL_OK;
+}
+
+struct ebb_region *vmm_memory_region(struct vmm_memory *m)
+{
+	return m ? m->region : NULL;
+}
+
+int vmm_memory_swappiness(struct vmm_memory *m)
+{
+	return m ? m->swappiness : -1;
+}
+
+int vmm_memory_set_ksm(struct vmm_memory *m, bool on)
+{
+	if (!m)
+		return -EOPNOTSUPP;
+	if (m->cfg.opts.ksm == on)
+		return 0;
+	if (madvise(m->cfg.ram, m->cfg.mem_bytes, on ? MADV_MERGEABLE : MADV_UNMERGEABLE) < 0)
+		return -errno;
+	m->cfg.opts.ksm = on;
+	return 0;
+}
+
+bool vmm_memory_ksm(struct vmm_memory *m)
+{
+	return m && m->cfg.opts.ksm;
+}
+
+int64_t vmm_memory_ksm_pages(struct vmm_memory *m)
+{
+	int64_t rmap;
+
+	if (!m || !m->cfg.opts.ksm)
+		return -1;
+	return ksm_merging_pages(&rmap);
 }
 
 /* ---- formatting for ebb stat ---------------------------------------------------------- */

@@ -31,8 +31,8 @@
 
 #include <json-c/json.h>
 
-#include "vmm/ctl.h"
-#include "vmm/log.h"
+#include "client/ctl.h"
+#include "client/log.h"
 
 enum vmm_swap_compress {
 	VMM_SWAP_LZ4 = 0,   /* compressed in-memory tier (LZ4), then the file tier */
@@ -115,6 +115,16 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result);
  * max_percent, swappiness.  m may be NULL (engine off: an error). */
 enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_request *req,
 				    struct json_object **result, char *msg, size_t msg_len);
+
+/* For vmm/poolctl.c: the engine region (limits, counters), the live
+ * swappiness, and this process's KSM merged pages (-1: KSM off or unknown). */
+struct ebb_region *vmm_memory_region(struct vmm_memory *m);
+int vmm_memory_swappiness(struct vmm_memory *m);
+int64_t vmm_memory_ksm_pages(struct vmm_memory *m);
+/* KSM on guest RAM, live (MADV_MERGEABLE / MADV_UNMERGEABLE; unmerging
+ * copies every shared page back).  0 or -errno. */
+int vmm_memory_set_ksm(struct vmm_memory *m, bool on);
+bool vmm_memory_ksm(struct vmm_memory *m);
 
 /* Resolves a size against the guest RAM, in pages (rounded down). */
 uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes);

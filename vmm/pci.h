@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "vmm/iobus.h"
-#include "vmm/log.h"
+#include "client/log.h"
 
 #define VMM_PCI_CONFIG_PORT 0xcf8
 #define VMM_PCI_CONFIG_NR_PORTS 8

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/log.h"
+#include "client/log.h"
 
 #define VMM_COM1_PORT 0x3f8
 #define VMM_COM1_IRQ 4

@@ -26,7 +26,7 @@
 #include "virtio/console.h"
 #include "virtio/pci.h"
 #include "vmm/pci.h"
-#include "vmm/peer.h"
+#include "client/peer.h"
 #include "vmm/virtio_devs.h"
 #include "vmm/vm.h"
 

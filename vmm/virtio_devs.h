@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 
 struct vmm_vm;
 struct virtio_balloon;

@@ -32,15 +32,16 @@
 #include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
-#include "vmm/ctl_server.h"
+#include "client/ctl_server.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
 #include "vmm/legacy.h"
 #include "vmm/mce.h"
 #include "vmm/mptable.h"
-#include "vmm/rundir.h"
+#include "vmm/poolctl.h"
+#include "client/rundir.h"
 #include "vmm/serial.h"
-#include "vmm/size.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 
@@ -110,6 +111,7 @@ struct vmm_vm {
 	struct vmm_ctl_server *ctl;
 	struct vmm_virtio_devs *virtio;
 	struct vmm_memory *memory;   /* NULL: reclaim off */
+	struct vmm_poolctl *poolctl; /* ebbd's settings, clamps and stats */
 	int lock_fd;
 	int signal_fd;
 	int panic_timer_fd;
@@ -498,6 +500,14 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 
 /* ---- control socket ---------------------------------------------------------- */
 
+/* Events to `watch` subscribers (ebbd); the server exists once the VM is up. */
+static void ctl_notify(void *opaque, const char *event, struct json_object *fields)
+{
+	struct vmm_vm *vm = opaque;
+
+	vmm_ctl_server_notify(vm->ctl, event, fields);
+}
+
 /*
  * CLIENT: test only, and only when the VM was started with test hooks
  * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
@@ -576,6 +586,7 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		vmm_ctl_virtio_query(vm->virtio, r);
 		vmm_memory_query(vm->memory, r);
+		vmm_poolctl_query(vm->poolctl, r);
 		*result = r;
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_BALLOON:
@@ -583,7 +594,16 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 	case VMM_CTL_CMD_DEBUG_POISON:
 		return ctl_debug_poison(vm, req, result, msg, msg_len);
 	case VMM_CTL_CMD_SET:
-		return vmm_memory_ctl_set(vm->memory, req, result, msg, msg_len);
+		return vmm_poolctl_set(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_CLAMP:
+		return vmm_poolctl_clamp(vm->poolctl, req, result, msg, msg_len);
+	case VMM_CTL_CMD_STATS: {
+		enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
+
+		if (e == VMM_CTL_OK)
+			vmm_ctl_virtio_query(vm->virtio, *result);
+		return e;
+	}
 	case VMM_CTL_CMD_STOP:
 		if (is_stopping(vm)) {
 			snprintf(msg, msg_len, "the VM is already stopping");
@@ -604,6 +624,11 @@ static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 		*result = r;
 		return VMM_CTL_OK;
+	default:
+		/* ebbd's commands (pool, vms, policy, trace): not a VM's */
+		snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
+			 vmm_ctl_cmd_name(req->cmd));
+		return VMM_CTL_ERR_UNKNOWN_CMD;
 	}
 	snprintf(msg, msg_len, "out of memory");
 	return VMM_CTL_ERR_INTERNAL;
@@ -1476,6 +1501,18 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 			goto fail;
 		}
 	}
+	{
+		struct vmm_poolctl_cfg pcc = {
+			.memory = vm->memory, .loop = vm->loop, .mem_bytes = cfg->mem_bytes,
+			.notify = ctl_notify, .notify_opaque = vm, .log = cfg->log,
+		};
+
+		ret = vmm_poolctl_create(&pcc, &vm->poolctl);
+		if (ret) {
+			snprintf(err, err_len, "cannot set up the pool controls: %s", strerror(-ret));
+			goto fail;
+		}
+	}
 	if (cfg->rundir) {
 		char path[512];
 		struct vmm_ctl_server_cfg cc = {
@@ -1572,6 +1609,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (!vm)
 		return;
 	vmm_ctl_server_destroy(vm->ctl);
+	vmm_poolctl_destroy(vm->poolctl);
 	vmm_virtio_devs_destroy(vm->virtio);
 	if (vm->signal_fd >= 0)
 		close(vm->signal_fd);

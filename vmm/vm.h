@@ -30,8 +30,8 @@
 #include <stdint.h>
 
 #include "vmm/boot.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 #include "vmm/memory.h"
 #include "vmm/pci.h"
 #include "vmm/virtio_devs.h"

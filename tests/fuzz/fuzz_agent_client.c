@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: everything a guest can send to the host over the agent
- * channel, fed to the host-side client (host-reclaim/agent_client) in chunks
+ * channel, fed to the host-side client (client/agent_client) in chunks
  * whose sizes the fuzzer also chooses.  Unsolicited messages come out of the
  * event queue; each must satisfy the ranges the client promises its callers
  * (docs/agent-protocol.md, "client contract"), whatever the guest wrote.
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

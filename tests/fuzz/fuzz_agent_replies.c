@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_agent_replies.c — libFuzzer target for the reply decoders
- * of host-reclaim/agent_client.c, which fuzz_agent_client does not reach:
+ * of client/agent_client.c, which fuzz_agent_client does not reach:
  * that one feeds bytes with no request in flight, so every reply is stray
  * and only unsolicited messages are decoded.  Here the guest's bytes wait in
  * a real socket while the client makes its four requests in turn (hello,
@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_ctl.c — libFuzzer target for the control protocol parser
- * (vmm/ctl.c): every byte string a client can send as one line, through the
+ * (client/ctl.c): every byte string a client can send as one line, through the
  * request parser (and, for accepted requests, the response formatter, whose
  * output must parse back with the same id), and through the client's
  * response parser.  Built with ASan + UBSan by `make fuzz`.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

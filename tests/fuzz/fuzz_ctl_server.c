@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_ctl_server.c — libFuzzer target for the control server's
- * framing (vmm/ctl_server.c), not only its parser: real Unix sockets and a
+ * framing (client/ctl_server.c), not only its parser: real Unix sockets and a
  * real event loop, driven by a script the fuzzer writes.  Each 2-byte
  * record picks an operation and a client (of up to 24, more than the
  * server's limit of 4): connect, send the next chunk of input bytes (any
@@ -23,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/ctl_server.h"
+#include "client/ctl_server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

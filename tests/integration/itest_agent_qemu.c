@@ -10,7 +10,7 @@
  * keeps /dev/vda open, because the kernel truncates a block device's cache
  * when its last opener closes it.  The guest script
  * prints its /proc/meminfo to the console; this program drives the agent with
- * host-reclaim/agent_client and checks, in order:
+ * client/agent_client and checks, in order:
  *   hello + caps; report vs the guest's own /proc/meminfo; garbage does not
  *   kill the agent; host disconnect + reconnect; drop_caches frees the disk
  *   cache; compaction and proactive reclaim answer; a memory hog in the guest
@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 

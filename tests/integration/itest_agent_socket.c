@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 static int test_nr, nr_failed;
 

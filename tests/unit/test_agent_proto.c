@@ -1,7 +1,7 @@
 /*
  * test_agent_proto.c - the guest-agent protocol both ways: the agent core
  * (guest-agent/agent.c) run against sample /proc files in a temporary
- * directory, and the host client (host-reclaim/agent_client.c) talking to it
+ * directory, and the host client (client/agent_client.c) talking to it
  * over a socketpair, plus hostile and garbage input in both directions.
  */
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "guest-agent/agent.h"
-#include "host-reclaim/agent_client.h"
+#include "client/agent_client.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 /* Feed a string literal, embedded NULs included. */

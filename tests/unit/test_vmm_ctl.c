@@ -1,12 +1,12 @@
 /*
- * tests/unit/test_vmm_ctl.c — the control protocol (vmm/ctl.c) and its
- * server (vmm/ctl_server.c).  The parser gets good requests and a catalogue
+ * tests/unit/test_vmm_ctl.c — the control protocol (client/ctl.c) and its
+ * server (client/ctl_server.c).  The parser gets good requests and a catalogue
  * of hostile ones; every error carries its code and, where one could be
  * read, the client's id.  The server runs on a real Unix socket and a real
  * event loop, stepped from the test: malformed lines and unknown commands get
  * errors and the connection stays usable, over-long lines are refused and
  * skipped, a client vanishing mid-request harms nothing, the client limit
- * holds, the socket is 0600, and the client helpers in vmm/rundir.c talk to it.
+ * holds, the socket is 0600, and the client helpers in client/rundir.c talk to it.
  * Trust: the runtime directory is refused unless ours and 0700 (a symlink,
  * another owner, a wider mode); NAME.lock never follows a symlink; clients
  * of another uid are refused (SO_PEERCRED) by the server and servers of
@@ -30,10 +30,10 @@
 
 #include <cmocka.h>
 
-#include "vmm/ctl.h"
-#include "vmm/ctl_server.h"
-#include "vmm/peer.h"
-#include "vmm/rundir.h"
+#include "client/ctl.h"
+#include "client/ctl_server.h"
+#include "client/peer.h"
+#include "client/rundir.h"
 
 static enum vmm_ctl_err parse(const char *line, struct vmm_ctl_request *req)
 {
@@ -701,6 +701,61 @@ static void test_idle_clients_dropped(void **state)
 	srv_teardown(&e);
 }
 
+/* `watch`: subscribers get event lines besides their responses, are not
+ * dropped as idle, and are capped at VMM_CTL_MAX_WATCHERS; others see no
+ * events. */
+static void test_watch_events(void **state)
+{
+	struct vmm_ctl_server_stats st;
+	struct srv_env e;
+	char buf[4096];
+	int w[VMM_CTL_MAX_WATCHERS + 1], plain;
+	unsigned i;
+	struct json_object *f;
+
+	(void)state;
+	srv_setup_idle(&e, 16, 100);
+	for (i = 0; i <= VMM_CTL_MAX_WATCHERS; i++) {
+		w[i] = connect_to(e.path);
+		send_str(w[i], "{\"id\":1,\"cmd\":\"watch\"}\n");
+		recv_all(&e, w[i], buf, sizeof(buf));
+		if (i < VMM_CTL_MAX_WATCHERS)
+			assert_non_null(strstr(buf, "{\"id\":1,\"ok\":true,\"result\":{\"watching\":true}}"));
+		else
+			assert_non_null(strstr(buf, "\"code\":\"busy\""));
+	}
+	assert_int_equal(e.nr_handled, 0);   /* the server answers watch itself */
+	plain = connect_to(e.path);
+	f = json_object_new_object();
+	json_object_object_add(f, "resident_bytes", json_object_new_int64(42));
+	vmm_ctl_server_notify(e.srv, "grow", f);
+	recv_all(&e, w[0], buf, sizeof(buf));
+	assert_string_equal(buf, "{\"event\":\"grow\",\"resident_bytes\":42}\n");
+	recv_all(&e, w[VMM_CTL_MAX_WATCHERS - 1], buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 1);
+	recv_all(&e, plain, buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 0);
+	recv_all(&e, w[VMM_CTL_MAX_WATCHERS], buf, sizeof(buf));
+	assert_int_equal(count_lines(buf), 0);
+	/* 300 ms idle: the watchers stay, the others go. */
+	for (i = 0; i < 6; i++) {
+		vmm_evloop_run_once(e.loop, 60);
+	}
+	pump(&e);
+	vmm_ctl_server_notify(e.srv, "lease-expired", NULL);
+	recv_all(&e, w[1], buf, sizeof(buf));
+	assert_string_equal(buf, "{\"event\":\"grow\",\"resident_bytes\":42}\n"
+			    "{\"event\":\"lease-expired\"}\n");
+	vmm_ctl_server_get_stats(e.srv, &st);
+	assert_int_equal(st.nr_watchers, VMM_CTL_MAX_WATCHERS);
+	assert_int_equal(st.nr_events, 2 * VMM_CTL_MAX_WATCHERS);
+	assert_int_equal(vmm_ctl_server_nr_clients(e.srv), VMM_CTL_MAX_WATCHERS);
+	for (i = 0; i <= VMM_CTL_MAX_WATCHERS; i++)
+		close(w[i]);
+	close(plain);
+	srv_teardown(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -716,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_lock_nofollow),
 		cmocka_unit_test(test_peer_cred),
 		cmocka_unit_test(test_idle_clients_dropped),
+		cmocka_unit_test(test_watch_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

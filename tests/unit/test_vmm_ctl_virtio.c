@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
 #include "vmm/ctl_virtio.h"
 
 #define GIB (1ull << 30)

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_vmm_evloop.c — the event loop (vmm/evloop.c) on real
+ * tests/unit/test_vmm_evloop.c — the event loop (client/evloop.c) on real
  * eventfds and pipes: dispatch, a handler deleting its own and another
  * pending watch in the same batch (no use after free: run under ASan),
  * stop from another thread, and the idle hook that keeps the loop from
@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "client/evloop.h"
+#include "client/log.h"
 
 struct ctx {
 	struct vmm_evloop *loop;

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_vmm_size.c — size parsing and printing (vmm/size.c) as used
+ * tests/unit/test_vmm_size.c — size parsing and printing (client/size.c) as used
  * by `ebb run --mem`: suffixes, the bare-number default unit, and everything
  * that must be refused (signs, spaces, fractions, unknown suffixes, overflow).
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/size.h"
+#include "client/size.h"
 
 #define MiB (1ull << 20)
 

@@ -26,11 +26,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/ctl.h"
+#include "client/ctl.h"
+#include "client/discover.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
-#include "vmm/rundir.h"
-#include "vmm/size.h"
+#include "client/rundir.h"
+#include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
 
@@ -100,7 +101,8 @@ static const char usage_main[] =
 	"  stat      show one VM\n"
 	"  stop      stop a VM\n"
 	"  balloon   set a VM's balloon (its usable memory) or show it\n"
-	"  set       change a VM's memory limits (high, max) and swappiness\n"
+	"  set       change a VM's memory limits (high, max), swappiness and pool settings\n"
+	"  pool      show ebbd's memory pool, its VMs and its last decisions\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -442,6 +444,9 @@ static int cmd_run(int argc, char **argv)
 		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
 		cfg.name = name;
 	}
+	if (!strcmp(cfg.name, EBB_DISCOVER_RESERVED_NAME))
+		die("the name \"%s\" is ebbd's (its socket is in the same directory): pick another",
+		    cfg.name);
 	if (!vmm_name_valid(cfg.name))
 		die("bad --name '%s': use 1-%d characters from A-Z a-z 0-9 _ . - "
 		    "(not starting with . or -)", cfg.name, VMM_NAME_MAX_BYTES);
@@ -584,8 +589,11 @@ static void ls_one(void *opaque, const char *name)
 	struct ls_ctx *ctx = opaque;
 	struct vmm_ctl_response resp;
 	char mem[32], up[32];
-	int ret = call(ctx->rundir, name, "query", &resp);
+	int ret;
 
+	if (!strcmp(name, EBB_DISCOVER_RESERVED_NAME))
+		return;  /* ebbd's socket, not a VM (ebb pool) */
+	ret = call(ctx->rundir, name, "query", &resp);
 	if (ret == -ECONNREFUSED || ret == -ENOENT)
 		return;  /* stale socket of a VMM that died */
 	if (ctx->nr_shown++ == 0)
@@ -603,6 +611,116 @@ static void ls_one(void *opaque, const char *name)
 	       vmm_format_size((uint64_t)get_int(resp.result, "mem_bytes", 0), mem, sizeof(mem)),
 	       fmt_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
 	vmm_ctl_response_release(&resp);
+}
+
+static const char *mib_str(int64_t bytes, char *buf, size_t len)
+{
+	if (bytes < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%lldM", (long long)(bytes >> 20));
+	return buf;
+}
+
+/* One line about ebbd's pool when ebbd runs; false when it does not. */
+static bool pool_line(const char *rundir)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *r;
+	char b[6][24];
+
+	if (call(rundir, EBB_DISCOVER_RESERVED_NAME, "pool", &resp))
+		return false;
+	if (!resp.ok) {
+		vmm_ctl_response_release(&resp);
+		return false;
+	}
+	r = resp.result;
+	printf("pool: ebbd policy %s, %s; budget %s used %s free %s (watermarks min %s low %s "
+	       "high %s), %lld VMs\n", get_str(r, "policy"), get_str(r, "state"),
+	       mib_str(get_int(r, "budget_bytes", -1), b[0], sizeof(b[0])),
+	       mib_str(get_int(r, "used_bytes", -1), b[1], sizeof(b[1])),
+	       mib_str(get_int(r, "free_bytes", -1), b[2], sizeof(b[2])),
+	       mib_str(get_int(r, "wmark_min_bytes", -1), b[3], sizeof(b[3])),
+	       mib_str(get_int(r, "wmark_low_bytes", -1), b[4], sizeof(b[4])),
+	       mib_str(get_int(r, "wmark_high_bytes", -1), b[5], sizeof(b[5])),
+	       (long long)get_int(r, "nr_vms", 0));
+	vmm_ctl_response_release(&resp);
+	return true;
+}
+
+static void print_vms(struct json_object *arr)
+{
+	char b[4][24];
+	size_t i, n;
+
+	n = json_object_array_length(arr);
+	printf("%-16s %9s %9s %9s %9s %7s %6s %8s\n", "VM", "RESIDENT", "HIGH", "MAX",
+	       "BALLOON", "CLAMPED", "WEIGHT", "AGENT");
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i), *x;
+		bool cl = json_object_object_get_ex(v, "clamped", &x) && json_object_get_boolean(x);
+		bool ag = json_object_object_get_ex(v, "agent", &x) && json_object_get_boolean(x);
+
+		printf("%-16s %9s %9s %9s %9s %7s %6lld %8s\n", get_str(v, "name"),
+		       mib_str(get_int(v, "resident_bytes", -1), b[0], sizeof(b[0])),
+		       mib_str(get_int(v, "high_bytes", -1), b[1], sizeof(b[1])),
+		       mib_str(get_int(v, "max_bytes", -1), b[2], sizeof(b[2])),
+		       mib_str(get_int(v, "balloon_actual_bytes", -1), b[3], sizeof(b[3])),
+		       cl ? "yes" : "no", (long long)get_int(v, "weight", -1), ag ? "yes" : "no");
+	}
+}
+
+static const char usage_pool[] =
+	"usage: ebb pool [--trace N]\n"
+	"\n"
+	"Shows ebbd's memory pool (budget, use, watermarks, state), each VM it\n"
+	"manages and its last N decisions (default 10) with their reasons.\n";
+
+static int cmd_pool(int argc, char **argv)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *arr, *args;
+	char rundir[256];
+	long last = 10;
+	size_t i, n;
+	int fd;
+
+	if (want_help(argc, argv)) {
+		fputs(usage_pool, stdout);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--trace"))
+		last = strtol(argv[2], NULL, 10);
+	else if (argc > 1)
+		die("usage: ebb pool [--trace N]");
+	rundir_or_die(rundir, sizeof(rundir), false);
+	if (!pool_line(rundir))
+		die("ebbd is not running (no answer on %s/%s.sock)", rundir,
+		    EBB_DISCOVER_RESERVED_NAME);
+	if (!call(rundir, EBB_DISCOVER_RESERVED_NAME, "vms", &resp)) {
+		if (resp.ok && json_object_object_get_ex(resp.result, "vms", &arr))
+			print_vms(arr);
+		vmm_ctl_response_release(&resp);
+	}
+	if (last <= 0)
+		return 0;
+	fd = vmm_ctl_connect(rundir, EBB_DISCOVER_RESERVED_NAME);
+	args = json_object_new_object();
+	if (fd < 0 || !args)
+		return 1;
+	json_object_object_add(args, "last", json_object_new_int64(last));
+	if (!vmm_ctl_call(fd, "trace", args, CALL_TIMEOUT_MS, &resp)) {
+		if (resp.ok && json_object_object_get_ex(resp.result, "trace", &arr)) {
+			n = json_object_array_length(arr);
+			printf("last %zu decisions:\n", n);
+			for (i = 0; i < n; i++)
+				printf("  %s\n", get_str(json_object_array_get_idx(arr, i), "line"));
+		}
+		vmm_ctl_response_release(&resp);
+	}
+	close(fd);
+	return 0;
 }
 
 static int cmd_ls(int argc, char **argv)
@@ -624,6 +742,7 @@ static int cmd_ls(int argc, char **argv)
 		die("cannot read %s: %s", rundir, strerror(-ret));
 	if (ctx.nr_shown == 0)
 		printf("no VMs running (runtime directory %s)\n", rundir);
+	pool_line(rundir);
 	return 0;
 }
 
@@ -829,10 +948,14 @@ static int cmd_stat(int argc, char **argv)
 
 static const char usage_set[] =
 	"usage: ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]\n"
+	"                    [min=SIZE] [low=SIZE] [weight=N] [ksm=on|off]\n"
 	"\n"
 	"Changes a running VM's memory limits (resident guest RAM: background reclaim\n"
 	"above high, a hard limit at max; sizes like 400M or a percentage of its RAM)\n"
-	"and swappiness (0..200).  A new max without a high puts high at max - 1/16.\n";
+	"and swappiness (0..200).  A new max without a high puts high at max - 1/16.\n"
+	"min, low and weight are for ebbd (docs/ebbd.md): it never reclaims the VM\n"
+	"below min, below low only when nothing else is left, and weight (1..10000,\n"
+	"default 100) is its share of pressure.\n";
 
 static int cmd_set(int argc, char **argv)
 {
@@ -866,6 +989,26 @@ static int cmd_set(int argc, char **argv)
 			json_object_object_add(args, sz.is_pct ? (high ? "high_percent" : "max_percent")
 							       : (high ? "high_bytes" : "max_bytes"),
 					       json_object_new_int64((int64_t)sz.value));
+		} else if (!strncmp(argv[i], "min=", 4) || !strncmp(argv[i], "low=", 4)) {
+			uint64_t v;
+
+			if (vmm_parse_size(eq + 1, 1ull << 20, &v))
+				die("bad %s: give a size (400M, 1G)", argv[i]);
+			json_object_object_add(args, argv[i][0] == 'm' ? "min_bytes" : "low_bytes",
+					       json_object_new_int64((int64_t)v));
+		} else if (!strncmp(argv[i], "ksm=", 4)) {
+			if (strcmp(eq + 1, "on") != 0 && strcmp(eq + 1, "off") != 0)
+				die("bad %s: give on or off", argv[i]);
+			json_object_object_add(args, "ksm", json_object_new_boolean(!strcmp(eq + 1, "on")));
+		} else if (!strncmp(argv[i], "weight=", 7)) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(eq + 1, &end, 10);
+			if (errno || *end || end == eq + 1 || v < 1 || v > 10000)
+				die("bad %s: give 1 to 10000", argv[i]);
+			json_object_object_add(args, "weight", json_object_new_int64(v));
 		} else if (!strncmp(argv[i], "swappiness=", 11)) {
 			char *end;
 			long v;
@@ -883,10 +1026,20 @@ static int cmd_set(int argc, char **argv)
 		die("which VM? usage: ebb set NAME high=SIZE max=SIZE swappiness=N");
 	if (!call_vm(name, "set", args, &resp))
 		return 1;
-	printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
-	       (long long)get_int(resp.result, "high_pages", -1),
-	       (long long)get_int(resp.result, "max_pages", -1),
-	       (long long)get_int(resp.result, "swappiness", -1));
+	if (get_int(resp.result, "high_pages", -1) >= 0)
+		printf("%s: high %lld pages, max %lld pages, swappiness %lld\n", name,
+		       (long long)get_int(resp.result, "high_pages", -1),
+		       (long long)get_int(resp.result, "max_pages", -1),
+		       (long long)get_int(resp.result, "swappiness", -1));
+	{
+		struct json_object *pool;
+
+		if (json_object_object_get_ex(resp.result, "pool", &pool))
+			printf("%s: min %lld bytes, low %lld bytes, weight %lld\n", name,
+			       (long long)get_int(pool, "min_bytes", -1),
+			       (long long)get_int(pool, "low_bytes", -1),
+			       (long long)get_int(pool, "weight", -1));
+	}
 	vmm_ctl_response_release(&resp);
 	return 0;
 }
@@ -998,6 +1151,8 @@ int main(int argc, char **argv)
 		return cmd_balloon(argc - 1, argv + 1);
 	if (!strcmp(cmd, "set"))
 		return cmd_set(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pool"))
+		return cmd_pool(argc - 1, argv + 1);
 	if (!strcmp(cmd, "debug-poison"))
 		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);

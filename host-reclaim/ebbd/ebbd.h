@@ -1,0 +1,78 @@
+/*
+ * host-reclaim/ebbd/ebbd.h — the host memory daemon as a library: one pool,
+ * the VMs found in the runtime directory, the balancer (host-reclaim/
+ * balancer.h) stepped on a timer and on events, its actions applied through
+ * each VM's backend, and ebbd's own control socket (ebbd.sock in the run
+ * dir: pool, vms, set, policy, trace).  host-reclaim/bin/ebbd.c only parses
+ * options and runs this.
+ *
+ * Lifetime guarantees (docs/ebbd.md, "Leases"):
+ *   - everything ebbd lowers on a VM (high, max) is a clamp with a lease
+ *     (the VMM's `clamp` command), renewed by ebbd at half the lease while it
+ *     runs: a VM whose ebbd died returns to its configured limits by itself;
+ *   - ebbd_destroy() (clean exit, SIGTERM) lifts every clamp it holds and
+ *     puts back the KSM settings it found at start;
+ *   - a restarted ebbd reads each VM's state (settings, limits, clamp,
+ *     balloon) from the VM and continues from there.
+ *
+ * Threading: one thread runs the event loop (ebbd_run); ebbd_stop() is
+ * async-signal safe and may be called from any thread.
+ */
+#ifndef EBB_EBBD_EBBD_H
+#define EBB_EBBD_EBBD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/log.h"
+#include "host-reclaim/balancer.h"
+
+#define EBBD_SOCK_NAME "ebbd.sock"
+#define EBBD_DEFAULT_TICK_MS 1000u
+#define EBBD_DEFAULT_CALL_TIMEOUT_MS 1000
+#define EBBD_KSM_DIR "/sys/kernel/mm/ksm"
+
+struct ebbd_cfg {
+	const char *rundir;             /* NULL: vmm_rundir() */
+	struct ebb_bal_cfg bal;         /* policy, pool (budget, watermarks), periods */
+	/*
+	 * Count the host's own memory (MemTotal - MemAvailable minus the VMs)
+	 * in the pool (the default), or treat the budget as the VMs' alone
+	 * (tests and demos with a small budget on a big host).
+	 */
+	bool vms_only;
+	uint32_t tick_ms;               /* longest sleep between steps; 0: EBBD_DEFAULT_TICK_MS */
+	int call_timeout_ms;            /* per VM call; 0: EBBD_DEFAULT_CALL_TIMEOUT_MS */
+	const char *ksm_dir;            /* NULL: EBBD_KSM_DIR; "" : leave KSM alone */
+	struct vmm_log log;
+};
+
+struct ebbd_counters {
+	uint64_t nr_ticks;
+	uint64_t nr_vms_joined, nr_vms_left, nr_vms_stale;
+	uint64_t nr_calls, nr_call_errors;
+	uint64_t nr_actions_applied, nr_actions_failed, nr_actions_unsupported;
+	uint64_t nr_lease_renewals;
+	uint64_t nr_bad_vm_replies;     /* stats replies missing fields or of wrong type */
+	uint64_t nr_ctl_requests;
+	uint64_t nr_vm_events;          /* event lines from the VMs' `watch` */
+	uint64_t nr_event_wakeups;      /* steps brought forward by them */
+};
+
+struct ebbd;
+
+/* Creates the daemon: the balancer, discovery (VMs present now join), the
+ * control socket, the KSM snapshot.  0 or -errno with a message in err. */
+int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t err_len);
+/* Runs until ebbd_stop().  0 or -errno. */
+int ebbd_run(struct ebbd *d);
+/* One round of the loop (tests): waits up to timeout_ms. */
+int ebbd_run_once(struct ebbd *d, int timeout_ms);
+void ebbd_stop(struct ebbd *d);
+/* Lifts clamps, restores KSM, closes the socket.  NULL is a no-op. */
+void ebbd_destroy(struct ebbd *d);
+void ebbd_get_counters(const struct ebbd *d, struct ebbd_counters *out);
+/* The event loop's fd set is internal; this adds a signal fd handler. */
+int ebbd_add_fd(struct ebbd *d, int fd, void (*fn)(void *opaque, uint32_t events), void *opaque);
+
+#endif

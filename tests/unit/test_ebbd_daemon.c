@@ -1,0 +1,274 @@
+/*
+ * tests/unit/test_ebbd_daemon.c — host-reclaim/ebbd against a fake VM: a real
+ * control-protocol server (client/ctl_server.c) in a thread of the test,
+ * whose `stats` replies are hostile on purpose (wrong types, negative
+ * numbers, a missing pool object, resident above the guest's size), and
+ * ebbd's own socket given hostile requests.  ebbd must count the bad
+ * replies, keep the VM, keep serving, and observe the VM once its replies
+ * are sane.  The daemon runs on its own thread; the test talks to it over
+ * ebbd.sock like any client.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "client/ctl_server.h"
+#include "client/evloop.h"
+#include "client/rundir.h"
+#include "host-reclaim/ebbd/ebbd.h"
+
+struct fake_vm {
+	struct vmm_evloop *loop;
+	struct vmm_ctl_server *srv;
+	_Atomic int mode;             /* which stats reply */
+	_Atomic unsigned nr_stats, nr_clamps;
+};
+
+static enum vmm_ctl_err fake_handler(void *opaque, const struct vmm_ctl_request *req,
+				     struct json_object **result, char *msg, size_t msg_len)
+{
+	struct fake_vm *f = opaque;
+	struct json_object *r = json_object_new_object(), *pool;
+
+	if (req->cmd == VMM_CTL_CMD_CLAMP || req->cmd == VMM_CTL_CMD_BALLOON) {
+		f->nr_clamps++;
+		*result = r;
+		return VMM_CTL_OK;
+	}
+	if (req->cmd != VMM_CTL_CMD_STATS) {
+		json_object_put(r);
+		snprintf(msg, msg_len, "no");
+		return VMM_CTL_ERR_UNKNOWN_CMD;
+	}
+	f->nr_stats++;
+	pool = json_object_new_object();
+	json_object_object_add(pool, "min_bytes", json_object_new_int64(0));
+	json_object_object_add(pool, "low_bytes", json_object_new_int64(0));
+	json_object_object_add(pool, "weight", json_object_new_int64(100));
+	json_object_object_add(pool, "cfg_high_bytes", json_object_new_int64(0));
+	json_object_object_add(pool, "cfg_max_bytes", json_object_new_int64(0));
+	json_object_object_add(r, "engine", json_object_new_boolean(1));
+	json_object_object_add(r, "mem_bytes", json_object_new_int64(64 << 20));
+	switch (f->mode) {
+	case 0:   /* numbers as strings */
+		json_object_object_add(r, "resident_bytes", json_object_new_string("lots"));
+		json_object_object_add(r, "pool", pool);
+		break;
+	case 1:   /* negative numbers */
+		json_object_object_add(r, "resident_bytes", json_object_new_int64(-4096));
+		json_object_object_add(r, "pool", pool);
+		break;
+	case 2:   /* no pool object */
+		json_object_put(pool);
+		json_object_object_add(r, "pool", json_object_new_string("x"));
+		break;
+	default:  /* sane, but resident above the guest (the balancer clamps it) */
+		json_object_object_add(r, "pool", pool);
+		break;
+	}
+	if (f->mode >= 3) {
+		static const char *const keys[] = {
+			"compressed_bytes", "compressed_pages", "file_pages", "high_bytes",
+			"max_bytes", "swappiness", "nr_refaults", "nr_swapped_in", "psi_some_us",
+			"psi_full_us",
+		};
+		unsigned i;
+
+		json_object_object_add(r, "resident_bytes",
+				       json_object_new_int64(f->mode == 3 ? (int64_t)1 << 40 : 16 << 20));
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			json_object_object_add(r, keys[i], json_object_new_int64(0));
+	}
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static void *fake_thread(void *arg)
+{
+	struct fake_vm *f = arg;
+
+	vmm_evloop_run(f->loop);
+	return NULL;
+}
+
+static void *ebbd_thread(void *arg)
+{
+	ebbd_run(arg);
+	return NULL;
+}
+
+static int call(const char *rundir, const char *line_cmd, struct json_object *args,
+		struct vmm_ctl_response *resp)
+{
+	int fd = vmm_ctl_connect(rundir, "ebbd"), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = vmm_ctl_call(fd, line_cmd, args, 2000, resp);
+	close(fd);
+	return ret;
+}
+
+static int64_t daemon_counter(const char *rundir, const char *key)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *d, *v;
+	int64_t x = -1;
+
+	if (call(rundir, "pool", NULL, &resp))
+		return -1;
+	if (resp.ok && json_object_object_get_ex(resp.result, "daemon", &d) &&
+	    json_object_object_get_ex(d, key, &v))
+		x = json_object_get_int64(v);
+	vmm_ctl_response_release(&resp);
+	return x;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void test_hostile_vm_and_clients(void **state)
+{
+	char dir[] = "/tmp/ebb-test-ebbd-XXXXXX", path[256], err[256];
+	struct fake_vm f = { 0 };
+	struct ebbd_cfg cfg = { 0 };
+	struct vmm_ctl_response resp;
+	struct json_object *args;
+	struct ebbd *d;
+	pthread_t ft, dt;
+	int64_t bad, ok_obs;
+	int mode, i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vmm_evloop_create(&f.loop), 0);
+	snprintf(path, sizeof(path), "%s/evil.sock", dir);
+	{
+		struct vmm_ctl_server_cfg sc = { .path = path, .loop = f.loop,
+						 .handler = fake_handler, .opaque = &f };
+
+		assert_int_equal(vmm_ctl_server_create(&sc, &f.srv), 0);
+	}
+	assert_int_equal(pthread_create(&ft, NULL, fake_thread, &f), 0);
+
+	cfg.rundir = dir;
+	cfg.vms_only = true;
+	cfg.ksm_dir = "";
+	cfg.tick_ms = 20;
+	cfg.bal.step_ms = 20;
+	cfg.bal.pool.budget_bytes = 32 << 20;
+	if (ebbd_create(&cfg, &d, err, sizeof(err)))
+		fail_msg("ebbd_create: %s", err);
+	assert_int_equal(pthread_create(&dt, NULL, ebbd_thread, d), 0);
+
+	/* Three kinds of bad replies: counted, the VM stays, ebbd serves on. */
+	for (mode = 0; mode < 3; mode++) {
+		unsigned before = f.nr_stats;
+
+		f.mode = mode;
+		for (i = 0; i < 200 && f.nr_stats < before + 3; i++)
+			sleep_ms(10);
+		assert_true(f.nr_stats >= before + 3);
+	}
+	bad = daemon_counter(dir, "nr_bad_vm_replies");
+	assert_true(bad >= 6);
+	assert_int_equal(daemon_counter(dir, "nr_vms_left"), 0);
+
+	/* Absurd but well-typed: observed, the balancer copes. */
+	f.mode = 3;
+	sleep_ms(200);
+	f.mode = 4;
+	sleep_ms(200);
+	assert_int_equal(call(dir, "vms", NULL, &resp), 0);
+	assert_true(resp.ok);
+	{
+		struct json_object *arr, *vm, *v;
+
+		assert_true(json_object_object_get_ex(resp.result, "vms", &arr));
+		assert_int_equal(json_object_array_length(arr), 1);
+		vm = json_object_array_get_idx(arr, 0);
+		assert_true(json_object_object_get_ex(vm, "observed", &v) && json_object_get_boolean(v));
+		assert_true(json_object_object_get_ex(vm, "name", &v));
+		assert_string_equal(json_object_get_string(v), "evil");
+	}
+	vmm_ctl_response_release(&resp);
+	ok_obs = daemon_counter(dir, "nr_bad_vm_replies");
+	assert_true(ok_obs >= bad);
+
+	/* Hostile requests on ebbd.sock: refused, answered, nothing breaks. */
+	assert_int_equal(call(dir, "set", NULL, &resp), 0);
+	assert_false(resp.ok);
+	assert_string_equal(resp.error_code, "invalid-request");
+	vmm_ctl_response_release(&resp);
+	args = json_object_new_object();
+	json_object_object_add(args, "name", json_object_new_string("nosuchvm"));
+	assert_int_equal(call(dir, "set", args, &resp), 0);
+	assert_false(resp.ok);
+	vmm_ctl_response_release(&resp);
+	args = json_object_new_object();
+	json_object_object_add(args, "policy", json_object_new_string("greedy"));
+	assert_int_equal(call(dir, "policy", args, &resp), 0);
+	assert_false(resp.ok);
+	vmm_ctl_response_release(&resp);
+	args = json_object_new_object();
+	json_object_object_add(args, "last", json_object_new_int64(-1));
+	assert_int_equal(call(dir, "trace", args, &resp), 0);
+	assert_false(resp.ok);
+	vmm_ctl_response_release(&resp);
+	assert_int_equal(call(dir, "stop", NULL, &resp), 0);
+	assert_false(resp.ok);
+	assert_string_equal(resp.error_code, "unknown-command");
+	vmm_ctl_response_release(&resp);
+	args = json_object_new_object();
+	json_object_object_add(args, "policy", json_object_new_string("static"));
+	assert_int_equal(call(dir, "policy", args, &resp), 0);
+	assert_true(resp.ok);
+	vmm_ctl_response_release(&resp);
+	assert_int_equal(call(dir, "trace", NULL, &resp), 0);
+	assert_true(resp.ok);
+	vmm_ctl_response_release(&resp);
+
+	/* A second ebbd on the same run dir is refused. */
+	{
+		struct ebbd *d2;
+
+		assert_int_equal(ebbd_create(&cfg, &d2, err, sizeof(err)), -EBUSY);
+		assert_non_null(strstr(err, "another ebbd"));
+	}
+
+	ebbd_stop(d);
+	pthread_join(dt, NULL);
+	ebbd_destroy(d);
+	vmm_evloop_stop(f.loop);
+	pthread_join(ft, NULL);
+	vmm_ctl_server_destroy(f.srv);
+	vmm_evloop_destroy(f.loop);
+	snprintf(path, sizeof(path), "%s/ebbd.lock", dir);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hostile_vm_and_clients),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
