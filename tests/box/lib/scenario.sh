@@ -17,7 +17,8 @@ check() {
 # start NAME LOG SCRIPT OPTS...: ebb run (1 vCPU unless OPTS say otherwise)
 # in the background, the guest running SCRIPT (ebb.cmd).  Console input from
 # /dev/null, or from fd 3 (a fifo at LOG.in) with START_INPUT=fifo; the agent
-# is off (ebb.agent=0) unless START_AGENT=1.
+# is off (ebb.agent=0) unless START_AGENT=1; START_CMDLINE adds kernel
+# parameters.
 start() {
 	name=$1 log=$2 script=$3
 	shift 3
@@ -34,7 +35,7 @@ start() {
 }
 start_ebb() {
 	"$EBB" run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cpus 1 --name "$name" "$@" \
-		--cmdline "quiet ${agent}ebb.cmd=$(printf '%s\n' "$script" | b64)"
+		--cmdline "quiet ${agent}${START_CMDLINE:+$START_CMDLINE }ebb.cmd=$(printf '%s\n' "$script" | b64)"
 }
 # stamp: console lines without CR, each prefixed with the box uptime.
 stamp() { tr -d '\r' | while IFS= read -r l; do echo "$(now) $l"; done; }
