@@ -83,6 +83,11 @@ struct ebb_region_cfg {
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
+	/* Adaptive polling of the fault handler (region.c, "Polling"): after
+	 * each fault it spins on the uffd for a self-tuned window of at most
+	 * this long before it sleeps.  0 = off (sleep in poll() at once).
+	 * Default EBB_POLL_DEFAULT_MAX_NS; at most EBB_POLL_LIMIT_NS. */
+	uint64_t poll_max_ns;
 	/* evict_mode: AUTO picks MOVE where available (see enum) */
 	enum ebb_dirty_tracking dirty_tracking;
 	enum ebb_evict_mode evict_mode;
@@ -121,6 +126,12 @@ struct ebb_region_counters {
 	uint64_t nr_spurious;        /* fault on a page already resident */
 	uint64_t nr_wp_faults;       /* first writes to pages mapped write-protected at swap-in */
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
+	/* adaptive polling of the fault handler */
+	uint64_t nr_poll_hits;       /* faults found by spinning (no sleep, no wake) */
+	uint64_t nr_poll_misses;     /* windows that ran out: the handler slept */
+	uint64_t poll_spin_ns;       /* wall time spent spinning (CPU the polling costs) */
+	uint64_t poll_window_ns;     /* the window now (0: polling idle or off) */
+	uint64_t handler_cpu_ns;     /* CPU time of the fault handler thread, all of it */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
 	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (no UFFDIO_POISON) */
@@ -139,6 +150,21 @@ struct ebb_region_counters {
 };
 
 struct ebb_region;
+
+/*
+ * The fault handler's polling window (region.c, "Polling"), a pure step
+ * function so that tests can drive it: after the handler waited @wait_ns
+ * for the next fault (@hit: found while spinning), grow, keep or shrink
+ * @p->window_ns, never above @p->max_ns (0 = off).
+ */
+#define EBB_POLL_DEFAULT_MAX_NS (200ULL * 1000)
+#define EBB_POLL_LIMIT_NS (10ULL * 1000 * 1000)
+#define EBB_POLL_START_NS (10ULL * 1000)
+struct ebb_poll {
+	uint64_t window_ns;
+	uint64_t max_ns;
+};
+void ebb_poll_adapt(struct ebb_poll *p, uint64_t wait_ns, bool hit);
 
 /* Fill @cfg with defaults (swappiness 60, 100 ms aging, 100 ms max wait ...). */
 void ebb_region_cfg_init(struct ebb_region_cfg *cfg);
