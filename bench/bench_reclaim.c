@@ -154,6 +154,7 @@ struct side {
 	/* ebb only: the fault handler during the touches and 1 s idle after */
 	uint64_t touch_wall_ns, touch_cpu_ns, idle_wall_ns, idle_cpu_ns;
 	uint64_t spin_ns, hits, misses, window_ns, faults;
+	uint64_t cycle_on_ns, cycle_off_ns, epochs_off;
 };
 
 /* @file_tier: no compressed tier, everything to a swap file in /var/tmp,
@@ -244,6 +245,9 @@ static struct side bench_ebb_ex(uint64_t size, uint64_t nr_touch, enum ebb_evict
 	s.misses = c1.nr_poll_misses - c0.nr_poll_misses;
 	s.faults = c1.nr_faults - c0.nr_faults;
 	s.window_ns = c2.poll_window_ns;
+	s.cycle_on_ns = c1.poll_cycle_on_ns;
+	s.cycle_off_ns = c1.poll_cycle_off_ns;
+	s.epochs_off = c1.nr_poll_epochs_off;
 	s.ok = resident_left == 0 && s.in.bad == 0 && c2.nr_errors == 0;
 	if (!s.ok)
 		snprintf(s.why, sizeof(s.why), "%llu pages not evicted, %llu bad reads, %llu errors",
@@ -558,6 +562,12 @@ static void print_poll_cost(const char *name, const struct side *x)
 	       (unsigned long long)x->hits, (unsigned long long)x->misses,
 	       100.0 * (double)x->idle_cpu_ns / (double)x->idle_wall_ns, (double)x->idle_cpu_ns / 1e3,
 	       (double)x->idle_wall_ns / 1e9, (unsigned long long)x->window_ns);
+	if (x->cycle_on_ns || x->cycle_off_ns)
+		printf("  %-34s storm cycle (fault to fault) %.1f us polling, %.1f us not: %s "
+		       "(%llu epochs of %d faults without)\n", "", (double)x->cycle_on_ns / 1e3,
+		       (double)x->cycle_off_ns / 1e3,
+		       x->cycle_on_ns <= x->cycle_off_ns ? "polling kept" : "polling dropped",
+		       (unsigned long long)x->epochs_off, EBB_POLL_EPOCH);
 }
 
 int main(int argc, char **argv)

@@ -154,6 +154,7 @@ struct ebb_region {
 	struct ebb_poll poll;
 	atomic_uint_fast64_t nr_poll_hits, nr_poll_misses, poll_spin_ns, poll_window_ns;
 	atomic_uint_fast64_t handler_cpu_ns;  /* as of the handler's last loop turn */
+	atomic_uint_fast64_t poll_cycle_on_ns, poll_cycle_off_ns, nr_poll_epochs_off;
 	int lost_fd;                        /* empty memfd: SIGBUS mapping for lost pages */
 	/* Test-only failure injection (ebb_region_test_inject); under lock. */
 	struct {
@@ -1326,6 +1327,45 @@ static ssize_t spin_msgs(struct ebb_region *r, struct uffd_msg *msgs, uint64_t w
 	return n;
 }
 
+void ebb_poll_init(struct ebb_poll *p, uint64_t max_ns)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_ns = max_ns;
+	p->on = max_ns != 0;
+	p->prefer_on = p->on;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void ebb_poll_cycle(struct ebb_poll *p, uint64_t cycle_ns)
+{
+	uint64_t med, *avg;
+
+	if (!p->max_ns)
+		return;
+	p->cycle_ns[p->nr_cycles++] = cycle_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)cycle_ns;
+	if (p->nr_cycles < EBB_POLL_EPOCH)
+		return;
+	/* The median: one descheduled cycle must not decide. */
+	qsort(p->cycle_ns, EBB_POLL_EPOCH, sizeof(p->cycle_ns[0]), cmp_u32);
+	med = p->cycle_ns[EBB_POLL_EPOCH / 2];
+	avg = &p->avg_cycle_ns[p->on];
+	*avg = *avg ? (3 * *avg + med) / 4 : med;
+	if (!*avg)
+		*avg = 1;
+	p->nr_cycles = 0;
+	p->nr_epochs++;
+	if (p->avg_cycle_ns[0] && p->avg_cycle_ns[1])
+		p->prefer_on = p->avg_cycle_ns[1] <= p->avg_cycle_ns[0];
+	/* Probe the other mode in the 2nd epoch, then every 8th. */
+	p->on = p->nr_epochs % EBB_POLL_PROBE_EVERY == 1 ? !p->prefer_on : p->prefer_on;
+}
+
 void ebb_poll_adapt(struct ebb_poll *p, uint64_t wait_ns, bool hit)
 {
 	if (!p->max_ns) {
@@ -1394,11 +1434,12 @@ static void *handler_main(void *arg)
 {
 	struct ebb_region *r = arg;
 	struct uffd_msg msgs[MSG_BATCH];
-	uint64_t idle_since = mono_ns();
+	uint64_t idle_since = mono_ns(), last_arrival = 0;
 
 	for (;;) {
 		ssize_t n = 0;
 		bool hit = false;
+		uint64_t arrival;
 
 		pthread_mutex_lock(&r->lock);
 		bool stop = r->stopping;
@@ -1406,7 +1447,7 @@ static void *handler_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		if (stop)
 			break;
-		if (r->poll.window_ns) {
+		if (r->poll.window_ns && r->poll.on) {
 			n = spin_msgs(r, msgs, r->poll.window_ns);
 			hit = n > 0;
 			atomic_fetch_add_explicit(hit ? &r->nr_poll_hits : &r->nr_poll_misses, 1,
@@ -1414,8 +1455,28 @@ static void *handler_main(void *arg)
 		}
 		if (!n)
 			n = wait_msgs(r, msgs, 100);
-		ebb_poll_adapt(&r->poll, mono_ns() - idle_since, hit);
+		arrival = mono_ns();
+		ebb_poll_adapt(&r->poll, arrival - idle_since, hit);
 		atomic_store_explicit(&r->poll_window_ns, r->poll.window_ns, memory_order_relaxed);
+		/* A storm's cycle: from one fault's arrival to the next's, with
+		 * the faulting thread's wake and run in between.  Waits longer
+		 * than the cap are not a storm: polling could not catch them. */
+		if (n > 0 && last_arrival && arrival - idle_since <= r->poll.max_ns) {
+			bool was_on = r->poll.on;
+			uint64_t nr_epochs = r->poll.nr_epochs;
+
+			ebb_poll_cycle(&r->poll, arrival - last_arrival);
+			if (r->poll.nr_epochs != nr_epochs) {
+				if (!was_on)
+					atomic_fetch_add_explicit(&r->nr_poll_epochs_off, 1, memory_order_relaxed);
+				atomic_store_explicit(&r->poll_cycle_on_ns, r->poll.avg_cycle_ns[1],
+						      memory_order_relaxed);
+				atomic_store_explicit(&r->poll_cycle_off_ns, r->poll.avg_cycle_ns[0],
+						      memory_order_relaxed);
+			}
+		}
+		if (n > 0)
+			last_arrival = arrival;
 		/* After nothing in 100 ms, idle_since stays: the quiet keeps
 		 * counting, and the window keeps shrinking to 0. */
 		if (n > 0) {
@@ -1591,7 +1652,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
 	r->max_pages = cfg->max_pages;
-	r->poll.max_ns = cfg->poll_max_ns;
+	ebb_poll_init(&r->poll, cfg->poll_max_ns);
 	if (r->cfg.reclaim_batch_pages == 0)
 		r->cfg.reclaim_batch_pages = 256;
 	if (r->cfg.aging_interval_ns == 0)
@@ -1929,6 +1990,9 @@ static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 	c->poll_spin_ns = atomic_load_explicit(&r->poll_spin_ns, memory_order_relaxed);
 	c->poll_window_ns = atomic_load_explicit(&r->poll_window_ns, memory_order_relaxed);
 	c->handler_cpu_ns = atomic_load_explicit(&r->handler_cpu_ns, memory_order_relaxed);
+	c->poll_cycle_on_ns = atomic_load_explicit(&r->poll_cycle_on_ns, memory_order_relaxed);
+	c->poll_cycle_off_ns = atomic_load_explicit(&r->poll_cycle_off_ns, memory_order_relaxed);
+	c->nr_poll_epochs_off = atomic_load_explicit(&r->nr_poll_epochs_off, memory_order_relaxed);
 }
 
 /* Publish the counters for readers that cannot get r->lock soon; lock held. */

@@ -131,6 +131,9 @@ struct ebb_region_counters {
 	uint64_t nr_poll_misses;     /* windows that ran out: the handler slept */
 	uint64_t poll_spin_ns;       /* wall time spent spinning (CPU the polling costs) */
 	uint64_t poll_window_ns;     /* the window now (0: polling idle or off) */
+	uint64_t poll_cycle_on_ns;   /* fault-to-fault cycle of a storm, polling on (0: not seen) */
+	uint64_t poll_cycle_off_ns;  /* ... and off: polling is used while on <= off */
+	uint64_t nr_poll_epochs_off; /* epochs of EBB_POLL_EPOCH storm faults served without it */
 	uint64_t handler_cpu_ns;     /* CPU time of the fault handler thread, all of it */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
@@ -152,19 +155,39 @@ struct ebb_region_counters {
 struct ebb_region;
 
 /*
- * The fault handler's polling window (region.c, "Polling"), a pure step
- * function so that tests can drive it: after the handler waited @wait_ns
- * for the next fault (@hit: found while spinning), grow, keep or shrink
- * @p->window_ns, never above @p->max_ns (0 = off).
+ * The fault handler's polling (region.c, "Polling"), pure step functions
+ * so that tests can drive them.
+ *
+ * ebb_poll_adapt: after the handler waited @wait_ns for the next fault
+ * (@hit: found while spinning), grow, keep or shrink @p->window_ns, never
+ * above @p->max_ns (0 = off).
+ *
+ * ebb_poll_cycle: one more fault-to-fault cycle of a storm, measured with
+ * polling on or off (@p->on).  Every EBB_POLL_EPOCH cycles the epoch's
+ * median goes into that mode's average, and the next epoch's mode is set:
+ * the better one, except every EBB_POLL_PROBE_EVERY-th epoch, which tries
+ * the other.  Polling stays on only where it makes the faulting thread go
+ * faster (it does not where waking the faulting thread back costs as much
+ * as the wake it saves).
  */
 #define EBB_POLL_DEFAULT_MAX_NS (200ULL * 1000)
 #define EBB_POLL_LIMIT_NS (10ULL * 1000 * 1000)
 #define EBB_POLL_START_NS (10ULL * 1000)
+#define EBB_POLL_EPOCH 64
+#define EBB_POLL_PROBE_EVERY 8
 struct ebb_poll {
 	uint64_t window_ns;
 	uint64_t max_ns;
+	bool on;                      /* polling in this epoch */
+	bool prefer_on;               /* the better mode so far */
+	uint32_t nr_cycles;           /* in this epoch */
+	uint32_t cycle_ns[EBB_POLL_EPOCH];
+	uint64_t nr_epochs;
+	uint64_t avg_cycle_ns[2];     /* [0] off, [1] on: average of epoch medians; 0 = none yet */
 };
+void ebb_poll_init(struct ebb_poll *p, uint64_t max_ns);
 void ebb_poll_adapt(struct ebb_poll *p, uint64_t wait_ns, bool hit);
+void ebb_poll_cycle(struct ebb_poll *p, uint64_t cycle_ns);
 
 /* Fill @cfg with defaults (swappiness 60, 100 ms aging, 100 ms max wait ...). */
 void ebb_region_cfg_init(struct ebb_region_cfg *cfg);

@@ -4,6 +4,8 @@
  * doubling on a wake that spinning longer would have saved, never past the
  * cap; a fault found while spinning keeps it; a wait longer than the cap
  * halves it, down to 0 (an idle VM spins no more); a cap of 0 is off.
+ * And ebb_poll_cycle, which keeps polling only where it makes a storm's
+ * fault-to-fault cycle shorter, probing the other mode every 8th epoch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -72,6 +74,66 @@ static void test_off(void **state)
 	assert_int_equal(p.window_ns, 0);
 }
 
+/* Feed @nr_epochs epochs whose cycles are @on_ns with polling, @off_ns without;
+ * count the epochs run with polling. */
+static unsigned run_epochs(struct ebb_poll *p, unsigned nr_epochs, uint64_t on_ns, uint64_t off_ns)
+{
+	unsigned nr_on = 0;
+
+	for (unsigned e = 0; e < nr_epochs; e++) {
+		bool on = p->on;
+
+		nr_on += on;
+		for (unsigned i = 0; i < EBB_POLL_EPOCH; i++)
+			/* one wild cycle per epoch: the median ignores it */
+			ebb_poll_cycle(p, i == 7 ? 50ULL * 1000 * 1000 : (on ? on_ns : off_ns) + i % 3);
+	}
+	return nr_on;
+}
+
+static void test_polling_kept_where_it_pays(void **state)
+{
+	struct ebb_poll p;
+	unsigned nr_on;
+
+	(void)state;
+	ebb_poll_init(&p, 200 * US);
+	assert_true(p.on);
+	nr_on = run_epochs(&p, 80, 6 * US, 76 * US);     /* quiet machine: wake ~70 µs */
+	assert_true(p.prefer_on);
+	assert_int_equal(nr_on, 80 - 10);                /* 2nd epoch, then every 8th: probes */
+	assert_true(p.avg_cycle_ns[1] >= 6 * US && p.avg_cycle_ns[1] < 7 * US);
+	assert_true(p.avg_cycle_ns[0] >= 76 * US && p.avg_cycle_ns[0] < 77 * US);
+}
+
+static void test_polling_dropped_where_it_does_not(void **state)
+{
+	struct ebb_poll p;
+	unsigned nr_on;
+
+	(void)state;
+	ebb_poll_init(&p, 200 * US);
+	nr_on = run_epochs(&p, 80, 20 * US, 7 * US);     /* spinning costs the wake back */
+	assert_false(p.prefer_on);
+	/* the first epoch (on), then only the probes */
+	assert_true(nr_on >= 9 && nr_on <= 12);
+	/* and it comes back when the machine changes */
+	run_epochs(&p, 80, 6 * US, 76 * US);
+	assert_true(p.prefer_on);
+}
+
+static void test_cycle_off_when_capped_to_zero(void **state)
+{
+	struct ebb_poll p;
+
+	(void)state;
+	ebb_poll_init(&p, 0);
+	assert_false(p.on);
+	run_epochs(&p, 20, 1 * US, 100 * US);
+	assert_false(p.on);
+	assert_int_equal(p.nr_epochs, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -79,6 +141,9 @@ int main(void)
 		cmocka_unit_test(test_hit_keeps_the_window),
 		cmocka_unit_test(test_quiet_shrinks_to_zero),
 		cmocka_unit_test(test_off),
+		cmocka_unit_test(test_polling_kept_where_it_pays),
+		cmocka_unit_test(test_polling_dropped_where_it_does_not),
+		cmocka_unit_test(test_cycle_off_when_capped_to_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
