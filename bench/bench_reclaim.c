@@ -554,7 +554,7 @@ static void print_poll_cost(const char *name, const struct side *x)
 {
 	if (!x->ok)
 		return;
-	printf("  %-34s %7.1f%% of a core (%5.2f us/fault, %5.2f us spun/fault, %llu hits, %llu misses); "
+	printf("  %-34s %7.1f%% of a core (%5.2f us CPU/fault; spinning %5.2f us wall/fault, %llu hits, %llu misses); "
 	       "idle after: %.3f%% (%.1f us in %.1f s), window %llu ns\n",
 	       name, 100.0 * (double)x->touch_cpu_ns / (double)x->touch_wall_ns,
 	       x->faults ? (double)x->touch_cpu_ns / 1e3 / (double)x->faults : 0.0,
@@ -644,7 +644,8 @@ int main(int argc, char **argv)
 	print_in_row("ebb MOVE, adaptive polling", &e, &k, &fl);
 	print_in_row("ebb wp, adaptive polling", &w, &k, &fl);
 	printf("  (floor = bare userfaultfd round trip, handler in poll(); latency: lower is better)\n");
-	printf("  fault handler CPU during the touches, and over 1 s idle after them:\n");
+	printf("  fault handler thread CPU during the touches, and over 1 s idle after them\n"
+	       "  (spinning wall time includes turns given to other threads by sched_yield):\n");
 	print_poll_cost("ebb MOVE, polling off", &e0);
 	print_poll_cost("ebb MOVE, adaptive polling", &e);
 	print_poll_cost("ebb wp, adaptive polling", &w);

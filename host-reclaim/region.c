@@ -58,7 +58,13 @@
  * VM thus spins at most ~2 x max once after its last fault, then never; a
  * swapping VM pays about the spinning round trip.  cfg.poll_max_ns caps it
  * (0 = off); the time spun, hits, misses and the handler's CPU time are
- * counters.
+ * counters.  Spinning can also lose: the faulting thread still sleeps and
+ * UFFDIO_COPY wakes it back on its own CPU, which may have gone idle, and a
+ * handler that never sleeps keeps the scheduler from running both threads
+ * on one CPU (where the hand-off costs no wake).  So the handler measures
+ * (ebb_poll_cycle) the median fault-to-fault cycle of a storm over epochs of
+ * 64 faults with polling on and off, runs the faster mode and probes the
+ * other in the 2nd epoch and every 8th after.
  *
  * Background (ebb_region_step): update pressure averages and reclaim toward
  * high in batches of reclaim_batch_pages.  Reference sources are harvested
