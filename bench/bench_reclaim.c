@@ -24,7 +24,10 @@
  * Figures are printed side by side with the ratio ebb/kernel.  If zram cannot
  * be set up (not root, no zram), ebb's figures are printed alone, marked as
  * lacking the peer, with the reason.  Size: EBB_BENCH_MB (default 256).
- * --swapin-only skips the file tier and the aging pass.
+ *   metadata: bytes ebb holds per page of a 1 GiB and a 16 GiB region with
+ *             every page stored, allocator overhead included.
+ * --swapin-only skips the file tier, the aging pass and the metadata;
+ * --metadata-only runs the metadata figure alone.
  * --burn: a CPU burner runs on the other core for the whole run (the output
  * says whether it ran): a fault hand-off to an idle CPU and one to a busy
  * machine cost very different wakes.
@@ -490,6 +493,70 @@ out:
 	return s;
 }
 
+/* ---- metadata ------------------------------------------------------------ */
+
+/*
+ * Everything ebb holds per 4 KiB page of a region whose every page is
+ * stored in the compressed tier: page state + store tables (metadata_bytes)
+ * + the allocator's rounding and headers of the compressed objects (not the
+ * compressed payload itself: that is the data).  Filled and evicted 256 MiB
+ * at a time so a 16 GiB region needs ~256 MiB resident plus the store.
+ */
+static void bench_metadata(uint64_t gib)
+{
+	uint64_t size = gib << 30, nr = size / PG, chunk = (256ULL << 20) / PG;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	struct ebb_region_cfg cfg;
+	struct ebb_region *r;
+	struct ebb_region_counters c;
+	uint64_t t0 = now_ns();
+
+	if (mem == MAP_FAILED) {
+		printf("  %3llu GiB: cannot map (%s)\n", (unsigned long long)gib, strerror(errno));
+		return;
+	}
+	madvise(mem, size, MADV_NOHUGEPAGE);
+	ebb_region_cfg_init(&cfg);
+	cfg.name = "bench-meta";
+	cfg.base = mem;
+	cfg.size_bytes = size;
+	cfg.swap.zpool_budget_bytes = size;
+	cfg.keep_clean_copies = false;
+	cfg.readahead_pages = 1;
+	if (ebb_region_create(&cfg, &r) != 0 || ebb_region_start(r) != 0) {
+		printf("  %3llu GiB: cannot create the region\n", (unsigned long long)gib);
+		munmap(mem, size);
+		return;
+	}
+	for (uint64_t first = 0; first < nr; first += chunk) {
+		fill(mem + first * PG, chunk);
+		/* fill() wrote the pattern of pfns 0..chunk-1: make each page unique */
+		for (uint64_t pfn = first; pfn < first + chunk; pfn++)
+			((uint64_t *)(mem + pfn * PG))[0] = mix(pfn);
+		for (int i = 0; i < 64; i++) {
+			struct ebb_scan_control sc = { .nr_to_reclaim = chunk, .priority = 0,
+						       .swappiness = 200, .may_swap = true,
+						       .may_writepage = true };
+
+			ebb_region_reclaim(r, &sc);
+			ebb_region_get_counters(r, &c);
+			if (c.resident_pages == 0)
+				break;
+		}
+	}
+	ebb_region_get_counters(r, &c);
+	uint64_t total = c.metadata_bytes + c.compressed_overhead_bytes;
+
+	printf("  %3llu GiB region, %llu of %llu pages stored compressed: %6.2f bytes/page "
+	       "(%.2f page state + store tables, %.2f allocator overhead; %.1f s to fill)\n",
+	       (unsigned long long)gib, (unsigned long long)c.compressed_pages, (unsigned long long)nr,
+	       (double)total / (double)nr, (double)c.metadata_bytes / (double)nr,
+	       (double)c.compressed_overhead_bytes / (double)nr, (double)(now_ns() - t0) / 1e9);
+	ebb_region_destroy(r);
+	munmap(mem, size);
+}
+
 /* ---- aging -------------------------------------------------------------- */
 
 static void bench_aging(uint64_t size)
@@ -575,7 +642,7 @@ int main(int argc, char **argv)
 	const char *mb = getenv("EBB_BENCH_MB");
 	uint64_t size = (mb ? strtoull(mb, NULL, 10) : 256) << 20;
 	uint64_t nr_touch = 20000;
-	bool burn = false, swapin_only = false;
+	bool burn = false, swapin_only = false, metadata_only = false;
 	pid_t burner = -1;
 	int burn_cpu = -1, ret;
 	double load[1] = { -1 };
@@ -585,10 +652,13 @@ int main(int argc, char **argv)
 			burn = true;
 		} else if (!strcmp(argv[i], "--swapin-only")) {
 			swapin_only = true;
+		} else if (!strcmp(argv[i], "--metadata-only")) {
+			metadata_only = true;
 		} else {
 			fprintf(stderr, "usage: %s [--burn] [--swapin-only]\n"
 				"  --burn         a CPU burner on the other core for the whole run\n"
-				"  --swapin-only  swap-out/in vs kernel and floor only (no file tier, no aging)\n",
+				"  --swapin-only  swap-out/in vs kernel and floor only (no file tier, no aging)\n"
+				"  --metadata-only  metadata bytes per page at 1 and 16 GiB only\n",
 				argv[0]);
 			return 2;
 		}
@@ -601,6 +671,12 @@ int main(int argc, char **argv)
 	if (nr_touch > size / PG / 2)
 		nr_touch = size / PG / 2;
 	getloadavg(load, 1);
+	if (metadata_only) {
+		printf("metadata per 4 KiB page, every page stored (target: 16 bytes):\n");
+		bench_metadata(1);
+		bench_metadata(16);
+		return 0;
+	}
 	if (burn)
 		burner = burner_start(&burn_cpu);
 	if (burn && burner < 0) {
@@ -673,6 +749,9 @@ int main(int argc, char **argv)
 		       fe.in.p99_us, fe.in.p99_us / fp.in.p99_us);
 	}
 	bench_aging(size);
+	printf("metadata per 4 KiB page, every page stored (target: 16 bytes):\n");
+	bench_metadata(1);
+	bench_metadata(16);
 	if (burner > 0) {
 		kill(burner, SIGKILL);
 		waitpid(burner, NULL, 0);

@@ -1981,6 +1981,7 @@ static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 	c->clean_pages = l->lists[EBB_LRU_INACTIVE_CLEAN].nr + l->lists[EBB_LRU_ACTIVE_CLEAN].nr;
 	c->compressed_pages = st.zpool_pages;
 	c->compressed_bytes = st.zpool_bytes;
+	c->compressed_overhead_bytes = st.zpool_overhead_bytes;
 	c->file_pages = st.file_pages;
 	c->file_bytes = st.file_bytes;
 	c->file_allocated_bytes = st.file_allocated_bytes;

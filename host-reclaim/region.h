@@ -149,6 +149,7 @@ struct ebb_region_counters {
 	uint64_t file_allocated_bytes; /* file system space the swap file holds (>= file_bytes) */
 	uint64_t dedup_saved_bytes, nr_dedup_hits, nr_incompressible;
 	uint64_t metadata_bytes;     /* page table + store tables */
+	uint64_t compressed_overhead_bytes; /* allocator rounding + headers of compressed objects */
 	uint64_t high_pages, max_pages;
 };
 
