@@ -1552,6 +1552,9 @@ int ebb_region_start(struct ebb_region *r)
 			/* the 100 ms poll timeout still ends the handler */
 		}
 		pthread_join(r->handler_thread, NULL);
+		if (read(r->stop_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: nothing to drain (see ebb_region_stop) */
+		}
 		return -ret;
 	}
 	r->threads_running = true;
@@ -1575,6 +1578,11 @@ void ebb_region_stop(struct ebb_region *r)
 	pthread_join(r->handler_thread, NULL);
 	pthread_join(r->bg_thread, NULL);
 	r->threads_running = false;
+	/* Drain the eventfd: left readable, it would wake the next start's
+	 * handler out of every poll() at once, a busy loop. */
+	if (read(r->stop_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: nothing to drain */
+	}
 	pthread_mutex_lock(&r->lock);
 	r->stopping = false;
 	pthread_mutex_unlock(&r->lock);
