@@ -103,33 +103,102 @@ struct lat {
 	uint64_t bad;
 };
 
-/* Touch @n random pages once each, timing every touch. */
-static struct lat touch_random(uint8_t *mem, uint64_t nr, uint64_t n)
+#define NR_PHASES 3
+static const unsigned phase_threads[NR_PHASES] = { 1, 2, 4 };
+
+struct toucher {
+	uint8_t *mem;
+	const uint64_t *pfns;
+	uint64_t n;
+	uint64_t *t;              /* one latency per touch */
+	uint64_t bad;
+	pthread_barrier_t *go;
+};
+
+static void *toucher_main(void *arg)
 {
-	uint64_t *t = malloc(n * sizeof(*t));
-	struct lat l = { 0, 0, 0 };
-	uint64_t seed = 99;
+	struct toucher *w = arg;
 
-	if (!t)
-		return l;
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t pfn;
-
-		seed = mix(seed);
-		pfn = seed % nr;
-		volatile uint64_t *p = (volatile uint64_t *)(mem + pfn * PG);
+	pthread_barrier_wait(w->go);
+	for (uint64_t i = 0; i < w->n; i++) {
+		uint64_t pfn = w->pfns[i];
+		volatile uint64_t *p = (volatile uint64_t *)(w->mem + pfn * PG);
 		uint64_t t0 = now_ns();
 		uint64_t v = p[1];
 
-		t[i] = now_ns() - t0;
+		w->t[i] = now_ns() - t0;
 		if (v != mix(pfn * 512 + 1))
-			l.bad++;
+			w->bad++;
 	}
+	return NULL;
+}
+
+static struct lat lat_of(uint64_t *t, uint64_t n, uint64_t bad)
+{
+	struct lat l = { 0, 0, bad };
+
 	qsort(t, n, sizeof(*t), cmp_u64);
 	l.p50_us = (double)t[n / 2] / 1000.0;
 	l.p99_us = (double)t[n * 99 / 100] / 1000.0;
-	free(t);
 	return l;
+}
+
+/*
+ * Touch evicted pages in random order, each page once (no page is touched
+ * twice: a second touch would time a resident page), timing every touch:
+ * @n pages with 1 faulting thread, the next @n with 2, the next @n with 4
+ * (the faulting threads start together and share the pages).  @out gets
+ * the latencies of each phase.  Needs 3 n <= nr.
+ */
+static void touch_phases(uint8_t *mem, uint64_t nr, uint64_t n, struct lat out[NR_PHASES])
+{
+	uint64_t *perm = malloc(nr * sizeof(*perm)), *t = malloc(n * sizeof(*t));
+	uint64_t seed = 99;
+
+	memset(out, 0, NR_PHASES * sizeof(*out));
+	if (!perm || !t || 3 * n > nr) {
+		free(perm);
+		free(t);
+		return;
+	}
+	for (uint64_t i = 0; i < nr; i++)
+		perm[i] = i;
+	for (uint64_t i = nr - 1; i > 0; i--) {
+		uint64_t j, x;
+
+		seed = mix(seed);
+		j = seed % (i + 1);
+		x = perm[i];
+		perm[i] = perm[j];
+		perm[j] = x;
+	}
+	for (unsigned ph = 0; ph < NR_PHASES; ph++) {
+		unsigned nt = phase_threads[ph];
+		struct toucher w[4];
+		pthread_t th[4];
+		pthread_barrier_t go;
+		uint64_t bad = 0;
+
+		pthread_barrier_init(&go, NULL, nt);
+		for (unsigned k = 0; k < nt; k++) {
+			uint64_t from = n * k / nt, to = n * (k + 1) / nt;
+
+			w[k] = (struct toucher){ .mem = mem, .pfns = perm + ph * n + from, .n = to - from,
+						 .t = t + from, .go = &go };
+			if (k && pthread_create(&th[k], NULL, toucher_main, &w[k]) != 0)
+				w[k].n = 0, w[k].bad = 1;   /* counted as a failure */
+		}
+		toucher_main(&w[0]);
+		for (unsigned k = 1; k < nt; k++)
+			if (w[k].n)
+				pthread_join(th[k], NULL);
+		for (unsigned k = 0; k < nt; k++)
+			bad += w[k].bad;
+		pthread_barrier_destroy(&go);
+		out[ph] = lat_of(t, n, bad);
+	}
+	free(perm);
+	free(t);
 }
 
 static uint64_t count_resident(uint8_t *mem, uint64_t nr)
@@ -151,7 +220,8 @@ static uint64_t count_resident(uint8_t *mem, uint64_t nr)
 
 struct side {
 	double out_mib_s;
-	struct lat in;
+	struct lat in;                /* 1 faulting thread (= mt[0]) */
+	struct lat mt[NR_PHASES];     /* 1, 2, 4 faulting threads */
 	bool ok;
 	char why[200];
 	/* ebb only: the fault handler during the touches and 1 s idle after */
@@ -159,6 +229,15 @@ struct side {
 	uint64_t spin_ns, hits, misses, window_ns, faults;
 	uint64_t cycle_on_ns, cycle_off_ns, epochs_off;
 };
+
+static uint64_t bad_of(const struct side *s)
+{
+	uint64_t bad = 0;
+
+	for (unsigned ph = 0; ph < NR_PHASES; ph++)
+		bad += s->mt[ph].bad;
+	return bad;
+}
 
 /* @file_tier: no compressed tier, everything to a swap file in /var/tmp,
  * encrypted when @encrypt. */
@@ -228,7 +307,8 @@ static struct side bench_ebb_ex(uint64_t size, uint64_t nr_touch, enum ebb_evict
 	ebb_region_get_counters(r, &c0);
 	uint64_t w0 = now_ns();
 
-	s.in = touch_random(mem, nr, nr_touch);
+	touch_phases(mem, nr, nr_touch, s.mt);
+	s.in = s.mt[0];
 	uint64_t w1 = now_ns();
 
 	usleep(150 * 1000);                  /* the handler publishes its CPU once a turn */
@@ -251,10 +331,10 @@ static struct side bench_ebb_ex(uint64_t size, uint64_t nr_touch, enum ebb_evict
 	s.cycle_on_ns = c1.poll_cycle_on_ns;
 	s.cycle_off_ns = c1.poll_cycle_off_ns;
 	s.epochs_off = c1.nr_poll_epochs_off;
-	s.ok = resident_left == 0 && s.in.bad == 0 && c2.nr_errors == 0;
+	s.ok = resident_left == 0 && bad_of(&s) == 0 && c2.nr_errors == 0;
 	if (!s.ok)
 		snprintf(s.why, sizeof(s.why), "%llu pages not evicted, %llu bad reads, %llu errors",
-			 (unsigned long long)resident_left, (unsigned long long)s.in.bad,
+			 (unsigned long long)resident_left, (unsigned long long)bad_of(&s),
 			 (unsigned long long)c2.nr_errors);
 	ebb_region_destroy(r);
 	munmap(mem, size);
@@ -342,12 +422,13 @@ static struct side bench_floor(uint64_t size, uint64_t nr_touch, bool spin)
 		snprintf(s.why, sizeof(s.why), "pthread_create failed");
 		goto out;
 	}
-	s.in = touch_random(mem, size / PG, nr_touch);
+	touch_phases(mem, size / PG, nr_touch, s.mt);
+	s.in = s.mt[0];
 	atomic_store(&f.stop, true);
 	pthread_join(th, NULL);
-	s.ok = s.in.bad == 0;
+	s.ok = bad_of(&s) == 0;
 	if (!s.ok)
-		snprintf(s.why, sizeof(s.why), "%llu bad reads", (unsigned long long)s.in.bad);
+		snprintf(s.why, sizeof(s.why), "%llu bad reads", (unsigned long long)bad_of(&s));
 out:
 	if (f.uffd >= 0)
 		close(f.uffd);
@@ -473,11 +554,12 @@ static struct side bench_kernel(uint64_t size, uint64_t nr_touch)
 	printf("# kernel: MADV_PAGEOUT to %s (lz4) left %llu of %llu pages resident\n", dev,
 	       (unsigned long long)left, (unsigned long long)nr);
 	s.out_mib_s = (double)(nr - left) * PG / (1 << 20) / ((double)(t1 - t0) / 1e9);
-	s.in = touch_random(mem, nr, nr_touch);
-	s.ok = left < nr / 100 && s.in.bad == 0;
+	touch_phases(mem, nr, nr_touch, s.mt);
+	s.in = s.mt[0];
+	s.ok = left < nr / 100 && bad_of(&s) == 0;
 	if (!s.ok)
 		snprintf(s.why, sizeof(s.why), "kernel left %llu pages resident / %llu bad reads",
-			 (unsigned long long)left, (unsigned long long)s.in.bad);
+			 (unsigned long long)left, (unsigned long long)bad_of(&s));
 out:
 	if (mem != MAP_FAILED)
 		munmap(mem, size);
@@ -617,6 +699,21 @@ static void print_in_row(const char *name, const struct side *x, const struct si
 		printf(" %9s %9s\n", "n/a", "n/a");
 }
 
+static void print_mt_row(const char *name, const struct side *x, const struct side *k)
+{
+	if (!x->ok) {
+		printf("  %-34s INVALID: %s\n", name, x->why);
+		return;
+	}
+	printf("  %-34s", name);
+	for (unsigned ph = 0; ph < NR_PHASES; ph++)
+		printf("  %6.1f / %7.1f", x->mt[ph].p50_us, x->mt[ph].p99_us);
+	if (k->ok && x != k)
+		printf("   p50/kern %.2f %.2f %.2f", x->mt[0].p50_us / k->mt[0].p50_us,
+		       x->mt[1].p50_us / k->mt[1].p50_us, x->mt[2].p50_us / k->mt[2].p50_us);
+	printf("\n");
+}
+
 static void print_poll_cost(const char *name, const struct side *x)
 {
 	if (!x->ok)
@@ -668,8 +765,8 @@ int main(int argc, char **argv)
 		printf("bench_reclaim: cannot run: userfaultfd without UFFDIO_MOVE (%s)\n", strerror(-ret));
 		return 0;
 	}
-	if (nr_touch > size / PG / 2)
-		nr_touch = size / PG / 2;
+	if (nr_touch > size / PG / 3)
+		nr_touch = size / PG / 3;
 	getloadavg(load, 1);
 	if (metadata_only) {
 		printf("metadata per 4 KiB page, every page stored (target: 16 bytes):\n");
@@ -720,6 +817,13 @@ int main(int argc, char **argv)
 	print_in_row("ebb MOVE, adaptive polling", &e, &k, &fl);
 	print_in_row("ebb wp, adaptive polling", &w, &k, &fl);
 	printf("  (floor = bare userfaultfd round trip, handler in poll(); latency: lower is better)\n");
+	printf("  %-34s %17s %17s %17s   (p50 / p99 us; each page touched once)\n",
+	       "swap-in at 1 / 2 / 4 faulting threads", "1 thread", "2 threads", "4 threads");
+	print_mt_row("kernel: MADV_PAGEOUT -> zram", &k, &k);
+	print_mt_row("floor: uffd, handler in poll()", &fl, &k);
+	print_mt_row("ebb MOVE, polling off", &e0, &k);
+	print_mt_row("ebb MOVE, adaptive polling", &e, &k);
+	print_mt_row("ebb wp, adaptive polling", &w, &k);
 	printf("  fault handler thread CPU during the touches, and over 1 s idle after them\n"
 	       "  (spinning wall time includes turns given to other threads by sched_yield):\n");
 	print_poll_cost("ebb MOVE, polling off", &e0);
