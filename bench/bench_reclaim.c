@@ -787,7 +787,7 @@ int main(int argc, char **argv)
 	struct side e = bench_ebb(size, nr_touch, EBB_EVICT_MOVE, EBB_POLL_DEFAULT_MAX_NS);
 	struct side w = bench_ebb(size, nr_touch, EBB_EVICT_WP, EBB_POLL_DEFAULT_MAX_NS);
 
-	printf("bench_reclaim: %llu MiB of half-compressible data, %llu random touches\n",
+	printf("bench_reclaim: %llu MiB of half-compressible data, %llu random touches a phase (1, 2, 4 faulting threads), each page once\n",
 	       (unsigned long long)(size >> 20), (unsigned long long)nr_touch);
 	if (burn)
 		printf("  other core: BUSY (a CPU burner pinned to CPU %d for the whole run)\n", burn_cpu);
