@@ -1960,6 +1960,19 @@ int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_
 	return 0;
 }
 
+/* The polling counters are atomics: current even in a published snapshot. */
+static void poll_counters(struct ebb_region *r, struct ebb_region_counters *c)
+{
+	c->nr_poll_hits = atomic_load_explicit(&r->nr_poll_hits, memory_order_relaxed);
+	c->nr_poll_misses = atomic_load_explicit(&r->nr_poll_misses, memory_order_relaxed);
+	c->poll_spin_ns = atomic_load_explicit(&r->poll_spin_ns, memory_order_relaxed);
+	c->poll_window_ns = atomic_load_explicit(&r->poll_window_ns, memory_order_relaxed);
+	c->handler_cpu_ns = atomic_load_explicit(&r->handler_cpu_ns, memory_order_relaxed);
+	c->poll_cycle_on_ns = atomic_load_explicit(&r->poll_cycle_on_ns, memory_order_relaxed);
+	c->poll_cycle_off_ns = atomic_load_explicit(&r->poll_cycle_off_ns, memory_order_relaxed);
+	c->nr_poll_epochs_off = atomic_load_explicit(&r->nr_poll_epochs_off, memory_order_relaxed);
+}
+
 static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 {
 	struct ebb_swap_stats st;
@@ -2000,14 +2013,7 @@ static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 			    (r->nr_pages + 63) / 64 * 8;
 	c->high_pages = r->high_pages;
 	c->max_pages = r->max_pages;
-	c->nr_poll_hits = atomic_load_explicit(&r->nr_poll_hits, memory_order_relaxed);
-	c->nr_poll_misses = atomic_load_explicit(&r->nr_poll_misses, memory_order_relaxed);
-	c->poll_spin_ns = atomic_load_explicit(&r->poll_spin_ns, memory_order_relaxed);
-	c->poll_window_ns = atomic_load_explicit(&r->poll_window_ns, memory_order_relaxed);
-	c->handler_cpu_ns = atomic_load_explicit(&r->handler_cpu_ns, memory_order_relaxed);
-	c->poll_cycle_on_ns = atomic_load_explicit(&r->poll_cycle_on_ns, memory_order_relaxed);
-	c->poll_cycle_off_ns = atomic_load_explicit(&r->poll_cycle_off_ns, memory_order_relaxed);
-	c->nr_poll_epochs_off = atomic_load_explicit(&r->nr_poll_epochs_off, memory_order_relaxed);
+	poll_counters(r, c);
 }
 
 /* Publish the counters for readers that cannot get r->lock soon; lock held. */
@@ -2045,6 +2051,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 		if (r->snap_valid) {
 			*c = r->snap;
 			pthread_mutex_unlock(&r->snap_lock);
+			poll_counters(r, c);
 			atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
 			return;
 		}
