@@ -86,7 +86,9 @@ struct ebb_region_cfg {
 	/* Adaptive polling of the fault handler (region.c, "Polling"): after
 	 * each fault it spins on the uffd for a self-tuned window of at most
 	 * this long before it sleeps.  0 = off (sleep in poll() at once).
-	 * Default EBB_POLL_DEFAULT_MAX_NS; at most EBB_POLL_LIMIT_NS. */
+	 * Default EBB_POLL_DEFAULT_MAX_NS; at most EBB_POLL_LIMIT_NS.  Only
+	 * the handler thread of ebb_region_start() polls; an owner calling
+	 * ebb_region_handle_faults() itself decides how it waits. */
 	uint64_t poll_max_ns;
 	/* evict_mode: AUTO picks MOVE where available (see enum) */
 	enum ebb_dirty_tracking dirty_tracking;
