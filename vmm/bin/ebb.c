@@ -1106,26 +1106,44 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
-/* Test only (docs/vmm.md): ebb debug-poison NAME GPA; the VM must have been
- * started with EBB_TEST_HOOKS=1.  Not listed in the help. */
+/* Test only (docs/vmm.md): ebb debug-poison NAME GPA [--swap [--no-hwpoison]];
+ * the VM must have been started with EBB_TEST_HOOKS=1.  Not listed in the
+ * help. */
 static int cmd_debug_poison(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	struct json_object *args;
 	unsigned long long gpa;
+	bool via_swap = false, no_hw = false;
 	char *end;
 
-	if (argc != 3)
-		die("usage: ebb debug-poison NAME GPA (test only)");
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--swap"))
+			via_swap = true;
+		else if (!strcmp(argv[i], "--no-hwpoison"))
+			no_hw = true;
+		else
+			argc = -1;
+	}
+	if (argc < 3 || (no_hw && !via_swap))
+		die("usage: ebb debug-poison NAME GPA [--swap [--no-hwpoison]] (test only)");
 	errno = 0;
 	gpa = strtoull(argv[2], &end, 0);
 	if (errno || *end || end == argv[2])
 		die("bad GPA '%s'", argv[2]);
 	args = json_object_new_object();
 	json_object_object_add(args, "gpa", json_object_new_int64((int64_t)gpa));
+	if (via_swap)
+		json_object_object_add(args, "via", json_object_new_string("swap"));
+	if (no_hw)
+		json_object_object_add(args, "no_hwpoison", json_object_new_boolean(1));
 	if (!call_vm(argv[1], "debug-poison", args, &resp))  /* consumes args */
 		return 1;
-	printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
+	if (via_swap)
+		printf("guest page 0x%llx swapped out; its next swap-in fails%s\n", gpa & ~0xfffull,
+		       no_hw ? " (MADV_HWPOISON disabled)" : "");
+	else
+		printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
 	vmm_ctl_response_release(&resp);
 	return 0;
 }
