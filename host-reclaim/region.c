@@ -36,9 +36,11 @@
  *     then one UFFDIO_COPY for the run (write-protected when WP_ASYNC dirty
  *     tracking is on, so the first write is seen by the next harvest);
  *   - a load that fails after retries (I/O error, checksum mismatch) is
- *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
- *     gets SIGBUS); without it, an empty memfd mapped over the page raises
- *     SIGBUS instead: wrong data is never returned, no thread is left
+ *     logged as an error and the page is poisoned, so that the thread gets
+ *     SIGBUS BUS_MCEERR_AR (a vCPU: a guest machine check): UFFDIO_POISON,
+ *     or without it MADV_HWPOISON on a page copied in first (poison_page);
+ *     if neither works, an empty memfd mapped over the page raises SIGBUS
+ *     BUS_ADRERR instead: wrong data is never returned, no thread is left
  *     blocked;
  *   - swapped-in pages are mapped write-protected until written (the first
  *     write is a sync WP fault that un-protects and drops the copy), so a
@@ -1029,7 +1031,7 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 	 * Neither works.  The faulting thread must neither block forever nor
 	 * read wrong data: map an empty memfd over the page (MAP_SHARED past
 	 * its end of file), so that every access raises SIGBUS (BUS_ADRERR;
-	 * a vCPU's KVM_RUN returns EFAULT and the VM stops), and wake the
+	 * a vCPU gets no machine check: in the box it hung), and wake the
 	 * waiters.  Counted.
 	 */
 	if (sigbus_page(r, pfn) == 0) {

@@ -85,6 +85,7 @@ struct vcpu {
 	int mce_pending;
 	bool mce_ar;
 	uint64_t mce_gpa;
+	uint64_t mce_held_gpa;       /* vCPU thread only: see inject_mce; UINT64_MAX none */
 };
 
 struct vmm_vm {
@@ -603,7 +604,7 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 	}
 	if (json_object_object_get_ex(req->args, "via", &jvia)) {
 		if (!json_object_is_type(jvia, json_type_string) ||
-		    strcmp(json_object_get_string(jvia), "swap")) {
+		    strcmp(json_object_get_string(jvia), "swap") != 0) {
 			snprintf(msg, msg_len, "\"via\" must be \"swap\"");
 			return VMM_CTL_ERR_INVALID;
 		}
@@ -975,6 +976,25 @@ static bool inject_mce(struct vcpu *v)
 	char msg[128];
 
 	__atomic_store_n(&v->mce_pending, 0, __ATOMIC_SEQ_CST);
+	/*
+	 * KVM also raises SIGBUS when a page it fetched in the background
+	 * turns out poisoned: the "page ready" step of an asynchronous page
+	 * fault (a swap-in the reclaim engine answered by poisoning) prefaults
+	 * the page on this vCPU while the guest runs something else, often
+	 * its kernel; a machine check there would panic the guest although
+	 * nothing consumed the page.  A real access faults again on the same
+	 * page as soon as the vCPU re-enters.  So the first SIGBUS for a page
+	 * only arms it; the machine check goes in on the next one, at the
+	 * instruction that touches the page.
+	 */
+	if (ar && v->mce_held_gpa != gpa) {
+		v->mce_held_gpa = gpa;
+		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
+			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
+			    v->index, (unsigned long long)gpa);
+		return true;
+	}
+	v->mce_held_gpa = UINT64_MAX;
 	if (!vmm_mce_encode(vm->mcg_cap, gpa, ar, &mce)) {
 		snprintf(msg, sizeof(msg), "vCPU %u: guest RAM at 0x%llx was lost and the guest has "
 			 "no machine check banks", v->index, (unsigned long long)gpa);
@@ -1184,6 +1204,7 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 
 		v->vm = vm;
 		v->index = i;
+		v->mce_held_gpa = UINT64_MAX;
 		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->fd < 0) {
 			ret = -errno;

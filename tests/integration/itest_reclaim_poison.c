@@ -251,6 +251,8 @@ int main(void)
 	cfg.swap.file_size_bytes = size;
 	cfg.log = log_cb;
 	cfg.keep_clean_copies = false;
+	if (getenv("EBB_ITEST_EVICT") && strcmp(getenv("EBB_ITEST_EVICT"), "wp") == 0)
+		cfg.evict_mode = EBB_EVICT_WP;   /* tests/integration/reclaim_wp_mode.sh */
 	ret = ebb_region_create(&cfg, &r);
 	if (ret) {
 		ok(0, "region created in %s: %s", dir, strerror(-ret));
@@ -318,7 +320,7 @@ int main(void)
 			   (long long)b, what, hw0, hw1);
 		} else if (sigbus_at(t, &tc, mem + b * PG, BUS_ADRERR) && c.nr_lost_sigbus == sig0 + 1) {
 			skip("no UFFDIO_POISON, MADV_HWPOISON: the lost page raises BUS_MCEERR_AR",
-			     "MADV_HWPOISON refused on this host (no CONFIG_MEMORY_FAILURE or no CAP_SYS_ADMIN): the memfd fallback raised BUS_ADRERR as it should; the box runs this test on Debian's 6.1");
+			     "MADV_HWPOISON refused on this host (no CONFIG_MEMORY_FAILURE or no CAP_SYS_ADMIN): the memfd fallback raised BUS_ADRERR as it should; tests/box/wip/lost_page_ebb.sh runs this test in the box (Debian 6.1)");
 		} else {
 			ok(0, "no UFFDIO_POISON, MADV_HWPOISON refused: the fallback raises BUS_ADRERR (%s, nr_lost_sigbus %llu)",
 			   what, (unsigned long long)c.nr_lost_sigbus);
