@@ -36,9 +36,11 @@
  *     then one UFFDIO_COPY for the run (write-protected when WP_ASYNC dirty
  *     tracking is on, so the first write is seen by the next harvest);
  *   - a load that fails after retries (I/O error, checksum mismatch) is
- *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
- *     gets SIGBUS); without it, an empty memfd mapped over the page raises
- *     SIGBUS instead: wrong data is never returned, no thread is left
+ *     logged as an error and the page is poisoned, so that the thread gets
+ *     SIGBUS BUS_MCEERR_AR (a vCPU: a guest machine check): UFFDIO_POISON,
+ *     or without it MADV_HWPOISON on a page copied in first (poison_page);
+ *     if neither works, an empty memfd mapped over the page raises SIGBUS
+ *     BUS_ADRERR instead: wrong data is never returned, no thread is left
  *     blocked;
  *   - swapped-in pages are mapped write-protected until written (the first
  *     write is a sync WP fault that un-protects and drops the copy), so a
@@ -100,6 +102,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,11 +165,13 @@ struct ebb_region {
 	atomic_uint_fast64_t handler_cpu_ns;  /* as of the handler's last loop turn */
 	atomic_uint_fast64_t poll_cycle_on_ns, poll_cycle_off_ns, nr_poll_epochs_off;
 	int lost_fd;                        /* empty memfd: SIGBUS mapping for lost pages */
+	uint64_t lost_cookie;               /* random: content of a page about to be hwpoisoned */
 	/* Test-only failure injection (ebb_region_test_inject); under lock. */
 	struct {
 		uint32_t skip, nr;
 		int err;
 	} inj[EBB_INJ_NR];
+	uint64_t inj_lose_pfn;              /* its next swap-in fails (UINT64_MAX: none) */
 };
 
 static void publish_locked(struct ebb_region *r);
@@ -956,16 +961,64 @@ static int sigbus_page(struct ebb_region *r, uint64_t pfn)
 	return 0;
 }
 
+/*
+ * Poison page @pfn (empty PTE, its fault pending) with MADV_HWPOISON, for
+ * kernels without UFFDIO_POISON.  MADV_HWPOISON works on a mapped page
+ * (it looks the page up with get_user_pages, which on an empty PTE would
+ * fault into our own handler), so first UFFDIO_COPY a private page there
+ * without waking the waiter.  Its content is unique to the region and page
+ * (a per-region random value and the address), never zero: a zero page or
+ * one equal to another page could be merged by KSM between the copy and the
+ * madvise, and the memory failure would then hit the shared page.  The
+ * kernel replaces the PTE by a hardware-poison entry (the physical page is
+ * retired for good), so every access raises SIGBUS BUS_MCEERR_AR, and a
+ * vCPU's KVM_RUN gets the same signal, which the VMM turns into a machine
+ * check.  On failure the copied page is zapped again (wrong data is never
+ * left mapped) and -errno is returned; the waiter is still blocked.
+ */
+static int hwpoison_page(struct ebb_region *r, uint64_t pfn)
+{
+	uint64_t addr = page_addr(r, pfn), *w = r->iobuf;
+	struct uffdio_copy cp = {
+		.dst = addr,
+		.src = (uint64_t)(uintptr_t)r->iobuf,
+		.len = EBB_PAGE_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	int err;
+
+	if (r->inj[EBB_INJ_MADV_HWPOISON].nr) {
+		if (r->inj[EBB_INJ_MADV_HWPOISON].skip) {
+			r->inj[EBB_INJ_MADV_HWPOISON].skip--;
+		} else {
+			r->inj[EBB_INJ_MADV_HWPOISON].nr--;
+			return -r->inj[EBB_INJ_MADV_HWPOISON].err;
+		}
+	}
+	for (size_t i = 0; i < EBB_PAGE_SIZE / sizeof(*w); i++)
+		w[i] = r->lost_cookie ^ (addr + i * sizeof(*w));
+	if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0)
+		return -errno;  /* EEXIST: something is mapped there (caller decides) */
+	if (madvise((void *)(uintptr_t)addr, EBB_PAGE_SIZE, MADV_HWPOISON) == 0)
+		return 0;
+	err = errno;
+	madvise((void *)(uintptr_t)addr, EBB_PAGE_SIZE, MADV_DONTNEED);
+	return -err;
+}
+
 static void poison_page(struct ebb_region *r, uint64_t pfn)
 {
 	struct uffdio_poison po = {
 		.range = { .start = page_addr(r, pfn), .len = EBB_PAGE_SIZE },
 		.mode = 0,
 	};
+	int err = EOPNOTSUPP, herr = 0;
 
 	if (r->have_poison) {
-		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
+		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0) {
+			r->c.nr_lost_uffd_poison++;
 			return;
+		}
 		if (errno == EEXIST) {
 			/*
 			 * POISON refuses any non-empty PTE, including a uffd-wp
@@ -979,29 +1032,51 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 
 			uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp);
 			po.updated = 0;
-			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0) {
+				r->c.nr_lost_uffd_poison++;
 				return;
+			}
 			if (errno == EEXIST) {
 				/* Already poisoned (a second message for the same fault). */
 				uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
 				return;
 			}
 		}
+		err = errno;
+	} else {
+		/*
+		 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's
+		 * 6.1): MADV_HWPOISON, where the kernel has memory failure
+		 * handling and we have CAP_SYS_ADMIN.  Not tried when
+		 * UFFDIO_POISON exists but failed: newer kernels (6.10+) send
+		 * the caller of MADV_HWPOISON a SIGBUS of its own.
+		 */
+		herr = hwpoison_page(r, pfn);
+		if (herr == 0) {
+			r->c.nr_lost_hwpoison++;
+			uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+			return;
+		}
+		if (herr == -EEXIST) {
+			/* Already poisoned (a second message for the same fault). */
+			uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+			return;
+		}
+		err = -herr;
 	}
 	/*
-	 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's 6.1) or it
-	 * failed.  The faulting thread must neither block forever nor read
-	 * wrong data: map an empty memfd over the page (MAP_SHARED past its end
-	 * of file), so that every access raises SIGBUS (BUS_ADRERR; a vCPU's
-	 * KVM_RUN returns EFAULT), and wake the waiters.  Counted.
+	 * Neither works.  The faulting thread must neither block forever nor
+	 * read wrong data: map an empty memfd over the page (MAP_SHARED past
+	 * its end of file), so that every access raises SIGBUS (BUS_ADRERR;
+	 * a vCPU gets no machine check: in the box it hung), and wake the
+	 * waiters.  Counted.
 	 */
-	int err = r->have_poison ? errno : EOPNOTSUPP;
-
 	if (sigbus_page(r, pfn) == 0) {
 		r->c.nr_lost_sigbus++;
 		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
-		     "%s: page %llu lost and cannot be poisoned (%s): every access to it now raises SIGBUS",
-		     r->cfg.name, (unsigned long long)pfn, strerror(err));
+		     "%s: page %llu lost and cannot be poisoned (%s%s): every access to it now raises SIGBUS (BUS_ADRERR, not a machine check)",
+		     r->cfg.name, (unsigned long long)pfn,
+		     r->have_poison ? "UFFDIO_POISON: " : "MADV_HWPOISON: ", strerror(err));
 		uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
 		return;
 	}
@@ -1100,11 +1175,20 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 			k++;
 		}
 	}
-	for (int attempt = 0; attempt < LOAD_RETRIES; attempt++) {
+	if (r->inj_lose_pfn >= pfn && r->inj_lose_pfn < pfn + k) {
+		/* Test hook: this page's load fails; a run stops before it. */
+		if (r->inj_lose_pfn > pfn)
+			k = (size_t)(r->inj_lose_pfn - pfn);
+		else
+			k = 0;
+	}
+	for (int attempt = 0; k && attempt < LOAD_RETRIES; attempt++) {
 		got = ebb_swap_load_run(r->store, ids, k, r->iobuf);
 		if (got > 0 || got == -EBADMSG || got == -ENOENT)
 			break;
 	}
+	if (k == 0)
+		r->inj_lose_pfn = UINT64_MAX;
 	if (got <= 0) {
 		r->c.nr_swapin_errors++;
 		r->c.nr_lost_pages++;
@@ -1662,6 +1746,9 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->stop_fd = -1;
 	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	r->lost_fd = -1;
+	r->inj_lose_pfn = UINT64_MAX;
+	if (getrandom(&r->lost_cookie, sizeof(r->lost_cookie), 0) != sizeof(r->lost_cookie))
+		r->lost_cookie = mono_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)r;
 	r->base = (uint64_t)(uintptr_t)cfg->base;
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
@@ -2110,6 +2197,19 @@ int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, ui
 		r->inj[what].nr = nr_calls;
 		r->inj[what].err = err;
 	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn)
+{
+	if (!r)
+		return -EINVAL;
+	/* CLIENT: (test hook) */
+	if (check_range(r, pfn, 1))
+		return -ERANGE;
+	pthread_mutex_lock(&r->lock);
+	r->inj_lose_pfn = pfn;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }

@@ -139,7 +139,9 @@ struct ebb_region_counters {
 	uint64_t handler_cpu_ns;     /* CPU time of the fault handler thread, all of it */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
-	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (no UFFDIO_POISON) */
+	uint64_t nr_lost_uffd_poison; /* lost pages poisoned with UFFDIO_POISON (6.6+) */
+	uint64_t nr_lost_hwpoison;   /* lost pages poisoned with MADV_HWPOISON (no UFFDIO_POISON) */
+	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (BUS_ADRERR): neither worked */
 	uint64_t nr_restore_failed;  /* kept pages that could not be put back (then stored or lost) */
 	uint64_t nr_uffd_errors;     /* UFFDIO_* calls that failed unexpectedly */
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads, nr_enospc, nr_checksum_errors;
@@ -278,11 +280,16 @@ enum ebb_region_inject {
 	EBB_INJ_UFFD_WRITEPROTECT,
 	EBB_INJ_UFFD_WAKE,
 	EBB_INJ_UFFD_POISON,
+	EBB_INJ_MADV_HWPOISON,   /* the poisoning of a lost page without UFFDIO_POISON */
 	EBB_INJ_STORE_READ,
 	EBB_INJ_NR,
 };
 int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
 			   uint32_t nr_calls, int err);
+/* FOR TESTS ONLY: the next swap-in of page @pfn fails as a store read error
+ * would (also when @pfn would come in as another page's readahead: the run
+ * stops before it), so the page is lost and poisoned. */
+int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn);
 /* FOR TESTS ONLY: behave as on a kernel without UFFD_FEATURE_POISON. */
 void ebb_region_test_hide_poison(struct ebb_region *r);
 
