@@ -14,6 +14,7 @@
  * Needs userfaultfd with UFFDIO_MOVE (6.8+); part 1 needs root for mount.
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,20 +33,6 @@
 #define PG 4096u
 #define WORDS (PG / 8)
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static void skip(const char *what, const char *why)
 {

@@ -21,6 +21,7 @@
  * of that page fails as a store read error would).
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,20 +39,6 @@
 #define WORDS (PG / 8)
 #define NR_PAGES 512u
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static void skip(const char *what, const char *why)
 {

@@ -15,6 +15,7 @@
  *   - a cap above EBB_POLL_LIMIT_NS is refused.
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -28,20 +29,6 @@
 #define SIZE (32ULL << 20)
 #define NR (SIZE / PG)
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static uint64_t word(uint64_t pfn, unsigned w)
 {
