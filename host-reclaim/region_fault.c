@@ -530,13 +530,19 @@ ssize_t region_wait_msgs(struct ebb_region *r, struct uffd_msg *msgs, int timeou
 	};
 	ssize_t n;
 
-	if (poll(pfd, 2, timeout_ms) < 0)
-		return errno == EINTR ? 0 : -errno;
+	if (poll(pfd, 2, timeout_ms) < 0) {
+		int e = errno;
+
+		return e == EINTR || e <= 0 ? 0 : -e;
+	}
 	if (!(pfd[0].revents & POLLIN))
 		return 0;
 	n = read(r->uffd, msgs, sizeof(*msgs) * MSG_BATCH);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n < 0) {
+		int e = errno;
+
+		return e == EAGAIN || e == EINTR || e <= 0 ? 0 : -e;
+	}
 	return n / (ssize_t)sizeof(*msgs);
 }
 
