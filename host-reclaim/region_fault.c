@@ -667,7 +667,7 @@ int region_serve_msgs(struct ebb_region *r, const struct uffd_msg *msgs, ssize_t
 
 int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
 {
-	struct uffd_msg msgs[MSG_BATCH];
+	struct uffd_msg msgs[MSG_BATCH] = { 0 };  /* 2 KiB per call: not the handler thread's loop */
 	ssize_t n = region_wait_msgs(r, msgs, timeout_ms);
 
 	return n < 0 ? (int)n : region_serve_msgs(r, msgs, n);
