@@ -109,7 +109,10 @@ PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
-$(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+# ebbd alone serves HTTP (its /metrics): libmicrohttpd is linked into it only.
+$(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(BUILD)/obj/host-reclaim/bin/ebbd_http.o \
+                   $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebbd: LDLIBS += $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
 $(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
@@ -227,7 +230,8 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC)
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC) \
+            host-reclaim/bin/ebbd_http.c
 lint:
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

@@ -8,6 +8,7 @@
  *        [--tick-ms N] [--lease-ms N] [--no-ksm] [--log FILE] [--foreground]
  *        [--verbose]
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,7 +22,9 @@
 
 #include "client/rundir.h"
 #include "client/size.h"
+#include "host-reclaim/bin/ebbd_http.h"
 #include "host-reclaim/ebbd/ebbd.h"
+#include "host-reclaim/ebbd/metrics.h"
 
 static FILE *log_file;
 static int log_level = VMM_LOG_INFO;
@@ -70,6 +73,8 @@ static void usage(FILE *f)
 	      "  --tick-ms N          longest time between two steps (default 1000)\n"
 	      "  --lease-ms N         lease of a clamp (default 30000)\n"
 	      "  --no-ksm             leave /sys/kernel/mm/ksm alone\n"
+	      "  --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+	      "                       (default " EBBD_METRICS_DEFAULT_ADDR "; [V6ADDR]:PORT; off)\n"
 	      "  --log FILE           append the log to FILE (default: stderr)\n"
 	      "  --foreground         run in the foreground (the only mode today)\n"
 	      "  --verbose            debug messages too\n", f);
@@ -123,7 +128,7 @@ static void on_signal(void *opaque, uint32_t events)
 int main(int argc, char **argv)
 {
 	enum { O_BUDGET = 256, O_POLICY, O_WMIN, O_WLOW, O_WHIGH, O_RUNDIR, O_VMS_ONLY, O_TICK,
-	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP };
+	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP, O_METRICS };
 	static const struct option opts[] = {
 		{ "budget", required_argument, NULL, O_BUDGET },
 		{ "policy", required_argument, NULL, O_POLICY },
@@ -136,6 +141,7 @@ int main(int argc, char **argv)
 		{ "lease-ms", required_argument, NULL, O_LEASE },
 		{ "no-ksm", no_argument, NULL, O_NO_KSM },
 		{ "log", required_argument, NULL, O_LOG },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "foreground", no_argument, NULL, O_FG },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
@@ -144,6 +150,11 @@ int main(int argc, char **argv)
 	struct ebbd_cfg cfg = { 0 };
 	struct sig_ctx sig = { 0 };
 	struct ebbd *d;
+	struct ebbd_http *http = NULL;
+	struct sockaddr_storage maddr;
+	unsigned maddr_len = 0;
+	bool metrics_off = false;
+	const char *metrics = EBBD_METRICS_DEFAULT_ADDR;
 	char err[512];
 	sigset_t set;
 	int c, ret;
@@ -202,6 +213,9 @@ int main(int argc, char **argv)
 			if (!log_file)
 				die("--log %s: %s", optarg, strerror(errno));
 			break;
+		case O_METRICS:
+			metrics = optarg;
+			break;
 		case O_FG:
 			break;
 		case 'v':
@@ -219,6 +233,8 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		die("unexpected argument \"%s\" (see ebbd --help)", argv[optind]);
+	if (ebbd_metrics_parse_addr(metrics, &maddr, &maddr_len, &metrics_off))
+		die("--metrics: expected IPV4:PORT, [IPV6]:PORT or off (got \"%s\")", metrics);
 	cfg.log.fn = log_cb;
 
 	sigemptyset(&set);
@@ -236,8 +252,27 @@ int main(int argc, char **argv)
 	sig.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig.fd < 0 || ebbd_add_fd(d, sig.fd, on_signal, &sig))
 		die("signalfd: %s", strerror(errno));
+	if (!metrics_off) {
+		char host[INET6_ADDRSTRLEN] = "?";
+
+		if (ebbd_http_create(d, (struct sockaddr *)&maddr, (socklen_t)maddr_len, &cfg.log, &http,
+				     err, sizeof(err))) {
+			ebbd_destroy(d);
+			die("--metrics %s: cannot listen: %s (choose another with --metrics ADDR:PORT, "
+			    "or --metrics off)", metrics, err);
+		}
+		if (maddr.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&maddr)->sin6_addr, host,
+				  sizeof(host));
+		else
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&maddr)->sin_addr, host, sizeof(host));
+		vmm_logf(&cfg.log, VMM_LOG_INFO, "metrics on http://%s%s%s:%u/metrics",
+			 maddr.ss_family == AF_INET6 ? "[" : "", host,
+			 maddr.ss_family == AF_INET6 ? "]" : "", ebbd_http_port(http));
+	}
 	vmm_logf(&cfg.log, VMM_LOG_INFO, "running (policy %s)", ebb_bal_policy_name(cfg.bal.policy));
 	ret = ebbd_run(d);
+	ebbd_http_destroy(http);
 	ebbd_destroy(d);
 	close(sig.fd);
 	return ret ? 1 : 0;

@@ -16,7 +16,8 @@
  *     balloon) from the VM and continues from there.
  *
  * Threading: one thread runs the event loop (ebbd_run); ebbd_stop() is
- * async-signal safe and may be called from any thread.
+ * async-signal safe and may be called from any thread, and so may
+ * ebbd_metrics_copy() (it copies the text the loop rendered last).
  */
 #ifndef EBB_EBBD_EBBD_H
 #define EBB_EBBD_EBBD_H
@@ -74,5 +75,13 @@ void ebbd_destroy(struct ebbd *d);
 void ebbd_get_counters(const struct ebbd *d, struct ebbd_counters *out);
 /* The event loop's fd set is internal; this adds a signal fd handler. */
 int ebbd_add_fd(struct ebbd *d, int fd, void (*fn)(void *opaque, uint32_t events), void *opaque);
+
+/*
+ * The metrics of the last round in the Prometheus text format
+ * (host-reclaim/ebbd/metrics.h): a malloc'd copy in *text (NUL-terminated,
+ * *len bytes; the caller frees).  Any thread; never waits for a round.
+ * 0 or -ENOMEM.
+ */
+int ebbd_metrics_copy(struct ebbd *d, char **text, size_t *len);
 
 #endif

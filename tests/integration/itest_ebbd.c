@@ -15,16 +15,23 @@
  *      after the lease, are back at their configured limits;
  *   5. a restarted ebbd picks both up; its clean exit (SIGTERM) lifts its
  *      clamps at once;
- *   6. every page of every stub intact (their exit status and counters).
+ *   6. every page of every stub intact (their exit status and counters);
+ *   7. metrics: /metrics scraped with curl about once a second while memory
+ *      flows (step 2), each scrape valid for `promtool check metrics`, the
+ *      figures moving with the pool; 20 idle HTTP connections held open do
+ *      not stop the balancer, and a scrape works again once they close.
  * TAP; exit 77 when userfaultfd here cannot run the engine.
  * Runs under flock /tmp/ebb-integ.lock when started by the suite.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -119,7 +126,8 @@ static pid_t start_ebbd(void)
 {
 	char bin[512], log[512];
 	char *argv[] = { bin, "--rundir", rundir, "--budget", "56M", "--vms-only", "--tick-ms",
-			 "200", "--lease-ms", "2000", "--no-ksm", "--log", log, NULL };
+			 "200", "--lease-ms", "2000", "--no-ksm", "--log", log,
+			 "--metrics", "127.0.0.1:0", NULL };
 
 	snprintf(bin, sizeof(bin), "%s/bin/ebbd", build);
 	snprintf(log, sizeof(log), "%s/../ebbd.log", rundir);
@@ -239,6 +247,113 @@ static int stop_child(pid_t pid, int sig)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+static bool have_curl, have_promtool;
+
+/* The port of the newest "metrics on http://127.0.0.1:PORT/metrics" line. */
+static unsigned metrics_port(void)
+{
+	char path[512], line[512];
+	unsigned port = 0, p;
+	uint64_t t0 = now_ms();
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/../ebbd.log", rundir);
+	while (!port && now_ms() - t0 < 5000) {
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			const char *m = strstr(line, "metrics on http://127.0.0.1:");
+
+			if (m && sscanf(m, "metrics on http://127.0.0.1:%u/", &p) == 1)
+				port = p;
+		}
+		if (f)
+			fclose(f);
+		if (!port)
+			sleep_ms(50);
+	}
+	return port;
+}
+
+/* curl's exit status for one scrape into @out. */
+static int scrape(unsigned port, const char *out)
+{
+	char cmd[1024];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "curl -sf --max-time 5 -o %s http://127.0.0.1:%u/metrics", out,
+		 port);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static bool promtool_ok(const char *file)
+{
+	char cmd[1400];
+
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s.promtool 2>&1", file, file);
+	return system(cmd) == 0;
+}
+
+/* The value of the sample whose line starts with @series ("name{labels}"). */
+static double metric(const char *file, const char *series)
+{
+	char line[1024];
+	size_t n = strlen(series);
+	double v = -1;
+	FILE *f = fopen(file, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			v = strtod(line + n + 1, NULL);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static bool have_prog(const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s > /dev/null 2>&1", name);
+	return system(cmd) == 0;
+}
+
+/* Scrapes taken while the pool changes. */
+struct scrapes {
+	unsigned port;
+	const char *file;
+	unsigned nr, nr_ok, nr_valid;
+	double b_first, b_last, steps_first, steps_last;
+	uint64_t last_ms;
+};
+
+static void take_scrape(struct scrapes *s)
+{
+	double v, st;
+
+	char file[600];
+
+	if (!have_curl || !s->port)
+		return;
+	s->last_ms = now_ms();
+	/* each kept for promtool afterwards (not run here: the test must not
+	 * starve the stubs of CPU while memory moves) */
+	snprintf(file, sizeof(file), "%s.%u", s->file, s->nr++);
+	if (scrape(s->port, file))
+		return;
+	v = metric(file, "ebb_vm_resident_bytes{vm=\"b\"}");
+	st = metric(file, "ebb_balancer_steps_total");
+	s->nr_ok++;
+	if (s->b_first < 0)
+		s->b_first = v;
+	s->b_last = v;
+	if (s->steps_first < 0)
+		s->steps_first = st;
+	s->steps_last = st;
+}
+
 int main(void)
 {
 	const char *b = getenv("BUILD");
@@ -246,6 +361,9 @@ int main(void)
 	pid_t a, bb, c, d;
 	uint64_t features, t0, worst_ms = 0, below_since = 0;
 	int64_t res_a = -1, res_b = -1;
+	struct scrapes sc = { .b_first = -1, .b_last = -1, .steps_first = -1, .steps_last = -1 };
+	unsigned port;
+	char mfile[512];
 	bool flowed = false, a_clamped, b_clamped;
 	int rc;
 
@@ -263,7 +381,9 @@ int main(void)
 		return 1;
 	snprintf(rundir, sizeof(rundir), "%s/run", top);
 	mkdir(rundir, 0700);
-	printf("1..15\n");
+	have_curl = have_prog("curl");
+	have_promtool = have_prog("promtool");
+	printf("1..21\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -280,12 +400,19 @@ int main(void)
 	ok(rc == 0, "stub c exits cleanly, its pages intact (status %d)", rc);
 	ok(wait_vms("a,b,", 5000), "a stub that exits leaves the pool");
 
-	/* 2. memory flows from a (hot set shrinks) to b (grows) */
+	/* 2. memory flows from a (hot set shrinks) to b (grows), scraped all along */
+	port = metrics_port();
+	snprintf(mfile, sizeof(mfile), "%s/../metrics.txt", rundir);
+	sc.port = port;
+	sc.file = mfile;
 	sleep_ms(2000);
+	take_scrape(&sc);   /* before: b small */
 	set_hot("a", 8);
 	set_hot("b", 40);
 	t0 = now_ms();
 	while (now_ms() - t0 < 40000) {
+		if (now_ms() - sc.last_ms >= 1000)
+			take_scrape(&sc);
 		res_a = stat_of("a", "resident_bytes");
 		res_b = stat_of("b", "resident_bytes");
 		if (res_b >= (int64_t)(32 * MiB) && res_a >= 0 && res_a <= (int64_t)(24 * MiB)) {
@@ -304,6 +431,8 @@ int main(void)
 		int64_t free_b = jint(p, "free_bytes"), min_b = jint(p, "wmark_min_bytes");
 
 		json_object_put(p);
+		if (now_ms() - sc.last_ms >= 1000)
+			take_scrape(&sc);
 		if (free_b >= 0 && free_b < min_b) {
 			if (!below_since)
 				below_since = now_ms();
@@ -327,6 +456,106 @@ int main(void)
 		json_object_put(p);
 		ok(ev > 0 && wk > 0, "the stubs' events woke the balancer (%lld events, %lld wakeups)",
 		   (long long)ev, (long long)wk);
+	}
+
+	/* 7a. the scrapes taken while the pool changed */
+	if (!have_curl || !port) {
+		printf("ok %d # SKIP %s\n", ++tap_n, !have_curl ? "curl not installed" :
+		       "ebbd logged no metrics address");
+		printf("ok %d # SKIP no scrapes\n", ++tap_n);
+		printf("ok %d # SKIP no scrapes\n", ++tap_n);
+	} else {
+		ok(sc.nr >= 5 && sc.nr_ok == sc.nr,
+		   "curl scraped /metrics %u times while memory flowed, %u answered", sc.nr,
+		   sc.nr_ok);
+		if (have_promtool) {
+			char bad[600] = "", probe[600];
+			unsigned i;
+			bool rejects;
+			FILE *f;
+
+			/* promtool must be able to say no: a counter without _total
+			 * and a sample with no value */
+			snprintf(probe, sizeof(probe), "%s.probe", mfile);
+			f = fopen(probe, "w");
+			if (f) {
+				fputs("# HELP x_bytes x\n# TYPE x_bytes counter\nx_bytes 1\ny{a=\"b\"}\n", f);
+				fclose(f);
+			}
+			rejects = f && !promtool_ok(probe);
+
+			for (i = 0; i < sc.nr; i++) {
+				char file[600];
+
+				snprintf(file, sizeof(file), "%s.%u", mfile, i);
+				if (access(file, R_OK) == 0 && promtool_ok(file))
+					sc.nr_valid++;
+				else if (access(file, R_OK) == 0 && !bad[0])
+					snprintf(bad, sizeof(bad), "%s", file);   /* shown below */
+			}
+			ok(rejects && sc.nr_valid == sc.nr_ok, "promtool check metrics accepts %u of %u "
+			   "scrapes (and rejects a broken probe: %s)", sc.nr_valid, sc.nr_ok,
+			   rejects ? "yes" : "NO");
+			if (sc.nr_valid != sc.nr_ok) {
+				char cmd[600];
+
+				snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %.500s.promtool", bad);
+				if (system(cmd) < 0)
+					perror("system");
+			}
+		} else {
+			printf("ok %d # SKIP promtool not installed (Debian package prometheus)\n",
+			       ++tap_n);
+		}
+		ok(sc.b_first >= 0 && sc.b_last - sc.b_first >= (double)(16 * MiB) &&
+		   sc.steps_last > sc.steps_first,
+		   "the metrics moved with the pool: b resident %.0f -> %.0f MiB, balancer steps "
+		   "%.0f -> %.0f", sc.b_first / (double)MiB, sc.b_last / (double)MiB, sc.steps_first,
+		   sc.steps_last);
+	}
+
+	/* 7b. idle HTTP clients do not hold the balancer back */
+	if (!have_curl || !port) {
+		printf("ok %d # SKIP %s\n", ++tap_n, !have_curl ? "curl not installed" : "no port");
+		printf("ok %d # SKIP %s\n", ++tap_n, !have_curl ? "curl not installed" : "no port");
+		printf("ok %d # SKIP %s\n", ++tap_n, !have_curl ? "curl not installed" : "no port");
+	} else {
+		int fds[20], i, nr_open = 0, rc_held;
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+		struct json_object *p;
+		int64_t s0, s1;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		for (i = 0; i < 20; i++) {
+			fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+				nr_open++;
+				/* half a request line, never finished */
+				if (write(fds[i], "GET /metr", 9) < 0)
+					perror("write");
+			}
+		}
+		p = call("ebbd", "pool");
+		s0 = p ? jint(json_object_object_get(p, "balancer"), "nr_steps") : -1;
+		json_object_put(p);
+		sleep_ms(2000);
+		p = call("ebbd", "pool");
+		s1 = p ? jint(json_object_object_get(p, "balancer"), "nr_steps") : -1;
+		json_object_put(p);
+		ok(nr_open > 0 && s0 >= 0 && s1 > s0,
+		   "with %d idle HTTP connections held open the balancer keeps stepping "
+		   "(%lld -> %lld steps in 2 s)", nr_open, (long long)s0, (long long)s1);
+		rc_held = scrape(port, mfile);
+		ok(rc_held != 0, "meanwhile a further scrape is refused (connection caps; curl "
+		   "status %d)", rc_held);
+		for (i = 0; i < 20; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		sleep_ms(300);
+		rc_held = scrape(port, mfile);
+		ok(rc_held == 0 && metric(mfile, "ebb_pool_vms") == 2,
+		   "once they close a scrape works again (curl status %d, ebb_pool_vms %.0f)",
+		   rc_held, metric(mfile, "ebb_pool_vms"));
 	}
 
 	/* 4. kill -9 of ebbd while it holds clamps */
