@@ -84,6 +84,7 @@ struct ebbd {
 	struct ebb_bal_host_obs host;  /* the last host observation */
 	uint64_t decisions[EBB_BAL_NR_ACTIONS][EBB_BAL_NR_REASONS];
 	uint64_t nr_reloads, nr_reload_failures;
+	struct ebbd_vm_rule *rules;    /* the configuration's [vm NAME] sections (owned) */
 	/* The metrics text of the last round: written by the event thread,
 	 * copied out by any thread (the HTTP server) under metrics_lock. */
 	pthread_mutex_t metrics_lock;
@@ -244,6 +245,68 @@ static const char *name_of(struct ebbd *d, uint64_t id)
 
 static void arm(struct ebbd *d, uint64_t delay_ns);
 
+/* The configuration's settings for VM @name: the [vm] defaults, then its
+ * own [vm NAME] section over them. */
+static void vm_settings(const struct ebbd *d, const char *name, struct ebbd_vm_settings *out)
+{
+	const struct ebbd_vm_settings *r = NULL;
+	size_t i;
+
+	*out = d->cfg.vm_default;
+	for (i = 0; i < d->cfg.nr_vm_rules; i++)
+		if (!strcmp(d->rules[i].name, name))
+			r = &d->rules[i].s;
+	if (!r)
+		return;
+	if (r->has_min) {
+		out->has_min = true;
+		out->min_bytes = r->min_bytes;
+	}
+	if (r->has_low) {
+		out->has_low = true;
+		out->low_bytes = r->low_bytes;
+	}
+	if (r->has_weight) {
+		out->has_weight = true;
+		out->weight = r->weight;
+	}
+	if (r->has_ksm_allowed) {
+		out->has_ksm_allowed = true;
+		out->ksm_allowed = r->ksm_allowed;
+	}
+}
+
+/* Sends the configured min, low and weight to the VM (`set`); a refusal
+ * (min above the guest's RAM, say) is logged and the VM keeps its own. */
+static void vm_configure(struct ebbd *d, struct ebbd_vm *vm)
+{
+	struct ebbd_vm_settings s;
+	struct json_object *args, *res = NULL;
+	char msg[256] = "";
+	int ret;
+
+	vm_settings(d, vm->name, &s);
+	if (!s.has_min && !s.has_low && !s.has_weight)
+		return;
+	args = json_object_new_object();
+	if (!args)
+		return;
+	if (s.has_min)
+		json_object_object_add(args, "min_bytes", json_object_new_int64((int64_t)s.min_bytes));
+	if (s.has_low)
+		json_object_object_add(args, "low_bytes", json_object_new_int64((int64_t)s.low_bytes));
+	if (s.has_weight)
+		json_object_object_add(args, "weight", json_object_new_int64(s.weight));
+	ret = vm->be->ops->call(vm->be, "set", args, &res, msg, sizeof(msg));
+	json_object_put(args);
+	json_object_put(res);
+	if (ret)
+		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "%s: the configured settings were refused: %s",
+			 vm->name, msg[0] ? msg : strerror(-ret));
+	else
+		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: configured settings sent", vm->name);
+}
+
 /* A VM's event (grow, at-max, lease-expired): step soon.  Events within
  * EVENT_COALESCE_NS of each other wake the balancer once. */
 static void vm_event(void *opaque, uint32_t events)
@@ -344,6 +407,7 @@ static void on_join(void *opaque, const char *name)
 	d->c.nr_vms_joined++;
 	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (id %llu)", name,
 		 (unsigned long long)vm->id);
+	vm_configure(d, vm);
 }
 
 static void vm_free(struct ebbd_vm *vm)
@@ -502,6 +566,13 @@ static void tick(struct ebbd *d)
 		d->c.nr_calls++;
 		ret = vm->be->ops->observe(vm->be, &vm->obs);
 		vm->obs_ok = !ret;
+		{
+			struct ebbd_vm_settings vs;
+
+			/* the operator's KSM opt-in is ebbd's own setting */
+			vm_settings(d, vm->name, &vs);
+			vm->obs.cfg.ksm_allowed = vs.has_ksm_allowed && vs.ksm_allowed;
+		}
 		track_agent(d, vm);
 		if (ret == -EPROTO) {
 			d->c.nr_bad_vm_replies++;
@@ -873,9 +944,21 @@ int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t
 	if (!d)
 		return -ENOMEM;
 	d->cfg = *cfg;
+	d->cfg.vm_rules = NULL;
+	d->cfg.nr_vm_rules = 0;
 	d->timer_fd = -1;
 	pthread_mutex_init(&d->metrics_lock, NULL);
 	d->lock_fd = -1;
+	if (cfg->nr_vm_rules) {
+		d->rules = calloc(cfg->nr_vm_rules, sizeof(*d->rules));
+		if (!d->rules) {
+			free(d);
+			return -ENOMEM;
+		}
+		memcpy(d->rules, cfg->vm_rules, cfg->nr_vm_rules * sizeof(*d->rules));
+		d->cfg.vm_rules = d->rules;
+		d->cfg.nr_vm_rules = cfg->nr_vm_rules;
+	}
 	if (!d->cfg.tick_ms)
 		d->cfg.tick_ms = EBBD_DEFAULT_TICK_MS;
 	if (!d->cfg.call_timeout_ms)
@@ -1002,6 +1085,7 @@ void ebbd_destroy(struct ebbd *d)
 		close(d->lock_fd);
 	free(d->obs);
 	free(d->metrics_text);
+	free(d->rules);
 	pthread_mutex_destroy(&d->metrics_lock);
 	free(d);
 }
@@ -1021,4 +1105,69 @@ int ebbd_metrics_copy(struct ebbd *d, char **text, size_t *len)
 	}
 	pthread_mutex_unlock(&d->metrics_lock);
 	return ret;
+}
+
+static uint64_t host_mem_total(void)
+{
+	char buf[4096];
+
+	return read_file("/proc/meminfo", buf, sizeof(buf)) ? 0 :
+	       meminfo_kb(buf, "MemTotal:") * 1024;
+}
+
+int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size_t err_len)
+{
+	struct ebb_pool_wmarks wm;
+	struct ebbd_vm_rule *rules = NULL;
+	struct ebbd_vm *vm;
+	struct ebb_bal_pool_state p;
+
+	/* Everything that can fail first: nothing changes unless all of it holds. */
+	if (ebb_pool_wmarks_compute(&cfg->bal.pool, host_mem_total(), &wm)) {
+		snprintf(err, err_len, "no pool can be made of this host's memory with this budget "
+			 "and these watermarks (min < low < high, budget at least 4 x high and at "
+			 "most MemTotal)");
+		d->nr_reload_failures++;
+		return -EINVAL;
+	}
+	if ((unsigned)cfg->bal.policy >= EBB_BAL_NR_POLICIES) {
+		snprintf(err, err_len, "no such policy");
+		d->nr_reload_failures++;
+		return -EINVAL;
+	}
+	if (cfg->nr_vm_rules) {
+		rules = calloc(cfg->nr_vm_rules, sizeof(*rules));
+		if (!rules) {
+			snprintf(err, err_len, "out of memory");
+			d->nr_reload_failures++;
+			return -ENOMEM;
+		}
+		memcpy(rules, cfg->vm_rules, cfg->nr_vm_rules * sizeof(*rules));
+	}
+	(void)ebb_bal_set_pool(d->bal, &cfg->bal.pool);
+	d->cfg.bal.pool = cfg->bal.pool;
+	ebb_bal_get_pool(d->bal, &p);
+	if (p.policy != cfg->bal.policy) {
+		(void)ebb_bal_set_policy(d->bal, cfg->bal.policy);
+		d->cfg.bal.policy = cfg->bal.policy;
+	}
+	d->cfg.tick_ms = cfg->tick_ms ? cfg->tick_ms : EBBD_DEFAULT_TICK_MS;
+	d->cfg.vms_only = cfg->vms_only;
+	free(d->rules);
+	d->rules = rules;
+	d->cfg.vm_rules = rules;
+	d->cfg.nr_vm_rules = cfg->nr_vm_rules;
+	d->cfg.vm_default = cfg->vm_default;
+	for (vm = d->vms; vm; vm = vm->next)
+		vm_configure(d, vm);
+	d->nr_reloads++;
+	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
+		 ebb_bal_policy_name(cfg->bal.policy), (unsigned long long)wm.budget_bytes);
+	arm(d, 0);
+	return 0;
+}
+
+void ebbd_note_reload_failure(struct ebbd *d)
+{
+	d->nr_reload_failures++;
 }

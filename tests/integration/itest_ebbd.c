@@ -19,7 +19,11 @@
  *   7. metrics: /metrics scraped with curl about once a second while memory
  *      flows (step 2), each scrape valid for `promtool check metrics`, the
  *      figures moving with the pool; 20 idle HTTP connections held open do
- *      not stop the balancer, and a scrape works again once they close.
+ *      not stop the balancer, and a scrape works again once they close;
+ *   8. configuration: an ebbd started with --config gives the [vm] and
+ *      [vm NAME] settings to the stubs; a SIGHUP with a broken file keeps
+ *      everything and logs the file and line; one with a good file switches
+ *      the policy and the settings live.
  * TAP; exit 77 when userfaultfd here cannot run the engine.
  * Runs under flock /tmp/ebb-integ.lock when started by the suite.
  */
@@ -122,12 +126,12 @@ static pid_t start_stub(const char *name, const char *mem, const char *max, cons
 	return spawn(argv, out);
 }
 
-static pid_t start_ebbd(void)
+static pid_t start_ebbd(const char *conf)
 {
 	char bin[512], log[512];
 	char *argv[] = { bin, "--rundir", rundir, "--budget", "56M", "--vms-only", "--tick-ms",
 			 "200", "--lease-ms", "2000", "--no-ksm", "--log", log,
-			 "--metrics", "127.0.0.1:0", NULL };
+			 "--metrics", "127.0.0.1:0", conf ? "--config" : NULL, (char *)conf, NULL };
 
 	snprintf(bin, sizeof(bin), "%s/bin/ebbd", build);
 	snprintf(log, sizeof(log), "%s/../ebbd.log", rundir);
@@ -223,6 +227,52 @@ static int64_t stat_of(const char *name, const char *key)
 
 	json_object_put(r);
 	return v;
+}
+
+/* One of the VM's pool settings (`stats` .pool.KEY), -1 if absent. */
+static int64_t setting_of(const char *name, const char *key)
+{
+	struct json_object *r = call(name, "stats"), *pool;
+	int64_t v = r && json_object_object_get_ex(r, "pool", &pool) ? jint(pool, key) : -1;
+
+	json_object_put(r);
+	return v;
+}
+
+static const char *policy_now(char *buf, size_t len)
+{
+	struct json_object *r = call("ebbd", "pool"), *v;
+
+	snprintf(buf, len, "%s", r && json_object_object_get_ex(r, "policy", &v) ?
+		 json_object_get_string(v) : "?");
+	json_object_put(r);
+	return buf;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static bool log_has(const char *needle)
+{
+	char path[512], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/../ebbd.log", rundir);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			found = true;
+	if (f)
+		fclose(f);
+	return found;
 }
 
 static bool clamped(const char *name)
@@ -383,7 +433,7 @@ int main(void)
 	mkdir(rundir, 0700);
 	have_curl = have_prog("curl");
 	have_promtool = have_prog("promtool");
-	printf("1..21\n");
+	printf("1..26\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -391,7 +441,7 @@ int main(void)
 	a = start_stub("a", "64", "60", "40");
 	bb = start_stub("b", "64", NULL, "8");
 	sleep_ms(500);
-	d = start_ebbd();
+	d = start_ebbd(NULL);
 	ok(wait_vms("a,b,", 5000), "ebbd finds the two stubs already running");
 	set_hot("c", 4);
 	c = start_stub("c", "16", NULL, "4");
@@ -578,7 +628,7 @@ int main(void)
 	ok(kill(a, 0) == 0 && kill(bb, 0) == 0, "both stubs kept running without ebbd");
 
 	/* 5. restart */
-	d = start_ebbd();
+	d = start_ebbd(NULL);
 	ok(wait_vms("a,b,", 5000), "a restarted ebbd picks both stubs up");
 	t0 = now_ms();
 	while (now_ms() - t0 < 10000 && !clamped("a") && !clamped("b"))
@@ -586,6 +636,46 @@ int main(void)
 	rc = stop_child(d, SIGTERM);
 	ok(rc == 0 && !clamped("a") && !clamped("b"),
 	   "its clean exit (status %d) lifts its clamps at once", rc);
+
+	/* 8. configuration file and SIGHUP */
+	{
+		char conf[512], pol[32], want[600];
+		int64_t w_a, w_b, min_b;
+		bool kept;
+
+		snprintf(conf, sizeof(conf), "%s/../ebbd.conf", rundir);
+		write_file(conf, "; ebbd for the test\n[pool]\npolicy = ebb\n\n[vm]\nweight = 150\n\n"
+			   "[vm b]\nmin = 4M\nweight = 250\n");
+		d = start_ebbd(conf);
+		ok(wait_vms("a,b,", 5000), "an ebbd started with --config picks both stubs up");
+		sleep_ms(500);
+		w_a = setting_of("a", "weight");
+		w_b = setting_of("b", "weight");
+		min_b = setting_of("b", "min_bytes");
+		ok(w_a == 150 && w_b == 250 && min_b == (int64_t)(4 * MiB),
+		   "and gives them the file's settings: a weight %lld ([vm]), b weight %lld min %lld MiB "
+		   "([vm b])", (long long)w_a, (long long)w_b, (long long)(min_b >> 20));
+		write_file(conf, "[pool]\npolicy = static\n\n[vm b]\nweight = 20000\n");
+		kill(d, SIGHUP);
+		sleep_ms(700);
+		snprintf(want, sizeof(want), "configuration kept: %s:5: weight: expected a whole "
+			 "number from 1 to 10000", conf);
+		kept = log_has(want);
+		ok(kept && !strcmp(policy_now(pol, sizeof(pol)), "ebb") &&
+		   setting_of("b", "weight") == 250,
+		   "SIGHUP with a bad value keeps everything (policy %s, b weight %lld) and logs "
+		   "file:line (%s)", pol, (long long)setting_of("b", "weight"), kept ? "yes" : "no");
+		write_file(conf, "[pool]\npolicy = static\n\n[vm b]\nweight = 400\n");
+		kill(d, SIGHUP);
+		sleep_ms(700);
+		ok(!strcmp(policy_now(pol, sizeof(pol)), "static") && setting_of("b", "weight") == 400 &&
+		   setting_of("a", "weight") == 150 && kill(a, 0) == 0 && kill(bb, 0) == 0,
+		   "SIGHUP with a good file switches live: policy %s, b weight %lld, a weight %lld, "
+		   "stubs still running", pol, (long long)setting_of("b", "weight"),
+		   (long long)setting_of("a", "weight"));
+		rc = stop_child(d, SIGTERM);
+		ok(rc == 0, "that ebbd exits cleanly (status %d)", rc);
+	}
 
 	/* 6. every page intact */
 	rc = stop_child(a, SIGTERM);
