@@ -108,7 +108,10 @@ $(BUILD)/obj/%.o: %.c
 PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c)
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
-$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o $(ALL_LIBS) \
+                  | $(BUILD)/obj/empty.o
+# `ebb top` draws with ncurses: linked into ebb only.
+$(BUILD)/bin/ebb: LDLIBS += $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
 # ebbd alone serves HTTP (its /metrics): libmicrohttpd is linked into it only.
 $(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(BUILD)/obj/host-reclaim/bin/ebbd_http.o \
                    $(ALL_LIBS) | $(BUILD)/obj/empty.o
@@ -233,7 +236,7 @@ demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC) \
-            host-reclaim/bin/ebbd_http.c
+            host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
 lint:
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

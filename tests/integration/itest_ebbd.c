@@ -20,6 +20,10 @@
  *      flows (step 2), each scrape valid for `promtool check metrics`, the
  *      figures moving with the pool; 20 idle HTTP connections held open do
  *      not stop the balancer, and a scrape works again once they close;
+ *   9. `ebb top` in batch mode: with ebbd, the pool line and a row per stub
+ *      whose resident figure agrees with the stub's own `stats`, the working
+ *      set and rates filled in the second frame; with ebbd killed, and
+ *      without -b and without a terminal, the VMs alone;
  *   8. configuration: an ebbd started with --config gives the [vm] and
  *      [vm NAME] settings to the stubs; a SIGHUP with a broken file keeps
  *      everything and logs the file and line; one with a good file switches
@@ -29,6 +33,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -275,6 +280,64 @@ static bool log_has(const char *needle)
 	return found;
 }
 
+/* ---- ebb top -------------------------------------------------------------------- */
+
+/* Runs `ebb top ARGS` with stdout to @out; its exit status. */
+static int run_top(const char *args, const char *out)
+{
+	char cmd[1400];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "EBB_RUNTIME_DIR=%s %s/bin/ebb top %s > %s 2>&1 < /dev/null",
+		 rundir, build, args, out);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The columns of @name's row in the last frame of @file (0: no row). */
+static int top_row(const char *file, const char *name, char cols[18][32])
+{
+	char line[512], last[512] = "";
+	size_t n = strlen(name);
+	FILE *f = fopen(file, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			snprintf(last, sizeof(last), "%s", line);
+	if (f)
+		fclose(f);
+	return sscanf(last, "%31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s "
+		      "%31s %31s %31s %31s", cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
+		      cols[6], cols[7], cols[8], cols[9], cols[10], cols[11], cols[12], cols[13],
+		      cols[14], cols[15], cols[16], cols[17]);
+}
+
+static int count_in(const char *file, const char *needle)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen(file, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* "33M" / "1.5G" / "512K" in bytes; -1 for "-". */
+static double top_size(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s)
+		return -1;
+	return *end == 'G' ? v * (double)(1 << 30) : *end == 'M' ? v * (double)MiB :
+	       *end == 'K' ? v * 1024 : v;
+}
+
 static bool clamped(const char *name)
 {
 	struct json_object *r = call(name, "stats"), *pool, *c = NULL;
@@ -433,7 +496,7 @@ int main(void)
 	mkdir(rundir, 0700);
 	have_curl = have_prog("curl");
 	have_promtool = have_prog("promtool");
-	printf("1..26\n");
+	printf("1..30\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -506,6 +569,38 @@ int main(void)
 		json_object_put(p);
 		ok(ev > 0 && wk > 0, "the stubs' events woke the balancer (%lld events, %lld wakeups)",
 		   (long long)ev, (long long)wk);
+	}
+
+	/* 9a. ebb top with ebbd */
+	{
+		char out[600], cols[18][32];
+		int rc_top, na, nb;
+		int64_t res;
+		double top_res;
+
+		snprintf(out, sizeof(out), "%s/../top1.txt", rundir);
+		rc_top = run_top("-b -n 2 -d 0.5 -s n", out);
+		res = stat_of("b", "resident_bytes") + stat_of("b", "compressed_bytes");
+		na = top_row(out, "a", cols);
+		nb = top_row(out, "b", cols);
+		top_res = top_size(cols[1]);
+
+		ok(rc_top == 0 && count_in(out, "ebb top - ") == 2 &&
+		   count_in(out, "pool: budget 56M") == 2 && na >= 17 && nb >= 17,
+		   "ebb top -b -n 2: two frames, the pool line, a row for each stub (status %d)", rc_top);
+		ok(top_res >= 0 && fabs(top_res - (double)res) <= (double)(6 * MiB),
+		   "its resident for b (%s) agrees with b's stats (%lld MiB)", cols[1],
+		   (long long)(res >> 20));
+		ok(strcmp(cols[6], "-") && strcmp(cols[7], "-") && strcmp(cols[9], "-"),
+		   "the second frame has the working set (%s) and rates (refaults/s %s, psi some %s%%)",
+		   cols[6], cols[7], cols[9]);
+		if (tap_failed) {
+			char cmd[700];
+
+			snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s", out);
+			if (system(cmd) < 0)
+				perror("system");
+		}
 	}
 
 	/* 7a. the scrapes taken while the pool changed */
@@ -626,6 +721,21 @@ int main(void)
 	   "and back at their configured limits (a max %lld MiB, b max %lld)",
 	   (long long)(stat_of("a", "max_bytes") >> 20), (long long)stat_of("b", "max_bytes"));
 	ok(kill(a, 0) == 0 && kill(bb, 0) == 0, "both stubs kept running without ebbd");
+
+	/* 9b. ebb top without ebbd, without -b, without a terminal */
+	{
+		char out[600], cols[18][32];
+		int rc_top, na, nb;
+
+		snprintf(out, sizeof(out), "%s/../top2.txt", rundir);
+		rc_top = run_top("-n 1", out);
+		na = top_row(out, "a", cols);
+		nb = top_row(out, "b", cols);
+		ok(rc_top == 0 && count_in(out, "ebbd is not running") == 1 && na >= 17 && nb >= 17 &&
+		   !strcmp(cols[6], "-"),
+		   "ebb top -n 1 with no ebbd and no terminal: one text frame, VMs only (status %d, "
+		   "rows %d %d, WSS '%s')", rc_top, na, nb, cols[6]);
+	}
 
 	/* 5. restart */
 	d = start_ebbd(NULL);

@@ -28,6 +28,7 @@
 
 #include "client/ctl.h"
 #include "client/discover.h"
+#include "vmm/bin/ebb_top.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "client/rundir.h"
@@ -103,6 +104,7 @@ static const char usage_main[] =
 	"  balloon   set a VM's balloon (its usable memory) or show it\n"
 	"  set       change a VM's memory limits (high, max), swappiness and pool settings\n"
 	"  pool      show ebbd's memory pool, its VMs and its last decisions\n"
+	"  top       live view of the pool and every VM (ncurses; -b for text)\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -1156,6 +1158,8 @@ int main(int argc, char **argv)
 		return cmd_set(argc - 1, argv + 1);
 	if (!strcmp(cmd, "pool"))
 		return cmd_pool(argc - 1, argv + 1);
+	if (!strcmp(cmd, "top"))
+		return ebb_top_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "debug-poison"))
 		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
