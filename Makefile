@@ -247,9 +247,29 @@ lint:
 	    'clang-tidy --quiet "$$@" -- $(filter-out -MMD -MP -Werror,$(CFLAGS)) 2>/dev/null' tidy | \
 	    { ! grep -E -A3 '(warning|error):'; }
 
+# Units go where systemd looks for them under PREFIX (/usr/local/lib/systemd/
+# system for the default); the example configuration becomes
+# /etc/ebb/ebbd.conf only if there is none (an operator's file is kept).
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+COMPLDIR   ?= $(PREFIX)/share/bash-completion/completions
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/ebb/vms $(DESTDIR)$(PREFIX)/share/doc/ebb
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	for u in ebbd.service ebb@.service; do \
+	    sed 's|@BINDIR@|$(PREFIX)/bin|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 0644 dist/man/ebb.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 dist/man/ebbd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 dist/man/ebbd.8 dist/man/ebb-agent.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 dist/bash-completion/ebb $(DESTDIR)$(COMPLDIR)/ebb
+	ln -sf ebb $(DESTDIR)$(COMPLDIR)/ebbd
+	install -m 0644 dist/ebbd.conf $(DESTDIR)$(PREFIX)/share/doc/ebb/ebbd.conf.example
+	[ -e $(DESTDIR)$(SYSCONFDIR)/ebb/ebbd.conf ] || \
+	    install -m 0644 dist/ebbd.conf $(DESTDIR)$(SYSCONFDIR)/ebb/ebbd.conf
 
 clean:
 	rm -rf $(BUILD)

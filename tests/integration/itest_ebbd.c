@@ -22,7 +22,8 @@
  *      not stop the balancer, and a scrape works again once they close;
  *   9. `ebb top` in batch mode: with ebbd, the pool line and a row per stub
  *      whose resident figure agrees with the stub's own `stats`, the working
- *      set and rates filled in the second frame; with ebbd killed, and
+ *      set and rates filled in the second frame; full screen on a
+ *      pseudo-terminal, paused and quit by keys; with ebbd killed, and
  *      without -b and without a terminal, the VMs alone;
  *   8. configuration: an ebbd started with --config gives the [vm] and
  *      [vm NAME] settings to the stubs; a SIGHUP with a broken file keeps
@@ -496,7 +497,7 @@ int main(void)
 	mkdir(rundir, 0700);
 	have_curl = have_prog("curl");
 	have_promtool = have_prog("promtool");
-	printf("1..30\n");
+	printf("1..31\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -594,6 +595,23 @@ int main(void)
 		ok(strcmp(cols[6], "-") && strcmp(cols[7], "-") && strcmp(cols[9], "-"),
 		   "the second frame has the working set (%s) and rates (refaults/s %s, psi some %s%%)",
 		   cols[6], cols[7], cols[9]);
+		/* the full-screen mode on a pseudo-terminal (script(1)): keys pause and quit */
+		if (have_prog("script")) {
+			char cmd[1400];
+			uint64_t t_top = now_ms();
+
+			snprintf(out, sizeof(out), "%s/../top-tty.txt", rundir);
+			snprintf(cmd, sizeof(cmd), "(sleep 1; printf ' '; sleep 0.5; printf q) | "
+				 "TERM=xterm EBB_RUNTIME_DIR=%s timeout 20 script -qec "
+				 "'%s/bin/ebb top -d 0.3' /dev/null > %s 2>&1", rundir, build, out);
+			rc_top = system(cmd);
+			ok(rc_top == 0 && count_in(out, "ebb top - ") >= 1 && count_in(out, "PAUSED") >= 1 &&
+			   now_ms() - t_top < 10000,
+			   "on a terminal: full screen, space pauses, q quits (status %d, %llu ms)",
+			   rc_top, (unsigned long long)(now_ms() - t_top));
+		} else {
+			printf("ok %d # SKIP script(1) (util-linux) not installed\n", ++tap_n);
+		}
 		if (tap_failed) {
 			char cmd[700];
 
