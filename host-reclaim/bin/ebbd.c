@@ -48,6 +48,7 @@ static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
 	fflush(log_file);
 }
 
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -196,7 +197,7 @@ static void reload(struct sig_ctx *s)
 		s->http = http;
 		snprintf(s->metrics, sizeof(s->metrics), "%s", eff.metrics);
 	}
-	if ((eff.has_rundir && strcmp(eff.rundir, s->rundir)) ||
+	if ((eff.has_rundir && strcmp(eff.rundir, s->rundir) != 0) ||
 	    (eff.has_lease_ms ? eff.lease_ms : 0) != s->lease_ms ||
 	    (eff.has_ksm ? eff.ksm : true) != s->ksm)
 		vmm_logf(&s->log, VMM_LOG_WARN, "SIGHUP: rundir, lease_ms and ksm change at the "
@@ -329,14 +330,17 @@ int main(int argc, char **argv)
 		die("%s", err);
 	ebbd_config_to_cfg(&eff, &cfg);
 	if (check) {
-		struct ebb_pool_wmarks wm;
+		struct ebb_pool_wmarks wm = { 0 };
 		char buf[4096];
 		FILE *f = fopen("/proc/meminfo", "r");
 		unsigned long long total_kb = 0;
 
-		while (f && fgets(buf, sizeof(buf), f))
-			if (sscanf(buf, "MemTotal: %llu kB", &total_kb) == 1)
+		while (f && fgets(buf, sizeof(buf), f)) {
+			if (!strncmp(buf, "MemTotal:", 9)) {
+				total_kb = strtoull(buf + 9, NULL, 10);
 				break;
+			}
+		}
 		if (f)
 			fclose(f);
 		if (ebb_pool_wmarks_compute(&cfg.bal.pool, total_kb * 1024, &wm))

@@ -217,7 +217,7 @@ int ebbd_config_set(struct ebbd_file_cfg *c, const char *section, const char *ke
 		return ret;
 	}
 	if (!strcmp(section, "metrics")) {
-		if (strcmp(key, "listen"))
+		if (strcmp(key, "listen") != 0)
 			return bad(err, len, "unknown key \"%.32s\" in [metrics] (known: listen)", key);
 		if (strlen(v) >= sizeof(c->metrics))
 			return bad(err, len, "listen: too long");
@@ -266,7 +266,7 @@ static int handler(void *user, const char *section, const char *name, const char
 
 	if (p->failed)
 		return 1;    /* one error is reported: the first */
-	if (strcmp(p->section, section)) {
+	if (strcmp(p->section, section) != 0) {
 		snprintf(p->section, sizeof(p->section), "%s", section);
 		p->nr_seen = 0;
 	}

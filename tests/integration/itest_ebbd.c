@@ -497,7 +497,7 @@ int main(void)
 	mkdir(rundir, 0700);
 	have_curl = have_prog("curl");
 	have_promtool = have_prog("promtool");
-	printf("1..31\n");
+	printf("1..32\n");
 
 	/* 1. discovery */
 	set_hot("a", 40);
@@ -793,7 +793,8 @@ int main(void)
 		   setting_of("b", "weight") == 250,
 		   "SIGHUP with a bad value keeps everything (policy %s, b weight %lld) and logs "
 		   "file:line (%s)", pol, (long long)setting_of("b", "weight"), kept ? "yes" : "no");
-		write_file(conf, "[pool]\npolicy = static\n\n[vm b]\nweight = 400\n");
+		write_file(conf, "[pool]\npolicy = static\nbudget = 40M\nwmark_min = 1M\n"
+			   "wmark_low = 2M\nwmark_high = 3M\n\n[vm b]\nweight = 400\n");
 		kill(d, SIGHUP);
 		sleep_ms(700);
 		ok(!strcmp(policy_now(pol, sizeof(pol)), "static") && setting_of("b", "weight") == 400 &&
@@ -801,6 +802,16 @@ int main(void)
 		   "SIGHUP with a good file switches live: policy %s, b weight %lld, a weight %lld, "
 		   "stubs still running", pol, (long long)setting_of("b", "weight"),
 		   (long long)setting_of("a", "weight"));
+		{
+			struct json_object *p = call("ebbd", "pool");
+			int64_t low = jint(p, "wmark_low_bytes"), budget = jint(p, "budget_bytes");
+
+			json_object_put(p);
+			ok(low == (int64_t)(2 * MiB) && budget == (int64_t)(56 * MiB),
+			   "and the new watermarks (low %lld KiB), while --budget 56M on the command "
+			   "line wins over the file's 40M (budget %lld MiB)", (long long)(low >> 10),
+			   (long long)(budget >> 20));
+		}
 		rc = stop_child(d, SIGTERM);
 		ok(rc == 0, "that ebbd exits cleanly (status %d)", rc);
 	}

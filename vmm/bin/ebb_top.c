@@ -237,7 +237,7 @@ static void observe_ebbd(const char *rundir, struct top_frame *f)
 		for (j = 0; j < f->nr; j++) {
 			struct top_vm *v = &f->vms[j];
 
-			if (strcmp(v->name, name))
+			if (strcmp(v->name, name) != 0)
 				continue;
 			v->in_pool = true;
 			v->wss = jget(o, "ws_estimate_bytes", -1);
@@ -264,7 +264,7 @@ static void rates(struct top_frame *cur, const struct top_frame *prev)
 		for (j = 0; j < prev->nr; j++) {
 			const struct top_vm *o = &prev->vms[j];
 
-			if (strcmp(o->name, v->name) || !o->ok || !o->engine)
+			if (strcmp(o->name, v->name) != 0 || !o->ok || !o->engine)
 				continue;
 			if (v->nr_refaults < o->nr_refaults || v->nr_swapins < o->nr_swapins ||
 			    v->psi_some_us < o->psi_some_us || v->psi_full_us < o->psi_full_us)
@@ -295,8 +295,6 @@ static void observe(struct top *t)
 	rates(f, t->prev->at_ns ? t->prev : NULL);
 }
 
-static const struct top *sort_ctx;
-
 static double sort_value(const struct top_vm *v, enum top_sort s)
 {
 	switch (s) {
@@ -315,19 +313,20 @@ static double sort_value(const struct top_vm *v, enum top_sort s)
 	}
 }
 
-static int cmp_vm(const void *a, const void *b)
+static int cmp_vm(const void *a, const void *b, void *arg)
 {
 	const struct top_vm *x = a, *y = b;
+	const struct top *t = arg;
 	int c;
 
-	if (sort_ctx->sort == SORT_NAME) {
+	if (t->sort == SORT_NAME) {
 		c = strcmp(x->name, y->name);
 	} else {
-		double dx = sort_value(x, sort_ctx->sort), dy = sort_value(y, sort_ctx->sort);
+		double dx = sort_value(x, t->sort), dy = sort_value(y, t->sort);
 
 		c = dx > dy ? -1 : dx < dy ? 1 : strcmp(x->name, y->name);   /* biggest first */
 	}
-	return sort_ctx->reverse ? -c : c;
+	return t->reverse ? -c : c;
 }
 
 static void fmt_rate(bool have, double v, char *buf, size_t len)
@@ -390,8 +389,7 @@ static void row(const struct top_vm *v, char *buf, size_t len)
 
 static void sort_frame(struct top *t)
 {
-	sort_ctx = t;
-	qsort(t->cur->vms, t->cur->nr, sizeof(t->cur->vms[0]), cmp_vm);
+	qsort_r(t->cur->vms, t->cur->nr, sizeof(t->cur->vms[0]), cmp_vm, t);
 }
 
 static void print_batch(struct top *t)
