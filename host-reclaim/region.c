@@ -1594,10 +1594,13 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	ret = adopt_resident(r);
 	if (ret)
 		goto err;
-	if ((mode & UFFDIO_REGISTER_MODE_WP) && !r->evict_wp) {
+	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) && !r->evict_wp) {
 		void *ctx;
 
 		/*
+		 * Async write tracking only: with sync WP (wp_swapin, as the VMM
+		 * runs) the kernel refuses PAGEMAP_SCAN's write-protect pass on
+		 * the range (EPERM), so that source would fail every harvest.
 		 * Arm write tracking on the pages present now.  Only on those:
 		 * protecting holes would install uffd-wp markers there (see
 		 * fault_zero).  Pages installed later are mapped protected.

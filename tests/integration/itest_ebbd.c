@@ -829,8 +829,12 @@ int main(void)
 		if (system(cmd) < 0)
 			perror("system");
 	}
-	snprintf(path, sizeof(path), "rm -rf %s", top);
-	if (system(path) < 0)
-		perror("system");
+	if (getenv("EBB_TEST_KEEP")) {
+		printf("# kept %s (EBB_TEST_KEEP)\n", top);
+	} else {
+		snprintf(path, sizeof(path), "rm -rf %s", top);
+		if (system(path) < 0)
+			perror("system");
+	}
 	return tap_failed ? 1 : 0;
 }
