@@ -21,7 +21,7 @@ cleanup() {
 	rm -rf "$t"
 }
 trap cleanup EXIT
-echo "1..9"
+echo "1..10"
 
 p=$t/usr
 make -s -C "$top" BUILD="$build" install PREFIX="$p" SYSCONFDIR="$t/etc" > "$t/make.log" 2>&1
@@ -49,6 +49,26 @@ ok $? "a second make install keeps the operator's /etc/ebb/ebbd.conf"
 
 "$p/bin/ebbd" --config "$p/share/doc/ebb/ebbd.conf.example" --check-config > "$t/check.out" 2>&1
 ok $? "the example configuration passes ebbd --check-config ($(cut -c1-60 < "$t/check.out")...)"
+
+# a bad value, an unknown key, a line that is not INI: exit 2, one line naming file:line
+bad=0 msgs=
+for c in "bad value|[pool]\ntick_ms = 5\n|:2: tick_ms: expected a whole number from 10 to 20000" \
+	"unknown key|[pool]\n\nbudgit = 1G\n|:3: unknown key \"budgit\" in [pool]" \
+	"bad line|; ebbd\n[pool]\nbudget 1G\n|:3: not INI"; do
+	printf "${c#*|}" | sed 's/|.*//' > "$t/bad.conf"
+	want=${c##*|}
+	"$p/bin/ebbd" --config "$t/bad.conf" --check-config > "$t/bad.out" 2> "$t/bad.err"
+	rc=$?
+	lines=$(wc -l < "$t/bad.err")
+	if [ "$rc" -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -qF "$t/bad.conf$want" "$t/bad.err"; then
+		bad=1
+		msgs="$msgs [${c%%|*}: status $rc, $lines lines: $(cat "$t/bad.err")]"
+	fi
+	# ebbd itself (not only --check-config) refuses to start the same way
+	"$p/bin/ebbd" --config "$t/bad.conf" --metrics off --rundir "$t" > /dev/null 2>&1
+	[ $? -eq 2 ] || { bad=1; msgs="$msgs [${c%%|*}: ebbd started]"; }
+done
+ok $bad "a bad value, an unknown key and a line that is not INI: exit 2 with one message naming file:line${msgs}"
 
 if command -v systemd-analyze > /dev/null; then
 	# it must be able to complain: a copy with a misspelt key and a relative path
