@@ -238,6 +238,8 @@ demo: images
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC) \
             host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
 lint:
+	@echo "  LAYERS"
+	$(Q)scripts/check-layers
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	    --std=c11 --inline-suppr -D_GNU_SOURCE -I. \

@@ -545,6 +545,8 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "ballooned_pages", c.ballooned_pages);
 	ADD_U64(o, "never_pages", c.never_pages);
 	ADD_U64(o, "lost_pages", c.nr_lost_pages);
+	ADD_U64(o, "nr_lost_uffd_poison", c.nr_lost_uffd_poison);
+	ADD_U64(o, "nr_lost_hwpoison", c.nr_lost_hwpoison);
 	ADD_U64(o, "nr_lost_sigbus", c.nr_lost_sigbus);
 	ADD_U64(o, "nr_restore_failed", c.nr_restore_failed);
 	ADD_U64(o, "nr_uffd_errors", c.nr_uffd_errors);

@@ -33,6 +33,7 @@
 #include "vmm/boot.h"
 #include "vmm/console.h"
 #include "client/ctl_server.h"
+#include "host-reclaim/region.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
 #include "vmm/legacy.h"
@@ -84,6 +85,7 @@ struct vcpu {
 	int mce_pending;
 	bool mce_ar;
 	uint64_t mce_gpa;
+	uint64_t mce_held_gpa;       /* vCPU thread only: see inject_mce; UINT64_MAX none */
 };
 
 struct vmm_vm {
@@ -538,17 +540,57 @@ static void ctl_notify(void *opaque, const char *event, struct json_object *fiel
 }
 
 /*
+ * Test hook of debug-poison {"via": "swap"}: make the reclaim engine lose
+ * the page at RAM offset @off the way a failing swap store would.  The next
+ * swap-in of the page fails (ebb_region_test_lose_page), and the page is
+ * pushed out now (proactive reclaim of the whole region, at most 16 passes)
+ * so that the guest's next access is that swap-in.  With @no_hwpoison the
+ * engine's MADV_HWPOISON is made to fail, as on a host without memory
+ * failure handling.  0, or -EAGAIN when the page stayed resident.
+ */
+static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
+{
+	struct ebb_region *r = vmm_memory_region(vm->memory);
+	uint64_t pfn = off / 4096;
+	int ret;
+
+	if (!r)
+		return -EOPNOTSUPP;
+	ret = ebb_region_test_lose_page(r, pfn);
+	if (ret)
+		return ret;
+	if (no_hwpoison)
+		ebb_region_test_inject(r, EBB_INJ_MADV_HWPOISON, 0, UINT32_MAX, EPERM);
+	for (int pass = 0; pass < 16 && ebb_region_page_state(r, pfn) == EBB_PAGE_RESIDENT; pass++) {
+		struct ebb_scan_control sc = {
+			.nr_to_reclaim = vm->mem.mem_bytes / 4096,
+			.priority = 0,
+			.swappiness = 100,
+			.may_writepage = true,
+			.may_swap = true,
+		};
+
+		ebb_region_reclaim(r, &sc);
+	}
+	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
+}
+
+/*
  * CLIENT: test only, and only when the VM was started with test hooks
  * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
  * with MADV_HWPOISON (needs CAP_SYS_ADMIN and CONFIG_MEMORY_FAILURE), as
  * if the host had lost it.  The guest's next access to it makes KVM raise
  * SIGBUS, which becomes a machine check (vmm_vm_on_sigbus).  The page stays
- * lost for the life of the process.
+ * lost for the life of the process.  {"gpa": N, "via": "swap"} makes the
+ * reclaim engine lose it instead (debug_lose_page), "no_hwpoison": true
+ * with it as on a host whose kernel cannot poison pages.
  */
-static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl_request *req,
+static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_request *req,
 					 struct json_object **result, char *msg, size_t msg_len)
 {
-	struct json_object *jgpa;
+	struct vmm_vm *vm = opaque;
+	struct json_object *jgpa, *jvia, *jnohw;
+	bool via_swap = false, no_hwpoison = false;
 	uint64_t gpa, off;
 	int64_t v;
 
@@ -561,6 +603,21 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 		snprintf(msg, msg_len, "give {\"gpa\": N}, a guest-physical address");
 		return VMM_CTL_ERR_INVALID;
 	}
+	if (json_object_object_get_ex(req->args, "via", &jvia)) {
+		if (!json_object_is_type(jvia, json_type_string) ||
+		    strcmp(json_object_get_string(jvia), "swap") != 0) {
+			snprintf(msg, msg_len, "\"via\" must be \"swap\"");
+			return VMM_CTL_ERR_INVALID;
+		}
+		via_swap = true;
+	}
+	if (json_object_object_get_ex(req->args, "no_hwpoison", &jnohw)) {
+		if (!json_object_is_type(jnohw, json_type_boolean)) {
+			snprintf(msg, msg_len, "\"no_hwpoison\" must be a boolean");
+			return VMM_CTL_ERR_INVALID;
+		}
+		no_hwpoison = json_object_get_boolean(jnohw);
+	}
 	gpa = (uint64_t)v & ~0xfffull;
 	if (gpa < vm->mem.low_bytes)
 		off = gpa;
@@ -570,97 +627,132 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
 		return VMM_CTL_ERR_INVALID;
 	}
-	if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
+	if (via_swap) {
+		int ret = debug_lose_page(vm, off, no_hwpoison);
+
+		if (ret) {
+			snprintf(msg, msg_len, "%s", ret == -EAGAIN ? "the page stayed resident" :
+				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
+			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
+		}
+	} else if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
 		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
 		return VMM_CTL_ERR_INTERNAL;
 	}
 	*result = json_object_new_object();
-	if (*result)
+	if (*result) {
 		json_object_object_add(*result, "gpa", json_object_new_int64((int64_t)gpa));
+		json_object_object_add(*result, "via", json_object_new_string(via_swap ? "swap" : "hwpoison"));
+	}
 	return VMM_CTL_OK;
 }
 
-static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
-				    struct json_object **result, char *msg, size_t msg_len)
+/*
+ * The commands the VM itself owns.  The others are registered by their
+ * modules (vmm_ctl_virtio_register: balloon; vmm_poolctl_register: set,
+ * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command.
+ */
+static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
 {
 	struct vmm_vm *vm = opaque;
 	struct vmm_vm_info info;
+	struct json_object *r = json_object_new_object();
+
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	vmm_vm_get_info(vm, &info);
+	json_object_object_add(r, "name", json_object_new_string(info.name));
+	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(r, "state", json_object_new_string(info.stopping ? "stopping" : "running"));
+	json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
+	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
+	json_object_object_add(r, "uptime_ms", json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
+	json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
+			       json_object_new_int64(info.ready_ns / 1000000));
+	json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
+	json_object_object_add(r, "nr_pio_exits", json_object_new_int64((int64_t)info.nr_pio_exits));
+	json_object_object_add(r, "nr_mmio_exits", json_object_new_int64((int64_t)info.nr_mmio_exits));
+	json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
+	json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
+	json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
+	json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
+	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+	vmm_ctl_virtio_query(vm->virtio, r);
+	vmm_memory_query(vm->memory, r);
+	vmm_poolctl_query(vm->poolctl, r);
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+/* `stats`: poolctl's flat counters and the virtio devices' objects. */
+static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_vm *vm = opaque;
+	enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
+
+	if (e == VMM_CTL_OK)
+		vmm_ctl_virtio_query(vm->virtio, *result);
+	return e;
+}
+
+static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_vm *vm = opaque;
 	struct json_object *r;
 
-	switch (req->cmd) {
-	case VMM_CTL_CMD_QUERY:
-		vmm_vm_get_info(vm, &info);
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "name", json_object_new_string(info.name));
-		json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-		json_object_object_add(r, "state",
-				       json_object_new_string(info.stopping ? "stopping" : "running"));
-		json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
-		json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
-		json_object_object_add(r, "uptime_ms",
-				       json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
-		json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
-				       json_object_new_int64(info.ready_ns / 1000000));
-		json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
-		json_object_object_add(r, "nr_pio_exits",
-				       json_object_new_int64((int64_t)info.nr_pio_exits));
-		json_object_object_add(r, "nr_mmio_exits",
-				       json_object_new_int64((int64_t)info.nr_mmio_exits));
-		json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
-		json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
-		json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
-		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
-		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		vmm_ctl_virtio_query(vm->virtio, r);
-		vmm_memory_query(vm->memory, r);
-		vmm_poolctl_query(vm->poolctl, r);
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_BALLOON:
-		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
-	case VMM_CTL_CMD_DEBUG_POISON:
-		return ctl_debug_poison(vm, req, result, msg, msg_len);
-	case VMM_CTL_CMD_SET:
-		return vmm_poolctl_set(vm->poolctl, req, result, msg, msg_len);
-	case VMM_CTL_CMD_CLAMP:
-		return vmm_poolctl_clamp(vm->poolctl, req, result, msg, msg_len);
-	case VMM_CTL_CMD_STATS: {
-		enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
-
-		if (e == VMM_CTL_OK)
-			vmm_ctl_virtio_query(vm->virtio, *result);
-		return e;
+	if (is_stopping(vm)) {
+		snprintf(msg, msg_len, "the VM is already stopping");
+		return VMM_CTL_ERR_STATE;
 	}
-	case VMM_CTL_CMD_STOP:
-		if (is_stopping(vm)) {
-			snprintf(msg, msg_len, "the VM is already stopping");
-			return VMM_CTL_ERR_STATE;
-		}
-		vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
-		r = json_object_new_object();
-		if (!r)
-			break;
+	vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
+	r = json_object_new_object();
+	if (r)
 		json_object_object_add(r, "state", json_object_new_string("stopping"));
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_VERSION:
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
-		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		*result = r;
-		return VMM_CTL_OK;
-	default:
-		/* ebbd's commands (pool, vms, policy, trace): not a VM's */
-		snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
-			 vmm_ctl_cmd_name(req->cmd));
-		return VMM_CTL_ERR_UNKNOWN_CMD;
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct json_object *r = json_object_new_object();
+
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
 	}
-	snprintf(msg, msg_len, "out of memory");
-	return VMM_CTL_ERR_INTERNAL;
+	json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
+	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static int ctl_register(struct vmm_vm *vm)
+{
+	static const struct {
+		enum vmm_ctl_cmd cmd;
+		vmm_ctl_handler_fn fn;
+	} own[] = {
+		{ VMM_CTL_CMD_QUERY, ctl_query },
+		{ VMM_CTL_CMD_STATS, ctl_stats },
+		{ VMM_CTL_CMD_STOP, ctl_stop },
+		{ VMM_CTL_CMD_VERSION, ctl_version },
+		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
+	};
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
+		ret = vmm_ctl_server_register(vm->ctl, own[i].cmd, own[i].fn, vm);
+	if (!ret)
+		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
+	if (!ret)
+		ret = vmm_poolctl_register(vm->poolctl, vm->ctl);
+	return ret;
 }
 
 /* ---- vCPUs ---------------------------------------------------------------------- */
@@ -910,6 +1002,25 @@ static bool inject_mce(struct vcpu *v)
 	char msg[128];
 
 	__atomic_store_n(&v->mce_pending, 0, __ATOMIC_SEQ_CST);
+	/*
+	 * KVM also raises SIGBUS when a page it fetched in the background
+	 * turns out poisoned: the "page ready" step of an asynchronous page
+	 * fault (a swap-in the reclaim engine answered by poisoning) prefaults
+	 * the page on this vCPU while the guest runs something else, often
+	 * its kernel; a machine check there would panic the guest although
+	 * nothing consumed the page.  A real access faults again on the same
+	 * page as soon as the vCPU re-enters.  So the first SIGBUS for a page
+	 * only arms it; the machine check goes in on the next one, at the
+	 * instruction that touches the page.
+	 */
+	if (ar && v->mce_held_gpa != gpa) {
+		v->mce_held_gpa = gpa;
+		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
+			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
+			    v->index, (unsigned long long)gpa);
+		return true;
+	}
+	v->mce_held_gpa = UINT64_MAX;
 	if (!vmm_mce_encode(vm->mcg_cap, gpa, ar, &mce)) {
 		snprintf(msg, sizeof(msg), "vCPU %u: guest RAM at 0x%llx was lost and the guest has "
 			 "no machine check banks", v->index, (unsigned long long)gpa);
@@ -1119,6 +1230,7 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 
 		v->vm = vm;
 		v->index = i;
+		v->mce_held_gpa = UINT64_MAX;
 		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->fd < 0) {
 			ret = -errno;
@@ -1545,13 +1657,14 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	if (cfg->rundir) {
 		char path[512];
 		struct vmm_ctl_server_cfg cc = {
-			.path = path, .loop = vm->loop, .handler = ctl_handler, .opaque = vm,
-			.log = cfg->log,
+			.path = path, .loop = vm->loop, .log = cfg->log,
 		};
 
 		ret = vmm_sock_path(cfg->rundir, vm->name, path, sizeof(path));
 		if (!ret)
 			ret = vmm_ctl_server_create(&cc, &vm->ctl);
+		if (!ret)
+			ret = ctl_register(vm);
 		if (ret) {
 			snprintf(err, err_len, "cannot create the control socket in %s: %s",
 				 cfg->rundir, strerror(-ret));

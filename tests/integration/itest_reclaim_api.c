@@ -14,6 +14,7 @@
  * Faults are served by a plain thread calling ebb_region_handle_faults().
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,23 +29,9 @@
 #define PG 4096u
 #define NR 4096u
 
-static int tap_n;
 static uint8_t *mem;
 static atomic_bool stop;
 static uint64_t fake_now = 1000000000ULL;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* The injected clock: advances 100 ns per reading, so stall intervals in
  * the fault handler are non-zero but the test controls the big steps. */
