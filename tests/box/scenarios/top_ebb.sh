@@ -6,6 +6,7 @@
 #   are read a moment apart).  With ebbd running, the pool line appears and
 #   the VM's row gets ebbd's working-set estimate; with ebbd stopped again,
 #   the VMs-only line.  The guest's patterns verify with no bad page.
+# box-cost: 55 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 
 start t1 t1.log 'pattern fill 96 7 0 2' --mem 256M --reclaim on
