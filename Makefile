@@ -108,8 +108,16 @@ $(BUILD)/obj/%.o: %.c
 PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c)
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
-$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
-$(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o $(ALL_LIBS) \
+                  | $(BUILD)/obj/empty.o
+# `ebb top` draws with ncurses: linked into ebb only.
+$(BUILD)/bin/ebb: LDLIBS += $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
+# ebbd alone serves HTTP (its /metrics): libmicrohttpd is linked into it only.
+$(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(BUILD)/obj/host-reclaim/bin/ebbd_http.o \
+                   $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebbd: LDLIBS += $(shell pkg-config --libs libmicrohttpd inih 2>/dev/null || echo -lmicrohttpd -linih)
+# the configuration file parser (inih) only in ebbd and its test
+$(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
 $(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
@@ -227,7 +235,8 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC)
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC) \
+            host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
 lint:
 	@echo "  LAYERS"
 	$(Q)scripts/check-layers
@@ -240,9 +249,29 @@ lint:
 	    'clang-tidy --quiet "$$@" -- $(filter-out -MMD -MP -Werror,$(CFLAGS)) 2>/dev/null' tidy | \
 	    { ! grep -E -A3 '(warning|error):'; }
 
+# Units go where systemd looks for them under PREFIX (/usr/local/lib/systemd/
+# system for the default); the example configuration becomes
+# /etc/ebb/ebbd.conf only if there is none (an operator's file is kept).
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+COMPLDIR   ?= $(PREFIX)/share/bash-completion/completions
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/ebb/vms $(DESTDIR)$(PREFIX)/share/doc/ebb
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	for u in ebbd.service ebb@.service; do \
+	    sed 's|@BINDIR@|$(PREFIX)/bin|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 0644 dist/man/ebb.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 dist/man/ebbd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 dist/man/ebbd.8 dist/man/ebb-agent.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 dist/bash-completion/ebb $(DESTDIR)$(COMPLDIR)/ebb
+	ln -sf ebb $(DESTDIR)$(COMPLDIR)/ebbd
+	install -m 0644 dist/ebbd.conf $(DESTDIR)$(PREFIX)/share/doc/ebb/ebbd.conf.example
+	[ -e $(DESTDIR)$(SYSCONFDIR)/ebb/ebbd.conf ] || \
+	    install -m 0644 dist/ebbd.conf $(DESTDIR)$(SYSCONFDIR)/ebb/ebbd.conf
 
 clean:
 	rm -rf $(BUILD)

@@ -357,6 +357,15 @@ void ebb_bal_destroy(struct ebb_balancer *bal)
 	free(bal);
 }
 
+int ebb_bal_set_pool(struct ebb_balancer *bal, const struct ebb_pool_cfg *pool)
+{
+	if (!bal || !pool)
+		return -EINVAL;
+	bal->cfg.pool = *pool;
+	bal->wm_valid = false;
+	return 0;
+}
+
 int ebb_bal_set_policy(struct ebb_balancer *bal, enum ebb_bal_policy p)
 {
 	if (!bal || (unsigned)p >= EBB_BAL_NR_POLICIES)

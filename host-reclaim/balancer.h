@@ -33,6 +33,7 @@
  *   v1 (first commit): this shape.
  *   v2: EBB_BAL_WHY_REFAULTS and stats.nr_refault_raises added (appended:
  *       code built against v1 still compiles).
+ *   v3: ebb_bal_set_pool() added (ebbd's configuration reload).
  */
 #ifndef EBB_HOST_RECLAIM_BALANCER_H
 #define EBB_HOST_RECLAIM_BALANCER_H
@@ -355,6 +356,13 @@ int ebb_bal_step(struct ebb_balancer *bal, uint64_t now_ns,
  * lifted, high back to configured) on the next step.  0 or -EINVAL.
  */
 int ebb_bal_set_policy(struct ebb_balancer *bal, enum ebb_bal_policy p);
+
+/*
+ * Replace the pool's configuration (budget, watermarks) between steps; the
+ * watermarks are derived again on the next step.  The caller checks the new
+ * configuration with ebb_pool_wmarks_compute() first.  0 or -EINVAL.
+ */
+int ebb_bal_set_pool(struct ebb_balancer *bal, const struct ebb_pool_cfg *pool);
 
 void ebb_bal_get_pool(const struct ebb_balancer *bal, struct ebb_bal_pool_state *out);
 

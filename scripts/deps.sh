@@ -10,6 +10,8 @@ pkgs=(
 	build-essential pkg-config clang
 	# libraries
 	libcmocka-dev liblz4-dev libzstd-dev libjson-c-dev libsodium-dev
+	# ebbd: its /metrics endpoint (HTTP) and its configuration file
+	libmicrohttpd-dev libinih-dev
 	# lint and fuzzing (libFuzzer and the sanitizer runtimes)
 	cppcheck clang-tidy libclang-rt-14-dev
 	# images, the host-box and the guests
@@ -18,6 +20,8 @@ pkgs=(
 	linux-source-6.1 flex bison libelf-dev
 	# tests
 	util-linux procps bc
+	# tests: scrape ebbd's /metrics and check it (promtool), check the service units
+	curl prometheus systemd
 )
 missing=()
 for p in "${pkgs[@]}"; do

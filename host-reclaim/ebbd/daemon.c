@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <pthread.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/ctl_server.h"
@@ -31,6 +33,7 @@
 #include "client/rundir.h"
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
+#include "host-reclaim/ebbd/metrics.h"
 
 #define MAX_ACTIONS 256u
 #define RESCAN_TICKS 5u
@@ -48,6 +51,10 @@ struct ebbd_vm {
 	struct ebb_bal_vm_obs obs;
 	bool obs_ok;
 	bool gone;                    /* connection broke: removed after the round */
+	bool have_last;               /* the last action applied to it (top, metrics) */
+	enum ebb_bal_action_kind last_kind;
+	enum ebb_bal_reason last_reason;
+	uint64_t last_unix_ms;
 };
 
 struct ksm_saved {
@@ -74,6 +81,15 @@ struct ebbd {
 	struct ebbd_counters c;
 	struct vmm_ratelimit rl;
 	bool event_pending;            /* a step is armed because of a VM event */
+	struct ebb_bal_host_obs host;  /* the last host observation */
+	uint64_t decisions[EBB_BAL_NR_ACTIONS][EBB_BAL_NR_REASONS];
+	uint64_t nr_reloads, nr_reload_failures;
+	struct ebbd_vm_rule *rules;    /* the configuration's [vm NAME] sections (owned) */
+	/* The metrics text of the last round: written by the event thread,
+	 * copied out by any thread (the HTTP server) under metrics_lock. */
+	pthread_mutex_t metrics_lock;
+	char *metrics_text;
+	size_t metrics_len;
 };
 
 /* ---- logging ----------------------------------------------------------------- */
@@ -229,6 +245,68 @@ static const char *name_of(struct ebbd *d, uint64_t id)
 
 static void arm(struct ebbd *d, uint64_t delay_ns);
 
+/* The configuration's settings for VM @name: the [vm] defaults, then its
+ * own [vm NAME] section over them. */
+static void vm_settings(const struct ebbd *d, const char *name, struct ebbd_vm_settings *out)
+{
+	const struct ebbd_vm_settings *r = NULL;
+	size_t i;
+
+	*out = d->cfg.vm_default;
+	for (i = 0; i < d->cfg.nr_vm_rules; i++)
+		if (!strcmp(d->rules[i].name, name))
+			r = &d->rules[i].s;
+	if (!r)
+		return;
+	if (r->has_min) {
+		out->has_min = true;
+		out->min_bytes = r->min_bytes;
+	}
+	if (r->has_low) {
+		out->has_low = true;
+		out->low_bytes = r->low_bytes;
+	}
+	if (r->has_weight) {
+		out->has_weight = true;
+		out->weight = r->weight;
+	}
+	if (r->has_ksm_allowed) {
+		out->has_ksm_allowed = true;
+		out->ksm_allowed = r->ksm_allowed;
+	}
+}
+
+/* Sends the configured min, low and weight to the VM (`set`); a refusal
+ * (min above the guest's RAM, say) is logged and the VM keeps its own. */
+static void vm_configure(struct ebbd *d, struct ebbd_vm *vm)
+{
+	struct ebbd_vm_settings s;
+	struct json_object *args, *res = NULL;
+	char msg[256] = "";
+	int ret;
+
+	vm_settings(d, vm->name, &s);
+	if (!s.has_min && !s.has_low && !s.has_weight)
+		return;
+	args = json_object_new_object();
+	if (!args)
+		return;
+	if (s.has_min)
+		json_object_object_add(args, "min_bytes", json_object_new_int64((int64_t)s.min_bytes));
+	if (s.has_low)
+		json_object_object_add(args, "low_bytes", json_object_new_int64((int64_t)s.low_bytes));
+	if (s.has_weight)
+		json_object_object_add(args, "weight", json_object_new_int64(s.weight));
+	ret = vm->be->ops->call(vm->be, "set", args, &res, msg, sizeof(msg));
+	json_object_put(args);
+	json_object_put(res);
+	if (ret)
+		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "%s: the configured settings were refused: %s",
+			 vm->name, msg[0] ? msg : strerror(-ret));
+	else
+		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: configured settings sent", vm->name);
+}
+
 /* A VM's event (grow, at-max, lease-expired): step soon.  Events within
  * EVENT_COALESCE_NS of each other wake the balancer once. */
 static void vm_event(void *opaque, uint32_t events)
@@ -329,6 +407,7 @@ static void on_join(void *opaque, const char *name)
 	d->c.nr_vms_joined++;
 	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (id %llu)", name,
 		 (unsigned long long)vm->id);
+	vm_configure(d, vm);
 }
 
 static void vm_free(struct ebbd_vm *vm)
@@ -392,6 +471,68 @@ static void arm(struct ebbd *d, uint64_t delay_ns)
 	(void)timerfd_settime(d->timer_fd, 0, &its, NULL);
 }
 
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Renders this round's figures and publishes them for ebbd_metrics_copy(). */
+static void render_metrics(struct ebbd *d)
+{
+	struct ebb_bal_pool_state pool;
+	struct ebbd_metrics_buf buf = { 0 };
+	struct ebbd_metrics_in in = { 0 };
+	struct ebbd_metrics_vm *mv;
+	struct ebbd_vm *vm;
+	size_t n = 0;
+	char *old;
+
+	for (vm = d->vms; vm; vm = vm->next)
+		n++;
+	mv = calloc(n ? n : 1, sizeof(*mv));
+	if (!mv)
+		return;
+	n = 0;
+	for (vm = d->vms; vm; vm = vm->next, n++) {
+		mv[n].name = vm->name;
+		mv[n].observed = vm->obs_ok;
+		mv[n].obs = &vm->obs;
+		mv[n].have_state = !ebb_bal_get_vm(d->bal, vm->id, &mv[n].st);
+		mv[n].have_last = vm->have_last;
+		mv[n].last_kind = vm->last_kind;
+		mv[n].last_reason = vm->last_reason;
+		mv[n].last_unix_ms = vm->last_unix_ms;
+	}
+	ebb_bal_get_pool(d->bal, &pool);
+	in.pool = &pool;
+	in.c = &d->c;
+	in.decisions = (const uint64_t (*)[EBB_BAL_NR_REASONS])d->decisions;
+	in.vms = mv;
+	in.nr_vms = n;
+	in.mem_total_bytes = d->host.mem_total_bytes;
+	in.mem_available_bytes = d->host.mem_available_bytes;
+	in.ksm_pages_sharing = d->host.ksm_pages_sharing;
+	in.page_bytes = 4096;
+	in.config_reloads = d->nr_reloads;
+	in.config_reload_failures = d->nr_reload_failures;
+	if (ebbd_metrics_render(&in, &buf)) {
+		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "metrics: out of memory");
+		ebbd_metrics_buf_release(&buf);
+		free(mv);
+		return;
+	}
+	free(mv);
+	pthread_mutex_lock(&d->metrics_lock);
+	old = d->metrics_text;
+	d->metrics_text = buf.text;
+	d->metrics_len = buf.len;
+	pthread_mutex_unlock(&d->metrics_lock);
+	free(old);
+}
+
 static void tick(struct ebbd *d)
 {
 	struct ebb_bal_host_obs host;
@@ -425,6 +566,13 @@ static void tick(struct ebbd *d)
 		d->c.nr_calls++;
 		ret = vm->be->ops->observe(vm->be, &vm->obs);
 		vm->obs_ok = !ret;
+		{
+			struct ebbd_vm_settings vs;
+
+			/* the operator's KSM opt-in is ebbd's own setting */
+			vm_settings(d, vm->name, &vs);
+			vm->obs.cfg.ksm_allowed = vs.has_ksm_allowed && vs.ksm_allowed;
+		}
 		track_agent(d, vm);
 		if (ret == -EPROTO) {
 			d->c.nr_bad_vm_replies++;
@@ -440,6 +588,7 @@ static void tick(struct ebbd *d)
 		}
 	}
 	observe_host(d, &host, resident);
+	d->host = host;
 	ret = ebb_bal_step(d->bal, now, &host, d->obs, n, d->acts, MAX_ACTIONS, &nr_acts);
 	if (ret)
 		vmm_logf(&d->cfg.log, VMM_LOG_ERR, "balancer step: %s", strerror(-ret));
@@ -448,11 +597,19 @@ static void tick(struct ebbd *d)
 		char line[512];
 
 		(void)ebb_bal_format_action(a, name_of(d, a->vm_id), line, sizeof(line));
+		if ((unsigned)a->kind < EBB_BAL_NR_ACTIONS && (unsigned)a->why.reason < EBB_BAL_NR_REASONS)
+			d->decisions[a->kind][a->why.reason]++;
 		if (a->kind == EBB_BAL_ACT_KSMD) {
 			ret = ksm_apply(d, a);
 		} else if (a->vm_index < n) {
 			vm = vm_by_name(d, d->obs[a->vm_index].name);
 			ret = vm ? vm->be->ops->apply(vm->be, a, now) : -ENOENT;
+			if (vm && !ret) {
+				vm->have_last = true;
+				vm->last_kind = a->kind;
+				vm->last_reason = a->why.reason;
+				vm->last_unix_ms = unix_ms();
+			}
 		} else {
 			ret = -EINVAL;
 		}
@@ -469,6 +626,7 @@ static void tick(struct ebbd *d)
 		if (!vm->gone)
 			d->c.nr_lease_renewals += (uint64_t)vm->be->ops->renew(vm->be, now);
 	reap_gone(d);
+	render_metrics(d);
 	ebb_bal_get_pool(d->bal, &pool);
 	tick_ns = (uint64_t)d->cfg.tick_ms * 1000000ull;
 	now = vmm_now_ns();
@@ -604,6 +762,20 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "balloon_actual_bytes", vm->obs.balloon_actual_bytes);
 		ADD_U64(o, "balloon_target_bytes", vm->obs.balloon_target_bytes);
 		ADD_U64(o, "nr_refaults", vm->obs.nr_refaults);
+		ADD_U64(o, "nr_swapins", vm->obs.nr_swapins);
+		ADD_U64(o, "compressed_bytes", vm->obs.compressed_bytes);
+		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
+		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
+		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
+		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
+		if (vm->have_last) {
+			json_object_object_add(o, "last_action",
+					       json_object_new_string(ebb_bal_action_name(vm->last_kind)));
+			json_object_object_add(o, "last_reason",
+					       json_object_new_string(ebb_bal_reason_name(vm->last_reason)));
+			ADD_U64(o, "last_action_unix_ms", vm->last_unix_ms);
+		}
 		if (!ebb_bal_get_vm(d->bal, vm->id, &st)) {
 			ADD_U64(o, "ws_estimate_bytes", st.ws_estimate_bytes);
 			ADD_U64(o, "idle_bytes", st.idle_bytes);
@@ -772,8 +944,21 @@ int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t
 	if (!d)
 		return -ENOMEM;
 	d->cfg = *cfg;
+	d->cfg.vm_rules = NULL;
+	d->cfg.nr_vm_rules = 0;
 	d->timer_fd = -1;
+	pthread_mutex_init(&d->metrics_lock, NULL);
 	d->lock_fd = -1;
+	if (cfg->nr_vm_rules) {
+		d->rules = calloc(cfg->nr_vm_rules, sizeof(*d->rules));
+		if (!d->rules) {
+			free(d);
+			return -ENOMEM;
+		}
+		memcpy(d->rules, cfg->vm_rules, cfg->nr_vm_rules * sizeof(*d->rules));
+		d->cfg.vm_rules = d->rules;
+		d->cfg.nr_vm_rules = cfg->nr_vm_rules;
+	}
 	if (!d->cfg.tick_ms)
 		d->cfg.tick_ms = EBBD_DEFAULT_TICK_MS;
 	if (!d->cfg.call_timeout_ms)
@@ -844,6 +1029,7 @@ int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t
 			goto fail;
 		}
 	}
+	render_metrics(d);
 	arm(d, 0);
 	*out = d;
 	return 0;
@@ -898,5 +1084,90 @@ void ebbd_destroy(struct ebbd *d)
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	free(d->obs);
+	free(d->metrics_text);
+	free(d->rules);
+	pthread_mutex_destroy(&d->metrics_lock);
 	free(d);
+}
+
+int ebbd_metrics_copy(struct ebbd *d, char **text, size_t *len)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&d->metrics_lock);
+	*text = malloc(d->metrics_len + 1);
+	if (*text) {
+		memcpy(*text, d->metrics_text ? d->metrics_text : "", d->metrics_len);
+		(*text)[d->metrics_len] = '\0';
+		*len = d->metrics_len;
+	} else {
+		ret = -ENOMEM;
+	}
+	pthread_mutex_unlock(&d->metrics_lock);
+	return ret;
+}
+
+static uint64_t host_mem_total(void)
+{
+	char buf[4096];
+
+	return read_file("/proc/meminfo", buf, sizeof(buf)) ? 0 :
+	       meminfo_kb(buf, "MemTotal:") * 1024;
+}
+
+int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size_t err_len)
+{
+	struct ebb_pool_wmarks wm;
+	struct ebbd_vm_rule *rules = NULL;
+	struct ebbd_vm *vm;
+	struct ebb_bal_pool_state p;
+
+	/* Everything that can fail first: nothing changes unless all of it holds. */
+	if (ebb_pool_wmarks_compute(&cfg->bal.pool, host_mem_total(), &wm)) {
+		snprintf(err, err_len, "no pool can be made of this host's memory with this budget "
+			 "and these watermarks (min < low < high, budget at least 4 x high and at "
+			 "most MemTotal)");
+		d->nr_reload_failures++;
+		return -EINVAL;
+	}
+	if ((unsigned)cfg->bal.policy >= EBB_BAL_NR_POLICIES) {
+		snprintf(err, err_len, "no such policy");
+		d->nr_reload_failures++;
+		return -EINVAL;
+	}
+	if (cfg->nr_vm_rules) {
+		rules = calloc(cfg->nr_vm_rules, sizeof(*rules));
+		if (!rules) {
+			snprintf(err, err_len, "out of memory");
+			d->nr_reload_failures++;
+			return -ENOMEM;
+		}
+		memcpy(rules, cfg->vm_rules, cfg->nr_vm_rules * sizeof(*rules));
+	}
+	(void)ebb_bal_set_pool(d->bal, &cfg->bal.pool);
+	d->cfg.bal.pool = cfg->bal.pool;
+	ebb_bal_get_pool(d->bal, &p);
+	if (p.policy != cfg->bal.policy) {
+		(void)ebb_bal_set_policy(d->bal, cfg->bal.policy);
+		d->cfg.bal.policy = cfg->bal.policy;
+	}
+	d->cfg.tick_ms = cfg->tick_ms ? cfg->tick_ms : EBBD_DEFAULT_TICK_MS;
+	d->cfg.vms_only = cfg->vms_only;
+	free(d->rules);
+	d->rules = rules;
+	d->cfg.vm_rules = rules;
+	d->cfg.nr_vm_rules = cfg->nr_vm_rules;
+	d->cfg.vm_default = cfg->vm_default;
+	for (vm = d->vms; vm; vm = vm->next)
+		vm_configure(d, vm);
+	d->nr_reloads++;
+	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
+		 ebb_bal_policy_name(cfg->bal.policy), (unsigned long long)wm.budget_bytes);
+	arm(d, 0);
+	return 0;
+}
+
+void ebbd_note_reload_failure(struct ebbd *d)
+{
+	d->nr_reload_failures++;
 }

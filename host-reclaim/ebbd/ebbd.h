@@ -16,7 +16,8 @@
  *     balloon) from the VM and continues from there.
  *
  * Threading: one thread runs the event loop (ebbd_run); ebbd_stop() is
- * async-signal safe and may be called from any thread.
+ * async-signal safe and may be called from any thread, and so may
+ * ebbd_metrics_copy() (it copies the text the loop rendered last).
  */
 #ifndef EBB_EBBD_EBBD_H
 #define EBB_EBBD_EBBD_H
@@ -32,6 +33,22 @@
 #define EBBD_DEFAULT_CALL_TIMEOUT_MS 1000
 #define EBBD_KSM_DIR "/sys/kernel/mm/ksm"
 
+/* Settings ebbd gives a VM when it joins and on every reload (from the
+ * configuration file's [vm] and [vm NAME] sections): min, low and weight
+ * are sent to the VM with `set`; ksm_allowed is ebbd's own (the balancer
+ * may steer the VM's KSM).  Only what has_ says was given. */
+struct ebbd_vm_settings {
+	bool has_min, has_low, has_weight, has_ksm_allowed;
+	uint64_t min_bytes, low_bytes;
+	uint32_t weight;
+	bool ksm_allowed;
+};
+
+struct ebbd_vm_rule {
+	char name[EBB_BAL_NAME_MAX];
+	struct ebbd_vm_settings s;
+};
+
 struct ebbd_cfg {
 	const char *rundir;             /* NULL: vmm_rundir() */
 	struct ebb_bal_cfg bal;         /* policy, pool (budget, watermarks), periods */
@@ -45,6 +62,9 @@ struct ebbd_cfg {
 	int call_timeout_ms;            /* per VM call; 0: EBBD_DEFAULT_CALL_TIMEOUT_MS */
 	const char *ksm_dir;            /* NULL: EBBD_KSM_DIR; "" : leave KSM alone */
 	struct vmm_log log;
+	struct ebbd_vm_settings vm_default;  /* every VM */
+	const struct ebbd_vm_rule *vm_rules; /* per name, over the default (copied) */
+	size_t nr_vm_rules;
 };
 
 struct ebbd_counters {
@@ -74,5 +94,24 @@ void ebbd_destroy(struct ebbd *d);
 void ebbd_get_counters(const struct ebbd *d, struct ebbd_counters *out);
 /* The event loop's fd set is internal; this adds a signal fd handler. */
 int ebbd_add_fd(struct ebbd *d, int fd, void (*fn)(void *opaque, uint32_t events), void *opaque);
+
+/*
+ * Applies a new configuration live (SIGHUP): policy, budget and watermarks,
+ * tick_ms, vms_only, and the per-VM settings (sent again to every VM).
+ * Atomic: the new pool is checked against this host's MemTotal first; on
+ * -EINVAL (message in err) nothing changed.  rundir, lease_ms, ksm_dir and
+ * the log are kept (they change at the next start).
+ */
+int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size_t err_len);
+/* Counts a reload that failed before reaching the daemon (a bad file). */
+void ebbd_note_reload_failure(struct ebbd *d);
+
+/*
+ * The metrics of the last round in the Prometheus text format
+ * (host-reclaim/ebbd/metrics.h): a malloc'd copy in *text (NUL-terminated,
+ * *len bytes; the caller frees).  Any thread; never waits for a round.
+ * 0 or -ENOMEM.
+ */
+int ebbd_metrics_copy(struct ebbd *d, char **text, size_t *len);
 
 #endif

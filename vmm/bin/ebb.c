@@ -24,10 +24,12 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/ctl.h"
 #include "client/discover.h"
+#include "vmm/bin/ebb_top.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "client/rundir.h"
@@ -103,6 +105,7 @@ static const char usage_main[] =
 	"  balloon   set a VM's balloon (its usable memory) or show it\n"
 	"  set       change a VM's memory limits (high, max), swappiness and pool settings\n"
 	"  pool      show ebbd's memory pool, its VMs and its last decisions\n"
+	"  top       live view of the pool and every VM (ncurses; -b for text)\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -153,7 +156,10 @@ static const char usage_run[] =
 static const char usage_ls[] =
 	"usage: ebb ls\n\nLists running VMs: name, pid, state, vCPUs, memory, uptime.\n";
 static const char usage_stat[] =
-	"usage: ebb stat NAME [--json]\n\nShows what a running VM reports over its control socket.\n";
+	"usage: ebb stat NAME [--json] [--watch[=SECS]] [--count=N]\n"
+	"\n"
+	"Shows what a running VM reports over its control socket.  --watch shows it\n"
+	"again every SECS seconds (default 2) until interrupted, or N times.\n";
 static const char usage_balloon[] =
 	"usage: ebb balloon NAME SIZE|PERCENT%\n"
 	"       ebb balloon NAME [--stats] [--json]\n"
@@ -898,12 +904,34 @@ static int cmd_balloon(int argc, char **argv)
 	return 0;
 }
 
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	nanosleep(&ts, NULL);
+}
+
+/* "--watch=SECS" and the like: 0.1 .. 86400. */
+static double seconds_arg(const char *arg, const char *val)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val, &end);
+	if (errno || end == val || *end || !(v >= 0.1) || v > 86400)
+		die("bad %s: give a number from 0.1 to 86400", arg);
+	return v;
+}
+
 static int cmd_stat(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	char mem[32], up[32], ready[32];
 	const char *name = NULL;
 	bool json = false;
+	double watch_s = 0;
+	long count = 0;
 	int i;
 
 	if (want_help(argc, argv)) {
@@ -913,6 +941,12 @@ static int cmd_stat(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--watch"))
+			watch_s = 2;
+		else if (!strncmp(argv[i], "--watch=", 8))
+			watch_s = seconds_arg(argv[i], argv[i] + 8);
+		else if (!strncmp(argv[i], "--count=", 8))
+			count = (long)seconds_arg(argv[i], argv[i] + 8);
 		else if (!name)
 			name = argv[i];
 		else
@@ -920,6 +954,29 @@ static int cmd_stat(int argc, char **argv)
 	}
 	if (!name)
 		die("which VM? usage: ebb stat NAME (ebb ls lists them)");
+	if (watch_s > 0 || count > 0) {
+		long k;
+
+		if (watch_s <= 0)
+			watch_s = 2;
+		for (k = 0; count <= 0 || k < count; k++) {
+			char *sub_argv[3] = { argv[0], (char *)name, json ? "--json" : NULL };
+			time_t now = time(NULL);
+			char when[32];
+			struct tm tm;
+
+			if (k)
+				sleep_s(watch_s);
+			localtime_r(&now, &tm);
+			strftime(when, sizeof(when), "%H:%M:%S", &tm);
+			if (!json)
+				printf("--- %s ---\n", when);
+			if (cmd_stat(json ? 3 : 2, sub_argv))
+				return 1;
+			fflush(stdout);
+		}
+		return 0;
+	}
 	if (!call_vm(name, "query", NULL, &resp))
 		return 1;
 	if (json) {
@@ -957,7 +1014,11 @@ static int cmd_stat(int argc, char **argv)
 
 static const char usage_set[] =
 	"usage: ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]\n"
-	"                    [min=SIZE] [low=SIZE] [weight=N] [ksm=on|off]\n"
+	"                    [min=SIZE] [low=SIZE] [weight=N] [ksm=on|off] [--wait[=SECS]]\n"
+	"\n"
+	"--wait: after a new high or max, show progress until the VM's resident RAM is\n"
+	"at or under the limit (exit 0), or say why it stalled (no progress for 10 s)\n"
+	"or gave up after SECS (default 120) (exit 1).\n"
 	"\n"
 	"Changes a running VM's memory limits (resident guest RAM: background reclaim\n"
 	"above high, a hard limit at max; sizes like 400M or a percentage of its RAM)\n"
@@ -966,11 +1027,90 @@ static const char usage_set[] =
 	"below min, below low only when nothing else is left, and weight (1..10000,\n"
 	"default 100) is its share of pressure.\n";
 
+/*
+ * `ebb set --wait`: polls the VM's stats until its resident RAM is at or
+ * under the limit in force (the lower of high and max, with a slack of
+ * 1/64 or 1 MiB), printing progress once a second.  Says why it stops:
+ * reached, no engine, no progress for 10 s (with the refault rate: the guest
+ * is using that memory), or out of time.  0 when reached.
+ */
+static int wait_limit(const char *name, double timeout_s)
+{
+	struct vmm_ctl_response resp;
+	uint64_t t0 = vmm_now_ns(), now, moved = t0, printed = 0, prev_ns = 0;
+	int64_t best = INT64_MAX, prev_refaults = -1;
+	double refault_rate = 0;
+
+	for (;;) {
+		int64_t res, high, max, limit, refaults, slack;
+		bool engine;
+		struct json_object *v;
+
+		if (!call_vm(name, "stats", NULL, &resp))
+			return 1;
+		now = vmm_now_ns();
+		engine = json_object_object_get_ex(resp.result, "engine", &v) && v &&
+			 json_object_get_boolean(v);
+		res = get_int(resp.result, "resident_bytes", -1);
+		high = get_int(resp.result, "high_bytes", 0);
+		max = get_int(resp.result, "max_bytes", 0);
+		refaults = get_int(resp.result, "nr_refaults", 0);
+		vmm_ctl_response_release(&resp);
+		if (!engine) {
+			printf("%s: no reclaim engine: limits do not apply to its RAM\n", name);
+			return 1;
+		}
+		limit = high > 0 && (max <= 0 || high < max) ? high : max;
+		if (limit <= 0) {
+			printf("%s: no limit in force: nothing to wait for\n", name);
+			return 0;
+		}
+		if (prev_refaults >= 0 && now > prev_ns)
+			refault_rate = (double)(refaults - prev_refaults) * 1e9 / (double)(now - prev_ns);
+		prev_refaults = refaults;
+		prev_ns = now;
+		slack = limit / 64 > (1 << 20) ? limit / 64 : (1 << 20);
+		if (res >= 0 && res <= limit + slack) {
+			printf("%s: reached: resident %lld MiB, limit %lld MiB, after %.1f s\n", name,
+			       (long long)(res >> 20), (long long)(limit >> 20),
+			       (double)(now - t0) / 1e9);
+			return 0;
+		}
+		if (res < best - (256 << 10)) {
+			best = res;
+			moved = now;
+		}
+		if (now - moved > 10000000000ull) {
+			printf("%s: stalled: resident %lld MiB has not come down for 10 s, limit %lld MiB; "
+			       "%.0f refaults/s: %s\n", name, (long long)(res >> 20),
+			       (long long)(limit >> 20), refault_rate,
+			       refault_rate > 100 ? "the guest keeps using that memory (its working set "
+			       "is above the limit)" : "reclaim is not making progress (see ebb stat)");
+			return 1;
+		}
+		if ((double)(now - t0) / 1e9 > timeout_s) {
+			printf("%s: gave up after %.0f s: resident %lld MiB, limit %lld MiB\n", name,
+			       timeout_s, (long long)(res >> 20), (long long)(limit >> 20));
+			return 1;
+		}
+		if (now - printed >= 1000000000ull) {
+			printf("%s: resident %lld MiB, limit %lld MiB, %lld MiB to go\n", name,
+			       (long long)(res >> 20), (long long)(limit >> 20),
+			       (long long)((res - limit) >> 20));
+			fflush(stdout);
+			printed = now;
+		}
+		sleep_s(0.25);
+	}
+}
+
 static int cmd_set(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	struct json_object *args;
 	const char *name = NULL;
+	bool limit_given = false;
+	double wait_s = 0;
 	int i;
 
 	if (want_help(argc, argv)) {
@@ -983,6 +1123,14 @@ static int cmd_set(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');
 
+		if (!strcmp(argv[i], "--wait")) {
+			wait_s = 120;
+			continue;
+		}
+		if (!strncmp(argv[i], "--wait=", 7)) {
+			wait_s = seconds_arg(argv[i], argv[i] + 7);
+			continue;
+		}
 		if (!eq) {
 			if (name)
 				die("unexpected '%s' (see ebb set --help)", argv[i]);
@@ -998,6 +1146,7 @@ static int cmd_set(int argc, char **argv)
 			json_object_object_add(args, sz.is_pct ? (high ? "high_percent" : "max_percent")
 							       : (high ? "high_bytes" : "max_bytes"),
 					       json_object_new_int64((int64_t)sz.value));
+			limit_given = true;
 		} else if (!strncmp(argv[i], "min=", 4) || !strncmp(argv[i], "low=", 4)) {
 			uint64_t v;
 
@@ -1050,6 +1199,10 @@ static int cmd_set(int argc, char **argv)
 			       (long long)get_int(pool, "weight", -1));
 	}
 	vmm_ctl_response_release(&resp);
+	if (wait_s > 0 && limit_given) {
+		fflush(stdout);
+		return wait_limit(name, wait_s);
+	}
 	return 0;
 }
 
@@ -1182,6 +1335,8 @@ int main(int argc, char **argv)
 		return cmd_set(argc - 1, argv + 1);
 	if (!strcmp(cmd, "pool"))
 		return cmd_pool(argc - 1, argv + 1);
+	if (!strcmp(cmd, "top"))
+		return ebb_top_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "debug-poison"))
 		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
