@@ -71,9 +71,13 @@ endif
 
 # --- libraries -------------------------------------------------------------
 
-LIB_NAMES := client virtio reclaim vmm agent ebbd
+LIB_NAMES := client virtio reclaim vmm agent ebbd libvirt
 client_DIR  := client
 ebbd_DIR    := host-reclaim/ebbd
+# ebbd's libvirt backend: only ebbd (and its libvirt test) link libvirt
+libvirt_DIR := host-reclaim/libvirt
+LIBVIRT_LIBS = $(shell pkg-config --libs libvirt)
+$(BUILD)/obj/host-reclaim/libvirt/%.o: CFLAGS += $(shell pkg-config --cflags libvirt)
 virtio_DIR  := virtio
 reclaim_DIR := host-reclaim
 vmm_DIR     := vmm
@@ -109,6 +113,7 @@ PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebbd: LDLIBS += $(LIBVIRT_LIBS)
 $(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)

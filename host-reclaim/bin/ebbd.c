@@ -6,7 +6,7 @@
  *   ebbd [--budget SIZE|N%] [--policy ebb|mom|static] [--wmark-min SIZE]
  *        [--wmark-low SIZE] [--wmark-high SIZE] [--rundir DIR] [--vms-only]
  *        [--tick-ms N] [--lease-ms N] [--no-ksm] [--log FILE] [--foreground]
- *        [--verbose]
+ *        [--verbose] [--libvirt URI]...
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +22,9 @@
 #include "client/rundir.h"
 #include "client/size.h"
 #include "host-reclaim/ebbd/ebbd.h"
+#include "host-reclaim/libvirt/ebbd_libvirt.h"
+
+#define MAX_LIBVIRT_URIS 8
 
 static FILE *log_file;
 static int log_level = VMM_LOG_INFO;
@@ -70,6 +73,8 @@ static void usage(FILE *f)
 	      "  --tick-ms N          longest time between two steps (default 1000)\n"
 	      "  --lease-ms N         lease of a clamp (default 30000)\n"
 	      "  --no-ksm             leave /sys/kernel/mm/ksm alone\n"
+	      "  --libvirt URI        also manage the running domains of this libvirt\n"
+	      "                       connection (e.g. qemu:///system); repeatable\n"
 	      "  --log FILE           append the log to FILE (default: stderr)\n"
 	      "  --foreground         run in the foreground (the only mode today)\n"
 	      "  --verbose            debug messages too\n", f);
@@ -123,7 +128,7 @@ static void on_signal(void *opaque, uint32_t events)
 int main(int argc, char **argv)
 {
 	enum { O_BUDGET = 256, O_POLICY, O_WMIN, O_WLOW, O_WHIGH, O_RUNDIR, O_VMS_ONLY, O_TICK,
-	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP };
+	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP, O_LIBVIRT };
 	static const struct option opts[] = {
 		{ "budget", required_argument, NULL, O_BUDGET },
 		{ "policy", required_argument, NULL, O_POLICY },
@@ -139,11 +144,15 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, O_FG },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "libvirt", required_argument, NULL, O_LIBVIRT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ebbd_cfg cfg = { 0 };
 	struct sig_ctx sig = { 0 };
 	struct ebbd *d;
+	const char *lv_uris[MAX_LIBVIRT_URIS];
+	struct ebbd_libvirt *lv[MAX_LIBVIRT_URIS] = { NULL };
+	int nr_lv = 0, i;
 	char err[512];
 	sigset_t set;
 	int c, ret;
@@ -204,6 +213,11 @@ int main(int argc, char **argv)
 			break;
 		case O_FG:
 			break;
+		case O_LIBVIRT:
+			if (nr_lv >= MAX_LIBVIRT_URIS)
+				die("--libvirt: at most %d connections", MAX_LIBVIRT_URIS);
+			lv_uris[nr_lv++] = optarg;
+			break;
 		case 'v':
 		case O_VERBOSE:
 			log_level = VMM_LOG_DEBUG;
@@ -236,9 +250,18 @@ int main(int argc, char **argv)
 	sig.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig.fd < 0 || ebbd_add_fd(d, sig.fd, on_signal, &sig))
 		die("signalfd: %s", strerror(errno));
+	for (i = 0; i < nr_lv; i++) {
+		struct ebbd_libvirt_cfg lc = { .uri = lv_uris[i], .log = cfg.log };
+
+		ret = ebbd_libvirt_create(&lc, d, &lv[i]);
+		if (ret)
+			die("--libvirt %s: %s", lv_uris[i], strerror(-ret));
+	}
 	vmm_logf(&cfg.log, VMM_LOG_INFO, "running (policy %s)", ebb_bal_policy_name(cfg.bal.policy));
 	ret = ebbd_run(d);
 	ebbd_destroy(d);
+	for (i = 0; i < nr_lv; i++)   /* after the daemon: its VMs point into them */
+		ebbd_libvirt_destroy(lv[i]);
 	close(sig.fd);
 	return ret ? 1 : 0;
 }

@@ -1,0 +1,916 @@
+/*
+ * host-reclaim/libvirt/ebbd_libvirt.c — the libvirt backend (see
+ * ebbd_libvirt.h for what it maps and its threads; docs/libvirt.md).
+ *
+ * The worker's round:
+ *   1. connected?  else virConnectOpen(uri) (backoff 1 s doubling to 10 s),
+ *      keepalive (5 s x 3: a dead or hung libvirtd closes the connection),
+ *      lifecycle, balloon-change and close callbacks;
+ *   2. one virConnectGetAllDomainStats(STATE | BALLOON, ACTIVE): every
+ *      running domain's numbers in one call, validated into the table;
+ *      domains not in the answer are gone;
+ *   3. per new domain: its XML (does it have a balloon, the ebb agent
+ *      channel), its memtune; the stats period where it is off;
+ *   4. balloon targets queued by apply(): virDomainSetMemoryFlags(LIVE);
+ *   5. the daemon is told through the eventfd when a domain came or went;
+ *   6. sleep until poll_ms passed or a callback / apply() kicks it.
+ *
+ * GUEST: the balloon statistics are the guest driver's numbers and the
+ * rest is what libvirt says: a current above maximum, counters or
+ * last-update going backwards, free memory above the guest's size are
+ * clamped and counted (nr_bad_stats), rate-limit logged; a domain that
+ * vanishes in the middle of a call is simply gone at the next poll.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "host-reclaim/ebbd/backend.h"
+#include "host-reclaim/ebbd/ebbd.h"
+#include "host-reclaim/libvirt/ebbd_libvirt.h"
+
+#define KIB 1024ull
+#define MAX_DOMAINS 4096u
+#define STALE_POLLS 5u                  /* snapshot older than this many periods: -ETIMEDOUT */
+#define MEMTUNE_EVERY_POLLS 30u
+#define RECONNECT_MIN_MS 1000u
+#define RECONNECT_MAX_MS 10000u
+#define BALLOON_NEAR_KIB 1024ull        /* within 1 MiB of the target: arrived */
+#define AGENT_CHANNEL "org.ebb.agent.0"
+
+/* One running domain, as the worker last saw it. */
+struct lv_dom {
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	char name[EBB_BAL_NAME_MAX];
+	bool running;                /* in the latest poll's answer */
+	bool attached;               /* a backend of ours is in the daemon's pool */
+	bool was_running;            /* running before this poll */
+	bool probed;                 /* XML read */
+	bool has_balloon, has_agent_channel;
+	bool period_tried;
+	/* the snapshot (KiB as libvirt gives them) */
+	uint64_t poll_ns;            /* when these numbers were read */
+	uint64_t max_kib, cur_kib, rss_kib;
+	bool have_guest;             /* the guest's own stats arrive (period on) */
+	uint64_t unused_kib, usable_kib, caches_kib, swap_in_kib, major_faults;
+	uint64_t last_update_s, report_ns;
+	/* memtune, read only (0: none) */
+	uint64_t min_guarantee_kib, soft_kib, hard_kib;
+	uint32_t memtune_age;
+	/* balloon */
+	uint64_t want_kib;           /* queued by apply(), 0: nothing queued */
+	uint64_t target_kib;         /* last set (0: never) */
+	uint64_t set_ns;             /* when it was set; 0 once it got there */
+};
+
+struct ebbd_libvirt {
+	struct ebbd_libvirt_cfg cfg;
+	char uri[512];
+	struct ebbd *d;
+	int wake_fd;                 /* eventfd: the worker -> the daemon's loop */
+	pthread_t worker;
+	bool worker_started;
+	/* worker only */
+	virConnectPtr conn;
+	int cb_lifecycle, cb_balloon;
+	uint32_t reconnect_ms;
+	uint64_t next_connect_ns;
+	struct vmm_ratelimit rl;
+	/* under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, kick, conn_closed;
+	struct lv_dom *doms;
+	size_t nr_doms;
+	struct ebbd_libvirt_counters c;
+};
+
+struct backend_lv {
+	struct ebbd_backend be;
+	struct ebbd_libvirt *src;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+};
+
+/* ---- libvirt's process-wide parts ------------------------------------------ */
+
+static pthread_once_t lv_once = PTHREAD_ONCE_INIT;
+static int lv_once_ret;
+
+/* libvirt prints errors to stderr by default: we read them ourselves. */
+static void lv_quiet(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	(void)err;
+}
+
+static void *lv_event_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			usleep(100000);
+	return NULL;
+}
+
+/* The default event loop is libvirt's global: registered once per process,
+ * run by one detached thread for the process's life. */
+static void lv_init_once(void)
+{
+	pthread_t t;
+
+	virSetErrorFunc(NULL, lv_quiet);
+	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+		lv_once_ret = -EIO;
+		return;
+	}
+	if (pthread_create(&t, NULL, lv_event_thread, NULL)) {
+		lv_once_ret = -EAGAIN;
+		return;
+	}
+	pthread_detach(t);
+}
+
+static const char *lv_err(void)
+{
+	const char *m = virGetLastErrorMessage();
+
+	return m ? m : "unknown libvirt error";
+}
+
+/* ---- the table (lock held) ------------------------------------------------- */
+
+static struct lv_dom *dom_find(struct ebbd_libvirt *s, const char *uuid)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_doms; i++)
+		if (strcmp(s->doms[i].uuid, uuid) == 0)
+			return &s->doms[i];
+	return NULL;
+}
+
+static void wake_daemon(struct ebbd_libvirt *s)
+{
+	uint64_t one = 1;
+
+	(void)!write(s->wake_fd, &one, sizeof(one));
+}
+
+static void kick_worker(struct ebbd_libvirt *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- callbacks (libvirt's event thread) ---------------------------------- */
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+	struct ebbd_libvirt *s = opaque;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct lv_dom *x;
+
+	(void)conn;
+	(void)detail;
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_events++;
+	/* A stop is known now: leave the pool at once, not at the next poll. */
+	if ((event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_SHUTDOWN ||
+	     event == VIR_DOMAIN_EVENT_CRASHED) && !virDomainGetUUIDString(dom, uuid) &&
+	    (x = dom_find(s, uuid)) && event == VIR_DOMAIN_EVENT_STOPPED)
+		x->running = false;
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (event == VIR_DOMAIN_EVENT_STOPPED)
+		wake_daemon(s);
+	return 0;
+}
+
+static int on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual_kib,
+		      void *opaque)
+{
+	struct ebbd_libvirt *s = opaque;
+
+	(void)conn;
+	(void)dom;
+	(void)actual_kib;   /* re-read with everything else by the poll it kicks */
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_events++;
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct ebbd_libvirt *s = opaque;
+
+	(void)conn;
+	(void)reason;
+	pthread_mutex_lock(&s->lock);
+	s->conn_closed = true;
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- the worker ------------------------------------------------------------- */
+
+static void disconnect(struct ebbd_libvirt *s)
+{
+	if (!s->conn)
+		return;
+	if (s->cb_lifecycle >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
+	if (s->cb_balloon >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_balloon);
+	virConnectUnregisterCloseCallback(s->conn, on_close);
+	virConnectClose(s->conn);
+	s->conn = NULL;
+	s->cb_lifecycle = s->cb_balloon = -1;
+}
+
+static void try_connect(struct ebbd_libvirt *s, uint64_t now)
+{
+	if (now < s->next_connect_ns)
+		return;
+	s->conn = virConnectOpen(s->uri);
+	if (!s->conn) {
+		pthread_mutex_lock(&s->lock);
+		s->c.nr_connect_errors++;
+		pthread_mutex_unlock(&s->lock);
+		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN,
+			    "libvirt %s: cannot connect (%s); trying again in %u ms", s->uri,
+			    lv_err(), s->reconnect_ms);
+		s->next_connect_ns = now + (uint64_t)s->reconnect_ms * 1000000ull;
+		s->reconnect_ms = s->reconnect_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS :
+			s->reconnect_ms * 2;
+		return;
+	}
+	s->reconnect_ms = RECONNECT_MIN_MS;
+	(void)virConnectSetKeepAlive(s->conn, 5, 3);
+	(void)virConnectRegisterCloseCallback(s->conn, on_close, s, NULL);
+	s->cb_lifecycle = virConnectDomainEventRegisterAny(
+		s->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
+		s, NULL);
+	s->cb_balloon = virConnectDomainEventRegisterAny(
+		s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+		VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
+	if (s->cb_lifecycle < 0 || s->cb_balloon < 0)
+		vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: no domain events (%s): "
+			 "stops are noticed at the next poll", s->uri, lv_err());
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_connects++;
+	s->conn_closed = false;
+	pthread_mutex_unlock(&s->lock);
+	vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: connected", s->uri);
+}
+
+static uint64_t param_u64(virTypedParameterPtr p, int n, const char *name, bool *have)
+{
+	unsigned long long v = 0;
+
+	*have = virTypedParamsGetULLong(p, n, name, &v) == 1;
+	return *have ? v : 0;
+}
+
+/* GUEST: one domain's record into x (lock held).  Returns the number of
+ * impossible values found (clamped or refused). */
+static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomainStatsRecordPtr r,
+			     uint64_t now)
+{
+	unsigned bad = 0;
+	bool h_max, h_cur, h_rss, h_unused, h_usable, h_upd, h_caches, h;
+	uint64_t max = param_u64(r->params, r->nparams, "balloon.maximum", &h_max);
+	uint64_t cur = param_u64(r->params, r->nparams, "balloon.current", &h_cur);
+	uint64_t rss = param_u64(r->params, r->nparams, "balloon.rss", &h_rss);
+	uint64_t unused = param_u64(r->params, r->nparams, "balloon.unused", &h_unused);
+	uint64_t usable = param_u64(r->params, r->nparams, "balloon.usable", &h_usable);
+	uint64_t upd = param_u64(r->params, r->nparams, "balloon.last-update", &h_upd);
+	uint64_t caches = param_u64(r->params, r->nparams, "balloon.disk_caches", &h_caches);
+	uint64_t swap_in = param_u64(r->params, r->nparams, "balloon.swap_in", &h);
+	uint64_t majflt;
+
+	if (!h_max || !h_cur || max < 1024 || max > (1ull << 40)) {
+		/* no usable size: keep the last snapshot, which ages out */
+		return 1;
+	}
+	if (cur > max) {
+		cur = max;
+		bad++;
+	}
+	x->max_kib = max;
+	x->cur_kib = cur;
+	x->rss_kib = h_rss ? rss : cur;
+	x->poll_ns = now;
+	x->have_guest = h_unused && h_usable && h_upd;
+	if (x->have_guest) {
+		if (unused > cur) {
+			unused = cur;
+			bad++;
+		}
+		if (usable > cur) {
+			usable = cur;
+			bad++;
+		}
+		if (caches > cur) {
+			caches = cur;
+			bad++;
+		}
+		if (upd < x->last_update_s) {
+			bad++;          /* time went backwards: this report is not fresh */
+		} else if (upd != x->last_update_s || !x->report_ns) {
+			x->report_ns = now;
+			x->last_update_s = upd;
+		}
+		x->unused_kib = unused;
+		x->usable_kib = usable;
+		x->caches_kib = h_caches ? caches : 0;
+	}
+	if (h) {
+		if (swap_in < x->swap_in_kib)
+			bad++;
+		else
+			x->swap_in_kib = swap_in;
+	}
+	majflt = param_u64(r->params, r->nparams, "balloon.major_fault", &h);
+	if (h) {
+		if (majflt < x->major_faults)
+			bad++;
+		else
+			x->major_faults = majflt;
+	}
+	/* The balloon got where it was sent: the move's time is a figure. */
+	if (x->set_ns && x->target_kib &&
+	    (cur > x->target_kib ? cur - x->target_kib : x->target_kib - cur) <= BALLOON_NEAR_KIB) {
+		s->c.balloon_move_last_ms = (now - x->set_ns) / 1000000;
+		x->set_ns = 0;
+		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon reached %" PRIu64 " MiB in %" PRIu64
+			 " ms", x->name, cur / 1024, s->c.balloon_move_last_ms);
+	}
+	return bad;
+}
+
+/* XML: a balloon?  the ebb agent channel?  (worker, no lock) */
+static void probe_xml(virDomainPtr dom, bool *balloon, bool *agent)
+{
+	char *xml = virDomainGetXMLDesc(dom, 0);
+
+	*balloon = true;
+	*agent = false;
+	if (!xml)
+		return;
+	*balloon = !strstr(xml, "<memballoon model='none'") && !strstr(xml, "<memballoon model=\"none\"");
+	*agent = strstr(xml, AGENT_CHANNEL) != NULL;
+	free(xml);
+}
+
+/* memtune, read only.  0 or -errno (worker, no lock). */
+static int read_memtune(virDomainPtr dom, uint64_t *min_kib, uint64_t *soft_kib, uint64_t *hard_kib)
+{
+	virTypedParameterPtr p;
+	int n = 0;
+	bool h;
+
+	*min_kib = *soft_kib = *hard_kib = 0;
+	if (virDomainGetMemoryParameters(dom, NULL, &n, 0) < 0 || n <= 0 || n > 64)
+		return -EIO;
+	p = calloc((size_t)n, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	if (virDomainGetMemoryParameters(dom, p, &n, 0) < 0) {
+		free(p);
+		return -EIO;
+	}
+#define LIMITED(v) ((v) < VIR_DOMAIN_MEMORY_PARAM_UNLIMITED ? (v) : 0)
+	*min_kib = LIMITED(param_u64(p, n, VIR_DOMAIN_MEMORY_MIN_GUARANTEE, &h));
+	*soft_kib = LIMITED(param_u64(p, n, VIR_DOMAIN_MEMORY_SOFT_LIMIT, &h));
+	*hard_kib = LIMITED(param_u64(p, n, VIR_DOMAIN_MEMORY_HARD_LIMIT, &h));
+#undef LIMITED
+	virTypedParamsClear(p, n);
+	free(p);
+	return 0;
+}
+
+/* Per-domain work that needs a libvirt call: probe, memtune, stats period. */
+static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *uuid)
+{
+	struct lv_dom *x;
+	bool probe, memtune, period, balloon = true, agent = false;
+	uint64_t mn = 0, soft = 0, hard = 0;
+	int ret = -1;
+
+	pthread_mutex_lock(&s->lock);
+	x = dom_find(s, uuid);
+	if (!x) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	probe = !x->probed;
+	memtune = x->memtune_age++ % MEMTUNE_EVERY_POLLS == 0;
+	period = !x->have_guest && !x->period_tried && s->cfg.stats_period_s > 0;
+	x->period_tried |= period;
+	pthread_mutex_unlock(&s->lock);
+	if (probe)
+		probe_xml(dom, &balloon, &agent);
+	if (memtune)
+		ret = read_memtune(dom, &mn, &soft, &hard);
+	if (period) {
+		if (virDomainSetMemoryStatsPeriod(dom, s->cfg.stats_period_s,
+						  VIR_DOMAIN_AFFECT_LIVE) < 0)
+			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: cannot set the balloon stats "
+				 "period (%s): no guest numbers, the balloon stays put", 
+				 virDomainGetName(dom), lv_err());
+		else
+			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon stats period was off: "
+				 "set to %d s (live only)", virDomainGetName(dom),
+				 s->cfg.stats_period_s);
+	}
+	pthread_mutex_lock(&s->lock);
+	x = dom_find(s, uuid);
+	if (x) {
+		if (period)
+			s->c.nr_period_sets++;
+		if (probe) {
+			x->probed = true;
+			x->has_balloon = balloon;
+			x->has_agent_channel = agent;
+		}
+		if (memtune && !ret) {
+			x->min_guarantee_kib = mn;
+			x->soft_kib = soft;
+			x->hard_kib = hard;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void poll_stats(struct ebbd_libvirt *s)
+{
+	virDomainStatsRecordPtr *recs = NULL;
+	uint64_t t0 = vmm_now_ns(), t1;
+	unsigned bad = 0;
+	bool changed = false;
+	int n, i;
+	size_t j;
+
+	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
+					&recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+	t1 = vmm_now_ns();
+	if (n < 0) {
+		pthread_mutex_lock(&s->lock);
+		s->c.nr_poll_errors++;
+		pthread_mutex_unlock(&s->lock);
+		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: stats: %s", s->uri,
+			    lv_err());
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_polls++;
+	s->c.poll_last_ns = t1 - t0;
+	if (t1 - t0 > s->c.poll_max_ns)
+		s->c.poll_max_ns = t1 - t0;
+	for (j = 0; j < s->nr_doms; j++)
+		s->doms[j].was_running = s->doms[j].running;
+	for (j = 0; j < s->nr_doms; j++)
+		s->doms[j].running = false;
+	for (i = 0; i < n; i++) {
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		const char *name = virDomainGetName(recs[i]->dom);
+		struct lv_dom *x;
+
+		if (virDomainGetUUIDString(recs[i]->dom, uuid) < 0 || !name)
+			continue;   /* vanished while we asked */
+		x = dom_find(s, uuid);
+		if (!x) {
+			struct lv_dom *nd;
+
+			if (s->nr_doms >= MAX_DOMAINS || strlen(name) >= EBB_BAL_NAME_MAX) {
+				bad++;
+				continue;
+			}
+			nd = realloc(s->doms, (s->nr_doms + 1) * sizeof(*nd));
+			if (!nd)
+				continue;
+			s->doms = nd;
+			x = &s->doms[s->nr_doms++];
+			memset(x, 0, sizeof(*x));
+			snprintf(x->uuid, sizeof(x->uuid), "%s", uuid);
+			snprintf(x->name, sizeof(x->name), "%s", name);
+		}
+		bad += parse_record(s, x, recs[i], t1);
+		x->running = true;
+	}
+	for (j = 0; j < s->nr_doms; j++)
+		if (s->doms[j].running != s->doms[j].was_running)
+			changed = true;
+	/* forget domains gone and no longer in the daemon */
+	for (j = 0; j < s->nr_doms;) {
+		if (!s->doms[j].running && !s->doms[j].attached)
+			s->doms[j] = s->doms[--s->nr_doms];
+		else
+			j++;
+	}
+	s->c.nr_bad_stats += bad;
+	pthread_mutex_unlock(&s->lock);
+	if (bad)
+		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: %u impossible values "
+			    "in the domain stats (clamped or ignored)", s->uri, bad);
+	for (i = 0; i < n; i++) {
+		char uuid[VIR_UUID_STRING_BUFLEN];
+
+		if (!virDomainGetUUIDString(recs[i]->dom, uuid))
+			domain_chores(s, recs[i]->dom, uuid);
+	}
+	virDomainStatsRecordListFree(recs);
+	if (changed)
+		wake_daemon(s);
+}
+
+/* Balloon targets queued by apply(). */
+static void set_balloons(struct ebbd_libvirt *s)
+{
+	for (;;) {
+		char uuid[VIR_UUID_STRING_BUFLEN] = "", name[EBB_BAL_NAME_MAX] = "";
+		uint64_t kib = 0;
+		virDomainPtr dom;
+		size_t j;
+		int ret;
+
+		pthread_mutex_lock(&s->lock);
+		for (j = 0; j < s->nr_doms; j++) {
+			if (s->doms[j].want_kib && s->doms[j].running) {
+				kib = s->doms[j].want_kib;
+				s->doms[j].want_kib = 0;
+				snprintf(uuid, sizeof(uuid), "%s", s->doms[j].uuid);
+				snprintf(name, sizeof(name), "%s", s->doms[j].name);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!kib)
+			return;
+		dom = virDomainLookupByUUIDString(s->conn, uuid);
+		ret = dom ? virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) : -1;
+		if (ret < 0)
+			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: balloon to %" PRIu64
+				    " MiB: %s", name, kib / 1024, lv_err());
+		if (dom)
+			virDomainFree(dom);
+		pthread_mutex_lock(&s->lock);
+		if (ret < 0) {
+			s->c.nr_balloon_set_errors++;
+		} else {
+			struct lv_dom *x = dom_find(s, uuid);
+
+			s->c.nr_balloon_sets++;
+			if (x) {
+				x->target_kib = kib;
+				x->set_ns = vmm_now_ns();
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct ebbd_libvirt *s = arg;
+	struct timespec ts;
+	bool stop, closed;
+
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		closed = s->conn_closed;
+		s->kick = false;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			break;
+		if (s->conn && (closed || virConnectIsAlive(s->conn) != 1)) {
+			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: connection lost; "
+				 "reconnecting (its domains keep their last numbers meanwhile)", s->uri);
+			disconnect(s);
+		}
+		if (!s->conn)
+			try_connect(s, vmm_now_ns());
+		if (s->conn) {
+			set_balloons(s);
+			poll_stats(s);
+		}
+		pthread_mutex_lock(&s->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(s->cfg.poll_ms % 1000) * 1000000L;
+		ts.tv_sec += (time_t)(s->cfg.poll_ms / 1000) + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!s->stop && !s->kick)
+			if (pthread_cond_timedwait(&s->cond, &s->lock, &ts))
+				break;
+		pthread_mutex_unlock(&s->lock);
+	}
+	disconnect(s);
+	return NULL;
+}
+
+/* ---- the backend (the daemon's thread) --------------------------------------- */
+
+static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
+{
+	struct backend_lv *b = (struct backend_lv *)be;
+	struct ebbd_libvirt *s = b->src;
+	uint64_t now = vmm_now_ns(), tgt;
+	struct lv_dom *x;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	x = dom_find(s, b->uuid);
+	if (!x || !x->running) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (now - x->poll_ns > (uint64_t)STALE_POLLS * s->cfg.poll_ms * 1000000ull) {
+		s->c.nr_stale_observes++;
+		ret = -ETIMEDOUT;
+		goto out;
+	}
+	obs->backend = EBB_BAL_BACKEND_LIBVIRT;
+	obs->caps = x->has_balloon ? EBB_BAL_CAP_BALLOON : 0;
+	obs->guest_bytes = x->max_kib * KIB;
+	obs->resident_bytes = x->rss_kib * KIB;
+	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;
+	obs->balloon_actual_bytes = (x->max_kib - x->cur_kib) * KIB;
+	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->cur_kib;
+	obs->balloon_target_bytes = tgt <= x->max_kib ? (x->max_kib - tgt) * KIB : 0;
+	obs->nr_swapins = x->swap_in_kib / 4;
+	/* memtune as protections: min_guarantee never taken, soft_limit only
+	 * when nothing else is left, hard_limit the VM's max (read, never set) */
+	obs->cfg.min_bytes = x->min_guarantee_kib * KIB;
+	obs->cfg.low_bytes = (x->soft_kib > x->min_guarantee_kib ? x->soft_kib :
+			      x->min_guarantee_kib) * KIB;
+	obs->cfg.high_bytes = EBB_BAL_NO_LIMIT;
+	obs->cfg.max_bytes = x->hard_kib ? x->hard_kib * KIB : EBB_BAL_NO_LIMIT;
+	obs->cfg.balloon_floor_bytes = x->min_guarantee_kib * KIB;
+	obs->cfg.swappiness = -1;
+	/* The balloon driver's guest statistics stand in for an agent report:
+	 * the balancer sizes a balloon from them (and ignores them once
+	 * last-update stops moving). */
+	if (x->have_guest && x->report_ns) {
+		obs->agent_present = true;
+		obs->agent_report_ns = x->report_ns;
+		obs->agent_free_bytes = x->unused_kib * KIB;
+		obs->agent_cache_bytes = x->caches_kib * KIB;
+		obs->agent_give_back_bytes = x->usable_kib * KIB;
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int lv_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64_t now_ns)
+{
+	struct backend_lv *b = (struct backend_lv *)be;
+	struct ebbd_libvirt *s = b->src;
+	struct lv_dom *x;
+	uint64_t kib;
+	int ret = 0;
+
+	(void)now_ns;
+	if (a->kind != EBB_BAL_ACT_BALLOON)
+		return -EOPNOTSUPP;
+	kib = a->value2 / KIB;
+	pthread_mutex_lock(&s->lock);
+	x = dom_find(s, b->uuid);
+	if (!x || !x->running)
+		ret = -ENOENT;
+	else if (!x->has_balloon)
+		ret = -EOPNOTSUPP;
+	else if (!kib || kib > x->max_kib)
+		ret = -EINVAL;
+	else
+		x->want_kib = kib;   /* the worker sets it; a newer target replaces it */
+	pthread_mutex_unlock(&s->lock);
+	if (!ret)
+		kick_worker(s);
+	return ret;
+}
+
+static int lv_renew(struct ebbd_backend *be, uint64_t now_ns)
+{
+	(void)be;
+	(void)now_ns;
+	return 0;
+}
+
+static void lv_release(struct ebbd_backend *be)
+{
+	(void)be;   /* no clamps: the balloon stays where it is, as on ebb VMs */
+}
+
+static void lv_destroy(struct ebbd_backend *be)
+{
+	struct backend_lv *b = (struct backend_lv *)be;
+	struct lv_dom *x;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->src->lock);
+	x = dom_find(b->src, b->uuid);
+	if (x)
+		x->attached = false;
+	b->src->c.nr_left++;
+	pthread_mutex_unlock(&b->src->lock);
+	free(b);
+}
+
+static int lv_watch_open(struct ebbd_backend *be)
+{
+	(void)be;
+	return -EOPNOTSUPP;   /* events come through the source's eventfd */
+}
+
+static int lv_watch_read(struct ebbd_backend *be)
+{
+	(void)be;
+	return 0;
+}
+
+static int lv_agent_fd(struct ebbd_backend *be)
+{
+	(void)be;
+	return -1;
+}
+
+static int lv_agent_poll(struct ebbd_backend *be)
+{
+	(void)be;
+	return -ENOTCONN;
+}
+
+static int lv_call(struct ebbd_backend *be, const char *cmd, struct json_object *args,
+		   struct json_object **result, char *err, size_t err_len)
+{
+	(void)be;
+	(void)args;
+	(void)result;
+	snprintf(err, err_len, "%s: libvirt domains take their settings from libvirt "
+		 "(memtune), not from ebbd", cmd);
+	return -EOPNOTSUPP;
+}
+
+static const struct ebbd_backend_ops lv_ops = {
+	.kind = "libvirt",
+	.observe = lv_observe,
+	.apply = lv_apply,
+	.renew = lv_renew,
+	.release = lv_release,
+	.destroy = lv_destroy,
+	.watch_open = lv_watch_open,
+	.watch_read = lv_watch_read,
+	.agent_fd = lv_agent_fd,
+	.agent_poll = lv_agent_poll,
+	.call = lv_call,
+};
+
+/* The daemon's thread: domains join and leave the pool. */
+static void sync_daemon(void *opaque, uint32_t events)
+{
+	struct ebbd_libvirt *s = opaque;
+	uint64_t n;
+	size_t j;
+
+	(void)events;
+	(void)!read(s->wake_fd, &n, sizeof(n));
+	for (;;) {
+		char name[EBB_BAL_NAME_MAX] = "", uuid[VIR_UUID_STRING_BUFLEN] = "";
+		bool join = false, leave = false, balloon = true, agent = false;
+		struct backend_lv *b;
+		int ret;
+
+		pthread_mutex_lock(&s->lock);
+		for (j = 0; j < s->nr_doms && !join && !leave; j++) {
+			struct lv_dom *x = &s->doms[j];
+
+			join = x->running && !x->attached && x->poll_ns && x->probed;
+			leave = !x->running && x->attached;
+			if (join || leave) {
+				snprintf(name, sizeof(name), "%s", x->name);
+				snprintf(uuid, sizeof(uuid), "%s", x->uuid);
+				balloon = x->has_balloon;
+				agent = x->has_agent_channel;
+				x->attached = join;   /* a failed join is not retried */
+			}
+		}
+		if (join)
+			s->c.nr_joined++;
+		pthread_mutex_unlock(&s->lock);
+		if (leave) {
+			(void)ebbd_vm_detach(s->d, name, "libvirt: domain stopped");
+			continue;
+		}
+		if (!join)
+			return;
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return;
+		b->be.ops = &lv_ops;
+		b->src = s;
+		snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s", name, s->uri,
+			 balloon ? "balloon" : "no balloon: host-side reclaim only",
+			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel");
+		ret = ebbd_vm_attach(s->d, name, &b->be);   /* owns b from here */
+		if (ret)
+			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt domain %s not managed: %s%s",
+				 name, strerror(-ret), ret == -EEXIST ?
+				 " (a VM of that name is already in the pool)" : "");
+	}
+}
+
+/* ---- lifetime --------------------------------------------------------------------- */
+
+int ebbd_libvirt_create(const struct ebbd_libvirt_cfg *cfg, struct ebbd *d,
+			struct ebbd_libvirt **out)
+{
+	struct ebbd_libvirt *s;
+	int ret;
+
+	*out = NULL;
+	if (!cfg->uri || strlen(cfg->uri) >= sizeof(s->uri))
+		return -EINVAL;
+	pthread_once(&lv_once, lv_init_once);
+	if (lv_once_ret)
+		return lv_once_ret;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	snprintf(s->uri, sizeof(s->uri), "%s", cfg->uri);
+	s->cfg.uri = s->uri;
+	if (!s->cfg.poll_ms)
+		s->cfg.poll_ms = EBBD_LIBVIRT_DEFAULT_POLL_MS;
+	if (!s->cfg.stats_period_s)
+		s->cfg.stats_period_s = EBBD_LIBVIRT_DEFAULT_STATS_PERIOD_S;
+	s->d = d;
+	s->cb_lifecycle = s->cb_balloon = -1;
+	s->reconnect_ms = RECONNECT_MIN_MS;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = ebbd_add_fd(d, s->wake_fd, sync_daemon, s);
+	if (ret)
+		goto fail;
+	ret = -pthread_create(&s->worker, NULL, worker, s);
+	if (ret)
+		goto fail;
+	s->worker_started = true;
+	*out = s;
+	return 0;
+fail:
+	ebbd_libvirt_destroy(s);
+	return ret;
+}
+
+void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
+{
+	if (!s)
+		return;
+	if (s->worker_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_cond_signal(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->worker, NULL);
+	}
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->doms);
+	free(s);
+}
+
+void ebbd_libvirt_get_counters(struct ebbd_libvirt *s, struct ebbd_libvirt_counters *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->c;
+	pthread_mutex_unlock(&s->lock);
+}
