@@ -58,7 +58,6 @@ struct lv_dom {
 	bool was_running;            /* running before this poll */
 	bool probed;                 /* XML read */
 	bool has_balloon, has_agent_channel;
-	bool period_tried;
 	/* the snapshot (KiB as libvirt gives them) */
 	uint64_t poll_ns;            /* when these numbers were read */
 	uint64_t max_kib, cur_kib, rss_kib;
@@ -71,7 +70,11 @@ struct lv_dom {
 	/* balloon */
 	uint64_t want_kib;           /* queued by apply(), 0: nothing queued */
 	uint64_t target_kib;         /* last set (0: never) */
-	uint64_t set_ns;             /* when it was set; 0 once it got there */
+	/* a balloon move being timed (a figure in the log): from the first set
+	 * until current reaches the target or stops moving */
+	uint64_t set_ns;             /* 0: none in flight */
+	uint64_t move_from_kib, last_move_ns;
+	uint64_t stop_ns;            /* a stop event came at this time */
 };
 
 struct ebbd_libvirt {
@@ -190,8 +193,10 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 	/* A stop is known now: leave the pool at once, not at the next poll. */
 	if ((event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_SHUTDOWN ||
 	     event == VIR_DOMAIN_EVENT_CRASHED) && !virDomainGetUUIDString(dom, uuid) &&
-	    (x = dom_find(s, uuid)) && event == VIR_DOMAIN_EVENT_STOPPED)
+	    (x = dom_find(s, uuid)) && event == VIR_DOMAIN_EVENT_STOPPED) {
 		x->running = false;
+		x->stop_ns = vmm_now_ns();
+	}
 	s->kick = true;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -315,7 +320,6 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 		bad++;
 	}
 	x->max_kib = max;
-	x->cur_kib = cur;
 	x->rss_kib = h_rss ? rss : cur;
 	x->poll_ns = now;
 	x->have_guest = h_unused && h_usable && h_upd;
@@ -340,7 +344,7 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 		}
 		x->unused_kib = unused;
 		x->usable_kib = usable;
-		x->caches_kib = h_caches ? caches : 0;
+		x->caches_kib = caches;
 	}
 	if (h) {
 		if (swap_in < x->swap_in_kib)
@@ -355,27 +359,51 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 		else
 			x->major_faults = majflt;
 	}
-	/* The balloon got where it was sent: the move's time is a figure. */
-	if (x->set_ns && x->target_kib &&
-	    (cur > x->target_kib ? cur - x->target_kib : x->target_kib - cur) <= BALLOON_NEAR_KIB) {
-		s->c.balloon_move_last_ms = (now - x->set_ns) / 1000000;
-		x->set_ns = 0;
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon reached %" PRIu64 " MiB in %" PRIu64
-			 " ms", x->name, cur / 1024, s->c.balloon_move_last_ms);
+	/* The balloon got where it was sent, or stopped short of it (a guest
+	 * with nothing left to give): the move's time is a figure. */
+	if (x->set_ns) {
+		bool there = (cur > x->target_kib ? cur - x->target_kib : x->target_kib - cur) <=
+			     BALLOON_NEAR_KIB;
+
+		if (cur != x->cur_kib)
+			x->last_move_ns = now;
+		if (there || (cur == x->cur_kib && now - x->last_move_ns > 2000000000ull)) {
+			uint64_t ms = (x->last_move_ns - x->set_ns) / 1000000;
+			uint64_t moved = cur > x->move_from_kib ? cur - x->move_from_kib :
+				x->move_from_kib - cur;
+
+			if (there)
+				ms = (now - x->set_ns) / 1000000;
+			s->c.balloon_move_last_ms = ms;
+			x->set_ns = 0;
+			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon moved %" PRIu64 " MiB (guest "
+				 "%" PRIu64 " -> %" PRIu64 " MiB, target %" PRIu64 " MiB%s) in %" PRIu64
+				 " ms", x->name, moved / 1024, x->move_from_kib / 1024, cur / 1024,
+				 x->target_kib / 1024, there ? "" : ", stopped short", ms);
+		}
 	}
+	x->cur_kib = cur;
 	return bad;
 }
 
-/* XML: a balloon?  the ebb agent channel?  (worker, no lock) */
-static void probe_xml(virDomainPtr dom, bool *balloon, bool *agent)
+/*
+ * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
+ * channel?  (The guest driver reports its numbers once at start even with
+ * the period off, so their presence does not say the period is on.)
+ */
+static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *agent)
 {
 	char *xml = virDomainGetXMLDesc(dom, 0);
+	const char *p;
 
 	*balloon = true;
+	*period_on = false;
 	*agent = false;
 	if (!xml)
 		return;
 	*balloon = !strstr(xml, "<memballoon model='none'") && !strstr(xml, "<memballoon model=\"none\"");
+	p = strstr(xml, "<stats period=");
+	*period_on = p && strtol(p + strlen("<stats period=") + 1, NULL, 10) > 0;
 	*agent = strstr(xml, AGENT_CHANNEL) != NULL;
 	free(xml);
 }
@@ -411,7 +439,7 @@ static int read_memtune(virDomainPtr dom, uint64_t *min_kib, uint64_t *soft_kib,
 static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *uuid)
 {
 	struct lv_dom *x;
-	bool probe, memtune, period, balloon = true, agent = false;
+	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
 	uint64_t mn = 0, soft = 0, hard = 0;
 	int ret = -1;
 
@@ -423,11 +451,11 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	probe = !x->probed;
 	memtune = x->memtune_age++ % MEMTUNE_EVERY_POLLS == 0;
-	period = !x->have_guest && !x->period_tried && s->cfg.stats_period_s > 0;
-	x->period_tried |= period;
 	pthread_mutex_unlock(&s->lock);
-	if (probe)
-		probe_xml(dom, &balloon, &agent);
+	if (probe) {
+		probe_xml(dom, &balloon, &period_on, &agent);
+		period = balloon && !period_on && s->cfg.stats_period_s > 0;
+	}
 	if (memtune)
 		ret = read_memtune(dom, &mn, &soft, &hard);
 	if (period) {
@@ -514,6 +542,10 @@ static void poll_stats(struct ebbd_libvirt *s)
 			snprintf(x->name, sizeof(x->name), "%s", name);
 		}
 		bad += parse_record(s, x, recs[i], t1);
+		/* a stop that came while this answer was on its way wins */
+		if (x->stop_ns >= t0)
+			continue;
+		x->stop_ns = 0;
 		x->running = true;
 	}
 	for (j = 0; j < s->nr_doms; j++)
@@ -581,7 +613,10 @@ static void set_balloons(struct ebbd_libvirt *s)
 			s->c.nr_balloon_sets++;
 			if (x) {
 				x->target_kib = kib;
-				x->set_ns = vmm_now_ns();
+				if (!x->set_ns) {
+					x->set_ns = x->last_move_ns = vmm_now_ns();
+					x->move_from_kib = x->cur_kib;
+				}
 			}
 		}
 		pthread_mutex_unlock(&s->lock);
@@ -666,14 +701,18 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	obs->cfg.max_bytes = x->hard_kib ? x->hard_kib * KIB : EBB_BAL_NO_LIMIT;
 	obs->cfg.balloon_floor_bytes = x->min_guarantee_kib * KIB;
 	obs->cfg.swappiness = -1;
+	obs->cfg.weight = EBB_BAL_DEF_WEIGHT;
 	/* The balloon driver's guest statistics stand in for an agent report:
 	 * the balancer sizes a balloon from them (and ignores them once
 	 * last-update stops moving). */
 	if (x->have_guest && x->report_ns) {
 		obs->agent_present = true;
 		obs->agent_report_ns = x->report_ns;
+		/* reclaimable cache: what the guest counts as available beyond free
+		 * (disk_caches also counts tmpfs, which no balloon can free) */
 		obs->agent_free_bytes = x->unused_kib * KIB;
-		obs->agent_cache_bytes = x->caches_kib * KIB;
+		obs->agent_cache_bytes = x->usable_kib > x->unused_kib ?
+			(x->usable_kib - x->unused_kib) * KIB : 0;
 		obs->agent_give_back_bytes = x->usable_kib * KIB;
 	}
 out:
@@ -900,6 +939,18 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->worker, NULL);
 	}
+	if (s->c.nr_connects + s->c.nr_connect_errors)
+		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: %" PRIu64 " connects (%" PRIu64
+			 " failed), %" PRIu64 " stats polls (%" PRIu64 " failed; last %.1f ms, "
+			 "max %.1f ms), %" PRIu64 " events, %" PRIu64 " domains joined, %" PRIu64
+			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
+			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
+			 PRIu64 " stale observations", s->uri, s->c.nr_connects,
+			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
+			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
+			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
+			 s->c.nr_balloon_set_errors, s->c.balloon_move_last_ms, s->c.nr_period_sets,
+			 s->c.nr_bad_stats, s->c.nr_stale_observes);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	pthread_cond_destroy(&s->cond);
