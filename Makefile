@@ -232,7 +232,8 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC)
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
+	    $(libvirt_SRC) $(PROGRAM_SRC)
 lint:
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

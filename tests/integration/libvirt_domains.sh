@@ -9,7 +9,8 @@
 #   d1: balloon stats period off (ebbd must switch it on);
 #   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML.
 # Then `ebbd --libvirt URI` with a pool budget (300 MiB, --vms-only) below
-# the domains' resident sum, and checks, as TAP:
+# the domains' resident sum — first 20 s under `--policy mom` (the peer, its
+# figure printed), then under ebb's policy — and checks, as TAP:
 #   both domains join; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
 #   a restarted ebbd with a big budget picks both up and gives memory back to
@@ -149,21 +150,33 @@ ok $? "both guests booted and wrote their pattern"
 sum1=$(sums d1 | head -n 1) sum2=$(sums d2 | head -n 1)
 
 balloon_kib() { virsh -c "$URI" domstats --balloon "$1" 2>/dev/null | sed -n 's/.*balloon.current=//p'; }
-start_ebbd() {   # LOG BUDGET
+start_ebbd() {   # LOG BUDGET [POLICY]
 	"$ebbd" --rundir "$T/run" --vms-only --budget "$2" --no-ksm --tick-ms 500 \
-		--libvirt "$URI" --log "$1" &
+		--policy "${3:-ebb}" --libvirt "$URI" --log "$1" &
 	ebbd_pid=$!
 }
 joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 joins the pool (libvirt backend" "$1"; }
+
+taken_mib() { echo $(( (262144 * 2 - $(balloon_kib d1) - $(balloon_kib d2)) / 1024 )); }
+
+# The peer first: the same pool under --policy mom (oVirt MoM's rules: 5%
+# of each guest per 10 s cycle while host free < 20%) for 20 s.
+start_ebbd "$T/ebbd-mom.log" 300M mom
+wait_for 15 joined "$T/ebbd-mom.log"
+sleep 20
+mom_mib=$(taken_mib)
+kill "$ebbd_pid"; wait "$ebbd_pid"
+echo "# figure: --policy mom: $mom_mib MiB in the balloons after 20 s"
 
 t0=$(date +%s%N)
 start_ebbd "$T/ebbd1.log" 300M
 wait_for 15 joined "$T/ebbd1.log"
 ok $? "ebbd --libvirt: both domains join the pool"
 echo "# figure: both domains in the pool $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started"
-grep -q "d1: balloon stats period was off: set to" "$T/ebbd1.log" &&
-	! grep -q "d2: balloon stats period was off" "$T/ebbd1.log"
-ok $? "the stats period is switched on where it was off (d1), left alone where on (d2)"
+grep -q "d1: balloon stats period was off: set to" "$T/ebbd-mom.log" &&
+	! grep -q "d2: balloon stats period was off" "$T/ebbd-mom.log" &&
+	! grep -q "balloon stats period was off" "$T/ebbd1.log"
+ok $? "the stats period is switched on where it was off (d1, by the first ebbd), left alone where on"
 grep -q "libvirt domain d2 .*ebb agent channel org.ebb.agent.0" "$T/ebbd1.log" &&
 	grep -q "libvirt domain d1 .*no ebb agent channel" "$T/ebbd1.log"
 ok $? "the ebb agent channel is found in d2's XML only"
@@ -175,12 +188,14 @@ EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | sed 's/^/# /'
 inflated() {
 	local a b
 	a=$(balloon_kib d1) b=$(balloon_kib d2)
-	[ -n "$a" ] && [ -n "$b" ] && [ $((262144 * 2 - a - b)) -ge $((64 * 1024)) ]
+	[ -n "$a" ] && [ -n "$b" ] && [ $(( (262144 * 2 - a - b) / 1024 )) -ge $((mom_mib + 64)) ]
 }
-t0=$(date +%s%N)
 wait_for 60 inflated
-ok $? "under the tight pool the balloons take at least 64 MiB from the guests"
-echo "# figure: 64 MiB in the balloons after $(( ($(date +%s%N) - t0) / 1000000 )) ms; d1 at $(( $(balloon_kib d1) / 1024 )) MiB, d2 at $(( $(balloon_kib d2) / 1024 )) MiB"
+ok $? "under the tight pool the balloons take 64 MiB more than MoM's rules did"
+echo "# figure: ebb: $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started (MoM's: $mom_mib MiB after 20 s); d1 at $(( $(balloon_kib d1) / 1024 )) MiB, d2 at $(( $(balloon_kib d2) / 1024 )) MiB"
+settled() { local x; x=$(taken_mib); sleep 2; [ "$(taken_mib)" -eq "$x" ]; }
+wait_for 20 settled
+echo "# figure: ebb: settled at $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started; pool: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
 sleep 5   # more checksums with the balloons inflated
 intact() { [ "$(sums "$1" | sort -u | wc -l)" -eq 1 ] && [ "$(sums "$1" | wc -l)" -ge 3 ]; }
 intact d1 && intact d2
