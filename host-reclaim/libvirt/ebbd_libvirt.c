@@ -21,10 +21,13 @@
  * clamped and counted (nr_bad_stats), rate-limit logged; a domain that
  * vanishes in the middle of a call is simply gone at the next poll.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +67,10 @@ struct lv_dom {
 	bool have_guest;             /* the guest's own stats arrive (period on) */
 	uint64_t unused_kib, usable_kib, caches_kib, swap_in_kib, major_faults;
 	uint64_t last_update_s, report_ns;
+	/* the QEMU process and its guest RAM mapping (worker only) */
+	int qemu_pid;                /* 0: not found (a remote URI, or no rights) */
+	uint64_t ram_rss_kib;        /* Rss of the guest RAM mapping; 0: unknown */
+	bool ram_found;
 	/* memtune, read only (0: none) */
 	uint64_t min_guarantee_kib, soft_kib, hard_kib;
 	uint32_t memtune_age;
@@ -387,6 +394,80 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 }
 
 /*
+ * The QEMU process of a domain: the local process whose command line has
+ * "-uuid UUID".  0 when there is none (a remote URI, or not ours to read).
+ */
+static int qemu_pid_of(const char *uuid)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *e;
+	char path[64], buf[8192];
+	int pid = 0;
+
+	if (!dir)
+		return 0;
+	while (!pid && (e = readdir(dir))) {
+		ssize_t n, i;
+		int fd;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (i = 0; i + 6 < n; i += (ssize_t)strlen(buf + i) + 1) {
+			if (strcmp(buf + i, "-uuid") == 0 &&
+			    strcmp(buf + i + 6, uuid) == 0) {
+				pid = atoi(e->d_name);
+				break;
+			}
+		}
+	}
+	closedir(dir);
+	return pid;
+}
+
+/*
+ * The Rss of the guest RAM: the mapping of exactly the guest's size in
+ * /proc/PID/smaps (QEMU maps a pc guest's RAM as one block).  QEMU's whole
+ * RSS (balloon.rss) also holds its own memory — under TCG a translation
+ * buffer of up to hundreds of MiB — which no balloon can move.  0 and
+ * *found = false when there is no such mapping.
+ */
+static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found)
+{
+	char path[64], line[256];
+	uint64_t rss = 0;
+	bool in_ram = false;
+	FILE *f;
+
+	*found = false;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v;
+
+		if (sscanf(line, "Size: %llu kB", &v) == 1) {
+			in_ram = !*found && v == size_kib;
+		} else if (in_ram && sscanf(line, "Rss: %llu kB", &v) == 1) {
+			rss = v;
+			*found = true;
+			in_ram = false;
+		}
+	}
+	fclose(f);
+	return rss;
+}
+
+/*
  * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
  * channel?  (The guest driver reports its numbers once at start even with
  * the period off, so their presence does not say the period is on.)
@@ -440,6 +521,9 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 {
 	struct lv_dom *x;
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
+	bool ram_found = false;
+	uint64_t max_kib, rss = 0;
+	int pid;
 	uint64_t mn = 0, soft = 0, hard = 0;
 	int ret = -1;
 
@@ -451,7 +535,13 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	probe = !x->probed;
 	memtune = x->memtune_age++ % MEMTUNE_EVERY_POLLS == 0;
+	pid = x->qemu_pid;
+	max_kib = x->max_kib;
 	pthread_mutex_unlock(&s->lock);
+	if (probe || (pid && kill(pid, 0) < 0))
+		pid = qemu_pid_of(uuid);
+	if (pid)
+		rss = guest_ram_rss_kib(pid, max_kib, &ram_found);
 	if (probe) {
 		probe_xml(dom, &balloon, &period_on, &agent);
 		period = balloon && !period_on && s->cfg.stats_period_s > 0;
@@ -479,6 +569,9 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 			x->has_balloon = balloon;
 			x->has_agent_channel = agent;
 		}
+		x->qemu_pid = pid;
+		x->ram_found = ram_found;
+		x->ram_rss_kib = rss;
 		if (memtune && !ret) {
 			x->min_guarantee_kib = mn;
 			x->soft_kib = soft;
@@ -613,7 +706,7 @@ static void set_balloons(struct ebbd_libvirt *s)
 			s->c.nr_balloon_sets++;
 			if (x) {
 				x->target_kib = kib;
-				if (!x->set_ns) {
+				if (!x->set_ns && kib != x->cur_kib) {
 					x->set_ns = x->last_move_ns = vmm_now_ns();
 					x->move_from_kib = x->cur_kib;
 				}
@@ -686,7 +779,7 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	obs->backend = EBB_BAL_BACKEND_LIBVIRT;
 	obs->caps = x->has_balloon ? EBB_BAL_CAP_BALLOON : 0;
 	obs->guest_bytes = x->max_kib * KIB;
-	obs->resident_bytes = x->rss_kib * KIB;
+	obs->resident_bytes = (x->ram_found ? x->ram_rss_kib : x->rss_kib) * KIB;
 	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;
 	obs->balloon_actual_bytes = (x->max_kib - x->cur_kib) * KIB;
 	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->cur_kib;
@@ -836,7 +929,9 @@ static void sync_daemon(void *opaque, uint32_t events)
 	(void)!read(s->wake_fd, &n, sizeof(n));
 	for (;;) {
 		char name[EBB_BAL_NAME_MAX] = "", uuid[VIR_UUID_STRING_BUFLEN] = "";
-		bool join = false, leave = false, balloon = true, agent = false;
+		bool join = false, leave = false, balloon = true, agent = false, ram = false;
+		uint64_t ram_kib = 0;
+		int pid = 0;
 		struct backend_lv *b;
 		int ret;
 
@@ -851,6 +946,9 @@ static void sync_daemon(void *opaque, uint32_t events)
 				snprintf(uuid, sizeof(uuid), "%s", x->uuid);
 				balloon = x->has_balloon;
 				agent = x->has_agent_channel;
+				ram = x->ram_found;
+				ram_kib = x->ram_rss_kib;
+				pid = x->qemu_pid;
 				x->attached = join;   /* a failed join is not retried */
 			}
 		}
@@ -869,6 +967,12 @@ static void sync_daemon(void *opaque, uint32_t events)
 		b->be.ops = &lv_ops;
 		b->src = s;
 		snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+		if (ram)
+			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
+				 "%" PRIu64 " MiB resident", name, pid, ram_kib / 1024);
+		else
+			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
+				 "not found%s: its whole RSS counts", name, pid ? "" : " (no local process)");
 		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s", name, s->uri,
 			 balloon ? "balloon" : "no balloon: host-side reclaim only",
 			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel");

@@ -8,8 +8,8 @@
 # pattern into its tmpfs and printing its md5 every 2 s on the serial console:
 #   d1: balloon stats period off (ebbd must switch it on);
 #   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML.
-# Then `ebbd --libvirt URI` with a pool budget (300 MiB, --vms-only) below
-# the domains' resident sum — first 20 s under `--policy mom` (the peer, its
+# Then `ebbd --libvirt URI` with a pool budget (160 MiB, --vms-only) below
+# the domains' resident guest RAM (about 2 x 120 MiB after boot) — first 20 s under `--policy mom` (the peer, its
 # figure printed), then under ebb's policy — and checks, as TAP:
 #   both domains join; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
@@ -92,7 +92,7 @@ virsh -c "$URI" capabilities 2>/dev/null | grep -q "domain type='qemu'" || {
 	echo "libvirtd offers no qemu (TCG) domains here"; exit 77; }
 
 # The guest: a 16 MiB random pattern in tmpfs, its md5 every 2 s.  The
-# workload grows (GROW_MIB more in tmpfs) 16 s after the balloon squeezed it
+# workload grows (GROW_MIB more in tmpfs) 12 s after the balloon squeezed it
 # (MemAvailable under 120 MiB; with autodeflate MemTotal does not shrink).
 guest_script() {   # GROW_MIB
 	cat <<EOF
@@ -102,7 +102,7 @@ while true; do
 	s=\$(md5sum /tmp/pat); echo "ebb-sum \${s%% *}"
 	t=\$(sed -n 's/^MemAvailable: *\\([0-9]*\\).*/\\1/p' /proc/meminfo)
 	[ "\$t" -lt 122880 ] && squeezed=\$((squeezed + 1))
-	if [ $1 -gt 0 ] && [ "\$squeezed" -eq 8 ]; then
+	if [ $1 -gt 0 ] && [ "\$squeezed" -eq 6 ]; then
 		dd if=/dev/zero of=/tmp/grow bs=1M count=$1 2>/dev/null
 		echo "ebb-grew $1"
 	fi
@@ -160,16 +160,16 @@ joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 jo
 taken_mib() { echo $(( (262144 * 2 - $(balloon_kib d1) - $(balloon_kib d2)) / 1024 )); }
 
 # The peer first: the same pool under --policy mom (oVirt MoM's rules: 5%
-# of each guest per 10 s cycle while host free < 20%) for 20 s.
-start_ebbd "$T/ebbd-mom.log" 300M mom
+# of each guest per 10 s cycle while host free < 20%) for 12 s.
+start_ebbd "$T/ebbd-mom.log" 160M mom
 wait_for 15 joined "$T/ebbd-mom.log"
-sleep 20
+sleep 12
 mom_mib=$(taken_mib)
 kill "$ebbd_pid"; wait "$ebbd_pid"
-echo "# figure: --policy mom: $mom_mib MiB in the balloons after 20 s"
+echo "# figure: --policy mom: $mom_mib MiB in the balloons after 12 s"
 
 t0=$(date +%s%N)
-start_ebbd "$T/ebbd1.log" 300M
+start_ebbd "$T/ebbd1.log" 160M
 wait_for 15 joined "$T/ebbd1.log"
 ok $? "ebbd --libvirt: both domains join the pool"
 echo "# figure: both domains in the pool $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started"
@@ -192,7 +192,7 @@ inflated() {
 }
 wait_for 60 inflated
 ok $? "under the tight pool the balloons take 64 MiB more than MoM's rules did"
-echo "# figure: ebb: $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started (MoM's: $mom_mib MiB after 20 s); d1 at $(( $(balloon_kib d1) / 1024 )) MiB, d2 at $(( $(balloon_kib d2) / 1024 )) MiB"
+echo "# figure: ebb: $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started (MoM's: $mom_mib MiB after 12 s); d1 at $(( $(balloon_kib d1) / 1024 )) MiB, d2 at $(( $(balloon_kib d2) / 1024 )) MiB"
 settled() { local x; x=$(taken_mib); sleep 2; [ "$(taken_mib)" -eq "$x" ]; }
 wait_for 20 settled
 echo "# figure: ebb: settled at $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started; pool: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
