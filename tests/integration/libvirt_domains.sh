@@ -9,12 +9,13 @@
 #   d1: balloon stats period off (ebbd must switch it on);
 #   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML.
 # Then `ebbd --libvirt URI` with a pool budget (160 MiB, --vms-only) below
-# the domains' resident guest RAM (about 2 x 120 MiB after boot) — first 20 s under `--policy mom` (the peer, its
-# figure printed), then under ebb's policy — and checks, as TAP:
+# the domains' resident guest RAM (about 2 x 120 MiB after boot) — first
+# 12 s under `--policy mom` (the peer, its figure printed), then under ebb's
+# policy — and checks, as TAP:
 #   both domains join; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
-#   a restarted ebbd with a big budget picks both up and gives memory back to
-#   a squeezed guest; a destroyed domain leaves the pool at once (lifecycle
+#   a restarted ebbd with a big budget picks both up and, when d1's workload
+#   grows, deflates d1; a destroyed domain leaves the pool at once (lifecycle
 #   event); a libvirtd restart: ebbd reconnects, keeps the domain, keeps
 #   running.  Figures (join time, inflate time, stats poll latency, balloon
 #   move time) are printed as "# figure" lines.
