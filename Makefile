@@ -114,6 +114,7 @@ PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
 $(BUILD)/bin/ebbd: LDLIBS += $(LIBVIRT_LIBS)
+$(BUILD)/tests/unit/test_libvirt_stats: LDLIBS += $(LIBVIRT_LIBS)
 $(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)

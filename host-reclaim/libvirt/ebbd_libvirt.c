@@ -42,6 +42,7 @@
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/libvirt/ebbd_libvirt.h"
+#include "host-reclaim/libvirt/lv_stats.h"
 
 #define KIB 1024ull
 #define MAX_DOMAINS 4096u
@@ -61,12 +62,7 @@ struct lv_dom {
 	bool was_running;            /* running before this poll */
 	bool probed;                 /* XML read */
 	bool has_balloon, has_agent_channel;
-	/* the snapshot (KiB as libvirt gives them) */
-	uint64_t poll_ns;            /* when these numbers were read */
-	uint64_t max_kib, cur_kib, rss_kib;
-	bool have_guest;             /* the guest's own stats arrive (period on) */
-	uint64_t unused_kib, usable_kib, caches_kib, swap_in_kib, major_faults;
-	uint64_t last_update_s, report_ns;
+	struct ebbd_lv_stats st;     /* the snapshot (KiB as libvirt gives them) */
 	/* the QEMU process and its guest RAM mapping (worker only) */
 	int qemu_pid;                /* 0: not found (a remote URI, or no rights) */
 	uint64_t ram_rss_kib;        /* Rss of the guest RAM mapping; 0: unknown */
@@ -301,80 +297,27 @@ static uint64_t param_u64(virTypedParameterPtr p, int n, const char *name, bool 
 	return *have ? v : 0;
 }
 
-/* GUEST: one domain's record into x (lock held).  Returns the number of
- * impossible values found (clamped or refused). */
+/* GUEST (validated in lv_stats.c): one domain's record into x (lock held).
+ * Returns the number of impossible values found (clamped or refused). */
 static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomainStatsRecordPtr r,
 			     uint64_t now)
 {
-	unsigned bad = 0;
-	bool h_max, h_cur, h_rss, h_unused, h_usable, h_upd, h_caches, h;
-	uint64_t max = param_u64(r->params, r->nparams, "balloon.maximum", &h_max);
-	uint64_t cur = param_u64(r->params, r->nparams, "balloon.current", &h_cur);
-	uint64_t rss = param_u64(r->params, r->nparams, "balloon.rss", &h_rss);
-	uint64_t unused = param_u64(r->params, r->nparams, "balloon.unused", &h_unused);
-	uint64_t usable = param_u64(r->params, r->nparams, "balloon.usable", &h_usable);
-	uint64_t upd = param_u64(r->params, r->nparams, "balloon.last-update", &h_upd);
-	uint64_t caches = param_u64(r->params, r->nparams, "balloon.disk_caches", &h_caches);
-	uint64_t swap_in = param_u64(r->params, r->nparams, "balloon.swap_in", &h);
-	uint64_t majflt;
+	uint64_t prev_cur = x->st.cur_kib, cur;
+	bool refused;
+	unsigned bad = ebbd_lv_stats_parse(&x->st, r->params, r->nparams, now, &refused);
 
-	if (!h_max || !h_cur || max < 1024 || max > (1ull << 40)) {
-		/* no usable size: keep the last snapshot, which ages out */
-		return 1;
-	}
-	if (cur > max) {
-		cur = max;
-		bad++;
-	}
-	x->max_kib = max;
-	x->rss_kib = h_rss ? rss : cur;
-	x->poll_ns = now;
-	x->have_guest = h_unused && h_usable && h_upd;
-	if (x->have_guest) {
-		if (unused > cur) {
-			unused = cur;
-			bad++;
-		}
-		if (usable > cur) {
-			usable = cur;
-			bad++;
-		}
-		if (caches > cur) {
-			caches = cur;
-			bad++;
-		}
-		if (upd < x->last_update_s) {
-			bad++;          /* time went backwards: this report is not fresh */
-		} else if (upd != x->last_update_s || !x->report_ns) {
-			x->report_ns = now;
-			x->last_update_s = upd;
-		}
-		x->unused_kib = unused;
-		x->usable_kib = usable;
-		x->caches_kib = caches;
-	}
-	if (h) {
-		if (swap_in < x->swap_in_kib)
-			bad++;
-		else
-			x->swap_in_kib = swap_in;
-	}
-	majflt = param_u64(r->params, r->nparams, "balloon.major_fault", &h);
-	if (h) {
-		if (majflt < x->major_faults)
-			bad++;
-		else
-			x->major_faults = majflt;
-	}
+	if (refused)
+		return bad;
+	cur = x->st.cur_kib;
 	/* The balloon got where it was sent, or stopped short of it (a guest
 	 * with nothing left to give): the move's time is a figure. */
 	if (x->set_ns) {
 		bool there = (cur > x->target_kib ? cur - x->target_kib : x->target_kib - cur) <=
 			     BALLOON_NEAR_KIB;
 
-		if (cur != x->cur_kib)
+		if (cur != prev_cur)
 			x->last_move_ns = now;
-		if (there || (cur == x->cur_kib && now - x->last_move_ns > 2000000000ull)) {
+		if (there || (cur == prev_cur && now - x->last_move_ns > 2000000000ull)) {
 			uint64_t ms = (x->last_move_ns - x->set_ns) / 1000000;
 			uint64_t moved = cur > x->move_from_kib ? cur - x->move_from_kib :
 				x->move_from_kib - cur;
@@ -389,7 +332,6 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 				 x->target_kib / 1024, there ? "" : ", stopped short", ms);
 		}
 	}
-	x->cur_kib = cur;
 	return bad;
 }
 
@@ -536,7 +478,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	probe = !x->probed;
 	memtune = x->memtune_age++ % MEMTUNE_EVERY_POLLS == 0;
 	pid = x->qemu_pid;
-	max_kib = x->max_kib;
+	max_kib = x->st.max_kib;
 	pthread_mutex_unlock(&s->lock);
 	if (probe || (pid && kill(pid, 0) < 0))
 		pid = qemu_pid_of(uuid);
@@ -706,9 +648,9 @@ static void set_balloons(struct ebbd_libvirt *s)
 			s->c.nr_balloon_sets++;
 			if (x) {
 				x->target_kib = kib;
-				if (!x->set_ns && kib != x->cur_kib) {
+				if (!x->set_ns && kib != x->st.cur_kib) {
 					x->set_ns = x->last_move_ns = vmm_now_ns();
-					x->move_from_kib = x->cur_kib;
+					x->move_from_kib = x->st.cur_kib;
 				}
 			}
 		}
@@ -771,20 +713,20 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		ret = -ENOENT;
 		goto out;
 	}
-	if (now - x->poll_ns > (uint64_t)STALE_POLLS * s->cfg.poll_ms * 1000000ull) {
+	if (now - x->st.poll_ns > (uint64_t)STALE_POLLS * s->cfg.poll_ms * 1000000ull) {
 		s->c.nr_stale_observes++;
 		ret = -ETIMEDOUT;
 		goto out;
 	}
 	obs->backend = EBB_BAL_BACKEND_LIBVIRT;
 	obs->caps = x->has_balloon ? EBB_BAL_CAP_BALLOON : 0;
-	obs->guest_bytes = x->max_kib * KIB;
-	obs->resident_bytes = (x->ram_found ? x->ram_rss_kib : x->rss_kib) * KIB;
+	obs->guest_bytes = x->st.max_kib * KIB;
+	obs->resident_bytes = (x->ram_found ? x->ram_rss_kib : x->st.rss_kib) * KIB;
 	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;
-	obs->balloon_actual_bytes = (x->max_kib - x->cur_kib) * KIB;
-	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->cur_kib;
-	obs->balloon_target_bytes = tgt <= x->max_kib ? (x->max_kib - tgt) * KIB : 0;
-	obs->nr_swapins = x->swap_in_kib / 4;
+	obs->balloon_actual_bytes = (x->st.max_kib - x->st.cur_kib) * KIB;
+	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->st.cur_kib;
+	obs->balloon_target_bytes = tgt <= x->st.max_kib ? (x->st.max_kib - tgt) * KIB : 0;
+	obs->nr_swapins = x->st.swap_in_kib / 4;
 	/* memtune as protections: min_guarantee never taken, soft_limit only
 	 * when nothing else is left, hard_limit the VM's max (read, never set) */
 	obs->cfg.min_bytes = x->min_guarantee_kib * KIB;
@@ -798,15 +740,15 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	/* The balloon driver's guest statistics stand in for an agent report:
 	 * the balancer sizes a balloon from them (and ignores them once
 	 * last-update stops moving). */
-	if (x->have_guest && x->report_ns) {
+	if (x->st.have_guest && x->st.report_ns) {
 		obs->agent_present = true;
-		obs->agent_report_ns = x->report_ns;
+		obs->agent_report_ns = x->st.report_ns;
 		/* reclaimable cache: what the guest counts as available beyond free
 		 * (disk_caches also counts tmpfs, which no balloon can free) */
-		obs->agent_free_bytes = x->unused_kib * KIB;
-		obs->agent_cache_bytes = x->usable_kib > x->unused_kib ?
-			(x->usable_kib - x->unused_kib) * KIB : 0;
-		obs->agent_give_back_bytes = x->usable_kib * KIB;
+		obs->agent_free_bytes = x->st.unused_kib * KIB;
+		obs->agent_cache_bytes = x->st.usable_kib > x->st.unused_kib ?
+			(x->st.usable_kib - x->st.unused_kib) * KIB : 0;
+		obs->agent_give_back_bytes = x->st.usable_kib * KIB;
 	}
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -831,7 +773,7 @@ static int lv_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uin
 		ret = -ENOENT;
 	else if (!x->has_balloon)
 		ret = -EOPNOTSUPP;
-	else if (!kib || kib > x->max_kib)
+	else if (!kib || kib > x->st.max_kib)
 		ret = -EINVAL;
 	else
 		x->want_kib = kib;   /* the worker sets it; a newer target replaces it */
@@ -939,7 +881,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 		for (j = 0; j < s->nr_doms && !join && !leave; j++) {
 			struct lv_dom *x = &s->doms[j];
 
-			join = x->running && !x->attached && x->poll_ns && x->probed;
+			join = x->running && !x->attached && x->st.poll_ns && x->probed;
 			leave = !x->running && x->attached;
 			if (join || leave) {
 				snprintf(name, sizeof(name), "%s", x->name);
