@@ -366,7 +366,7 @@ static int qemu_pid_of(const char *uuid)
 		for (i = 0; i + 6 < n; i += (ssize_t)strlen(buf + i) + 1) {
 			if (strcmp(buf + i, "-uuid") == 0 &&
 			    strcmp(buf + i + 6, uuid) == 0) {
-				pid = atoi(e->d_name);
+				pid = (int)strtol(e->d_name, NULL, 10);
 				break;
 			}
 		}
@@ -395,12 +395,10 @@ static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long v;
-
-		if (sscanf(line, "Size: %llu kB", &v) == 1) {
-			in_ram = !*found && v == size_kib;
-		} else if (in_ram && sscanf(line, "Rss: %llu kB", &v) == 1) {
-			rss = v;
+		if (strncmp(line, "Size:", 5) == 0) {
+			in_ram = !*found && strtoull(line + 5, NULL, 10) == size_kib;
+		} else if (in_ram && strncmp(line, "Rss:", 4) == 0) {
+			rss = strtoull(line + 4, NULL, 10);
 			*found = true;
 			in_ram = false;
 		}
