@@ -11,8 +11,11 @@
 # Then `ebbd --libvirt URI` with a pool budget (160 MiB, --vms-only) below
 # the domains' resident guest RAM (about 2 x 120 MiB after boot) — first
 # 12 s under `--policy mom` (the peer, its figure printed), then under ebb's
-# policy — and checks, as TAP:
-#   both domains join; ebbd reads their stats (ebb pool shows the guest's
+# policy with an ebb VM in the same pool (the stub of ebbd's own test,
+# tests/integration/stub_vm.c: real control protocol, real engine on real
+# memory) — and checks, as TAP:
+#   both domains and the ebb VM join one pool; the balancer acts on both
+#   kinds; the ebb VM's pages stay intact; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
 #   a restarted ebbd with a big budget picks both up and, when d1's workload
 #   grows, deflates d1; a destroyed domain leaves the pool at once (lifecycle
@@ -71,6 +74,7 @@ start_libvirtd() {
 cleanup() {
 	for d in d1 d2; do virsh -c "$URI" destroy "$d" >/dev/null 2>&1; done
 	[ -n "$ebbd_pid" ] && kill "$ebbd_pid" 2>/dev/null && wait "$ebbd_pid" 2>/dev/null
+	[ -n "${stub_pid:-}" ] && kill "$stub_pid" 2>/dev/null && wait "$stub_pid" 2>/dev/null
 	[ -n "$libvirtd_pid" ] && kill "$libvirtd_pid" 2>/dev/null && wait "$libvirtd_pid" 2>/dev/null
 	# the session's virtlogd, started by libvirtd on demand
 	if [ -r "$T/home/run/libvirt/virtlogd.pid" ]; then
@@ -160,6 +164,16 @@ joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 jo
 
 taken_mib() { echo $(( (262144 * 2 - $(balloon_kib d1) - $(balloon_kib d2)) / 1024 )); }
 
+# An ebb VM in the same pool: the VMM-side stub of ebbd's own test (the real
+# control protocol and the real reclaim engine on real memory; every page
+# checked), 64 MiB with an 8 MiB hot set.
+stub=$BUILD/tests/integration/stub_vm
+stub_pid=
+if [ -x "$stub" ]; then
+	"$stub" --rundir "$T/run" --name e1 --mem 64 --hot 8 --swap-dir "$T/run" >"$T/stub.log" 2>&1 &
+	stub_pid=$!
+fi
+
 # The peer first: the same pool under --policy mom (oVirt MoM's rules: 5%
 # of each guest per 10 s cycle while host free < 20%) for 12 s.
 start_ebbd "$T/ebbd-mom.log" 160M mom
@@ -173,6 +187,10 @@ t0=$(date +%s%N)
 start_ebbd "$T/ebbd1.log" 160M
 wait_for 15 joined "$T/ebbd1.log"
 ok $? "ebbd --libvirt: both domains join the pool"
+if [ -n "$stub_pid" ]; then
+	wait_for 10 grep -q "e1 joins the pool (ebb backend" "$T/ebbd1.log"
+	ok $? "the ebb VM (stub) joins the same pool"
+fi
 echo "# figure: both domains in the pool $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started"
 grep -q "d1: balloon stats period was off: set to" "$T/ebbd-mom.log" &&
 	! grep -q "d2: balloon stats period was off" "$T/ebbd-mom.log" &&
@@ -201,6 +219,16 @@ sleep 5   # more checksums with the balloons inflated
 intact() { [ "$(sums "$1" | sort -u | wc -l)" -eq 1 ] && [ "$(sums "$1" | wc -l)" -ge 3 ]; }
 intact d1 && intact d2
 ok $? "patterns intact in both guests ($(sums d1 | wc -l) + $(sums d2 | wc -l) checksums, all equal)"
+
+if [ -n "$stub_pid" ]; then
+	grep -qE "e1 (set-high|clamp-max)" "$T/ebbd1.log"
+	ok $? "the one balancer also reclaims from the ebb VM ($(grep -cE 'e1 (set-high|clamp-max)' "$T/ebbd1.log") actions, $(grep -cE 'd[12] balloon' "$T/ebbd1.log") balloon actions on the domains)"
+	kill "$stub_pid"; wait "$stub_pid"
+	st=$?
+	stub_pid=
+	[ "$st" -eq 0 ] && grep -q "bad=0" "$T/stub.log"
+	ok $? "the ebb VM's pages intact ($(grep -o 'pages_checked=[0-9]* bad=[0-9]*' "$T/stub.log"))"
+fi
 
 # A restarted ebbd with room to spare: the domains join again and the
 # squeezed guests get memory back.
