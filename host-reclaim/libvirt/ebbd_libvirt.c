@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +70,12 @@ struct lv_dom {
 	int qemu_pid;                /* 0: not found (a remote URI, or no rights) */
 	uint64_t ram_rss_kib;        /* Rss of the guest RAM mapping; 0: unknown */
 	bool ram_found;
+	uint64_t ram_start;          /* the mapping in QEMU's address space */
+	/* host-side reclaim (process_madvise(MADV_PAGEOUT) on that mapping) */
+	uint64_t high_kib;           /* the balancer's high; 0: none */
+	uint64_t pageout_kib;        /* queued by apply(), done by the worker */
+	uint64_t pageout_cursor;     /* offset of the next range to page out */
+	uint64_t qemu_majflt;        /* QEMU's major faults: host refaults of guest RAM */
 	/* memtune, read only (0: none) */
 	uint64_t min_guarantee_kib, soft_kib, hard_kib;
 	uint32_t memtune_age;
@@ -97,6 +106,7 @@ struct ebbd_libvirt {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop, kick, conn_closed;
+	bool have_swap;              /* host swap is on: host-side reclaim possible */
 	struct lv_dom *doms;
 	size_t nr_doms;
 	struct ebbd_libvirt_counters c;
@@ -382,10 +392,10 @@ static int qemu_pid_of(const char *uuid)
  * buffer of up to hundreds of MiB — which no balloon can move.  0 and
  * *found = false when there is no such mapping.
  */
-static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found)
+static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint64_t *start)
 {
 	char path[64], line[256];
-	uint64_t rss = 0;
+	uint64_t rss = 0, at = 0;
 	bool in_ram = false;
 	FILE *f;
 
@@ -395,16 +405,105 @@ static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "Size:", 5) == 0) {
+		if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
+			at = strtoull(line, NULL, 16);   /* a mapping's header: start-end ... */
+		} else if (strncmp(line, "Size:", 5) == 0) {
 			in_ram = !*found && strtoull(line + 5, NULL, 10) == size_kib;
 		} else if (in_ram && strncmp(line, "Rss:", 4) == 0) {
 			rss = strtoull(line + 4, NULL, 10);
 			*found = true;
+			*start = at;
 			in_ram = false;
 		}
 	}
 	fclose(f);
 	return rss;
+}
+
+/* Major faults of a process (/proc/PID/stat field 12); 0 if unreadable. */
+static uint64_t proc_majflt(int pid)
+{
+	char path[64], buf[1024], *p;
+	int fd, i;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');      /* the command name may hold spaces */
+	for (i = 0; p && i < 10; i++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Is there any host swap (a paged-out page must go somewhere)? */
+static bool host_has_swap(void)
+{
+	char line[256];
+	int nr = 0;
+	FILE *f = fopen("/proc/swaps", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		nr++;
+	fclose(f);
+	return nr > 1;   /* the first line is the header */
+}
+
+/*
+ * Host-side reclaim: MADV_PAGEOUT on want_kib worth of the guest RAM
+ * mapping, in 2 MiB ranges from the cursor on (wrapping).  MADV_PAGEOUT
+ * reclaims every page of a range whatever its age, so the cursor walks the
+ * whole RAM round by round rather than hitting the same pages.  The ranges
+ * cover want_kib scaled up by size/resident (only the resident part of a
+ * range frees anything).  Returns bytes advised or -errno.
+ */
+static long pageout(int pid, uint64_t start, uint64_t size_kib, uint64_t rss_kib,
+		    uint64_t want_kib, uint64_t *cursor)
+{
+	const uint64_t chunk = 2ull << 20, size = size_kib * KIB;
+	struct iovec iov[64];
+	uint64_t span = rss_kib ? want_kib * size_kib / rss_kib * KIB : size;
+	long done = 0;
+	int pidfd, n = 0;
+
+	if (span > size)
+		span = size;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	while (span > 0) {
+		uint64_t off = *cursor % size, len = chunk;
+		long ret;
+
+		if (len > size - off)
+			len = size - off;
+		if (len > span)
+			len = span;
+		iov[n].iov_base = (void *)(uintptr_t)(start + off);
+		iov[n].iov_len = len;
+		n++;
+		*cursor = (off + len) % size;
+		span -= len;
+		if (n == 64 || span == 0) {
+			ret = syscall(SYS_process_madvise, pidfd, iov, n, MADV_PAGEOUT, 0);
+			if (ret < 0) {
+				done = done ? done : -errno;
+				break;
+			}
+			done += ret;
+			n = 0;
+		}
+	}
+	close(pidfd);
+	return done;
 }
 
 /*
@@ -462,7 +561,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	struct lv_dom *x;
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
 	bool ram_found = false;
-	uint64_t max_kib, rss = 0;
+	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0;
 	int pid;
 	uint64_t mn = 0, soft = 0, hard = 0;
 	int ret = -1;
@@ -480,8 +579,10 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	pthread_mutex_unlock(&s->lock);
 	if (probe || (pid && kill(pid, 0) < 0))
 		pid = qemu_pid_of(uuid);
-	if (pid)
-		rss = guest_ram_rss_kib(pid, max_kib, &ram_found);
+	if (pid) {
+		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start);
+		majflt = proc_majflt(pid);
+	}
 	if (probe) {
 		probe_xml(dom, &balloon, &period_on, &agent);
 		period = balloon && !period_on && s->cfg.stats_period_s > 0;
@@ -512,6 +613,8 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		x->qemu_pid = pid;
 		x->ram_found = ram_found;
 		x->ram_rss_kib = rss;
+		x->ram_start = ram_start;
+		x->qemu_majflt = majflt;
 		if (memtune && !ret) {
 			x->min_guarantee_kib = mn;
 			x->soft_kib = soft;
@@ -526,7 +629,7 @@ static void poll_stats(struct ebbd_libvirt *s)
 	virDomainStatsRecordPtr *recs = NULL;
 	uint64_t t0 = vmm_now_ns(), t1;
 	unsigned bad = 0;
-	bool changed = false;
+	bool changed = false, swap;
 	int n, i;
 	size_t j;
 
@@ -541,7 +644,9 @@ static void poll_stats(struct ebbd_libvirt *s)
 			    lv_err());
 		return;
 	}
+	swap = host_has_swap();
 	pthread_mutex_lock(&s->lock);
+	s->have_swap = swap;
 	s->c.nr_polls++;
 	s->c.poll_last_ns = t1 - t0;
 	if (t1 - t0 > s->c.poll_max_ns)
@@ -656,6 +761,60 @@ static void set_balloons(struct ebbd_libvirt *s)
 	}
 }
 
+/*
+ * The balancer's high on a domain, kept by paging out what is above it
+ * each round (the kernel brings pages back on the next touch: QEMU's major
+ * faults are the refaults the balancer watches).
+ */
+static void do_pageouts(struct ebbd_libvirt *s)
+{
+	size_t j;
+
+	for (j = 0;; j++) {
+		char name[EBB_BAL_NAME_MAX];
+		uint64_t start, size_kib, rss_kib, want, cursor;
+		struct lv_dom *x;
+		int pid;
+		long ret;
+
+		pthread_mutex_lock(&s->lock);
+		if (j >= s->nr_doms) {
+			pthread_mutex_unlock(&s->lock);
+			return;
+		}
+		x = &s->doms[j];
+		if (x->high_kib && x->ram_found && x->ram_rss_kib > x->high_kib + 4096 &&
+		    !x->pageout_kib)
+			x->pageout_kib = x->ram_rss_kib - x->high_kib;
+		want = x->pageout_kib;
+		x->pageout_kib = 0;
+		pid = x->qemu_pid;
+		start = x->ram_start;
+		size_kib = x->st.max_kib;
+		rss_kib = x->ram_rss_kib;
+		cursor = x->pageout_cursor;
+		snprintf(name, sizeof(name), "%s", x->name);
+		pthread_mutex_unlock(&s->lock);
+		if (!want || !pid || !s->have_swap)
+			continue;
+		ret = pageout(pid, start, size_kib, rss_kib, want, &cursor);
+		pthread_mutex_lock(&s->lock);
+		if (ret < 0) {
+			s->c.nr_pageout_errors++;
+		} else {
+			s->c.nr_pageouts++;
+			s->c.pageout_advised_bytes += (uint64_t)ret;
+		}
+		if (j < s->nr_doms && strcmp(s->doms[j].name, name) == 0)
+			s->doms[j].pageout_cursor = cursor;
+		pthread_mutex_unlock(&s->lock);
+		if (ret < 0)
+			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: host-side reclaim "
+				    "(process_madvise MADV_PAGEOUT, QEMU pid %d): %s", name, pid,
+				    strerror((int)-ret));
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct ebbd_libvirt *s = arg;
@@ -680,6 +839,7 @@ static void *worker(void *arg)
 		if (s->conn) {
 			set_balloons(s);
 			poll_stats(s);
+			do_pageouts(s);
 		}
 		pthread_mutex_lock(&s->lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -720,11 +880,16 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	obs->caps = x->has_balloon ? EBB_BAL_CAP_BALLOON : 0;
 	obs->guest_bytes = x->st.max_kib * KIB;
 	obs->resident_bytes = (x->ram_found ? x->ram_rss_kib : x->st.rss_kib) * KIB;
-	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;
+	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;   /* (high: below) */
 	obs->balloon_actual_bytes = (x->st.max_kib - x->st.cur_kib) * KIB;
 	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->st.cur_kib;
 	obs->balloon_target_bytes = tgt <= x->st.max_kib ? (x->st.max_kib - tgt) * KIB : 0;
 	obs->nr_swapins = x->st.swap_in_kib / 4;
+	if (x->ram_found && x->qemu_pid && s->have_swap) {
+		obs->caps |= EBB_BAL_CAP_HIGH;
+		obs->cur_high_bytes = x->high_kib ? x->high_kib * KIB : EBB_BAL_NO_LIMIT;
+		obs->nr_refaults = x->qemu_majflt;
+	}
 	/* memtune as protections: min_guarantee never taken, soft_limit only
 	 * when nothing else is left, hard_limit the VM's max (read, never set) */
 	obs->cfg.min_bytes = x->min_guarantee_kib * KIB;
@@ -762,6 +927,26 @@ static int lv_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uin
 	int ret = 0;
 
 	(void)now_ns;
+	if (a->kind == EBB_BAL_ACT_SET_HIGH) {
+		pthread_mutex_lock(&s->lock);
+		x = dom_find(s, b->uuid);
+		if (!x || !x->running) {
+			ret = -ENOENT;
+		} else if (!x->ram_found || !x->qemu_pid || !s->have_swap) {
+			ret = -EOPNOTSUPP;
+		} else if (a->value == EBB_BAL_NO_LIMIT || a->value / KIB >= x->st.max_kib) {
+			x->high_kib = 0;
+			x->pageout_kib = 0;
+		} else {
+			x->high_kib = a->value / KIB;
+			x->pageout_kib = x->ram_rss_kib > x->high_kib ?
+				x->ram_rss_kib - x->high_kib : 0;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!ret)
+			kick_worker(s);
+		return ret;
+	}
 	if (a->kind != EBB_BAL_ACT_BALLOON)
 		return -EOPNOTSUPP;
 	kib = a->value2 / KIB;
@@ -989,12 +1174,14 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 			 "max %.1f ms), %" PRIu64 " events, %" PRIu64 " domains joined, %" PRIu64
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
 			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
-			 PRIu64 " stale observations", s->uri, s->c.nr_connects,
+			 PRIu64 " stale observations, %" PRIu64 " host-side reclaim rounds (%" PRIu64 " failed, "
+			 "%" PRIu64 " MiB advised)", s->uri, s->c.nr_connects,
 			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
 			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
 			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
 			 s->c.nr_balloon_set_errors, s->c.balloon_move_last_ms, s->c.nr_period_sets,
-			 s->c.nr_bad_stats, s->c.nr_stale_observes);
+			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_pageouts,
+			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	pthread_cond_destroy(&s->cond);

@@ -67,6 +67,8 @@ struct ebbd_libvirt_counters {
 	uint64_t nr_period_sets;
 	uint64_t nr_bad_stats;               /* impossible numbers from libvirt/guest */
 	uint64_t nr_stale_observes;          /* observe() on a snapshot too old */
+	uint64_t nr_pageouts, nr_pageout_errors;  /* host-side reclaim rounds */
+	uint64_t pageout_advised_bytes;      /* MADV_PAGEOUT ranges (not bytes freed) */
 };
 
 /* Starts the worker (it connects on its own, retrying); registers the

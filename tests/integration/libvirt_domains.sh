@@ -75,6 +75,7 @@ cleanup() {
 	for d in d1 d2; do virsh -c "$URI" destroy "$d" >/dev/null 2>&1; done
 	[ -n "$ebbd_pid" ] && kill "$ebbd_pid" 2>/dev/null && wait "$ebbd_pid" 2>/dev/null
 	[ -n "${stub_pid:-}" ] && kill "$stub_pid" 2>/dev/null && wait "$stub_pid" 2>/dev/null
+	[ -n "${swapfile:-}" ] && swapoff "$swapfile"
 	[ -n "$libvirtd_pid" ] && kill "$libvirtd_pid" 2>/dev/null && wait "$libvirtd_pid" 2>/dev/null
 	# the session's virtlogd, started by libvirtd on demand
 	if [ -r "$T/home/run/libvirt/virtlogd.pid" ]; then
@@ -162,6 +163,17 @@ start_ebbd() {   # LOG BUDGET [POLICY]
 }
 joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 joins the pool (libvirt backend" "$1"; }
 
+# Host swap for host-side reclaim (MADV_PAGEOUT needs somewhere to put the
+# pages): a swap file for the test's duration, when we may and none is on.
+swapfile=
+if [ "$(id -u)" -eq 0 ] && [ "$(wc -l </proc/swaps)" -le 1 ] &&
+	fallocate -l 512M "$T/swapfile" 2>/dev/null && chmod 600 "$T/swapfile" &&
+	mkswap "$T/swapfile" >/dev/null 2>&1 && swapon "$T/swapfile" 2>/dev/null; then
+	swapfile=$T/swapfile
+else
+	echo "# no host swap for the test (not root, or swap already on): host-side reclaim not exercised"
+fi
+
 taken_mib() { echo $(( (262144 * 2 - $(balloon_kib d1) - $(balloon_kib d2)) / 1024 )); }
 
 # An ebb VM in the same pool: the VMM-side stub of ebbd's own test (the real
@@ -220,6 +232,12 @@ intact() { [ "$(sums "$1" | sort -u | wc -l)" -eq 1 ] && [ "$(sums "$1" | wc -l)
 intact d1 && intact d2
 ok $? "patterns intact in both guests ($(sums d1 | wc -l) + $(sums d2 | wc -l) checksums, all equal)"
 
+if [ -n "$swapfile" ]; then
+	grep -qE "d[12] set-high" "$T/ebbd1.log"
+	ok $? "host-side reclaim: the balancer lowers the domains' high when the balloons are done ($(grep -cE 'd[12] set-high' "$T/ebbd1.log") set-high actions)"
+	echo "# figure: pool after host-side reclaim: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
+	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^(VM|d[12]|e1) ' | sed 's/^/# /'
+fi
 if [ -n "$stub_pid" ]; then
 	grep -qE "e1 (set-high|clamp-max)" "$T/ebbd1.log"
 	ok $? "the one balancer also reclaims from the ebb VM ($(grep -cE 'e1 (set-high|clamp-max)' "$T/ebbd1.log") actions, $(grep -cE 'd[12] balloon' "$T/ebbd1.log") balloon actions on the domains)"
