@@ -13,7 +13,10 @@
  *            memtune (min_guarantee, soft_limit, hard_limit) as protections,
  *            read only: ebbd never sets a memtune limit;
  *   apply    EBB_BAL_ACT_BALLOON as virDomainSetMemoryFlags(AFFECT_LIVE);
- *            the other actions are -EOPNOTSUPP for now.
+ *            EBB_BAL_ACT_SET_HIGH as host-side reclaim: the worker keeps
+ *            the guest RAM's Rss in QEMU (/proc/PID/smaps) under the high
+ *            with process_madvise(MADV_PAGEOUT), offered when host swap is
+ *            on; the other actions are -EOPNOTSUPP.
  *
  * Threads (the choice asked for: nothing the balancer calls blocks on
  * libvirt):

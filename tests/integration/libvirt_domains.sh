@@ -15,7 +15,8 @@
 # tests/integration/stub_vm.c: real control protocol, real engine on real
 # memory) — and checks, as TAP:
 #   both domains and the ebb VM join one pool; the balancer acts on both
-#   kinds; the ebb VM's pages stay intact; ebbd reads their stats (ebb pool shows the guest's
+#   kinds; the ebb VM's pages stay intact; with a swap file (as root, when
+#   the host has no swap on) host-side reclaim lowers the domains' high; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
 #   a restarted ebbd with a big budget picks both up and, when d1's workload
 #   grows, deflates d1; a destroyed domain leaves the pool at once (lifecycle
