@@ -76,6 +76,11 @@ struct lv_dom {
 	uint64_t pageout_kib;        /* queued by apply(), done by the worker */
 	uint64_t pageout_cursor;     /* offset of the next range to page out */
 	uint64_t qemu_majflt;        /* QEMU's major faults: host refaults of guest RAM */
+	/* the domain's <metadata><ebb:memory .../> (EBBD_LIBVIRT_NS_URI) */
+	bool meta_dirty;             /* a metadata-change event came */
+	bool opt_out;                /* opt_out="yes": not managed */
+	uint32_t meta_weight;        /* 0: default */
+	uint64_t meta_min_kib, meta_low_kib;
 	/* memtune, read only (0: none) */
 	uint64_t min_guarantee_kib, soft_kib, hard_kib;
 	uint32_t memtune_age;
@@ -98,7 +103,7 @@ struct ebbd_libvirt {
 	bool worker_started;
 	/* worker only */
 	virConnectPtr conn;
-	int cb_lifecycle, cb_balloon;
+	int cb_lifecycle, cb_balloon, cb_metadata;
 	uint32_t reconnect_ms;
 	uint64_t next_connect_ns;
 	struct vmm_ratelimit rl;
@@ -234,6 +239,26 @@ static int on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long a
 	return 0;
 }
 
+static int on_metadata(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
+		       void *opaque)
+{
+	struct ebbd_libvirt *s = opaque;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct lv_dom *x;
+
+	(void)conn;
+	(void)type;
+	(void)nsuri;
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_events++;
+	if (!virDomainGetUUIDString(dom, uuid) && (x = dom_find(s, uuid)))
+		x->meta_dirty = true;
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
 	struct ebbd_libvirt *s = opaque;
@@ -257,10 +282,12 @@ static void disconnect(struct ebbd_libvirt *s)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
 	if (s->cb_balloon >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_balloon);
+	if (s->cb_metadata >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_metadata);
 	virConnectUnregisterCloseCallback(s->conn, on_close);
 	virConnectClose(s->conn);
 	s->conn = NULL;
-	s->cb_lifecycle = s->cb_balloon = -1;
+	s->cb_lifecycle = s->cb_balloon = s->cb_metadata = -1;
 }
 
 static void try_connect(struct ebbd_libvirt *s, uint64_t now)
@@ -289,6 +316,9 @@ static void try_connect(struct ebbd_libvirt *s, uint64_t now)
 	s->cb_balloon = virConnectDomainEventRegisterAny(
 		s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
 		VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
+	s->cb_metadata = virConnectDomainEventRegisterAny(
+		s->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+		VIR_DOMAIN_EVENT_CALLBACK(on_metadata), s, NULL);
 	if (s->cb_lifecycle < 0 || s->cb_balloon < 0)
 		vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: no domain events (%s): "
 			 "stops are noticed at the next poll", s->uri, lv_err());
@@ -474,8 +504,10 @@ static long pageout(int pid, uint64_t start, uint64_t size_kib, uint64_t rss_kib
 	long done = 0;
 	int pidfd, n = 0;
 
+	span = (span + 4095) & ~4095ull;   /* whole pages: each range starts page aligned */
 	if (span > size)
 		span = size;
+	*cursor &= ~4095ull;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return -errno;
@@ -560,8 +592,10 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 {
 	struct lv_dom *x;
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
-	bool ram_found = false;
+	bool ram_found = false, meta, changed = false;
 	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0;
+	struct ebbd_lv_meta m = { 0 };
+	unsigned nr_bad_meta = 0;
 	int pid;
 	uint64_t mn = 0, soft = 0, hard = 0;
 	int ret = -1;
@@ -574,6 +608,8 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	probe = !x->probed;
 	memtune = x->memtune_age++ % MEMTUNE_EVERY_POLLS == 0;
+	meta = memtune || x->meta_dirty;
+	x->meta_dirty = false;
 	pid = x->qemu_pid;
 	max_kib = x->st.max_kib;
 	pthread_mutex_unlock(&s->lock);
@@ -589,6 +625,13 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	if (memtune)
 		ret = read_memtune(dom, &mn, &soft, &hard);
+	if (meta) {
+		char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+						 EBBD_LIBVIRT_NS_URI, VIR_DOMAIN_AFFECT_LIVE);
+
+		nr_bad_meta = ebbd_lv_parse_metadata(xml, &m);
+		free(xml);
+	}
 	if (period) {
 		if (virDomainSetMemoryStatsPeriod(dom, s->cfg.stats_period_s,
 						  VIR_DOMAIN_AFFECT_LIVE) < 0)
@@ -615,6 +658,15 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		x->ram_rss_kib = rss;
 		x->ram_start = ram_start;
 		x->qemu_majflt = majflt;
+		if (meta) {
+			s->c.nr_bad_metadata += nr_bad_meta;
+			if (x->opt_out != m.opt_out)
+				changed = true;
+			x->opt_out = m.opt_out;
+			x->meta_weight = m.weight;
+			x->meta_min_kib = m.min_mib * 1024;
+			x->meta_low_kib = m.low_mib * 1024;
+		}
 		if (memtune && !ret) {
 			x->min_guarantee_kib = mn;
 			x->soft_kib = soft;
@@ -622,6 +674,12 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (nr_bad_meta)
+		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: %u bad values in its ebb "
+			    "metadata (" EBBD_LIBVIRT_NS_URI ") ignored", virDomainGetName(dom),
+			    nr_bad_meta);
+	if (changed)
+		wake_daemon(s);
 }
 
 static void poll_stats(struct ebbd_libvirt *s)
@@ -898,8 +956,15 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	obs->cfg.high_bytes = EBB_BAL_NO_LIMIT;
 	obs->cfg.max_bytes = x->hard_kib ? x->hard_kib * KIB : EBB_BAL_NO_LIMIT;
 	obs->cfg.balloon_floor_bytes = x->min_guarantee_kib * KIB;
+	/* the domain's ebb metadata: raises the protections, sets the weight */
+	if (x->meta_min_kib * KIB > obs->cfg.min_bytes)
+		obs->cfg.min_bytes = obs->cfg.balloon_floor_bytes = x->meta_min_kib * KIB;
+	if (x->meta_low_kib * KIB > obs->cfg.low_bytes)
+		obs->cfg.low_bytes = x->meta_low_kib * KIB;
+	if (obs->cfg.low_bytes < obs->cfg.min_bytes)
+		obs->cfg.low_bytes = obs->cfg.min_bytes;
 	obs->cfg.swappiness = -1;
-	obs->cfg.weight = EBB_BAL_DEF_WEIGHT;
+	obs->cfg.weight = x->meta_weight ? x->meta_weight : EBB_BAL_DEF_WEIGHT;
 	/* The balloon driver's guest statistics stand in for an agent report:
 	 * the balancer sizes a balloon from them (and ignores them once
 	 * last-update stops moving). */
@@ -1055,6 +1120,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 	for (;;) {
 		char name[EBB_BAL_NAME_MAX] = "", uuid[VIR_UUID_STRING_BUFLEN] = "";
 		bool join = false, leave = false, balloon = true, agent = false, ram = false;
+		const char *why = "";
 		uint64_t ram_kib = 0;
 		int pid = 0;
 		struct backend_lv *b;
@@ -1064,8 +1130,11 @@ static void sync_daemon(void *opaque, uint32_t events)
 		for (j = 0; j < s->nr_doms && !join && !leave; j++) {
 			struct lv_dom *x = &s->doms[j];
 
-			join = x->running && !x->attached && x->st.poll_ns && x->probed;
-			leave = !x->running && x->attached;
+			join = x->running && !x->opt_out && !x->attached && x->st.poll_ns &&
+			       x->probed;
+			leave = (!x->running || x->opt_out) && x->attached;
+			why = x->running ? "libvirt: opted out by its ebb metadata" :
+					   "libvirt: domain stopped";
 			if (join || leave) {
 				snprintf(name, sizeof(name), "%s", x->name);
 				snprintf(uuid, sizeof(uuid), "%s", x->uuid);
@@ -1081,7 +1150,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 			s->c.nr_joined++;
 		pthread_mutex_unlock(&s->lock);
 		if (leave) {
-			(void)ebbd_vm_detach(s->d, name, "libvirt: domain stopped");
+			(void)ebbd_vm_detach(s->d, name, why);
 			continue;
 		}
 		if (!join)
@@ -1134,7 +1203,7 @@ int ebbd_libvirt_create(const struct ebbd_libvirt_cfg *cfg, struct ebbd *d,
 	if (!s->cfg.stats_period_s)
 		s->cfg.stats_period_s = EBBD_LIBVIRT_DEFAULT_STATS_PERIOD_S;
 	s->d = d;
-	s->cb_lifecycle = s->cb_balloon = -1;
+	s->cb_lifecycle = s->cb_balloon = s->cb_metadata = -1;
 	s->reconnect_ms = RECONNECT_MIN_MS;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -1175,13 +1244,14 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
 			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
 			 PRIu64 " stale observations, %" PRIu64 " host-side reclaim rounds (%" PRIu64 " failed, "
-			 "%" PRIu64 " MiB advised)", s->uri, s->c.nr_connects,
+			 "%" PRIu64 " MiB advised), %" PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
 			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
 			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
 			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
 			 s->c.nr_balloon_set_errors, s->c.balloon_move_last_ms, s->c.nr_period_sets,
 			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_pageouts,
-			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20);
+			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20,
+			 s->c.nr_bad_metadata);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	pthread_cond_destroy(&s->cond);

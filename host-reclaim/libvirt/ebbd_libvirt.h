@@ -47,6 +47,10 @@
 struct ebbd;
 struct ebbd_libvirt;
 
+/* The namespace of ebb's element in a domain's <metadata>:
+ *   <ebb:memory xmlns:ebb="urn:ebb:memory:1" weight="200" min_mib="512"
+ *               low_mib="1024" opt_out="no"/>  */
+#define EBBD_LIBVIRT_NS_URI "urn:ebb:memory:1"
 #define EBBD_LIBVIRT_DEFAULT_POLL_MS 1000u
 #define EBBD_LIBVIRT_DEFAULT_STATS_PERIOD_S 1
 
@@ -70,6 +74,7 @@ struct ebbd_libvirt_counters {
 	uint64_t nr_period_sets;
 	uint64_t nr_bad_stats;               /* impossible numbers from libvirt/guest */
 	uint64_t nr_stale_observes;          /* observe() on a snapshot too old */
+	uint64_t nr_bad_metadata;            /* bad values in domains' ebb metadata */
 	uint64_t nr_pageouts, nr_pageout_errors;  /* host-side reclaim rounds */
 	uint64_t pageout_advised_bytes;      /* MADV_PAGEOUT ranges (not bytes freed) */
 };

@@ -36,4 +36,21 @@ struct ebbd_lv_stats {
 unsigned ebbd_lv_stats_parse(struct ebbd_lv_stats *st, virTypedParameterPtr params, int nparams,
 			     uint64_t now_ns, bool *refused);
 
+/* A domain's <ebb:memory/> metadata element (docs/libvirt.md). */
+struct ebbd_lv_meta {
+	bool opt_out;                /* not managed by ebbd */
+	uint32_t weight;             /* 1..10000; 0: not given */
+	uint64_t min_mib, low_mib;   /* 0: not given; low >= min */
+};
+
+#define EBBD_LV_META_MAX_MIB (1ull << 30)
+
+/*
+ * CLIENT (the operator's XML, through libvirt): parses the attributes
+ * weight, min_mib, low_mib, opt_out of @xml (NULL: no element, defaults).
+ * A value out of range or malformed is ignored (that attribute keeps its
+ * default); a low under min is raised to min.  Returns how many were bad.
+ */
+unsigned ebbd_lv_parse_metadata(const char *xml, struct ebbd_lv_meta *out);
+
 #endif

@@ -14,6 +14,8 @@
 # policy with an ebb VM in the same pool (the stub of ebbd's own test,
 # tests/integration/stub_vm.c: real control protocol, real engine on real
 # memory) — and checks, as TAP:
+#   d2's <metadata><ebb:memory weight=300 min_mib=160/> is honoured, d1 opted
+#   out live through its metadata leaves the pool;
 #   both domains and the ebb VM join one pool; the balancer acts on both
 #   kinds; the ebb VM's pages stay intact; with a swap file (as root, when
 #   the host has no swap on) host-side reclaim lowers the domains' high; ebbd reads their stats (ebb pool shows the guest's
@@ -117,7 +119,7 @@ while true; do
 done
 EOF
 }
-domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES
+domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA]
 	local cmd
 	cmd=$(guest_script "$3" | base64 -w0)
 	cat <<EOF
@@ -125,6 +127,7 @@ domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES
   <name>$1</name>
   <memory unit='MiB'>256</memory>
   <currentMemory unit='MiB'>256</currentMemory>
+  ${5:-}
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$T/vmlinuz</kernel><initrd>$T/initrd.img</initrd>
@@ -140,7 +143,8 @@ domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES
 EOF
 }
 domain_xml d1 0 24 "" >"$T/d1.xml"
-domain_xml d2 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d2.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" >"$T/d2.xml"
+domain_xml d2 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d2.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" \
+	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" >"$T/d2.xml"
 virsh -c "$URI" create "$T/d1.xml" >/dev/null && virsh -c "$URI" create "$T/d2.xml" >/dev/null
 ok $? "two TCG domains created under a private libvirtd"
 
@@ -216,6 +220,9 @@ stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] 
 wait_for 15 stats_read
 ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
 EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | sed 's/^/# /'
+weight_of() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | awk -v d="$1" 'index($0, d " ") == 1 { print $7 }'; }
+[ "$(weight_of d2)" = 300 ] && [ "$(weight_of d1)" = 100 ]
+ok $? "d2's ebb metadata sets its weight (d1 $(weight_of d1), d2 $(weight_of d2))"
 
 inflated() {
 	local a b
@@ -229,6 +236,8 @@ settled() { local x; x=$(taken_mib); sleep 2; [ "$(taken_mib)" -eq "$x" ]; }
 wait_for 20 settled
 echo "# figure: ebb: settled at $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started; pool: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
 sleep 5   # more checksums with the balloons inflated
+[ "$(balloon_kib d2)" -ge $((160 * 1024)) ]
+ok $? "d2's metadata min_mib=160 holds: d2 at $(( $(balloon_kib d2) / 1024 )) MiB, d1 at $(( $(balloon_kib d1) / 1024 )) MiB"
 intact() { [ "$(sums "$1" | sort -u | wc -l)" -eq 1 ] && [ "$(sums "$1" | wc -l)" -ge 3 ]; }
 intact d1 && intact d2
 ok $? "patterns intact in both guests ($(sums d1 | wc -l) + $(sums d2 | wc -l) checksums, all equal)"
@@ -253,6 +262,10 @@ fi
 # squeezed guests get memory back.
 kill "$ebbd_pid"; wait "$ebbd_pid"
 grep "stats polls" "$T/ebbd1.log" | sed 's/^.*libvirt [^ ]*: /# figure: first ebbd: /'
+if [ -n "$swapfile" ]; then
+	grep -qE " [1-9][0-9]* host-side reclaim rounds \(0 failed" "$T/ebbd1.log"
+	ok $? "every host-side reclaim round went through (process_madvise)"
+fi
 low_d1=$(balloon_kib d1) low_d2=$(balloon_kib d2)
 start_ebbd "$T/ebbd2.log" 2G
 wait_for 15 joined "$T/ebbd2.log"
@@ -292,6 +305,10 @@ sleep 3
 ! grep -q "d1 leaves the pool" "$T/ebbd2.log" && kill -0 "$ebbd_pid" 2>/dev/null &&
 	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -q '^d1 '
 ok $? "d1 stays in the pool across the libvirtd restart, ebbd running"
+# The operator opts d1 out live through its metadata: it leaves the pool.
+virsh -c "$URI" metadata d1 urn:ebb:memory:1 --key ebb --set '<memory opt_out="yes"/>' --live >/dev/null
+wait_for 10 grep -q "d1 leaves the pool (libvirt: opted out by its ebb metadata)" "$T/ebbd2.log"
+ok $? "d1 opted out by a live metadata change leaves the pool (metadata-change event)"
 intact d1
 ok $? "d1's pattern intact at the end ($(sums d1 | wc -l) checksums)"
 ! grep -aqiE "out of memory|oom-kill" "$T/out/d1.console" "$T/out/d2.console"

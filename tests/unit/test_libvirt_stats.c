@@ -4,7 +4,8 @@
  * records built by libvirt's own typed-parameter API (no libvirtd needed):
  * a good record, current above maximum, a missing or absurd maximum, free
  * memory above the guest, last-update and counters going backwards, a
- * domain with the stats period off.
+ * domain with the stats period off; and the parser of a domain's ebb
+ * metadata element, good and hostile.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -176,6 +177,39 @@ static void test_period_off(void **state)
 	drop(&r);
 }
 
+static void test_metadata(void **state)
+{
+	struct ebbd_lv_meta m;
+
+	(void)state;
+	assert_int_equal(ebbd_lv_parse_metadata(NULL, &m), 0);
+	assert_false(m.opt_out);
+	assert_int_equal(m.weight, 0);
+	assert_int_equal(ebbd_lv_parse_metadata("<ebb:memory xmlns:ebb=\"urn:ebb:memory:1\" "
+						"weight=\"300\" min_mib='160' low_mib=\"200\"/>",
+						&m), 0);
+	assert_int_equal(m.weight, 300);
+	assert_int_equal(m.min_mib, 160);
+	assert_int_equal(m.low_mib, 200);
+	assert_false(m.opt_out);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory opt_out=\"yes\"/>", &m), 0);
+	assert_true(m.opt_out);
+	/* hostile: out of range, not a number, unterminated, low under min,
+	 * an unknown opt_out word, a name that only ends like an attribute */
+	assert_int_equal(ebbd_lv_parse_metadata("<memory weight=\"0\" min_mib=\"-5\"/>", &m), 2);
+	assert_int_equal(m.weight, 0);
+	assert_int_equal(m.min_mib, 0);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory weight=\"99999999999\"/>", &m), 1);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory weight=\"12", &m), 1);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory weight=12/>", &m), 1);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory min_mib=\"500\" low_mib=\"100\"/>", &m), 1);
+	assert_int_equal(m.low_mib, 500);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory opt_out=\"maybe\"/>", &m), 1);
+	assert_false(m.opt_out);
+	assert_int_equal(ebbd_lv_parse_metadata("<memory xweight=\"5\"/>", &m), 0);
+	assert_int_equal(m.weight, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_backwards),
 		cmocka_unit_test(test_period_off),
+		cmocka_unit_test(test_metadata),
 	};
 
 	/* libvirt's error state is set up here; its API calls need it */
