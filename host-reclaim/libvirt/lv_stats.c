@@ -155,9 +155,10 @@ unsigned ebbd_lv_parse_metadata(const char *xml, struct ebbd_lv_meta *out)
 		bad++;
 	}
 	if ((r = attr(xml, "opt_out", v, sizeof(v))) != 0) {
-		if (r > 0 && (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")))
+		if (r > 0 && (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0))
 			out->opt_out = true;
-		else if (r < 0 || (strcmp(v, "no") && strcmp(v, "false") && strcmp(v, "0")))
+		else if (r < 0 || (strcmp(v, "no") != 0 && strcmp(v, "false") != 0 &&
+				   strcmp(v, "0") != 0))
 			bad++;
 	}
 	return bad;
