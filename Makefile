@@ -236,6 +236,8 @@ demo: images
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
 	    $(libvirt_SRC) $(PROGRAM_SRC)
 lint:
+	@echo "  LAYERS"
+	$(Q)scripts/check-layers
 	@echo "  CPPCHECK"
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	    --std=c11 --inline-suppr -D_GNU_SOURCE -I. \

@@ -34,7 +34,9 @@
  *     cover is added to the reclaim want.  Refaults or PSI under a high we
  *     lowered do the same (give_back with reason "refaults"), and being
  *     measured rather than claimed may also take what other VMs hold idle.
- *     After a deflate the VM is not inflated again for a hold-off time.
+ *     After a deflate the VM is not inflated again for a hold-off time; a
+ *     high raised for refaults is not lowered again for as long, except
+ *     below min (DIRECT_CLAMP), where the costs decide.
  *  5. Reclaim round (shrink_node_memcgs): want = high + deficit - (free +
  *     in flight), the deficit being used beyond the budget.
  *     At priority P each VM may give, per source, at most
@@ -1048,7 +1050,12 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 		break;
 	}
 	case EBB_BAL_SRC_HIGH: {
-		if (now < v->hold_high_until_ns)
+		/*
+		 * A high raised for refaults is held (no ping-pong), but not below
+		 * min: there the costs decide, as direct reclaim ignores
+		 * protections when nothing else frees memory.
+		 */
+		if (now < v->hold_high_until_ns && b->state != EBB_BAL_DIRECT_CLAMP)
 			return 0;
 		uint64_t floor = prio < CHEAP_TIER_PRIORITY ? 0 : v->ws_bytes;
 		a = sub_sat(sub_sat(res, vm_inflight(v)), floor);

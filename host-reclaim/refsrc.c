@@ -72,13 +72,22 @@ int ebb_refsrc_pagemap_create(int uffd, void *base, uint64_t nr_pages, void **ct
 		free(p);
 		return err;
 	}
-	/* Probe: a zero-length scan tells whether the ioctl exists. */
+	/*
+	 * Probe: a scan of the first page without write-protecting tells
+	 * whether the ioctl exists and whether the range is registered in
+	 * WP_ASYNC mode (EPERM otherwise: every harvest would fail).
+	 */
 	memset(&arg, 0, sizeof(arg));
 	arg.size = sizeof(arg);
+	arg.flags = PM_SCAN_CHECK_WPASYNC;
 	arg.start = p->start;
-	arg.end = p->start;
+	arg.end = p->start + (nr_pages ? EBB_PAGE_SIZE : 0);
+	arg.vec = (uint64_t)(uintptr_t)p->vec;
+	arg.vec_len = SCAN_VEC;
+	arg.category_mask = PAGE_IS_WRITTEN;
+	arg.return_mask = PAGE_IS_WRITTEN;
 	if (ioctl(p->pagemap_fd, PAGEMAP_SCAN, &arg) < 0) {
-		int err = errno == ENOTTY || errno == EINVAL ? -EOPNOTSUPP : -errno;
+		int err = errno == ENOTTY || errno == EINVAL || errno == EPERM ? -EOPNOTSUPP : -errno;
 
 		close(p->pagemap_fd);
 		free(p);

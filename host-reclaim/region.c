@@ -36,13 +36,37 @@
  *     then one UFFDIO_COPY for the run (write-protected when WP_ASYNC dirty
  *     tracking is on, so the first write is seen by the next harvest);
  *   - a load that fails after retries (I/O error, checksum mismatch) is
- *     logged as an error and the page is poisoned (UFFDIO_POISON: the thread
- *     gets SIGBUS); without it, an empty memfd mapped over the page raises
- *     SIGBUS instead: wrong data is never returned, no thread is left
+ *     logged as an error and the page is poisoned, so that the thread gets
+ *     SIGBUS BUS_MCEERR_AR (a vCPU: a guest machine check): UFFDIO_POISON,
+ *     or without it MADV_HWPOISON on a page copied in first (poison_page);
+ *     if neither works, an empty memfd mapped over the page raises SIGBUS
+ *     BUS_ADRERR instead: wrong data is never returned, no thread is left
  *     blocked;
  *   - swapped-in pages are mapped write-protected until written (the first
  *     write is a sync WP fault that un-protects and drops the copy), so a
  *     read stays a read for the KVM dirty log.
+ *
+ * Polling (handler_main, ebb_poll_adapt).  A fault is a hand-off to the
+ * handler thread; if that thread sleeps in poll(), every fault pays the wake
+ * of an idle CPU (tens of µs in a VM, a deep C-state exit on bare metal),
+ * which the kernel's own swap-in, run in the faulting thread, never pays.
+ * So after serving a batch the handler spins on the non-blocking uffd (a
+ * read() and a sched_yield() per turn, so a thread runnable on its CPU -
+ * the faulting vCPU itself on a busy machine - still runs) for a window
+ * before it sleeps.  The window tunes itself as KVM's halt polling does:
+ * a fault found while spinning keeps it; a fault that came after the
+ * window ran out but within max grows it (doubling from 10 µs); a wait
+ * longer than max (the VM went quiet) halves it, to 0 below 10 µs.  An idle
+ * VM thus spins at most ~2 x max once after its last fault, then never; a
+ * swapping VM pays about the spinning round trip.  cfg.poll_max_ns caps it
+ * (0 = off); the time spun, hits, misses and the handler's CPU time are
+ * counters.  Spinning can also lose: the faulting thread still sleeps and
+ * UFFDIO_COPY wakes it back on its own CPU, which may have gone idle, and a
+ * handler that never sleeps keeps the scheduler from running both threads
+ * on one CPU (where the hand-off costs no wake).  So the handler measures
+ * (ebb_poll_cycle) the median fault-to-fault cycle of a storm over epochs of
+ * 64 faults with polling on and off, runs the faster mode and probes the
+ * other in the 2nd epoch and every 8th after.
  *
  * Background (ebb_region_step): update pressure averages and reclaim toward
  * high in batches of reclaim_batch_pages.  Reference sources are harvested
@@ -78,6 +102,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,12 +158,20 @@ struct ebb_region {
 
 	pthread_t handler_thread, bg_thread;
 	bool threads_running;
+	/* Adaptive polling: poll is the handler thread's own (no lock); the
+	 * statistics are atomics, read by counters_locked. */
+	struct ebb_poll poll;
+	atomic_uint_fast64_t nr_poll_hits, nr_poll_misses, poll_spin_ns, poll_window_ns;
+	atomic_uint_fast64_t handler_cpu_ns;  /* as of the handler's last loop turn */
+	atomic_uint_fast64_t poll_cycle_on_ns, poll_cycle_off_ns, nr_poll_epochs_off;
 	int lost_fd;                        /* empty memfd: SIGBUS mapping for lost pages */
+	uint64_t lost_cookie;               /* random: content of a page about to be hwpoisoned */
 	/* Test-only failure injection (ebb_region_test_inject); under lock. */
 	struct {
 		uint32_t skip, nr;
 		int err;
 	} inj[EBB_INJ_NR];
+	uint64_t inj_lose_pfn;              /* its next swap-in fails (UINT64_MAX: none) */
 };
 
 static void publish_locked(struct ebb_region *r);
@@ -148,6 +181,14 @@ static uint64_t mono_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
@@ -179,6 +220,7 @@ void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
 	cfg->aging_interval_ns = 100ULL * 1000 * 1000;
 	cfg->reclaim_batch_pages = 256;
 	cfg->readahead_pages = 8;
+	cfg->poll_max_ns = EBB_POLL_DEFAULT_MAX_NS;
 	cfg->keep_clean_copies = true;
 	cfg->dirty_tracking = EBB_DIRTY_AUTO;
 	cfg->swap.zpool_budget_bytes = 64ULL << 20;
@@ -919,16 +961,64 @@ static int sigbus_page(struct ebb_region *r, uint64_t pfn)
 	return 0;
 }
 
+/*
+ * Poison page @pfn (empty PTE, its fault pending) with MADV_HWPOISON, for
+ * kernels without UFFDIO_POISON.  MADV_HWPOISON works on a mapped page
+ * (it looks the page up with get_user_pages, which on an empty PTE would
+ * fault into our own handler), so first UFFDIO_COPY a private page there
+ * without waking the waiter.  Its content is unique to the region and page
+ * (a per-region random value and the address), never zero: a zero page or
+ * one equal to another page could be merged by KSM between the copy and the
+ * madvise, and the memory failure would then hit the shared page.  The
+ * kernel replaces the PTE by a hardware-poison entry (the physical page is
+ * retired for good), so every access raises SIGBUS BUS_MCEERR_AR, and a
+ * vCPU's KVM_RUN gets the same signal, which the VMM turns into a machine
+ * check.  On failure the copied page is zapped again (wrong data is never
+ * left mapped) and -errno is returned; the waiter is still blocked.
+ */
+static int hwpoison_page(struct ebb_region *r, uint64_t pfn)
+{
+	uint64_t addr = page_addr(r, pfn), *w = r->iobuf;
+	struct uffdio_copy cp = {
+		.dst = addr,
+		.src = (uint64_t)(uintptr_t)r->iobuf,
+		.len = EBB_PAGE_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	int err;
+
+	if (r->inj[EBB_INJ_MADV_HWPOISON].nr) {
+		if (r->inj[EBB_INJ_MADV_HWPOISON].skip) {
+			r->inj[EBB_INJ_MADV_HWPOISON].skip--;
+		} else {
+			r->inj[EBB_INJ_MADV_HWPOISON].nr--;
+			return -r->inj[EBB_INJ_MADV_HWPOISON].err;
+		}
+	}
+	for (size_t i = 0; i < EBB_PAGE_SIZE / sizeof(*w); i++)
+		w[i] = r->lost_cookie ^ (addr + i * sizeof(*w));
+	if (uffd_ioctl(r, EBB_INJ_UFFD_COPY, UFFDIO_COPY, &cp) < 0)
+		return -errno;  /* EEXIST: something is mapped there (caller decides) */
+	if (madvise((void *)(uintptr_t)addr, EBB_PAGE_SIZE, MADV_HWPOISON) == 0)
+		return 0;
+	err = errno;
+	madvise((void *)(uintptr_t)addr, EBB_PAGE_SIZE, MADV_DONTNEED);
+	return -err;
+}
+
 static void poison_page(struct ebb_region *r, uint64_t pfn)
 {
 	struct uffdio_poison po = {
 		.range = { .start = page_addr(r, pfn), .len = EBB_PAGE_SIZE },
 		.mode = 0,
 	};
+	int err = EOPNOTSUPP, herr = 0;
 
 	if (r->have_poison) {
-		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
+		if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0) {
+			r->c.nr_lost_uffd_poison++;
 			return;
+		}
 		if (errno == EEXIST) {
 			/*
 			 * POISON refuses any non-empty PTE, including a uffd-wp
@@ -942,29 +1032,51 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 
 			uffd_ioctl(r, EBB_INJ_UFFD_WRITEPROTECT, UFFDIO_WRITEPROTECT, &wp);
 			po.updated = 0;
-			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0)
+			if (uffd_ioctl(r, EBB_INJ_UFFD_POISON, UFFDIO_POISON, &po) == 0) {
+				r->c.nr_lost_uffd_poison++;
 				return;
+			}
 			if (errno == EEXIST) {
 				/* Already poisoned (a second message for the same fault). */
 				uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
 				return;
 			}
 		}
+		err = errno;
+	} else {
+		/*
+		 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's
+		 * 6.1): MADV_HWPOISON, where the kernel has memory failure
+		 * handling and we have CAP_SYS_ADMIN.  Not tried when
+		 * UFFDIO_POISON exists but failed: newer kernels (6.10+) send
+		 * the caller of MADV_HWPOISON a SIGBUS of its own.
+		 */
+		herr = hwpoison_page(r, pfn);
+		if (herr == 0) {
+			r->c.nr_lost_hwpoison++;
+			uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+			return;
+		}
+		if (herr == -EEXIST) {
+			/* Already poisoned (a second message for the same fault). */
+			uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
+			return;
+		}
+		err = -herr;
 	}
 	/*
-	 * No UFFDIO_POISON (kernels before 6.6, e.g. the host-box's 6.1) or it
-	 * failed.  The faulting thread must neither block forever nor read
-	 * wrong data: map an empty memfd over the page (MAP_SHARED past its end
-	 * of file), so that every access raises SIGBUS (BUS_ADRERR; a vCPU's
-	 * KVM_RUN returns EFAULT), and wake the waiters.  Counted.
+	 * Neither works.  The faulting thread must neither block forever nor
+	 * read wrong data: map an empty memfd over the page (MAP_SHARED past
+	 * its end of file), so that every access raises SIGBUS (BUS_ADRERR;
+	 * a vCPU gets no machine check: in the box it hung), and wake the
+	 * waiters.  Counted.
 	 */
-	int err = r->have_poison ? errno : EOPNOTSUPP;
-
 	if (sigbus_page(r, pfn) == 0) {
 		r->c.nr_lost_sigbus++;
 		RLOG(r, &r->rl_fault, EBB_LOG_ERROR,
-		     "%s: page %llu lost and cannot be poisoned (%s): every access to it now raises SIGBUS",
-		     r->cfg.name, (unsigned long long)pfn, strerror(err));
+		     "%s: page %llu lost and cannot be poisoned (%s%s): every access to it now raises SIGBUS (BUS_ADRERR, not a machine check)",
+		     r->cfg.name, (unsigned long long)pfn,
+		     r->have_poison ? "UFFDIO_POISON: " : "MADV_HWPOISON: ", strerror(err));
 		uffd_wake(r, po.range.start, EBB_PAGE_SIZE);
 		return;
 	}
@@ -1063,11 +1175,20 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 			k++;
 		}
 	}
-	for (int attempt = 0; attempt < LOAD_RETRIES; attempt++) {
+	if (r->inj_lose_pfn >= pfn && r->inj_lose_pfn < pfn + k) {
+		/* Test hook: this page's load fails; a run stops before it. */
+		if (r->inj_lose_pfn > pfn)
+			k = (size_t)(r->inj_lose_pfn - pfn);
+		else
+			k = 0;
+	}
+	for (int attempt = 0; k && attempt < LOAD_RETRIES; attempt++) {
 		got = ebb_swap_load_run(r->store, ids, k, r->iobuf);
 		if (got > 0 || got == -EBADMSG || got == -ENOENT)
 			break;
 	}
+	if (k == 0)
+		r->inj_lose_pfn = UINT64_MAX;
 	if (got <= 0) {
 		r->c.nr_swapin_errors++;
 		r->c.nr_lost_pages++;
@@ -1250,25 +1371,119 @@ static void handle_one(struct ebb_region *r, const struct uffd_msg *m)
 	}
 }
 
-int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
+/* Sleep in poll() up to @timeout_ms for fault messages; read a batch.
+ * Returns the number of messages read (0: none) or -errno. */
+static ssize_t wait_msgs(struct ebb_region *r, struct uffd_msg *msgs, int timeout_ms)
 {
-	struct uffd_msg msgs[MSG_BATCH];
 	struct pollfd pfd[2] = {
 		{ .fd = r->uffd, .events = POLLIN },
 		{ .fd = r->stop_fd, .events = POLLIN },
 	};
 	ssize_t n;
-	int served = 0;
 
 	if (poll(pfd, 2, timeout_ms) < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (!(pfd[0].revents & POLLIN))
 		return 0;
-	n = read(r->uffd, msgs, sizeof(msgs));
+	n = read(r->uffd, msgs, sizeof(*msgs) * MSG_BATCH);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	n /= (ssize_t)sizeof(msgs[0]);
+	return n / (ssize_t)sizeof(*msgs);
+}
 
+/* Spin on the non-blocking uffd for up to @window_ns (see "Polling").
+ * Returns the number of messages read (0: the window ran out). */
+static ssize_t spin_msgs(struct ebb_region *r, struct uffd_msg *msgs, uint64_t window_ns)
+{
+	uint64_t t0 = mono_ns(), t = t0;
+	ssize_t n = 0;
+
+	for (;;) {
+		n = read(r->uffd, msgs, sizeof(*msgs) * MSG_BATCH);
+		if (n > 0) {
+			n /= (ssize_t)sizeof(*msgs);
+			t = mono_ns();
+			break;
+		}
+		n = 0;
+		if (errno != EAGAIN && errno != EINTR)
+			break;
+		t = mono_ns();
+		if (t - t0 >= window_ns)
+			break;
+		sched_yield();
+	}
+	atomic_fetch_add_explicit(&r->poll_spin_ns, t - t0, memory_order_relaxed);
+	return n;
+}
+
+void ebb_poll_init(struct ebb_poll *p, uint64_t max_ns)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_ns = max_ns;
+	p->on = max_ns != 0;
+	p->prefer_on = p->on;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void ebb_poll_cycle(struct ebb_poll *p, uint64_t cycle_ns)
+{
+	uint64_t med, *avg;
+
+	if (!p->max_ns)
+		return;
+	p->cycle_ns[p->nr_cycles++] = cycle_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)cycle_ns;
+	if (p->nr_cycles < EBB_POLL_EPOCH)
+		return;
+	/* The median: one descheduled cycle must not decide. */
+	qsort(p->cycle_ns, EBB_POLL_EPOCH, sizeof(p->cycle_ns[0]), cmp_u32);
+	med = p->cycle_ns[EBB_POLL_EPOCH / 2];
+	avg = &p->avg_cycle_ns[p->on];
+	*avg = *avg ? (3 * *avg + med) / 4 : med;
+	if (!*avg)
+		*avg = 1;
+	p->nr_cycles = 0;
+	p->nr_epochs++;
+	if (p->avg_cycle_ns[0] && p->avg_cycle_ns[1])
+		p->prefer_on = p->avg_cycle_ns[1] <= p->avg_cycle_ns[0];
+	/* Probe the other mode in the 2nd epoch, then every 8th. */
+	p->on = p->nr_epochs % EBB_POLL_PROBE_EVERY == 1 ? !p->prefer_on : p->prefer_on;
+}
+
+void ebb_poll_adapt(struct ebb_poll *p, uint64_t wait_ns, bool hit)
+{
+	if (!p->max_ns) {
+		p->window_ns = 0;
+		return;
+	}
+	if (hit)
+		return;                 /* the window was long enough */
+	if (wait_ns > p->max_ns) {
+		/* Longer than we would ever spin: the VM went quiet. */
+		p->window_ns /= 2;
+		if (p->window_ns < EBB_POLL_START_NS)
+			p->window_ns = 0;
+	} else if (p->window_ns < wait_ns) {
+		/* A wake that spinning a little longer would have saved. */
+		p->window_ns = p->window_ns ? p->window_ns * 2 : EBB_POLL_START_NS;
+		if (p->window_ns > p->max_ns)
+			p->window_ns = p->max_ns;
+	}
+}
+
+/* Serve @n fault messages; takes r->lock.  Returns the faults served. */
+static int serve_msgs(struct ebb_region *r, const struct uffd_msg *msgs, ssize_t n)
+{
+	int served = 0;
+
+	if (n <= 0)
+		return 0;
 	pthread_mutex_lock(&r->lock);
 	uint64_t t = now_ns(r);
 
@@ -1295,20 +1510,70 @@ int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
 	return served;
 }
 
+int ebb_region_handle_faults(struct ebb_region *r, int timeout_ms)
+{
+	struct uffd_msg msgs[MSG_BATCH];
+	ssize_t n = wait_msgs(r, msgs, timeout_ms);
+
+	return n < 0 ? (int)n : serve_msgs(r, msgs, n);
+}
+
 /* ---- threads ------------------------------------------------------------- */
 
 static void *handler_main(void *arg)
 {
 	struct ebb_region *r = arg;
+	struct uffd_msg msgs[MSG_BATCH];
+	uint64_t idle_since = mono_ns(), last_arrival = 0;
 
 	for (;;) {
+		ssize_t n = 0;
+		bool hit = false;
+		uint64_t arrival;
+
 		pthread_mutex_lock(&r->lock);
 		bool stop = r->stopping;
 
 		pthread_mutex_unlock(&r->lock);
 		if (stop)
 			break;
-		ebb_region_handle_faults(r, 100);
+		if (r->poll.window_ns && r->poll.on) {
+			n = spin_msgs(r, msgs, r->poll.window_ns);
+			hit = n > 0;
+			atomic_fetch_add_explicit(hit ? &r->nr_poll_hits : &r->nr_poll_misses, 1,
+						  memory_order_relaxed);
+		}
+		if (!n)
+			n = wait_msgs(r, msgs, 100);
+		arrival = mono_ns();
+		ebb_poll_adapt(&r->poll, arrival - idle_since, hit);
+		atomic_store_explicit(&r->poll_window_ns, r->poll.window_ns, memory_order_relaxed);
+		/* A storm's cycle: from one fault's arrival to the next's, with
+		 * the faulting thread's wake and run in between.  Waits longer
+		 * than the cap are not a storm: polling could not catch them. */
+		if (n > 0 && last_arrival && arrival - idle_since <= r->poll.max_ns) {
+			bool was_on = r->poll.on;
+			uint64_t nr_epochs = r->poll.nr_epochs;
+
+			ebb_poll_cycle(&r->poll, arrival - last_arrival);
+			if (r->poll.nr_epochs != nr_epochs) {
+				if (!was_on)
+					atomic_fetch_add_explicit(&r->nr_poll_epochs_off, 1, memory_order_relaxed);
+				atomic_store_explicit(&r->poll_cycle_on_ns, r->poll.avg_cycle_ns[1],
+						      memory_order_relaxed);
+				atomic_store_explicit(&r->poll_cycle_off_ns, r->poll.avg_cycle_ns[0],
+						      memory_order_relaxed);
+			}
+		}
+		if (n > 0)
+			last_arrival = arrival;
+		/* After nothing in 100 ms, idle_since stays: the quiet keeps
+		 * counting, and the window keeps shrinking to 0. */
+		if (n > 0) {
+			serve_msgs(r, msgs, n);
+			idle_since = mono_ns();
+		}
+		atomic_store_explicit(&r->handler_cpu_ns, thread_cpu_ns(), memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -1371,6 +1636,9 @@ int ebb_region_start(struct ebb_region *r)
 			/* the 100 ms poll timeout still ends the handler */
 		}
 		pthread_join(r->handler_thread, NULL);
+		if (read(r->stop_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: nothing to drain (see ebb_region_stop) */
+		}
 		return -ret;
 	}
 	r->threads_running = true;
@@ -1394,6 +1662,11 @@ void ebb_region_stop(struct ebb_region *r)
 	pthread_join(r->handler_thread, NULL);
 	pthread_join(r->bg_thread, NULL);
 	r->threads_running = false;
+	/* Drain the eventfd: left readable, it would wake the next start's
+	 * handler out of every poll() at once, a busy loop. */
+	if (read(r->stop_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: nothing to drain */
+	}
 	pthread_mutex_lock(&r->lock);
 	r->stopping = false;
 	pthread_mutex_unlock(&r->lock);
@@ -1462,6 +1735,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	    ((uintptr_t)cfg->base | cfg->size_bytes) & (EBB_PAGE_SIZE - 1) ||
 	    cfg->size_bytes / EBB_PAGE_SIZE > EBB_LRU_MAX_PAGES ||
 	    cfg->swappiness < 0 || cfg->swappiness > 200 ||
+	    cfg->poll_max_ns > EBB_POLL_LIMIT_NS ||
 	    (cfg->max_pages && cfg->high_pages > cfg->max_pages))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
@@ -1472,10 +1746,14 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	r->stop_fd = -1;
 	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	r->lost_fd = -1;
+	r->inj_lose_pfn = UINT64_MAX;
+	if (getrandom(&r->lost_cookie, sizeof(r->lost_cookie), 0) != sizeof(r->lost_cookie))
+		r->lost_cookie = mono_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)r;
 	r->base = (uint64_t)(uintptr_t)cfg->base;
 	r->nr_pages = cfg->size_bytes / EBB_PAGE_SIZE;
 	r->high_pages = cfg->high_pages;
 	r->max_pages = cfg->max_pages;
+	ebb_poll_init(&r->poll, cfg->poll_max_ns);
 	if (r->cfg.reclaim_batch_pages == 0)
 		r->cfg.reclaim_batch_pages = 256;
 	if (r->cfg.aging_interval_ns == 0)
@@ -1594,10 +1872,13 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	ret = adopt_resident(r);
 	if (ret)
 		goto err;
-	if ((mode & UFFDIO_REGISTER_MODE_WP) && !r->evict_wp) {
+	if ((r->uffd_features & UFFD_FEATURE_WP_ASYNC) && !r->evict_wp) {
 		void *ctx;
 
 		/*
+		 * Async write tracking only: with sync WP (wp_swapin, as the VMM
+		 * runs) the kernel refuses PAGEMAP_SCAN's write-protect pass on
+		 * the range (EPERM), so that source would fail every harvest.
 		 * Arm write tracking on the pages present now.  Only on those:
 		 * protecting holes would install uffd-wp markers there (see
 		 * fault_zero).  Pages installed later are mapped protected.
@@ -1769,6 +2050,19 @@ int ebb_region_set_unevictable(struct ebb_region *r, uint64_t first_pfn, uint64_
 	return 0;
 }
 
+/* The polling counters are atomics: current even in a published snapshot. */
+static void poll_counters(struct ebb_region *r, struct ebb_region_counters *c)
+{
+	c->nr_poll_hits = atomic_load_explicit(&r->nr_poll_hits, memory_order_relaxed);
+	c->nr_poll_misses = atomic_load_explicit(&r->nr_poll_misses, memory_order_relaxed);
+	c->poll_spin_ns = atomic_load_explicit(&r->poll_spin_ns, memory_order_relaxed);
+	c->poll_window_ns = atomic_load_explicit(&r->poll_window_ns, memory_order_relaxed);
+	c->handler_cpu_ns = atomic_load_explicit(&r->handler_cpu_ns, memory_order_relaxed);
+	c->poll_cycle_on_ns = atomic_load_explicit(&r->poll_cycle_on_ns, memory_order_relaxed);
+	c->poll_cycle_off_ns = atomic_load_explicit(&r->poll_cycle_off_ns, memory_order_relaxed);
+	c->nr_poll_epochs_off = atomic_load_explicit(&r->nr_poll_epochs_off, memory_order_relaxed);
+}
+
 static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 {
 	struct ebb_swap_stats st;
@@ -1798,6 +2092,7 @@ static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 	c->clean_pages = l->lists[EBB_LRU_INACTIVE_CLEAN].nr + l->lists[EBB_LRU_ACTIVE_CLEAN].nr;
 	c->compressed_pages = st.zpool_pages;
 	c->compressed_bytes = st.zpool_bytes;
+	c->compressed_overhead_bytes = st.zpool_overhead_bytes;
 	c->file_pages = st.file_pages;
 	c->file_bytes = st.file_bytes;
 	c->file_allocated_bytes = st.file_allocated_bytes;
@@ -1808,6 +2103,7 @@ static void counters_locked(struct ebb_region *r, struct ebb_region_counters *c)
 			    (r->nr_pages + 63) / 64 * 8;
 	c->high_pages = r->high_pages;
 	c->max_pages = r->max_pages;
+	poll_counters(r, c);
 }
 
 /* Publish the counters for readers that cannot get r->lock soon; lock held. */
@@ -1845,6 +2141,7 @@ void ebb_region_get_counters(struct ebb_region *r, struct ebb_region_counters *c
 		if (r->snap_valid) {
 			*c = r->snap;
 			pthread_mutex_unlock(&r->snap_lock);
+			poll_counters(r, c);
 			atomic_fetch_sub_explicit(&r->nr_readers_waiting, 1, memory_order_relaxed);
 			return;
 		}
@@ -1900,6 +2197,19 @@ int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, ui
 		r->inj[what].nr = nr_calls;
 		r->inj[what].err = err;
 	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn)
+{
+	if (!r)
+		return -EINVAL;
+	/* CLIENT: (test hook) */
+	if (check_range(r, pfn, 1))
+		return -ERANGE;
+	pthread_mutex_lock(&r->lock);
+	r->inj_lose_pfn = pfn;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }

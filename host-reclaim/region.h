@@ -83,6 +83,13 @@ struct ebb_region_cfg {
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
+	/* Adaptive polling of the fault handler (region.c, "Polling"): after
+	 * each fault it spins on the uffd for a self-tuned window of at most
+	 * this long before it sleeps.  0 = off (sleep in poll() at once).
+	 * Default EBB_POLL_DEFAULT_MAX_NS; at most EBB_POLL_LIMIT_NS.  Only
+	 * the handler thread of ebb_region_start() polls; an owner calling
+	 * ebb_region_handle_faults() itself decides how it waits. */
+	uint64_t poll_max_ns;
 	/* evict_mode: AUTO picks MOVE where available (see enum) */
 	enum ebb_dirty_tracking dirty_tracking;
 	enum ebb_evict_mode evict_mode;
@@ -121,9 +128,20 @@ struct ebb_region_counters {
 	uint64_t nr_spurious;        /* fault on a page already resident */
 	uint64_t nr_wp_faults;       /* first writes to pages mapped write-protected at swap-in */
 	uint64_t nr_bad_fault;       /* GUEST: fault outside the region */
+	/* adaptive polling of the fault handler */
+	uint64_t nr_poll_hits;       /* faults found by spinning (no sleep, no wake) */
+	uint64_t nr_poll_misses;     /* windows that ran out: the handler slept */
+	uint64_t poll_spin_ns;       /* wall time spent spinning (CPU the polling costs) */
+	uint64_t poll_window_ns;     /* the window now (0: polling idle or off) */
+	uint64_t poll_cycle_on_ns;   /* fault-to-fault cycle of a storm, polling on (0: not seen) */
+	uint64_t poll_cycle_off_ns;  /* ... and off: polling is used while on <= off */
+	uint64_t nr_poll_epochs_off; /* epochs of EBB_POLL_EPOCH storm faults served without it */
+	uint64_t handler_cpu_ns;     /* CPU time of the fault handler thread, all of it */
 	/* errors */
 	uint64_t nr_swapin_errors, nr_lost_pages;
-	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (no UFFDIO_POISON) */
+	uint64_t nr_lost_uffd_poison; /* lost pages poisoned with UFFDIO_POISON (6.6+) */
+	uint64_t nr_lost_hwpoison;   /* lost pages poisoned with MADV_HWPOISON (no UFFDIO_POISON) */
+	uint64_t nr_lost_sigbus;     /* lost pages mapped to raise SIGBUS (BUS_ADRERR): neither worked */
 	uint64_t nr_restore_failed;  /* kept pages that could not be put back (then stored or lost) */
 	uint64_t nr_uffd_errors;     /* UFFDIO_* calls that failed unexpectedly */
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads, nr_enospc, nr_checksum_errors;
@@ -135,10 +153,46 @@ struct ebb_region_counters {
 	uint64_t file_allocated_bytes; /* file system space the swap file holds (>= file_bytes) */
 	uint64_t dedup_saved_bytes, nr_dedup_hits, nr_incompressible;
 	uint64_t metadata_bytes;     /* page table + store tables */
+	uint64_t compressed_overhead_bytes; /* allocator rounding + headers of compressed objects */
 	uint64_t high_pages, max_pages;
 };
 
 struct ebb_region;
+
+/*
+ * The fault handler's polling (region.c, "Polling"), pure step functions
+ * so that tests can drive them.
+ *
+ * ebb_poll_adapt: after the handler waited @wait_ns for the next fault
+ * (@hit: found while spinning), grow, keep or shrink @p->window_ns, never
+ * above @p->max_ns (0 = off).
+ *
+ * ebb_poll_cycle: one more fault-to-fault cycle of a storm, measured with
+ * polling on or off (@p->on).  Every EBB_POLL_EPOCH cycles the epoch's
+ * median goes into that mode's average, and the next epoch's mode is set:
+ * the better one, except every EBB_POLL_PROBE_EVERY-th epoch, which tries
+ * the other.  Polling stays on only where it makes the faulting thread go
+ * faster (it does not where waking the faulting thread back costs as much
+ * as the wake it saves).
+ */
+#define EBB_POLL_DEFAULT_MAX_NS (200ULL * 1000)
+#define EBB_POLL_LIMIT_NS (10ULL * 1000 * 1000)
+#define EBB_POLL_START_NS (10ULL * 1000)
+#define EBB_POLL_EPOCH 64
+#define EBB_POLL_PROBE_EVERY 8
+struct ebb_poll {
+	uint64_t window_ns;
+	uint64_t max_ns;
+	bool on;                      /* polling in this epoch */
+	bool prefer_on;               /* the better mode so far */
+	uint32_t nr_cycles;           /* in this epoch */
+	uint32_t cycle_ns[EBB_POLL_EPOCH];
+	uint64_t nr_epochs;
+	uint64_t avg_cycle_ns[2];     /* [0] off, [1] on: average of epoch medians; 0 = none yet */
+};
+void ebb_poll_init(struct ebb_poll *p, uint64_t max_ns);
+void ebb_poll_adapt(struct ebb_poll *p, uint64_t wait_ns, bool hit);
+void ebb_poll_cycle(struct ebb_poll *p, uint64_t cycle_ns);
 
 /* Fill @cfg with defaults (swappiness 60, 100 ms aging, 100 ms max wait ...). */
 void ebb_region_cfg_init(struct ebb_region_cfg *cfg);
@@ -226,11 +280,16 @@ enum ebb_region_inject {
 	EBB_INJ_UFFD_WRITEPROTECT,
 	EBB_INJ_UFFD_WAKE,
 	EBB_INJ_UFFD_POISON,
+	EBB_INJ_MADV_HWPOISON,   /* the poisoning of a lost page without UFFDIO_POISON */
 	EBB_INJ_STORE_READ,
 	EBB_INJ_NR,
 };
 int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, uint32_t skip_calls,
 			   uint32_t nr_calls, int err);
+/* FOR TESTS ONLY: the next swap-in of page @pfn fails as a store read error
+ * would (also when @pfn would come in as another page's readahead: the run
+ * stops before it), so the page is lost and poisoned. */
+int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn);
 /* FOR TESTS ONLY: behave as on a kernel without UFFD_FEATURE_POISON. */
 void ebb_region_test_hide_poison(struct ebb_region *r);
 

@@ -38,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <malloc.h>
 #include <zstd.h>
 
 #define ID_EMPTY UINT32_MAX
@@ -505,13 +506,23 @@ static int ent_alloc(struct ebb_swap *s, uint32_t *id)
 	return 0;
 }
 
+/* What one compressed object costs beyond its @len bytes: malloc's rounding
+ * and its chunk header (one size_t in glibc). */
+static uint64_t zpool_overhead(void *buf, size_t len)
+{
+	return malloc_usable_size(buf) + sizeof(size_t) - len;
+}
+
 static void ent_release(struct ebb_swap *s, uint32_t id)
 {
 	struct sw_entry *e = &s->ent[id];
 
 	index_remove(s, id);
 	if (e->tier == EBB_TIER_ZPOOL) {
-		free((void *)(uintptr_t)e->loc);
+		void *buf = (void *)(uintptr_t)e->loc;
+
+		s->st.zpool_overhead_bytes -= zpool_overhead(buf, e->len);
+		free(buf);
 		s->st.zpool_pages--;
 		s->st.zpool_bytes -= e->len;
 	} else if (e->tier == EBB_TIER_FILE) {
@@ -801,6 +812,7 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 				e->tier = EBB_TIER_ZPOOL;
 				s->st.zpool_pages++;
 				s->st.zpool_bytes += (uint64_t)clen;
+				s->st.zpool_overhead_bytes += zpool_overhead(buf, clen);
 			}
 		}
 	}

@@ -79,6 +79,7 @@ struct ebb_swap_stats {
 	uint64_t nr_refs;               /* pages referring to them */
 	uint64_t zpool_pages;
 	uint64_t zpool_bytes;           /* compressed payload bytes */
+	uint64_t zpool_overhead_bytes;  /* what the allocator holds beyond them (rounding, headers) */
 	uint64_t file_pages;
 	uint64_t file_bytes;
 	uint64_t file_slots_total;

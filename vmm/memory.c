@@ -364,7 +364,9 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	/* The vCPUs and the VMM's own threads fault: let a swap-in never wait
 	 * long at max (the page is granted over the limit and counted). */
 	rc.max_wait_ns = 200ull * 1000 * 1000;
-	rc.dirty_tracking = EBB_DIRTY_OFF;
+	/* The KVM dirty log is the written signal of a VM's RAM.  Without a VM
+	 * (the stub VMs of the tests) the kernel's async write tracking is. */
+	rc.dirty_tracking = cfg->vm_fd >= 0 ? EBB_DIRTY_OFF : EBB_DIRTY_AUTO;
 	/* KSM-merged pages cannot be moved (UFFDIO_MOVE says EBUSY): with KSM on,
 	 * evict by write-protecting and reading in place, which works on them. */
 	if (cfg->opts.ksm)
@@ -543,6 +545,8 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "ballooned_pages", c.ballooned_pages);
 	ADD_U64(o, "never_pages", c.never_pages);
 	ADD_U64(o, "lost_pages", c.nr_lost_pages);
+	ADD_U64(o, "nr_lost_uffd_poison", c.nr_lost_uffd_poison);
+	ADD_U64(o, "nr_lost_hwpoison", c.nr_lost_hwpoison);
 	ADD_U64(o, "nr_lost_sigbus", c.nr_lost_sigbus);
 	ADD_U64(o, "nr_restore_failed", c.nr_restore_failed);
 	ADD_U64(o, "nr_uffd_errors", c.nr_uffd_errors);

@@ -33,6 +33,7 @@
 #include "vmm/boot.h"
 #include "vmm/console.h"
 #include "client/ctl_server.h"
+#include "host-reclaim/region.h"
 #include "vmm/ctl_virtio.h"
 #include "vmm/iobus.h"
 #include "vmm/legacy.h"
@@ -84,6 +85,7 @@ struct vcpu {
 	int mce_pending;
 	bool mce_ar;
 	uint64_t mce_gpa;
+	uint64_t mce_held_gpa;       /* vCPU thread only: see inject_mce; UINT64_MAX none */
 };
 
 struct vmm_vm {
@@ -538,17 +540,56 @@ static void ctl_notify(void *opaque, const char *event, struct json_object *fiel
 }
 
 /*
+ * Test hook of debug-poison {"via": "swap"}: make the reclaim engine lose
+ * the page at RAM offset @off the way a failing swap store would.  The next
+ * swap-in of the page fails (ebb_region_test_lose_page), and the page is
+ * pushed out now (proactive reclaim of the whole region, at most 16 passes)
+ * so that the guest's next access is that swap-in.  With @no_hwpoison the
+ * engine's MADV_HWPOISON is made to fail, as on a host without memory
+ * failure handling.  0, or -EAGAIN when the page stayed resident.
+ */
+static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
+{
+	struct ebb_region *r = vmm_memory_region(vm->memory);
+	uint64_t pfn = off / 4096;
+	int ret;
+
+	if (!r)
+		return -EOPNOTSUPP;
+	ret = ebb_region_test_lose_page(r, pfn);
+	if (ret)
+		return ret;
+	if (no_hwpoison)
+		ebb_region_test_inject(r, EBB_INJ_MADV_HWPOISON, 0, UINT32_MAX, EPERM);
+	for (int pass = 0; pass < 16 && ebb_region_page_state(r, pfn) == EBB_PAGE_RESIDENT; pass++) {
+		struct ebb_scan_control sc = {
+			.nr_to_reclaim = vm->mem.mem_bytes / 4096,
+			.priority = 0,
+			.swappiness = 100,
+			.may_writepage = true,
+			.may_swap = true,
+		};
+
+		ebb_region_reclaim(r, &sc);
+	}
+	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
+}
+
+/*
  * CLIENT: test only, and only when the VM was started with test hooks
  * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
  * with MADV_HWPOISON (needs CAP_SYS_ADMIN and CONFIG_MEMORY_FAILURE), as
  * if the host had lost it.  The guest's next access to it makes KVM raise
  * SIGBUS, which becomes a machine check (vmm_vm_on_sigbus).  The page stays
- * lost for the life of the process.
+ * lost for the life of the process.  {"gpa": N, "via": "swap"} makes the
+ * reclaim engine lose it instead (debug_lose_page), "no_hwpoison": true
+ * with it as on a host whose kernel cannot poison pages.
  */
 static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl_request *req,
 					 struct json_object **result, char *msg, size_t msg_len)
 {
-	struct json_object *jgpa;
+	struct json_object *jgpa, *jvia, *jnohw;
+	bool via_swap = false, no_hwpoison = false;
 	uint64_t gpa, off;
 	int64_t v;
 
@@ -561,6 +602,21 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 		snprintf(msg, msg_len, "give {\"gpa\": N}, a guest-physical address");
 		return VMM_CTL_ERR_INVALID;
 	}
+	if (json_object_object_get_ex(req->args, "via", &jvia)) {
+		if (!json_object_is_type(jvia, json_type_string) ||
+		    strcmp(json_object_get_string(jvia), "swap") != 0) {
+			snprintf(msg, msg_len, "\"via\" must be \"swap\"");
+			return VMM_CTL_ERR_INVALID;
+		}
+		via_swap = true;
+	}
+	if (json_object_object_get_ex(req->args, "no_hwpoison", &jnohw)) {
+		if (!json_object_is_type(jnohw, json_type_boolean)) {
+			snprintf(msg, msg_len, "\"no_hwpoison\" must be a boolean");
+			return VMM_CTL_ERR_INVALID;
+		}
+		no_hwpoison = json_object_get_boolean(jnohw);
+	}
 	gpa = (uint64_t)v & ~0xfffull;
 	if (gpa < vm->mem.low_bytes)
 		off = gpa;
@@ -570,13 +626,23 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
 		return VMM_CTL_ERR_INVALID;
 	}
-	if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
+	if (via_swap) {
+		int ret = debug_lose_page(vm, off, no_hwpoison);
+
+		if (ret) {
+			snprintf(msg, msg_len, "%s", ret == -EAGAIN ? "the page stayed resident" :
+				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
+			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
+		}
+	} else if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
 		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
 		return VMM_CTL_ERR_INTERNAL;
 	}
 	*result = json_object_new_object();
-	if (*result)
+	if (*result) {
 		json_object_object_add(*result, "gpa", json_object_new_int64((int64_t)gpa));
+		json_object_object_add(*result, "via", json_object_new_string(via_swap ? "swap" : "hwpoison"));
+	}
 	return VMM_CTL_OK;
 }
 
@@ -910,6 +976,25 @@ static bool inject_mce(struct vcpu *v)
 	char msg[128];
 
 	__atomic_store_n(&v->mce_pending, 0, __ATOMIC_SEQ_CST);
+	/*
+	 * KVM also raises SIGBUS when a page it fetched in the background
+	 * turns out poisoned: the "page ready" step of an asynchronous page
+	 * fault (a swap-in the reclaim engine answered by poisoning) prefaults
+	 * the page on this vCPU while the guest runs something else, often
+	 * its kernel; a machine check there would panic the guest although
+	 * nothing consumed the page.  A real access faults again on the same
+	 * page as soon as the vCPU re-enters.  So the first SIGBUS for a page
+	 * only arms it; the machine check goes in on the next one, at the
+	 * instruction that touches the page.
+	 */
+	if (ar && v->mce_held_gpa != gpa) {
+		v->mce_held_gpa = gpa;
+		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
+			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
+			    v->index, (unsigned long long)gpa);
+		return true;
+	}
+	v->mce_held_gpa = UINT64_MAX;
 	if (!vmm_mce_encode(vm->mcg_cap, gpa, ar, &mce)) {
 		snprintf(msg, sizeof(msg), "vCPU %u: guest RAM at 0x%llx was lost and the guest has "
 			 "no machine check banks", v->index, (unsigned long long)gpa);
@@ -1119,6 +1204,7 @@ static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, cha
 
 		v->vm = vm;
 		v->index = i;
+		v->mce_held_gpa = UINT64_MAX;
 		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->fd < 0) {
 			ret = -errno;

@@ -36,31 +36,16 @@
 #include <unistd.h>
 
 #include "client/agent_client.h"
+#include "tests/integration/tap.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 
 static char tmpdir[256], console_path[300], sock_path[300], qmp_path[300];
 static pid_t qemu_pid = -1;
-static int test_nr, nr_failed;
-
-static void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++test_nr);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		nr_failed++;
-}
 
 static void skip(const char *what, const char *why)
 {
-	printf("ok %d - %s # SKIP %s\n", ++test_nr, what, why);
+	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
 	fflush(stdout);
 }
 
@@ -628,11 +613,11 @@ int main(void)
 	ok(cnt.nr_bad_json == 0 && cnt.nr_invalid == 0,
 	   "client saw no malformed message from the agent (bad json %" PRIu64 ", invalid %" PRIu64 ")",
 	   cnt.nr_bad_json, cnt.nr_invalid);
-	if (nr_failed)
+	if (tap_failed)
 		dump_console_tail();
 	agent_client_destroy(cl);
 	printf("# total %.1fs\n", now_s() - t0);
-	printf("1..%d\n", test_nr);
+	printf("1..%d\n", tap_n);
 	cleanup();
-	return nr_failed ? 1 : 0;
+	return tap_failed ? 1 : 0;
 }

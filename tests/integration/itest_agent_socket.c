@@ -23,22 +23,8 @@
 #include <unistd.h>
 
 #include "client/agent_client.h"
+#include "tests/integration/tap.h"
 
-static int test_nr, nr_failed;
-
-static void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++test_nr);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!cond)
-		nr_failed++;
-}
 
 static int accept_within(int lfd, int timeout_ms)
 {
@@ -170,6 +156,6 @@ out:
 	close(lfd);
 	unlink(sock);
 	rmdir(dir);
-	printf("1..%d\n", test_nr);
-	return nr_failed ? 1 : 0;
+	printf("1..%d\n", tap_n);
+	return tap_failed ? 1 : 0;
 }

@@ -32,27 +32,12 @@
 
 #include "client/rundir.h"
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #define MiB (1ull << 20)
 #define LEASE_MS 2000
 
-static int tap_n, tap_failed;
 static char build[256], rundir[256];
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
 
 static uint64_t now_ms(void)
 {
@@ -371,8 +356,12 @@ int main(void)
 		if (system(cmd) < 0)
 			perror("system");
 	}
-	snprintf(path, sizeof(path), "rm -rf %s", top);
-	if (system(path) < 0)
-		perror("system");
+	if (getenv("EBB_TEST_KEEP")) {
+		printf("# kept %s (EBB_TEST_KEEP)\n", top);
+	} else {
+		snprintf(path, sizeof(path), "rm -rf %s", top);
+		if (system(path) < 0)
+			perror("system");
+	}
 	return tap_failed ? 1 : 0;
 }

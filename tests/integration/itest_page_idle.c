@@ -18,6 +18,7 @@
  * Needs root (PFNs in /proc/self/pagemap).
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,23 +34,7 @@
 #define NR 16384u /* 64 MiB */
 #define WORDS (NR / 64)
 
-static int tap_n, nr_fail;
 static uint8_t *mem;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cond)
-		nr_fail++;
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static uint64_t cpu_ns(void)
 {
@@ -342,5 +327,5 @@ int main(void)
 out:
 	munmap(mem, (size_t)NR * PG);
 	printf("1..%d\n", tap_n);
-	return nr_fail ? 1 : 0;
+	return tap_failed ? 1 : 0;
 }

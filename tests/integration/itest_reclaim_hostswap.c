@@ -16,6 +16,7 @@
  */
 #include "host-reclaim/region.h"
 #include "host-reclaim/uffd_compat.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,20 +36,6 @@
 #define MADV_PAGEOUT 21
 #endif
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static uint64_t mix(uint64_t x)
 {

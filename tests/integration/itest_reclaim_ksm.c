@@ -13,6 +13,7 @@
  */
 #include "host-reclaim/region.h"
 #include "host-reclaim/uffd_compat.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,20 +29,6 @@
 #define NR_PAGES 1024u
 #define KSM "/sys/kernel/mm/ksm/"
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static int read_str(const char *path, char *buf, size_t len)
 {

@@ -21,6 +21,7 @@
  * EBB_ITEST_ONLY=drop,swp0,readmostly selects parts.
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,20 +40,6 @@
 #define PG 4096u
 #define WORDS (PG / 8)
 
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static uint64_t mono_ns(void)
 {

@@ -18,6 +18,7 @@
  * Needs userfaultfd with UFFDIO_MOVE (Linux 6.8+): exits 77 otherwise.
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/tap.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,20 +43,6 @@ static atomic_int nr_filled;
 static atomic_uint_fast64_t progress;   /* faults served + pages swept: for the watchdog */
 static atomic_uint_fast64_t hot_faults, verify_errors;
 static uint64_t hot_access[NW], accesses[NW];
-static int tap_n;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static uint64_t now_ns(void)
 {

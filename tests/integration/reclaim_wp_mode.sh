@@ -2,14 +2,14 @@
 # reclaim_wp_mode.sh — the reclaim engine's fallback eviction path (sync
 # userfaultfd write-protect + MADV_DONTNEED, for kernels without UFFDIO_MOVE
 # such as the host-box's Debian 6.1) on this machine: the storage-fault test,
-# the synthetic guest (at 64 MiB to keep the suite short) and the pressure
+# the lost-page poisoning test, the synthetic guest (at 64 MiB to keep the suite short) and the pressure
 # test's swappiness-0 and read-mostly parts, forced into EBB_EVICT_WP.  TAP
-# from the three programs; exits 77 if none can run here.
+# from the four programs; exits 77 if none can run here.
 set -u
 bin=${BUILD:-build}/tests/integration
 status=0 skipped=0
 export EBB_ITEST_EVICT=wp
-for t in itest_reclaim_faults itest_reclaim_synthetic itest_reclaim_pressure; do
+for t in itest_reclaim_faults itest_reclaim_poison itest_reclaim_synthetic itest_reclaim_pressure; do
 	if [ ! -x "$bin/$t" ]; then
 		echo "not ok - $t not built ($bin/$t)"
 		status=1
@@ -25,7 +25,7 @@ for t in itest_reclaim_faults itest_reclaim_synthetic itest_reclaim_pressure; do
 		status=1
 	fi
 done
-if [ "$skipped" -eq 3 ]; then
+if [ "$skipped" -eq 4 ]; then
 	echo "userfaultfd write-protect faults not available on this kernel"
 	exit 77
 fi

@@ -454,6 +454,73 @@ static void test_refaults_raise_cost(void **state)
 }
 
 /*
+ * A high raised for refaults is held for a while (no ping-pong) — but not
+ * through an emergency.  VM 2 is squeezed while quiet, refaults once, gets
+ * its high raised and held; its refaults stop.  Then the pool falls below
+ * min while VM 1 thrashes: the balancer must take from VM 2 (cheap now)
+ * within the hold, not from the thrashing VM 1 (itest_ebbd saw both VMs held
+ * and the pool clamped at zero free for the whole hold).
+ */
+static void test_hold_yields_below_min(void **state)
+{
+	struct run r;
+	struct ebb_bal_pool_state ps;
+
+	(void)state;
+	run_init(&r, 2, 4 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 2; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 300.0 * MIB, false);
+		r.sim.vm[i].cache = 1500.0 * MIB;
+	}
+	sim_tick(&r.sim, 1.0);
+	for (int t = 0; t < 10; t++) {           /* VM 1 thrashes from the start */
+		r.sim.vm[0].refaults += 2000;
+		r.sim.vm[0].swapin_ns += 2000 * 20000.0;
+		r.sim.now += SIM_S;
+		run_step(&r);
+	}
+	r.sim.host_used = 500.0 * MIB;           /* short: VM 2 (quiet) gives */
+	r.sim.vm[0].refaults += 2000;
+	r.sim.now += SIM_S;
+	run_step(&r);
+	assert_true(count_kind(&r, EBB_BAL_ACT_SET_HIGH, 2) >= 1);
+	r.sim.host_used = 0;                     /* room again; VM 2 refaults */
+	bool raised = false;
+	for (int t = 0; t < 5 && !raised; t++) {
+		r.sim.vm[0].refaults += 2000;
+		r.sim.vm[1].refaults += 3000;
+		r.sim.vm[1].swapin_ns += 3000 * 20000.0;
+		r.sim.now += SIM_S;
+		run_step(&r);
+		const struct ebb_bal_action *a = first_with_reason(&r, EBB_BAL_WHY_REFAULTS);
+		raised = a && a->vm_id == 2;
+	}
+	assert_true(raised);
+	/* VM 2 is quiet again; the pool falls below min; VM 1 still thrashes */
+	ebb_bal_get_pool(r.bal, &ps);            /* free just below min */
+	r.sim.host_used = (double)(ps.free_bytes - ps.wmark_min_bytes) + 16.0 * MIB;
+	bool took_from_2 = false, took_from_1 = false;
+	for (int t = 0; t < 10 && !took_from_2; t++) {
+		r.sim.vm[0].refaults += 2000;
+		r.sim.vm[0].swapin_ns += 2000 * 20000.0;
+		r.sim.now += SIM_S;
+		run_step(&r);
+		ebb_bal_get_pool(r.bal, &ps);
+		for (size_t k = 0; k < r.nr_acts; k++) {
+			const struct ebb_bal_action *a = &r.acts[k];
+			if (a->kind == EBB_BAL_ACT_SET_HIGH && a->why.reason == EBB_BAL_WHY_RECLAIM) {
+				took_from_2 |= a->vm_id == 2;
+				took_from_1 |= a->vm_id == 1;
+			}
+		}
+	}
+	assert_int_equal(ps.state, EBB_BAL_DIRECT_CLAMP);
+	assert_true(took_from_2);
+	assert_false(took_from_1);
+	run_fini(&r);
+}
+
+/*
  * Protections: VM 1 has low = 1.5 GiB and min = 1 GiB, VM 2 none.  While VM
  * 2 has memory VM 1 is not touched below its low; when the pool needs more
  * than VM 2 can give, VM 1 goes below low but never below min.
@@ -1213,6 +1280,7 @@ int main(void)
 		cmocka_unit_test(test_cheapest_source_first),
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
+		cmocka_unit_test(test_hold_yields_below_min),
 		cmocka_unit_test(test_protections),
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_direct_clamp_lease),

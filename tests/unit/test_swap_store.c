@@ -232,6 +232,33 @@ static void test_compressed_roundtrip_and_budget(void **state)
 	ebb_swap_destroy(s);
 }
 
+/* The allocator's share of the compressed tier is counted, and goes back to
+ * 0 when every object is freed. */
+static void test_zpool_overhead_counted(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE];
+	struct ebb_swap *s = mk(1 << 20, 0);
+	struct ebb_swap_stats st;
+	uint32_t ids[32];
+
+	(void)state;
+	for (int i = 0; i < 32; i++) {
+		text_page(page, (uint64_t)i + 7);
+		assert_int_equal(store(s, page, &ids[i]), 0);
+	}
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.zpool_pages, 32);
+	/* at least a chunk header each, at most header + 16-byte rounding + min chunk */
+	assert_true(st.zpool_overhead_bytes >= 32 * sizeof(size_t));
+	assert_true(st.zpool_overhead_bytes <= 32 * (sizeof(size_t) + 32));
+	for (int i = 0; i < 32; i++)
+		ebb_swap_put(s, ids[i]);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.zpool_pages, 0);
+	assert_int_equal(st.zpool_overhead_bytes, 0);
+	ebb_swap_destroy(s);
+}
+
 static void test_incompressible_goes_to_file(void **state)
 {
 	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
@@ -965,6 +992,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zero_page_refused),
 		cmocka_unit_test(test_compressed_roundtrip_and_budget),
+		cmocka_unit_test(test_zpool_overhead_counted),
 		cmocka_unit_test(test_incompressible_goes_to_file),
 		cmocka_unit_test(test_slot_allocator),
 		cmocka_unit_test(test_small_fs_enospc),

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -265,6 +266,14 @@ static int connect_to(const char *path)
 	strcpy(a.sun_path, path);
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void pump(struct srv_env *e)
@@ -662,8 +671,9 @@ static void test_idle_clients_dropped(void **state)
 	struct srv_env e;
 	char buf[4096];
 	int idle[2], busy, late, i;
+	uint64_t t0;
 
-	srv_setup_idle(&e, 3, 100);
+	srv_setup_idle(&e, 3, 1000);
 	idle[0] = connect_to(e.path);
 	idle[1] = connect_to(e.path);
 	busy = connect_to(e.path);
@@ -674,10 +684,11 @@ static void test_idle_clients_dropped(void **state)
 	recv_all(&e, late, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"code\":\"busy\""));
 	close(late);
-	/* ... 300 ms later the two idle ones are gone, the busy one is not
-	 * (a request every 40 ms; a partial line or a blank one would not
-	 * count as activity). */
-	for (i = 0; i < 8; i++) {
+	/* ... 3 s later the two idle ones (1 s timeout) are gone, the
+	 * busy one is not (a request every pump, ~100 ms: a 10x margin on a
+	 * loaded machine; a partial line or a blank one would not count as
+	 * activity). */
+	for (i = 0, t0 = now_ms(); now_ms() - t0 < 3000; i++) {
 		send_str(busy, "{\"id\":1,\"cmd\":\"version\"}\n");
 		if (send(idle[0], "\n", 1, MSG_NOSIGNAL) < 0) {
 			/* dropped already: what we expect in the end */

@@ -766,8 +766,8 @@ static void name_error(const char *name, int ret)
  * A VM that is not there ends the program with name_error(); a refusal is
  * printed and false returned (resp released); true: resp is the caller's.
  */
-static bool call_vm(const char *name, const char *cmd, struct json_object *args,
-		    struct vmm_ctl_response *resp)
+static bool call_vm_ms(const char *name, const char *cmd, struct json_object *args,
+		       int timeout_ms, struct vmm_ctl_response *resp)
 {
 	char rundir[256];
 	int ret, fd;
@@ -776,7 +776,7 @@ static bool call_vm(const char *name, const char *cmd, struct json_object *args,
 	fd = vmm_ctl_connect(rundir, name);
 	if (fd < 0)
 		name_error(name, fd);
-	ret = vmm_ctl_call(fd, cmd, args, CALL_TIMEOUT_MS, resp);
+	ret = vmm_ctl_call(fd, cmd, args, timeout_ms, resp);
 	close(fd);
 	if (ret)
 		name_error(name, ret);
@@ -786,6 +786,12 @@ static bool call_vm(const char *name, const char *cmd, struct json_object *args,
 		return false;
 	}
 	return true;
+}
+
+static bool call_vm(const char *name, const char *cmd, struct json_object *args,
+		    struct vmm_ctl_response *resp)
+{
+	return call_vm_ms(name, cmd, args, CALL_TIMEOUT_MS, resp);
 }
 
 /* The balloon part of a query (or the result of balloon). */
@@ -1106,26 +1112,46 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
-/* Test only (docs/vmm.md): ebb debug-poison NAME GPA; the VM must have been
- * started with EBB_TEST_HOOKS=1.  Not listed in the help. */
+/* Test only (docs/vmm.md): ebb debug-poison NAME GPA [--swap [--no-hwpoison]];
+ * the VM must have been started with EBB_TEST_HOOKS=1.  Not listed in the
+ * help. */
 static int cmd_debug_poison(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	struct json_object *args;
 	unsigned long long gpa;
+	bool via_swap = false, no_hw = false;
 	char *end;
 
-	if (argc != 3)
-		die("usage: ebb debug-poison NAME GPA (test only)");
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--swap"))
+			via_swap = true;
+		else if (!strcmp(argv[i], "--no-hwpoison"))
+			no_hw = true;
+		else
+			argc = -1;
+	}
+	if (argc < 3 || (no_hw && !via_swap))
+		die("usage: ebb debug-poison NAME GPA [--swap [--no-hwpoison]] (test only)");
 	errno = 0;
 	gpa = strtoull(argv[2], &end, 0);
 	if (errno || *end || end == argv[2])
 		die("bad GPA '%s'", argv[2]);
 	args = json_object_new_object();
 	json_object_object_add(args, "gpa", json_object_new_int64((int64_t)gpa));
-	if (!call_vm(argv[1], "debug-poison", args, &resp))  /* consumes args */
+	if (via_swap)
+		json_object_object_add(args, "via", json_object_new_string("swap"));
+	if (no_hw)
+		json_object_object_add(args, "no_hwpoison", json_object_new_boolean(1));
+	/* --swap reclaims the whole region first: slow under emulation. */
+	if (!call_vm_ms(argv[1], "debug-poison", args, via_swap ? 120000 : CALL_TIMEOUT_MS,
+			&resp))  /* consumes args */
 		return 1;
-	printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
+	if (via_swap)
+		printf("guest page 0x%llx swapped out; its next swap-in fails%s\n", gpa & ~0xfffull,
+		       no_hw ? " (MADV_HWPOISON disabled)" : "");
+	else
+		printf("poisoned guest page 0x%llx\n", gpa & ~0xfffull);
 	vmm_ctl_response_release(&resp);
 	return 0;
 }
