@@ -43,6 +43,7 @@ enum vmm_ctl_cmd {
 	VMM_CTL_CMD_VMS,
 	VMM_CTL_CMD_POLICY,
 	VMM_CTL_CMD_TRACE,
+	VMM_CTL_NR_CMDS
 };
 
 /* Error codes: the strings are part of the protocol. */

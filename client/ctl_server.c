@@ -44,6 +44,10 @@ struct vmm_ctl_server {
 	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
 	struct vmm_ratelimit rl;
+	struct {
+		vmm_ctl_handler_fn fn;
+		void *opaque;
+	} cmds[VMM_CTL_NR_CMDS];   /* registered owners; else cfg.handler */
 };
 
 /* Frees a client already unlinked from srv->clients. */
@@ -158,7 +162,15 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 		}
 	} else if (err == VMM_CTL_OK) {
 		msg[0] = '\0';
-		err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
+		if ((unsigned)req.cmd < VMM_CTL_NR_CMDS && srv->cmds[req.cmd].fn) {
+			err = srv->cmds[req.cmd].fn(srv->cmds[req.cmd].opaque, &req, &result, msg,
+						    sizeof(msg));
+		} else if (srv->cfg.handler) {
+			err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
+		} else {
+			snprintf(msg, sizeof(msg), "unknown command \"%s\"", vmm_ctl_cmd_name(req.cmd));
+			err = VMM_CTL_ERR_UNKNOWN_CMD;
+		}
 	}
 	if (err == VMM_CTL_OK) {
 		resp = vmm_ctl_format_ok(req.id, result);
@@ -331,7 +343,7 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 	int ret;
 
 	*out = NULL;
-	if (!cfg->path || !cfg->loop || !cfg->handler)
+	if (!cfg->path || !cfg->loop)
 		return -EINVAL;
 	if (strlen(cfg->path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
@@ -449,6 +461,18 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 			client_close(c);
 	}
 	json_object_put(o);
+}
+
+int vmm_ctl_server_register(struct vmm_ctl_server *srv, enum vmm_ctl_cmd cmd,
+			    vmm_ctl_handler_fn fn, void *opaque)
+{
+	if (!srv || !fn || (unsigned)cmd >= VMM_CTL_NR_CMDS || cmd == VMM_CTL_CMD_WATCH)
+		return -EINVAL;
+	if (srv->cmds[cmd].fn)
+		return -EEXIST;
+	srv->cmds[cmd].fn = fn;
+	srv->cmds[cmd].opaque = opaque;
+	return 0;
 }
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)

@@ -42,7 +42,7 @@ typedef enum vmm_ctl_err (*vmm_ctl_handler_fn)(void *opaque, const struct vmm_ct
 struct vmm_ctl_server_cfg {
 	const char *path;             /* socket path; an existing file there is replaced */
 	struct vmm_evloop *loop;
-	vmm_ctl_handler_fn handler;
+	vmm_ctl_handler_fn handler;   /* commands nobody registered; NULL: unknown-command */
 	void *opaque;
 	unsigned max_clients;         /* 0: VMM_CTL_DEFAULT_MAX_CLIENTS */
 	unsigned idle_timeout_ms;     /* 0: VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS */
@@ -77,6 +77,17 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv);
  */
 void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 			   struct json_object *fields);
+
+/*
+ * Command registration: the module that owns a command registers its handler
+ * (with its own context) once, after the server is created; requests for it
+ * go there, every other command to cfg.handler.  Adding a command is one
+ * handler in its module, one registration line and its line in
+ * docs/control-protocol.md.  -EINVAL for a bad command or a NULL handler,
+ * -EEXIST if the command already has one (`watch` is the server's own).
+ */
+int vmm_ctl_server_register(struct vmm_ctl_server *srv, enum vmm_ctl_cmd cmd,
+			    vmm_ctl_handler_fn fn, void *opaque);
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out);
 unsigned vmm_ctl_server_nr_clients(struct vmm_ctl_server *srv);

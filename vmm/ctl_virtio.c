@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/ctl_virtio.h"
+#include "client/ctl_server.h"
 #include "vmm/pci.h"
 
 /* Counters are u64 (guest-chosen stats values too): never negative in JSON. */
@@ -210,4 +211,15 @@ enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
 		return VMM_CTL_ERR_INTERNAL;
 	}
 	return VMM_CTL_OK;
+}
+
+static enum vmm_ctl_err ctl_balloon(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_ctl_virtio_balloon(opaque, req, result, msg, msg_len);
+}
+
+int vmm_ctl_virtio_register(struct vmm_virtio_devs *d, struct vmm_ctl_server *srv)
+{
+	return vmm_ctl_server_register(srv, VMM_CTL_CMD_BALLOON, ctl_balloon, d);
 }

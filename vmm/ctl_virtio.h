@@ -37,5 +37,8 @@ enum vmm_ctl_err vmm_ctl_balloon_args(struct json_object *args, uint64_t mem_byt
 enum vmm_ctl_err vmm_ctl_virtio_balloon(struct vmm_virtio_devs *d,
 					const struct vmm_ctl_request *req,
 					struct json_object **result, char *msg, size_t msg_len);
+/* Registers the commands the virtio devices own (`balloon`) with @srv. */
+struct vmm_ctl_server;
+int vmm_ctl_virtio_register(struct vmm_virtio_devs *d, struct vmm_ctl_server *srv);
 
 #endif

@@ -12,6 +12,8 @@
  */
 #include "vmm/poolctl.h"
 
+#include "client/ctl_server.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,4 +562,23 @@ enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **
 	}
 	*result = o;
 	return VMM_CTL_OK;
+}
+
+static enum vmm_ctl_err ctl_set(void *opaque, const struct vmm_ctl_request *req,
+				struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_poolctl_set(opaque, req, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_clamp(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_poolctl_clamp(opaque, req, result, msg, msg_len);
+}
+
+int vmm_poolctl_register(struct vmm_poolctl *pc, struct vmm_ctl_server *srv)
+{
+	int ret = vmm_ctl_server_register(srv, VMM_CTL_CMD_SET, ctl_set, pc);
+
+	return ret ? ret : vmm_ctl_server_register(srv, VMM_CTL_CMD_CLAMP, ctl_clamp, pc);
 }

@@ -84,6 +84,9 @@ enum vmm_ctl_err vmm_poolctl_clamp(struct vmm_poolctl *pc, const struct vmm_ctl_
 /* `stats`: the flat counters object (see docs/control-protocol.md). */
 enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **result,
 				   char *msg, size_t msg_len);
+/* Registers the commands poolctl owns (`set`, `clamp`) with @srv. */
+struct vmm_ctl_server;
+int vmm_poolctl_register(struct vmm_poolctl *pc, struct vmm_ctl_server *srv);
 /* Adds "pool": {min, low, weight, clamp} to a query result. */
 void vmm_poolctl_query(struct vmm_poolctl *pc, struct json_object *result);
 

@@ -585,9 +585,10 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
  * reclaim engine lose it instead (debug_lose_page), "no_hwpoison": true
  * with it as on a host whose kernel cannot poison pages.
  */
-static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl_request *req,
+static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_request *req,
 					 struct json_object **result, char *msg, size_t msg_len)
 {
+	struct vmm_vm *vm = opaque;
 	struct json_object *jgpa, *jvia, *jnohw;
 	bool via_swap = false, no_hwpoison = false;
 	uint64_t gpa, off;
@@ -646,87 +647,112 @@ static enum vmm_ctl_err ctl_debug_poison(struct vmm_vm *vm, const struct vmm_ctl
 	return VMM_CTL_OK;
 }
 
-static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
-				    struct json_object **result, char *msg, size_t msg_len)
+/*
+ * The commands the VM itself owns.  The others are registered by their
+ * modules (vmm_ctl_virtio_register: balloon; vmm_poolctl_register: set,
+ * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command.
+ */
+static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
 {
 	struct vmm_vm *vm = opaque;
 	struct vmm_vm_info info;
+	struct json_object *r = json_object_new_object();
+
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	vmm_vm_get_info(vm, &info);
+	json_object_object_add(r, "name", json_object_new_string(info.name));
+	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(r, "state", json_object_new_string(info.stopping ? "stopping" : "running"));
+	json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
+	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
+	json_object_object_add(r, "uptime_ms", json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
+	json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
+			       json_object_new_int64(info.ready_ns / 1000000));
+	json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
+	json_object_object_add(r, "nr_pio_exits", json_object_new_int64((int64_t)info.nr_pio_exits));
+	json_object_object_add(r, "nr_mmio_exits", json_object_new_int64((int64_t)info.nr_mmio_exits));
+	json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
+	json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
+	json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
+	json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
+	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+	vmm_ctl_virtio_query(vm->virtio, r);
+	vmm_memory_query(vm->memory, r);
+	vmm_poolctl_query(vm->poolctl, r);
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+/* `stats`: poolctl's flat counters and the virtio devices' objects. */
+static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_vm *vm = opaque;
+	enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
+
+	if (e == VMM_CTL_OK)
+		vmm_ctl_virtio_query(vm->virtio, *result);
+	return e;
+}
+
+static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_vm *vm = opaque;
 	struct json_object *r;
 
-	switch (req->cmd) {
-	case VMM_CTL_CMD_QUERY:
-		vmm_vm_get_info(vm, &info);
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "name", json_object_new_string(info.name));
-		json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-		json_object_object_add(r, "state",
-				       json_object_new_string(info.stopping ? "stopping" : "running"));
-		json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
-		json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
-		json_object_object_add(r, "uptime_ms",
-				       json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
-		json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
-				       json_object_new_int64(info.ready_ns / 1000000));
-		json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
-		json_object_object_add(r, "nr_pio_exits",
-				       json_object_new_int64((int64_t)info.nr_pio_exits));
-		json_object_object_add(r, "nr_mmio_exits",
-				       json_object_new_int64((int64_t)info.nr_mmio_exits));
-		json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
-		json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
-		json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
-		json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
-		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		vmm_ctl_virtio_query(vm->virtio, r);
-		vmm_memory_query(vm->memory, r);
-		vmm_poolctl_query(vm->poolctl, r);
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_BALLOON:
-		return vmm_ctl_virtio_balloon(vm->virtio, req, result, msg, msg_len);
-	case VMM_CTL_CMD_DEBUG_POISON:
-		return ctl_debug_poison(vm, req, result, msg, msg_len);
-	case VMM_CTL_CMD_SET:
-		return vmm_poolctl_set(vm->poolctl, req, result, msg, msg_len);
-	case VMM_CTL_CMD_CLAMP:
-		return vmm_poolctl_clamp(vm->poolctl, req, result, msg, msg_len);
-	case VMM_CTL_CMD_STATS: {
-		enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
-
-		if (e == VMM_CTL_OK)
-			vmm_ctl_virtio_query(vm->virtio, *result);
-		return e;
+	if (is_stopping(vm)) {
+		snprintf(msg, msg_len, "the VM is already stopping");
+		return VMM_CTL_ERR_STATE;
 	}
-	case VMM_CTL_CMD_STOP:
-		if (is_stopping(vm)) {
-			snprintf(msg, msg_len, "the VM is already stopping");
-			return VMM_CTL_ERR_STATE;
-		}
-		vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
-		r = json_object_new_object();
-		if (!r)
-			break;
+	vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
+	r = json_object_new_object();
+	if (r)
 		json_object_object_add(r, "state", json_object_new_string("stopping"));
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_VERSION:
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
-		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		*result = r;
-		return VMM_CTL_OK;
-	default:
-		/* ebbd's commands (pool, vms, policy, trace): not a VM's */
-		snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
-			 vmm_ctl_cmd_name(req->cmd));
-		return VMM_CTL_ERR_UNKNOWN_CMD;
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct json_object *r = json_object_new_object();
+
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
 	}
-	snprintf(msg, msg_len, "out of memory");
-	return VMM_CTL_ERR_INTERNAL;
+	json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
+	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static int ctl_register(struct vmm_vm *vm)
+{
+	static const struct {
+		enum vmm_ctl_cmd cmd;
+		vmm_ctl_handler_fn fn;
+	} own[] = {
+		{ VMM_CTL_CMD_QUERY, ctl_query },
+		{ VMM_CTL_CMD_STATS, ctl_stats },
+		{ VMM_CTL_CMD_STOP, ctl_stop },
+		{ VMM_CTL_CMD_VERSION, ctl_version },
+		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
+	};
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
+		ret = vmm_ctl_server_register(vm->ctl, own[i].cmd, own[i].fn, vm);
+	if (!ret)
+		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
+	if (!ret)
+		ret = vmm_poolctl_register(vm->poolctl, vm->ctl);
+	return ret;
 }
 
 /* ---- vCPUs ---------------------------------------------------------------------- */
@@ -1631,13 +1657,14 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	if (cfg->rundir) {
 		char path[512];
 		struct vmm_ctl_server_cfg cc = {
-			.path = path, .loop = vm->loop, .handler = ctl_handler, .opaque = vm,
-			.log = cfg->log,
+			.path = path, .loop = vm->loop, .log = cfg->log,
 		};
 
 		ret = vmm_sock_path(cfg->rundir, vm->name, path, sizeof(path));
 		if (!ret)
 			ret = vmm_ctl_server_create(&cc, &vm->ctl);
+		if (!ret)
+			ret = ctl_register(vm);
 		if (ret) {
 			snprintf(err, err_len, "cannot create the control socket in %s: %s",
 				 cfg->rundir, strerror(-ret));

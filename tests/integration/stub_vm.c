@@ -158,10 +158,6 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_STATS:
 		return vmm_poolctl_stats(s->pc, result, msg, msg_len);
-	case VMM_CTL_CMD_SET:
-		return vmm_poolctl_set(s->pc, req, result, msg, msg_len);
-	case VMM_CTL_CMD_CLAMP:
-		return vmm_poolctl_clamp(s->pc, req, result, msg, msg_len);
 	case VMM_CTL_CMD_STOP:
 		vmm_evloop_stop(s->loop);
 		r = json_object_new_object();
@@ -289,6 +285,9 @@ int main(int argc, char **argv)
 
 		if ((ret = vmm_ctl_server_create(&cc, &s.srv)))
 			die("control socket", -ret);
+		/* set and clamp: poolctl's own handlers, as in the VMM */
+		if ((ret = vmm_poolctl_register(s.pc, s.srv)))
+			die("control commands", -ret);
 	}
 	if (pthread_create(&th, NULL, worker, &s))
 		die("thread", EAGAIN);

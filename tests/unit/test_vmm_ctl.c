@@ -712,6 +712,74 @@ static void test_idle_clients_dropped(void **state)
 	srv_teardown(&e);
 }
 
+/* Command registration: a registered command goes to its owner's handler
+ * with the owner's context, the rest to cfg.handler; one owner per command,
+ * `watch` stays the server's; with no cfg.handler the rest is unknown. */
+static enum vmm_ctl_err owned_handler(void *opaque, const struct vmm_ctl_request *req,
+				      struct json_object **result, char *msg, size_t msg_len)
+{
+	int *calls = opaque;
+
+	(*calls)++;
+	*result = json_object_new_object();
+	json_object_object_add(*result, "owner", json_object_new_string(vmm_ctl_cmd_name(req->cmd)));
+	return VMM_CTL_OK;
+}
+
+static void test_command_registration(void **state)
+{
+	struct srv_env e;
+	char buf[4096];
+	int fd, calls = 0;
+
+	(void)state;
+	srv_setup_idle(&e, 4, 0);
+	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_SET, owned_handler, &calls), 0);
+	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_SET, owned_handler, &calls),
+			 -EEXIST);
+	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_WATCH, owned_handler, &calls),
+			 -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_NR_CMDS, owned_handler, &calls),
+			 -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_CLAMP, NULL, &calls), -EINVAL);
+	fd = connect_to(e.path);
+	send_str(fd, "{\"id\":1,\"cmd\":\"set\",\"args\":{}}\n");
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"owner\":\"set\""));
+	assert_int_equal(calls, 1);
+	send_str(fd, "{\"id\":2,\"cmd\":\"query\"}\n");   /* not registered: cfg.handler */
+	recv_all(&e, fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"handled\":1"));
+	assert_int_equal(calls, 1);
+	close(fd);
+	srv_teardown(&e);
+
+	/* no fallback handler: what nobody registered is unknown */
+	{
+		struct vmm_ctl_server_cfg cfg;
+
+		memset(&e, 0, sizeof(e));
+		strcpy(e.dir, "/tmp/test_vmm_ctl.XXXXXX");
+		assert_non_null(mkdtemp(e.dir));
+		snprintf(e.path, sizeof(e.path), "%s/t.sock", e.dir);
+		assert_int_equal(vmm_evloop_create(&e.loop), 0);
+		cfg = (struct vmm_ctl_server_cfg){ .path = e.path, .loop = e.loop };
+		assert_int_equal(vmm_ctl_server_create(&cfg, &e.srv), 0);
+		assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_VERSION, owned_handler,
+							 &calls), 0);
+		fd = connect_to(e.path);
+		send_str(fd, "{\"id\":3,\"cmd\":\"version\"}\n");
+		recv_all(&e, fd, buf, sizeof(buf));
+		assert_non_null(strstr(buf, "\"owner\":\"version\""));
+		send_str(fd, "{\"id\":4,\"cmd\":\"stop\"}\n");
+		recv_all(&e, fd, buf, sizeof(buf));
+		assert_non_null(strstr(buf, "unknown-command"));
+		assert_int_equal(calls, 2);
+		close(fd);
+		srv_teardown(&e);
+	}
+}
+
 /* `watch`: subscribers get event lines besides their responses, are not
  * dropped as idle, and are capped at VMM_CTL_MAX_WATCHERS; others see no
  * events. */
@@ -782,6 +850,7 @@ int main(void)
 		cmocka_unit_test(test_lock_nofollow),
 		cmocka_unit_test(test_peer_cred),
 		cmocka_unit_test(test_idle_clients_dropped),
+		cmocka_unit_test(test_command_registration),
 		cmocka_unit_test(test_watch_events),
 	};
 

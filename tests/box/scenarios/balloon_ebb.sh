@@ -13,6 +13,7 @@
 #      allocates past what is left gets pages back (oom_deflated_pages > 0)
 #      instead of an OOM kill.
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
+# box-cost: 220 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 # Console input from fd 3 (a fifo), agent on.
