@@ -1,7 +1,8 @@
 /*
- * vmm/vm.c — one KVM VM booting Linux: KVM setup, guest RAM, vCPUs, wiring
- * of the devices (COM1, i8042, CMOS, PCI), exit dispatch, the event thread
- * and the control socket handler.  See vm.h for threads, locks and stopping.
+ * vmm/vm.c — one KVM VM booting Linux: KVM setup, guest RAM, wiring of the
+ * devices (COM1, i8042, CMOS, ACPI, PCI), the event thread and stopping.
+ * The vCPUs are in vcpu.c, the VM's control commands in vm_ctl.c, the state
+ * they share in vm_priv.h.  See vm.h for threads, locks and stopping.
  *
  * Boot sequence (vmm_vm_create): open /dev/kvm and check the API version and
  * the capabilities we depend on; create the VM; place the TSS and identity
@@ -45,94 +46,7 @@
 #include "client/size.h"
 #include "vmm/version.h"
 #include "vmm/vm.h"
-
-#define KVM_TSS_GPA 0xfffbd000ull
-#define KVM_IDENTITY_MAP_GPA 0xfffbc000ull
-#define PANIC_GRACE_MS 2000
-#define CPUID_MAX_ENTRIES 512
-
-#define MSR_IA32_SYSENTER_CS 0x174
-#define MSR_IA32_SYSENTER_ESP 0x175
-#define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_IA32_MISC_ENABLE 0x1a0
-#define MSR_STAR 0xc0000081
-#define MSR_LSTAR 0xc0000082
-#define MSR_CSTAR 0xc0000083
-#define MSR_SYSCALL_MASK 0xc0000084
-#define MSR_KERNEL_GS_BASE 0xc0000102
-
-#define APIC_LVT0 0x350
-#define APIC_LVT1 0x360
-#define APIC_MODE_NMI 0x4
-#define APIC_MODE_EXTINT 0x7
-
-struct vmm_vm;
-
-struct vcpu {
-	struct vmm_vm *vm;
-	unsigned index;
-	int fd;
-	struct kvm_run *run;
-	pthread_t thread;
-	bool started;
-	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;  /* atomic */
-	struct vmm_ratelimit rl;                         /* vCPU thread only */
-	/* Machine checks (mce.h): written by the SIGBUS handler on this vCPU's
-	 * own thread, read by the same thread after KVM_RUN returns; atomics
-	 * only because a signal handler writes them. */
-	int tid;                     /* the vCPU thread's kernel tid, 0 before it runs */
-	int in_run;                  /* inside the KVM_RUN ioctl */
-	int mce_pending;
-	bool mce_ar;
-	uint64_t mce_gpa;
-	uint64_t mce_held_gpa;       /* vCPU thread only: see inject_mce; UINT64_MAX none */
-};
-
-struct vmm_vm {
-	struct vmm_vm_cfg cfg;
-	char *name, *cmdline, *ready_marker;
-	int kvm_fd, vm_fd;
-	size_t run_size;
-	uint8_t *ram;
-	struct vmm_mem_layout mem;
-	uint8_t *kernel;             /* the bzImage, until loaded */
-	size_t kernel_len;
-	struct vmm_bzimage img;
-	struct vmm_boot_plan plan;
-	int initrd_fd;
-	struct vcpu *vcpus;
-	unsigned nr_vcpus;
-	uint64_t mcg_cap;            /* 0: no machine checks offered */
-	uint64_t nr_guest_mce;       /* atomic: machine checks injected */
-	struct vmm_iobus *pio, *mmio;
-	struct vmm_pci_bus *pci;
-	struct vmm_serial *serial;
-	struct vmm_i8042 *kbd;
-	struct vmm_cmos *cmos;
-	struct vmm_evloop *loop;
-	struct vmm_ctl_server *ctl;
-	struct vmm_virtio_devs *virtio;
-	struct vmm_memory *memory;   /* NULL: reclaim off */
-	struct vmm_poolctl *poolctl; /* ebbd's settings, clamps and stats */
-	int lock_fd;
-	int signal_fd;
-	int panic_timer_fd;
-	struct vmm_ev_watch *console_watch;
-	uint64_t start_ns;
-
-	/* Console line scanner: serial lock held (it runs in the tx callback). */
-	struct vmm_console_line line;
-	bool escape;                 /* console input: Ctrl-A seen (event thread) */
-
-	pthread_mutex_t lock;        /* protects exit, stopping, panic_seen, ready_ns */
-	struct vmm_vm_exit exit;
-	bool stopping;
-	bool panic_seen;             /* pvpanic said so: the guest kernel panicked */
-	char panic_line[VMM_CONSOLE_LINE_BYTES];  /* last "Kernel panic" console line */
-	uint16_t pm1_enable;         /* ACPI PM1 enable register (guest-written) */
-	int64_t ready_ns;
-	struct vmm_ratelimit rl;     /* event thread */
-};
+#include "vmm/vm_priv.h"
 
 const char *vmm_exit_reason_name(enum vmm_exit_reason r)
 {
@@ -176,7 +90,7 @@ void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_exit_reason reason, const c
 		vmm_evloop_stop(vm->loop);
 }
 
-static bool is_stopping(struct vmm_vm *vm)
+bool vmm_vm_is_stopping(struct vmm_vm *vm)
 {
 	bool s;
 
@@ -310,7 +224,7 @@ static void signal_event(void *opaque, uint32_t events)
 /* ---- legacy devices ---------------------------------------------------------- */
 
 /* The i8042 reset line: a reboot, or the end of a panic with panic=-1. */
-static void i8042_reset(void *opaque)
+void vmm_vm_guest_reset(void *opaque)
 {
 	struct vmm_vm *vm = opaque;
 	char msg[VMM_CONSOLE_LINE_BYTES + 32];
@@ -382,7 +296,7 @@ static void pm1_cnt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned si
 /* GUEST: the pvpanic port.  Reads say which events we take; a write with
  * PVPANIC_PANICKED comes from the guest kernel's panic notifier: the VM ends
  * as a panic after a grace period for the rest of the panic message (or at
- * once when panic=-1 makes the guest reset, see i8042_reset). */
+ * once when panic=-1 makes the guest reset, see vmm_vm_guest_reset). */
 static void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, unsigned size, bool is_write)
 {
 	struct itimerspec its = { .it_value = { .tv_sec = PANIC_GRACE_MS / 1000,
@@ -529,589 +443,6 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 	}
 }
 
-/* ---- control socket ---------------------------------------------------------- */
-
-/* Events to `watch` subscribers (ebbd); the server exists once the VM is up. */
-static void ctl_notify(void *opaque, const char *event, struct json_object *fields)
-{
-	struct vmm_vm *vm = opaque;
-
-	vmm_ctl_server_notify(vm->ctl, event, fields);
-}
-
-/*
- * Test hook of debug-poison {"via": "swap"}: make the reclaim engine lose
- * the page at RAM offset @off the way a failing swap store would.  The next
- * swap-in of the page fails (ebb_region_test_lose_page), and the page is
- * pushed out now (proactive reclaim of the whole region, at most 16 passes)
- * so that the guest's next access is that swap-in.  With @no_hwpoison the
- * engine's MADV_HWPOISON is made to fail, as on a host without memory
- * failure handling.  0, or -EAGAIN when the page stayed resident.
- */
-static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
-{
-	struct ebb_region *r = vmm_memory_region(vm->memory);
-	uint64_t pfn = off / 4096;
-	int ret;
-
-	if (!r)
-		return -EOPNOTSUPP;
-	ret = ebb_region_test_lose_page(r, pfn);
-	if (ret)
-		return ret;
-	if (no_hwpoison)
-		ebb_region_test_inject(r, EBB_INJ_MADV_HWPOISON, 0, UINT32_MAX, EPERM);
-	for (int pass = 0; pass < 16 && ebb_region_page_state(r, pfn) == EBB_PAGE_RESIDENT; pass++) {
-		struct ebb_scan_control sc = {
-			.nr_to_reclaim = vm->mem.mem_bytes / 4096,
-			.priority = 0,
-			.swappiness = 100,
-			.may_writepage = true,
-			.may_swap = true,
-		};
-
-		ebb_region_reclaim(r, &sc);
-	}
-	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
-}
-
-/*
- * CLIENT: test only, and only when the VM was started with test hooks
- * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
- * with MADV_HWPOISON (needs CAP_SYS_ADMIN and CONFIG_MEMORY_FAILURE), as
- * if the host had lost it.  The guest's next access to it makes KVM raise
- * SIGBUS, which becomes a machine check (vmm_vm_on_sigbus).  The page stays
- * lost for the life of the process.  {"gpa": N, "via": "swap"} makes the
- * reclaim engine lose it instead (debug_lose_page), "no_hwpoison": true
- * with it as on a host whose kernel cannot poison pages.
- */
-static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_request *req,
-					 struct json_object **result, char *msg, size_t msg_len)
-{
-	struct vmm_vm *vm = opaque;
-	struct json_object *jgpa, *jvia, *jnohw;
-	bool via_swap = false, no_hwpoison = false;
-	uint64_t gpa, off;
-	int64_t v;
-
-	if (!vm->cfg.test_hooks) {
-		snprintf(msg, msg_len, "debug-poison is a test hook: start the VM with EBB_TEST_HOOKS=1");
-		return VMM_CTL_ERR_STATE;
-	}
-	if (!req->args || !json_object_object_get_ex(req->args, "gpa", &jgpa) ||
-	    !json_object_is_type(jgpa, json_type_int) || (v = json_object_get_int64(jgpa)) < 0) {
-		snprintf(msg, msg_len, "give {\"gpa\": N}, a guest-physical address");
-		return VMM_CTL_ERR_INVALID;
-	}
-	if (json_object_object_get_ex(req->args, "via", &jvia)) {
-		if (!json_object_is_type(jvia, json_type_string) ||
-		    strcmp(json_object_get_string(jvia), "swap") != 0) {
-			snprintf(msg, msg_len, "\"via\" must be \"swap\"");
-			return VMM_CTL_ERR_INVALID;
-		}
-		via_swap = true;
-	}
-	if (json_object_object_get_ex(req->args, "no_hwpoison", &jnohw)) {
-		if (!json_object_is_type(jnohw, json_type_boolean)) {
-			snprintf(msg, msg_len, "\"no_hwpoison\" must be a boolean");
-			return VMM_CTL_ERR_INVALID;
-		}
-		no_hwpoison = json_object_get_boolean(jnohw);
-	}
-	gpa = (uint64_t)v & ~0xfffull;
-	if (gpa < vm->mem.low_bytes)
-		off = gpa;
-	else if (gpa >= VMM_4G && gpa - VMM_4G < vm->mem.high_bytes)
-		off = vm->mem.low_bytes + (gpa - VMM_4G);
-	else {
-		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
-		return VMM_CTL_ERR_INVALID;
-	}
-	if (via_swap) {
-		int ret = debug_lose_page(vm, off, no_hwpoison);
-
-		if (ret) {
-			snprintf(msg, msg_len, "%s", ret == -EAGAIN ? "the page stayed resident" :
-				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
-			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
-		}
-	} else if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
-		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	*result = json_object_new_object();
-	if (*result) {
-		json_object_object_add(*result, "gpa", json_object_new_int64((int64_t)gpa));
-		json_object_object_add(*result, "via", json_object_new_string(via_swap ? "swap" : "hwpoison"));
-	}
-	return VMM_CTL_OK;
-}
-
-/*
- * The commands the VM itself owns.  The others are registered by their
- * modules (vmm_ctl_virtio_register: balloon; vmm_poolctl_register: set,
- * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command.
- */
-static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
-				  struct json_object **result, char *msg, size_t msg_len)
-{
-	struct vmm_vm *vm = opaque;
-	struct vmm_vm_info info;
-	struct json_object *r = json_object_new_object();
-
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	vmm_vm_get_info(vm, &info);
-	json_object_object_add(r, "name", json_object_new_string(info.name));
-	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-	json_object_object_add(r, "state", json_object_new_string(info.stopping ? "stopping" : "running"));
-	json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
-	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
-	json_object_object_add(r, "uptime_ms", json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
-	json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
-			       json_object_new_int64(info.ready_ns / 1000000));
-	json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
-	json_object_object_add(r, "nr_pio_exits", json_object_new_int64((int64_t)info.nr_pio_exits));
-	json_object_object_add(r, "nr_mmio_exits", json_object_new_int64((int64_t)info.nr_mmio_exits));
-	json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
-	json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
-	json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
-	json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
-	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-	vmm_ctl_virtio_query(vm->virtio, r);
-	vmm_memory_query(vm->memory, r);
-	vmm_poolctl_query(vm->poolctl, r);
-	*result = r;
-	return VMM_CTL_OK;
-}
-
-/* `stats`: poolctl's flat counters and the virtio devices' objects. */
-static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
-				  struct json_object **result, char *msg, size_t msg_len)
-{
-	struct vmm_vm *vm = opaque;
-	enum vmm_ctl_err e = vmm_poolctl_stats(vm->poolctl, result, msg, msg_len);
-
-	if (e == VMM_CTL_OK)
-		vmm_ctl_virtio_query(vm->virtio, *result);
-	return e;
-}
-
-static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req,
-				 struct json_object **result, char *msg, size_t msg_len)
-{
-	struct vmm_vm *vm = opaque;
-	struct json_object *r;
-
-	if (is_stopping(vm)) {
-		snprintf(msg, msg_len, "the VM is already stopping");
-		return VMM_CTL_ERR_STATE;
-	}
-	vmm_vm_request_stop(vm, VMM_EXIT_STOPPED, "stopped over the control socket");
-	r = json_object_new_object();
-	if (r)
-		json_object_object_add(r, "state", json_object_new_string("stopping"));
-	*result = r;
-	return VMM_CTL_OK;
-}
-
-static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
-				    struct json_object **result, char *msg, size_t msg_len)
-{
-	struct json_object *r = json_object_new_object();
-
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
-	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-	*result = r;
-	return VMM_CTL_OK;
-}
-
-static int ctl_register(struct vmm_vm *vm)
-{
-	static const struct {
-		enum vmm_ctl_cmd cmd;
-		vmm_ctl_handler_fn fn;
-	} own[] = {
-		{ VMM_CTL_CMD_QUERY, ctl_query },
-		{ VMM_CTL_CMD_STATS, ctl_stats },
-		{ VMM_CTL_CMD_STOP, ctl_stop },
-		{ VMM_CTL_CMD_VERSION, ctl_version },
-		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
-	};
-	int ret = 0;
-
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
-		ret = vmm_ctl_server_register(vm->ctl, own[i].cmd, own[i].fn, vm);
-	if (!ret)
-		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
-	if (!ret)
-		ret = vmm_poolctl_register(vm->poolctl, vm->ctl);
-	return ret;
-}
-
-/* ---- vCPUs ---------------------------------------------------------------------- */
-
-static int setup_cpuid(struct vmm_vm *vm, struct vcpu *v, struct kvm_cpuid2 *supported,
-		       bool tsc_deadline)
-{
-	size_t sz = sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *c = malloc(sz);
-	unsigned i;
-	int ret = 0;
-
-	if (!c)
-		return -ENOMEM;
-	memcpy(c, supported, sz);
-	for (i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		switch (e->function) {
-		case 1:
-			/* APIC id, logical processor count, HTT, hypervisor present. */
-			e->ebx = (e->ebx & 0x0000ffffu) | (v->index << 24) | ((vm->nr_vcpus & 0xff) << 16);
-			if (vm->nr_vcpus > 1)
-				e->edx |= 1u << 28;
-			e->ecx |= 1u << 31;
-			/* KVM emulates the TSC-deadline timer but does not list it in
-			 * KVM_GET_SUPPORTED_CPUID.  Without it Linux calibrates the
-			 * LAPIC timer against the PIT, which fails when exits are slow
-			 * (nested) and leaves the guest on the PIT tick. */
-			if (tsc_deadline)
-				e->ecx |= 1u << 24;
-			break;
-		case 6:
-			e->ecx &= ~(1u << 3);  /* no energy/perf bias MSR */
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = v->index;     /* x2APIC id */
-			break;
-		case 0x8000001e:
-			e->eax = v->index;     /* AMD extended APIC id */
-			break;
-		case 0x80000007:
-			/* AMD: overflow recovery and SUCCOR (software uncorrectable
-			 * error containment): without them Linux on AMD panics on
-			 * any uncorrected error instead of killing one process. */
-			if (vm->mcg_cap)
-				e->ebx |= (1u << 0) | (1u << 1);
-			break;
-		}
-		if (e->function == 1 && vm->mcg_cap)
-			e->edx |= (1u << 7) | (1u << 14);  /* MCE, MCA */
-	}
-	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
-		ret = -errno;
-	free(c);
-	return ret;
-}
-
-static int setup_msrs(struct vcpu *v)
-{
-	static const uint32_t idx[] = {
-		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
-		MSR_STAR, MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
-		MSR_IA32_MISC_ENABLE,
-	};
-	const unsigned nr = sizeof(idx) / sizeof(idx[0]);
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + nr * sizeof(struct kvm_msr_entry));
-	unsigned i;
-	int n;
-
-	if (!m)
-		return -ENOMEM;
-	m->nmsrs = nr;
-	for (i = 0; i < nr; i++) {
-		m->entries[i].index = idx[i];
-		m->entries[i].data = idx[i] == MSR_IA32_MISC_ENABLE ? 1 /* fast strings */ : 0;
-	}
-	n = ioctl(v->fd, KVM_SET_MSRS, m);
-	free(m);
-	if (n < 0)
-		return -errno;
-	return n == (int)nr ? 0 : -EINVAL;
-}
-
-static int setup_lapic(struct vcpu *v)
-{
-	struct kvm_lapic_state l;
-	uint32_t r;
-
-	if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0)
-		return -errno;
-	memcpy(&r, &l.regs[APIC_LVT0], 4);
-	r = (r & ~0x700u) | (APIC_MODE_EXTINT << 8);
-	memcpy(&l.regs[APIC_LVT0], &r, 4);
-	memcpy(&r, &l.regs[APIC_LVT1], 4);
-	r = (r & ~0x700u) | (APIC_MODE_NMI << 8);
-	memcpy(&l.regs[APIC_LVT1], &r, 4);
-	return ioctl(v->fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
-}
-
-static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
-{
-	memset(s, 0, sizeof(*s));
-	s->selector = sel;
-	s->base = 0;
-	s->limit = 0xffffffff;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->g = 1;
-	s->l = code ? 1 : 0;
-	s->db = code ? 0 : 1;
-}
-
-static int setup_bsp(struct vcpu *v, const struct vmm_boot_plan *plan)
-{
-	struct kvm_sregs sr;
-	struct kvm_regs regs;
-	struct kvm_fpu fpu;
-
-	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
-		return -errno;
-	seg(&sr.cs, VMM_BOOT_CS, 0xb, true);
-	seg(&sr.ds, VMM_BOOT_DS, 0x3, false);
-	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
-	memset(&sr.tr, 0, sizeof(sr.tr));
-	sr.tr.selector = VMM_BOOT_TSS;
-	sr.tr.limit = 0xfffff;
-	sr.tr.type = 0xb;
-	sr.tr.present = 1;
-	sr.gdt.base = VMM_BOOT_GDT_GPA;
-	sr.gdt.limit = VMM_BOOT_GDT_ENTRIES * 8 - 1;
-	sr.idt.base = 0;
-	sr.idt.limit = 0;
-	sr.cr0 = 0x1 | 0x10 | 0x20 | 0x80000000u;  /* PE, ET, NE, PG */
-	sr.cr3 = VMM_BOOT_PML4_GPA;
-	sr.cr4 = 0x20;                              /* PAE */
-	sr.efer = 0x100 | 0x400;                    /* LME, LMA */
-	if (ioctl(v->fd, KVM_SET_SREGS, &sr) < 0)
-		return -errno;
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 2;
-	regs.rip = plan->entry_gpa;
-	regs.rsi = VMM_BOOT_PARAMS_GPA;
-	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
-	memset(&fpu, 0, sizeof(fpu));
-	fpu.fcw = 0x37f;
-	fpu.mxcsr = 0x1f80;
-	return ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
-}
-
-static void kick_handler(int sig)
-{
-	(void)sig;
-}
-
-/* GUEST: everything in run comes from the guest (through KVM). */
-static bool handle_exit(struct vcpu *v)
-{
-	struct vmm_vm *vm = v->vm;
-	struct kvm_run *run = v->run;
-	char msg[128];
-
-	__atomic_add_fetch(&v->nr_exits, 1, __ATOMIC_RELAXED);
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO: {
-		uint8_t *data = (uint8_t *)run + run->io.data_offset;
-		unsigned size = run->io.size, i;
-		bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-		uint64_t bytes = (uint64_t)size * run->io.count;
-
-		__atomic_add_fetch(&v->nr_pio_exits, 1, __ATOMIC_RELAXED);
-		if ((size != 1 && size != 2 && size != 4) || run->io.data_offset >= vm->run_size ||
-		    bytes > vm->run_size - run->io.data_offset)
-			return true;  /* cannot happen with a sane kernel; never trust it */
-		for (i = 0; i < run->io.count; i++, data += size) {
-			if (run->io.port >= VMM_PCI_CONFIG_PORT &&
-			    run->io.port < VMM_PCI_CONFIG_PORT + VMM_PCI_CONFIG_NR_PORTS)
-				vmm_pci_config_io(vm->pci, run->io.port, data, size, is_write);
-			else
-				vmm_iobus_dispatch(vm->pio, run->io.port, data, size, is_write);
-		}
-		return true;
-	}
-	case KVM_EXIT_MMIO:
-		__atomic_add_fetch(&v->nr_mmio_exits, 1, __ATOMIC_RELAXED);
-		if (run->mmio.len > 8)
-			return true;
-		vmm_iobus_dispatch(vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
-				   run->mmio.is_write);
-		return true;
-	case KVM_EXIT_INTR:
-		return true;
-	case KVM_EXIT_HLT:
-		return true;  /* only without an in-kernel LAPIC */
-	case KVM_EXIT_SHUTDOWN: {
-		bool panicked;
-
-		pthread_mutex_lock(&vm->lock);
-		panicked = vm->panic_seen;
-		pthread_mutex_unlock(&vm->lock);
-		if (panicked) {
-			i8042_reset(vm);  /* same report as a panic reset */
-			return false;
-		}
-		snprintf(msg, sizeof(msg), "vCPU %u: guest triple fault (KVM_EXIT_SHUTDOWN)", v->index);
-		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
-		return false;
-	}
-	case KVM_EXIT_SYSTEM_EVENT:
-		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
-			vmm_vm_request_stop(vm, VMM_EXIT_POWEROFF, "guest powered off");
-		else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
-			i8042_reset(vm);
-		else
-			vmm_vm_request_stop(vm, VMM_EXIT_CRASH, "guest system event (crash)");
-		return false;
-	case KVM_EXIT_FAIL_ENTRY:
-		snprintf(msg, sizeof(msg), "vCPU %u: KVM entry failed (hardware reason 0x%llx)",
-			 v->index,
-			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
-		return false;
-	case KVM_EXIT_INTERNAL_ERROR:
-		snprintf(msg, sizeof(msg), "vCPU %u: KVM internal error (suberror %u)", v->index,
-			 run->internal.suberror);
-		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
-		return false;
-	default:
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN, "vCPU %u: unhandled exit reason %u",
-			    v->index, run->exit_reason);
-		return true;
-	}
-}
-
-/* After a SIGBUS for lost guest RAM (vmm_vm_on_sigbus): the machine check
- * into this vCPU.  vCPU thread.  Returns false when the VM must end. */
-static bool inject_mce(struct vcpu *v)
-{
-	struct vmm_vm *vm = v->vm;
-	uint64_t gpa = __atomic_load_n(&v->mce_gpa, __ATOMIC_SEQ_CST);
-	bool ar = __atomic_load_n(&v->mce_ar, __ATOMIC_SEQ_CST);
-	struct kvm_x86_mce kmce;
-	struct vmm_mce mce;
-	char msg[128];
-
-	__atomic_store_n(&v->mce_pending, 0, __ATOMIC_SEQ_CST);
-	/*
-	 * KVM also raises SIGBUS when a page it fetched in the background
-	 * turns out poisoned: the "page ready" step of an asynchronous page
-	 * fault (a swap-in the reclaim engine answered by poisoning) prefaults
-	 * the page on this vCPU while the guest runs something else, often
-	 * its kernel; a machine check there would panic the guest although
-	 * nothing consumed the page.  A real access faults again on the same
-	 * page as soon as the vCPU re-enters.  So the first SIGBUS for a page
-	 * only arms it; the machine check goes in on the next one, at the
-	 * instruction that touches the page.
-	 */
-	if (ar && v->mce_held_gpa != gpa) {
-		v->mce_held_gpa = gpa;
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
-			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
-			    v->index, (unsigned long long)gpa);
-		return true;
-	}
-	v->mce_held_gpa = UINT64_MAX;
-	if (!vmm_mce_encode(vm->mcg_cap, gpa, ar, &mce)) {
-		snprintf(msg, sizeof(msg), "vCPU %u: guest RAM at 0x%llx was lost and the guest has "
-			 "no machine check banks", v->index, (unsigned long long)gpa);
-		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
-		return false;
-	}
-	memset(&kmce, 0, sizeof(kmce));
-	kmce.status = mce.status;
-	kmce.addr = mce.addr;
-	kmce.misc = mce.misc;
-	kmce.mcg_status = mce.mcg_status;
-	kmce.bank = mce.bank;
-	if (ioctl(v->fd, KVM_X86_SET_MCE, &kmce) < 0) {
-		snprintf(msg, sizeof(msg), "vCPU %u: injecting a machine check for 0x%llx failed: %s",
-			 v->index, (unsigned long long)gpa, strerror(errno));
-		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
-		return false;
-	}
-	__atomic_add_fetch(&vm->nr_guest_mce, 1, __ATOMIC_RELAXED);
-	vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN,
-		    "vCPU %u: guest RAM at 0x%llx was lost on the host: machine check %s injected",
-		    v->index, (unsigned long long)gpa, ar ? "(action required)" : "(action optional)");
-	return true;
-}
-
-bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
-{
-	int tid = (int)gettid();
-	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->ram;
-	uint64_t off, gpa;
-	struct vcpu *v = NULL;
-
-	if (si->si_code != BUS_MCEERR_AR && si->si_code != BUS_MCEERR_AO)
-		return false;
-	if (!vm->ram || hva < ram || hva - ram >= vm->mem.mem_bytes)
-		return false;
-	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_SEQ_CST) == tid) {
-			v = &vm->vcpus[i];
-			break;
-		}
-	}
-	/* Only from inside KVM_RUN: the guest touched the page.  The same
-	 * page touched by ebb itself would fault again at once. */
-	if (!v || !__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST) || !vm->mcg_cap)
-		return false;
-	off = hva - ram;
-	gpa = off < vm->mem.low_bytes ? off : VMM_4G + (off - vm->mem.low_bytes);
-	__atomic_store_n(&v->mce_gpa, gpa, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&v->mce_ar, si->si_code == BUS_MCEERR_AR, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&v->mce_pending, 1, __ATOMIC_SEQ_CST);
-	return true;
-}
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *v = arg;
-	struct vmm_vm *vm = v->vm;
-	char name[16];
-
-	snprintf(name, sizeof(name), "vcpu%u", v->index);
-	pthread_setname_np(pthread_self(), name);
-	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_SEQ_CST);
-	for (;;) {
-		int ret;
-
-		if (is_stopping(vm))
-			break;
-		__atomic_store_n(&v->in_run, 1, __ATOMIC_SEQ_CST);
-		ret = ioctl(v->fd, KVM_RUN, 0);
-		__atomic_store_n(&v->in_run, 0, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&v->mce_pending, __ATOMIC_SEQ_CST) && !inject_mce(v))
-			break;
-		if (ret < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;  /* a kick, or a SIGBUS turned into a machine check */
-			{
-				char msg[96];
-
-				snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN failed: %s", v->index,
-					 strerror(errno));
-				vmm_vm_request_stop(vm, VMM_EXIT_ERROR, msg);
-			}
-			break;
-		}
-		if (!handle_exit(v))
-			break;
-	}
-	return NULL;
-}
-
 /* ---- creation ------------------------------------------------------------------ */
 
 static int read_file(const char *path, uint8_t **out, size_t *len_out, size_t max,
@@ -1185,94 +516,6 @@ static int check_caps(struct vmm_vm *vm, char *err, size_t err_len)
 			return -ENOTSUP;
 		}
 	}
-	return 0;
-}
-
-static int create_vcpus(struct vmm_vm *vm, const struct vmm_boot_plan *plan, char *err,
-			size_t err_len)
-{
-	struct kvm_cpuid2 *cpuid = NULL;
-	unsigned nent = 128, i;
-	int ret;
-
-	for (;;) {
-		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(struct kvm_cpuid_entry2));
-		if (!cpuid)
-			return -ENOMEM;
-		cpuid->nent = nent;
-		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-			break;
-		ret = -errno;
-		free(cpuid);
-		if (ret != -E2BIG || nent >= CPUID_MAX_ENTRIES) {
-			snprintf(err, err_len, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-ret));
-			return ret;
-		}
-		nent *= 2;
-	}
-	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		free(cpuid);
-		return -ENOMEM;
-	}
-	ret = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MCE);
-	if (ret > 0) {
-		uint64_t supported = 0;
-
-		if (ioctl(vm->kvm_fd, KVM_X86_GET_MCE_CAP_SUPPORTED, &supported) == 0)
-			vm->mcg_cap = vmm_mce_mcg_cap(supported, (unsigned)ret);
-	}
-	for (i = 0; i < vm->nr_vcpus; i++)
-		vm->vcpus[i].fd = -1;
-	for (i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		const char *step;
-
-		v->vm = vm;
-		v->index = i;
-		v->mce_held_gpa = UINT64_MAX;
-		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
-		if (v->fd < 0) {
-			ret = -errno;
-			step = "KVM_CREATE_VCPU";
-			goto fail;
-		}
-		v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-		if (v->run == MAP_FAILED) {
-			v->run = NULL;
-			ret = -errno;
-			step = "mmap(kvm_run)";
-			goto fail;
-		}
-		step = "CPUID";
-		ret = setup_cpuid(vm, v, cpuid,
-				  ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
-		if (!ret && vm->mcg_cap) {
-			step = "KVM_X86_SETUP_MCE";
-			if (ioctl(v->fd, KVM_X86_SETUP_MCE, &vm->mcg_cap) < 0)
-				ret = -errno;
-		}
-		if (!ret) {
-			step = "MSRs";
-			ret = setup_msrs(v);
-		}
-		if (!ret) {
-			step = "LAPIC";
-			ret = setup_lapic(v);
-		}
-		if (!ret && i == 0) {
-			step = "boot registers";
-			ret = setup_bsp(v, plan);
-		}
-		if (ret)
-			goto fail;
-		continue;
-fail:
-		snprintf(err, err_len, "vCPU %u: setting up %s failed: %s", i, step, strerror(-ret));
-		free(cpuid);
-		return ret;
-	}
-	free(cpuid);
 	return 0;
 }
 
@@ -1577,7 +820,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 
 		if ((ret = vmm_pci_bus_create(&pc, &vm->pci)) ||
 		    (ret = vmm_serial_create(&sc, &vm->serial)) ||
-		    (ret = vmm_i8042_create(i8042_reset, vm, &vm->kbd)) ||
+		    (ret = vmm_i8042_create(vmm_vm_guest_reset, vm, &vm->kbd)) ||
 		    (ret = vmm_cmos_create(NULL, NULL, &vm->cmos)))
 			goto fail_nomem;
 	}
@@ -1608,7 +851,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	ret = load_guest(vm, err, err_len);
 	if (ret)
 		goto fail;
-	ret = create_vcpus(vm, &vm->plan, err, err_len);
+	ret = vmm_vcpus_create(vm, &vm->plan, err, err_len);
 	if (ret)
 		goto fail;
 
@@ -1645,7 +888,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 	{
 		struct vmm_poolctl_cfg pcc = {
 			.memory = vm->memory, .loop = vm->loop, .mem_bytes = cfg->mem_bytes,
-			.notify = ctl_notify, .notify_opaque = vm, .log = cfg->log,
+			.notify = vmm_vm_ctl_notify, .notify_opaque = vm, .log = cfg->log,
 		};
 
 		ret = vmm_poolctl_create(&pcc, &vm->poolctl);
@@ -1664,7 +907,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		if (!ret)
 			ret = vmm_ctl_server_create(&cc, &vm->ctl);
 		if (!ret)
-			ret = ctl_register(vm);
+			ret = vmm_vm_ctl_register(vm);
 		if (ret) {
 			snprintf(err, err_len, "cannot create the control socket in %s: %s",
 				 cfg->rundir, strerror(-ret));
@@ -1704,7 +947,7 @@ int vmm_vm_run(struct vmm_vm *vm, struct vmm_vm_exit *exit)
 	int ret = 0;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;  /* no SA_RESTART: KVM_RUN must return EINTR */
+	sa.sa_handler = vmm_vcpu_kick_handler;  /* no SA_RESTART: KVM_RUN must return EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(VMM_KICK_SIGNAL, &sa, NULL);
 
@@ -1716,7 +959,7 @@ int vmm_vm_run(struct vmm_vm *vm, struct vmm_vm_exit *exit)
 	pthread_sigmask(SIG_SETMASK, &set, &old);
 	vm->start_ns = vmm_now_ns();
 	for (i = 0; i < vm->nr_vcpus; i++) {
-		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vmm_vcpu_thread, &vm->vcpus[i]);
 		if (ret) {
 			vmm_vm_request_stop(vm, VMM_EXIT_ERROR, "cannot create vCPU threads");
 			break;
