@@ -71,9 +71,13 @@ endif
 
 # --- libraries -------------------------------------------------------------
 
-LIB_NAMES := client virtio reclaim vmm agent ebbd
+LIB_NAMES := client virtio reclaim vmm agent ebbd libvirt
 client_DIR  := client
 ebbd_DIR    := host-reclaim/ebbd
+# ebbd's libvirt backend: only ebbd (and its libvirt test) link libvirt
+libvirt_DIR := host-reclaim/libvirt
+LIBVIRT_LIBS = $(shell pkg-config --libs libvirt)
+$(BUILD)/obj/host-reclaim/libvirt/%.o: CFLAGS += $(shell pkg-config --cflags libvirt)
 virtio_DIR  := virtio
 reclaim_DIR := host-reclaim
 vmm_DIR     := vmm
@@ -112,10 +116,13 @@ $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o $(AL
                   | $(BUILD)/obj/empty.o
 # `ebb top` draws with ncurses: linked into ebb only.
 $(BUILD)/bin/ebb: LDLIBS += $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
-# ebbd alone serves HTTP (its /metrics): libmicrohttpd is linked into it only.
+# ebbd alone serves HTTP (its /metrics) and talks to libvirt: libmicrohttpd,
+# inih and libvirt are linked into it only.
 $(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(BUILD)/obj/host-reclaim/bin/ebbd_http.o \
                    $(ALL_LIBS) | $(BUILD)/obj/empty.o
 $(BUILD)/bin/ebbd: LDLIBS += $(shell pkg-config --libs libmicrohttpd inih 2>/dev/null || echo -lmicrohttpd -linih)
+$(BUILD)/bin/ebbd: LDLIBS += $(LIBVIRT_LIBS)
+$(BUILD)/tests/unit/test_libvirt_stats: LDLIBS += $(LIBVIRT_LIBS)
 # the configuration file parser (inih) only in ebbd and its test
 $(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # The agent runs inside small guests with no libc of their own: always static.
@@ -235,8 +242,8 @@ images: all
 demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
-LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) $(PROGRAM_SRC) \
-            host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
+LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
+	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
 lint:
 	@echo "  LAYERS"
 	$(Q)scripts/check-layers

@@ -18,6 +18,8 @@ pkgs=(
 	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
 	# the host-box kernel (scripts/box-kernel.sh builds it from this source)
 	linux-source-6.1 flex bison libelf-dev
+	# ebbd's libvirt backend; its test runs a private libvirtd (session mode)
+	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# tests
 	util-linux procps bc
 	# tests: scrape ebbd's /metrics and check it (promtool), check the service units

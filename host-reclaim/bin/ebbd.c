@@ -6,7 +6,7 @@
  *   ebbd [--budget SIZE|N%] [--policy ebb|mom|static] [--wmark-min SIZE]
  *        [--wmark-low SIZE] [--wmark-high SIZE] [--rundir DIR] [--vms-only]
  *        [--tick-ms N] [--lease-ms N] [--no-ksm] [--log FILE] [--foreground]
- *        [--verbose]
+ *        [--verbose] [--libvirt URI]...
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +26,9 @@
 #include "host-reclaim/ebbd/config.h"
 #include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/ebbd/metrics.h"
+#include "host-reclaim/libvirt/ebbd_libvirt.h"
+
+#define MAX_LIBVIRT_URIS 8
 
 static FILE *log_file;
 static int log_level = VMM_LOG_INFO;
@@ -80,6 +83,8 @@ static void usage(FILE *f)
 	      "  --config FILE        read FILE (default " EBBD_CONFIG_PATH " if it exists);\n"
 	      "                       options given here win over it; SIGHUP reads it again\n"
 	      "  --check-config       check the configuration (file and options) and exit\n"
+	      "  --libvirt URI        also manage the running domains of this libvirt\n"
+	      "                       connection (e.g. qemu:///system); repeatable\n"
 	      "  --log FILE           append the log to FILE (default: stderr)\n"
 	      "  --foreground         run in the foreground (the only mode today)\n"
 	      "  --verbose            debug messages too\n", f);
@@ -227,7 +232,8 @@ static void on_signal(void *opaque, uint32_t events)
 int main(int argc, char **argv)
 {
 	enum { O_BUDGET = 256, O_POLICY, O_WMIN, O_WLOW, O_WHIGH, O_RUNDIR, O_VMS_ONLY, O_TICK,
-	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP, O_METRICS, O_CONFIG, O_CHECK };
+	       O_LEASE, O_NO_KSM, O_LOG, O_FG, O_VERBOSE, O_HELP, O_METRICS, O_CONFIG, O_CHECK,
+	       O_LIBVIRT };
 	static const struct option opts[] = {
 		{ "budget", required_argument, NULL, O_BUDGET },
 		{ "policy", required_argument, NULL, O_POLICY },
@@ -246,6 +252,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, O_FG },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "libvirt", required_argument, NULL, O_LIBVIRT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ebbd_file_cfg cl = { 0 }, file, eff;
@@ -254,6 +261,9 @@ int main(int argc, char **argv)
 	const char *conf_path = EBBD_CONFIG_PATH;
 	bool conf_required = false, check = false;
 	struct ebbd *d;
+	const char *lv_uris[MAX_LIBVIRT_URIS];
+	struct ebbd_libvirt *lv[MAX_LIBVIRT_URIS] = { NULL };
+	int nr_lv = 0, i;
 	char err[512];
 	sigset_t set;
 	int c, ret;
@@ -310,6 +320,11 @@ int main(int argc, char **argv)
 				die("--log %s: %s", optarg, strerror(errno));
 			break;
 		case O_FG:
+			break;
+		case O_LIBVIRT:
+			if (nr_lv >= MAX_LIBVIRT_URIS)
+				die("--libvirt: at most %d connections", MAX_LIBVIRT_URIS);
+			lv_uris[nr_lv++] = optarg;
 			break;
 		case 'v':
 		case O_VERBOSE:
@@ -385,10 +400,19 @@ int main(int argc, char **argv)
 	sig.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig.fd < 0 || ebbd_add_fd(d, sig.fd, on_signal, &sig))
 		die("signalfd: %s", strerror(errno));
+	for (i = 0; i < nr_lv; i++) {
+		struct ebbd_libvirt_cfg lc = { .uri = lv_uris[i], .log = cfg.log };
+
+		ret = ebbd_libvirt_create(&lc, d, &lv[i]);
+		if (ret)
+			die("--libvirt %s: %s", lv_uris[i], strerror(-ret));
+	}
 	vmm_logf(&cfg.log, VMM_LOG_INFO, "running (policy %s)", ebb_bal_policy_name(cfg.bal.policy));
 	ret = ebbd_run(d);
 	ebbd_http_destroy(sig.http);
 	ebbd_destroy(d);
+	for (i = 0; i < nr_lv; i++)   /* after the daemon: its VMs point into them */
+		ebbd_libvirt_destroy(lv[i]);
 	close(sig.fd);
 	return ret ? 1 : 0;
 }

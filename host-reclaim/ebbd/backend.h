@@ -16,6 +16,7 @@
 #include "host-reclaim/balancer.h"
 
 struct ebbd_backend;
+struct json_object;
 
 struct ebbd_backend_ops {
 	const char *kind;

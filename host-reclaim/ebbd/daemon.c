@@ -369,6 +369,27 @@ static void track_agent(struct ebbd *d, struct ebbd_vm *vm)
 		vm->agent_fd = fd;
 }
 
+/* Puts a VM whose backend is ready into the pool. */
+static void vm_add(struct ebbd *d, struct ebbd_vm *vm, const char *name)
+{
+	int ret;
+
+	vm->id = ++d->next_id;
+	vm->d = d;
+	vm->agent_fd = -1;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	ret = vm->be->ops->watch_open(vm->be);
+	if (ret != -EOPNOTSUPP &&
+	    (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events)))
+		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: no event subscription (%s): polled only",
+			 name, ret < 0 ? strerror(-ret) : "event loop");
+	vm->next = d->vms;
+	d->vms = vm;
+	d->c.nr_vms_joined++;
+	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (%s backend, id %llu)", name,
+		 vm->be->ops->kind, (unsigned long long)vm->id);
+}
+
 static void on_join(void *opaque, const char *name)
 {
 	struct ebbd *d = opaque;
@@ -394,19 +415,7 @@ static void on_join(void *opaque, const char *name)
 		free(vm);
 		return;
 	}
-	vm->id = ++d->next_id;
-	vm->d = d;
-	vm->agent_fd = -1;
-	snprintf(vm->name, sizeof(vm->name), "%s", name);
-	ret = vm->be->ops->watch_open(vm->be);
-	if (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events))
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: no event subscription (%s): polled only",
-			 name, ret < 0 ? strerror(-ret) : "event loop");
-	vm->next = d->vms;
-	d->vms = vm;
-	d->c.nr_vms_joined++;
-	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (id %llu)", name,
-		 (unsigned long long)vm->id);
+	vm_add(d, vm, name);
 	vm_configure(d, vm);
 }
 
@@ -456,6 +465,44 @@ static void reap_gone(struct ebbd *d)
 static void retry_joins(struct ebbd *d)
 {
 	ebb_discover_foreach(d->disc, on_join, d);
+}
+
+/* ---- other backends (host-reclaim/libvirt/) ------------------------------------- */
+
+int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be)
+{
+	struct ebbd_vm *vm;
+
+	if (vm_by_name(d, name)) {
+		be->ops->destroy(be);
+		return -EEXIST;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		be->ops->destroy(be);
+		return -ENOMEM;
+	}
+	vm->be = be;
+	vm_add(d, vm, name);
+	arm(d, 0);   /* the pool changed: step now */
+	return 0;
+}
+
+int ebbd_vm_detach(struct ebbd *d, const char *name, const char *why)
+{
+	struct ebbd_vm **pp, *vm;
+
+	for (pp = &d->vms; (vm = *pp); pp = &vm->next) {
+		if (strcmp(vm->name, name) == 0) {
+			*pp = vm->next;
+			d->c.nr_vms_left++;
+			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool (%s)", name, why);
+			vm_free(vm);
+			arm(d, 0);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 /* ---- the round ----------------------------------------------------------------- */

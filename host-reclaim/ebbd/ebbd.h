@@ -92,7 +92,17 @@ void ebbd_stop(struct ebbd *d);
 /* Lifts clamps, restores KSM, closes the socket.  NULL is a no-op. */
 void ebbd_destroy(struct ebbd *d);
 void ebbd_get_counters(const struct ebbd *d, struct ebbd_counters *out);
-/* The event loop's fd set is internal; this adds a signal fd handler. */
+/*
+ * VMs reached through another backend (host-reclaim/libvirt/): @be joins
+ * the pool as @name; the daemon owns it from here (destroyed on error too).
+ * 0, -EEXIST (a VM of that name is in the pool) or -ENOMEM.  Detach removes
+ * it, logging @why: 0 or -ENOENT.  Event thread only.
+ */
+struct ebbd_backend;
+int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be);
+int ebbd_vm_detach(struct ebbd *d, const char *name, const char *why);
+/* The event loop's fd set is internal; this adds a handler (signal fd,
+ * another backend's wake-up fd). */
 int ebbd_add_fd(struct ebbd *d, int fd, void (*fn)(void *opaque, uint32_t events), void *opaque);
 
 /*

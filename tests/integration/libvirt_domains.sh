@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# libvirt_domains.sh — ebbd's libvirt backend against a real libvirtd and real
+# QEMU (TCG) domains booted from ebb's guest image (docs/libvirt.md).
+#
+# The test starts its own libvirtd in session mode (an unprivileged user, all
+# its state, sockets and logs under a temporary directory: it never touches a
+# system instance) and two 256 MiB domains, each writing a 16 MiB random
+# pattern into its tmpfs and printing its md5 every 2 s on the serial console:
+#   d1: balloon stats period off (ebbd must switch it on);
+#   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML.
+# Then `ebbd --libvirt URI` with a pool budget (160 MiB, --vms-only) below
+# the domains' resident guest RAM (about 2 x 120 MiB after boot) — first
+# 12 s under `--policy mom` (the peer, its figure printed), then under ebb's
+# policy with an ebb VM in the same pool (the stub of ebbd's own test,
+# tests/integration/stub_vm.c: real control protocol, real engine on real
+# memory) — and checks, as TAP:
+#   d2's <metadata><ebb:memory weight=300 min_mib=160/> is honoured, d1 opted
+#   out live through its metadata leaves the pool;
+#   both domains and the ebb VM join one pool; the balancer acts on both
+#   kinds; the ebb VM's pages stay intact; with a swap file (as root, when
+#   the host has no swap on) host-side reclaim lowers the domains' high; ebbd reads their stats (ebb pool shows the guest's
+#   numbers); the balloons inflate; every pattern checksum stays the same;
+#   a restarted ebbd with a big budget picks both up and, when d1's workload
+#   grows, deflates d1; a destroyed domain leaves the pool at once (lifecycle
+#   event); a libvirtd restart: ebbd reconnects, keeps the domain, keeps
+#   running.  Figures (join time, inflate time, stats poll latency, balloon
+#   move time) are printed as "# figure" lines.
+# Exits 77 with the reason when libvirtd, virsh, QEMU or the image are missing.
+set -u
+BUILD=${BUILD:-build}
+ebbd=$BUILD/bin/ebbd
+ebb=$BUILD/bin/ebb
+img=$BUILD/images/guest
+n=0 failed=0
+
+ok() {   # ok COND-STATUS MESSAGE
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+need() { command -v "$1" >/dev/null 2>&1 || { echo "no $1 here (make deps installs it)"; exit 77; }; }
+need libvirtd
+need virsh
+need qemu-system-x86_64
+[ -x "$ebbd" ] || { echo "no $ebbd (make all)"; exit 77; }
+[ -r "$img/vmlinuz" ] && [ -r "$img/initrd.img" ] || { echo "no guest image in $img (make images)"; exit 77; }
+
+T=$(mktemp -d /tmp/ebb-libvirt.XXXXXX)
+chmod 755 "$T"
+mkdir -p "$T/home" "$T/out" "$T/run"
+chmod 700 "$T/run"
+cp "$img/vmlinuz" "$img/initrd.img" "$T/"
+chmod 644 "$T/vmlinuz" "$T/initrd.img"
+# Session mode needs a user other than root: libvirtd as root is the system
+# instance.  As root we run it as nobody; otherwise as ourselves.
+if [ "$(id -u)" -eq 0 ]; then
+	chown nobody "$T/home" "$T/out"
+	as_user=(runuser -u nobody --)
+else
+	as_user=()
+fi
+lv_env=(env HOME="$T/home" XDG_RUNTIME_DIR="$T/home/run" XDG_CONFIG_HOME="$T/home/config"
+	XDG_CACHE_HOME="$T/home/cache" XDG_DATA_HOME="$T/home/data")
+sock=$T/home/run/libvirt/libvirt-sock
+URI="qemu:///session?socket=$sock"
+libvirtd_pid= ebbd_pid=
+
+start_libvirtd() {
+	"${as_user[@]}" "${lv_env[@]}" libvirtd >>"$T/libvirtd.log" 2>&1 &
+	libvirtd_pid=$!
+	for _ in $(seq 1 100); do
+		virsh -c "$URI" version >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cleanup() {
+	for d in d1 d2; do virsh -c "$URI" destroy "$d" >/dev/null 2>&1; done
+	[ -n "$ebbd_pid" ] && kill "$ebbd_pid" 2>/dev/null && wait "$ebbd_pid" 2>/dev/null
+	[ -n "${stub_pid:-}" ] && kill "$stub_pid" 2>/dev/null && wait "$stub_pid" 2>/dev/null
+	[ -n "${swapfile:-}" ] && swapoff "$swapfile"
+	[ -n "$libvirtd_pid" ] && kill "$libvirtd_pid" 2>/dev/null && wait "$libvirtd_pid" 2>/dev/null
+	# the session's virtlogd, started by libvirtd on demand
+	if [ -r "$T/home/run/libvirt/virtlogd.pid" ]; then
+		kill "$(cat "$T/home/run/libvirt/virtlogd.pid")" 2>/dev/null
+	fi
+	if [ "$failed" -ne 0 ] || [ -n "${EBB_KEEP:-}" ]; then
+		echo "# logs kept in $T"
+		echo "# --- ebbd log (tail)"; tail -n 30 "$T"/ebbd*.log 2>/dev/null | sed 's/^/# /'
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+
+if ! start_libvirtd; then
+	echo "libvirtd (session mode, socket $sock) did not come up: $(tail -n 1 "$T/libvirtd.log")"
+	exit 77
+fi
+virsh -c "$URI" capabilities 2>/dev/null | grep -q "domain type='qemu'" || {
+	echo "libvirtd offers no qemu (TCG) domains here"; exit 77; }
+
+# The guest: a 16 MiB random pattern in tmpfs, its md5 every 2 s.  With
+# GROW_MIB > 0 its workload grows by that much in tmpfs when the host writes
+# a line to the virtio-serial port org.ebb.test.0 (a pty on the host side).
+guest_script() {   # GROW_MIB
+	cat <<EOF
+dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2>/dev/null
+if [ $1 -gt 0 ]; then
+	(
+	port=
+	for i in \$(seq 1 100); do
+		for p in /sys/class/virtio-ports/*; do
+			[ "\$(cat \$p/name 2>/dev/null)" = org.ebb.test.0 ] && port=/dev/\${p##*/}
+		done
+		[ -n "\$port" ] && [ -c "\$port" ] && break
+		sleep 0.2
+	done
+	read -r l < \$port
+	dd if=/dev/zero of=/tmp/grow bs=1M count=$1 2>/dev/null
+	echo "ebb-grew $1"
+	) &
+fi
+while true; do
+	s=\$(md5sum /tmp/pat); echo "ebb-sum \${s%% *}"
+	sleep 2
+done
+EOF
+}
+domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA]
+	local cmd
+	cmd=$(guest_script "$3" | base64 -w0)
+	cat <<EOF
+<domain type='qemu'>
+  <name>$1</name>
+  <memory unit='MiB'>256</memory>
+  <currentMemory unit='MiB'>256</currentMemory>
+  ${5:-}
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$T/vmlinuz</kernel><initrd>$T/initrd.img</initrd>
+    <cmdline>console=ttyS0 quiet ebb.agent=0 ebb.cmd=$cmd</cmdline></os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>$(command -v qemu-system-x86_64)</emulator>
+    <serial type='file'><source path='$T/out/$1.console'/></serial>
+    <memballoon model='virtio' autodeflate='on'><stats period='$2'/></memballoon>
+    $4
+  </devices>
+</domain>
+EOF
+}
+domain_xml d1 0 24 "<channel type='pty'><target type='virtio' name='org.ebb.test.0'/></channel>" >"$T/d1.xml"
+domain_xml d2 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d2.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" \
+	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" >"$T/d2.xml"
+virsh -c "$URI" create "$T/d1.xml" >/dev/null && virsh -c "$URI" create "$T/d2.xml" >/dev/null
+ok $? "two TCG domains created under a private libvirtd"
+
+sums() { grep -a '^ebb-sum ' "$T/out/$1.console" 2>/dev/null | awk '{print $2}'; }
+wait_for() {   # TIMEOUT_S COMMAND...: polls every 0.2 s
+	local end=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	while [ "$(date +%s%N)" -lt "$end" ]; do "$@" && return 0; sleep 0.2; done
+	return 1
+}
+booted() { [ -n "$(sums d1)" ] && [ -n "$(sums d2)" ]; }
+wait_for 90 booted
+ok $? "both guests booted and wrote their pattern"
+sum1=$(sums d1 | head -n 1) sum2=$(sums d2 | head -n 1)
+
+balloon_kib() { virsh -c "$URI" domstats --balloon "$1" 2>/dev/null | sed -n 's/.*balloon.current=//p'; }
+start_ebbd() {   # LOG BUDGET [POLICY]
+	"$ebbd" --rundir "$T/run" --vms-only --budget "$2" --no-ksm --tick-ms 500 \
+		--policy "${3:-ebb}" --libvirt "$URI" --log "$1" &
+	ebbd_pid=$!
+}
+joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 joins the pool (libvirt backend" "$1"; }
+
+# Host swap for host-side reclaim (MADV_PAGEOUT needs somewhere to put the
+# pages): a swap file for the test's duration, when we may and none is on.
+swapfile=
+if [ "$(id -u)" -eq 0 ] && [ "$(wc -l </proc/swaps)" -le 1 ] &&
+	fallocate -l 512M "$T/swapfile" 2>/dev/null && chmod 600 "$T/swapfile" &&
+	mkswap "$T/swapfile" >/dev/null 2>&1 && swapon "$T/swapfile" 2>/dev/null; then
+	swapfile=$T/swapfile
+else
+	echo "# no host swap for the test (not root, or swap already on): host-side reclaim not exercised"
+fi
+
+taken_mib() { echo $(( (262144 * 2 - $(balloon_kib d1) - $(balloon_kib d2)) / 1024 )); }
+
+# An ebb VM in the same pool: the VMM-side stub of ebbd's own test (the real
+# control protocol and the real reclaim engine on real memory; every page
+# checked), 64 MiB with an 8 MiB hot set.
+stub=$BUILD/tests/integration/stub_vm
+stub_pid=
+if [ -x "$stub" ]; then
+	"$stub" --rundir "$T/run" --name e1 --mem 64 --hot 8 --swap-dir "$T/run" >"$T/stub.log" 2>&1 &
+	stub_pid=$!
+fi
+
+# The peer first: the same pool under --policy mom (oVirt MoM's rules: 5%
+# of each guest per 10 s cycle while host free < 20%) for 12 s.
+start_ebbd "$T/ebbd-mom.log" 160M mom
+wait_for 15 joined "$T/ebbd-mom.log"
+sleep 12
+mom_mib=$(taken_mib)
+kill "$ebbd_pid"; wait "$ebbd_pid"
+echo "# figure: --policy mom: $mom_mib MiB in the balloons after 12 s"
+
+t0=$(date +%s%N)
+start_ebbd "$T/ebbd1.log" 160M
+wait_for 15 joined "$T/ebbd1.log"
+ok $? "ebbd --libvirt: both domains join the pool"
+if [ -n "$stub_pid" ]; then
+	wait_for 10 grep -q "e1 joins the pool (ebb backend" "$T/ebbd1.log"
+	ok $? "the ebb VM (stub) joins the same pool"
+fi
+echo "# figure: both domains in the pool $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started"
+grep -q "d1: balloon stats period was off: set to" "$T/ebbd-mom.log" &&
+	! grep -q "d2: balloon stats period was off" "$T/ebbd-mom.log" &&
+	! grep -q "balloon stats period was off" "$T/ebbd1.log"
+ok $? "the stats period is switched on where it was off (d1, by the first ebbd), left alone where on"
+grep -q "libvirt domain d2 .*ebb agent channel org.ebb.agent.0" "$T/ebbd1.log" &&
+	grep -q "libvirt domain d1 .*no ebb agent channel" "$T/ebbd1.log"
+ok $? "the ebb agent channel is found in d2's XML only"
+stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] ' | grep -c ' yes$' | grep -qx 2; }
+wait_for 15 stats_read
+ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
+EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | sed 's/^/# /'
+weight_of() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | awk -v d="$1" 'index($0, d " ") == 1 { print $7 }'; }
+[ "$(weight_of d2)" = 300 ] && [ "$(weight_of d1)" = 100 ]
+ok $? "d2's ebb metadata sets its weight (d1 $(weight_of d1), d2 $(weight_of d2))"
+
+inflated() {
+	local a b
+	a=$(balloon_kib d1) b=$(balloon_kib d2)
+	[ -n "$a" ] && [ -n "$b" ] && [ $(( (262144 * 2 - a - b) / 1024 )) -ge $((mom_mib + 64)) ]
+}
+wait_for 60 inflated
+ok $? "under the tight pool the balloons take 64 MiB more than MoM's rules did"
+echo "# figure: ebb: $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started (MoM's: $mom_mib MiB after 12 s); d1 at $(( $(balloon_kib d1) / 1024 )) MiB, d2 at $(( $(balloon_kib d2) / 1024 )) MiB"
+settled() { local x; x=$(taken_mib); sleep 2; [ "$(taken_mib)" -eq "$x" ]; }
+wait_for 20 settled
+echo "# figure: ebb: settled at $(taken_mib) MiB in the balloons $(( ($(date +%s%N) - t0) / 1000000 )) ms after ebbd started; pool: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
+sleep 5   # more checksums with the balloons inflated
+[ "$(balloon_kib d2)" -ge $((160 * 1024)) ]
+ok $? "d2's metadata min_mib=160 holds: d2 at $(( $(balloon_kib d2) / 1024 )) MiB, d1 at $(( $(balloon_kib d1) / 1024 )) MiB"
+intact() { [ "$(sums "$1" | sort -u | wc -l)" -eq 1 ] && [ "$(sums "$1" | wc -l)" -ge 3 ]; }
+intact d1 && intact d2
+ok $? "patterns intact in both guests ($(sums d1 | wc -l) + $(sums d2 | wc -l) checksums, all equal)"
+
+if [ -n "$swapfile" ]; then
+	grep -qE "d[12] set-high" "$T/ebbd1.log"
+	ok $? "host-side reclaim: the balancer lowers the domains' high when the balloons are done ($(grep -cE 'd[12] set-high' "$T/ebbd1.log") set-high actions)"
+	echo "# figure: pool after host-side reclaim: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
+	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^(VM|d[12]|e1) ' | sed 's/^/# /'
+fi
+if [ -n "$stub_pid" ]; then
+	grep -qE "e1 (set-high|clamp-max)" "$T/ebbd1.log"
+	ok $? "the one balancer also reclaims from the ebb VM ($(grep -cE 'e1 (set-high|clamp-max)' "$T/ebbd1.log") actions, $(grep -cE 'd[12] balloon' "$T/ebbd1.log") balloon actions on the domains)"
+	kill "$stub_pid"; wait "$stub_pid"
+	st=$?
+	stub_pid=
+	[ "$st" -eq 0 ] && grep -q "bad=0" "$T/stub.log"
+	ok $? "the ebb VM's pages intact ($(grep -o 'pages_checked=[0-9]* bad=[0-9]*' "$T/stub.log"))"
+fi
+
+# A restarted ebbd with room to spare: the domains join again and the
+# squeezed guests get memory back.
+kill "$ebbd_pid"; wait "$ebbd_pid"
+grep "stats polls" "$T/ebbd1.log" | sed 's/^.*libvirt [^ ]*: /# figure: first ebbd: /'
+if [ -n "$swapfile" ]; then
+	grep -qE " [1-9][0-9]* host-side reclaim rounds \(0 failed" "$T/ebbd1.log"
+	ok $? "every host-side reclaim round went through (process_madvise)"
+fi
+low_d1=$(balloon_kib d1) low_d2=$(balloon_kib d2)
+start_ebbd "$T/ebbd2.log" 2G
+wait_for 15 joined "$T/ebbd2.log"
+ok $? "a restarted ebbd picks both domains up"
+# d1's workload grows (the host tells it through its test port): ebbd
+# gives the squeezed guest memory back (its own `grow` decision, not the
+# guest's autodeflate).
+pty=$(virsh -c "$URI" dumpxml d1 | sed -n "s#.*<source path='\(/dev/pts/[0-9]*\)'.*#\1#p" | head -n 1)
+[ -n "$pty" ] && echo grow >"$pty"
+grew() { grep -aq '^ebb-grew' "$T/out/d1.console"; }
+wait_for 30 grew
+ok $? "d1's workload grew by 24 MiB (on the host's word through $pty)"
+t0=$(date +%s%N)
+deflated() { grep -q "d1 balloon .*: grow" "$T/ebbd2.log" && [ "$(balloon_kib d1)" -gt $((low_d1 + 8192)) ]; }
+wait_for 40 deflated
+ok $? "with room in the pool ebbd deflates the squeezed guest whose workload grew (d1 $((low_d1 / 1024)) -> $(( $(balloon_kib d1) / 1024 )) MiB)"
+echo "# figure: ebbd's deflate of d1 seen $(( ($(date +%s%N) - t0) / 1000000 )) ms after the guest grew"
+
+# A domain destroyed: it leaves at once (the lifecycle event), ebbd runs on.
+t0=$(date +%s%N)
+virsh -c "$URI" destroy d2 >/dev/null
+wait_for 5 grep -q "d2 leaves the pool (libvirt: domain stopped)" "$T/ebbd2.log"
+ok $? "a destroyed domain leaves the pool with one log line"
+sleep 2   # a stats answer in flight when the stop came must not bring it back
+[ "$(grep -c "d2 joins the pool" "$T/ebbd2.log")" -eq 1 ]
+ok $? "the destroyed domain does not join again"
+echo "# figure: destroy to leave $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+kill -0 "$ebbd_pid" 2>/dev/null
+ok $? "ebbd still running"
+
+# libvirtd restarts under ebbd: it reconnects and keeps managing d1.
+kill "$libvirtd_pid"; wait "$libvirtd_pid" 2>/dev/null
+wait_for 15 grep -q "connection lost" "$T/ebbd2.log"
+ok $? "ebbd notices libvirtd going away"
+start_libvirtd
+reconnected() { [ "$(grep -c ': connected$' "$T/ebbd2.log")" -ge 2 ]; }
+wait_for 30 reconnected
+ok $? "ebbd reconnects to the restarted libvirtd"
+sleep 3
+! grep -q "d1 leaves the pool" "$T/ebbd2.log" && kill -0 "$ebbd_pid" 2>/dev/null &&
+	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -q '^d1 '
+ok $? "d1 stays in the pool across the libvirtd restart, ebbd running"
+# The operator opts d1 out live through its metadata: it leaves the pool.
+virsh -c "$URI" metadata d1 urn:ebb:memory:1 --key ebb --set '<memory opt_out="yes"/>' --live >/dev/null
+wait_for 10 grep -q "d1 leaves the pool (libvirt: opted out by its ebb metadata)" "$T/ebbd2.log"
+ok $? "d1 opted out by a live metadata change leaves the pool (metadata-change event)"
+intact d1
+ok $? "d1's pattern intact at the end ($(sums d1 | wc -l) checksums)"
+! grep -aqiE "out of memory|oom-kill" "$T/out/d1.console" "$T/out/d2.console"
+ok $? "no OOM kill in either guest"
+kill "$ebbd_pid"; wait "$ebbd_pid"
+ebbd_pid=
+grep "stats polls" "$T/ebbd2.log" | sed 's/^.*libvirt [^ ]*: /# figure: second ebbd: /'
+grep -h "balloon reached" "$T"/ebbd*.log | sed 's/^.*info: /# figure: /' | tail -n 4
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
