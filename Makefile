@@ -112,27 +112,33 @@ $(BUILD)/obj/%.o: %.c
 PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c)
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
-$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o $(ALL_LIBS) \
-                  | $(BUILD)/obj/empty.o
+# Each program links exactly the libraries it uses (the layering of
+# docs/ARCHITECTURE.md), in one group among themselves, and only the system
+# libraries those need: the static guest agent links no host library.
+pkglibs = $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(1) 2>/dev/null)
+$(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o \
+                  $(vmm_LIB) $(virtio_LIB) $(reclaim_LIB) $(client_LIB) | $(BUILD)/obj/empty.o
 # `ebb top` draws with ncurses: linked into ebb only.
-$(BUILD)/bin/ebb: LDLIBS += $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
-# ebbd alone serves HTTP (its /metrics) and talks to libvirt: libmicrohttpd,
-# inih and libvirt are linked into it only.
+$(BUILD)/bin/ebb: LDLIBS = $(call pkglibs,liblz4 libzstd json-c libsodium ncursesw) -lpthread -lm
+# ebbd alone serves HTTP (its /metrics), reads ebbd.conf and talks to
+# libvirt: libmicrohttpd, inih and libvirt are linked into it only.
 $(BUILD)/bin/ebbd: $(BUILD)/obj/host-reclaim/bin/ebbd.o $(BUILD)/obj/host-reclaim/bin/ebbd_http.o \
-                   $(ALL_LIBS) | $(BUILD)/obj/empty.o
-$(BUILD)/bin/ebbd: LDLIBS += $(shell pkg-config --libs libmicrohttpd inih 2>/dev/null || echo -lmicrohttpd -linih)
-$(BUILD)/bin/ebbd: LDLIBS += $(LIBVIRT_LIBS)
+                   $(libvirt_LIB) $(ebbd_LIB) $(reclaim_LIB) $(client_LIB) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebbd: LDLIBS = $(call pkglibs,json-c libmicrohttpd inih libvirt) \
+                            -lpthread -lm
 $(BUILD)/tests/unit/test_libvirt_stats: LDLIBS += $(LIBVIRT_LIBS)
 # the configuration file parser (inih) only in ebbd and its test
 $(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
-$(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(ALL_LIBS) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(agent_LIB) | $(BUILD)/obj/empty.o
+$(BUILD)/bin/ebb-agent: LDLIBS = -lpthread -lm
 
 $(PROGRAMS):
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group \
+	    $(LDLIBS)
 
 # Small helper programs used by tests and images (statically linked so they run
 # in guests and in the host-box): tests/progs/*.c -> $(BUILD)/progs/*
