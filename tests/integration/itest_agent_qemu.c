@@ -560,12 +560,17 @@ int main(void)
 		struct agent_report squeezed = { 0 };
 		double t_inflate = 0, t_pressure = 0;
 
-		uint64_t seq0 = 0;
+		uint64_t seq0 = 0, avail0 = UINT64_MAX;
 
 		/* A report pumps the channel: every earlier pressure message is
-		 * queued by then and its seq is at most nr_pressure_events. */
-		if (agent_client_report(cl, 20000, &after) == 0)
+		 * queued by then and its seq is at most nr_pressure_events.  The
+		 * hog alone may still raise one after it: only a message that
+		 * sees the balloon's bite (32 MiB less available than now)
+		 * counts. */
+		if (agent_client_report(cl, 20000, &after) == 0) {
 			seq0 = after.agent_nr_pressure_events;
+			avail0 = after.meminfo.available_bytes;
+		}
 		while (agent_client_pop_event(cl, &ev) == 0)
 			;
 		if (qfd >= 0 && qmp_balloon(qfd, 200 * MIB) == 0) {
@@ -573,7 +578,9 @@ int main(void)
 			end = now_s() + 40;
 			while (now_s() < end && !got) {
 				rc = agent_client_next_event(cl, 1000, &ev);
-				if (rc == 0 && ev.type == AGENT_EV_PRESSURE && ev.u.pressure.seq > seq0) {
+				if (rc == 0 && ev.type == AGENT_EV_PRESSURE && ev.u.pressure.seq > seq0 &&
+				    (avail0 == UINT64_MAX ||
+				     ev.u.pressure.available_bytes + 32 * MIB <= avail0)) {
 					got = true;
 					pr = ev.u.pressure;
 					t_pressure = now_s();
