@@ -43,12 +43,6 @@
 static char tmpdir[256], console_path[300], sock_path[300], qmp_path[300];
 static pid_t qemu_pid = -1;
 
-static void skip(const char *what, const char *why)
-{
-	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
-	fflush(stdout);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;

@@ -25,7 +25,6 @@
 #include "client/agent_client.h"
 #include "tests/integration/tap.h"
 
-
 static int accept_within(int lfd, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = lfd, .events = POLLIN };

@@ -33,20 +33,6 @@
 #define PG 4096u
 #define WORDS (PG / 8)
 
-
-static void skip(const char *what, const char *why)
-{
-	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ULL;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return x ^ (x >> 31);
-}
-
 static void fill_page(uint8_t *mem, uint64_t pfn, uint64_t seed)
 {
 	uint64_t *p = (uint64_t *)(mem + pfn * PG);

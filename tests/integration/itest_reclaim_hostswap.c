@@ -36,15 +36,6 @@
 #define MADV_PAGEOUT 21
 #endif
 
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ULL;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return x ^ (x >> 31);
-}
-
 /* Half random, half a repeated word: the compressed tier takes it. */
 static uint64_t word(uint64_t pfn, unsigned w, uint64_t seed)
 {

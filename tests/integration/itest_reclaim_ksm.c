@@ -29,7 +29,6 @@
 #define NR_PAGES 1024u
 #define KSM "/sys/kernel/mm/ksm/"
 
-
 static int read_str(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -39,20 +39,6 @@
 #define WORDS (PG / 8)
 #define NR_PAGES 512u
 
-
-static void skip(const char *what, const char *why)
-{
-	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ULL;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return x ^ (x >> 31);
-}
-
 static uint64_t word(uint64_t pfn, unsigned w)
 {
 	return mix(0x5eed ^ (pfn * 4096 + w));

@@ -29,7 +29,6 @@
 #define SIZE (32ULL << 20)
 #define NR (SIZE / PG)
 
-
 static uint64_t word(uint64_t pfn, unsigned w)
 {
 	uint64_t x = pfn * 0x9E3779B97F4A7C15ULL + w;
