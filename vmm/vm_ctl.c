@@ -142,7 +142,8 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 /*
  * The commands the VM itself owns.  The others are registered by their
  * modules (vmm_ctl_virtio_register: balloon; vmm_poolctl_register: set,
- * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command.
+ * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command
+ * with a pointer to ebbd.
  */
 static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
 				  struct json_object **result, char *msg, size_t msg_len)
@@ -224,6 +225,15 @@ static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *
 	return VMM_CTL_OK;
 }
 
+/* ebbd's commands (pool, vms, policy, trace): not a VM's; say where they are. */
+static enum vmm_ctl_err ctl_ebbds(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
+		 vmm_ctl_cmd_name(req->cmd));
+	return VMM_CTL_ERR_UNKNOWN_CMD;
+}
+
 int vmm_vm_ctl_register(struct vmm_vm *vm)
 {
 	static const struct {
@@ -235,6 +245,10 @@ int vmm_vm_ctl_register(struct vmm_vm *vm)
 		{ VMM_CTL_CMD_STOP, ctl_stop },
 		{ VMM_CTL_CMD_VERSION, ctl_version },
 		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
+		{ VMM_CTL_CMD_POOL, ctl_ebbds },
+		{ VMM_CTL_CMD_VMS, ctl_ebbds },
+		{ VMM_CTL_CMD_POLICY, ctl_ebbds },
+		{ VMM_CTL_CMD_TRACE, ctl_ebbds },
 	};
 	int ret = 0;
 
