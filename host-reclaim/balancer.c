@@ -33,7 +33,11 @@
  *     to memory the pool does not need.  What free memory above low cannot
  *     cover is added to the reclaim want.  Refaults or PSI under a high we
  *     lowered do the same (give_back with reason "refaults"), and being
- *     measured rather than claimed may also take what other VMs hold idle.
+ *     measured rather than claimed may also take what other VMs hold cold
+ *     (unused for over EBB_BAL_WS_AGE0_MS << WS_COLD_BUCKET: a VM that
+ *     refaults now reuses what it lost within seconds, so memory left
+ *     unused that long elsewhere is colder, and Linux's one LRU would
+ *     reclaim it first).
  *     After a deflate the VM is not inflated again for a hold-off time; a
  *     high raised for refaults is not lowered again for as long, except
  *     below min (DIRECT_CLAMP), where the costs decide.
@@ -107,6 +111,7 @@
 #define STUCK_PAUSE_NS (300ULL * NS_PER_S)  /* after a stuck balloon */
 #define PRESSURE_RECENT_NS (60ULL * NS_PER_S)
 #define WS_ACTIVE_BUCKET 5                  /* used within 32 s */
+#define WS_COLD_BUCKET 3                    /* cold: unused for over 8 s */
 #define GROW_REFAULT_PER_S 50.0             /* need signals for growing back */
 #define GROW_PSI_SOME 5.0
 #define KSM_PERIOD_NS (30ULL * NS_PER_S)
@@ -134,6 +139,7 @@ struct bal_vm {
 	double psi_some_pct, psi_full_pct;
 	double swapin_lat_us;
 	uint64_t ws_bytes, idle_bytes;
+	uint64_t cold_bytes;            /* RAM unused beyond WS_COLD_BUCKET */
 	uint64_t nonres_free;           /* guest free memory the host holds no page of
 					 * (free page reporting): ballooning it saves
 					 * nothing, but the balloon takes it first */
@@ -202,6 +208,7 @@ struct step {
 	uint64_t free, min, low, high;  /* low/high with boost */
 	uint64_t deficit;               /* used beyond the budget (free is 0 then) */
 	uint64_t idle_total;            /* resident above the working sets, all VMs */
+	uint64_t cold_total;            /* their cold memory, all VMs */
 	uint64_t want;
 };
 
@@ -611,8 +618,13 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 		v->swapin_lat_us = 1e6;
 
 	/* working set: host-seen, cross-checked with the agent */
-	uint64_t host_ws = 0, agent_ws = 0;
+	uint64_t host_ws = 0, agent_ws = 0, unseen = 0, hist = 0;
 	if (in->ws.valid) {
+		/* RAM the histogram does not cover came in since its tick: used */
+		for (int i = 0; i < EBB_BAL_WS_BUCKETS; i++)
+			hist = add_sat(hist, in->ws.bytes[i]);
+		unseen = sub_sat(sub_sat(in->resident_bytes, in->compressed_bytes), hist);
+		host_ws = unseen;
 		for (int i = 0; i <= WS_ACTIVE_BUCKET; i++)
 			host_ws = add_sat(host_ws, in->ws.bytes[i]);
 	}
@@ -626,6 +638,16 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 	else
 		v->ws_bytes = in->resident_bytes; /* nothing known: all of it is in use */
 	v->idle_bytes = sub_sat(in->resident_bytes, v->ws_bytes);
+	/* cold: the same cross-check at the shorter age */
+	v->cold_bytes = v->idle_bytes;
+	if (in->ws.valid) {
+		uint64_t recent = unseen;
+
+		for (int i = 0; i <= WS_COLD_BUCKET; i++)
+			recent = add_sat(recent, in->ws.bytes[i]);
+		v->cold_bytes = sub_sat(sub_sat(in->resident_bytes, in->compressed_bytes),
+					max_u64(recent, agent_ws));
+	}
 
 	v->nonres_free = 0;
 	if (v->agent_fresh) {
@@ -906,7 +928,7 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	 * the share, what other VMs hold idle (resident above their working
 	 * set): that is cheaper than this VM's refaults.
 	 */
-	uint64_t idle_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->idle_total, v->idle_bytes) : 0;
+	uint64_t idle_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->cold_total, v->cold_bytes) : 0;
 	const struct ebb_bal_vm_obs *in = &v->in;
 	uint64_t g = in->guest_bytes;
 
@@ -940,6 +962,7 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	if (given)
 		v->excluded = true;   /* not a source in the same step */
 	st->idle_total = sub_sat(st->idle_total, given);
+	st->cold_total = sub_sat(st->cold_total, given);
 	if (given > *from_pool) {
 		*shortfall += given - *from_pool;
 		*from_pool = 0;
@@ -1347,6 +1370,7 @@ static void policy_ebb(struct ebb_balancer *b, struct step *st,
 	for (size_t i = 0; i < b->nr_vm; i++) {
 		vm_costs(b, &b->vm[i], st->now, vm_share(b, &b->vm[i], wsum));
 		st->idle_total = add_sat(st->idle_total, b->vm[i].idle_bytes);
+		st->cold_total = add_sat(st->cold_total, b->vm[i].cold_bytes);
 	}
 	/* kswapd's state machine */
 	if (st->free < st->min) {
@@ -1669,6 +1693,7 @@ int ebb_bal_get_vm(const struct ebb_balancer *bal, uint64_t id, struct ebb_bal_v
 	out->resident_bytes = v->in.resident_bytes;
 	out->ws_estimate_bytes = v->ws_bytes;
 	out->idle_bytes = v->idle_bytes;
+	out->cold_bytes = v->cold_bytes;
 	out->balloon_target_bytes = v->balloon_owned ? v->balloon_target : v->in.balloon_actual_bytes;
 	out->high_bytes = v->high;
 	out->clamped = v->clamped;

@@ -318,6 +318,7 @@ struct ebb_bal_vm_state {
 	uint64_t resident_bytes;
 	uint64_t ws_estimate_bytes;      /* working set: host-seen, agent cross-checked */
 	uint64_t idle_bytes;             /* resident above the working set */
+	uint64_t cold_bytes;             /* RAM unused for over 8 s (host-seen, agent-checked) */
 	uint64_t balloon_target_bytes;   /* what the balancer last asked */
 	uint64_t high_bytes;             /* what the balancer last set */
 	bool clamped;

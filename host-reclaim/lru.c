@@ -207,7 +207,8 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean)
 				lru->ws.nr_refault_thrash++;
 		}
 	}
-	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_YOUNG | EBB_PF_REFERENCED | EBB_PF_SUSPECT);
+	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_YOUNG | EBB_PF_REFERENCED | EBB_PF_SUSPECT |
+				EBB_PF_IDLE_MASK);
 	if (!clean)
 		p->swap_id = EBB_SWAP_NONE;
 	ebb_lru_set_state(lru, pfn, EBB_PAGE_RESIDENT);
@@ -231,7 +232,7 @@ uint32_t ebb_lru_reference(struct ebb_lru *lru, uint32_t pfn, bool written)
 	if (p->state != EBB_PAGE_RESIDENT)
 		return EBB_SWAP_NONE;
 	p->flags |= EBB_PF_YOUNG;
-	p->flags &= (uint16_t)~EBB_PF_READAHEAD;
+	p->flags &= (uint16_t)~(EBB_PF_READAHEAD | EBB_PF_IDLE_MASK);
 	if (written && (p->flags & EBB_PF_SUSPECT)) {
 		/* The report of the fault that swapped it in: keep the copy (the
 		 * evictor compares content hashes before dropping it). */
@@ -247,6 +248,26 @@ uint32_t ebb_lru_reference(struct ebb_lru *lru, uint32_t pfn, bool written)
 			move_to(lru, pfn, EBB_LRU_ACTIVE_DIRTY);
 	}
 	return stale;
+}
+
+void ebb_lru_idle_tick(struct ebb_lru *lru, uint32_t ticks, uint64_t hist[EBB_IDLE_BUCKETS])
+{
+	for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
+		hist[i] = 0;
+	for (uint32_t pfn = 0; pfn < lru->nr_pages; pfn++) {
+		struct ebb_page *p = &lru->pages[pfn];
+		uint32_t idle;
+		int b;
+
+		if (p->state != EBB_PAGE_RESIDENT)
+			continue;
+		/* idle k: last used [k, k + 1) ticks ago, so at most 2^bitlen(k) */
+		idle = (p->flags & EBB_PF_IDLE_MASK) >> EBB_PF_IDLE_SHIFT;
+		b = idle == 0 ? 0 : 32 - __builtin_clz(idle);
+		hist[b < EBB_IDLE_BUCKETS ? b : EBB_IDLE_BUCKETS - 1]++;
+		idle = idle + ticks > 255 ? 255 : idle + ticks;
+		p->flags = (uint16_t)((p->flags & ~EBB_PF_IDLE_MASK) | (idle << EBB_PF_IDLE_SHIFT));
+	}
 }
 
 uint32_t ebb_lru_forget(struct ebb_lru *lru, uint32_t pfn, enum ebb_page_state s)

@@ -58,6 +58,12 @@ enum ebb_lru_list {
 #define EBB_PF_SHADOW      (1u << 5)  /* evicted.shadow is valid */
 #define EBB_PF_SUSPECT     (1u << 6)  /* swapped in by a write fault that may not be one:
 				       * its first "written" report keeps the copy */
+/* Bits 8..15: idle ticks, how many idle ticks (ebb_lru_idle_tick) a resident
+ * page has seen no reference, saturating at 255.  Reset by a reference or a
+ * fault bringing it in. */
+#define EBB_PF_IDLE_SHIFT  8
+#define EBB_PF_IDLE_MASK   (0xffu << EBB_PF_IDLE_SHIFT)
+#define EBB_IDLE_BUCKETS   8          /* idle-age histogram, see ebb_lru_idle_tick */
 
 /*
  * One 4 KiB page: exactly 16 bytes (tests assert it).  While the page is on
@@ -184,6 +190,18 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean);
  * returned (to be released by the caller), else EBB_SWAP_NONE.
  */
 uint32_t ebb_lru_reference(struct ebb_lru *lru, uint32_t pfn, bool written);
+
+/*
+ * The working set by idle age (cf. MGLRU's generations, the idle page
+ * tracking of the kernel's page_idle users): @ticks idle ticks have passed
+ * since the last call, and every reference in between has already been fed
+ * through ebb_lru_reference.  Each resident page's idle count rises by
+ * @ticks (saturating), and hist[i] receives the number of resident pages
+ * idle for at most 2^i ticks (a page seen used in the last tick: i = 0;
+ * the last bucket: everything older than 2^(EBB_IDLE_BUCKETS - 2) ticks).
+ * O(nr_pages).
+ */
+void ebb_lru_idle_tick(struct ebb_lru *lru, uint32_t ticks, uint64_t hist[EBB_IDLE_BUCKETS]);
 
 /* Take a resident page off the LRU (ballooned, unmapped); returns its copy id. */
 uint32_t ebb_lru_forget(struct ebb_lru *lru, uint32_t pfn, enum ebb_page_state s);

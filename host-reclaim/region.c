@@ -78,6 +78,16 @@
  * spell reports everything written during it as young once, and the
  * second-chance scan sorts that out on the next pass.
  *
+ * The idle tick (cfg.idle_tick_ns, 1 s by default) is the one exception:
+ * the pool's balancer needs each VM's working set whether or not it is
+ * under a limit, as Linux's proactive reclaim users read it from MGLRU's
+ * generations or page_idle.  Every tick harvests the sources and ages the
+ * per-page idle counts (ebb_lru_idle_tick) into a histogram by idle age
+ * (counters.idle_pages).  Its cost: one write-protect fault per page
+ * written per tick (handled in the kernel: WP_ASYNC) and one pass over the
+ * page table.  A tick whose every source failed leaves the histogram as it
+ * was: a page unseen is not proof of an idle page.
+ *
  * Locking: r->lock (a mutex) protects everything in struct ebb_region except
  * the immutable fields set at create and the thread handles.  It is held
  * across ioctls on the uffd (they never wait for our own handler, except
@@ -98,6 +108,7 @@ void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
 	cfg->nr_threads = 1;
 	cfg->max_wait_ns = 100ULL * 1000 * 1000;
 	cfg->aging_interval_ns = 100ULL * 1000 * 1000;
+	cfg->idle_tick_ns = EBB_IDLE_TICK_NS;
 	cfg->reclaim_batch_pages = 256;
 	cfg->readahead_pages = 8;
 	cfg->poll_max_ns = EBB_POLL_DEFAULT_MAX_NS;

@@ -80,6 +80,8 @@ struct ebb_region_cfg {
 	uint32_t nr_threads;        /* threads that fault (vCPUs): PSI "full" */
 	uint64_t max_wait_ns;       /* bounded wait at max before an error */
 	uint64_t aging_interval_ns; /* reference harvest period */
+	uint64_t idle_tick_ns;      /* working-set histogram period (0 = off; see
+	                             * ebb_region_step); default EBB_IDLE_TICK_NS */
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
@@ -155,6 +157,10 @@ struct ebb_region_counters {
 	uint64_t metadata_bytes;     /* page table + store tables */
 	uint64_t compressed_overhead_bytes; /* allocator rounding + headers of compressed objects */
 	uint64_t high_pages, max_pages;
+	/* working set by idle age, every idle_tick_ns (valid once nr_idle_ticks > 0):
+	 * idle_pages[i] resident pages last used at most 2^i ticks ago */
+	uint64_t nr_idle_ticks, idle_tick_ns;
+	uint64_t idle_pages[EBB_IDLE_BUCKETS];
 };
 
 struct ebb_region;
@@ -176,6 +182,8 @@ struct ebb_region;
  * as the wake it saves).
  */
 #define EBB_POLL_DEFAULT_MAX_NS (200ULL * 1000)
+/* The idle tick: harvest the reference sources and age the idle histogram. */
+#define EBB_IDLE_TICK_NS (1000ULL * 1000 * 1000)
 #define EBB_POLL_LIMIT_NS (10ULL * 1000 * 1000)
 #define EBB_POLL_START_NS (10ULL * 1000)
 #define EBB_POLL_EPOCH 64

@@ -66,6 +66,7 @@ struct ebb_region {
 	uint64_t *ref_bitmap;
 	uint64_t high_pages, max_pages;
 	uint64_t last_age_ns;
+	uint64_t last_idle_ns;              /* the last idle tick (0: none yet) */
 	struct ebb_psi psi;
 	struct ebb_region_counters c;
 	struct ebb_ratelimit rl_fault, rl_evict, rl_oom;

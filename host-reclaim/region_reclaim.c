@@ -437,7 +437,8 @@ int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
 
 /* ---- aging --------------------------------------------------------------- */
 
-static int64_t age_locked(struct ebb_region *r)
+/* Harvest every reference source; *nr_ok: how many answered. */
+static int64_t harvest_locked(struct ebb_region *r, unsigned *nr_ok)
 {
 	uint64_t words = (r->nr_pages + 63) / 64;
 	int64_t young = 0;
@@ -453,6 +454,7 @@ static int64_t age_locked(struct ebb_region *r)
 			     r->cfg.name, r->src[s].ops->name, strerror(-ret));
 			continue;
 		}
+		(*nr_ok)++;
 		for (uint64_t w = 0; w < words; w++) {
 			uint64_t bits = r->ref_bitmap[w];
 
@@ -476,9 +478,39 @@ static int64_t age_locked(struct ebb_region *r)
 			}
 		}
 	}
-	r->c.nr_aging_passes++;
 	r->c.nr_young += (uint64_t)young;
 	return young;
+}
+
+static int64_t age_locked(struct ebb_region *r)
+{
+	unsigned nr_ok = 0;
+
+	r->c.nr_aging_passes++;
+	return harvest_locked(r, &nr_ok);
+}
+
+/* The idle tick (see region.c): the working set by idle age. */
+static void idle_tick_locked(struct ebb_region *r, uint64_t now)
+{
+	uint64_t ticks = 1, tick = r->cfg.idle_tick_ns;
+	unsigned nr_ok = 0;
+
+	if (!tick || !r->nr_src)
+		return;
+	if (r->last_idle_ns && now >= r->last_idle_ns) {
+		if (now - r->last_idle_ns < tick)
+			return;
+		ticks = (now - r->last_idle_ns) / tick;
+	}
+	r->last_idle_ns = now;
+	harvest_locked(r, &nr_ok);
+	if (!nr_ok)
+		return;
+	ebb_lru_idle_tick(r->lru, ticks > 255 ? 255 : (uint32_t)ticks, r->c.idle_pages);
+	r->c.idle_tick_ns = tick;
+	r->c.nr_idle_ticks++;
+	region_publish_locked(r);
 }
 
 int64_t ebb_region_age(struct ebb_region *r)
@@ -522,6 +554,7 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 
 	pthread_mutex_lock(&r->lock);
 	ebb_psi_update(&r->psi, now);
+	idle_tick_locked(r, now);
 	/* With max but no high, the background thread still works toward max:
 	 * direct reclaim is bounded and leaves the rest of an excess to it. */
 	uint64_t limit = r->high_pages ? r->high_pages : r->max_pages;

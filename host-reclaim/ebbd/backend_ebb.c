@@ -251,6 +251,33 @@ static uint64_t limit(uint64_t bytes)
 	return bytes ? bytes : EBB_BAL_NO_LIMIT;
 }
 
+
+/*
+ * VM: the engine's working set by idle age ("idle_hist"): exactly
+ * EBB_BAL_WS_BUCKETS byte counts at the balancer's tick.  Anything else
+ * leaves ws invalid (the balancer then takes all resident memory as used);
+ * the balancer bounds the sum.
+ */
+static void idle_hist(struct json_object *r, struct ebb_bal_vm_obs *obs)
+{
+	struct json_object *h, *a, *v;
+
+	obs->ws.valid = false;
+	if (!json_object_object_get_ex(r, "idle_hist", &h) || !json_object_is_type(h, json_type_object) ||
+	    !json_object_object_get_ex(h, "tick_ms", &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) != EBB_BAL_WS_AGE0_MS ||
+	    !json_object_object_get_ex(h, "bytes", &a) || !json_object_is_type(a, json_type_array) ||
+	    json_object_array_length(a) != EBB_BAL_WS_BUCKETS)
+		return;
+	for (size_t i = 0; i < EBB_BAL_WS_BUCKETS; i++) {
+		v = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+			return;
+		obs->ws.bytes[i] = (uint64_t)json_object_get_int64(v);
+	}
+	obs->ws.valid = true;
+}
+
 static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 {
 	struct backend_ebb *b = (struct backend_ebb *)be;
@@ -297,6 +324,7 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->nr_swapins = u64(r, "nr_swapped_in", &ok);
 		obs->psi_some_ns_total = u64(r, "psi_some_us", &ok) * 1000;
 		obs->psi_full_ns_total = u64(r, "psi_full_us", &ok) * 1000;
+		idle_hist(r, obs);
 		if (json_object_object_get_ex(r, "ksm_merging_pages", &v) && v)
 			obs->ksm_merging_pages = u64(r, "ksm_merging_pages", &ok);
 	} else {

@@ -826,6 +826,7 @@ static struct json_object *vms_object(struct ebbd *d)
 		if (!ebb_bal_get_vm(d->bal, vm->id, &st)) {
 			ADD_U64(o, "ws_estimate_bytes", st.ws_estimate_bytes);
 			ADD_U64(o, "idle_bytes", st.idle_bytes);
+			ADD_U64(o, "cold_bytes", st.cold_bytes);
 			json_object_object_add(o, "refault_rate_per_s",
 					       json_object_new_double(st.refault_rate_per_s));
 		}

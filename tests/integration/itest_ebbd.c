@@ -522,6 +522,18 @@ int main(void)
 	}
 	ok(flowed, "memory flows to the stub that grows: a %lld MiB, b %lld MiB after %llu ms",
 	   (long long)(res_a >> 20), (long long)(res_b >> 20), (unsigned long long)(now_ms() - t0));
+	if (!flowed) {
+		/* what the balancer saw, for the failure's diagnosis */
+		const char *what[] = { "pool", "vms", "trace" };
+
+		for (size_t i = 0; i < sizeof(what) / sizeof(what[0]); i++) {
+			struct json_object *o = call("ebbd", what[i]);
+
+			printf("# ebbd %s: %s\n", what[i],
+			       o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "(no answer)");
+			json_object_put(o);
+		}
+	}
 
 	/* 3. watermarks held while b runs at its new size */
 	t0 = now_ms();

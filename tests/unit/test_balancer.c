@@ -454,6 +454,80 @@ static void test_refaults_raise_cost(void **state)
 }
 
 /*
+ * Cold memory elsewhere funds a thrashing VM beyond its share.  VM 1 is
+ * squeezed below its RAM (above its share) and then refaults hard.  Where
+ * VM 2's memory was last used 9-16 s ago (cold, though inside the 32 s
+ * working set), VM 1's high goes back up at once; where VM 2 used all of
+ * it within the last second, VM 1 gets nothing beyond what the pool spares.
+ */
+static uint64_t refault_raise(bool other_cold)
+{
+	struct ebb_balancer *b;
+	struct ebb_bal_cfg cfg;
+	struct ebb_bal_host_obs h;
+	struct ebb_bal_vm_obs vms[2];
+	struct ebb_bal_action acts[16];
+	uint64_t high = 0, raised = 0, refaults = 0;
+	size_t n;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.policy = EBB_BAL_POLICY_EBB;
+	cfg.pool.budget_bytes = 4 * GIB;
+	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
+	memset(&h, 0, sizeof(h));
+	h.mem_total_bytes = 64 * GIB;
+	memset(vms, 0, sizeof(vms));
+	for (int i = 0; i < 2; i++) {
+		vms[i].id = (uint64_t)i + 1;
+		vms[i].guest_bytes = 4 * GIB;
+		vms[i].caps = EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
+		vms[i].cfg.weight = 100;
+		vms[i].cfg.high_bytes = vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].cur_high_bytes = vms[i].cur_max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].ws.valid = true;
+	}
+	vms[0].resident_bytes = 2816 * MIB;    /* share: 2 GiB each */
+	vms[0].ws.bytes[0] = vms[0].resident_bytes;
+	vms[1].resident_bytes = 1280 * MIB;
+	vms[1].ws.bytes[other_cold ? 4 : 0] = vms[1].resident_bytes;
+	for (int t = 1; t <= 20 && !raised; t++) {
+		/* the host holds nothing but the VMs */
+		h.mem_available_bytes = h.mem_total_bytes - vms[0].resident_bytes - vms[1].resident_bytes;
+		assert_int_equal(ebb_bal_step(b, (uint64_t)t * SIM_S, &h, vms, 2, acts, 16, &n), 0);
+		for (size_t k = 0; k < n; k++) {
+			if (acts[k].kind != EBB_BAL_ACT_SET_HIGH || acts[k].vm_id != 1)
+				continue;
+			if (acts[k].why.reason == EBB_BAL_WHY_REFAULTS && acts[k].value > high)
+				raised = acts[k].value - high;
+			high = acts[k].value;
+		}
+		if (high && !raised) {
+			/* squeezed: VM 1 sits at its high and refaults 5000 pages/s */
+			vms[0].cur_high_bytes = high;
+			vms[0].resident_bytes = high;
+			vms[0].ws.bytes[0] = high;
+			refaults += 5000;
+			vms[0].nr_refaults = refaults;
+		}
+		if (t == 1)
+			assert_true(high > 0 && high < 2816 * MIB);   /* the pool was short */
+	}
+	print_message("# other %s: VM 1 squeezed to %llu MiB, raised by %llu MiB\n", other_cold ? "cold" : "hot",
+		      (unsigned long long)((high - raised) / MIB), (unsigned long long)(raised / MIB));
+	ebb_bal_destroy(b);
+	return raised;
+}
+
+static void test_cold_memory_funds_refaults(void **state)
+{
+	uint64_t cold = refault_raise(true), hot = refault_raise(false);
+
+	(void)state;
+	assert_true(cold >= 32 * MIB);
+	assert_true(hot < 32 * MIB);
+}
+
+/*
  * A high raised for refaults is held for a while (no ping-pong) — but not
  * through an emergency.  VM 2 is squeezed while quiet, refaults once, gets
  * its high raised and held; its refaults stop.  Then the pool falls below
@@ -1280,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_cheapest_source_first),
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
+		cmocka_unit_test(test_cold_memory_funds_refaults),
 		cmocka_unit_test(test_hold_yields_below_min),
 		cmocka_unit_test(test_protections),
 		cmocka_unit_test(test_weights),

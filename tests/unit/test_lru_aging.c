@@ -462,6 +462,45 @@ static void test_forget_and_states(void **state)
 	ebb_lru_destroy(lru);
 }
 
+/* The idle histogram: references reset a page's idle count, ticks age it,
+ * buckets are powers of two of ticks, non-resident pages are not counted. */
+static void test_idle_histogram(void **state)
+{
+	struct ebb_lru *lru;
+	uint64_t h[EBB_IDLE_BUCKETS];
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(64, &lru), 0);
+	fill(lru, 40);
+	/* first tick: everything just came in */
+	ebb_lru_idle_tick(lru, 1, h);
+	assert_int_equal(h[0], 40);
+	/* pages 0..9 used every tick, 10..19 stop after tick 3, 20..39 never again */
+	for (int t = 1; t <= 10; t++) {
+		for (uint32_t p = 0; p < (t <= 3 ? 20u : 10u); p++)
+			ebb_lru_reference(lru, p, false);
+		ebb_lru_idle_tick(lru, 1, h);
+	}
+	/* 20..39: idle count 10 -> last used [10, 11) ticks ago -> <= 16: bucket 4;
+	 * 10..19: idle 7 -> [7, 8) -> bucket 3 */
+	assert_int_equal(h[0], 10);
+	assert_int_equal(h[3], 10);
+	assert_int_equal(h[4], 20);
+	assert_int_equal(h[1] + h[2] + h[5] + h[6] + h[7], 0);
+	/* a long gap saturates into the last bucket; an eviction leaves the count */
+	ebb_lru_idle_tick(lru, 1000, h);
+	ebb_lru_idle_tick(lru, 1, h);
+	assert_int_equal(h[EBB_IDLE_BUCKETS - 1], 40);
+	ebb_lru_forget(lru, 39, EBB_PAGE_BALLOONED);
+	assert_false(ebb_lru_page_in(lru, 39, false));   /* back in: just used */
+	ebb_lru_idle_tick(lru, 1, h);
+	assert_int_equal(h[0], 1);
+	assert_int_equal(h[EBB_IDLE_BUCKETS - 1], 39);
+	/* the flags the LRU uses are untouched by the count */
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_written_makes_dirty),
 		cmocka_unit_test(test_refault_distance),
 		cmocka_unit_test(test_forget_and_states),
+		cmocka_unit_test(test_idle_histogram),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
