@@ -9,7 +9,15 @@
  * over and over, whose size the test changes through a file.
  *
  *   stub_vm --rundir DIR --name NAME --mem MIB [--max MIB] [--hot MIB]
- *           [--hot-file PATH] [--swap-dir DIR]
+ *           [--hot-file PATH] [--swap-dir DIR] [--balloon]
+ *
+ * --balloon: also serve `balloon` (vmm/ctl_virtio.c's arguments and
+ * answer) with a model of a guest's balloon driver, for the CLI's
+ * `ebb balloon --wait`: the balloon moves toward its target at 64 MiB/s,
+ * but never takes the hot set nor the 4 MiB beyond it (an inflate past
+ * that stalls, as a guest that has nothing more to give); its stats say
+ * how much the guest has available.  No page moves: it is the CLI's peer,
+ * not a balloon (the real one is tested in the box).
  *
  * Every page holds a pattern derived from its index and its write
  * generation; a page that reads back anything else is counted bad.  On
@@ -34,8 +42,10 @@
 #include "client/ctl_server.h"
 #include "client/evloop.h"
 #include "client/rundir.h"
+#include "vmm/ctl_virtio.h"
 #include "vmm/memory.h"
 #include "vmm/poolctl.h"
+#include "vmm/virtio_devs.h"
 
 #define MiB (1ull << 20)
 #define PAGE 4096ull
@@ -54,7 +64,72 @@ struct stub {
 	struct vmm_evloop *loop;
 	struct vmm_ctl_server *srv;
 	int sig_fd;
+	/* --balloon: the driver model (pages; actual at set_ns was from) */
+	bool balloon;
+	uint64_t bal_target, bal_from, bal_set_ns;
 };
+
+#define BALLOON_PAGES_PER_S (64ull * MiB / PAGE)
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Where the modelled driver has got to by now. */
+static uint64_t balloon_actual(const struct stub *s)
+{
+	uint64_t moved = (mono_ns() - s->bal_set_ns) / 1000 * BALLOON_PAGES_PER_S / 1000000;
+	uint64_t keep = atomic_load(&s->hot_pages) + 4 * MiB / PAGE;
+	uint64_t most = s->nr_pages > keep ? s->nr_pages - keep : 0;
+
+	if (s->bal_target >= s->bal_from) {
+		uint64_t a = s->bal_from + moved < s->bal_target ? s->bal_from + moved : s->bal_target;
+
+		return a < most ? a : (s->bal_from > most ? s->bal_from : most);
+	}
+	return s->bal_from > s->bal_target + moved ? s->bal_from - moved : s->bal_target;
+}
+
+static enum vmm_ctl_err balloon_cmd(struct stub *s, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct vmm_balloon_info bi;
+	struct json_object *b;
+	enum vmm_ctl_err err;
+	uint64_t size = 0;
+	bool have;
+
+	err = vmm_ctl_balloon_args(req->args, s->mem_bytes, &size, &have, msg, msg_len);
+	if (err)
+		return err;
+	if (have) {
+		s->bal_from = balloon_actual(s);
+		s->bal_set_ns = mono_ns();
+		s->bal_target = (s->mem_bytes - size) / PAGE;
+	}
+	memset(&bi, 0, sizeof(bi));
+	bi.mem_bytes = s->mem_bytes;
+	bi.driver_ok = true;
+	bi.target_pages = s->bal_target;
+	bi.actual_pages = balloon_actual(s);
+	bi.nr_ballooned_pages = bi.actual_pages;
+	bi.have_stats = true;
+	bi.stats_valid_mask = 1u << 4 | 1u << 5 | 1u << 6;   /* free, total, available */
+	bi.stats[5] = s->mem_bytes;
+	bi.stats[4] = bi.stats[6] = (s->nr_pages - bi.actual_pages - atomic_load(&s->hot_pages)) * PAGE;
+	/* the VMM's answer: the balloon object itself */
+	b = vmm_ctl_balloon_json(&bi);
+	if (!b) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	*result = b;
+	return VMM_CTL_OK;
+}
 
 static void notify(void *opaque, const char *event, struct json_object *fields)
 {
@@ -158,6 +233,11 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 		return VMM_CTL_OK;
 	case VMM_CTL_CMD_STATS:
 		return vmm_poolctl_stats(s->pc, result, msg, msg_len);
+	case VMM_CTL_CMD_BALLOON:
+		if (s->balloon)
+			return balloon_cmd(s, req, result, msg, msg_len);
+		snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
+		return VMM_CTL_ERR_STATE;
 	case VMM_CTL_CMD_STOP:
 		vmm_evloop_stop(s->loop);
 		r = json_object_new_object();
@@ -204,7 +284,8 @@ int main(int argc, char **argv)
 		{ "rundir", required_argument, NULL, 'r' }, { "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' }, { "max", required_argument, NULL, 'x' },
 		{ "hot", required_argument, NULL, 'h' }, { "hot-file", required_argument, NULL, 'f' },
-		{ "swap-dir", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
+		{ "swap-dir", required_argument, NULL, 's' }, { "balloon", no_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct stub s = { .name = "stub" };
 	const char *rundir = NULL, *swap_dir = "/var/tmp";
@@ -224,6 +305,7 @@ int main(int argc, char **argv)
 		case 'h': hot_mib = strtoull(optarg, NULL, 10); break;
 		case 'f': s.hot_file = optarg; break;
 		case 's': swap_dir = optarg; break;
+		case 'b': s.balloon = true; break;
 		default: return 2;
 		}
 	}

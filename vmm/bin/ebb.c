@@ -161,13 +161,17 @@ static const char usage_stat[] =
 	"Shows what a running VM reports over its control socket.  --watch shows it\n"
 	"again every SECS seconds (default 2) until interrupted, or N times.\n";
 static const char usage_balloon[] =
-	"usage: ebb balloon NAME SIZE|PERCENT%\n"
+	"usage: ebb balloon NAME SIZE|PERCENT% [--wait[=SECS]]\n"
 	"       ebb balloon NAME [--stats] [--json]\n"
 	"\n"
 	"Sets the memory the guest may use to SIZE (512M, 1G; a bare number is MiB) or\n"
 	"to PERCENT% of its RAM: the balloon takes the rest and its pages go back to\n"
 	"the host.  100% empties the balloon.  Without a size, shows the balloon:\n"
-	"target, actual, and (--stats) the guest's last memory statistics.\n";
+	"target, actual, and (--stats) the guest's last memory statistics.\n"
+	"--wait: show progress once a second until the guest's driver has the balloon\n"
+	"at its target (exit 0), or say why not: no driver, the guest took pages back\n"
+	"on OOM, the guest has no more available memory, no progress for 10 s, or\n"
+	"SECS (default 120) ran out (exit 1).\n";
 static const char usage_stop[] =
 	"usage: ebb stop NAME\n\nAsks a VM to stop and waits (up to 10 s) until it has.\n";
 
@@ -845,12 +849,107 @@ static void print_balloon(struct json_object *r, bool stats)
 	}
 }
 
+static void sleep_s(double s);
+static double seconds_arg(const char *arg, const char *val);
+
+/* The balloon object of a `balloon` answer (it may sit under "balloon"). */
+static struct json_object *balloon_of(struct json_object *r)
+{
+	struct json_object *b;
+
+	if (r && json_object_object_get_ex(r, "balloon", &b) && json_object_is_type(b, json_type_object))
+		return b;
+	return r;
+}
+
+/*
+ * `ebb balloon --wait`: polls the balloon until the guest's driver reports
+ * it at its target, printing progress once a second.  Says why it stops:
+ * reached; stalled for 10 s (no driver, deflated on OOM, the guest has less
+ * available than the balloon still wants, or the driver does not move);
+ * out of time.  0 when reached.
+ */
+static int wait_balloon(const char *name, double timeout_s)
+{
+	struct vmm_ctl_response resp;
+	uint64_t t0 = vmm_now_ns(), now, moved = t0, printed = 0;
+	int64_t best = INT64_MAX, oom0 = -1;
+	char s1[32], s2[32], s3[32];
+
+	for (;;) {
+		struct json_object *b, *st, *v;
+		int64_t mem, target, actual, oom, avail = -1, gap;
+		bool driver_ok;
+
+		if (!call_vm(name, "balloon", NULL, &resp))
+			return 1;
+		now = vmm_now_ns();
+		b = balloon_of(resp.result);
+		driver_ok = json_object_object_get_ex(b, "driver_ok", &v) && json_object_get_boolean(v);
+		mem = get_int(b, "mem_bytes", 0);
+		target = get_int(b, "target_pages", 0) * 4096;
+		actual = get_int(b, "actual_pages", 0) * 4096;
+		oom = get_int(b, "oom_deflated_pages", 0);
+		if (json_object_object_get_ex(b, "stats", &st) && st)
+			avail = get_int(st, "available_memory", -1);
+		vmm_ctl_response_release(&resp);
+		if (oom0 < 0)
+			oom0 = oom;
+		gap = target > actual ? target - actual : actual - target;
+		if (gap == 0) {
+			printf("%s: reached: balloon %s, the guest has %s, after %.1f s\n", name,
+			       vmm_format_size((uint64_t)actual, s1, sizeof(s1)),
+			       vmm_format_size((uint64_t)(mem > actual ? mem - actual : 0), s2, sizeof(s2)),
+			       (double)(now - t0) / 1e9);
+			return 0;
+		}
+		if (gap < best - (256 << 10)) {
+			best = gap;
+			moved = now;
+		}
+		if (now - moved > 10000000000ull) {
+			printf("%s: stalled: balloon %s, target %s, no progress for 10 s: ", name,
+			       vmm_format_size((uint64_t)actual, s1, sizeof(s1)),
+			       vmm_format_size((uint64_t)target, s2, sizeof(s2)));
+			if (!driver_ok)
+				printf("the guest has no balloon driver up (not loaded yet, or none)\n");
+			else if (oom > oom0)
+				printf("the guest took %s back on OOM (deflate-on-oom): it needs that memory\n",
+				       vmm_format_size((uint64_t)(oom - oom0) * 4096, s3, sizeof(s3)));
+			else if (target > actual && avail >= 0 && avail < gap)
+				printf("the guest has only %s available, less than the %s still to give\n",
+				       vmm_format_size((uint64_t)avail, s3, sizeof(s3)),
+				       vmm_format_size((uint64_t)gap, s1, sizeof(s1)));
+			else
+				printf("the guest's driver is not %s pages (see ebb balloon %s --stats)\n",
+				       target > actual ? "giving" : "taking back", name);
+			return 1;
+		}
+		if ((double)(now - t0) / 1e9 > timeout_s) {
+			printf("%s: gave up after %.0f s: balloon %s, target %s\n", name, timeout_s,
+			       vmm_format_size((uint64_t)actual, s1, sizeof(s1)),
+			       vmm_format_size((uint64_t)target, s2, sizeof(s2)));
+			return 1;
+		}
+		if (now - printed >= 1000000000ull) {
+			printf("%s: balloon %s, target %s, %s to go\n", name,
+			       vmm_format_size((uint64_t)actual, s1, sizeof(s1)),
+			       vmm_format_size((uint64_t)target, s2, sizeof(s2)),
+			       vmm_format_size((uint64_t)gap, s3, sizeof(s3)));
+			fflush(stdout);
+			printed = now;
+		}
+		sleep_s(0.25);
+	}
+}
+
 static int cmd_balloon(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
 	struct json_object *args = NULL;
 	const char *name = NULL, *size = NULL;
 	bool json = false, stats = false;
+	double wait_s = 0;
 	int i, ret;
 
 	if (want_help(argc, argv)) {
@@ -862,6 +961,10 @@ static int cmd_balloon(int argc, char **argv)
 			json = true;
 		else if (!strcmp(argv[i], "--stats"))
 			stats = true;
+		else if (!strcmp(argv[i], "--wait"))
+			wait_s = 120;
+		else if (!strncmp(argv[i], "--wait=", 7))
+			wait_s = seconds_arg(argv[i], argv[i] + 7);
 		else if (!name)
 			name = argv[i];
 		else if (!size)
@@ -871,6 +974,8 @@ static int cmd_balloon(int argc, char **argv)
 	}
 	if (!name)
 		die("which VM? usage: ebb balloon NAME SIZE|PERCENT%% (ebb ls lists them)");
+	if (wait_s > 0 && !size)
+		die("--wait needs a size: ebb balloon NAME SIZE|PERCENT%% --wait");
 	if (size) {
 		size_t len = strlen(size);
 		uint64_t v;
@@ -901,6 +1006,10 @@ static int cmd_balloon(int argc, char **argv)
 	else
 		print_balloon(resp.result, stats);
 	vmm_ctl_response_release(&resp);
+	if (wait_s > 0) {
+		fflush(stdout);
+		return wait_balloon(name, wait_s);
+	}
 	return 0;
 }
 

@@ -5,7 +5,9 @@
 #   agrees with the resident memory `ebb stat` reports (within 8 MiB: the two
 #   are read a moment apart).  With ebbd running, the pool line appears and
 #   the VM's row gets ebbd's working-set estimate; with ebbd stopped again,
-#   the VMs-only line.  The guest's patterns verify with no bad page.
+#   the VMs-only line.  `ebb balloon t1 192M --wait` and `100% --wait`
+#   against the guest's real driver each end "reached".  The guest's
+#   patterns verify with no bad page.
 # box-cost: 55 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 
@@ -28,6 +30,16 @@ d=$(( ${res_top:-0} - res_stat ))
 [ $r -eq 0 ] && [ -n "$res_top" ] && [ ${d#-} -le 8 ] && grep -q 'ebbd is not running' top1.txt
 check $? "ebb top -b -n 2 (status $r): t1's RES ${res_top:-?} MiB, ebb stat's resident $res_stat MiB; no ebbd: VMs only"
 sed 's/^/# top| /' top1.txt | tail -n 4
+
+# ebb balloon --wait against the guest's real driver: 64 MiB out, then back
+"$EBB" balloon t1 192M --wait=120 >bw1.txt 2>&1
+r1=$?
+"$EBB" balloon t1 100% --wait=120 >bw2.txt 2>&1
+r2=$?
+grep -q '^t1: reached: balloon 64 MiB, the guest has 192 MiB' bw1.txt &&
+	grep -q '^t1: reached: balloon 0 bytes, the guest has 256 MiB' bw2.txt && [ $r1 -eq 0 ] && [ $r2 -eq 0 ]
+check $? "ebb balloon --wait with the guest's driver: 192M (status $r1: $(grep -h 'reached\|stalled\|gave up' bw1.txt)), 100% (status $r2: $(grep -h 'reached\|stalled\|gave up' bw2.txt))"
+sed 's/^/# balloon| /' bw1.txt | tail -n 3
 
 "$EBB_BIN/ebbd" --budget 400M --vms-only --no-ksm --log ebbd.log &
 ebbd=$!
