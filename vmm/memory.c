@@ -523,6 +523,27 @@ static int64_t ksm_merging_pages(int64_t *rmap_items)
 
 #define ADD_U64(obj, key, v) json_object_object_add(obj, key, json_object_new_int64((int64_t)(v)))
 
+struct json_object *vmm_memory_idle_json(const struct ebb_region_counters *c)
+{
+	struct json_object *ws, *a;
+
+	if (!c->nr_idle_ticks)
+		return NULL;
+	ws = json_object_new_object();
+	a = json_object_new_array();
+	if (!ws || !a) {
+		json_object_put(ws);
+		json_object_put(a);
+		return NULL;
+	}
+	for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
+		json_object_array_add(a, json_object_new_int64((int64_t)(c->idle_pages[i] * 4096)));
+	ADD_U64(ws, "tick_ms", c->idle_tick_ns / 1000000);
+	ADD_U64(ws, "nr_ticks", c->nr_idle_ticks);
+	json_object_object_add(ws, "bytes", a);
+	return ws;
+}
+
 void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 {
 	struct ebb_region_counters c;
@@ -588,6 +609,7 @@ void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 	ADD_U64(o, "nr_evict_failed", c.nr_evict_failed);
 	ADD_U64(o, "nr_max_overrun", c.nr_max_overrun);
 	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
+	json_object_object_add(o, "idle_hist", vmm_memory_idle_json(&c));
 	/* What the VM costs the host in RAM: max bounds only the first term
 	 * (resident guest pages); the compressed tier has its own budget. */
 	ADD_U64(o, "host_memory_bytes", c.resident_pages * 4096 + c.compressed_bytes + c.metadata_bytes);
@@ -809,5 +831,25 @@ int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 		      (long long)(jget(o, "host_memory_bytes") / 1024), (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
 		      (long long)jget(o, "nr_major_faults"), (long long)jget(o, "nr_refaults"), some,
 		      (long long)jget(o, "nr_errors"));
+	if ((size_t)n >= len)
+		return n;
+	if (json_object_object_get_ex(o, "idle_hist", &v) && v && json_object_is_type(v, json_type_object)) {
+		struct json_object *arr;
+		int64_t by[EBB_IDLE_BUCKETS] = { 0 }, upto = 0, tick = jget(v, "tick_ms");
+
+		if (json_object_object_get_ex(v, "bytes", &arr) && json_object_is_type(arr, json_type_array) &&
+		    json_object_array_length(arr) == EBB_IDLE_BUCKETS && tick > 0) {
+			/* cumulative: used within 1, 8 and 32 ticks; the rest older */
+			for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
+				by[i] = upto += json_object_get_int64(json_object_array_get_idx(arr, i));
+			n += snprintf(buf + n, len - (size_t)n,
+				      "            working set (host-seen): used within %lld s %s, "
+				      "%lld s %s, %lld s %s; unused longer %s\n",
+				      (long long)tick / 1000, mib(by[0] / 4096, a[0], 32),
+				      (long long)tick * 8 / 1000, mib(by[3] / 4096, a[1], 32),
+				      (long long)tick * 32 / 1000, mib(by[5] / 4096, a[2], 32),
+				      mib((upto - by[5]) / 4096, a[3], 32));
+		}
+	}
 	return n;
 }

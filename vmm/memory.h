@@ -112,6 +112,14 @@ int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len);
 /* Adds "memory": {...} to a query result. */
 void vmm_memory_query(struct vmm_memory *m, struct json_object *result);
 
+/*
+ * The engine's working set by idle age (docs/reclaim.md, "Idle tick") as
+ * {"tick_ms", "nr_ticks", "bytes": [8]}: bytes last used at most tick << i
+ * ago.  NULL before the first tick (or without memory).
+ */
+struct ebb_region_counters;
+struct json_object *vmm_memory_idle_json(const struct ebb_region_counters *c);
+
 /* CLIENT: the `set` command: args high_bytes/high_percent, max_bytes/
  * max_percent, swappiness.  m may be NULL (engine off: an error). */
 enum vmm_ctl_err vmm_memory_ctl_set(struct vmm_memory *m, const struct vmm_ctl_request *req,

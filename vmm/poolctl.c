@@ -551,23 +551,7 @@ enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **
 		ADD_I64(o, "nr_oom", c.nr_oom);
 		ADD_I64(o, "nr_max_overrun", c.nr_max_overrun);
 		ADD_I64(o, "nr_errors", c.nr_errors);
-		if (c.nr_idle_ticks) {
-			/* the working set by idle age: bytes used at most tick << i ago */
-			struct json_object *ws = json_object_new_object(), *a = json_object_new_array();
-
-			if (ws && a) {
-				for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
-					json_object_array_add(a, json_object_new_int64(
-						(int64_t)(c.idle_pages[i] * PAGE_BYTES)));
-				ADD_I64(ws, "tick_ms", c.idle_tick_ns / 1000000);
-				ADD_I64(ws, "nr_ticks", c.nr_idle_ticks);
-				json_object_object_add(ws, "bytes", a);
-				json_object_object_add(o, "idle_hist", ws);
-			} else {
-				json_object_put(ws);
-				json_object_put(a);
-			}
-		}
+		json_object_object_add(o, "idle_hist", vmm_memory_idle_json(&c));
 		ADD_I64(o, "psi_some_us", psi.some_total_ns / 1000);
 		ADD_I64(o, "psi_full_us", psi.full_total_ns / 1000);
 		json_object_object_add(o, "psi_some_avg10", json_object_new_double(psi.some_avg10));
