@@ -25,8 +25,7 @@ if [ ! -x "$build/tests/integration/stub_vm" ] || [ ! -x "$build/bin/ebb" ]; the
 	echo "1..0 # SKIP stub_vm or ebb not built"
 	exit 77
 fi
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+. "$top/tests/integration/lib/tap.sh"
 echo "1..9"
 mkdir -m 0700 "$t/run"
 export EBB_RUNTIME_DIR=$t/run

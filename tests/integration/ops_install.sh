@@ -13,8 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-build}
 case $build in /*) ;; *) build=$top/$build ;; esac
 t=$(mktemp -d /tmp/ebb-ops-install-XXXXXX)
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+. "$top/tests/integration/lib/tap.sh"
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
 cleanup() {
 	[ -n "${stub:-}" ] && kill "$stub" 2>/dev/null && wait "$stub" 2>/dev/null

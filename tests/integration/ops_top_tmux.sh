@@ -33,8 +33,7 @@ for b in tests/integration/stub_vm bin/ebb bin/ebbd; do
 		exit 77
 	fi
 done
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+. "$top/tests/integration/lib/tap.sh"
 echo "1..8"
 mkdir -m 0700 "$t/run"
 export EBB_RUNTIME_DIR=$t/run
