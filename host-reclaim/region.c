@@ -81,9 +81,10 @@
  * The idle tick (cfg.idle_tick_ns, 1 s by default) is the one exception:
  * the pool's balancer needs each VM's working set whether or not it is
  * under a limit, as Linux's proactive reclaim users read it from MGLRU's
- * generations or page_idle.  Every tick harvests the sources and ages the
- * per-page idle counts (ebb_lru_idle_tick) into a histogram by idle age
- * (counters.idle_pages).  Its cost: one write-protect fault per page
+ * generations or page_idle.  Every tick harvests the write-tracking
+ * sources (accessed bits through page_idle are too dear every second: they
+ * stay with reclaim's aging) and ages the per-page idle counts
+ * (ebb_lru_idle_tick) into a histogram by idle age (counters.idle_pages).  Its cost: one write-protect fault per page
  * written per tick (handled in the kernel: WP_ASYNC) and one pass over the
  * page table.  A tick whose every source failed leaves the histogram as it
  * was: a page unseen is not proof of an idle page.

@@ -32,7 +32,7 @@ EBBD="$EBB_BIN/ebbd"
 LEASE_MS=5000
 
 ebbd_start() {
-	"$EBBD" --budget 640M --vms-only --lease-ms "$LEASE_MS" --no-ksm --log ebbd.log &
+	"$EBBD" --budget "${POOL_BUDGET:-520M}" --vms-only --lease-ms "$LEASE_MS" --no-ksm --log ebbd.log &
 	ebbd_pid=$!
 }
 ebbd_call() { # CMD OUT
@@ -46,8 +46,8 @@ mib() { echo $((${1:-0} / 1048576)); }
 
 mkdir -p rt && chmod 700 rt
 ebbd_start
-start vm-a a.log 'pattern hot 200 180 150 10; sleep 1200' --mem 256M
-start vm-b b.log 'sleep 240; pattern hot 200 180 150 10; sleep 1200' --mem 256M
+start vm-a a.log 'pattern hot 128 96 60 5; sleep 1200' --mem 256M
+start vm-b b.log 'sleep 200; pattern hot 128 96 60 5; sleep 1200' --mem 256M
 start vm-c c.log 'sleep 1500' --mem 256M
 start vm-d d.log 'sleep 1500' --mem 256M
 booted=0
