@@ -636,6 +636,9 @@ static void tick(struct ebbd *d)
 	}
 	observe_host(d, &host, resident);
 	d->host = host;
+	/* the step's time is when its observations are complete: an agent
+	 * report that came in while the VMs were asked is not from the future */
+	now = vmm_now_ns();
 	ret = ebb_bal_step(d->bal, now, &host, d->obs, n, d->acts, MAX_ACTIONS, &nr_acts);
 	if (ret)
 		vmm_logf(&d->cfg.log, VMM_LOG_ERR, "balancer step: %s", strerror(-ret));
