@@ -586,7 +586,7 @@ static void tick(struct ebbd *d)
 	struct ebb_bal_pool_state pool;
 	struct ebbd_vm *vm;
 	size_t n = 0, nr_acts = 0, i;
-	uint64_t now = vmm_now_ns(), resident = 0, tick_ns;
+	uint64_t now, resident = 0, tick_ns;
 	int ret;
 
 	d->c.nr_ticks++;
