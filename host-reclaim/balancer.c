@@ -619,11 +619,12 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 
 	/* working set: host-seen, cross-checked with the agent */
 	uint64_t host_ws = 0, agent_ws = 0, unseen = 0, hist = 0;
+	uint64_t ram = in->resident_bytes - in->compressed_bytes;   /* clamped <= resident */
 	if (in->ws.valid) {
 		/* RAM the histogram does not cover came in since its tick: used */
 		for (int i = 0; i < EBB_BAL_WS_BUCKETS; i++)
 			hist = add_sat(hist, in->ws.bytes[i]);
-		unseen = sub_sat(sub_sat(in->resident_bytes, in->compressed_bytes), hist);
+		unseen = sub_sat(ram, hist);
 		host_ws = unseen;
 		for (int i = 0; i <= WS_ACTIVE_BUCKET; i++)
 			host_ws = add_sat(host_ws, in->ws.bytes[i]);
@@ -645,15 +646,13 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 
 		for (int i = 0; i <= WS_COLD_BUCKET; i++)
 			recent = add_sat(recent, in->ws.bytes[i]);
-		v->cold_bytes = sub_sat(sub_sat(in->resident_bytes, in->compressed_bytes),
-					max_u64(recent, agent_ws));
+		v->cold_bytes = sub_sat(ram, max_u64(recent, agent_ws));
 	}
 
 	v->nonres_free = 0;
 	if (v->agent_fresh) {
 		uint64_t in_use = sub_sat(in->guest_bytes - in->balloon_actual_bytes,
 					  in->agent_free_bytes);
-		uint64_t ram = in->resident_bytes - in->compressed_bytes;
 		uint64_t res_free = sub_sat(ram, in_use);
 		v->nonres_free = min_u64(sub_sat(in->agent_free_bytes, res_free),
 					 in->agent_give_back_bytes);
@@ -925,10 +924,10 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 {
 	/*
 	 * A measured refault rate (host-seen, not claimed) may also take, beyond
-	 * the share, what other VMs hold idle (resident above their working
-	 * set): that is cheaper than this VM's refaults.
+	 * the share, what other VMs hold cold (RAM unused beyond WS_COLD_BUCKET):
+	 * that is cheaper than this VM's refaults.
 	 */
-	uint64_t idle_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->cold_total, v->cold_bytes) : 0;
+	uint64_t cold_others = why == EBB_BAL_WHY_REFAULTS ? sub_sat(st->cold_total, v->cold_bytes) : 0;
 	const struct ebb_bal_vm_obs *in = &v->in;
 	uint64_t g = in->guest_bytes;
 
@@ -939,7 +938,7 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	uint64_t give = min_u64(need, room);
 	uint64_t share_room = sub_sat(vm_share(b, v, wsum), in->resident_bytes);
 	uint64_t plenty = sub_sat(*from_pool, (st->high - st->low) + (st->high - st->min));
-	plenty = max_u64(plenty, idle_others);
+	plenty = max_u64(plenty, cold_others);
 	if (give > share_room && give > plenty)
 		give = max_u64(share_room, plenty);
 	if (give < need)
