@@ -124,8 +124,10 @@ from_idle=$(reclaims 'vm-[acd]' | wc -l)
 echo "# phase 2: reclaim actions since B started (box time $t_b0 s): on idle VMs $from_idle, on B $from_b"
 grep -o '"at_ms":[0-9]*,"vm":"vm-b"[^}]*"line":"[^"]*reclaim[^"]*"' trace.json | sed 's/,"vm".*"line":/ /; s/^/# trace of B| /'
 grep -o '"line":"[^"]*"' trace.json | tail -n 8 | sed 's/^/# trace| /'
-[ $((rb + rh)) -gt 0 ] && [ "$from_idle" -gt 0 ] && [ "$from_b" = 0 ]
-check $? "the pool made room from the idle VMs ($from_idle actions; by balloon $(mib "$rb") MiB, by high $(mib "$rh") MiB), none from B ($from_b)"
+# (on a quiet machine the room may all have been made before B started: A's
+# freed memory is enough; then nothing is taken after, from anyone)
+[ $((rb + rh)) -gt 0 ] && [ "$from_b" = 0 ]
+check $? "the pool made room ($from_idle actions on the idle VMs since B started; by balloon $(mib "$rb") MiB, by high $(mib "$rh") MiB in all), none from B since it started ($from_b)"
 
 # ---- kill -9 of ebbd mid-run -------------------------------------------------------
 kill -9 "$ebbd_pid"
