@@ -76,7 +76,8 @@
  *            (idle >= half of resident), operator opt-in, yield estimated
  *            from what the VM merged before (10% of idle memory at first)
  * Weights divide the cost (cost * 100 / weight): a VM with weight 200 is
- * twice as expensive to take from; above its share a VM costs a quarter.
+ * twice as expensive to take from; above its share a VM costs a quarter;
+ * within it, a VM faulting in new RAM (> 1 MiB/s, smoothed) costs 8x.
  *
  * Policy "mom" is in policy_mom(); "static" does nothing (ebb_bal_step).
  *
@@ -114,6 +115,8 @@
 #define WS_COLD_BUCKET 3                    /* cold: unused for over 8 s */
 #define GROW_REFAULT_PER_S 50.0             /* need signals for growing back */
 #define GROW_PSI_SOME 5.0
+#define GROWING_BYTES_PER_S (1.0 * MIB)     /* RAM faulted in faster: in use */
+#define GROWING_COST_FACTOR 8.0
 #define KSM_PERIOD_NS (30ULL * NS_PER_S)
 #define KSM_TRIAL_NS (120ULL * NS_PER_S)
 #define KSM_OFF_NS (1800ULL * NS_PER_S)
@@ -134,8 +137,10 @@ struct bal_vm {
 	uint64_t prev_ns;
 	uint64_t prev_refaults, prev_swapins, prev_swapin_ns, prev_psi_some, prev_psi_full;
 	uint64_t prev_nr_pressure;
+	uint64_t prev_ram;
 	/* derived signals */
 	double refault_rate;            /* pages/s, smoothed */
+	double grow_rate;               /* RAM faulted in, bytes/s, smoothed (>= 0) */
 	double psi_some_pct, psi_full_pct;
 	double swapin_lat_us;
 	uint64_t ws_bytes, idle_bytes;
@@ -552,6 +557,7 @@ static void vm_init(struct bal_vm *v, const struct ebb_bal_vm_obs *in, uint64_t 
 	v->prev_psi_some = in->psi_some_ns_total;
 	v->prev_psi_full = in->psi_full_ns_total;
 	v->prev_nr_pressure = in->agent_nr_pressure;
+	v->prev_ram = in->resident_bytes - in->compressed_bytes;
 	v->high = EBB_BAL_NO_LIMIT;
 	/* a previous ebbd may have left settings: adopt them (restart) */
 	if (in->cur_high_bytes < in->cfg.high_bytes && in->cur_high_bytes < in->guest_bytes)
@@ -588,6 +594,8 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 		     in->psi_some_ns_total < v->prev_psi_some ||
 		     in->psi_full_ns_total < v->prev_psi_full;
 
+	uint64_t ram = in->resident_bytes - in->compressed_bytes;   /* clamped <= resident */
+
 	if (reset) {
 		/* VM restarted, or lying: start the rates again from here */
 		b->pool.stats.nr_bad_vm_obs++;
@@ -605,9 +613,13 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 		if (dsw)
 			v->swapin_lat_us = ewma(v->swapin_lat_us,
 						(double)dswns / (double)dsw / 1000.0, dt);
+		/* growth: RAM faulted in, never the shrinking that reclaim makes */
+		double grew = (double)sub_sat(ram, v->prev_ram) / dt;
+		v->grow_rate = ewma(v->grow_rate, grew > 1e12 ? 1e12 : grew, dt);
 	}
 	if (dt > 0 || reset) {
 		v->prev_ns = now;
+		v->prev_ram = ram;
 		v->prev_refaults = in->nr_refaults;
 		v->prev_swapins = in->nr_swapins;
 		v->prev_swapin_ns = in->swapin_ns_total;
@@ -619,7 +631,6 @@ static void vm_signals(struct ebb_balancer *b, struct bal_vm *v, uint64_t now)
 
 	/* working set: host-seen, cross-checked with the agent */
 	uint64_t host_ws = 0, agent_ws = 0, unseen = 0, hist = 0;
-	uint64_t ram = in->resident_bytes - in->compressed_bytes;   /* clamped <= resident */
 	if (in->ws.valid) {
 		/* RAM the histogram does not cover came in since its tick: used */
 		for (int i = 0; i < EBB_BAL_WS_BUCKETS; i++)
@@ -679,6 +690,13 @@ static void vm_costs(const struct ebb_balancer *b, struct bal_vm *v, uint64_t no
 	bool claim = pressure_recent(v, now) && !above_share;
 	if (above_share)
 		w /= 4.0;
+	/*
+	 * A VM faulting in new memory is using it, even before its refaults
+	 * or its agent can say so (its old pages may look cold from the idle
+	 * time before): it is the last source within its share, not the first.
+	 */
+	else if (v->grow_rate >= GROWING_BYTES_PER_S)
+		w *= GROWING_COST_FACTOR;
 
 	for (int s = 0; s < EBB_BAL_NR_SOURCES; s++)
 		v->cost[s] = COST_NA;
@@ -1699,6 +1717,7 @@ int ebb_bal_get_vm(const struct ebb_balancer *bal, uint64_t id, struct ebb_bal_v
 	out->clamp_lease_end_ns = v->lease_end_ns;
 	memcpy(out->cost_milli, v->cost, sizeof(out->cost_milli));
 	out->refault_rate_per_s = v->refault_rate;
+	out->grow_rate_bytes_per_s = v->grow_rate;
 	out->psi_some_percent = v->psi_some_pct;
 	out->nr_pressure = v->nr_pressure;
 	out->nr_balloon_sign_changes = v->nr_sign_changes;

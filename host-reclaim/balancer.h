@@ -325,6 +325,7 @@ struct ebb_bal_vm_state {
 	uint64_t clamp_lease_end_ns;
 	uint32_t cost_milli[EBB_BAL_NR_SOURCES];
 	double refault_rate_per_s;
+	double grow_rate_bytes_per_s;    /* RAM faulted in, smoothed over ~10 s */
 	double psi_some_percent;
 	uint64_t nr_pressure;
 	uint64_t nr_balloon_sign_changes;   /* target went up after down or back */

@@ -832,6 +832,7 @@ static struct json_object *vms_object(struct ebbd *d)
 			ADD_U64(o, "cold_bytes", st.cold_bytes);
 			json_object_object_add(o, "refault_rate_per_s",
 					       json_object_new_double(st.refault_rate_per_s));
+			ADD_U64(o, "grow_bytes_per_s", (uint64_t)st.grow_rate_bytes_per_s);
 		}
 		json_object_array_add(arr, o);
 	}

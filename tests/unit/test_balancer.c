@@ -528,6 +528,89 @@ static void test_cold_memory_funds_refaults(void **state)
 }
 
 /*
+ * A VM that is faulting in new memory is spared.  VM 1 idled until now (all
+ * its pages unused for over a minute) and starts a workload that faults in
+ * 8 MiB/s; VM 2 holds as much, idle too (last used 32-64 s ago), and
+ * refaults a little.
+ * By cost alone VM 1 is the cheapest source (no refaults yet, all cold);
+ * when the pool runs short the room must come from VM 2 (ebbd_pool in the
+ * box saw the growing VM's high lowered the moment it started).
+ */
+static uint64_t growing_vm_taken(bool vm1_grows)
+{
+	struct ebb_balancer *b;
+	struct ebb_bal_cfg cfg;
+	struct ebb_bal_host_obs h;
+	struct ebb_bal_vm_obs vms[2];
+	struct ebb_bal_action acts[16];
+	uint64_t taken_from_1 = 0, taken_from_2 = 0, refaults = 0;
+	size_t n;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.policy = EBB_BAL_POLICY_EBB;
+	cfg.pool.budget_bytes = 2 * GIB;
+	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
+	memset(&h, 0, sizeof(h));
+	h.mem_total_bytes = 64 * GIB;
+	memset(vms, 0, sizeof(vms));
+	for (int i = 0; i < 2; i++) {
+		vms[i].id = (uint64_t)i + 1;
+		vms[i].guest_bytes = 2 * GIB;
+		vms[i].caps = EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
+		vms[i].cfg.weight = 100;
+		vms[i].cfg.high_bytes = vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].cur_high_bytes = vms[i].cur_max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].ws.valid = true;
+		vms[i].resident_bytes = 640 * MIB;
+	}
+	vms[0].ws.bytes[EBB_BAL_WS_BUCKETS - 1] = vms[0].resident_bytes;
+	vms[1].ws.bytes[6] = vms[1].resident_bytes;
+	uint64_t host = 640 * MIB;
+	/* 50 s: VM 1 stays within its share (1 GiB of the 2) */
+	for (int t = 1; t <= 50; t++) {
+		/* from t=10 on, VM 1 (or the host) faults in 8 MiB/s; the pool runs
+		 * short after ~15 s of it */
+		if (t > 10 && vm1_grows)
+			vms[0].resident_bytes += 8 * MIB;  /* not in the histogram yet: used */
+		else if (t > 10)
+			host += 8 * MIB;
+		refaults += 20;
+		vms[1].nr_refaults = refaults;
+		h.mem_available_bytes = h.mem_total_bytes - vms[0].resident_bytes -
+					vms[1].resident_bytes - host;
+		assert_int_equal(ebb_bal_step(b, (uint64_t)t * SIM_S, &h, vms, 2, acts, 16, &n), 0);
+		for (size_t k = 0; k < n; k++) {
+			if (acts[k].kind != EBB_BAL_ACT_SET_HIGH && acts[k].kind != EBB_BAL_ACT_CLAMP_MAX)
+				continue;
+			if (acts[k].why.reason != EBB_BAL_WHY_RECLAIM)
+				continue;
+			/* the engine reclaims down to its new high */
+			struct ebb_bal_vm_obs *o = &vms[acts[k].vm_id - 1];
+			if (o->resident_bytes > acts[k].value)
+				o->resident_bytes = acts[k].value;
+			if (acts[k].vm_id == 1)
+				taken_from_1++;
+			else
+				taken_from_2++;
+		}
+	}
+	print_message("# VM 1 %s: %llu reclaim actions on it, %llu on VM 2\n",
+		      vm1_grows ? "grows" : "idle", (unsigned long long)taken_from_1,
+		      (unsigned long long)taken_from_2);
+	assert_true(taken_from_1 + taken_from_2 > 0);   /* the pool was short */
+	ebb_bal_destroy(b);
+	return taken_from_1;
+}
+
+static void test_growing_vm_spared(void **state)
+{
+	(void)state;
+	assert_int_equal(growing_vm_taken(true), 0);
+	/* the same VM, quiet: it is the cheapest source and is taken from */
+	assert_true(growing_vm_taken(false) > 0);
+}
+
+/*
  * A high raised for refaults is held for a while (no ping-pong) — but not
  * through an emergency.  VM 2 is squeezed while quiet, refaults once, gets
  * its high raised and held; its refaults stop.  Then the pool falls below
@@ -1355,6 +1438,7 @@ int main(void)
 		cmocka_unit_test(test_agent_reclaim_without_balloon),
 		cmocka_unit_test(test_refaults_raise_cost),
 		cmocka_unit_test(test_cold_memory_funds_refaults),
+		cmocka_unit_test(test_growing_vm_spared),
 		cmocka_unit_test(test_hold_yields_below_min),
 		cmocka_unit_test(test_protections),
 		cmocka_unit_test(test_weights),
