@@ -230,30 +230,30 @@ static enum vmm_ctl_err ctl_ebbds(void *opaque, const struct vmm_ctl_request *re
 				  struct json_object **result, char *msg, size_t msg_len)
 {
 	snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
-		 vmm_ctl_cmd_name(req->cmd));
+		 req->cmd);
 	return VMM_CTL_ERR_UNKNOWN_CMD;
 }
 
 int vmm_vm_ctl_register(struct vmm_vm *vm)
 {
 	static const struct {
-		enum vmm_ctl_cmd cmd;
+		const char *name;
 		vmm_ctl_handler_fn fn;
 	} own[] = {
-		{ VMM_CTL_CMD_QUERY, ctl_query },
-		{ VMM_CTL_CMD_STATS, ctl_stats },
-		{ VMM_CTL_CMD_STOP, ctl_stop },
-		{ VMM_CTL_CMD_VERSION, ctl_version },
-		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
-		{ VMM_CTL_CMD_POOL, ctl_ebbds },
-		{ VMM_CTL_CMD_VMS, ctl_ebbds },
-		{ VMM_CTL_CMD_POLICY, ctl_ebbds },
-		{ VMM_CTL_CMD_TRACE, ctl_ebbds },
+		{ "query", ctl_query },
+		{ "stats", ctl_stats },
+		{ "stop", ctl_stop },
+		{ "version", ctl_version },
+		{ "debug-poison", ctl_debug_poison },
+		{ "pool", ctl_ebbds },
+		{ "vms", ctl_ebbds },
+		{ "policy", ctl_ebbds },
+		{ "trace", ctl_ebbds },
 	};
 	int ret = 0;
 
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
-		ret = vmm_ctl_server_register(vm->ctl, own[i].cmd, own[i].fn, vm);
+		ret = vmm_ctl_server_register(vm->ctl, own[i].name, own[i].fn, vm);
 	if (!ret)
 		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
 	if (!ret)

@@ -206,52 +206,81 @@ static void *worker(void *opaque)
 	return NULL;
 }
 
-static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
-				struct json_object **result, char *msg, size_t msg_len)
+/* The stub's commands, as a VM's: query, stats, balloon, stop; set and clamp
+ * are poolctl's own (vmm_poolctl_register). */
+static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
 {
 	struct stub *s = opaque;
-	struct json_object *r;
+	struct json_object *r = json_object_new_object();
 
-	switch (req->cmd) {
-	case VMM_CTL_CMD_QUERY:
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "name", json_object_new_string(s->name));
-		json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-		json_object_object_add(r, "state", json_object_new_string("running"));
-		json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)s->mem_bytes));
-		json_object_object_add(r, "stub_pages_checked",
-				       json_object_new_int64((int64_t)atomic_load(&s->nr_checked)));
-		json_object_object_add(r, "stub_bad_pages",
-				       json_object_new_int64((int64_t)atomic_load(&s->nr_bad)));
-		json_object_object_add(r, "stub_hot_bytes",
-				       json_object_new_int64((int64_t)(atomic_load(&s->hot_pages) * PAGE)));
-		vmm_memory_query(s->mem, r);
-		vmm_poolctl_query(s->pc, r);
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_STATS:
-		return vmm_poolctl_stats(s->pc, result, msg, msg_len);
-	case VMM_CTL_CMD_BALLOON:
-		if (s->balloon)
-			return balloon_cmd(s, req, result, msg, msg_len);
-		snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
-		return VMM_CTL_ERR_STATE;
-	case VMM_CTL_CMD_STOP:
-		vmm_evloop_stop(s->loop);
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "state", json_object_new_string("stopping"));
-		*result = r;
-		return VMM_CTL_OK;
-	default:
-		snprintf(msg, msg_len, "the stub VM does not serve \"%s\"", vmm_ctl_cmd_name(req->cmd));
-		return VMM_CTL_ERR_UNKNOWN_CMD;
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
 	}
-	snprintf(msg, msg_len, "out of memory");
-	return VMM_CTL_ERR_INTERNAL;
+	json_object_object_add(r, "name", json_object_new_string(s->name));
+	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(r, "state", json_object_new_string("running"));
+	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)s->mem_bytes));
+	json_object_object_add(r, "stub_pages_checked",
+			       json_object_new_int64((int64_t)atomic_load(&s->nr_checked)));
+	json_object_object_add(r, "stub_bad_pages",
+			       json_object_new_int64((int64_t)atomic_load(&s->nr_bad)));
+	json_object_object_add(r, "stub_hot_bytes",
+			       json_object_new_int64((int64_t)(atomic_load(&s->hot_pages) * PAGE)));
+	vmm_memory_query(s->mem, r);
+	vmm_poolctl_query(s->pc, r);
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+
+	return vmm_poolctl_stats(s->pc, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_balloon(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+
+	if (s->balloon)
+		return balloon_cmd(s, req, result, msg, msg_len);
+	snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
+	return VMM_CTL_ERR_STATE;
+}
+
+static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+	struct json_object *r = json_object_new_object();
+
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	vmm_evloop_stop(s->loop);
+	json_object_object_add(r, "state", json_object_new_string("stopping"));
+	*result = r;
+	return VMM_CTL_OK;
+}
+
+static int ctl_register(struct stub *s)
+{
+	int ret = vmm_ctl_server_register(s->srv, "query", ctl_query, s);
+
+	if (!ret)
+		ret = vmm_ctl_server_register(s->srv, "stats", ctl_stats, s);
+	if (!ret)
+		ret = vmm_ctl_server_register(s->srv, "balloon", ctl_balloon, s);
+	if (!ret)
+		ret = vmm_ctl_server_register(s->srv, "stop", ctl_stop, s);
+	/* set and clamp: poolctl's own handlers, as in the VMM */
+	return ret ? ret : vmm_poolctl_register(s->pc, s->srv);
 }
 
 static void on_signal(void *opaque, uint32_t events)
@@ -362,13 +391,11 @@ int main(int argc, char **argv)
 	if ((ret = vmm_sock_path(rundir, s.name, path, sizeof(path))))
 		die("socket path", -ret);
 	{
-		struct vmm_ctl_server_cfg cc = { .path = path, .loop = s.loop, .handler = handler,
-						 .opaque = &s, .log = mc.log };
+		struct vmm_ctl_server_cfg cc = { .path = path, .loop = s.loop, .log = mc.log };
 
 		if ((ret = vmm_ctl_server_create(&cc, &s.srv)))
 			die("control socket", -ret);
-		/* set and clamp: poolctl's own handlers, as in the VMM */
-		if ((ret = vmm_poolctl_register(s.pc, s.srv)))
+		if ((ret = ctl_register(&s)))
 			die("control commands", -ret);
 	}
 	if (pthread_create(&th, NULL, worker, &s))

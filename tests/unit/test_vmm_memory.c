@@ -105,9 +105,9 @@ static enum vmm_ctl_err set(struct vmm_memory *m, const char *line, struct json_
 	enum vmm_ctl_err e;
 
 	*res = NULL;
-	e = vmm_ctl_parse_request(line, strlen(line), &req, msg, sizeof(msg));
+	e = vmm_ctl_parse_request(line, strlen(line), NULL, NULL, &req, msg, sizeof(msg));
 	assert_int_equal(e, VMM_CTL_OK);
-	assert_int_equal(req.cmd, VMM_CTL_CMD_SET);
+	assert_string_equal(req.cmd, "set");
 	e = vmm_memory_ctl_set(m, &req, res, msg, sizeof(msg));
 	vmm_ctl_request_release(&req);
 	return e;
