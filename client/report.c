@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "client/report.h"
+#include "client/size.h"
 
 void vmm_report_json(const struct vmm_field *f, size_t nr, const void *obj,
 		     struct json_object *out)
@@ -26,6 +27,11 @@ void vmm_report_json(const struct vmm_field *f, size_t nr, const void *obj,
 			if (opt < 0)
 				continue;
 			v = json_object_new_int64(opt);
+			break;
+		case VMM_FIELD_I64_NULL:
+			opt = *(const int64_t *)p;
+			if (opt >= 0)
+				v = json_object_new_int64(opt);
 			break;
 		case VMM_FIELD_INT:
 			v = json_object_new_int(*(const int *)p);
@@ -65,31 +71,58 @@ static void append(char *buf, size_t len, int *n, const char *fmt, ...)
 		*n += m;
 }
 
-/* The value of one field as people read it; "?" when it is not a number. */
-static void value_text(const struct vmm_field *f, struct json_object *v, char *out, size_t len)
+char *vmm_format_ms(int64_t ms, char *buf, size_t len)
 {
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (ms < 60000)
+		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+	else
+		snprintf(buf, len, "%lldh%02lldm", (long long)(ms / 3600000),
+			 (long long)(ms / 60000 % 60));
+	return buf;
+}
+
+/* The value of one field as people read it: a string as it is, a number in
+ * the field's unit (formatted into tmp), "?" for anything else. */
+static const char *value_text(const struct vmm_field *f, struct json_object *v, char *tmp,
+			      size_t len)
+{
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	if (f->unit == VMM_UNIT_MS && !v)
+		return vmm_format_ms(-1, tmp, len);
 	if (f->unit == VMM_UNIT_PCT) {
 		if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
-			snprintf(out, len, "%.2f%%", json_object_get_double(v));
+			snprintf(tmp, len, "%.2f%%", json_object_get_double(v));
 		else
-			snprintf(out, len, "?");
-		return;
+			snprintf(tmp, len, "?");
+		return tmp;
 	}
 	if (!json_object_is_type(v, json_type_int)) {
-		snprintf(out, len, "?");
-		return;
+		snprintf(tmp, len, "?");
+		return tmp;
 	}
 	switch (f->unit) {
 	case VMM_UNIT_PAGES_MIB:
-		snprintf(out, len, "%.1f MiB", (double)json_object_get_int64(v) * 4096.0 / 1048576.0);
+		snprintf(tmp, len, "%.1f MiB", (double)json_object_get_int64(v) * 4096.0 / 1048576.0);
 		break;
 	case VMM_UNIT_BYTES_KIB:
-		snprintf(out, len, "%lld KiB", (long long)(json_object_get_int64(v) / 1024));
+		snprintf(tmp, len, "%lld KiB", (long long)(json_object_get_int64(v) / 1024));
+		break;
+	case VMM_UNIT_SIZE:
+		vmm_format_size((uint64_t)json_object_get_int64(v), tmp, len);
+		break;
+	case VMM_UNIT_MS:
+		vmm_format_ms(json_object_get_int64(v), tmp, len);
 		break;
 	default:
-		snprintf(out, len, "%lld", (long long)json_object_get_int64(v));
+		snprintf(tmp, len, "%lld", (long long)json_object_get_int64(v));
 		break;
 	}
+	return tmp;
 }
 
 int vmm_report_text(const struct vmm_field *f, size_t nr, struct json_object *o,
@@ -102,8 +135,8 @@ int vmm_report_text(const struct vmm_field *f, size_t nr, struct json_object *o,
 		buf[0] = '\0';
 	for (size_t i = 0; i < nr; i++, f++) {
 		struct json_object *v;
-		const char *hole, *tmpl;
-		char val[2][64];
+		const char *hole, *tmpl, *val[2];
+		char tmp[2][64];
 
 		if (!f->text && !f->text_fn)
 			continue;
@@ -121,11 +154,10 @@ int vmm_report_text(const struct vmm_field *f, size_t nr, struct json_object *o,
 			n += m > 0 ? m : 0;
 			continue;
 		}
-		value_text(f, v, val[0], sizeof(val[0]));
+		val[0] = value_text(f, v, tmp[0], sizeof(tmp[0]));
+		val[1] = "?";
 		if (f->with && json_object_object_get_ex(o, f->with, &v))
-			value_text(f, v, val[1], sizeof(val[1]));
-		else
-			snprintf(val[1], sizeof(val[1]), "?");
+			val[1] = value_text(f, v, tmp[1], sizeof(tmp[1]));
 		/* the template with its %s holes filled in order */
 		tmpl = f->text;
 		for (int k = 0; k < 2 && (hole = strstr(tmpl, "%s")); k++) {

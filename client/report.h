@@ -22,6 +22,7 @@
 enum vmm_field_type {
 	VMM_FIELD_U64,        /* uint64_t, a JSON integer */
 	VMM_FIELD_I64_OPT,    /* int64_t, a JSON integer; the member is left out when < 0 */
+	VMM_FIELD_I64_NULL,   /* int64_t, a JSON integer; null when < 0 */
 	VMM_FIELD_INT,        /* int, a JSON integer */
 	VMM_FIELD_BOOL,       /* bool */
 	VMM_FIELD_DOUBLE,     /* double */
@@ -31,10 +32,12 @@ enum vmm_field_type {
 
 /* How the text shows the value. */
 enum vmm_field_unit {
-	VMM_UNIT_NUM,         /* the integer as it is */
+	VMM_UNIT_NUM,         /* the integer (or string) as it is */
 	VMM_UNIT_PAGES_MIB,   /* 4 KiB pages, as "12.5 MiB" */
 	VMM_UNIT_BYTES_KIB,   /* bytes, as "1024 KiB" */
 	VMM_UNIT_PCT,         /* a percentage, as "0.25%" */
+	VMM_UNIT_SIZE,        /* bytes, as "512 MiB" (vmm_format_size) */
+	VMM_UNIT_MS,          /* milliseconds, as "1.5s", "3m05s", "2h10m"; "-" for null */
 };
 
 struct vmm_field {
@@ -69,5 +72,8 @@ void vmm_report_json(const struct vmm_field *f, size_t nr, const void *obj,
  */
 int vmm_report_text(const struct vmm_field *f, size_t nr, struct json_object *o,
 		    const char *head, const char *indent, char *buf, size_t len);
+
+/* "1.5s", "3m05s", "2h10m"; "-" for a negative ms.  Returns buf. */
+char *vmm_format_ms(int64_t ms, char *buf, size_t len);
 
 #endif

@@ -2,8 +2,10 @@
  * tests/unit/test_client_report.c — field tables (client/report.c): one
  * table encodes a struct as JSON (every type, optional members left out,
  * objects from a builder) and formats that JSON as text for people (units,
- * templates with a second member, new lines, members the JSON lacks skipped, values of the wrong
- * type shown as "?", truncation with snprintf semantics).
+ * templates with a second member, new lines, members the JSON lacks
+ * skipped, values neither number nor string shown as "?", truncation with
+ * snprintf semantics); a VM's query reads as `ebb stat` showed it before
+ * the table (vmm/vm_ctl.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "client/report.h"
+#include "vmm/vm.h"
 
 struct thing {
 	uint64_t pages, bytes, count;
@@ -105,10 +108,10 @@ static void test_text(void **state)
 	/* truncated: what it would have taken, and a terminated prefix */
 	assert_int_equal(vmm_report_text(fields, NR, o, "head: ", "      ", small, sizeof(small)), n);
 	assert_string_equal(small, "head: pag");
-	/* missing members are skipped, wrong types are "?", an object with
-	 * nothing to show is skipped with its line */
+	/* missing members are skipped, a value neither number nor string is
+	 * "?", an object with nothing to show is skipped with its line */
 	json_object_object_del(o, "maybe");
-	json_object_object_add(o, "bytes", json_object_new_string("lots"));
+	json_object_object_add(o, "bytes", json_object_new_boolean(1));
 	json_object_object_add(o, "sub", json_object_new_object());
 	vmm_report_text(fields, NR, o, "head: ", "      ", buf, sizeof(buf));
 	assert_string_equal(buf, "head: pages 1.0 MiB in ?, count 7 of 256\n"
@@ -121,11 +124,42 @@ static void test_text(void **state)
 	json_object_put(o);
 }
 
+/* A real VM's query (vmm/vm_ctl.c's table) reads as `ebb stat` always showed it. */
+static void test_vm_query_text(void **state)
+{
+	struct json_object *q = json_tokener_parse(
+		"{\"name\":\"web1\",\"pid\":4242,\"state\":\"running\",\"vcpus\":2,"
+		"\"mem_bytes\":536870912,\"uptime_ms\":185000,\"ready_ms\":null,\"nr_exits\":10,"
+		"\"nr_pio_exits\":7,\"nr_mmio_exits\":3,\"nr_guest_mce\":0,\"mce_banks\":10,"
+		"\"kernel\":\"/boot/bzImage\",\"cmdline\":\"console=ttyS0 quiet\",\"protocol\":1}");
+	char buf[1024];
+	int n;
+
+	(void)state;
+	assert_non_null(q);
+	n = vmm_vm_query_format(q, buf, sizeof(buf));
+	assert_int_equal(n, (int)strlen(buf));
+	assert_string_equal(buf,
+			    "name:       web1\n"
+			    "pid:        4242\n"
+			    "state:      running\n"
+			    "vcpus:      2\n"
+			    "memory:     512 MiB\n"
+			    "uptime:     3m05s\n"
+			    "ready:      -\n"
+			    "exits:      10 (pio 7, mmio 3)\n"
+			    "guest MCE:  0 (machine checks for guest RAM lost on the host; 10 banks)\n"
+			    "kernel:     /boot/bzImage\n"
+			    "cmdline:    console=ttyS0 quiet\n");
+	json_object_put(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_vm_query_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
