@@ -31,6 +31,7 @@
 #include "client/discover.h"
 #include "client/report.h"
 #include "vmm/bin/ebb_top.h"
+#include "vmm/bin/run_opts.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "client/rundir.h"
@@ -434,7 +435,7 @@ static int cmd_run(int argc, char **argv)
 				cfg.virtio.balloon_no_reporting = !strcmp(optarg, "off");
 			break;
 		case 'M':
-			if (vmm_memory_parse_opt(&cfg.memory, opts[li].name, optarg, err, sizeof(err)))
+			if (ebb_memory_opt(&cfg.memory, opts[li].name, optarg, err, sizeof(err)))
 				die("%s", err);
 			break;
 		case 'v': verbose++; break;
