@@ -25,6 +25,7 @@
 
 #include "client/report.h"
 #include "client/size.h"
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
 
 #define PAGE_BYTES 4096ull
