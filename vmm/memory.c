@@ -496,10 +496,12 @@ static int idle_hist_text(struct json_object *v, char *buf, size_t len)
 #define R(member) offsetof(struct memory_report, member)
 #define C(member) offsetof(struct memory_report, c.member)
 /* JSON only */
-#define F(n, t, o) { .name = n, .type = t, .off = o }
+#define F(n, t, o) { .name = (n), .type = (t), .off = (o) }
 /* JSON and text (TL: on a new line) */
-#define T(n, t, o, txt, u) { .name = n, .type = t, .off = o, .text = txt, .unit = u }
-#define TL(n, t, o, txt, u) { .name = n, .type = t, .off = o, .text = txt, .unit = u, .line = true }
+#define T(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u) }
+#define TL(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u), .line = true }
 
 static const struct vmm_field memory_fields[] = {
 	F("total_pages", VMM_FIELD_U64, R(total_pages)),

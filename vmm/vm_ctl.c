@@ -161,8 +161,9 @@ struct vm_report {
 };
 
 #define R(member) offsetof(struct vm_report, member)
-#define F(n, t, o) { .name = n, .type = t, .off = o }
-#define TL(n, t, o, txt, u) { .name = n, .type = t, .off = o, .text = txt, .unit = u, .line = true }
+#define F(n, t, o) { .name = (n), .type = (t), .off = (o) }
+#define TL(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u), .line = true }
 
 static const struct vmm_field vm_fields[] = {
 	TL("name", VMM_FIELD_STR, R(name), "name:       %s", VMM_UNIT_NUM),
