@@ -221,6 +221,17 @@ char *vmm_ctl_format_error(struct json_object *id, enum vmm_ctl_err err, const c
 	return to_line(obj);
 }
 
+enum vmm_ctl_err vmm_ctl_result(struct json_object *r, struct json_object **result, char *msg,
+				size_t msg_len)
+{
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	*result = r;
+	return VMM_CTL_OK;
+}
+
 char *vmm_ctl_format_request(long long id, const char *cmd, struct json_object *args)
 {
 	struct json_object *obj = json_object_new_object();

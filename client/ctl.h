@@ -78,6 +78,10 @@ void vmm_ctl_request_release(struct vmm_ctl_request *req);
  * result is consumed (its reference is taken over). */
 char *vmm_ctl_format_ok(struct json_object *id, struct json_object *result);
 char *vmm_ctl_format_error(struct json_object *id, enum vmm_ctl_err err, const char *msg);
+/* For handlers: VMM_CTL_OK with *result = r, or, when r is NULL (out of
+ * memory), VMM_CTL_ERR_INTERNAL with a message. */
+enum vmm_ctl_err vmm_ctl_result(struct json_object *r, struct json_object **result, char *msg,
+				size_t msg_len);
 /* A request line for clients (with newline). args consumed, may be NULL. */
 char *vmm_ctl_format_request(long long id, const char *cmd, struct json_object *args);
 

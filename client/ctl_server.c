@@ -498,6 +498,16 @@ int vmm_ctl_server_register(struct vmm_ctl_server *srv, const char *name,
 	return 0;
 }
 
+int vmm_ctl_server_register_all(struct vmm_ctl_server *srv, const struct vmm_ctl_command *cmds,
+				size_t nr, void *opaque)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr && !ret; i++)
+		ret = vmm_ctl_server_register(srv, cmds[i].name, cmds[i].fn, opaque);
+	return ret;
+}
+
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)
 {
 	*out = srv->stats;

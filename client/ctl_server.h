@@ -90,6 +90,16 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 int vmm_ctl_server_register(struct vmm_ctl_server *srv, const char *name,
 			    vmm_ctl_handler_fn fn, void *opaque);
 
+/* A module's commands, for registering them in one call. */
+struct vmm_ctl_command {
+	const char *name;
+	vmm_ctl_handler_fn fn;
+};
+
+/* Registers nr commands with one context; stops at the first error. */
+int vmm_ctl_server_register_all(struct vmm_ctl_server *srv, const struct vmm_ctl_command *cmds,
+				size_t nr, void *opaque);
+
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out);
 unsigned vmm_ctl_server_nr_clients(struct vmm_ctl_server *srv);
 

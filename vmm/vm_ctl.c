@@ -204,10 +204,8 @@ static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *re
 	struct vm_report rep;
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
+	if (!r)
+		return vmm_ctl_result(NULL, result, msg, msg_len);
 	vmm_vm_get_info(vm, &info);
 	rep = (struct vm_report){
 		.name = info.name,
@@ -230,8 +228,7 @@ static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *re
 	vmm_ctl_virtio_query(vm->virtio, r);
 	vmm_memory_query(vm->memory, r);
 	vmm_poolctl_query(vm->poolctl, r);
-	*result = r;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 /* `stats`: poolctl's flat counters and the virtio devices' objects. */
@@ -269,14 +266,11 @@ static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *
 {
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
+	if (r) {
+		json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 	}
-	json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
-	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-	*result = r;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 /* ebbd's commands (pool, vms, policy, trace): not a VM's; say where they are. */
@@ -290,10 +284,7 @@ static enum vmm_ctl_err ctl_ebbds(void *opaque, const struct vmm_ctl_request *re
 
 int vmm_vm_ctl_register(struct vmm_vm *vm)
 {
-	static const struct {
-		const char *name;
-		vmm_ctl_handler_fn fn;
-	} own[] = {
+	static const struct vmm_ctl_command own[] = {
 		{ "query", ctl_query },
 		{ "stats", ctl_stats },
 		{ "stop", ctl_stop },
@@ -304,10 +295,8 @@ int vmm_vm_ctl_register(struct vmm_vm *vm)
 		{ "policy", ctl_ebbds },
 		{ "trace", ctl_ebbds },
 	};
-	int ret = 0;
+	int ret = vmm_ctl_server_register_all(vm->ctl, own, sizeof(own) / sizeof(own[0]), vm);
 
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
-		ret = vmm_ctl_server_register(vm->ctl, own[i].name, own[i].fn, vm);
 	if (!ret)
 		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
 	if (!ret)

@@ -933,27 +933,16 @@ static struct ebbd *ctl_served(void *opaque)
 	return d;
 }
 
-static enum vmm_ctl_err ctl_result(struct json_object *r, struct json_object **result, char *msg,
-				   size_t msg_len)
-{
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	*result = r;
-	return VMM_CTL_OK;
-}
-
 static enum vmm_ctl_err ctl_pool(void *opaque, const struct vmm_ctl_request *req,
 				 struct json_object **result, char *msg, size_t msg_len)
 {
-	return ctl_result(pool_object(ctl_served(opaque)), result, msg, msg_len);
+	return vmm_ctl_result(pool_object(ctl_served(opaque)), result, msg, msg_len);
 }
 
 static enum vmm_ctl_err ctl_vms(void *opaque, const struct vmm_ctl_request *req,
 				struct json_object **result, char *msg, size_t msg_len)
 {
-	return ctl_result(vms_object(ctl_served(opaque)), result, msg, msg_len);
+	return vmm_ctl_result(vms_object(ctl_served(opaque)), result, msg, msg_len);
 }
 
 static enum vmm_ctl_err ctl_trace(void *opaque, const struct vmm_ctl_request *req,
@@ -967,7 +956,7 @@ static enum vmm_ctl_err ctl_trace(void *opaque, const struct vmm_ctl_request *re
 		snprintf(msg, msg_len, "\"last\" must be a non-negative integer");
 		return VMM_CTL_ERR_INVALID;
 	}
-	return ctl_result(trace_object(d, n), result, msg, msg_len);
+	return vmm_ctl_result(trace_object(d, n), result, msg, msg_len);
 }
 
 static enum vmm_ctl_err ctl_set_cmd(void *opaque, const struct vmm_ctl_request *req,
@@ -994,7 +983,7 @@ static enum vmm_ctl_err ctl_policy(void *opaque, const struct vmm_ctl_request *r
 		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
 		arm(d, 0);
 	}
-	return ctl_result(pool_object(d), result, msg, msg_len);
+	return vmm_ctl_result(pool_object(d), result, msg, msg_len);
 }
 
 static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
@@ -1007,16 +996,13 @@ static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *
 		json_object_object_add(r, "daemon", json_object_new_string("ebbd"));
 		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 	}
-	return ctl_result(r, result, msg, msg_len);
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 /* The commands ebbd serves on ebbd.sock (docs/control-protocol.md). */
 static int ctl_register(struct ebbd *d)
 {
-	static const struct {
-		const char *name;
-		vmm_ctl_handler_fn fn;
-	} cmds[] = {
+	static const struct vmm_ctl_command cmds[] = {
 		{ "pool", ctl_pool },
 		{ "vms", ctl_vms },
 		{ "trace", ctl_trace },
@@ -1024,11 +1010,8 @@ static int ctl_register(struct ebbd *d)
 		{ "policy", ctl_policy },
 		{ "version", ctl_version },
 	};
-	int ret = 0;
 
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && !ret; i++)
-		ret = vmm_ctl_server_register(d->srv, cmds[i].name, cmds[i].fn, d);
-	return ret;
+	return vmm_ctl_server_register_all(d->srv, cmds, sizeof(cmds) / sizeof(cmds[0]), d);
 }
 
 /* ---- lifetime -------------------------------------------------------------------- */

@@ -123,12 +123,7 @@ static enum vmm_ctl_err balloon_cmd(struct stub *s, const struct vmm_ctl_request
 	bi.stats[4] = bi.stats[6] = (s->nr_pages - bi.actual_pages - atomic_load(&s->hot_pages)) * PAGE;
 	/* the VMM's answer: the balloon object itself */
 	b = vmm_ctl_balloon_json(&bi);
-	if (!b) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	*result = b;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(b, result, msg, msg_len);
 }
 
 static void notify(void *opaque, const char *event, struct json_object *fields)
@@ -214,10 +209,8 @@ static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *re
 	struct stub *s = opaque;
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
+	if (!r)
+		return vmm_ctl_result(NULL, result, msg, msg_len);
 	json_object_object_add(r, "name", json_object_new_string(s->name));
 	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(r, "state", json_object_new_string("running"));
@@ -230,8 +223,7 @@ static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *re
 			       json_object_new_int64((int64_t)(atomic_load(&s->hot_pages) * PAGE)));
 	vmm_memory_query(s->mem, r);
 	vmm_poolctl_query(s->pc, r);
-	*result = r;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
@@ -259,26 +251,22 @@ static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req
 	struct stub *s = opaque;
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
 	vmm_evloop_stop(s->loop);
-	json_object_object_add(r, "state", json_object_new_string("stopping"));
-	*result = r;
-	return VMM_CTL_OK;
+	if (r)
+		json_object_object_add(r, "state", json_object_new_string("stopping"));
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 static int ctl_register(struct stub *s)
 {
-	int ret = vmm_ctl_server_register(s->srv, "query", ctl_query, s);
+	static const struct vmm_ctl_command cmds[] = {
+		{ "query", ctl_query },
+		{ "stats", ctl_stats },
+		{ "balloon", ctl_balloon },
+		{ "stop", ctl_stop },
+	};
+	int ret = vmm_ctl_server_register_all(s->srv, cmds, sizeof(cmds) / sizeof(cmds[0]), s);
 
-	if (!ret)
-		ret = vmm_ctl_server_register(s->srv, "stats", ctl_stats, s);
-	if (!ret)
-		ret = vmm_ctl_server_register(s->srv, "balloon", ctl_balloon, s);
-	if (!ret)
-		ret = vmm_ctl_server_register(s->srv, "stop", ctl_stop, s);
 	/* set and clamp: poolctl's own handlers, as in the VMM */
 	return ret ? ret : vmm_poolctl_register(s->pc, s->srv);
 }

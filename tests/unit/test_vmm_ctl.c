@@ -213,6 +213,20 @@ static void test_format_roundtrip(void **state)
 	free(line);
 	json_object_put(id);
 
+	/* a handler's result: the object, or internal-error when it is NULL */
+	{
+		struct json_object *r = NULL;
+		char m[64] = "";
+
+		assert_int_equal(vmm_ctl_result(NULL, &r, m, sizeof(m)), VMM_CTL_ERR_INTERNAL);
+		assert_null(r);
+		assert_string_equal(m, "out of memory");
+		assert_int_equal(vmm_ctl_result(json_object_new_object(), &r, m, sizeof(m)),
+				 VMM_CTL_OK);
+		assert_non_null(r);
+		json_object_put(r);
+	}
+
 	line = vmm_ctl_format_request(9, "query", NULL);
 	assert_string_equal(line, "{\"id\":9,\"version\":1,\"cmd\":\"query\"}\n");
 	free(line);
@@ -775,6 +789,17 @@ static void test_command_registration(void **state)
 	assert_int_equal(vmm_ctl_server_register(e.srv, "a-name-longer-than-thirty-two-bytes",
 						 owned_handler, &calls), -EINVAL);
 	assert_int_equal(vmm_ctl_server_register(e.srv, "clamp", NULL, &calls), -EINVAL);
+	{
+		/* a module's list in one call: stops at the first error */
+		static const struct vmm_ctl_command cmds[] = {
+			{ "clamp", owned_handler }, { "set", owned_handler }, { "pool", owned_handler },
+		};
+
+		assert_int_equal(vmm_ctl_server_register_all(e.srv, cmds, 3, &calls), -EEXIST);
+		assert_int_equal(vmm_ctl_server_register(e.srv, "clamp", owned_handler, &calls),
+				 -EEXIST);
+		assert_int_equal(vmm_ctl_server_register(e.srv, "pool", owned_handler, &calls), 0);
+	}
 	fd = connect_to(e.path);
 	send_str(fd, "{\"id\":1,\"cmd\":\"set\",\"args\":{}}\n");
 	recv_all(&e, fd, buf, sizeof(buf));
