@@ -117,6 +117,7 @@ PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 # libraries those need: the static guest agent links no host library.
 pkglibs = $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(1) 2>/dev/null)
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o \
+                  $(BUILD)/obj/vmm/bin/run_opts.o \
                   $(vmm_LIB) $(virtio_LIB) $(reclaim_LIB) $(client_LIB) | $(BUILD)/obj/empty.o
 # `ebb top` draws with ncurses: linked into ebb only.
 $(BUILD)/bin/ebb: LDLIBS = $(call pkglibs,liblz4 libzstd json-c libsodium ncursesw) -lpthread -lm
@@ -167,7 +168,9 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) -lcmocka $(LDLIBS)
+# the option parsing of `ebb run` lives in the program, not a library
+$(BUILD)/tests/unit/test_ebb_run_opts: $(BUILD)/obj/vmm/bin/run_opts.o
 
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
@@ -249,7 +252,8 @@ demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
-	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
+	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c \
+	    vmm/bin/run_opts.c
 lint:
 	@echo "  LAYERS"
 	$(Q)scripts/check-layers

@@ -31,6 +31,13 @@ struct client {
 	struct client *next;
 };
 
+/* A registered command: its owner's handler and context. */
+struct cmd {
+	const char *name;
+	vmm_ctl_handler_fn fn;
+	void *opaque;
+};
+
 struct vmm_ctl_server {
 	struct vmm_ctl_server_cfg cfg;
 	char *path;
@@ -44,10 +51,8 @@ struct vmm_ctl_server {
 	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
 	struct vmm_ratelimit rl;
-	struct {
-		vmm_ctl_handler_fn fn;
-		void *opaque;
-	} cmds[VMM_CTL_NR_CMDS];   /* registered owners; else cfg.handler */
+	struct cmd *cmds;          /* registered, by name */
+	size_t nr_cmds, cap_cmds;
 };
 
 /* Frees a client already unlinked from srv->clients. */
@@ -129,6 +134,20 @@ static bool client_queue(struct client *c, char *line)
 	return client_flush(c);
 }
 
+static const struct cmd *cmd_find(const struct vmm_ctl_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->nr_cmds; i++)
+		if (strcmp(srv->cmds[i].name, name) == 0)
+			return &srv->cmds[i];
+	return NULL;
+}
+
+/* For vmm_ctl_parse_request: `watch` and what was registered. */
+static bool cmd_known(void *opaque, const char *name)
+{
+	return strcmp(name, "watch") == 0 || cmd_find(opaque, name);
+}
+
 /* CLIENT: one complete line from a client. */
 static bool handle_line(struct client *c, const char *line, size_t len)
 {
@@ -145,8 +164,8 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 		return true;  /* blank lines are ignored (and do not count as activity) */
 	srv->stats.nr_requests++;
 	c->last_active_ns = vmm_now_ns();
-	err = vmm_ctl_parse_request(line, len, &req, msg, sizeof(msg));
-	if (err == VMM_CTL_OK && req.cmd == VMM_CTL_CMD_WATCH) {
+	err = vmm_ctl_parse_request(line, len, cmd_known, srv, &req, msg, sizeof(msg));
+	if (err == VMM_CTL_OK && strcmp(req.cmd, "watch") == 0) {
 		if (!c->watching && srv->nr_watching >= VMM_CTL_MAX_WATCHERS) {
 			snprintf(msg, sizeof(msg), "at most %u watchers", VMM_CTL_MAX_WATCHERS);
 			err = VMM_CTL_ERR_BUSY;
@@ -161,16 +180,10 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 				json_object_object_add(result, "watching", json_object_new_boolean(1));
 		}
 	} else if (err == VMM_CTL_OK) {
+		const struct cmd *cmd = cmd_find(srv, req.cmd);   /* found: cmd_known said so */
+
 		msg[0] = '\0';
-		if ((unsigned)req.cmd < VMM_CTL_NR_CMDS && srv->cmds[req.cmd].fn) {
-			err = srv->cmds[req.cmd].fn(srv->cmds[req.cmd].opaque, &req, &result, msg,
-						    sizeof(msg));
-		} else if (srv->cfg.handler) {
-			err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
-		} else {
-			snprintf(msg, sizeof(msg), "unknown command \"%s\"", vmm_ctl_cmd_name(req.cmd));
-			err = VMM_CTL_ERR_UNKNOWN_CMD;
-		}
+		err = cmd->fn(cmd->opaque, &req, &result, msg, sizeof(msg));
 	}
 	if (err == VMM_CTL_OK) {
 		resp = vmm_ctl_format_ok(req.id, result);
@@ -418,6 +431,7 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
 	close(srv->fd);
 	unlink(srv->path);
 	free(srv->path);
+	free(srv->cmds);
 	free(srv);
 }
 
@@ -463,16 +477,35 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 	json_object_put(o);
 }
 
-int vmm_ctl_server_register(struct vmm_ctl_server *srv, enum vmm_ctl_cmd cmd,
+int vmm_ctl_server_register(struct vmm_ctl_server *srv, const char *name,
 			    vmm_ctl_handler_fn fn, void *opaque)
 {
-	if (!srv || !fn || (unsigned)cmd >= VMM_CTL_NR_CMDS || cmd == VMM_CTL_CMD_WATCH)
+	if (!srv || !fn || !name || !name[0] || strlen(name) > VMM_CTL_MAX_CMD_BYTES ||
+	    strcmp(name, "watch") == 0)
 		return -EINVAL;
-	if (srv->cmds[cmd].fn)
+	if (cmd_find(srv, name))
 		return -EEXIST;
-	srv->cmds[cmd].fn = fn;
-	srv->cmds[cmd].opaque = opaque;
+	if (srv->nr_cmds == srv->cap_cmds) {
+		size_t cap = srv->cap_cmds ? srv->cap_cmds * 2 : 16;
+		struct cmd *p = realloc(srv->cmds, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		srv->cmds = p;
+		srv->cap_cmds = cap;
+	}
+	srv->cmds[srv->nr_cmds++] = (struct cmd){ .name = name, .fn = fn, .opaque = opaque };
 	return 0;
+}
+
+int vmm_ctl_server_register_all(struct vmm_ctl_server *srv, const struct vmm_ctl_command *cmds,
+				size_t nr, void *opaque)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr && !ret; i++)
+		ret = vmm_ctl_server_register(srv, cmds[i].name, cmds[i].fn, opaque);
+	return ret;
 }
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)

@@ -13,7 +13,8 @@
  *   - balloon inflates and free page reports go to ebb_region_mark_ballooned
  *     (tracked, never swapped) instead of a bare MADV_DONTNEED;
  *   - optional KSM (MADV_MERGEABLE) with per-process sharing figures;
- *   - knobs at launch (vmm_memory_opts, from `ebb run --mem-high ...`) and
+ *   - knobs at launch (vmm_memory_opts: `ebb run --mem-high ...`, parsed by
+ *     the program, vmm/bin/run_opts.h) and
  *     live over the control socket (`set`), and the `memory` part of `query`.
  *
  * Threads: the engine runs its own fault-handler and background threads
@@ -66,15 +67,6 @@ struct vmm_memory_opts {
 	bool no_swap_encrypt;         /* write the file tier in plaintext */
 };
 
-/*
- * CLIENT: parse one `ebb run` option (name without the dashes: "mem-high",
- * "mem-max", "swappiness", "swap-dir", "swap-compress", "swap-encrypt", "ksm", "reclaim",
- * "dirty-log").  Any of them except "reclaim off" asks for the engine
- * (enable: failing to set it up is then an error).
- * Returns 0, -ENOENT for an unknown name, -EINVAL with a message in err.
- */
-int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,
-			 char *err, size_t err_len);
 /* "30%", "400M", "1G", bare number = MiB. */
 int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out);
 

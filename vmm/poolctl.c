@@ -579,7 +579,7 @@ static enum vmm_ctl_err ctl_clamp(void *opaque, const struct vmm_ctl_request *re
 
 int vmm_poolctl_register(struct vmm_poolctl *pc, struct vmm_ctl_server *srv)
 {
-	int ret = vmm_ctl_server_register(srv, VMM_CTL_CMD_SET, ctl_set, pc);
+	int ret = vmm_ctl_server_register(srv, "set", ctl_set, pc);
 
-	return ret ? ret : vmm_ctl_server_register(srv, VMM_CTL_CMD_CLAMP, ctl_clamp, pc);
+	return ret ? ret : vmm_ctl_server_register(srv, "clamp", ctl_clamp, pc);
 }

@@ -117,6 +117,10 @@ struct vmm_vm_info {
 };
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
 
+/* CLIENT: the VM's own part of a `query` result for people (`ebb stat`),
+ * from the same table as the JSON (vm_ctl.c); snprintf semantics. */
+int vmm_vm_query_format(struct json_object *query_result, char *buf, size_t len);
+
 /*
  * For the program's SIGBUS handler (SA_SIGINFO), async-signal safe: true
  * when the signal is a memory error (BUS_MCEERR_AR/AO) that KVM raised on

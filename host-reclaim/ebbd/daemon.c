@@ -925,63 +925,94 @@ static enum vmm_ctl_err ctl_set(struct ebbd *d, struct json_object *args,
 	return VMM_CTL_OK;
 }
 
-static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
-				    struct json_object **result, char *msg, size_t msg_len)
+/* The ebbd of a command's handler, counting the request. */
+static struct ebbd *ctl_served(void *opaque)
 {
 	struct ebbd *d = opaque;
-	struct json_object *v;
+
+	d->c.nr_ctl_requests++;
+	return d;
+}
+
+static enum vmm_ctl_err ctl_pool(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_ctl_result(pool_object(ctl_served(opaque)), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_vms(void *opaque, const struct vmm_ctl_request *req,
+				struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_ctl_result(vms_object(ctl_served(opaque)), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_trace(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct ebbd *d = ctl_served(opaque);
 	uint64_t n = 0;
 	bool have;
 
-	d->c.nr_ctl_requests++;
-	switch (req->cmd) {
-	case VMM_CTL_CMD_POOL:
-		*result = pool_object(d);
-		break;
-	case VMM_CTL_CMD_VMS:
-		*result = vms_object(d);
-		break;
-	case VMM_CTL_CMD_TRACE:
-		if (vmm_ctl_arg_uint(req->args, "last", &n, &have)) {
-			snprintf(msg, msg_len, "\"last\" must be a non-negative integer");
+	if (vmm_ctl_arg_uint(req->args, "last", &n, &have)) {
+		snprintf(msg, msg_len, "\"last\" must be a non-negative integer");
+		return VMM_CTL_ERR_INVALID;
+	}
+	return vmm_ctl_result(trace_object(d, n), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_set_cmd(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	return ctl_set(ctl_served(opaque), req->args, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_policy(void *opaque, const struct vmm_ctl_request *req,
+				   struct json_object **result, char *msg, size_t msg_len)
+{
+	struct ebbd *d = ctl_served(opaque);
+	struct json_object *v;
+
+	if (req->args && json_object_object_get_ex(req->args, "policy", &v)) {
+		enum ebb_bal_policy p;
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    ebb_bal_policy_parse(json_object_get_string(v), &p) ||
+		    ebb_bal_set_policy(d->bal, p)) {
+			snprintf(msg, msg_len, "policy is one of ebb, mom, static");
 			return VMM_CTL_ERR_INVALID;
 		}
-		*result = trace_object(d, n);
-		break;
-	case VMM_CTL_CMD_SET:
-		return ctl_set(d, req->args, result, msg, msg_len);
-	case VMM_CTL_CMD_POLICY:
-		if (req->args && json_object_object_get_ex(req->args, "policy", &v)) {
-			enum ebb_bal_policy p;
+		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
+		arm(d, 0);
+	}
+	return vmm_ctl_result(pool_object(d), result, msg, msg_len);
+}
 
-			if (!json_object_is_type(v, json_type_string) ||
-			    ebb_bal_policy_parse(json_object_get_string(v), &p) ||
-			    ebb_bal_set_policy(d->bal, p)) {
-				snprintf(msg, msg_len, "policy is one of ebb, mom, static");
-				return VMM_CTL_ERR_INVALID;
-			}
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
-			arm(d, 0);
-		}
-		*result = pool_object(d);
-		break;
-	case VMM_CTL_CMD_VERSION:
-		*result = json_object_new_object();
-		if (*result) {
-			json_object_object_add(*result, "daemon", json_object_new_string("ebbd"));
-			json_object_object_add(*result, "protocol",
-					       json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		}
-		break;
-	default:
-		snprintf(msg, msg_len, "ebbd serves pool, vms, set, policy, trace, version");
-		return VMM_CTL_ERR_UNKNOWN_CMD;
+static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct json_object *r = json_object_new_object();
+
+	ctl_served(opaque);
+	if (r) {
+		json_object_object_add(r, "daemon", json_object_new_string("ebbd"));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 	}
-	if (!*result) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
+}
+
+/* The commands ebbd serves on ebbd.sock (docs/control-protocol.md). */
+static int ctl_register(struct ebbd *d)
+{
+	static const struct vmm_ctl_command cmds[] = {
+		{ "pool", ctl_pool },
+		{ "vms", ctl_vms },
+		{ "trace", ctl_trace },
+		{ "set", ctl_set_cmd },
+		{ "policy", ctl_policy },
+		{ "version", ctl_version },
+	};
+
+	return vmm_ctl_server_register_all(d->srv, cmds, sizeof(cmds) / sizeof(cmds[0]), d);
 }
 
 /* ---- lifetime -------------------------------------------------------------------- */
@@ -1070,12 +1101,13 @@ int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t
 	}
 	{
 		struct vmm_ctl_server_cfg sc = {
-			.path = path, .loop = d->loop, .handler = ctl_handler, .opaque = d,
-			.log = cfg->log,
+			.path = path, .loop = d->loop, .log = cfg->log,
 		};
 
 		snprintf(path, sizeof(path), "%s/%s", d->rundir, EBBD_SOCK_NAME);
 		ret = vmm_ctl_server_create(&sc, &d->srv);
+		if (!ret)
+			ret = ctl_register(d);
 		if (ret) {
 			snprintf(err, err_len, "cannot serve %s: %s", path, strerror(-ret));
 			goto fail;

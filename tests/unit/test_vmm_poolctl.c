@@ -37,7 +37,7 @@ static enum vmm_ctl_err call(struct vmm_poolctl *pc, cmd_fn fn, const char *line
 	char msg[256];
 	enum vmm_ctl_err e;
 
-	assert_int_equal(vmm_ctl_parse_request(line, strlen(line), &req, msg, sizeof(msg)),
+	assert_int_equal(vmm_ctl_parse_request(line, strlen(line), NULL, NULL, &req, msg, sizeof(msg)),
 			 VMM_CTL_OK);
 	e = fn(pc, &req, &r, msg, sizeof(msg));
 	vmm_ctl_request_release(&req);
