@@ -1,9 +1,9 @@
 /*
  * vmm/virtio_balloon_dev.c — the virtio balloon as a VMM device: the model
  * of virtio/balloon.c (inflate, deflate, free page reporting, stats) with
- * its released runs given back to the VM (vmm_vm_discard_range: checked
- * there against the guest's RAM, then MADV_DONTNEED or the reclaim
- * engine's ballooned state), its stats tick, and the balloon's part of
+ * its released runs given back as guest-physical ranges
+ * (vmm_vm_discard_range: vmm/guest_mem.c checks them once, then the reclaim
+ * engine's ballooned state or MADV_DONTNEED), its stats tick, and the balloon's part of
  * vmm/virtio_devs.h (target size, info for ebb stat).  Deflated pages need
  * nothing: the next touch faults in a zero page.  The per-PFN state stays
  * in the model (vmm_virtio_balloon()) for the reclaim engine.  The PCI
@@ -45,9 +45,9 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 		return;
 	}
 	t0 = vmm_now_ns();
-	/* GUEST: checked again by the VM, the one owner of guest memory (e820
-	 * RAM of one slot), then MADV_DONTNEED or the reclaim engine's
-	 * ballooned state when it runs. */
+	/* GUEST: checked by the guest's memory map, its one owner (page
+	 * aligned, e820 RAM, one slot), then the reclaim engine's ballooned
+	 * state when it runs, else MADV_DONTNEED. */
 	ret = vmm_vm_discard_range(vm, pfn << VIRTIO_PAGE_SHIFT, len);
 	if (ret == -EINVAL) {
 		b->nr_madvise_errors++;
