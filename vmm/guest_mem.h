@@ -13,7 +13,9 @@
  * area are reserved inside slot 0).  Everything that converts between a
  * guest-physical address, a host address and an offset into the RAM mapping
  * (the reclaim engine's page index is offset / 4096) asks this object; no
- * other file knows where the slots are.
+ * other file knows where the slots are, except that the boot code (vmm/boot.c
+ * and load_guest in vmm/vm.c) writes the kernel, initrd and firmware tables
+ * below the PCI hole at ram + gpa: slot 0 maps gpa 0 at offset 0.
  *
  * Devices give guest RAM back with vmm_guest_mem_discard_range(gpa, len):
  * the range is validated here, once (page aligned, e820 RAM, inside one
