@@ -7,8 +7,8 @@
  * The dirty-log source: every RAM slot is created with
  * KVM_MEM_LOG_DIRTY_PAGES; harvest() calls KVM_GET_DIRTY_LOG per slot (which
  * returns the pages written since the previous call and re-arms write
- * tracking) and puts slot 1's bits after slot 0's, since the region covers
- * the RAM mapping in order (slot 0 = [0, low), slot 1 = [low, mem)).
+ * tracking) and puts each slot's bits at its offset in the RAM mapping,
+ * which the region covers in order (the slots are vmm/guest_mem.h's).
  * KVM_CLEAR_DIRTY_LOG (manual protect) is not used: GET alone re-arms.
  */
 #include "vmm/memory.h"
@@ -35,7 +35,8 @@ struct vmm_memory {
 	char *swap_dir;
 	struct ebb_region *region;
 	uint64_t nr_pages;
-	uint64_t low_pages, high_pages;
+	struct vmm_guest_mem_slot slots[VMM_GUEST_MEM_MAX_SLOTS];
+	unsigned nr_slots;
 	/* dirty log: touched only by harvest (region lock held) */
 	uint64_t *slot_bitmap;           /* scratch for one slot */
 	bool dirty_log;
@@ -109,24 +110,28 @@ static int dirty_harvest(void *ctx, uint64_t nr_pages, uint64_t *bitmap)
 {
 	struct vmm_memory *m = ctx;
 	uint64_t i, n = 0;
+	unsigned s;
 	int ret;
 
 	if (nr_pages != m->nr_pages)
 		return -EINVAL;
 	m->nr_harvests++;
-	ret = get_slot_log(m, 0, m->low_pages);
-	if (ret)
-		goto fail;
-	for (i = 0; i < (m->low_pages + 63) / 64; i++) {
-		bitmap[i] |= m->slot_bitmap[i];
-		n += (uint64_t)__builtin_popcountll(m->slot_bitmap[i]);
-	}
-	if (m->high_pages) {
-		ret = get_slot_log(m, 1, m->high_pages);
+	for (s = 0; s < m->nr_slots; s++) {
+		uint64_t first = m->slots[s].ram_off / PAGE_BYTES;
+		uint64_t pages = m->slots[s].bytes / PAGE_BYTES;
+
+		ret = get_slot_log(m, m->slots[s].id, pages);
 		if (ret)
 			goto fail;
-		for (i = 0; i < m->high_pages; i++) {
-			uint64_t p = m->low_pages + i;
+		if (first % 64 == 0) {  /* word by word */
+			for (i = 0; i < (pages + 63) / 64; i++) {
+				bitmap[first / 64 + i] |= m->slot_bitmap[i];
+				n += (uint64_t)__builtin_popcountll(m->slot_bitmap[i]);
+			}
+			continue;
+		}
+		for (i = 0; i < pages; i++) {
+			uint64_t p = first + i;
 
 			if (m->slot_bitmap[i / 64] & (1ull << (i % 64))) {
 				bitmap[p / 64] |= 1ull << (p % 64);
@@ -203,11 +208,20 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 {
 	struct ebb_region_cfg rc;
 	struct vmm_memory *m;
-	uint64_t high, max;
+	uint64_t high, max, covered = 0, max_slot_pages = 0;
+	unsigned s;
 	int ret;
 
-	if (cfg->mem_bytes % PAGE_BYTES || cfg->low_bytes % PAGE_BYTES ||
-	    cfg->low_bytes + cfg->high_bytes != cfg->mem_bytes) {
+	/* The slots tile the RAM mapping in order. */
+	for (s = 0; s < cfg->nr_slots && s < VMM_GUEST_MEM_MAX_SLOTS; s++) {
+		if (cfg->slots[s].ram_off != covered || cfg->slots[s].bytes % PAGE_BYTES)
+			break;
+		covered += cfg->slots[s].bytes;
+		if (cfg->slots[s].bytes / PAGE_BYTES > max_slot_pages)
+			max_slot_pages = cfg->slots[s].bytes / PAGE_BYTES;
+	}
+	if (cfg->mem_bytes % PAGE_BYTES || !cfg->nr_slots || s != cfg->nr_slots ||
+	    covered != cfg->mem_bytes) {
 		snprintf(err, err_len, "memory: inconsistent RAM layout");
 		return -EINVAL;
 	}
@@ -216,11 +230,11 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 		return -ENOMEM;
 	m->cfg = *cfg;
 	m->nr_pages = cfg->mem_bytes / PAGE_BYTES;
-	m->low_pages = cfg->low_bytes / PAGE_BYTES;
-	m->high_pages = cfg->high_bytes / PAGE_BYTES;
+	memcpy(m->slots, cfg->slots, cfg->nr_slots * sizeof(*m->slots));
+	m->nr_slots = cfg->nr_slots;
+	m->cfg.slots = NULL;  /* not owned: the copy above */
 	m->swap_dir = strdup(cfg->opts.swap_dir ? cfg->opts.swap_dir : default_swap_dir(cfg));
-	m->slot_bitmap = calloc((m->low_pages > m->high_pages ? m->low_pages : m->high_pages) / 64 + 1,
-				sizeof(uint64_t));
+	m->slot_bitmap = calloc(max_slot_pages / 64 + 1, sizeof(uint64_t));
 	if (!m->swap_dir || !m->slot_bitmap) {
 		ret = -ENOMEM;
 		goto fail;
@@ -356,19 +370,15 @@ void vmm_memory_destroy(struct vmm_memory *m)
 
 /* ---- balloon ---------------------------------------------------------------------- */
 
-int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len)
+int vmm_memory_discard(struct vmm_memory *m, uint64_t ram_off, uint64_t len)
 {
-	uint64_t off;
-
-	/* GUEST: the balloon checked the run against one slot; check it again
-	 * against the region, in pages. */
-	if ((uint8_t *)hva < (uint8_t *)m->cfg.ram)
+	/* The range was checked by the guest's memory map; whole pages of the
+	 * region are what the engine takes (its page index is the offset in
+	 * pages). */
+	if (ram_off % PAGE_BYTES || len % PAGE_BYTES || ram_off > m->cfg.mem_bytes ||
+	    len > m->cfg.mem_bytes - ram_off)
 		return -ERANGE;
-	off = (uint64_t)((uint8_t *)hva - (uint8_t *)m->cfg.ram);
-	if (off % PAGE_BYTES || len % PAGE_BYTES || off > m->cfg.mem_bytes ||
-	    len > m->cfg.mem_bytes - off)
-		return -ERANGE;
-	return ebb_region_mark_ballooned(m->region, off / PAGE_BYTES, len / PAGE_BYTES);
+	return ebb_region_mark_ballooned(m->region, ram_off / PAGE_BYTES, len / PAGE_BYTES);
 }
 
 /* ---- KSM ---------------------------------------------------------------------------- */

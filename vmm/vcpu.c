@@ -313,13 +313,13 @@ static bool inject_mce(struct vcpu *v)
 bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
 {
 	int tid = (int)gettid();
-	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->ram;
+	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->mem.ram;
 	uint64_t off, gpa;
 	struct vcpu *v = NULL;
 
 	if (si->si_code != BUS_MCEERR_AR && si->si_code != BUS_MCEERR_AO)
 		return false;
-	if (!vm->ram || hva < ram || hva - ram >= vm->mem.mem_bytes)
+	if (!vm->mem.ram || hva < ram || hva - ram >= vm->mem.layout.mem_bytes)
 		return false;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_SEQ_CST) == tid) {
@@ -332,7 +332,8 @@ bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
 	if (!v || !__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST) || !vm->mcg_cap)
 		return false;
 	off = hva - ram;
-	gpa = off < vm->mem.low_bytes ? off : VMM_4G + (off - vm->mem.low_bytes);
+	if (!vmm_guest_mem_gpa(&vm->mem, off, &gpa))
+		return false;
 	__atomic_store_n(&v->mce_gpa, gpa, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&v->mce_ar, si->si_code == BUS_MCEERR_AR, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&v->mce_pending, 1, __ATOMIC_SEQ_CST);

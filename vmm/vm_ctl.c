@@ -57,7 +57,7 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
 		ebb_region_test_inject(r, EBB_INJ_MADV_HWPOISON, 0, UINT32_MAX, EPERM);
 	for (int pass = 0; pass < 16 && ebb_region_page_state(r, pfn) == EBB_PAGE_RESIDENT; pass++) {
 		struct ebb_scan_control sc = {
-			.nr_to_reclaim = vm->mem.mem_bytes / 4096,
+			.nr_to_reclaim = vm->mem.layout.mem_bytes / 4096,
 			.priority = 0,
 			.swappiness = 100,
 			.may_writepage = true,
@@ -113,11 +113,7 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		no_hwpoison = json_object_get_boolean(jnohw);
 	}
 	gpa = (uint64_t)v & ~0xfffull;
-	if (gpa < vm->mem.low_bytes)
-		off = gpa;
-	else if (gpa >= VMM_4G && gpa - VMM_4G < vm->mem.high_bytes)
-		off = vm->mem.low_bytes + (gpa - VMM_4G);
-	else {
+	if (!vmm_guest_mem_offset(&vm->mem, gpa, 4096, &off)) {
 		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
 		return VMM_CTL_ERR_INVALID;
 	}
@@ -129,7 +125,7 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
 			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
 		}
-	} else if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
+	} else if (madvise(vm->mem.ram + off, 4096, MADV_HWPOISON) < 0) {
 		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
 		return VMM_CTL_ERR_INTERNAL;
 	}

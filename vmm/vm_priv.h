@@ -16,6 +16,7 @@
 #include "client/log.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
+#include "vmm/guest_mem.h"
 #include "vmm/vm.h"
 
 #define KVM_TSS_GPA 0xfffbd000ull
@@ -63,8 +64,7 @@ struct vmm_vm {
 	char *name, *cmdline, *ready_marker;
 	int kvm_fd, vm_fd;
 	size_t run_size;
-	uint8_t *ram;
-	struct vmm_mem_layout mem;
+	struct vmm_guest_mem mem;    /* RAM, its slots and e820 map */
 	uint8_t *kernel;             /* the bzImage, until loaded */
 	size_t kernel_len;
 	struct vmm_bzimage img;

@@ -308,6 +308,7 @@ int main(int argc, char **argv)
 	const char *rundir = NULL, *swap_dir = "/var/tmp";
 	uint64_t max_mib = 0, hot_mib = 0, p;
 	struct vmm_memory_cfg mc = { 0 };
+	struct vmm_guest_mem_slot slot;
 	pthread_t th;
 	char err[256], path[512];
 	sigset_t set;
@@ -346,7 +347,9 @@ int main(int argc, char **argv)
 	mc.name = s.name;
 	mc.ram = s.ram;
 	mc.mem_bytes = s.mem_bytes;
-	mc.low_bytes = s.mem_bytes;
+	slot = (struct vmm_guest_mem_slot){ .id = 0, .gpa = 0, .ram_off = 0, .bytes = s.mem_bytes };
+	mc.slots = &slot;
+	mc.nr_slots = 1;
 	mc.vm_fd = -1;
 	mc.nr_vcpus = 1;
 	mc.opts.enable = true;

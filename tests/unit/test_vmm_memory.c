@@ -111,6 +111,7 @@ static int threads_taking_sigterm(void)
 static void test_region(void **state)
 {
 	const uint64_t mem = 16 * MiB, nr = mem / 4096;
+	const struct vmm_guest_mem_slot slot = { .id = 0, .gpa = 0, .ram_off = 0, .bytes = mem };
 	struct vmm_memory_cfg cfg = { 0 };
 	struct vmm_memory *m = NULL;
 	struct json_object *q, *r, *o;
@@ -129,7 +130,8 @@ static void test_region(void **state)
 	cfg.name = "t";
 	cfg.ram = ram;
 	cfg.mem_bytes = mem;
-	cfg.low_bytes = mem;
+	cfg.slots = &slot;
+	cfg.nr_slots = 1;
 	cfg.vm_fd = -1;
 	cfg.nr_vcpus = 1;
 	cfg.opts.swappiness = -1;
@@ -196,10 +198,10 @@ static void test_region(void **state)
 	json_object_put(q);
 
 	/* Balloon 1 MiB at 2 MiB; then squeeze to 25%. */
-	assert_int_equal(vmm_memory_discard(m, ram + 2 * MiB, MiB), 0);
-	assert_int_equal(vmm_memory_discard(m, ram + mem, 4096), -ERANGE);
-	assert_int_equal(vmm_memory_discard(m, ram - 4096, 4096), -ERANGE);
-	assert_int_equal(vmm_memory_discard(m, ram + 1, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, 2 * MiB, MiB), 0);
+	assert_int_equal(vmm_memory_discard(m, mem, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, (uint64_t)-4096, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, 1, 4096), -ERANGE);
 	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":25,"
 			     "\"swappiness\":100}}", &r), VMM_CTL_OK);
 	assert_int_equal(jint(r, "max_pages"), (int64_t)(nr / 4));
@@ -271,6 +273,7 @@ static void test_region(void **state)
 static void test_ksm_evict_mode(void **state)
 {
 	const uint64_t mem = 4 * MiB;
+	const struct vmm_guest_mem_slot slot = { .id = 0, .gpa = 0, .ram_off = 0, .bytes = mem };
 	struct vmm_memory_cfg cfg = { 0 };
 	struct vmm_memory *m = NULL;
 	struct json_object *q, *o, *v;
@@ -291,7 +294,8 @@ static void test_ksm_evict_mode(void **state)
 		cfg.name = "k";
 		cfg.ram = ram;
 		cfg.mem_bytes = mem;
-		cfg.low_bytes = mem;
+		cfg.slots = &slot;
+		cfg.nr_slots = 1;
 		cfg.vm_fd = -1;
 		cfg.nr_vcpus = 1;
 		cfg.opts.swappiness = -1;
