@@ -38,6 +38,7 @@ meminfo_kb() { # LOG TAG: the value the guest printed as "TAG: N"
 
 # ---- A ----------------------------------------------------------------------
 script_a='echo "g-virtio: $(cat /sys/bus/virtio/devices/*/device | tr "\n" " ")"
+i=0; while [ ! -c /dev/hvc0 ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
 [ -c /dev/hvc0 ] && echo "hvc-hello-from-guest" >/dev/hvc0
 echo "g-memtotal0: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
 memhog -l 24 -s 8 -t 0 >/dev/null
@@ -57,9 +58,11 @@ wait_for a.log 'g-touched' 300
 check $? "A: guest booted (1 GiB) and touched, then freed, nearly all its memory"
 grep -q 'g-virtio: .*0x0003' a.log && grep -q 'g-virtio: .*0x0005' a.log
 check $? "A: the guest sees a virtio console and a virtio balloon ($(grep -m1 g-virtio a.log | cut -d' ' -f2-))"
-# Anywhere in a line: hvc0 and the serial console share ebb's stdout, and
-# the serial port may still be draining the line before (slowly, under TCG)
-# when the hvc0 line arrives whole; it then lands mid-line.
+# The guest waits for hvc0 (the console's ports are added after the driver
+# is ready, which a loaded TCG box can make seconds late: ebb-agent waits for
+# its port too).  Anywhere in a line: hvc0 and the serial console share ebb's
+# stdout, and the serial port may still be draining a line when hvc0's
+# arrives whole.
 grep -q 'hvc-hello-from-guest' a.log
 check $? "A: output on the guest's hvc0 (virtio console port 0) reaches ebb's console"
 pid=$("$EBB" stat vm-a --json | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
