@@ -38,7 +38,7 @@ meminfo_kb() { # LOG TAG: the value the guest printed as "TAG: N"
 
 # ---- A ----------------------------------------------------------------------
 script_a='echo "g-virtio: $(cat /sys/bus/virtio/devices/*/device | tr "\n" " ")"
-i=0; while [ ! -c /dev/hvc0 ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+i=0; while [ ! -c /dev/hvc0 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
 [ -c /dev/hvc0 ] && echo "hvc-hello-from-guest" >/dev/hvc0
 echo "g-memtotal0: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
 memhog -l 24 -s 8 -t 0 >/dev/null
