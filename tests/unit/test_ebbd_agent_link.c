@@ -1,0 +1,236 @@
+/*
+ * test_ebbd_agent_link.c — ebbd's end of a VM's agent channel
+ * (host-reclaim/ebbd/agent_link.h) against fake peers on a real unix
+ * socket: one that speaks the protocol (hello, a pressure message, EOF) and
+ * one that sends garbage (one log line however often it is retried, the
+ * channel dropped and retried with backoff, no agent fields).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host-reclaim/ebbd/agent_link.h"
+
+enum peer_mode { PEER_GOOD, PEER_GARBAGE };
+
+struct peer {
+	enum peer_mode mode;
+	char dir[64];
+	char path[96];
+	int lfd;
+	int nr_accepted;
+	pthread_t th;
+};
+
+struct logs {
+	int nr_warn, nr_bad;
+};
+
+static void log_fn(void *opaque, enum vmm_log_level level, const char *msg)
+{
+	struct logs *l = opaque;
+
+	if (level == VMM_LOG_WARN)
+		l->nr_warn++;
+	if (strstr(msg, "not the agent protocol"))
+		l->nr_bad++;
+}
+
+static void say(int fd, const char *s)
+{
+	ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL);
+
+	(void)n;
+}
+
+/* Serves connections until the listening socket is shut down. */
+static void *peer_thread(void *arg)
+{
+	struct peer *p = arg;
+	char buf[4096];
+
+	for (;;) {
+		int fd = accept(p->lfd, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		p->nr_accepted++;
+		if (read(fd, buf, sizeof(buf)) <= 0) {
+			close(fd);
+			continue;
+		}
+		if (p->mode == PEER_GARBAGE) {
+			say(fd, "hello?\n{\"type\":\"hello\",\"id\":1,\"version\":\"one\"}\n");
+			say(fd, "\x01\x02 not json at all\n");
+		} else {
+			say(fd, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"agent\":\"ebb-agent\","
+			    "\"pid\":93,\"page_size\":4096,\"max_line_bytes\":1024,"
+			    "\"caps\":[\"pressure\"],\"report_period_ms\":0,"
+			    "\"psi_stall_us\":100000,\"psi_window_us\":1000000}\n");
+			usleep(50000);
+			say(fd, "{\"type\":\"pressure\",\"seq\":1,\"need_bytes\":33071104,"
+			    "\"total_bytes\":479645696,\"free_bytes\":4616192,"
+			    "\"available_bytes\":34037760,\"some_avg10\":0.00,"
+			    "\"full_avg10\":0.00,\"some_total_us\":115758,"
+			    "\"psi_stall_us\":100000,\"psi_window_us\":1000000}\n");
+			usleep(200000);
+		}
+		/* the good peer hangs up (the agent went away); the bad one
+		 * waits for the host to give up on it */
+		while (p->mode == PEER_GARBAGE && read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+}
+
+static void peer_start(struct peer *p, enum peer_mode mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	snprintf(p->dir, sizeof(p->dir), "/tmp/test_agent_link.XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->path, sizeof(p->path), "%s/vm.agent", p->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->path);
+	p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	assert_int_equal(pthread_create(&p->th, NULL, peer_thread, p), 0);
+}
+
+static void peer_stop(struct peer *p)
+{
+	shutdown(p->lfd, SHUT_RDWR);
+	pthread_join(p->th, NULL);
+	close(p->lfd);
+	unlink(p->path);
+	rmdir(p->dir);
+}
+
+static void test_good_agent(void **state)
+{
+	struct logs logs = { 0 };
+	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
+	struct ebbd_agent_link l;
+	struct ebb_bal_vm_obs obs;
+	struct pollfd pfd;
+	struct peer p;
+	int fd, n = 0;
+
+	(void)state;
+	peer_start(&p, PEER_GOOD);
+	ebbd_agent_link_init(&l, "vm1", &log);
+	memset(&obs, 0, sizeof(obs));
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_hellos, 1);
+	assert_true(obs.caps & EBB_BAL_CAP_AGENT);
+	assert_false(obs.agent_present);   /* no report capability: no report */
+	fd = ebbd_agent_link_fd(&l);
+	assert_true(fd >= 0);
+	/* the pressure message arrives on the daemon's loop */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	while (n == 0)
+		n = ebbd_agent_link_poll(&l);
+	assert_int_equal(n, 1);
+	memset(&obs, 0, sizeof(obs));
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(obs.agent_nr_pressure, 1);
+	assert_int_equal(obs.agent_pressure_need_bytes, 33071104);
+	/* the agent hangs up: dropped, then retried only after the backoff */
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	while (ebbd_agent_link_poll(&l) >= 0)
+		assert_int_equal(poll(&pfd, 1, 2000), 1);
+	assert_int_equal(ebbd_agent_link_fd(&l), -1);
+	assert_int_equal(l.c.nr_drops, 1);
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_connects, 1);
+	usleep(1100000);
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_connects, 2);
+	assert_int_equal(l.c.nr_hellos, 2);
+	assert_int_equal(logs.nr_warn, 0);
+	ebbd_agent_link_fini(&l);
+	peer_stop(&p);
+}
+
+static void test_garbage_agent(void **state)
+{
+	struct logs logs = { 0 };
+	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
+	struct ebbd_agent_link l;
+	struct ebb_bal_vm_obs obs;
+	struct peer p;
+
+	(void)state;
+	peer_start(&p, PEER_GARBAGE);
+	ebbd_agent_link_init(&l, "vm1", &log);
+	memset(&obs, 0, sizeof(obs));
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_connects, 1);
+	assert_int_equal(l.c.nr_hellos, 0);
+	assert_int_equal(l.c.nr_drops, 1);
+	assert_true(l.c.nr_bad_lines >= 1);
+	assert_int_equal(ebbd_agent_link_fd(&l), -1);
+	assert_false(obs.caps & EBB_BAL_CAP_AGENT);
+	assert_false(obs.agent_present);
+	/* within the backoff: not tried again */
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_connects, 1);
+	/* after it: tried, dropped again, and still one log line */
+	usleep(1100000);
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_connects, 2);
+	assert_int_equal(l.c.nr_drops, 2);
+	assert_true(l.backoff_ms >= 4000);
+	assert_false(obs.caps & EBB_BAL_CAP_AGENT);
+	assert_int_equal(logs.nr_bad, 1);
+	assert_int_equal(l.c.nr_bad_logged, 1);
+	ebbd_agent_link_fini(&l);
+	peer_stop(&p);
+}
+
+static void test_no_socket(void **state)
+{
+	struct logs logs = { 0 };
+	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
+	struct ebbd_agent_link l;
+	struct ebb_bal_vm_obs obs = { 0 };
+
+	(void)state;
+	ebbd_agent_link_init(&l, "vm1", &log);
+	ebbd_agent_link_observe(&l, "/nonexistent/vm.agent", &obs);
+	ebbd_agent_link_observe(&l, NULL, &obs);
+	ebbd_agent_link_observe(&l, "", &obs);
+	assert_int_equal(l.c.nr_connects, 0);
+	assert_int_equal(ebbd_agent_link_fd(&l), -1);
+	assert_int_equal(ebbd_agent_link_poll(&l), -ENOTCONN);
+	assert_int_equal(logs.nr_warn, 0);
+	ebbd_agent_link_fini(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_agent),
+		cmocka_unit_test(test_garbage_agent),
+		cmocka_unit_test(test_no_socket),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
