@@ -796,6 +796,8 @@ static struct json_object *vms_object(struct ebbd *d)
 		json_object_object_add(o, "backend", json_object_new_string(vm->be->ops->kind));
 		json_object_object_add(o, "observed", json_object_new_boolean(vm->obs_ok));
 		json_object_object_add(o, "agent", json_object_new_boolean(vm->obs.agent_present));
+		json_object_object_add(o, "agent_channel",
+				       json_object_new_boolean(vm->obs.caps & EBB_BAL_CAP_AGENT));
 		ADD_U64(o, "agent_free_bytes", vm->obs.agent_free_bytes);
 		ADD_U64(o, "agent_cache_bytes", vm->obs.agent_cache_bytes);
 		ADD_U64(o, "agent_nr_pressure", vm->obs.agent_nr_pressure);

@@ -42,6 +42,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "host-reclaim/ebbd/agent_link.h"
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/libvirt/ebbd_libvirt.h"
@@ -65,6 +66,7 @@ struct lv_dom {
 	bool was_running;            /* running before this poll */
 	bool probed;                 /* XML read */
 	bool has_balloon, has_agent_channel;
+	char agent_path[108];        /* the channel's unix socket ("": not one we can use) */
 	struct ebbd_lv_stats st;     /* the snapshot (KiB as libvirt gives them) */
 	/* the QEMU process and its guest RAM mapping (worker only) */
 	int qemu_pid;                /* 0: not found (a remote URI, or no rights) */
@@ -121,6 +123,9 @@ struct backend_lv {
 	struct ebbd_backend be;
 	struct ebbd_libvirt *src;
 	char uuid[VIR_UUID_STRING_BUFLEN];
+	char name[EBB_BAL_NAME_MAX];
+	char agent_path[108];        /* copied from the domain's XML at join */
+	struct ebbd_agent_link agent;   /* the daemon's thread only */
 };
 
 /* ---- libvirt's process-wide parts ------------------------------------------ */
@@ -539,11 +544,53 @@ static long pageout(int pid, uint64_t start, uint64_t size_kib, uint64_t rss_kib
 }
 
 /*
- * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
- * channel?  (The guest driver reports its numbers once at start even with
- * the period off, so their presence does not say the period is on.)
+ * The host side of the ebb agent channel in a domain's XML: the unix socket
+ * of a <channel type='unix'> whose target is AGENT_CHANNEL, as
+ *   <source mode='bind' path='/x/y.agent'/>
+ * (QEMU listens, ebbd connects).  The path must be absolute, fit a unix
+ * socket address and hold no XML escape; else path stays "" (the channel
+ * exists but ebbd cannot use it: a pty, or QEMU connecting out).
  */
-static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *agent)
+static void agent_channel_path(const char *xml, char *path, size_t path_len)
+{
+	const char *ch = xml;
+
+	path[0] = '\0';
+	while ((ch = strstr(ch, "<channel "))) {
+		const char *end = strstr(ch, "</channel>"), *src, *p, *q;
+		char quote;
+
+		if (!end)
+			return;
+		src = strstr(ch, "<source ");
+		if (!strstr(ch, "type='unix'") || strstr(ch, "type='unix'") > end ||
+		    !strstr(ch, "name='" AGENT_CHANNEL "'") ||
+		    strstr(ch, "name='" AGENT_CHANNEL "'") > end || !src || src > end ||
+		    !strstr(src, "mode='bind'") || strstr(src, "mode='bind'") > end ||
+		    !(p = strstr(src, "path=")) || p > end) {
+			ch = end;
+			continue;
+		}
+		p += strlen("path=");
+		quote = *p++;
+		q = (quote == '\'' || quote == '"') ? strchr(p, quote) : NULL;
+		if (q && q < end && *p == '/' && (size_t)(q - p) < path_len &&
+		    !memchr(p, '&', (size_t)(q - p))) {
+			memcpy(path, p, (size_t)(q - p));
+			path[q - p] = '\0';
+		}
+		return;
+	}
+}
+
+/*
+ * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
+ * channel, and its socket?  (The guest driver reports its numbers once at
+ * start even with the period off, so their presence does not say the period
+ * is on.)
+ */
+static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *agent,
+		      char *agent_path, size_t agent_path_len)
 {
 	char *xml = virDomainGetXMLDesc(dom, 0);
 	const char *p;
@@ -551,12 +598,15 @@ static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *ag
 	*balloon = true;
 	*period_on = false;
 	*agent = false;
+	agent_path[0] = '\0';
 	if (!xml)
 		return;
 	*balloon = !strstr(xml, "<memballoon model='none'") && !strstr(xml, "<memballoon model=\"none\"");
 	p = strstr(xml, "<stats period=");
 	*period_on = p && strtol(p + strlen("<stats period=") + 1, NULL, 10) > 0;
 	*agent = strstr(xml, AGENT_CHANNEL) != NULL;
+	if (*agent)
+		agent_channel_path(xml, agent_path, agent_path_len);
 	free(xml);
 }
 
@@ -593,6 +643,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	struct lv_dom *x;
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
 	bool ram_found = false, meta, changed = false;
+	char agent_path[108] = "";
 	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0;
 	struct ebbd_lv_meta m = { 0 };
 	unsigned nr_bad_meta = 0;
@@ -620,7 +671,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		majflt = proc_majflt(pid);
 	}
 	if (probe) {
-		probe_xml(dom, &balloon, &period_on, &agent);
+		probe_xml(dom, &balloon, &period_on, &agent, agent_path, sizeof(agent_path));
 		period = balloon && !period_on && s->cfg.stats_period_s > 0;
 	}
 	if (memtune)
@@ -652,6 +703,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 			x->probed = true;
 			x->has_balloon = balloon;
 			x->has_agent_channel = agent;
+			snprintf(x->agent_path, sizeof(x->agent_path), "%s", agent_path);
 		}
 		x->qemu_pid = pid;
 		x->ram_found = ram_found;
@@ -980,6 +1032,11 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	}
 out:
 	pthread_mutex_unlock(&s->lock);
+	/* The ebb agent on the domain's channel, when it answers: its report
+	 * replaces the balloon driver's numbers (free, clean cache, what it can
+	 * give back), its pressure messages wake the balancer (agent_poll). */
+	if (!ret)
+		ebbd_agent_link_observe(&b->agent, b->agent_path, obs);
 	return ret;
 }
 
@@ -992,6 +1049,8 @@ static int lv_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uin
 	int ret = 0;
 
 	(void)now_ns;
+	if (a->kind == EBB_BAL_ACT_AGENT_DROP_CACHE || a->kind == EBB_BAL_ACT_AGENT_RECLAIM)
+		return ebbd_agent_link_reclaim(&b->agent, a);
 	if (a->kind == EBB_BAL_ACT_SET_HIGH) {
 		pthread_mutex_lock(&s->lock);
 		x = dom_find(s, b->uuid);
@@ -1050,6 +1109,7 @@ static void lv_destroy(struct ebbd_backend *be)
 
 	if (!b)
 		return;
+	ebbd_agent_link_fini(&b->agent);
 	pthread_mutex_lock(&b->src->lock);
 	x = dom_find(b->src, b->uuid);
 	if (x)
@@ -1073,14 +1133,12 @@ static int lv_watch_read(struct ebbd_backend *be)
 
 static int lv_agent_fd(struct ebbd_backend *be)
 {
-	(void)be;
-	return -1;
+	return ebbd_agent_link_fd(&((struct backend_lv *)be)->agent);
 }
 
 static int lv_agent_poll(struct ebbd_backend *be)
 {
-	(void)be;
-	return -ENOTCONN;
+	return ebbd_agent_link_poll(&((struct backend_lv *)be)->agent);
 }
 
 static int lv_call(struct ebbd_backend *be, const char *cmd, struct json_object *args,
@@ -1119,6 +1177,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 	(void)!read(s->wake_fd, &n, sizeof(n));
 	for (;;) {
 		char name[EBB_BAL_NAME_MAX] = "", uuid[VIR_UUID_STRING_BUFLEN] = "";
+		char agent_path[108] = "";
 		bool join = false, leave = false, balloon = true, agent = false, ram = false;
 		const char *why = "";
 		uint64_t ram_kib = 0;
@@ -1140,6 +1199,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 				snprintf(uuid, sizeof(uuid), "%s", x->uuid);
 				balloon = x->has_balloon;
 				agent = x->has_agent_channel;
+				snprintf(agent_path, sizeof(agent_path), "%s", x->agent_path);
 				ram = x->ram_found;
 				ram_kib = x->ram_rss_kib;
 				pid = x->qemu_pid;
@@ -1161,15 +1221,20 @@ static void sync_daemon(void *opaque, uint32_t events)
 		b->be.ops = &lv_ops;
 		b->src = s;
 		snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		snprintf(b->agent_path, sizeof(b->agent_path), "%s", agent_path);
+		ebbd_agent_link_init(&b->agent, b->name, &s->cfg.log);
 		if (ram)
 			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
 				 "%" PRIu64 " MiB resident", name, pid, ram_kib / 1024);
 		else
 			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
 				 "not found%s: its whole RSS counts", name, pid ? "" : " (no local process)");
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s", name, s->uri,
+		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s%s%s", name, s->uri,
 			 balloon ? "balloon" : "no balloon: host-side reclaim only",
-			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel");
+			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel",
+			 !agent ? "" : agent_path[0] ? " at " : " (not a unix socket QEMU "
+			 "listens on: not used)", agent_path);
 		ret = ebbd_vm_attach(s->d, name, &b->be);   /* owns b from here */
 		if (ret)
 			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt domain %s not managed: %s%s",

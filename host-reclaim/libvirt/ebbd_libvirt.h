@@ -11,7 +11,13 @@
  *            guest's own numbers (unused, usable, disk_caches, swap_in) as the
  *            "agent" fields the balancer sizes a balloon from; the domain's
  *            memtune (min_guarantee, soft_limit, hard_limit) as protections,
- *            read only: ebbd never sets a memtune limit;
+ *            read only: ebbd never sets a memtune limit; and the ebb agent
+ *            when the domain's XML has a unix-socket channel named
+ *            org.ebb.agent.0 that QEMU listens on (<source mode='bind'
+ *            path=.../>): ebbd connects to it on the daemon's thread
+ *            (host-reclaim/ebbd/agent_link.h, as for ebb VMs) and the
+ *            agent's report replaces the balloon driver's numbers, its
+ *            pressure messages wake the balancer;
  *   apply    EBB_BAL_ACT_BALLOON as virDomainSetMemoryFlags(AFFECT_LIVE);
  *            EBB_BAL_ACT_SET_HIGH as host-side reclaim: the worker keeps
  *            the guest RAM's Rss in QEMU (/proc/PID/smaps) under the high

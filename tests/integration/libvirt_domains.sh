@@ -127,9 +127,10 @@ while true; do
 done
 EOF
 }
-domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA]
-	local cmd
+domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA [AGENT]]
+	local cmd agent="ebb.agent=0"
 	cmd=$(guest_script "$3" | base64 -w0)
+	[ "${6:-0}" = 1 ] && agent=
 	cat <<EOF
 <domain type='qemu'>
   <name>$1</name>
@@ -139,7 +140,7 @@ domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA]
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$T/vmlinuz</kernel><initrd>$T/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet ebb.agent=0 ebb.cmd=$cmd</cmdline></os>
+    <cmdline>console=ttyS0 quiet $agent ebb.cmd=$cmd</cmdline></os>
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <emulator>$(command -v qemu-system-x86_64)</emulator>
@@ -152,7 +153,7 @@ EOF
 }
 domain_xml d1 0 24 "<channel type='pty'><target type='virtio' name='org.ebb.test.0'/></channel>" >"$T/d1.xml"
 domain_xml d2 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d2.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" \
-	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" >"$T/d2.xml"
+	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" 1 >"$T/d2.xml"
 virsh -c "$URI" create "$T/d1.xml" >/dev/null && virsh -c "$URI" create "$T/d2.xml" >/dev/null
 ok $? "two TCG domains created under a private libvirtd"
 
@@ -224,6 +225,17 @@ ok $? "the stats period is switched on where it was off (d1, by the first ebbd),
 grep -q "libvirt domain d2 .*ebb agent channel org.ebb.agent.0" "$T/ebbd1.log" &&
 	grep -q "libvirt domain d1 .*no ebb agent channel" "$T/ebbd1.log"
 ok $? "the ebb agent channel is found in d2's XML only"
+# d2's guest runs ebb-agent on that channel: ebbd connects to the socket
+# QEMU listens on and takes the agent's reports (vms: agent_channel).
+vms_of() { "$BUILD/progs/unixcat" -t 5 -n 1 "$T/run/ebbd.sock" '{"cmd":"vms"}' 2>/dev/null |
+	grep -o "\"name\":\"$1\"[^}]*"; }
+agent_up() { vms_of d2 | grep -q '"agent":true,"agent_channel":true'; }
+t_agent=$(date +%s%N)
+wait_for 30 agent_up
+ok $? "ebbd talks to d2's ebb agent over its channel (vms: agent and agent_channel true; $(grep -c 'd2: agent channel up' "$T/ebbd1.log") 'agent channel up' lines)"
+echo "# figure: d2's agent channel up $(( ($(date +%s%N) - t_agent) / 1000000 )) ms after both joined; d2: $(vms_of d2 | grep -o '"agent_free_bytes":[0-9]*,"agent_cache_bytes":[0-9]*')"
+vms_of d1 | grep -q '"agent":true,"agent_channel":false'
+ok $? "d1 (no channel) is managed by its balloon stats alone (vms: agent true, agent_channel false)"
 stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] ' | grep -c ' yes$' | grep -qx 2; }
 wait_for 15 stats_read
 ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
