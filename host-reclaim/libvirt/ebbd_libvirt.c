@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -63,6 +64,8 @@ struct lv_dom {
 	char name[EBB_BAL_NAME_MAX];
 	bool running;                /* in the latest poll's answer */
 	bool attached;               /* a backend of ours is in the daemon's pool */
+	int join_refused;            /* the daemon refused it (-errno; 0: not) ... */
+	uint64_t refused_gen;        /* ... under this configuration generation */
 	bool was_running;            /* running before this poll */
 	bool probed;                 /* XML read */
 	bool has_balloon, has_agent_channel;
@@ -124,6 +127,9 @@ struct backend_lv {
 	struct ebbd_libvirt *src;
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	char name[EBB_BAL_NAME_MAX];
+	/* ebbd's configuration for the domain ([vm NAME], sent with `set`;
+	 * the daemon's thread only): under the domain's metadata */
+	struct ebbd_vm_settings cfg;
 	char agent_path[108];        /* copied from the domain's XML at join */
 	struct ebbd_agent_link agent;   /* the daemon's thread only */
 };
@@ -797,8 +803,9 @@ static void poll_stats(struct ebbd_libvirt *s)
 		x->running = true;
 	}
 	for (j = 0; j < s->nr_doms; j++)
-		if (s->doms[j].running != s->doms[j].was_running)
-			changed = true;
+		if (s->doms[j].running != s->doms[j].was_running ||
+		    (s->doms[j].running && s->doms[j].join_refused))
+			changed = true;   /* (a refused one: the daemon may have reloaded) */
 	/* forget domains gone and no longer in the daemon */
 	for (j = 0; j < s->nr_doms;) {
 		if (!s->doms[j].running && !s->doms[j].attached)
@@ -972,6 +979,8 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	struct backend_lv *b = (struct backend_lv *)be;
 	struct ebbd_libvirt *s = b->src;
 	uint64_t now = vmm_now_ns(), tgt;
+	struct ebbd_lv_memtune mt;
+	struct ebbd_lv_meta meta = { 0 };
 	struct lv_dom *x;
 	int ret = 0;
 
@@ -1000,23 +1009,17 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->cur_high_bytes = x->high_kib ? x->high_kib * KIB : EBB_BAL_NO_LIMIT;
 		obs->nr_refaults = x->qemu_majflt;
 	}
-	/* memtune as protections: min_guarantee never taken, soft_limit only
-	 * when nothing else is left, hard_limit the VM's max (read, never set) */
-	obs->cfg.min_bytes = x->min_guarantee_kib * KIB;
-	obs->cfg.low_bytes = (x->soft_kib > x->min_guarantee_kib ? x->soft_kib :
-			      x->min_guarantee_kib) * KIB;
+	/* memtune as a floor (read, never set), then the domain's ebb
+	 * metadata, else ebbd's configuration: lv_stats.h */
+	mt.min_guarantee_kib = x->min_guarantee_kib;
+	mt.soft_kib = x->soft_kib;
+	mt.hard_kib = x->hard_kib;
+	meta.weight = x->meta_weight;
+	meta.min_mib = x->meta_min_kib / 1024;
+	meta.low_mib = x->meta_low_kib / 1024;
+	ebbd_lv_settings(&mt, &meta, &b->cfg, &obs->cfg);
 	obs->cfg.high_bytes = EBB_BAL_NO_LIMIT;
-	obs->cfg.max_bytes = x->hard_kib ? x->hard_kib * KIB : EBB_BAL_NO_LIMIT;
-	obs->cfg.balloon_floor_bytes = x->min_guarantee_kib * KIB;
-	/* the domain's ebb metadata: raises the protections, sets the weight */
-	if (x->meta_min_kib * KIB > obs->cfg.min_bytes)
-		obs->cfg.min_bytes = obs->cfg.balloon_floor_bytes = x->meta_min_kib * KIB;
-	if (x->meta_low_kib * KIB > obs->cfg.low_bytes)
-		obs->cfg.low_bytes = x->meta_low_kib * KIB;
-	if (obs->cfg.low_bytes < obs->cfg.min_bytes)
-		obs->cfg.low_bytes = obs->cfg.min_bytes;
 	obs->cfg.swappiness = -1;
-	obs->cfg.weight = x->meta_weight ? x->meta_weight : EBB_BAL_DEF_WEIGHT;
 	/* The balloon driver's guest statistics stand in for an agent report:
 	 * the balancer sizes a balloon from them (and ignores them once
 	 * last-update stops moving). */
@@ -1141,15 +1144,66 @@ static int lv_agent_poll(struct ebbd_backend *be)
 	return ebbd_agent_link_poll(&((struct backend_lv *)be)->agent);
 }
 
+/* One of `set`'s sizes: absent (0), valid (1) or bad (-EINVAL). */
+static int set_arg(struct json_object *args, const char *key, uint64_t hi, uint64_t *out)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(args, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	n = json_object_get_int64(v);
+	if (n < 0 || (uint64_t)n > hi)
+		return -EINVAL;
+	*out = (uint64_t)n;
+	return 1;
+}
+
+/*
+ * `set` is how the daemon gives a VM ebbd's configuration ([vm] and
+ * [vm NAME]: min_bytes, low_bytes, weight).  A domain keeps them here, on
+ * the daemon's side, under its <ebb:memory> metadata (which wins) and over
+ * its memtune (read as a floor); nothing is written to libvirt.  Other
+ * commands: libvirt domains take their settings from libvirt.
+ */
 static int lv_call(struct ebbd_backend *be, const char *cmd, struct json_object *args,
 		   struct json_object **result, char *err, size_t err_len)
 {
-	(void)be;
-	(void)args;
+	struct backend_lv *b = (struct backend_lv *)be;
+	struct ebbd_vm_settings *c = &b->cfg;
+	uint64_t mn = 0, lo = 0, w = 0;
+	int has_min, has_low, has_w;
+
 	(void)result;
-	snprintf(err, err_len, "%s: libvirt domains take their settings from libvirt "
-		 "(memtune), not from ebbd", cmd);
-	return -EOPNOTSUPP;
+	if (strcmp(cmd, "set") != 0 || !args || !json_object_is_type(args, json_type_object)) {
+		snprintf(err, err_len, "%s: libvirt domains take their settings from libvirt "
+			 "(memtune, <ebb:memory> metadata) and ebbd's configuration", cmd);
+		return -EOPNOTSUPP;
+	}
+	has_min = set_arg(args, "min_bytes", EBBD_LV_META_MAX_MIB << 20, &mn);
+	has_low = set_arg(args, "low_bytes", EBBD_LV_META_MAX_MIB << 20, &lo);
+	has_w = set_arg(args, "weight", EBB_BAL_MAX_WEIGHT, &w);
+	if (has_min < 0 || has_low < 0 || has_w < 0 || (has_w && !w)) {
+		snprintf(err, err_len, "set: min_bytes, low_bytes (at most %llu MiB) and weight "
+			 "(1..%u) must be whole numbers in range",
+			 (unsigned long long)EBBD_LV_META_MAX_MIB, EBB_BAL_MAX_WEIGHT);
+		return -EINVAL;
+	}
+	if (has_min) {
+		c->has_min = true;
+		c->min_bytes = mn;
+	}
+	if (has_low) {
+		c->has_low = true;
+		c->low_bytes = lo;
+	}
+	if (has_w) {
+		c->has_weight = true;
+		c->weight = (uint32_t)w;
+	}
+	return 0;
 }
 
 static const struct ebbd_backend_ops lv_ops = {
@@ -1170,7 +1224,7 @@ static const struct ebbd_backend_ops lv_ops = {
 static void sync_daemon(void *opaque, uint32_t events)
 {
 	struct ebbd_libvirt *s = opaque;
-	uint64_t n;
+	uint64_t n, gen = ebbd_config_generation(s->d);
 	size_t j;
 
 	(void)events;
@@ -1189,8 +1243,9 @@ static void sync_daemon(void *opaque, uint32_t events)
 		for (j = 0; j < s->nr_doms && !join && !leave; j++) {
 			struct lv_dom *x = &s->doms[j];
 
+			/* one the daemon refused is tried again after a reload */
 			join = x->running && !x->opt_out && !x->attached && x->st.poll_ns &&
-			       x->probed;
+			       x->probed && (!x->join_refused || x->refused_gen != gen);
 			leave = (!x->running || x->opt_out) && x->attached;
 			why = x->running ? "libvirt: opted out by its ebb metadata" :
 					   "libvirt: domain stopped";
@@ -1203,7 +1258,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 				ram = x->ram_found;
 				ram_kib = x->ram_rss_kib;
 				pid = x->qemu_pid;
-				x->attached = join;   /* a failed join is not retried */
+				x->attached = join;
 			}
 		}
 		if (join)
@@ -1236,10 +1291,20 @@ static void sync_daemon(void *opaque, uint32_t events)
 			 !agent ? "" : agent_path[0] ? " at " : " (not a unix socket QEMU "
 			 "listens on: not used)", agent_path);
 		ret = ebbd_vm_attach(s->d, name, &b->be);   /* owns b from here */
-		if (ret)
-			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt domain %s not managed: %s%s",
-				 name, strerror(-ret), ret == -EEXIST ?
-				 " (a VM of that name is already in the pool)" : "");
+		if (!ret)
+			continue;
+		vmm_logf(&s->cfg.log, ret == -EPERM ? VMM_LOG_INFO : VMM_LOG_WARN,
+			 "libvirt domain %s not managed: %s", name, ret == -EEXIST ?
+			 "a VM of that name is already in the pool" : ret == -EPERM ?
+			 "opted out in ebbd's configuration" : strerror(-ret));
+		pthread_mutex_lock(&s->lock);
+		for (j = 0; j < s->nr_doms; j++) {
+			if (strcmp(s->doms[j].uuid, uuid) == 0) {
+				s->doms[j].join_refused = ret;
+				s->doms[j].refused_gen = gen;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
 	}
 }
 
