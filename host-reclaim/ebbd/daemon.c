@@ -841,6 +841,7 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
 		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		json_object_object_add(o, "ksm_advised", json_object_new_boolean(vm->obs.ksm_advised));
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
 		if (vm->have_last) {

@@ -81,6 +81,8 @@ struct lv_dom {
 	uint64_t pageout_kib;        /* queued by apply(), done by the worker */
 	uint64_t pageout_cursor;     /* offset of the next range to page out */
 	uint64_t qemu_majflt;        /* QEMU's major faults: host refaults of guest RAM */
+	bool ram_mergeable;          /* the mapping is MADV_MERGEABLE (QEMU's mem-merge) */
+	uint64_t ksm_merging_pages;  /* /proc/PID/ksm_merging_pages (clamped to the guest) */
 	/* the domain's <metadata><ebb:memory .../> (EBBD_LIBVIRT_NS_URI) */
 	bool meta_dirty;             /* a metadata-change event came */
 	bool opt_out;                /* opt_out="yes": not managed */
@@ -431,16 +433,20 @@ static int qemu_pid_of(const char *uuid)
  * /proc/PID/smaps (QEMU maps a pc guest's RAM as one block).  QEMU's whole
  * RSS (balloon.rss) also holds its own memory — under TCG a translation
  * buffer of up to hundreds of MiB — which no balloon can move.  0 and
- * *found = false when there is no such mapping.
+ * *found = false when there is no such mapping.  *mergeable: its VmFlags
+ * has "mg" (MADV_MERGEABLE: QEMU's mem-merge, on unless the domain has
+ * <memoryBacking><nosharepages/>).
  */
-static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint64_t *start)
+static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint64_t *start,
+				  bool *mergeable)
 {
 	char path[64], line[256];
 	uint64_t rss = 0, at = 0;
-	bool in_ram = false;
+	bool in_ram = false, flags_next = false;
 	FILE *f;
 
 	*found = false;
+	*mergeable = false;
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -455,6 +461,10 @@ static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint6
 			*found = true;
 			*start = at;
 			in_ram = false;
+			flags_next = true;
+		} else if (flags_next && strncmp(line, "VmFlags:", 8) == 0) {
+			*mergeable = strstr(line + 8, " mg") != NULL;
+			flags_next = false;
 		}
 	}
 	fclose(f);
@@ -481,6 +491,35 @@ static uint64_t proc_majflt(int pid)
 	for (i = 0; p && i < 10; i++)
 		p = strchr(p + 1, ' ');
 	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/*
+ * KSM pages merged in a process (/proc/PID/ksm_merging_pages, Linux 5.19+;
+ * *have = false where the file is not there or unreadable).
+ */
+static uint64_t proc_ksm_merging(int pid, bool *have)
+{
+	char path[64], buf[32], *end;
+	unsigned long long v;
+	ssize_t n;
+	int fd;
+
+	*have = false;
+	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno || end == buf || (*end && *end != '\n'))
+		return 0;
+	*have = true;
+	return v;
 }
 
 /* Is there any host swap (a paged-out page must go somewhere)? */
@@ -650,7 +689,8 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
 	bool ram_found = false, meta, changed = false;
 	char agent_path[108] = "";
-	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0;
+	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0, ksm = 0;
+	bool mergeable = false, have_ksm = false;
 	struct ebbd_lv_meta m = { 0 };
 	unsigned nr_bad_meta = 0;
 	int pid;
@@ -673,8 +713,9 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	if (probe || (pid && kill(pid, 0) < 0))
 		pid = qemu_pid_of(uuid);
 	if (pid) {
-		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start);
+		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start, &mergeable);
 		majflt = proc_majflt(pid);
+		ksm = proc_ksm_merging(pid, &have_ksm);
 	}
 	if (probe) {
 		probe_xml(dom, &balloon, &period_on, &agent, agent_path, sizeof(agent_path));
@@ -716,6 +757,14 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		x->ram_rss_kib = rss;
 		x->ram_start = ram_start;
 		x->qemu_majflt = majflt;
+		x->ram_mergeable = mergeable;
+		/* GUEST-driven (what the guest's pages let ksmd merge), but the
+		 * kernel's count: a count above the guest's pages is clamped */
+		if (have_ksm && ksm > x->st.max_kib / 4) {
+			ksm = x->st.max_kib / 4;
+			s->c.nr_bad_stats++;
+		}
+		x->ksm_merging_pages = have_ksm ? ksm : 0;
 		if (meta) {
 			s->c.nr_bad_metadata += nr_bad_meta;
 			if (x->opt_out != m.opt_out)
@@ -1004,6 +1053,11 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->st.cur_kib;
 	obs->balloon_target_bytes = tgt <= x->st.max_kib ? (x->st.max_kib - tgt) * KIB : 0;
 	obs->nr_swapins = x->st.swap_in_kib / 4;
+	/* KSM: QEMU advises its guest RAM itself (mem-merge); ebbd cannot
+	 * switch it from outside (no EBB_BAL_CAP_KSM), but the domain's merged
+	 * pages count like an ebb VM's */
+	obs->ksm_advised = x->ram_mergeable;
+	obs->ksm_merging_pages = x->ksm_merging_pages;
 	if (x->ram_found && x->qemu_pid && s->have_swap) {
 		obs->caps |= EBB_BAL_CAP_HIGH;
 		obs->cur_high_bytes = x->high_kib ? x->high_kib * KIB : EBB_BAL_NO_LIMIT;

@@ -17,7 +17,9 @@
  *            path=.../>): ebbd connects to it on the daemon's thread
  *            (host-reclaim/ebbd/agent_link.h, as for ebb VMs) and the
  *            agent's report replaces the balloon driver's numbers, its
- *            pressure messages wake the balancer;
+ *            pressure messages wake the balancer; KSM: whether QEMU marked
+ *            the guest RAM mergeable (smaps VmFlags "mg") and the pages
+ *            merged (/proc/PID/ksm_merging_pages), read only;
  *   apply    EBB_BAL_ACT_BALLOON as virDomainSetMemoryFlags(AFFECT_LIVE);
  *            EBB_BAL_ACT_SET_HIGH as host-side reclaim: the worker keeps
  *            the guest RAM's Rss in QEMU (/proc/PID/smaps) under the high

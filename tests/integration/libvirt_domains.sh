@@ -236,6 +236,10 @@ ok $? "ebbd talks to d2's ebb agent over its channel (vms: agent and agent_chann
 echo "# figure: d2's agent channel up $(( ($(date +%s%N) - t_agent) / 1000000 )) ms after both joined; d2: $(vms_of d2 | grep -o '"agent_free_bytes":[0-9]*,"agent_cache_bytes":[0-9]*')"
 vms_of d1 | grep -q '"agent":true,"agent_channel":false'
 ok $? "d1 (no channel) is managed by its balloon stats alone (vms: agent true, agent_channel false)"
+# QEMU marks guest RAM mergeable (mem-merge, on by default): ebbd sees it in
+# the RAM mapping's VmFlags and reports the KSM pages merged in each QEMU
+vms_of d1 | grep -q '"ksm_advised":true' && vms_of d2 | grep -q '"ksm_advised":true'
+ok $? "both domains' guest RAM is seen as KSM-mergeable (vms: ksm_advised; $(vms_of d1 | grep -o '"ksm_merging_bytes":[0-9]*'), $(vms_of d2 | grep -o '"ksm_merging_bytes":[0-9]*'))"
 stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] ' | grep -c ' yes$' | grep -qx 2; }
 wait_for 15 stats_read
 ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
