@@ -471,22 +471,33 @@ static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint6
 	return rss;
 }
 
+/* The start of /proc/PID/FILE, NUL-terminated: false if unreadable or empty. */
+static bool read_proc(int pid, const char *file, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 /* Major faults of a process (/proc/PID/stat field 12); 0 if unreadable. */
 static uint64_t proc_majflt(int pid)
 {
-	char path[64], buf[1024], *p;
-	int fd, i;
-	ssize_t n;
+	char buf[1024], *p;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	p = strrchr(buf, ')');      /* the command name may hold spaces */
 	for (i = 0; p && i < 10; i++)
 		p = strchr(p + 1, ' ');
@@ -499,21 +510,12 @@ static uint64_t proc_majflt(int pid)
  */
 static uint64_t proc_ksm_merging(int pid, bool *have)
 {
-	char path[64], buf[32], *end;
+	char buf[32], *end;
 	unsigned long long v;
-	ssize_t n;
-	int fd;
 
 	*have = false;
-	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_proc(pid, "ksm_merging_pages", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	errno = 0;
 	v = strtoull(buf, &end, 10);
 	if (errno || end == buf || (*end && *end != '\n'))
