@@ -57,6 +57,7 @@
 #define RECONNECT_MAX_MS 10000u
 #define BALLOON_NEAR_KIB 1024ull        /* within 1 MiB of the target: arrived */
 #define AGENT_CHANNEL "org.ebb.agent.0"
+#define STATS_WAIT_MIN_MS 3000u         /* a stats call not back by then is stuck */
 
 /* One running domain, as the worker last saw it. */
 struct lv_dom {
@@ -101,6 +102,24 @@ struct lv_dom {
 	uint64_t stop_ns;            /* a stop event came at this time */
 };
 
+/*
+ * One bulk stats call on a thread of its own (stats_call()), so that a QEMU
+ * that does not answer its monitor (stopped, hung) cannot stall the worker
+ * and with it every other domain.  Freed by whichever of the worker and the
+ * thread lets go of it last.
+ */
+struct stats_call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;
+	bool done;
+	virConnectPtr conn;          /* a reference of its own */
+	virDomainStatsRecordPtr *recs;
+	int n;
+	char err[200];
+	uint64_t t0;
+};
+
 struct ebbd_libvirt {
 	struct ebbd_libvirt_cfg cfg;
 	char uri[512];
@@ -114,6 +133,7 @@ struct ebbd_libvirt {
 	uint32_t reconnect_ms;
 	uint64_t next_connect_ns;
 	struct vmm_ratelimit rl;
+	struct stats_call *stuck;    /* a stats call that has not returned */
 	/* under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -791,24 +811,155 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		wake_daemon(s);
 }
 
+static void stats_call_put(struct stats_call *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!last)
+		return;
+	if (c->recs)
+		virDomainStatsRecordListFree(c->recs);
+	virConnectClose(c->conn);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void *stats_thread(void *arg)
+{
+	struct stats_call *c = arg;
+	virDomainStatsRecordPtr *recs = NULL;
+	int n = virConnectGetAllDomainStats(c->conn, VIR_DOMAIN_STATS_STATE |
+					    VIR_DOMAIN_STATS_BALLOON, &recs,
+					    VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+
+	pthread_mutex_lock(&c->lock);
+	c->n = n;
+	c->recs = n >= 0 ? recs : NULL;
+	if (n < 0)
+		snprintf(c->err, sizeof(c->err), "%s", lv_err());
+	c->done = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	stats_call_put(c);
+	return NULL;
+}
+
+/*
+ * The bulk stats: the records (n) or -1 with the reason in err.  The call
+ * runs on its own thread and is waited for up to STATS_WAIT_MIN_MS (or two
+ * poll periods); one not back by then is left to finish alone (one log
+ * line) and, until it does, the polls ask with NOWAIT from the worker:
+ * libvirt then skips the monitor of the domain whose job the stuck call
+ * holds, and answers for the others.
+ */
+static int stats_call(struct ebbd_libvirt *s, virDomainStatsRecordPtr **recs, char *err,
+		      size_t err_len)
+{
+	uint32_t wait_ms = s->cfg.poll_ms * 2 > STATS_WAIT_MIN_MS ? s->cfg.poll_ms * 2 :
+		STATS_WAIT_MIN_MS;
+	struct stats_call *c;
+	struct timespec ts;
+	pthread_t th;
+	int n = -1;
+
+	*recs = NULL;
+	if (s->stuck) {
+		bool done;
+
+		pthread_mutex_lock(&s->stuck->lock);
+		done = s->stuck->done;
+		pthread_mutex_unlock(&s->stuck->lock);
+		if (!done) {
+			n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE |
+							VIR_DOMAIN_STATS_BALLOON, recs,
+							VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
+							VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+			if (n < 0)
+				snprintf(err, err_len, "%s", lv_err());
+			return n;
+		}
+		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: the stuck stats call returned "
+			 "after %.1f s", s->uri, (double)(vmm_now_ns() - s->stuck->t0) / 1e9);
+		stats_call_put(s->stuck);
+		s->stuck = NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->refs = 2;
+	c->conn = s->conn;
+	virConnectRef(c->conn);
+	c->t0 = vmm_now_ns();
+	if (pthread_create(&th, NULL, stats_thread, c)) {
+		c->refs = 1;
+		stats_call_put(c);
+		snprintf(err, err_len, "cannot start a thread for the stats call");
+		return -1;
+	}
+	pthread_detach(th);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts))
+			break;
+	if (c->done) {
+		n = c->n;
+		*recs = c->recs;
+		c->recs = NULL;
+		snprintf(err, err_len, "%s", c->err);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (n >= 0 || c->done) {
+		stats_call_put(c);
+		return n;
+	}
+	s->stuck = c;
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_stuck_polls++;
+	pthread_mutex_unlock(&s->lock);
+	vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: the stats call has not returned after "
+		 "%u ms (a domain's QEMU not answering its monitor?): polling the others "
+		 "without waiting for it; balloon moves wait", s->uri, wait_ms);
+	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
+					recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
+					VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+	if (n < 0)
+		snprintf(err, err_len, "%s", lv_err());
+	return n;
+}
+
 static void poll_stats(struct ebbd_libvirt *s)
 {
 	virDomainStatsRecordPtr *recs = NULL;
 	uint64_t t0 = vmm_now_ns(), t1;
 	unsigned bad = 0;
 	bool changed = false, swap;
+	char err[200] = "";
 	int n, i;
 	size_t j;
 
-	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
-					&recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+	n = stats_call(s, &recs, err, sizeof(err));
 	t1 = vmm_now_ns();
 	if (n < 0) {
 		pthread_mutex_lock(&s->lock);
 		s->c.nr_poll_errors++;
 		pthread_mutex_unlock(&s->lock);
 		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: stats: %s", s->uri,
-			    lv_err());
+			    err);
 		return;
 	}
 	swap = host_has_swap();
@@ -880,10 +1031,12 @@ static void poll_stats(struct ebbd_libvirt *s)
 		wake_daemon(s);
 }
 
-/* Balloon targets queued by apply(). */
+/* Balloon targets queued by apply().  While a stats call is stuck they
+ * wait: the stuck domain's state-change lock is held, and setting its
+ * balloon would stall the worker until libvirt's job timeout. */
 static void set_balloons(struct ebbd_libvirt *s)
 {
-	for (;;) {
+	while (!s->stuck) {
 		char uuid[VIR_UUID_STRING_BUFLEN] = "", name[EBB_BAL_NAME_MAX] = "";
 		uint64_t kib = 0;
 		virDomainPtr dom;
@@ -1018,6 +1171,10 @@ static void *worker(void *arg)
 			if (pthread_cond_timedwait(&s->cond, &s->lock, &ts))
 				break;
 		pthread_mutex_unlock(&s->lock);
+	}
+	if (s->stuck) {
+		stats_call_put(s->stuck);   /* its thread frees it when the call returns */
+		s->stuck = NULL;
 	}
 	disconnect(s);
 	return NULL;
@@ -1429,13 +1586,15 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 			 "max %.1f ms), %" PRIu64 " events, %" PRIu64 " domains joined, %" PRIu64
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
 			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
-			 PRIu64 " stale observations, %" PRIu64 " host-side reclaim rounds (%" PRIu64 " failed, "
-			 "%" PRIu64 " MiB advised), %" PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
+			 PRIu64 " stale observations, %" PRIu64 " stuck stats calls, %" PRIu64
+			 " host-side reclaim rounds (%" PRIu64 " failed, %" PRIu64 " MiB advised), %"
+			 PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
 			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
 			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
 			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
 			 s->c.nr_balloon_set_errors, s->c.balloon_move_last_ms, s->c.nr_period_sets,
-			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_pageouts,
+			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_stuck_polls,
+			 s->c.nr_pageouts,
 			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20,
 			 s->c.nr_bad_metadata);
 	if (s->wake_fd >= 0)

@@ -40,7 +40,12 @@
  *     daemon on its own thread, woken through an eventfd.
  * A libvirt call that hangs stalls only the worker: the snapshot ages and
  * observe() answers -ETIMEDOUT (the daemon keeps the VM and counts a call
- * error) until it moves again.
+ * error) until it moves again.  The stats call, which reaches every
+ * domain's QEMU monitor, runs on a thread of its own: one that is not back
+ * after 3 s (a QEMU stopped or hung) is left to finish alone, logged once,
+ * and the polls go on with NOWAIT (libvirt skips the domain whose job the
+ * stuck call holds; the others stay fresh) until it returns; balloon moves
+ * wait meanwhile.
  *
  * Lock: src->lock protects the domain table and the counters; never held
  * while calling libvirt or the daemon.
@@ -75,6 +80,7 @@ struct ebbd_libvirt_counters {
 	uint64_t nr_connects, nr_connect_errors;
 	uint64_t nr_polls, nr_poll_errors;
 	uint64_t poll_last_ns, poll_max_ns;  /* GetAllDomainStats round trip */
+	uint64_t nr_stuck_polls;             /* stats calls given up on (still running) */
 	uint64_t nr_events;                  /* lifecycle + balloon-change callbacks */
 	uint64_t nr_joined, nr_left;
 	uint64_t nr_balloon_sets, nr_balloon_set_errors;
