@@ -50,8 +50,9 @@ static bool account_bad(struct ebbd_agent_link *l)
 	l->bad_unlogged += fresh;
 	if (!l->bad_log_ns || now - l->bad_log_ns >= BAD_LOG_EVERY_NS) {
 		vmm_logf(&l->log, VMM_LOG_WARN, "%s: the agent channel sent %" PRIu64 " lines "
-			 "that are not the agent protocol: channel dropped (retried with "
-			 "backoff), the VM is managed without it", l->name, l->bad_unlogged);
+			 "that are not the agent protocol (a channel that does so without a "
+			 "valid hello, or after one, is dropped and retried with backoff; the VM "
+			 "is managed without it meanwhile)", l->name, l->bad_unlogged);
 		l->bad_log_ns = now;
 		l->bad_unlogged = 0;
 		l->c.nr_bad_logged++;
@@ -113,7 +114,9 @@ static int drain(struct ebbd_agent_link *l)
  * learns that the port opened only when we connect, and its agent may take a
  * while (booting, reconnect backoff, a slow nested guest) — so a hello that
  * times out in silence keeps the connection and is tried again next time; one
- * that times out over lines that are not the protocol drops it.
+ * that fails over lines that are not the protocol drops it.  Junk before a
+ * valid hello (the tail of a line cut off when the last client left) is
+ * counted and forgiven.
  */
 static void try_hello(struct ebbd_agent_link *l, const char *path)
 {
@@ -143,7 +146,7 @@ static void try_hello(struct ebbd_agent_link *l, const char *path)
 	if (l->hello_ok)
 		return;
 	ret = agent_client_hello(l->agent, HELLO_TIMEOUT_MS, &hello);
-	if (account_bad(l)) {
+	if (account_bad(l) && ret) {
 		drop(l);
 		return;
 	}

@@ -23,7 +23,7 @@
 
 #include "host-reclaim/ebbd/agent_link.h"
 
-enum peer_mode { PEER_GOOD, PEER_GARBAGE };
+enum peer_mode { PEER_GOOD, PEER_GARBAGE, PEER_JUNK_THEN_GOOD };
 
 struct peer {
 	enum peer_mode mode;
@@ -71,6 +71,8 @@ static void *peer_thread(void *arg)
 			close(fd);
 			continue;
 		}
+		if (p->mode == PEER_JUNK_THEN_GOOD)
+			say(fd, "s\":1}\n");   /* the tail of a line cut off earlier */
 		if (p->mode == PEER_GARBAGE) {
 			say(fd, "hello?\n{\"type\":\"hello\",\"id\":1,\"version\":\"one\"}\n");
 			say(fd, "\x01\x02 not json at all\n");
@@ -205,6 +207,31 @@ static void test_garbage_agent(void **state)
 	peer_stop(&p);
 }
 
+/* Junk before a valid hello (a line cut off when the last client left) is
+ * counted and logged, but the agent that then answers is kept. */
+static void test_junk_then_hello(void **state)
+{
+	struct logs logs = { 0 };
+	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
+	struct ebbd_agent_link l;
+	struct ebb_bal_vm_obs obs;
+	struct peer p;
+
+	(void)state;
+	peer_start(&p, PEER_JUNK_THEN_GOOD);
+	ebbd_agent_link_init(&l, "vm1", &log);
+	memset(&obs, 0, sizeof(obs));
+	ebbd_agent_link_observe(&l, p.path, &obs);
+	assert_int_equal(l.c.nr_hellos, 1);
+	assert_int_equal(l.c.nr_drops, 0);
+	assert_int_equal(l.c.nr_bad_lines, 1);
+	assert_int_equal(logs.nr_bad, 1);
+	assert_true(obs.caps & EBB_BAL_CAP_AGENT);
+	assert_true(ebbd_agent_link_fd(&l) >= 0);
+	ebbd_agent_link_fini(&l);
+	peer_stop(&p);
+}
+
 static void test_no_socket(void **state)
 {
 	struct logs logs = { 0 };
@@ -229,6 +256,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_agent),
 		cmocka_unit_test(test_garbage_agent),
+		cmocka_unit_test(test_junk_then_hello),
 		cmocka_unit_test(test_no_socket),
 	};
 
