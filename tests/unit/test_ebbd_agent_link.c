@@ -123,113 +123,114 @@ static void peer_stop(struct peer *p)
 	rmdir(p->dir);
 }
 
-static void test_good_agent(void **state)
-{
-	struct logs logs = { 0 };
-	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
+/* A peer of @mode, a link to it, and the link's first observation. */
+struct fx {
+	struct logs logs;
+	struct vmm_log log;
 	struct ebbd_agent_link l;
 	struct ebb_bal_vm_obs obs;
-	struct pollfd pfd;
 	struct peer p;
+};
+
+static void fx_start(struct fx *f, enum peer_mode mode)
+{
+	memset(f, 0, sizeof(*f));
+	f->log.fn = log_fn;
+	f->log.opaque = &f->logs;
+	peer_start(&f->p, mode);
+	ebbd_agent_link_init(&f->l, "vm1", &f->log);
+	ebbd_agent_link_observe(&f->l, f->p.path, &f->obs);
+}
+
+static void fx_stop(struct fx *f)
+{
+	ebbd_agent_link_fini(&f->l);
+	peer_stop(&f->p);
+}
+
+static void test_good_agent(void **state)
+{
+	struct fx f;
+	struct pollfd pfd;
 	int fd, n = 0;
 
 	(void)state;
-	peer_start(&p, PEER_GOOD);
-	ebbd_agent_link_init(&l, "vm1", &log);
-	memset(&obs, 0, sizeof(obs));
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_hellos, 1);
-	assert_true(obs.caps & EBB_BAL_CAP_AGENT);
-	assert_false(obs.agent_present);   /* no report capability: no report */
-	fd = ebbd_agent_link_fd(&l);
+	fx_start(&f, PEER_GOOD);
+	assert_int_equal(f.l.c.nr_hellos, 1);
+	assert_true(f.obs.caps & EBB_BAL_CAP_AGENT);
+	assert_false(f.obs.agent_present);   /* no report capability: no report */
+	fd = ebbd_agent_link_fd(&f.l);
 	assert_true(fd >= 0);
 	/* the pressure message arrives on the daemon's loop */
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	assert_int_equal(poll(&pfd, 1, 2000), 1);
 	while (n == 0)
-		n = ebbd_agent_link_poll(&l);
+		n = ebbd_agent_link_poll(&f.l);
 	assert_int_equal(n, 1);
-	memset(&obs, 0, sizeof(obs));
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(obs.agent_nr_pressure, 1);
-	assert_int_equal(obs.agent_pressure_need_bytes, 33071104);
+	memset(&f.obs, 0, sizeof(f.obs));
+	ebbd_agent_link_observe(&f.l, f.p.path, &f.obs);
+	assert_int_equal(f.obs.agent_nr_pressure, 1);
+	assert_int_equal(f.obs.agent_pressure_need_bytes, 33071104);
 	/* the agent hangs up: dropped, then retried only after the backoff */
 	assert_int_equal(poll(&pfd, 1, 2000), 1);
-	while (ebbd_agent_link_poll(&l) >= 0)
+	while (ebbd_agent_link_poll(&f.l) >= 0)
 		assert_int_equal(poll(&pfd, 1, 2000), 1);
-	assert_int_equal(ebbd_agent_link_fd(&l), -1);
-	assert_int_equal(l.c.nr_drops, 1);
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_connects, 1);
+	assert_int_equal(ebbd_agent_link_fd(&f.l), -1);
+	assert_int_equal(f.l.c.nr_drops, 1);
+	ebbd_agent_link_observe(&f.l, f.p.path, &f.obs);
+	assert_int_equal(f.l.c.nr_connects, 1);
 	usleep(1100000);
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_connects, 2);
-	assert_int_equal(l.c.nr_hellos, 2);
-	assert_int_equal(logs.nr_warn, 0);
-	ebbd_agent_link_fini(&l);
-	peer_stop(&p);
+	ebbd_agent_link_observe(&f.l, f.p.path, &f.obs);
+	assert_int_equal(f.l.c.nr_connects, 2);
+	assert_int_equal(f.l.c.nr_hellos, 2);
+	assert_int_equal(f.logs.nr_warn, 0);
+	fx_stop(&f);
 }
 
 static void test_garbage_agent(void **state)
 {
-	struct logs logs = { 0 };
-	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
-	struct ebbd_agent_link l;
-	struct ebb_bal_vm_obs obs;
-	struct peer p;
+	struct fx f;
 
 	(void)state;
-	peer_start(&p, PEER_GARBAGE);
-	ebbd_agent_link_init(&l, "vm1", &log);
-	memset(&obs, 0, sizeof(obs));
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_connects, 1);
-	assert_int_equal(l.c.nr_hellos, 0);
-	assert_int_equal(l.c.nr_drops, 1);
-	assert_true(l.c.nr_bad_lines >= 1);
-	assert_int_equal(ebbd_agent_link_fd(&l), -1);
-	assert_false(obs.caps & EBB_BAL_CAP_AGENT);
-	assert_false(obs.agent_present);
+	fx_start(&f, PEER_GARBAGE);
+	assert_int_equal(f.l.c.nr_connects, 1);
+	assert_int_equal(f.l.c.nr_hellos, 0);
+	assert_int_equal(f.l.c.nr_drops, 1);
+	assert_true(f.l.c.nr_bad_lines >= 1);
+	assert_int_equal(ebbd_agent_link_fd(&f.l), -1);
+	assert_false(f.obs.caps & EBB_BAL_CAP_AGENT);
+	assert_false(f.obs.agent_present);
 	/* within the backoff: not tried again */
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_connects, 1);
+	ebbd_agent_link_observe(&f.l, f.p.path, &f.obs);
+	assert_int_equal(f.l.c.nr_connects, 1);
 	/* after it: tried, dropped again, and still one log line */
 	usleep(1100000);
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_connects, 2);
-	assert_int_equal(l.c.nr_drops, 2);
-	assert_true(l.backoff_ms >= 4000);
-	assert_false(obs.caps & EBB_BAL_CAP_AGENT);
-	assert_int_equal(logs.nr_bad, 1);
-	assert_int_equal(l.c.nr_bad_logged, 1);
-	ebbd_agent_link_fini(&l);
-	peer_stop(&p);
+	ebbd_agent_link_observe(&f.l, f.p.path, &f.obs);
+	assert_int_equal(f.l.c.nr_connects, 2);
+	assert_int_equal(f.l.c.nr_drops, 2);
+	assert_true(f.l.backoff_ms >= 4000);
+	assert_false(f.obs.caps & EBB_BAL_CAP_AGENT);
+	assert_int_equal(f.logs.nr_bad, 1);
+	assert_int_equal(f.l.c.nr_bad_logged, 1);
+	fx_stop(&f);
 }
 
 /* Junk before a valid hello (a line cut off when the last client left) is
  * counted and logged, but the agent that then answers is kept. */
 static void test_junk_then_hello(void **state)
 {
-	struct logs logs = { 0 };
-	struct vmm_log log = { .fn = log_fn, .opaque = &logs };
-	struct ebbd_agent_link l;
-	struct ebb_bal_vm_obs obs;
-	struct peer p;
+	struct fx f;
 
 	(void)state;
-	peer_start(&p, PEER_JUNK_THEN_GOOD);
-	ebbd_agent_link_init(&l, "vm1", &log);
-	memset(&obs, 0, sizeof(obs));
-	ebbd_agent_link_observe(&l, p.path, &obs);
-	assert_int_equal(l.c.nr_hellos, 1);
-	assert_int_equal(l.c.nr_drops, 0);
-	assert_int_equal(l.c.nr_bad_lines, 1);
-	assert_int_equal(logs.nr_bad, 1);
-	assert_true(obs.caps & EBB_BAL_CAP_AGENT);
-	assert_true(ebbd_agent_link_fd(&l) >= 0);
-	ebbd_agent_link_fini(&l);
-	peer_stop(&p);
+	fx_start(&f, PEER_JUNK_THEN_GOOD);
+	assert_int_equal(f.l.c.nr_hellos, 1);
+	assert_int_equal(f.l.c.nr_drops, 0);
+	assert_int_equal(f.l.c.nr_bad_lines, 1);
+	assert_int_equal(f.logs.nr_bad, 1);
+	assert_true(f.obs.caps & EBB_BAL_CAP_AGENT);
+	assert_true(ebbd_agent_link_fd(&f.l) >= 0);
+	fx_stop(&f);
 }
 
 static void test_no_socket(void **state)
