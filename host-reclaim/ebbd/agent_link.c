@@ -114,9 +114,10 @@ static int drain(struct ebbd_agent_link *l)
  * learns that the port opened only when we connect, and its agent may take a
  * while (booting, reconnect backoff, a slow nested guest) — so a hello that
  * times out in silence keeps the connection and is tried again next time; one
- * that fails over lines that are not the protocol drops it.  Junk before a
- * valid hello (the tail of a line cut off when the last client left) is
- * counted and forgiven.
+ * that fails over lines that are not the protocol drops it.  One batch of
+ * junk before a valid hello (the tail of a line cut off when the last client
+ * left) is counted and forgiven, even when the hello is slow; more junk
+ * before the hello drops the channel.
  */
 static void try_hello(struct ebbd_agent_link *l, const char *path)
 {
@@ -140,6 +141,7 @@ static void try_hello(struct ebbd_agent_link *l, const char *path)
 			return;
 		}
 		l->hello_ok = false;
+		l->junk_forgiven = false;
 		l->bad_seen = 0;
 		l->c.nr_connects++;
 	}
@@ -147,8 +149,11 @@ static void try_hello(struct ebbd_agent_link *l, const char *path)
 		return;
 	ret = agent_client_hello(l->agent, HELLO_TIMEOUT_MS, &hello);
 	if (account_bad(l) && ret) {
-		drop(l);
-		return;
+		if (ret != -ETIMEDOUT || l->junk_forgiven) {
+			drop(l);
+			return;
+		}
+		l->junk_forgiven = true;
 	}
 	if (ret == -ETIMEDOUT)
 		return;   /* no agent answering yet: keep the channel, ask again */

@@ -42,6 +42,7 @@ struct ebbd_agent_link {
 	struct vmm_log log;
 	struct agent_client *agent;
 	bool hello_ok;
+	bool junk_forgiven;           /* this connection had junk before its hello */
 	uint32_t caps;                /* AGENT_CAP_* from hello */
 	uint64_t next_try_ns;         /* no connection attempt before this */
 	uint32_t backoff_ms;
