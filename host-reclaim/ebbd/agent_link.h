@@ -13,8 +13,10 @@
  *
  * GUEST: everything the agent sends is checked by the agent client
  * (client/agent_client.h); a peer that sends lines the client refuses is
- * dropped and waited for like a closed one, and logged at most once a
- * minute (the count of lines refused in between goes with the next line).
+ * dropped and waited for like a closed one (one batch of junk before a
+ * valid hello, the tail of a line cut off when the last client left, is
+ * forgiven), and logged at most once a minute (the count of lines refused
+ * in between goes with the next line).
  * Losing the channel is not losing the VM: the agent fields just go stale.
  *
  * Threading: the daemon's event thread only.
