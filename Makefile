@@ -129,7 +129,8 @@ $(BUILD)/bin/ebbd: LDLIBS = $(call pkglibs,json-c libmicrohttpd inih libvirt) \
                             -lpthread -lm
 $(BUILD)/tests/unit/test_libvirt_stats: LDLIBS += $(LIBVIRT_LIBS)
 # the configuration file parser (inih) only in ebbd and its test
-$(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+$(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih) \
+	$(LIBVIRT_LIBS)
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
 $(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(agent_LIB) | $(BUILD)/obj/empty.o

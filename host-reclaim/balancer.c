@@ -1294,7 +1294,11 @@ static void grow(struct ebb_balancer *b, struct step *st)
  * stopped (run=0: merged pages stay merged) below KSMD_MIN_SCAN.  A VM that
  * merged less than 1% of its resident memory after KSM_TRIAL, or that
  * became busy (idle < a quarter of resident), is unadvised and not tried
- * again for KSM_OFF.
+ * again for KSM_OFF.  A VM that advises its own memory, which ebbd cannot
+ * switch (no EBB_BAL_CAP_KSM: a libvirt domain, whose QEMU marks guest RAM
+ * mergeable), counts as advised while the pool is short and the operator
+ * allowed KSM on it (ksm_allowed): ksmd then runs for it, at the rate its
+ * yield earns, and stops with the others.
  */
 static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_bal_host_obs *h)
 {
@@ -1303,8 +1307,12 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 	size_t nr_advised = 0;
 	for (size_t i = 0; i < b->nr_vm; i++) {
 		struct bal_vm *v = &b->vm[i];
-		if (!v->ksm_ours)
+		if (!v->ksm_ours) {
+			if (v->in.ksm_advised && !(v->in.caps & EBB_BAL_CAP_KSM) &&
+			    v->in.cfg.ksm_allowed && b->state != EBB_BAL_SLEEPING)
+				nr_advised++;
 			continue;
+		}
 		bool busy = v->idle_bytes < v->in.resident_bytes / 4;
 		bool trial_over = st->now - v->ksm_on_ns >= KSM_TRIAL_NS && b->ksmd_ours;
 		uint64_t merged = v->in.ksm_merging_pages * PAGE_BYTES;

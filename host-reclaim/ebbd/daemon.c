@@ -274,6 +274,23 @@ static void vm_settings(const struct ebbd *d, const char *name, struct ebbd_vm_s
 		out->has_ksm_allowed = true;
 		out->ksm_allowed = r->ksm_allowed;
 	}
+	if (r->has_opt_out) {
+		out->has_opt_out = true;
+		out->opt_out = r->opt_out;
+	}
+}
+
+uint64_t ebbd_config_generation(const struct ebbd *d)
+{
+	return d->nr_reloads;
+}
+
+bool ebbd_vm_opted_out(const struct ebbd *d, const char *name)
+{
+	struct ebbd_vm_settings s;
+
+	vm_settings(d, name, &s);
+	return s.has_opt_out && s.opt_out;
 }
 
 /* Sends the configured min, low and weight to the VM (`set`); a refusal
@@ -401,8 +418,8 @@ static void on_join(void *opaque, const char *name)
 	struct ebbd_vm *vm;
 	int ret;
 
-	if (vm_by_name(d, name))
-		return;
+	if (vm_by_name(d, name) || ebbd_vm_opted_out(d, name))
+		return;   /* (opted out: tried again after a reload) */
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return;
@@ -477,6 +494,10 @@ int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be)
 		be->ops->destroy(be);
 		return -EEXIST;
 	}
+	if (ebbd_vm_opted_out(d, name)) {
+		be->ops->destroy(be);
+		return -EPERM;
+	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		be->ops->destroy(be);
@@ -484,6 +505,7 @@ int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be)
 	}
 	vm->be = be;
 	vm_add(d, vm, name);
+	vm_configure(d, vm);
 	arm(d, 0);   /* the pool changed: step now */
 	return 0;
 }
@@ -796,6 +818,8 @@ static struct json_object *vms_object(struct ebbd *d)
 		json_object_object_add(o, "backend", json_object_new_string(vm->be->ops->kind));
 		json_object_object_add(o, "observed", json_object_new_boolean(vm->obs_ok));
 		json_object_object_add(o, "agent", json_object_new_boolean(vm->obs.agent_present));
+		json_object_object_add(o, "agent_channel",
+				       json_object_new_boolean(vm->obs.caps & EBB_BAL_CAP_AGENT));
 		ADD_U64(o, "agent_free_bytes", vm->obs.agent_free_bytes);
 		ADD_U64(o, "agent_cache_bytes", vm->obs.agent_cache_bytes);
 		ADD_U64(o, "agent_nr_pressure", vm->obs.agent_nr_pressure);
@@ -817,6 +841,7 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
 		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		json_object_object_add(o, "ksm_advised", json_object_new_boolean(vm->obs.ksm_advised));
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
 		if (vm->have_last) {
@@ -1244,6 +1269,16 @@ int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size
 	d->cfg.vm_default = cfg->vm_default;
 	for (vm = d->vms; vm; vm = vm->next)
 		vm_configure(d, vm);
+	/* VMs the new configuration opts out leave (they keep their own
+	 * limits); ones no longer opted out join at the next discovery */
+	for (;;) {
+		for (vm = d->vms; vm && !ebbd_vm_opted_out(d, vm->name); vm = vm->next)
+			;
+		if (!vm)
+			break;
+		(void)ebbd_vm_detach(d, vm->name, "opted out in ebbd's configuration");
+	}
+	retry_joins(d);
 	d->nr_reloads++;
 	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
 		 ebb_bal_policy_name(cfg->bal.policy), (unsigned long long)wm.budget_bytes);

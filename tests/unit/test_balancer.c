@@ -1062,6 +1062,67 @@ static void test_ksm_steering(void **state)
 	run_fini(&r);
 }
 
+/*
+ * VMs that advise their own memory (libvirt domains: QEMU's mem-merge), which
+ * the balancer cannot switch: ksmd runs for them only when the operator
+ * allowed KSM on one and the pool is short, no KSM_ADVISE is ever sent to
+ * them, and ksmd is stopped again once merging no longer pays.
+ */
+static void run_self_advised(bool allowed, size_t *advise_acts, size_t *started, size_t *stopped,
+			     double *merged_mib)
+{
+	struct run r;
+
+	run_init(&r, 4, 6 * GIB, EBB_BAL_POLICY_EBB);
+	for (size_t i = 0; i < 4; i++) {
+		sim_vm_setup(&r.sim, i, 2 * GIB, 200.0 * MIB, false);
+		r.sim.vm[i].cfgobs.caps &= ~(uint32_t)EBB_BAL_CAP_KSM;
+		r.sim.vm[i].ksm_advised = true;
+		r.sim.vm[i].cache = 1500.0 * MIB;
+		r.sim.vm[i].similar = 0.5;
+		r.sim.vm[i].cfgobs.cfg.ksm_allowed = allowed && i < 2;
+	}
+	*advise_acts = *started = *stopped = 0;
+	sim_tick(&r.sim, 1.0);
+	for (int t = 0; t < 1200; t++) {
+		run_step(&r);
+		for (size_t k = 0; k < r.nr_acts; k++) {
+			const struct ebb_bal_action *a = &r.acts[k];
+			if (a->kind == EBB_BAL_ACT_KSM_ADVISE)
+				(*advise_acts)++;
+			if (a->kind == EBB_BAL_ACT_KSMD && a->value > 0 && !*started)
+				*started = 1;
+			if (a->kind == EBB_BAL_ACT_KSMD && a->value == 0 && *started)
+				(*stopped)++;
+		}
+		sim_tick(&r.sim, 1.0);
+	}
+	*merged_mib = 0;
+	for (size_t i = 0; i < 4; i++)
+		*merged_mib += r.sim.vm[i].merged / MIB;
+	assert_int_equal(r.sim.ksmd_scan, 0);   /* stopped in the end either way */
+	run_fini(&r);
+}
+
+static void test_ksm_self_advised_vms(void **state)
+{
+	size_t acts, started, stopped;
+	double merged;
+
+	(void)state;
+	run_self_advised(true, &acts, &started, &stopped, &merged);
+	print_message("# self-advised, allowed: ksmd started %zu stopped %zu, merged %.0f MiB\n",
+		      started, stopped, merged);
+	assert_int_equal(acts, 0);
+	assert_int_equal(started, 1);
+	assert_true(stopped >= 1);
+	assert_true(merged > 0);
+	run_self_advised(false, &acts, &started, &stopped, &merged);
+	assert_int_equal(acts, 0);
+	assert_int_equal(started, 0);   /* not allowed: ebbd leaves ksmd alone */
+	assert_true(merged == 0);
+}
+
 /* --- policies ------------------------------------------------------------------- */
 
 static void test_mom_rules(void **state)
@@ -1450,6 +1511,7 @@ int main(void)
 		cmocka_unit_test(test_stuck_balloon),
 		cmocka_unit_test(test_no_oscillation),
 		cmocka_unit_test(test_ksm_steering),
+		cmocka_unit_test(test_ksm_self_advised_vms),
 		cmocka_unit_test(test_mom_rules),
 		cmocka_unit_test(test_mom_critical),
 		cmocka_unit_test(test_static_moves_nothing),
