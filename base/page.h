@@ -1,0 +1,13 @@
+/*
+ * base/page.h — the page size every ebb library works in: the x86-64 base
+ * page, which is the unit of the balloon (virtio's 4 KiB PFNs), of the
+ * reclaim engine's page table and LRU, and of guest RAM as the VMM maps it.
+ * Header only, like the rest of base/.
+ */
+#ifndef EBB_BASE_PAGE_H
+#define EBB_BASE_PAGE_H
+
+#define EBB_PAGE_SHIFT 12
+#define EBB_PAGE_SIZE (1u << EBB_PAGE_SHIFT)
+
+#endif /* EBB_BASE_PAGE_H */
