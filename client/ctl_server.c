@@ -50,7 +50,7 @@ struct vmm_ctl_server {
 	unsigned nr_clients;
 	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct cmd *cmds;          /* registered, by name */
 	size_t nr_cmds, cap_cmds;
 };
@@ -113,7 +113,7 @@ static bool client_queue(struct client *c, char *line)
 	if (c->out_len + len > VMM_CTL_MAX_OUT_BYTES) {
 		free(line);
 		c->srv->stats.nr_slow_clients++;
-		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, EBB_LOG_WARN,
 			    "ctl: client does not read its responses; disconnecting it");
 		return false;
 	}
@@ -272,7 +272,7 @@ static void timer_event(void *opaque, uint32_t events)
 		}
 		*pp = c->next;
 		srv->stats.nr_idle_clients++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_INFO,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_INFO,
 			    "ctl: dropping a client idle for more than %llu ms",
 			    (unsigned long long)(srv->idle_timeout_ns / 1000000));
 		client_free(c);
@@ -312,7 +312,7 @@ static void accept_event(void *opaque, uint32_t events)
 		return;
 	if (!vmm_peer_allowed(fd)) {  /* CLIENT: another user (the dir is 0700: defence in depth) */
 		srv->stats.nr_clients_bad_peer++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client of another user (not root)");
 		close(fd);
 		return;
@@ -321,7 +321,7 @@ static void accept_event(void *opaque, uint32_t events)
 		char *line = vmm_ctl_format_error(NULL, VMM_CTL_ERR_BUSY, "too many clients");
 
 		srv->stats.nr_clients_refused++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client: %u already connected", srv->nr_clients);
 		if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* best effort */

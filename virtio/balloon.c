@@ -71,7 +71,7 @@ struct virtio_balloon {
 	const struct virtio_host *host;
 	struct virtio_pci *pci;
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct virtio_balloon_counters ctr;
 
 	uint32_t num_pages;   /* target, config space */

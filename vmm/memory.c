@@ -44,7 +44,7 @@ struct vmm_memory {
 	void *idle_ctx;                  /* its context (owned by the region) */
 	uint64_t nr_harvests, nr_harvest_errors, nr_dirty_pages;  /* region lock */
 	int swappiness;                  /* event thread */
-	struct vmm_ratelimit rl;         /* event thread */
+	struct ebb_ratelimit rl;         /* event thread */
 	uint64_t nr_discard_errors;      /* event thread */
 };
 
@@ -158,11 +158,8 @@ static const struct ebb_refsrc_ops dirty_log_ops = {
 static void region_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct vmm_memory *m = ctx;
-	enum vmm_log_level l = level == EBB_LOG_ERROR ? VMM_LOG_ERR :
-			       level == EBB_LOG_WARN ? VMM_LOG_WARN :
-			       level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG;
 
-	vmm_logf(&m->cfg.log, l, "reclaim: %s", msg);
+	vmm_logf(&m->cfg.log, level, "reclaim: %s", msg);
 }
 
 /*
@@ -194,7 +191,7 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	ret = memory_create(cfg, out, err, err_len);
 	if (ret && !cfg->opts.enable && ret != -ENOMEM) {
 		/* Not asked for: the VM runs, unmanaged, and says why. */
-		vmm_logf(&cfg->log, VMM_LOG_WARN, "guest RAM is not managed by the reclaim engine "
+		vmm_logf(&cfg->log, EBB_LOG_WARN, "guest RAM is not managed by the reclaim engine "
 			 "(%s); ebb run --reclaim on makes this an error, --reclaim off silences it",
 			 err_len && err[0] ? err : strerror(-ret));
 		err[0] = '\0';
@@ -258,7 +255,7 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * depend on whether its pages had ever been evicted.
 	 */
 	if (madvise(cfg->ram, cfg->mem_bytes, MADV_NOHUGEPAGE) < 0)
-		vmm_logf(&cfg->log, VMM_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
+		vmm_logf(&cfg->log, EBB_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
 	if (cfg->opts.ksm && madvise(cfg->ram, cfg->mem_bytes, MADV_MERGEABLE) < 0) {
 		ret = -errno;
 		snprintf(err, err_len, "--ksm: MADV_MERGEABLE on guest RAM failed: %s (is the "

@@ -43,7 +43,7 @@ struct vmm_poolctl {
 	uint64_t grow_base_pages;        /* resident at the last "grow" or low point */
 	uint64_t last_overrun;           /* nr_max_overrun + nr_oom at the last sample */
 	struct vmm_poolctl_counters c;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 };
 
 static uint64_t lower(uint64_t configured, uint64_t clamp)
@@ -105,7 +105,7 @@ static void end_clamp(struct vmm_poolctl *pc)
 	arm_timer(pc, 0);
 	ret = apply(pc);
 	if (ret)
-		vmm_logf(&pc->cfg.log, VMM_LOG_WARN, "cannot restore the configured limits: %s",
+		vmm_logf(&pc->cfg.log, EBB_LOG_WARN, "cannot restore the configured limits: %s",
 			 strerror(-ret));
 }
 
@@ -114,7 +114,7 @@ bool vmm_poolctl_check_lease(struct vmm_poolctl *pc, uint64_t now_ns)
 	if (!pc->clamped || now_ns < pc->lease_end_ns)
 		return false;
 	pc->c.nr_lease_expired++;
-	vmm_logf(&pc->cfg.log, VMM_LOG_INFO, "memory clamp lease expired: back to the configured "
+	vmm_logf(&pc->cfg.log, EBB_LOG_INFO, "memory clamp lease expired: back to the configured "
 		 "limits (high %llu, max %llu pages)", (unsigned long long)pc->cfg_high_pages,
 		 (unsigned long long)pc->cfg_max_pages);
 	end_clamp(pc);
@@ -285,7 +285,7 @@ void vmm_poolctl_get_counters(struct vmm_poolctl *pc, struct vmm_poolctl_counter
 static enum vmm_ctl_err bad(struct vmm_poolctl *pc, char *msg)
 {
 	pc->c.nr_bad_requests++;
-	vmm_logf_rl(&pc->cfg.log, &pc->rl, VMM_LOG_WARN, "control: %s", msg);
+	vmm_logf_rl(&pc->cfg.log, &pc->rl, EBB_LOG_WARN, "control: %s", msg);
 	return VMM_CTL_ERR_INVALID;
 }
 

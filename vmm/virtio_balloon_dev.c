@@ -51,14 +51,14 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 	ret = vmm_vm_discard_range(vm, pfn << VIRTIO_PAGE_SHIFT, len);
 	if (ret == -EINVAL) {
 		b->nr_madvise_errors++;
-		vmm_vdev_guest_log(b->v, VMM_LOG_WARN,
+		vmm_vdev_guest_log(b->v, EBB_LOG_WARN,
 				   "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
 				   (unsigned long long)pfn, (unsigned long long)nr_pages);
 		return;
 	}
 	if (ret < 0) {
 		b->nr_madvise_errors++;
-		vmm_vdev_guest_log(b->v, VMM_LOG_WARN, "balloon: releasing RAM: %s",
+		vmm_vdev_guest_log(b->v, EBB_LOG_WARN, "balloon: releasing RAM: %s",
 				   strerror(-ret));
 		return;
 	}

@@ -128,7 +128,7 @@ static void agent_try(struct backend_ebb *b, uint64_t now)
 	}
 	b->agent_hello_ok = true;
 	b->agent_caps = hello.caps;
-	vmm_logf(&b->cfg.log, VMM_LOG_INFO, "%s: agent channel up (agent pid %lld)", b->name,
+	vmm_logf(&b->cfg.log, EBB_LOG_INFO, "%s: agent channel up (agent pid %lld)", b->name,
 		 (long long)hello.pid);
 }
 
@@ -374,7 +374,7 @@ static int send_clamp(struct backend_ebb *b, uint64_t now_ns)
 	ret = call(b, "clamp", args, NULL, err, sizeof(err));
 	json_object_put(args);
 	if (ret)
-		vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+		vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 	else
 		b->clamp_sent_ns = now_ns;
 	return ret;
@@ -396,7 +396,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "balloon", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	case EBB_BAL_ACT_SET_HIGH:
 		b->clamp_high_bytes = a->value == EBB_BAL_NO_LIMIT ? 0 : a->value;
@@ -432,7 +432,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "set", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	default:
 		return -EOPNOTSUPP;
