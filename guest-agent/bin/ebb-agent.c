@@ -88,11 +88,11 @@ static void logmsg(const char *fmt, ...)
 		return;
 }
 
-static void core_log(void *ctx, enum agent_log_level level, const char *msg)
+static void core_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	const int *verbose = ctx;
 
-	if (level == AGENT_LOG_INFO && !*verbose)
+	if (level == EBB_LOG_INFO && !*verbose)
 		return;
 	logmsg("%s", msg);
 }
