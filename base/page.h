@@ -7,7 +7,12 @@
 #ifndef EBB_BASE_PAGE_H
 #define EBB_BASE_PAGE_H
 
+#include <stdint.h>
+
 #define EBB_PAGE_SHIFT 12
+/* Unsigned int, for page counts, buffers and offsets within a page. */
 #define EBB_PAGE_SIZE (1u << EBB_PAGE_SHIFT)
+/* The same size as a uint64_t, for byte arithmetic and 64-bit masks. */
+#define EBB_PAGE_BYTES ((uint64_t)EBB_PAGE_SIZE)
 
 #endif /* EBB_BASE_PAGE_H */

@@ -21,13 +21,11 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "base/page.h"
 
 /* A guest-physical address and a 4 KiB guest page frame number. */
 typedef uint64_t virtio_gpa_t;
 typedef uint64_t virtio_pfn_t;
-
-#define VIRTIO_PAGE_SHIFT 12
-#define VIRTIO_PAGE_SIZE_BYTES (1u << VIRTIO_PAGE_SHIFT)
 
 /*
  * Everything a device needs from its host (the VMM, or a test).

@@ -29,11 +29,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/agent_client.h"
 #include "client/rundir.h"
 #include "host-reclaim/ebbd/backend.h"
 
-#define PAGE_BYTES 4096ull
 #define AGENT_RETRY_NS (5ull * 1000 * 1000 * 1000)
 #define AGENT_REPORT_NS (2ull * 1000 * 1000 * 1000)
 #define AGENT_TIMEOUT_MS 500
@@ -315,8 +315,8 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->resident_bytes = u64(r, "resident_bytes", &ok);
 		obs->compressed_bytes = u64(r, "compressed_bytes", &ok);
 		obs->resident_bytes += obs->compressed_bytes;
-		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * PAGE_BYTES;
-		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * PAGE_BYTES;
+		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * EBB_PAGE_BYTES;
+		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * EBB_PAGE_BYTES;
 		obs->cur_high_bytes = limit(u64(r, "high_bytes", &ok));
 		obs->cur_max_bytes = limit(u64(r, "max_bytes", &ok));
 		obs->cfg.swappiness = (int32_t)u64(r, "swappiness", &ok);
@@ -338,8 +338,8 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 
 		if (json_object_object_get_ex(balloon, "driver_ok", &v) && json_object_get_boolean(v))
 			obs->caps |= EBB_BAL_CAP_BALLOON;
-		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * PAGE_BYTES;
-		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * PAGE_BYTES;
+		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * EBB_PAGE_BYTES;
+		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * EBB_PAGE_BYTES;
 		if (!bok)
 			obs->caps &= ~(uint32_t)EBB_BAL_CAP_BALLOON;
 	}

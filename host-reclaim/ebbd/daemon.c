@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/ctl_server.h"
 #include "client/discover.h"
 #include "client/evloop.h"
@@ -562,7 +563,7 @@ static void render_metrics(struct ebbd *d)
 	in.mem_total_bytes = d->host.mem_total_bytes;
 	in.mem_available_bytes = d->host.mem_available_bytes;
 	in.ksm_pages_sharing = d->host.ksm_pages_sharing;
-	in.page_bytes = 4096;
+	in.page_bytes = EBB_PAGE_SIZE;
 	in.config_reloads = d->nr_reloads;
 	in.config_reload_failures = d->nr_reload_failures;
 	if (ebbd_metrics_render(&in, &buf)) {
@@ -816,7 +817,7 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "compressed_bytes", vm->obs.compressed_bytes);
 		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
-		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * EBB_PAGE_BYTES);
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
 		if (vm->have_last) {
