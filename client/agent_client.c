@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/sock.h"
 
 #define DEFAULT_MAX_LINE  16384
 #define MAX_DEPTH         8
@@ -130,20 +131,10 @@ void agent_client_destroy(struct agent_client *c)
 
 int agent_client_connect_unix(const char *path, int *fd_out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
+	int fd = ebb_sock_connect(path, 0);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
+		return fd;
 	*fd_out = fd;
 	return 0;
 }
