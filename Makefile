@@ -3,7 +3,8 @@
 # Layout: every library folder (client/, virtio/, host-reclaim/, vmm/,
 # guest-agent/, host-reclaim/ebbd/)
 # builds one static library from its top-level *.c files; the programs live in
-# <folder>/bin/*.c and only compose the libraries.  Everything built goes to
+# <folder>/bin/*.c and only compose the libraries.  base/ (log contract, page
+# size, socket connect) is header only: every library includes it, none links it.  Everything built goes to
 # $(BUILD) (default build/).  Tests are found by name:
 #   tests/unit/test_*.c          cmocka unit tests        (make check-unit)
 #   tests/integration/itest_*.c  integration programs     (make check-integration)

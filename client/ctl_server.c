@@ -9,11 +9,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "base/sock.h"
 #include "client/ctl_server.h"
 #include "client/peer.h"
 
@@ -50,7 +49,7 @@ struct vmm_ctl_server {
 	unsigned nr_clients;
 	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct cmd *cmds;          /* registered, by name */
 	size_t nr_cmds, cap_cmds;
 };
@@ -113,7 +112,7 @@ static bool client_queue(struct client *c, char *line)
 	if (c->out_len + len > VMM_CTL_MAX_OUT_BYTES) {
 		free(line);
 		c->srv->stats.nr_slow_clients++;
-		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, EBB_LOG_WARN,
 			    "ctl: client does not read its responses; disconnecting it");
 		return false;
 	}
@@ -272,7 +271,7 @@ static void timer_event(void *opaque, uint32_t events)
 		}
 		*pp = c->next;
 		srv->stats.nr_idle_clients++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_INFO,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_INFO,
 			    "ctl: dropping a client idle for more than %llu ms",
 			    (unsigned long long)(srv->idle_timeout_ns / 1000000));
 		client_free(c);
@@ -312,7 +311,7 @@ static void accept_event(void *opaque, uint32_t events)
 		return;
 	if (!vmm_peer_allowed(fd)) {  /* CLIENT: another user (the dir is 0700: defence in depth) */
 		srv->stats.nr_clients_bad_peer++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client of another user (not root)");
 		close(fd);
 		return;
@@ -321,7 +320,7 @@ static void accept_event(void *opaque, uint32_t events)
 		char *line = vmm_ctl_format_error(NULL, VMM_CTL_ERR_BUSY, "too many clients");
 
 		srv->stats.nr_clients_refused++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client: %u already connected", srv->nr_clients);
 		if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* best effort */
@@ -351,15 +350,12 @@ static void accept_event(void *opaque, uint32_t events)
 
 int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_server **out)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vmm_ctl_server *srv;
 	int ret;
 
 	*out = NULL;
 	if (!cfg->path || !cfg->loop)
 		return -EINVAL;
-	if (strlen(cfg->path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
@@ -374,36 +370,22 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 		free(srv);
 		return -ENOMEM;
 	}
-	strcpy(addr.sun_path, cfg->path);
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (srv->fd < 0)
+	/* 0600 (the runtime directory is 0700 as well) */
+	srv->fd = ebb_sock_listen(cfg->path, SOCK_NONBLOCK, 16);
+	if (srv->fd < 0) {
+		ret = srv->fd;
 		goto fail;
-	unlink(cfg->path);
-	/* Created 0600 from the start: fchmod before bind sets the inode's mode
-	 * on Linux for AF_UNIX; chmod after bind makes sure. The runtime
-	 * directory is 0700 as well. */
-	if (fchmod(srv->fd, 0600) < 0 && errno != EINVAL)
-		goto fail;
-	if (bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		goto fail;
-	if (chmod(cfg->path, 0600) < 0 || listen(srv->fd, 16) < 0)
-		goto fail_unlink;
+	}
 	ret = timer_start(srv);
 	if (!ret)
 		ret = vmm_evloop_add(cfg->loop, srv->fd, EPOLLIN, accept_event, srv, &srv->watch);
 	if (ret) {
-		errno = -ret;
-		goto fail_unlink;
+		unlink(cfg->path);
+		goto fail;
 	}
 	*out = srv;
 	return 0;
-fail_unlink:
-	ret = -errno;
-	unlink(cfg->path);
-	goto fail_ret;
 fail:
-	ret = -errno;
-fail_ret:
 	vmm_evloop_del(cfg->loop, srv->timer_watch);
 	if (srv->timer_fd >= 0)
 		close(srv->timer_fd);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/page.h"
 #include "client/report.h"
 #include "client/size.h"
 
@@ -107,7 +108,7 @@ static const char *value_text(const struct vmm_field *f, struct json_object *v, 
 	}
 	switch (f->unit) {
 	case VMM_UNIT_PAGES_MIB:
-		snprintf(tmp, len, "%.1f MiB", (double)json_object_get_int64(v) * 4096.0 / 1048576.0);
+		snprintf(tmp, len, "%.1f MiB", (double)json_object_get_int64(v) * EBB_PAGE_SIZE / 1048576.0);
 		break;
 	case VMM_UNIT_BYTES_KIB:
 		snprintf(tmp, len, "%lld KiB", (long long)(json_object_get_int64(v) / 1024));

@@ -91,9 +91,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/page.h"
+
 #define NS_PER_MS 1000000ULL
 #define NS_PER_S 1000000000ULL
-#define PAGE_BYTES 4096ULL
 #define MIB (1ULL << 20)
 #define PIB (1ULL << 50)
 
@@ -293,7 +294,7 @@ static uint64_t pct_of(uint64_t v, uint32_t pct)
 	return v / 100 * pct + v % 100 * pct / 100;
 }
 
-static uint64_t page_down(uint64_t v) { return v & ~(PAGE_BYTES - 1); }
+static uint64_t page_down(uint64_t v) { return v & ~(EBB_PAGE_BYTES - 1); }
 
 /* Clamp *v to [lo, hi]; true if it had to. */
 static bool clamp_u64(uint64_t *v, uint64_t lo, uint64_t hi)
@@ -514,8 +515,8 @@ static bool sanitise_vm(struct ebb_balancer *b, const struct ebb_bal_vm_obs *o,
 			bad++;
 		}
 	}
-	if (s->ksm_merging_pages > g / PAGE_BYTES) {
-		s->ksm_merging_pages = g / PAGE_BYTES;
+	if (s->ksm_merging_pages > g / EBB_PAGE_BYTES) {
+		s->ksm_merging_pages = g / EBB_PAGE_BYTES;
 		bad++;
 	}
 
@@ -1028,7 +1029,7 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, double wsum)
 		 * Again at most every RAISE_PERIOD: the refault rate lags.
 		 */
 		uint64_t need = max_u64(sub_sat(v->ws_bytes, v->high), v->in.guest_bytes / 64);
-		need = max_u64(need, (uint64_t)(v->refault_rate * (double)PAGE_BYTES * 10.0));
+		need = max_u64(need, (uint64_t)(v->refault_rate * (double)EBB_PAGE_BYTES * 10.0));
 		v->next_raise_ns = st->now + RAISE_PERIOD_NS;
 		b->pool.stats.nr_refault_raises++;
 		give_back(b, st, v, need, wsum, EBB_BAL_WHY_REFAULTS, &from_pool, &shortfall);
@@ -1125,7 +1126,7 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 		uint64_t band = dead_band(b, v);
 		scan = max_u64(scan, band);
 	}
-	return page_down(min_u64(a, max_u64(scan, PAGE_BYTES)));
+	return page_down(min_u64(a, max_u64(scan, EBB_PAGE_BYTES)));
 }
 
 static bool high_cost_into_ws(const struct bal_vm *v, int prio)
@@ -1315,7 +1316,7 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 		}
 		bool busy = v->idle_bytes < v->in.resident_bytes / 4;
 		bool trial_over = st->now - v->ksm_on_ns >= KSM_TRIAL_NS && b->ksmd_ours;
-		uint64_t merged = v->in.ksm_merging_pages * PAGE_BYTES;
+		uint64_t merged = v->in.ksm_merging_pages * EBB_PAGE_BYTES;
 		if (busy || (trial_over && merged < v->in.resident_bytes / 100)) {
 			if (emit(b, st, v, EBB_BAL_ACT_KSM_ADVISE, 0, 0, 0,
 				 EBB_BAL_WHY_KSM_UNPROFITABLE, EBB_BAL_SRC_KSM)) {

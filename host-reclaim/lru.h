@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EBB_PAGE_SIZE 4096u
-#define EBB_PAGE_SHIFT 12
+#include "base/page.h"
+
 #define EBB_NIL UINT32_MAX          /* "no page" in list links */
 #define EBB_SWAP_NONE UINT32_MAX    /* "no copy in the swap store" */
 #define EBB_LRU_MAX_PAGES (UINT32_MAX - 1u)

@@ -84,7 +84,7 @@ struct ebb_region_cfg {
 	struct ebb_swap_cfg swap;   /* log/clock are filled in from this cfg */
 	uint64_t (*clock_ns)(void *ctx);  /* NULL = CLOCK_MONOTONIC */
 	void *clock_ctx;
-	ebb_reclaim_log_fn log;
+	ebb_log_fn log;
 	void *log_ctx;
 	/* Optional: every fault served (major = content came from the store). */
 	void (*on_fault)(void *ctx, uint64_t pfn, bool major);

@@ -76,7 +76,7 @@ struct virtio_pci_cfg {
 	uint16_t queue_max_size;       /* power of 2, <= VIRTIO_VQ_MAX_SIZE */
 	uint32_t config_size_bytes;    /* <= VIRTIO_PCI_DEVICE_CFG_MAX */
 	struct virtio_dev_errors *errs; /* the device's counters */
-	struct virtio_ratelimit *rl;    /* the device's log limiter */
+	struct ebb_ratelimit *rl;    /* the device's log limiter */
 };
 
 struct virtio_pci;

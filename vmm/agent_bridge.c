@@ -10,10 +10,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "base/sock.h"
 #include "virtio/console.h"
 #include "client/peer.h"
 #include "vmm/agent_bridge.h"
@@ -211,26 +210,13 @@ static void agent_accept(void *opaque, uint32_t events)
 int vmm_agent_bridge_listen(struct vmm_agent_bridge *br, struct vmm_evloop *loop,
 			    const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	mode_t old;
-	int fd, ret;
+	int fd;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	br->loop = loop;
-	unlink(path);  /* our name lock is held: a file here is stale */
-	old = umask(0077);
-	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret < 0 || chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
+	/* our name lock is held: a file at path is stale */
+	fd = ebb_sock_listen(path, SOCK_NONBLOCK, 4);
+	if (fd < 0)
+		return fd;
 	br->listen_fd = fd;
 	br->path = strdup(path);
 	if (!br->path)

@@ -23,12 +23,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/report.h"
 #include "client/size.h"
 #include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
 
-#define PAGE_BYTES 4096ull
 
 struct vmm_memory {
 	struct vmm_memory_cfg cfg;
@@ -44,7 +44,7 @@ struct vmm_memory {
 	void *idle_ctx;                  /* its context (owned by the region) */
 	uint64_t nr_harvests, nr_harvest_errors, nr_dirty_pages;  /* region lock */
 	int swappiness;                  /* event thread */
-	struct vmm_ratelimit rl;         /* event thread */
+	struct ebb_ratelimit rl;         /* event thread */
 	uint64_t nr_discard_errors;      /* event thread */
 };
 
@@ -79,13 +79,13 @@ int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out)
 
 uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes)
 {
-	uint64_t pages = mem_bytes / PAGE_BYTES, b;
+	uint64_t pages = mem_bytes / EBB_PAGE_BYTES, b;
 
 	if (!s->set)
 		return 0;
 	if (s->is_pct)
 		return pages / 100 * s->value + pages % 100 * s->value / 100;
-	b = s->value / PAGE_BYTES;
+	b = s->value / EBB_PAGE_BYTES;
 	return b > pages ? pages : b;
 }
 
@@ -117,8 +117,8 @@ static int dirty_harvest(void *ctx, uint64_t nr_pages, uint64_t *bitmap)
 		return -EINVAL;
 	m->nr_harvests++;
 	for (s = 0; s < m->nr_slots; s++) {
-		uint64_t first = m->slots[s].ram_off / PAGE_BYTES;
-		uint64_t pages = m->slots[s].bytes / PAGE_BYTES;
+		uint64_t first = m->slots[s].ram_off / EBB_PAGE_BYTES;
+		uint64_t pages = m->slots[s].bytes / EBB_PAGE_BYTES;
 
 		ret = get_slot_log(m, m->slots[s].id, pages);
 		if (ret)
@@ -158,11 +158,8 @@ static const struct ebb_refsrc_ops dirty_log_ops = {
 static void region_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct vmm_memory *m = ctx;
-	enum vmm_log_level l = level == EBB_LOG_ERROR ? VMM_LOG_ERR :
-			       level == EBB_LOG_WARN ? VMM_LOG_WARN :
-			       level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG;
 
-	vmm_logf(&m->cfg.log, l, "reclaim: %s", msg);
+	vmm_logf(&m->cfg.log, level, "reclaim: %s", msg);
 }
 
 /*
@@ -194,7 +191,7 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	ret = memory_create(cfg, out, err, err_len);
 	if (ret && !cfg->opts.enable && ret != -ENOMEM) {
 		/* Not asked for: the VM runs, unmanaged, and says why. */
-		vmm_logf(&cfg->log, VMM_LOG_WARN, "guest RAM is not managed by the reclaim engine "
+		vmm_logf(&cfg->log, EBB_LOG_WARN, "guest RAM is not managed by the reclaim engine "
 			 "(%s); ebb run --reclaim on makes this an error, --reclaim off silences it",
 			 err_len && err[0] ? err : strerror(-ret));
 		err[0] = '\0';
@@ -214,13 +211,13 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 
 	/* The slots tile the RAM mapping in order. */
 	for (s = 0; s < cfg->nr_slots && s < VMM_GUEST_MEM_MAX_SLOTS; s++) {
-		if (cfg->slots[s].ram_off != covered || cfg->slots[s].bytes % PAGE_BYTES)
+		if (cfg->slots[s].ram_off != covered || cfg->slots[s].bytes % EBB_PAGE_BYTES)
 			break;
 		covered += cfg->slots[s].bytes;
-		if (cfg->slots[s].bytes / PAGE_BYTES > max_slot_pages)
-			max_slot_pages = cfg->slots[s].bytes / PAGE_BYTES;
+		if (cfg->slots[s].bytes / EBB_PAGE_BYTES > max_slot_pages)
+			max_slot_pages = cfg->slots[s].bytes / EBB_PAGE_BYTES;
 	}
-	if (cfg->mem_bytes % PAGE_BYTES || !cfg->nr_slots || s != cfg->nr_slots ||
+	if (cfg->mem_bytes % EBB_PAGE_BYTES || !cfg->nr_slots || s != cfg->nr_slots ||
 	    covered != cfg->mem_bytes) {
 		snprintf(err, err_len, "memory: inconsistent RAM layout");
 		return -EINVAL;
@@ -229,7 +226,7 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
-	m->nr_pages = cfg->mem_bytes / PAGE_BYTES;
+	m->nr_pages = cfg->mem_bytes / EBB_PAGE_BYTES;
 	memcpy(m->slots, cfg->slots, cfg->nr_slots * sizeof(*m->slots));
 	m->nr_slots = cfg->nr_slots;
 	m->cfg.slots = NULL;  /* not owned: the copy above */
@@ -258,7 +255,7 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * depend on whether its pages had ever been evicted.
 	 */
 	if (madvise(cfg->ram, cfg->mem_bytes, MADV_NOHUGEPAGE) < 0)
-		vmm_logf(&cfg->log, VMM_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
+		vmm_logf(&cfg->log, EBB_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
 	if (cfg->opts.ksm && madvise(cfg->ram, cfg->mem_bytes, MADV_MERGEABLE) < 0) {
 		ret = -errno;
 		snprintf(err, err_len, "--ksm: MADV_MERGEABLE on guest RAM failed: %s (is the "
@@ -375,10 +372,10 @@ int vmm_memory_discard(struct vmm_memory *m, uint64_t ram_off, uint64_t len)
 	/* The range was checked by the guest's memory map; whole pages of the
 	 * region are what the engine takes (its page index is the offset in
 	 * pages). */
-	if (ram_off % PAGE_BYTES || len % PAGE_BYTES || ram_off > m->cfg.mem_bytes ||
+	if (ram_off % EBB_PAGE_BYTES || len % EBB_PAGE_BYTES || ram_off > m->cfg.mem_bytes ||
 	    len > m->cfg.mem_bytes - ram_off)
 		return -ERANGE;
-	return ebb_region_mark_ballooned(m->region, ram_off / PAGE_BYTES, len / PAGE_BYTES);
+	return ebb_region_mark_ballooned(m->region, ram_off / EBB_PAGE_BYTES, len / EBB_PAGE_BYTES);
 }
 
 /* ---- KSM ---------------------------------------------------------------------------- */
@@ -609,7 +606,7 @@ static void memory_report(struct vmm_memory *m, struct memory_report *r)
 	r->total_pages = m->nr_pages;
 	r->accounted_pages = c->resident_pages + c->swapped_pages + c->zero_pages +
 			     c->ballooned_pages + c->never_pages + c->nr_lost_pages;
-	r->host_memory_bytes = c->resident_pages * PAGE_BYTES + c->compressed_bytes +
+	r->host_memory_bytes = c->resident_pages * EBB_PAGE_BYTES + c->compressed_bytes +
 			       c->metadata_bytes;
 	r->swappiness = m->swappiness;
 	r->dirty_log = m->dirty_log;

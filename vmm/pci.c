@@ -71,7 +71,7 @@ struct vmm_pci_bus {
 	uint64_t next_mmio;
 	uint32_t next_io;
 	struct vmm_pci_stats stats;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -115,8 +115,9 @@ static void bar_update(struct vmm_pci_dev *dev, unsigned i)
 
 			/* GUEST: a guest can repeat this at will: limited, counted. */
 			dev->bus->stats.nr_bar_map_failures++;
-			if (vmm_ratelimit_ok(&dev->bus->rl, vmm_now_ns(), &dropped))
-				vmm_logf(&dev->bus->cfg.log, VMM_LOG_WARN,
+			if (ebb_ratelimit_ok(&dev->bus->rl, vmm_now_ns(), EBB_RATELIMIT_BURST,
+					     EBB_RATELIMIT_WINDOW_NS, &dropped))
+				vmm_logf(&dev->bus->cfg.log, EBB_LOG_WARN,
 					 "pci: 00:%02x.0 BAR%u at 0x%llx overlaps another range; left"
 					 " unmapped (%llu similar lines suppressed)", dev->slot, i,
 					 (unsigned long long)want, (unsigned long long)dropped);

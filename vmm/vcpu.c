@@ -248,7 +248,7 @@ static bool handle_exit(struct vcpu *v)
 		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
 		return false;
 	default:
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN, "vCPU %u: unhandled exit reason %u",
+		vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_WARN, "vCPU %u: unhandled exit reason %u",
 			    v->index, run->exit_reason);
 		return true;
 	}
@@ -279,7 +279,7 @@ static bool inject_mce(struct vcpu *v)
 	 */
 	if (ar && v->mce_held_gpa != gpa) {
 		v->mce_held_gpa = gpa;
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
+		vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_DEBUG,
 			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
 			    v->index, (unsigned long long)gpa);
 		return true;
@@ -304,7 +304,7 @@ static bool inject_mce(struct vcpu *v)
 		return false;
 	}
 	__atomic_add_fetch(&vm->nr_guest_mce, 1, __ATOMIC_RELAXED);
-	vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN,
+	vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_WARN,
 		    "vCPU %u: guest RAM at 0x%llx was lost on the host: machine check %s injected",
 		    v->index, (unsigned long long)gpa, ar ? "(action required)" : "(action optional)");
 	return true;

@@ -39,8 +39,8 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 	uint64_t len, t0;
 	int ret;
 
-	if (__builtin_mul_overflow(nr_pages, (uint64_t)VIRTIO_PAGE_SIZE_BYTES, &len) ||
-	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT || !vm) {
+	if (__builtin_mul_overflow(nr_pages, (uint64_t)EBB_PAGE_SIZE, &len) ||
+	    pfn > UINT64_MAX >> EBB_PAGE_SHIFT || !vm) {
 		b->nr_madvise_errors++;
 		return;
 	}
@@ -48,17 +48,17 @@ static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pf
 	/* GUEST: checked by the guest's memory map, its one owner (page
 	 * aligned, e820 RAM, one slot), then the reclaim engine's ballooned
 	 * state when it runs, else MADV_DONTNEED. */
-	ret = vmm_vm_discard_range(vm, pfn << VIRTIO_PAGE_SHIFT, len);
+	ret = vmm_vm_discard_range(vm, pfn << EBB_PAGE_SHIFT, len);
 	if (ret == -EINVAL) {
 		b->nr_madvise_errors++;
-		vmm_vdev_guest_log(b->v, VMM_LOG_WARN,
+		vmm_vdev_guest_log(b->v, EBB_LOG_WARN,
 				   "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
 				   (unsigned long long)pfn, (unsigned long long)nr_pages);
 		return;
 	}
 	if (ret < 0) {
 		b->nr_madvise_errors++;
-		vmm_vdev_guest_log(b->v, VMM_LOG_WARN, "balloon: releasing RAM: %s",
+		vmm_vdev_guest_log(b->v, EBB_LOG_WARN, "balloon: releasing RAM: %s",
 				   strerror(-ret));
 		return;
 	}
@@ -88,7 +88,7 @@ static int bal_create(struct vmm_vdev *v, const struct vmm_virtio_devs_cfg *cfg,
 	struct bal_dev *b = calloc(1, sizeof(*b));
 	struct virtio_balloon_cfg bc = {
 		.host = host,
-		.guest_pfn_limit = cfg->ram_end_gpa >> VIRTIO_PAGE_SHIFT,
+		.guest_pfn_limit = cfg->ram_end_gpa >> EBB_PAGE_SHIFT,
 		.stats_vq = true,
 		.deflate_on_oom = cfg->opts.balloon_deflate_on_oom,
 		.free_page_reporting = !cfg->opts.balloon_no_reporting,
@@ -140,7 +140,7 @@ int vmm_virtio_balloon_set_size(struct vmm_virtio_devs *d, uint64_t guest_bytes)
 	/* CLIENT: at most the guest's RAM; the balloon takes the rest. */
 	if (guest_bytes > b->mem_bytes)
 		return -EINVAL;
-	pages = (b->mem_bytes - guest_bytes) >> VIRTIO_PAGE_SHIFT;
+	pages = (b->mem_bytes - guest_bytes) >> EBB_PAGE_SHIFT;
 	if (pages > UINT32_MAX)
 		return -ERANGE;
 	vmm_vdev_lock(b->v);

@@ -69,7 +69,7 @@ void vmm_vdev_after_call(struct vmm_vdev *v);
 /* Wakes the event thread (any thread, any lock). */
 void vmm_vdev_wake(struct vmm_vdev *v);
 /* GUEST: a line the guest caused, through the one limiter (any thread). */
-void vmm_vdev_guest_log(struct vmm_vdev *v, enum vmm_log_level level, const char *fmt, ...)
+void vmm_vdev_guest_log(struct vmm_vdev *v, enum ebb_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Lines that limiter dropped, all devices. */
 uint64_t vmm_vdev_nr_logs_suppressed(struct vmm_vdev *v);

@@ -78,7 +78,7 @@ struct vmm_virtio_devs {
 	 * (taken under a device lock or none).
 	 */
 	pthread_mutex_t log_lock;
-	struct vmm_ratelimit guest_rl;     /* log_lock */
+	struct ebb_ratelimit guest_rl;     /* log_lock */
 	uint64_t nr_logs_suppressed;       /* log_lock: lines dropped, in total */
 };
 
@@ -91,9 +91,9 @@ static void wake(struct vmm_virtio_devs *d)
 	}
 }
 
-static void guest_vlog(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt,
+static void guest_vlog(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt,
 		       va_list ap) __attribute__((format(printf, 3, 0)));
-static void guest_vlog(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt,
+static void guest_vlog(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt,
 		       va_list ap)
 {
 	uint64_t nr_dropped = 0;
@@ -101,7 +101,8 @@ static void guest_vlog(struct vmm_virtio_devs *d, enum vmm_log_level level, cons
 	bool ok;
 
 	pthread_mutex_lock(&d->log_lock);
-	ok = vmm_ratelimit_ok(&d->guest_rl, vmm_now_ns(), &nr_dropped);
+	ok = ebb_ratelimit_ok(&d->guest_rl, vmm_now_ns(), EBB_RATELIMIT_BURST,
+			      EBB_RATELIMIT_WINDOW_NS, &nr_dropped);
 	if (!ok)
 		d->nr_logs_suppressed++;
 	pthread_mutex_unlock(&d->log_lock);
@@ -116,9 +117,9 @@ static void guest_vlog(struct vmm_virtio_devs *d, enum vmm_log_level level, cons
 }
 
 /* GUEST: a line the guest caused, through the one limiter (any thread). */
-static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
+static void guest_log(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
+static void guest_log(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -162,7 +163,7 @@ void vmm_vdev_wake(struct vmm_vdev *v)
 	wake(v->owner);
 }
 
-void vmm_vdev_guest_log(struct vmm_vdev *v, enum vmm_log_level level, const char *fmt, ...)
+void vmm_vdev_guest_log(struct vmm_vdev *v, enum ebb_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -201,16 +202,11 @@ static void *host_translate(void *opaque, virtio_gpa_t gpa, uint64_t len)
 }
 
 /* Every line of the virtio library is about the guest (or rare): limited. */
-static void host_log(void *opaque, enum virtio_log_level level, const char *msg)
+static void host_log(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	struct vmm_vdev *v = opaque;
-	static const enum vmm_log_level map[] = {
-		[VIRTIO_LOG_ERR] = VMM_LOG_ERR, [VIRTIO_LOG_WARN] = VMM_LOG_WARN,
-		[VIRTIO_LOG_INFO] = VMM_LOG_INFO, [VIRTIO_LOG_DEBUG] = VMM_LOG_DEBUG,
-	};
 
-	guest_log(v->owner, level <= VIRTIO_LOG_DEBUG ? map[level] : VMM_LOG_DEBUG,
-		  "virtio-%s: %s", v->name, msg);
+	guest_log(v->owner, level, "virtio-%s: %s", v->name, msg);
 }
 
 static void host_raise_msi(void *opaque, uint16_t vector, uint64_t addr, uint32_t data)
@@ -424,7 +420,7 @@ static void bells_sync(struct vmm_vdev *v)
 			if (ret == 0)
 				b->registered_gpa = gpa;
 			else
-				guest_log(v->owner, VMM_LOG_WARN,
+				guest_log(v->owner, EBB_LOG_WARN,
 					  "virtio-%s: KVM_IOEVENTFD at 0x%llx for queue %u: %s "
 					  "(kicks will exit to the VMM)", v->name,
 					  (unsigned long long)gpa, q, strerror(-ret));

@@ -515,7 +515,7 @@ static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 	/* The reclaim engine evicts 4 KiB pages: no THP under it. */
 	if (vm->cfg.thp && vm->cfg.memory.off &&
 	    madvise(vm->mem.ram, vm->mem.layout.mem_bytes, MADV_HUGEPAGE) < 0)
-		vmm_logf(&vm->cfg.log, VMM_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
+		vmm_logf(&vm->cfg.log, EBB_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
 	ret = vmm_guest_mem_set_slots(&vm->mem, vm->vm_fd, vmm_memory_slot_flags(&vm->cfg.memory));
 	if (ret) {
 		snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(-ret));

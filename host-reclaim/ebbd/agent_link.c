@@ -49,7 +49,7 @@ static bool account_bad(struct ebbd_agent_link *l)
 	l->c.nr_bad_lines += fresh;
 	l->bad_unlogged += fresh;
 	if (!l->bad_log_ns || now - l->bad_log_ns >= BAD_LOG_EVERY_NS) {
-		vmm_logf(&l->log, VMM_LOG_WARN, "%s: the agent channel sent %" PRIu64 " lines "
+		vmm_logf(&l->log, EBB_LOG_WARN, "%s: the agent channel sent %" PRIu64 " lines "
 			 "that are not the agent protocol (a channel that does so without a "
 			 "valid hello, or after one, is dropped and retried with backoff; the VM "
 			 "is managed without it meanwhile)", l->name, l->bad_unlogged);
@@ -164,7 +164,7 @@ static void try_hello(struct ebbd_agent_link *l, const char *path)
 	l->hello_ok = true;
 	l->caps = hello.caps;
 	l->c.nr_hellos++;
-	vmm_logf(&l->log, VMM_LOG_INFO, "%s: agent channel up (agent pid %lld)", l->name,
+	vmm_logf(&l->log, EBB_LOG_INFO, "%s: agent channel up (agent pid %lld)", l->name,
 		 (long long)hello.pid);
 }
 

@@ -27,11 +27,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/rundir.h"
 #include "host-reclaim/ebbd/agent_link.h"
 #include "host-reclaim/ebbd/backend.h"
 
-#define PAGE_BYTES 4096ull
 
 struct backend_ebb {
 	struct ebbd_backend be;
@@ -182,8 +182,8 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->resident_bytes = u64(r, "resident_bytes", &ok);
 		obs->compressed_bytes = u64(r, "compressed_bytes", &ok);
 		obs->resident_bytes += obs->compressed_bytes;
-		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * PAGE_BYTES;
-		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * PAGE_BYTES;
+		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * EBB_PAGE_BYTES;
+		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * EBB_PAGE_BYTES;
 		obs->cur_high_bytes = limit(u64(r, "high_bytes", &ok));
 		obs->cur_max_bytes = limit(u64(r, "max_bytes", &ok));
 		obs->cfg.swappiness = (int32_t)u64(r, "swappiness", &ok);
@@ -205,8 +205,8 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 
 		if (json_object_object_get_ex(balloon, "driver_ok", &v) && json_object_get_boolean(v))
 			obs->caps |= EBB_BAL_CAP_BALLOON;
-		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * PAGE_BYTES;
-		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * PAGE_BYTES;
+		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * EBB_PAGE_BYTES;
+		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * EBB_PAGE_BYTES;
 		if (!bok)
 			obs->caps &= ~(uint32_t)EBB_BAL_CAP_BALLOON;
 	}
@@ -241,7 +241,7 @@ static int send_clamp(struct backend_ebb *b, uint64_t now_ns)
 	ret = call(b, "clamp", args, NULL, err, sizeof(err));
 	json_object_put(args);
 	if (ret)
-		vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+		vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 	else
 		b->clamp_sent_ns = now_ns;
 	return ret;
@@ -263,7 +263,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "balloon", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	case EBB_BAL_ACT_SET_HIGH:
 		b->clamp_high_bytes = a->value == EBB_BAL_NO_LIMIT ? 0 : a->value;
@@ -288,7 +288,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "set", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	default:
 		return -EOPNOTSUPP;

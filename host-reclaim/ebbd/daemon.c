@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/ctl_server.h"
 #include "client/discover.h"
 #include "client/evloop.h"
@@ -79,7 +80,7 @@ struct ebbd {
 	size_t obs_cap;
 	struct ebb_bal_action acts[MAX_ACTIONS];
 	struct ebbd_counters c;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 	bool event_pending;            /* a step is armed because of a VM event */
 	struct ebb_bal_host_obs host;  /* the last host observation */
 	uint64_t decisions[EBB_BAL_NR_ACTIONS][EBB_BAL_NR_REASONS];
@@ -98,8 +99,8 @@ static void bal_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct ebbd *d = ctx;
 
-	vmm_logf(&d->cfg.log, level == EBB_LOG_ERROR ? VMM_LOG_ERR : level == EBB_LOG_WARN ?
-		 VMM_LOG_WARN : level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG, "%s", msg);
+	vmm_logf(&d->cfg.log, level == EBB_LOG_ERROR ? EBB_LOG_ERROR : level == EBB_LOG_WARN ?
+		 EBB_LOG_WARN : level == EBB_LOG_INFO ? EBB_LOG_INFO : EBB_LOG_DEBUG, "%s", msg);
 }
 
 /* ---- host observation -------------------------------------------------------- */
@@ -194,7 +195,7 @@ static void ksm_save(struct ebbd *d)
 	d->ksm.sleep_ms = ksm_get(d, "sleep_millisecs");
 	d->ksm.valid = d->ksm.run >= 0 && d->ksm.pages_to_scan >= 0 && d->ksm.sleep_ms >= 0;
 	if (d->ksm.valid)
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "ksm found at run=%ld pages_to_scan=%ld "
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "ksm found at run=%ld pages_to_scan=%ld "
 			 "sleep_millisecs=%ld (restored at exit)", d->ksm.run, d->ksm.pages_to_scan,
 			 d->ksm.sleep_ms);
 }
@@ -205,7 +206,7 @@ static void ksm_restore(struct ebbd *d)
 		return;
 	if (ksm_put(d, "pages_to_scan", d->ksm.pages_to_scan) ||
 	    ksm_put(d, "sleep_millisecs", d->ksm.sleep_ms) || ksm_put(d, "run", d->ksm.run))
-		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "cannot restore the ksm settings in %s",
+		vmm_logf(&d->cfg.log, EBB_LOG_WARN, "cannot restore the ksm settings in %s",
 			 d->ksm_dir);
 }
 
@@ -318,10 +319,10 @@ static void vm_configure(struct ebbd *d, struct ebbd_vm *vm)
 	json_object_put(args);
 	json_object_put(res);
 	if (ret)
-		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "%s: the configured settings were refused: %s",
+		vmm_logf(&d->cfg.log, EBB_LOG_WARN, "%s: the configured settings were refused: %s",
 			 vm->name, msg[0] ? msg : strerror(-ret));
 	else
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: configured settings sent", vm->name);
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s: configured settings sent", vm->name);
 }
 
 /* A VM's event (grow, at-max, lease-expired): step soon.  Events within
@@ -398,12 +399,12 @@ static void vm_add(struct ebbd *d, struct ebbd_vm *vm, const char *name)
 	ret = vm->be->ops->watch_open(vm->be);
 	if (ret != -EOPNOTSUPP &&
 	    (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events)))
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: no event subscription (%s): polled only",
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s: no event subscription (%s): polled only",
 			 name, ret < 0 ? strerror(-ret) : "event loop");
 	vm->next = d->vms;
 	d->vms = vm;
 	d->c.nr_vms_joined++;
-	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (%s backend, id %llu)", name,
+	vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s joins the pool (%s backend, id %llu)", name,
 		 vm->be->ops->kind, (unsigned long long)vm->id);
 }
 
@@ -428,7 +429,7 @@ static void on_join(void *opaque, const char *name)
 		/* A socket left by a killed VMM (or one not listening yet): tried
 		 * again by retry_joins(). */
 		d->c.nr_vms_stale++;
-		vmm_logf(&d->cfg.log, VMM_LOG_DEBUG, "%s: not joining: %s", name, strerror(-ret));
+		vmm_logf(&d->cfg.log, EBB_LOG_DEBUG, "%s: not joining: %s", name, strerror(-ret));
 		free(vm);
 		return;
 	}
@@ -453,7 +454,7 @@ static void on_leave(void *opaque, const char *name)
 		if (strcmp(vm->name, name) == 0) {
 			*pp = vm->next;
 			d->c.nr_vms_left++;
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool", name);
+			vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool", name);
 			vm_free(vm);
 			return;
 		}
@@ -471,7 +472,7 @@ static void reap_gone(struct ebbd *d)
 		}
 		*pp = vm->next;
 		d->c.nr_vms_left++;
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool (connection lost)", vm->name);
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool (connection lost)", vm->name);
 		vm_free(vm);
 	}
 }
@@ -518,7 +519,7 @@ int ebbd_vm_detach(struct ebbd *d, const char *name, const char *why)
 		if (strcmp(vm->name, name) == 0) {
 			*pp = vm->next;
 			d->c.nr_vms_left++;
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool (%s)", name, why);
+			vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool (%s)", name, why);
 			vm_free(vm);
 			arm(d, 0);
 			return 0;
@@ -584,11 +585,11 @@ static void render_metrics(struct ebbd *d)
 	in.mem_total_bytes = d->host.mem_total_bytes;
 	in.mem_available_bytes = d->host.mem_available_bytes;
 	in.ksm_pages_sharing = d->host.ksm_pages_sharing;
-	in.page_bytes = 4096;
+	in.page_bytes = EBB_PAGE_SIZE;
 	in.config_reloads = d->nr_reloads;
 	in.config_reload_failures = d->nr_reload_failures;
 	if (ebbd_metrics_render(&in, &buf)) {
-		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "metrics: out of memory");
+		vmm_logf_rl(&d->cfg.log, &d->rl, EBB_LOG_WARN, "metrics: out of memory");
 		ebbd_metrics_buf_release(&buf);
 		free(mv);
 		return;
@@ -645,7 +646,7 @@ static void tick(struct ebbd *d)
 		track_agent(d, vm);
 		if (ret == -EPROTO) {
 			d->c.nr_bad_vm_replies++;
-			vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "%s: bad stats reply", vm->name);
+			vmm_logf_rl(&d->cfg.log, &d->rl, EBB_LOG_WARN, "%s: bad stats reply", vm->name);
 		} else if (ret) {
 			d->c.nr_call_errors++;
 			if (ret != -ETIMEDOUT)
@@ -663,7 +664,7 @@ static void tick(struct ebbd *d)
 	now = vmm_now_ns();
 	ret = ebb_bal_step(d->bal, now, &host, d->obs, n, d->acts, MAX_ACTIONS, &nr_acts);
 	if (ret)
-		vmm_logf(&d->cfg.log, VMM_LOG_ERR, "balancer step: %s", strerror(-ret));
+		vmm_logf(&d->cfg.log, EBB_LOG_ERROR, "balancer step: %s", strerror(-ret));
 	for (i = 0; i < nr_acts; i++) {
 		const struct ebb_bal_action *a = &d->acts[i];
 		char line[512];
@@ -691,7 +692,7 @@ static void tick(struct ebbd *d)
 			d->c.nr_actions_unsupported++;
 		else
 			d->c.nr_actions_failed++;
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s%s%s", line, ret ? " -> " : "",
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s%s%s", line, ret ? " -> " : "",
 			 ret ? strerror(-ret) : "");
 	}
 	for (vm = d->vms; vm; vm = vm->next)
@@ -840,7 +841,7 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "compressed_bytes", vm->obs.compressed_bytes);
 		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
-		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * EBB_PAGE_BYTES);
 		json_object_object_add(o, "ksm_advised", json_object_new_boolean(vm->obs.ksm_advised));
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
@@ -1006,7 +1007,7 @@ static enum vmm_ctl_err ctl_policy(void *opaque, const struct vmm_ctl_request *r
 			snprintf(msg, msg_len, "policy is one of ebb, mom, static");
 			return VMM_CTL_ERR_INVALID;
 		}
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
 		arm(d, 0);
 	}
 	return vmm_ctl_result(pool_object(d), result, msg, msg_len);
@@ -1280,7 +1281,7 @@ int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size
 	}
 	retry_joins(d);
 	d->nr_reloads++;
-	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
+	vmm_logf(&d->cfg.log, EBB_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
 		 ebb_bal_policy_name(cfg->bal.policy), (unsigned long long)wm.budget_bytes);
 	arm(d, 0);
 	return 0;

@@ -132,7 +132,7 @@ struct ebbd_libvirt {
 	int cb_lifecycle, cb_balloon, cb_metadata;
 	uint32_t reconnect_ms;
 	uint64_t next_connect_ns;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct stats_call *stuck;    /* a stats call that has not returned */
 	/* under lock */
 	pthread_mutex_t lock;
@@ -332,7 +332,7 @@ static void try_connect(struct ebbd_libvirt *s, uint64_t now)
 		pthread_mutex_lock(&s->lock);
 		s->c.nr_connect_errors++;
 		pthread_mutex_unlock(&s->lock);
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN,
 			    "libvirt %s: cannot connect (%s); trying again in %u ms", s->uri,
 			    lv_err(), s->reconnect_ms);
 		s->next_connect_ns = now + (uint64_t)s->reconnect_ms * 1000000ull;
@@ -353,13 +353,13 @@ static void try_connect(struct ebbd_libvirt *s, uint64_t now)
 		s->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
 		VIR_DOMAIN_EVENT_CALLBACK(on_metadata), s, NULL);
 	if (s->cb_lifecycle < 0 || s->cb_balloon < 0)
-		vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: no domain events (%s): "
+		vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: no domain events (%s): "
 			 "stops are noticed at the next poll", s->uri, lv_err());
 	pthread_mutex_lock(&s->lock);
 	s->c.nr_connects++;
 	s->conn_closed = false;
 	pthread_mutex_unlock(&s->lock);
-	vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: connected", s->uri);
+	vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: connected", s->uri);
 }
 
 static uint64_t param_u64(virTypedParameterPtr p, int n, const char *name, bool *have)
@@ -399,7 +399,7 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 				ms = (now - x->set_ns) / 1000000;
 			s->c.balloon_move_last_ms = ms;
 			x->set_ns = 0;
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon moved %" PRIu64 " MiB (guest "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: balloon moved %" PRIu64 " MiB (guest "
 				 "%" PRIu64 " -> %" PRIu64 " MiB, target %" PRIu64 " MiB%s) in %" PRIu64
 				 " ms", x->name, moved / 1024, x->move_from_kib / 1024, cur / 1024,
 				 x->target_kib / 1024, there ? "" : ", stopped short", ms);
@@ -755,11 +755,11 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	if (period) {
 		if (virDomainSetMemoryStatsPeriod(dom, s->cfg.stats_period_s,
 						  VIR_DOMAIN_AFFECT_LIVE) < 0)
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: cannot set the balloon stats "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: cannot set the balloon stats "
 				 "period (%s): no guest numbers, the balloon stays put", 
 				 virDomainGetName(dom), lv_err());
 		else
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon stats period was off: "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: balloon stats period was off: "
 				 "set to %d s (live only)", virDomainGetName(dom),
 				 s->cfg.stats_period_s);
 	}
@@ -804,7 +804,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (nr_bad_meta)
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: %u bad values in its ebb "
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: %u bad values in its ebb "
 			    "metadata (" EBBD_LIBVIRT_NS_URI ") ignored", virDomainGetName(dom),
 			    nr_bad_meta);
 	if (changed)
@@ -882,7 +882,7 @@ static int stats_call(struct ebbd_libvirt *s, virDomainStatsRecordPtr **recs, ch
 				snprintf(err, err_len, "%s", lv_err());
 			return n;
 		}
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: the stuck stats call returned "
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: the stuck stats call returned "
 			 "after %.1f s", s->uri, (double)(vmm_now_ns() - s->stuck->t0) / 1e9);
 		stats_call_put(s->stuck);
 		s->stuck = NULL;
@@ -931,7 +931,7 @@ static int stats_call(struct ebbd_libvirt *s, virDomainStatsRecordPtr **recs, ch
 	pthread_mutex_lock(&s->lock);
 	s->c.nr_stuck_polls++;
 	pthread_mutex_unlock(&s->lock);
-	vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: the stats call has not returned after "
+	vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: the stats call has not returned after "
 		 "%u ms (a domain's QEMU not answering its monitor?): polling the others "
 		 "without waiting for it; balloon moves wait", s->uri, wait_ms);
 	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
@@ -958,7 +958,7 @@ static void poll_stats(struct ebbd_libvirt *s)
 		pthread_mutex_lock(&s->lock);
 		s->c.nr_poll_errors++;
 		pthread_mutex_unlock(&s->lock);
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: stats: %s", s->uri,
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "libvirt %s: stats: %s", s->uri,
 			    err);
 		return;
 	}
@@ -1018,7 +1018,7 @@ static void poll_stats(struct ebbd_libvirt *s)
 	s->c.nr_bad_stats += bad;
 	pthread_mutex_unlock(&s->lock);
 	if (bad)
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: %u impossible values "
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "libvirt %s: %u impossible values "
 			    "in the domain stats (clamped or ignored)", s->uri, bad);
 	for (i = 0; i < n; i++) {
 		char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1059,7 +1059,7 @@ static void set_balloons(struct ebbd_libvirt *s)
 		dom = virDomainLookupByUUIDString(s->conn, uuid);
 		ret = dom ? virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) : -1;
 		if (ret < 0)
-			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: balloon to %" PRIu64
+			vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: balloon to %" PRIu64
 				    " MiB: %s", name, kib / 1024, lv_err());
 		if (dom)
 			virDomainFree(dom);
@@ -1130,7 +1130,7 @@ static void do_pageouts(struct ebbd_libvirt *s)
 			s->doms[j].pageout_cursor = cursor;
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
-			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: host-side reclaim "
+			vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: host-side reclaim "
 				    "(process_madvise MADV_PAGEOUT, QEMU pid %d): %s", name, pid,
 				    strerror((int)-ret));
 	}
@@ -1151,7 +1151,7 @@ static void *worker(void *arg)
 		if (stop)
 			break;
 		if (s->conn && (closed || virConnectIsAlive(s->conn) != 1)) {
-			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: connection lost; "
+			vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: connection lost; "
 				 "reconnecting (its domains keep their last numbers meanwhile)", s->uri);
 			disconnect(s);
 		}
@@ -1493,12 +1493,12 @@ static void sync_daemon(void *opaque, uint32_t events)
 		snprintf(b->agent_path, sizeof(b->agent_path), "%s", agent_path);
 		ebbd_agent_link_init(&b->agent, b->name, &s->cfg.log);
 		if (ram)
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
 				 "%" PRIu64 " MiB resident", name, pid, ram_kib / 1024);
 		else
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
 				 "not found%s: its whole RSS counts", name, pid ? "" : " (no local process)");
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s%s%s", name, s->uri,
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s (%s): %s, %s%s%s", name, s->uri,
 			 balloon ? "balloon" : "no balloon: host-side reclaim only",
 			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel",
 			 !agent ? "" : agent_path[0] ? " at " : " (not a unix socket QEMU "
@@ -1506,7 +1506,7 @@ static void sync_daemon(void *opaque, uint32_t events)
 		ret = ebbd_vm_attach(s->d, name, &b->be);   /* owns b from here */
 		if (!ret)
 			continue;
-		vmm_logf(&s->cfg.log, ret == -EPERM ? VMM_LOG_INFO : VMM_LOG_WARN,
+		vmm_logf(&s->cfg.log, ret == -EPERM ? EBB_LOG_INFO : EBB_LOG_WARN,
 			 "libvirt domain %s not managed: %s", name, ret == -EEXIST ?
 			 "a VM of that name is already in the pool" : ret == -EPERM ?
 			 "opted out in ebbd's configuration" : strerror(-ret));
@@ -1581,7 +1581,7 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 		pthread_join(s->worker, NULL);
 	}
 	if (s->c.nr_connects + s->c.nr_connect_errors)
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: %" PRIu64 " connects (%" PRIu64
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: %" PRIu64 " connects (%" PRIu64
 			 " failed), %" PRIu64 " stats polls (%" PRIu64 " failed; last %.1f ms, "
 			 "max %.1f ms), %" PRIu64 " events, %" PRIu64 " domains joined, %" PRIu64
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"

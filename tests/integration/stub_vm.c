@@ -281,11 +281,11 @@ static void on_signal(void *opaque, uint32_t events)
 		vmm_evloop_stop(s->loop);
 }
 
-static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_cb(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	const struct stub *s = opaque;
 
-	if (level <= VMM_LOG_INFO)
+	if (level <= EBB_LOG_INFO)
 		fprintf(stderr, "stub %s: %s\n", s->name, msg);
 }
 

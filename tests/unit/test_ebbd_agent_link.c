@@ -41,11 +41,11 @@ struct logs {
 	int nr_warn, nr_bad;
 };
 
-static void log_fn(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_fn(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	struct logs *l = opaque;
 
-	if (level == VMM_LOG_WARN)
+	if (level == EBB_LOG_WARN)
 		l->nr_warn++;
 	if (strstr(msg, "not the agent protocol"))
 		l->nr_bad++;

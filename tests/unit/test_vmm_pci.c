@@ -320,7 +320,7 @@ static void test_bar_mapped_only_when_decoding_in_window_alone(void **state)
 		vmm_pci_get_stats(e.bus, &st);
 		assert_true(st.nr_bar_map_failures >= 2500);
 		/* at most a burst per 5 s window (the loop takes far less) */
-		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * VMM_RATELIMIT_BURST);
+		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * EBB_RATELIMIT_BURST);
 		assert_true(st.nr_logs_suppressed > 0);
 		cfg_write(&e, s2, 0x10, (uint32_t)a1);
 	}

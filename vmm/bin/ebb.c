@@ -71,13 +71,13 @@ static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt,
 	exit(1);
 }
 
-static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_cb(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 
-	if (level == VMM_LOG_DEBUG && verbose < 2)
+	if (level == EBB_LOG_DEBUG && verbose < 2)
 		return;
-	if (level == VMM_LOG_INFO && verbose < 1)
+	if (level == EBB_LOG_INFO && verbose < 1)
 		return;
 	fprintf(stderr, "ebb: %s: %s%s", names[level], msg, nl());
 }
