@@ -31,6 +31,17 @@ static inline int ebb_sock_addr(struct sockaddr_un *sa, const char *path)
 	return 0;
 }
 
+/* A new SOCK_STREAM unix socket for @path, its address in @sa; -errno. */
+static inline int ebb_sock_open(struct sockaddr_un *sa, const char *path, int flags)
+{
+	int fd, ret = ebb_sock_addr(sa, path);
+
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	return fd < 0 ? -errno : fd;
+}
+
 /*
  * Connect a new SOCK_STREAM socket to the unix socket at @path; @flags are
  * added to its type (SOCK_CLOEXEC is always set; SOCK_NONBLOCK on request).
@@ -39,14 +50,10 @@ static inline int ebb_sock_addr(struct sockaddr_un *sa, const char *path)
 static inline int ebb_sock_connect(const char *path, int flags)
 {
 	struct sockaddr_un sa;
-	int fd, ret;
+	int fd = ebb_sock_open(&sa, path, flags), ret;
 
-	ret = ebb_sock_addr(&sa, path);
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = -errno;
 		close(fd);
@@ -67,14 +74,10 @@ static inline int ebb_sock_connect(const char *path, int flags)
 static inline int ebb_sock_listen(const char *path, int flags, int backlog)
 {
 	struct sockaddr_un sa;
-	int fd, ret;
+	int fd = ebb_sock_open(&sa, path, flags), ret;
 
-	ret = ebb_sock_addr(&sa, path);
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	unlink(path);
 	if ((fchmod(fd, 0600) < 0 && errno != EINVAL) ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {

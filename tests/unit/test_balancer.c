@@ -453,6 +453,33 @@ static void test_refaults_raise_cost(void **state)
 	run_fini(&r);
 }
 
+/* A balancer of policy ebb on @budget, a 64 GiB host, and two VMs of
+ * @guest with host reclaim (high, max leases), no agent, an idle histogram. */
+static struct ebb_balancer *two_vms(uint64_t budget, uint64_t guest, struct ebb_bal_host_obs *h,
+				    struct ebb_bal_vm_obs vms[2])
+{
+	struct ebb_balancer *b;
+	struct ebb_bal_cfg cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.policy = EBB_BAL_POLICY_EBB;
+	cfg.pool.budget_bytes = budget;
+	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
+	memset(h, 0, sizeof(*h));
+	h->mem_total_bytes = 64 * GIB;
+	memset(vms, 0, 2 * sizeof(*vms));
+	for (int i = 0; i < 2; i++) {
+		vms[i].id = (uint64_t)i + 1;
+		vms[i].guest_bytes = guest;
+		vms[i].caps = EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
+		vms[i].cfg.weight = 100;
+		vms[i].cfg.high_bytes = vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].cur_high_bytes = vms[i].cur_max_bytes = EBB_BAL_NO_LIMIT;
+		vms[i].ws.valid = true;
+	}
+	return b;
+}
+
 /*
  * Cold memory elsewhere funds a thrashing VM beyond its share.  VM 1 is
  * squeezed below its RAM (above its share) and then refaults hard.  Where
@@ -462,30 +489,13 @@ static void test_refaults_raise_cost(void **state)
  */
 static uint64_t refault_raise(bool other_cold)
 {
-	struct ebb_balancer *b;
-	struct ebb_bal_cfg cfg;
 	struct ebb_bal_host_obs h;
 	struct ebb_bal_vm_obs vms[2];
 	struct ebb_bal_action acts[16];
 	uint64_t high = 0, raised = 0, refaults = 0;
 	size_t n;
+	struct ebb_balancer *b = two_vms(4 * GIB, 4 * GIB, &h, vms);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.policy = EBB_BAL_POLICY_EBB;
-	cfg.pool.budget_bytes = 4 * GIB;
-	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
-	memset(&h, 0, sizeof(h));
-	h.mem_total_bytes = 64 * GIB;
-	memset(vms, 0, sizeof(vms));
-	for (int i = 0; i < 2; i++) {
-		vms[i].id = (uint64_t)i + 1;
-		vms[i].guest_bytes = 4 * GIB;
-		vms[i].caps = EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
-		vms[i].cfg.weight = 100;
-		vms[i].cfg.high_bytes = vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
-		vms[i].cur_high_bytes = vms[i].cur_max_bytes = EBB_BAL_NO_LIMIT;
-		vms[i].ws.valid = true;
-	}
 	vms[0].resident_bytes = 2816 * MIB;    /* share: 2 GiB each */
 	vms[0].ws.bytes[0] = vms[0].resident_bytes;
 	vms[1].resident_bytes = 1280 * MIB;
@@ -538,31 +548,14 @@ static void test_cold_memory_funds_refaults(void **state)
  */
 static uint64_t growing_vm_taken(bool vm1_grows)
 {
-	struct ebb_balancer *b;
-	struct ebb_bal_cfg cfg;
 	struct ebb_bal_host_obs h;
 	struct ebb_bal_vm_obs vms[2];
 	struct ebb_bal_action acts[16];
 	uint64_t taken_from_1 = 0, taken_from_2 = 0, refaults = 0;
 	size_t n;
+	struct ebb_balancer *b = two_vms(2 * GIB, 2 * GIB, &h, vms);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.policy = EBB_BAL_POLICY_EBB;
-	cfg.pool.budget_bytes = 2 * GIB;
-	assert_int_equal(ebb_bal_create(&cfg, &b), 0);
-	memset(&h, 0, sizeof(h));
-	h.mem_total_bytes = 64 * GIB;
-	memset(vms, 0, sizeof(vms));
-	for (int i = 0; i < 2; i++) {
-		vms[i].id = (uint64_t)i + 1;
-		vms[i].guest_bytes = 2 * GIB;
-		vms[i].caps = EBB_BAL_CAP_HIGH | EBB_BAL_CAP_MAX_LEASE;
-		vms[i].cfg.weight = 100;
-		vms[i].cfg.high_bytes = vms[i].cfg.max_bytes = EBB_BAL_NO_LIMIT;
-		vms[i].cur_high_bytes = vms[i].cur_max_bytes = EBB_BAL_NO_LIMIT;
-		vms[i].ws.valid = true;
-		vms[i].resident_bytes = 640 * MIB;
-	}
+	vms[0].resident_bytes = vms[1].resident_bytes = 640 * MIB;
 	vms[0].ws.bytes[EBB_BAL_WS_BUCKETS - 1] = vms[0].resident_bytes;
 	vms[1].ws.bytes[6] = vms[1].resident_bytes;
 	uint64_t host = 640 * MIB;
