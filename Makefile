@@ -3,7 +3,8 @@
 # Layout: every library folder (client/, virtio/, host-reclaim/, vmm/,
 # guest-agent/, host-reclaim/ebbd/)
 # builds one static library from its top-level *.c files; the programs live in
-# <folder>/bin/*.c and only compose the libraries.  Everything built goes to
+# <folder>/bin/*.c and only compose the libraries.  base/ (log contract, page
+# size, socket connect) is header only: every library includes it, none links it.  Everything built goes to
 # $(BUILD) (default build/).  Tests are found by name:
 #   tests/unit/test_*.c          cmocka unit tests        (make check-unit)
 #   tests/integration/itest_*.c  integration programs     (make check-integration)
@@ -117,6 +118,7 @@ PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 # libraries those need: the static guest agent links no host library.
 pkglibs = $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(1) 2>/dev/null)
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o \
+                  $(BUILD)/obj/vmm/bin/run_opts.o \
                   $(vmm_LIB) $(virtio_LIB) $(reclaim_LIB) $(client_LIB) | $(BUILD)/obj/empty.o
 # `ebb top` draws with ncurses: linked into ebb only.
 $(BUILD)/bin/ebb: LDLIBS = $(call pkglibs,liblz4 libzstd json-c libsodium ncursesw) -lpthread -lm
@@ -128,7 +130,8 @@ $(BUILD)/bin/ebbd: LDLIBS = $(call pkglibs,json-c libmicrohttpd inih libvirt) \
                             -lpthread -lm
 $(BUILD)/tests/unit/test_libvirt_stats: LDLIBS += $(LIBVIRT_LIBS)
 # the configuration file parser (inih) only in ebbd and its test
-$(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+$(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2>/dev/null || echo -linih) \
+	$(LIBVIRT_LIBS)
 # The agent runs inside small guests with no libc of their own: always static.
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
 $(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(agent_LIB) | $(BUILD)/obj/empty.o
@@ -167,7 +170,9 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) -lcmocka $(LDLIBS)
+# the option parsing of `ebb run` lives in the program, not a library
+$(BUILD)/tests/unit/test_ebb_run_opts: $(BUILD)/obj/vmm/bin/run_opts.o
 
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
@@ -249,7 +254,8 @@ demo: images
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
 
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
-	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c
+	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c \
+	    vmm/bin/run_opts.c
 lint:
 	@echo "  LAYERS"
 	$(Q)scripts/check-layers

@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/sock.h"
 
 #define DEFAULT_MAX_LINE  16384
 #define MAX_DEPTH         8
@@ -53,43 +54,32 @@ struct agent_client {
 	struct agent_error last_error;
 	struct agent_client_counters n;
 
-	uint64_t log_window_start_ms;
-	unsigned log_in_window;
+	struct ebb_ratelimit rl;       /* clog_() */
 };
 
 static uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return ebb_mono_ns() / 1000000u;
 }
 
-static void clog_(struct agent_client *c, enum agent_client_log_level lvl, const char *fmt, ...)
+static void clog_(struct agent_client *c, enum ebb_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Counted and rate-limited: at most log_burst lines per log_window_ms. */
-static void clog_(struct agent_client *c, enum agent_client_log_level lvl, const char *fmt, ...)
+static void clog_(struct agent_client *c, enum ebb_log_level lvl, const char *fmt, ...)
 {
-	uint64_t now = mono_ms();
-	char line[256];
 	va_list ap;
 
 	if (!c->cfg.log)
 		return;
-	if (now - c->log_window_start_ms >= c->cfg.log_window_ms) {
-		c->log_window_start_ms = now;
-		c->log_in_window = 0;
-	}
-	if (c->log_in_window >= c->cfg.log_burst) {
+	if (!ebb_ratelimit_ok(&c->rl, ebb_mono_ns(), c->cfg.log_burst,
+			      (uint64_t)c->cfg.log_window_ms * 1000000u, NULL)) {
 		c->n.nr_logs_suppressed++;
 		return;
 	}
-	c->log_in_window++;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	ebb_vlogf(c->cfg.log, c->cfg.log_ctx, lvl, fmt, ap);
 	va_end(ap);
-	c->cfg.log(c->cfg.log_ctx, lvl, line);
 }
 
 int agent_client_create(const struct agent_client_cfg *cfg, struct agent_client **out)
@@ -141,20 +131,10 @@ void agent_client_destroy(struct agent_client *c)
 
 int agent_client_connect_unix(const char *path, int *fd_out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
+	int fd = ebb_sock_connect(path, 0);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
+		return fd;
 	*fd_out = fd;
 	return 0;
 }
@@ -489,7 +469,7 @@ static void handle_line(struct agent_client *c, const char *line, size_t len)
 		return;
 	if (memchr(line, '\0', len)) {
 		c->n.nr_bad_json++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: NUL byte in a %zu-byte line", len);
+		clog_(c, EBB_LOG_WARN, "agent: NUL byte in a %zu-byte line", len);
 		return;
 	}
 	json_tokener_reset(c->tok);
@@ -498,7 +478,7 @@ static void handle_line(struct agent_client *c, const char *line, size_t len)
 	if (!o || json_tokener_get_error(c->tok) != json_tokener_success || end != len ||
 	    !json_object_is_type(o, json_type_object)) {
 		c->n.nr_bad_json++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: bad JSON line (%zu bytes): %s", len,
+		clog_(c, EBB_LOG_WARN, "agent: bad JSON line (%zu bytes): %s", len,
 		      o ? "trailing data or not an object"
 			: json_tokener_error_desc(json_tokener_get_error(c->tok)));
 		if (o)
@@ -507,7 +487,7 @@ static void handle_line(struct agent_client *c, const char *line, size_t len)
 	}
 	if (!json_object_object_get_ex(o, "type", &tv) || !json_object_is_type(tv, json_type_string)) {
 		c->n.nr_invalid++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: message without a string type");
+		clog_(c, EBB_LOG_WARN, "agent: message without a string type");
 		goto out;
 	}
 	type = json_object_get_string(tv);
@@ -515,13 +495,13 @@ static void handle_line(struct agent_client *c, const char *line, size_t len)
 		if (!json_object_is_type(idv, json_type_int) || json_object_get_int64(idv) < 0 ||
 		    json_object_get_int64(idv) > MAX_ID) {
 			c->n.nr_invalid++;
-			clog_(c, AGENT_CLIENT_LOG_WARN, "agent: bad id in a %s message", type);
+			clog_(c, EBB_LOG_WARN, "agent: bad id in a %s message", type);
 			goto out;
 		}
 		id = json_object_get_int64(idv);
 		if (id != c->await_id || c->reply) {
 			c->n.nr_stray_replies++;
-			clog_(c, AGENT_CLIENT_LOG_INFO, "agent: stray reply id %" PRId64, id);
+			clog_(c, EBB_LOG_INFO, "agent: stray reply id %" PRId64, id);
 			goto out;
 		}
 		c->reply = o;
@@ -543,14 +523,14 @@ static void handle_line(struct agent_client *c, const char *line, size_t len)
 			goto invalid;
 	} else {
 		c->n.nr_unknown_type++;
-		clog_(c, AGENT_CLIENT_LOG_INFO, "agent: ignoring unknown message type");
+		clog_(c, EBB_LOG_INFO, "agent: ignoring unknown message type");
 		goto out;
 	}
 	queue_event(c, &ev);
 	goto out;
 invalid:
 	c->n.nr_invalid++;
-	clog_(c, AGENT_CLIENT_LOG_WARN, "agent: invalid %s message dropped", type);
+	clog_(c, EBB_LOG_WARN, "agent: invalid %s message dropped", type);
 out:
 	json_object_put(o);
 }
@@ -567,7 +547,7 @@ void agent_client_feed(struct agent_client *c, const char *data, size_t len)
 		} else if (chunk > c->cfg.max_line_bytes - c->in_len) {
 			/* GUEST: cap the line length. */
 			c->n.nr_long_lines++;
-			clog_(c, AGENT_CLIENT_LOG_WARN, "agent: line over %zu bytes discarded",
+			clog_(c, EBB_LOG_WARN, "agent: line over %zu bytes discarded",
 			      c->cfg.max_line_bytes);
 			c->in_len = 0;
 			c->discarding = nl == NULL;
@@ -691,7 +671,7 @@ static int request(struct agent_client *c, int64_t id, const char *line, const c
 		}
 	} else if (strcmp(json_object_get_string(tv), want) != 0) {
 		c->n.nr_invalid++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: %s reply to a %s request",
+		clog_(c, EBB_LOG_WARN, "agent: %s reply to a %s request",
 		      json_object_get_string(tv), want);
 		rc = -EPROTO;
 	} else {
@@ -716,10 +696,10 @@ int agent_client_hello(struct agent_client *c, int timeout_ms, struct agent_hell
 		return rc;
 	if (!decode_hello(r, out)) {
 		c->n.nr_invalid++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: invalid hello reply");
+		clog_(c, EBB_LOG_WARN, "agent: invalid hello reply");
 		rc = -EPROTO;
 	} else if (out->version != AGENT_CLIENT_PROTO_VERSION) {
-		clog_(c, AGENT_CLIENT_LOG_ERR, "agent speaks protocol %u, we speak %d",
+		clog_(c, EBB_LOG_ERROR, "agent speaks protocol %u, we speak %d",
 		      out->version, AGENT_CLIENT_PROTO_VERSION);
 		rc = -EPROTONOSUPPORT;
 	}
@@ -740,7 +720,7 @@ int agent_client_report(struct agent_client *c, int timeout_ms, struct agent_rep
 		return rc;
 	if (!decode_report(r, out)) {
 		c->n.nr_invalid++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: invalid report reply");
+		clog_(c, EBB_LOG_WARN, "agent: invalid report reply");
 		rc = -EPROTO;
 	}
 	json_object_put(r);
@@ -788,7 +768,7 @@ int agent_client_reclaim(struct agent_client *c, enum agent_reclaim_op op, uint6
 	ok = ok && get_u64(r, "duration_us", MAX_COUNTER, &out->duration_us);
 	if (!ok) {
 		c->n.nr_invalid++;
-		clog_(c, AGENT_CLIENT_LOG_WARN, "agent: invalid reclaim reply");
+		clog_(c, EBB_LOG_WARN, "agent: invalid reclaim reply");
 		rc = -EPROTO;
 	}
 	json_object_put(r);

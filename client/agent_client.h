@@ -22,18 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/log.h"
+
 #define AGENT_CLIENT_PROTO_VERSION 1
 #define AGENT_CLIENT_MAX_EVENTS    16
-
-enum agent_client_log_level { AGENT_CLIENT_LOG_ERR, AGENT_CLIENT_LOG_WARN, AGENT_CLIENT_LOG_INFO };
-
-typedef void (*agent_client_log_fn)(void *ctx, enum agent_client_log_level level,
-				    const char *msg);
 
 struct agent_client_cfg {
 	int fd;                        /* connected stream; the client closes it on destroy */
 	size_t max_line_bytes;         /* longest accepted line; 0 = 16384, at most 1 MiB */
-	agent_client_log_fn log;       /* may be NULL */
+	ebb_log_fn log;                /* may be NULL */
 	void *log_ctx;
 	unsigned log_burst;            /* log lines per window; 0 = 10 */
 	uint32_t log_window_ms;        /* 0 = 10000 */

@@ -20,40 +20,11 @@ static const char *const err_codes[] = {
 	[VMM_CTL_ERR_STATE] = "invalid-state",
 };
 
-static const struct {
-	const char *name;
-	enum vmm_ctl_cmd cmd;
-} cmds[] = {
-	{ "query", VMM_CTL_CMD_QUERY },
-	{ "stop", VMM_CTL_CMD_STOP },
-	{ "version", VMM_CTL_CMD_VERSION },
-	{ "balloon", VMM_CTL_CMD_BALLOON },
-	{ "set", VMM_CTL_CMD_SET },
-	{ "debug-poison", VMM_CTL_CMD_DEBUG_POISON },
-	{ "stats", VMM_CTL_CMD_STATS },
-	{ "clamp", VMM_CTL_CMD_CLAMP },
-	{ "watch", VMM_CTL_CMD_WATCH },
-	{ "pool", VMM_CTL_CMD_POOL },
-	{ "vms", VMM_CTL_CMD_VMS },
-	{ "policy", VMM_CTL_CMD_POLICY },
-	{ "trace", VMM_CTL_CMD_TRACE },
-};
-
 const char *vmm_ctl_err_code(enum vmm_ctl_err err)
 {
 	if ((unsigned)err >= sizeof(err_codes) / sizeof(err_codes[0]))
 		return "internal-error";
 	return err_codes[err];
-}
-
-const char *vmm_ctl_cmd_name(enum vmm_ctl_cmd cmd)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (cmds[i].cmd == cmd)
-			return cmds[i].name;
-	return "?";
 }
 
 /* Parses exactly one JSON value spanning the whole buffer (whitespace
@@ -120,14 +91,15 @@ static bool id_ok(struct json_object *id)
 }
 
 /* CLIENT: everything in line is hostile. */
-enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, struct vmm_ctl_request *req,
-				       char *msg, size_t msg_len)
+enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, vmm_ctl_known_fn known,
+				       void *known_ctx, struct vmm_ctl_request *req, char *msg,
+				       size_t msg_len)
 {
 	struct json_object *obj, *v;
 	enum vmm_ctl_err err = VMM_CTL_OK;
 	const char *name;
 	bool is_null = false;
-	size_t i;
+	size_t name_len;
 
 	memset(req, 0, sizeof(*req));
 	if (msg_len)
@@ -172,16 +144,14 @@ enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, struct vmm_
 		goto out;
 	}
 	name = json_object_get_string(v);
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(name, cmds[i].name) == 0)
-			break;
-	if (i == sizeof(cmds) / sizeof(cmds[0]) ||
-	    (size_t)json_object_get_string_len(v) != strlen(cmds[i].name)) {
+	name_len = (size_t)json_object_get_string_len(v);
+	if (name_len > VMM_CTL_MAX_CMD_BYTES || strlen(name) != name_len ||
+	    (known && !known(known_ctx, name))) {
 		snprintf(msg, msg_len, "unknown command \"%.40s\"", name);
 		err = VMM_CTL_ERR_UNKNOWN_CMD;
 		goto out;
 	}
-	req->cmd = cmds[i].cmd;
+	memcpy(req->cmd, name, name_len + 1);
 	if (json_object_object_get_ex(obj, "args", &v) && v) {
 		if (!json_object_is_type(v, json_type_object)) {
 			snprintf(msg, msg_len, "\"args\" must be an object");
@@ -249,6 +219,17 @@ char *vmm_ctl_format_error(struct json_object *id, enum vmm_ctl_err err, const c
 	json_object_object_add(obj, "ok", json_object_new_boolean(0));
 	json_object_object_add(obj, "error", e);
 	return to_line(obj);
+}
+
+enum vmm_ctl_err vmm_ctl_result(struct json_object *r, struct json_object **result, char *msg,
+				size_t msg_len)
+{
+	if (!r) {
+		snprintf(msg, msg_len, "out of memory");
+		return VMM_CTL_ERR_INTERNAL;
+	}
+	*result = r;
+	return VMM_CTL_OK;
 }
 
 char *vmm_ctl_format_request(long long id, const char *cmd, struct json_object *args)

@@ -27,24 +27,13 @@
 #define VMM_CTL_MAX_ID_BYTES 128u
 #define VMM_CTL_MAX_DEPTH 8
 
-enum vmm_ctl_cmd {
-	VMM_CTL_CMD_QUERY,
-	VMM_CTL_CMD_STOP,
-	VMM_CTL_CMD_VERSION,
-	VMM_CTL_CMD_BALLOON,
-	VMM_CTL_CMD_SET,              /* memory limits, swappiness, pool settings (vmm/poolctl.h) */
-	VMM_CTL_CMD_DEBUG_POISON,     /* test only (EBB_TEST_HOOKS=1): poison a guest page */
-	VMM_CTL_CMD_STATS,            /* the counters ebbd reads each tick (vmm/poolctl.h) */
-	VMM_CTL_CMD_CLAMP,            /* lower high/max for a lease (vmm/poolctl.h) */
-	VMM_CTL_CMD_WATCH,            /* subscribe to event lines (client/ctl_server.h) */
-	/* served by ebbd on ebbd.sock (host-reclaim/ebbd/ebbd.h); a VM answers
-	 * them with unknown-command */
-	VMM_CTL_CMD_POOL,
-	VMM_CTL_CMD_VMS,
-	VMM_CTL_CMD_POLICY,
-	VMM_CTL_CMD_TRACE,
-	VMM_CTL_NR_CMDS
-};
+/*
+ * Commands are names: each module registers the ones it owns with its
+ * server (vmm_ctl_server_register, client/ctl_server.h) and the server
+ * dispatches by the name a request carries; docs/control-protocol.md lists
+ * them.  A name is at most VMM_CTL_MAX_CMD_BYTES bytes, with no NUL.
+ */
+#define VMM_CTL_MAX_CMD_BYTES 32u
 
 /* Error codes: the strings are part of the protocol. */
 enum vmm_ctl_err {
@@ -62,26 +51,37 @@ enum vmm_ctl_err {
 const char *vmm_ctl_err_code(enum vmm_ctl_err err);
 
 struct vmm_ctl_request {
-	enum vmm_ctl_cmd cmd;
+	char cmd[VMM_CTL_MAX_CMD_BYTES + 1];   /* the command's name */
 	struct json_object *id;     /* owned reference, or NULL */
 	struct json_object *args;   /* owned reference, or NULL */
 };
+
+/* Whether a server serves the command NAME (see vmm_ctl_parse_request). */
+typedef bool (*vmm_ctl_known_fn)(void *opaque, const char *name);
 
 /*
  * CLIENT: line is one line from a client without its newline (need not be
  * NUL-terminated).  Returns VMM_CTL_OK and fills req (release with
  * vmm_ctl_request_release), or an error with a message in msg; even then
  * req->id holds the id when one could be recovered, so that the error
- * response carries it.
+ * response carries it.  A command that known (called with known_ctx) does
+ * not know is unknown-command, reported before its args are looked at;
+ * known NULL takes every name (a name longer than VMM_CTL_MAX_CMD_BYTES or
+ * with a NUL is never known).
  */
-enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, struct vmm_ctl_request *req,
-				       char *msg, size_t msg_len);
+enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, vmm_ctl_known_fn known,
+				       void *known_ctx, struct vmm_ctl_request *req, char *msg,
+				       size_t msg_len);
 void vmm_ctl_request_release(struct vmm_ctl_request *req);
 
 /* Response lines (with trailing newline), malloc'ed; NULL on ENOMEM.
  * result is consumed (its reference is taken over). */
 char *vmm_ctl_format_ok(struct json_object *id, struct json_object *result);
 char *vmm_ctl_format_error(struct json_object *id, enum vmm_ctl_err err, const char *msg);
+/* For handlers: VMM_CTL_OK with *result = r, or, when r is NULL (out of
+ * memory), VMM_CTL_ERR_INTERNAL with a message. */
+enum vmm_ctl_err vmm_ctl_result(struct json_object *r, struct json_object **result, char *msg,
+				size_t msg_len);
 /* A request line for clients (with newline). args consumed, may be NULL. */
 char *vmm_ctl_format_request(long long id, const char *cmd, struct json_object *args);
 
@@ -97,8 +97,6 @@ struct vmm_ctl_response {
  * either).  Returns 0 or -EPROTO. */
 int vmm_ctl_parse_response(const char *line, size_t len, struct vmm_ctl_response *resp);
 void vmm_ctl_response_release(struct vmm_ctl_response *resp);
-
-const char *vmm_ctl_cmd_name(enum vmm_ctl_cmd cmd);
 
 /* CLIENT: reads the optional argument KEY of a request's args object (which may
  * be NULL) as a non-negative JSON integer.  *present says whether it was given;

@@ -9,11 +9,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "base/sock.h"
 #include "client/ctl_server.h"
 #include "client/peer.h"
 
@@ -31,6 +30,13 @@ struct client {
 	struct client *next;
 };
 
+/* A registered command: its owner's handler and context. */
+struct cmd {
+	const char *name;
+	vmm_ctl_handler_fn fn;
+	void *opaque;
+};
+
 struct vmm_ctl_server {
 	struct vmm_ctl_server_cfg cfg;
 	char *path;
@@ -43,11 +49,9 @@ struct vmm_ctl_server {
 	unsigned nr_clients;
 	unsigned nr_watching;
 	struct vmm_ctl_server_stats stats;
-	struct vmm_ratelimit rl;
-	struct {
-		vmm_ctl_handler_fn fn;
-		void *opaque;
-	} cmds[VMM_CTL_NR_CMDS];   /* registered owners; else cfg.handler */
+	struct ebb_ratelimit rl;
+	struct cmd *cmds;          /* registered, by name */
+	size_t nr_cmds, cap_cmds;
 };
 
 /* Frees a client already unlinked from srv->clients. */
@@ -108,7 +112,7 @@ static bool client_queue(struct client *c, char *line)
 	if (c->out_len + len > VMM_CTL_MAX_OUT_BYTES) {
 		free(line);
 		c->srv->stats.nr_slow_clients++;
-		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&c->srv->cfg.log, &c->srv->rl, EBB_LOG_WARN,
 			    "ctl: client does not read its responses; disconnecting it");
 		return false;
 	}
@@ -129,6 +133,20 @@ static bool client_queue(struct client *c, char *line)
 	return client_flush(c);
 }
 
+static const struct cmd *cmd_find(const struct vmm_ctl_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->nr_cmds; i++)
+		if (strcmp(srv->cmds[i].name, name) == 0)
+			return &srv->cmds[i];
+	return NULL;
+}
+
+/* For vmm_ctl_parse_request: `watch` and what was registered. */
+static bool cmd_known(void *opaque, const char *name)
+{
+	return strcmp(name, "watch") == 0 || cmd_find(opaque, name);
+}
+
 /* CLIENT: one complete line from a client. */
 static bool handle_line(struct client *c, const char *line, size_t len)
 {
@@ -145,8 +163,8 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 		return true;  /* blank lines are ignored (and do not count as activity) */
 	srv->stats.nr_requests++;
 	c->last_active_ns = vmm_now_ns();
-	err = vmm_ctl_parse_request(line, len, &req, msg, sizeof(msg));
-	if (err == VMM_CTL_OK && req.cmd == VMM_CTL_CMD_WATCH) {
+	err = vmm_ctl_parse_request(line, len, cmd_known, srv, &req, msg, sizeof(msg));
+	if (err == VMM_CTL_OK && strcmp(req.cmd, "watch") == 0) {
 		if (!c->watching && srv->nr_watching >= VMM_CTL_MAX_WATCHERS) {
 			snprintf(msg, sizeof(msg), "at most %u watchers", VMM_CTL_MAX_WATCHERS);
 			err = VMM_CTL_ERR_BUSY;
@@ -161,16 +179,10 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 				json_object_object_add(result, "watching", json_object_new_boolean(1));
 		}
 	} else if (err == VMM_CTL_OK) {
+		const struct cmd *cmd = cmd_find(srv, req.cmd);   /* found: cmd_known said so */
+
 		msg[0] = '\0';
-		if ((unsigned)req.cmd < VMM_CTL_NR_CMDS && srv->cmds[req.cmd].fn) {
-			err = srv->cmds[req.cmd].fn(srv->cmds[req.cmd].opaque, &req, &result, msg,
-						    sizeof(msg));
-		} else if (srv->cfg.handler) {
-			err = srv->cfg.handler(srv->cfg.opaque, &req, &result, msg, sizeof(msg));
-		} else {
-			snprintf(msg, sizeof(msg), "unknown command \"%s\"", vmm_ctl_cmd_name(req.cmd));
-			err = VMM_CTL_ERR_UNKNOWN_CMD;
-		}
+		err = cmd->fn(cmd->opaque, &req, &result, msg, sizeof(msg));
 	}
 	if (err == VMM_CTL_OK) {
 		resp = vmm_ctl_format_ok(req.id, result);
@@ -259,7 +271,7 @@ static void timer_event(void *opaque, uint32_t events)
 		}
 		*pp = c->next;
 		srv->stats.nr_idle_clients++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_INFO,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_INFO,
 			    "ctl: dropping a client idle for more than %llu ms",
 			    (unsigned long long)(srv->idle_timeout_ns / 1000000));
 		client_free(c);
@@ -299,7 +311,7 @@ static void accept_event(void *opaque, uint32_t events)
 		return;
 	if (!vmm_peer_allowed(fd)) {  /* CLIENT: another user (the dir is 0700: defence in depth) */
 		srv->stats.nr_clients_bad_peer++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client of another user (not root)");
 		close(fd);
 		return;
@@ -308,7 +320,7 @@ static void accept_event(void *opaque, uint32_t events)
 		char *line = vmm_ctl_format_error(NULL, VMM_CTL_ERR_BUSY, "too many clients");
 
 		srv->stats.nr_clients_refused++;
-		vmm_logf_rl(&srv->cfg.log, &srv->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&srv->cfg.log, &srv->rl, EBB_LOG_WARN,
 			    "ctl: refusing a client: %u already connected", srv->nr_clients);
 		if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* best effort */
@@ -338,15 +350,12 @@ static void accept_event(void *opaque, uint32_t events)
 
 int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_server **out)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vmm_ctl_server *srv;
 	int ret;
 
 	*out = NULL;
 	if (!cfg->path || !cfg->loop)
 		return -EINVAL;
-	if (strlen(cfg->path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
@@ -361,36 +370,22 @@ int vmm_ctl_server_create(const struct vmm_ctl_server_cfg *cfg, struct vmm_ctl_s
 		free(srv);
 		return -ENOMEM;
 	}
-	strcpy(addr.sun_path, cfg->path);
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (srv->fd < 0)
+	/* 0600 (the runtime directory is 0700 as well) */
+	srv->fd = ebb_sock_listen(cfg->path, SOCK_NONBLOCK, 16);
+	if (srv->fd < 0) {
+		ret = srv->fd;
 		goto fail;
-	unlink(cfg->path);
-	/* Created 0600 from the start: fchmod before bind sets the inode's mode
-	 * on Linux for AF_UNIX; chmod after bind makes sure. The runtime
-	 * directory is 0700 as well. */
-	if (fchmod(srv->fd, 0600) < 0 && errno != EINVAL)
-		goto fail;
-	if (bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		goto fail;
-	if (chmod(cfg->path, 0600) < 0 || listen(srv->fd, 16) < 0)
-		goto fail_unlink;
+	}
 	ret = timer_start(srv);
 	if (!ret)
 		ret = vmm_evloop_add(cfg->loop, srv->fd, EPOLLIN, accept_event, srv, &srv->watch);
 	if (ret) {
-		errno = -ret;
-		goto fail_unlink;
+		unlink(cfg->path);
+		goto fail;
 	}
 	*out = srv;
 	return 0;
-fail_unlink:
-	ret = -errno;
-	unlink(cfg->path);
-	goto fail_ret;
 fail:
-	ret = -errno;
-fail_ret:
 	vmm_evloop_del(cfg->loop, srv->timer_watch);
 	if (srv->timer_fd >= 0)
 		close(srv->timer_fd);
@@ -418,6 +413,7 @@ void vmm_ctl_server_destroy(struct vmm_ctl_server *srv)
 	close(srv->fd);
 	unlink(srv->path);
 	free(srv->path);
+	free(srv->cmds);
 	free(srv);
 }
 
@@ -463,16 +459,35 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 	json_object_put(o);
 }
 
-int vmm_ctl_server_register(struct vmm_ctl_server *srv, enum vmm_ctl_cmd cmd,
+int vmm_ctl_server_register(struct vmm_ctl_server *srv, const char *name,
 			    vmm_ctl_handler_fn fn, void *opaque)
 {
-	if (!srv || !fn || (unsigned)cmd >= VMM_CTL_NR_CMDS || cmd == VMM_CTL_CMD_WATCH)
+	if (!srv || !fn || !name || !name[0] || strlen(name) > VMM_CTL_MAX_CMD_BYTES ||
+	    strcmp(name, "watch") == 0)
 		return -EINVAL;
-	if (srv->cmds[cmd].fn)
+	if (cmd_find(srv, name))
 		return -EEXIST;
-	srv->cmds[cmd].fn = fn;
-	srv->cmds[cmd].opaque = opaque;
+	if (srv->nr_cmds == srv->cap_cmds) {
+		size_t cap = srv->cap_cmds ? srv->cap_cmds * 2 : 16;
+		struct cmd *p = realloc(srv->cmds, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		srv->cmds = p;
+		srv->cap_cmds = cap;
+	}
+	srv->cmds[srv->nr_cmds++] = (struct cmd){ .name = name, .fn = fn, .opaque = opaque };
 	return 0;
+}
+
+int vmm_ctl_server_register_all(struct vmm_ctl_server *srv, const struct vmm_ctl_command *cmds,
+				size_t nr, void *opaque)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr && !ret; i++)
+		ret = vmm_ctl_server_register(srv, cmds[i].name, cmds[i].fn, opaque);
+	return ret;
 }
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out)

@@ -1,8 +1,9 @@
 /*
  * client/ctl_server.h — the control socket of one VM: a Unix stream socket,
  * mode 0600, served on the VM's event loop.  It splits client input into
- * lines, parses each with vmm_ctl_parse_request(), hands good requests to
- * the VM's handler and queues the response line.
+ * lines, parses each with vmm_ctl_parse_request(), hands a good request to
+ * the handler registered for its command's name and queues the response
+ * line; a name nobody registered is unknown-command.
  *
  * Limits (all counted): only clients of our own euid or root (SO_PEERCRED,
  * peer.h; others are closed at once); at most max_clients connections
@@ -42,8 +43,6 @@ typedef enum vmm_ctl_err (*vmm_ctl_handler_fn)(void *opaque, const struct vmm_ct
 struct vmm_ctl_server_cfg {
 	const char *path;             /* socket path; an existing file there is replaced */
 	struct vmm_evloop *loop;
-	vmm_ctl_handler_fn handler;   /* commands nobody registered; NULL: unknown-command */
-	void *opaque;
 	unsigned max_clients;         /* 0: VMM_CTL_DEFAULT_MAX_CLIENTS */
 	unsigned idle_timeout_ms;     /* 0: VMM_CTL_DEFAULT_IDLE_TIMEOUT_MS */
 	struct vmm_log log;
@@ -80,14 +79,26 @@ void vmm_ctl_server_notify(struct vmm_ctl_server *srv, const char *event,
 
 /*
  * Command registration: the module that owns a command registers its handler
- * (with its own context) once, after the server is created; requests for it
- * go there, every other command to cfg.handler.  Adding a command is one
- * handler in its module, one registration line and its line in
- * docs/control-protocol.md.  -EINVAL for a bad command or a NULL handler,
- * -EEXIST if the command already has one (`watch` is the server's own).
+ * (with its own context) under the command's name, once, after the server is
+ * created; a request is dispatched by the name it carries, and a name nobody
+ * registered is unknown-command.  Adding a command is one handler in its
+ * module, registered there, and its line in docs/control-protocol.md.
+ * name is not copied (a string literal).  -EINVAL for a NULL handler or a
+ * name that is empty, longer than VMM_CTL_MAX_CMD_BYTES or `watch` (the
+ * server's own), -EEXIST if the name already has one, -ENOMEM.
  */
-int vmm_ctl_server_register(struct vmm_ctl_server *srv, enum vmm_ctl_cmd cmd,
+int vmm_ctl_server_register(struct vmm_ctl_server *srv, const char *name,
 			    vmm_ctl_handler_fn fn, void *opaque);
+
+/* A module's commands, for registering them in one call. */
+struct vmm_ctl_command {
+	const char *name;
+	vmm_ctl_handler_fn fn;
+};
+
+/* Registers nr commands with one context; stops at the first error. */
+int vmm_ctl_server_register_all(struct vmm_ctl_server *srv, const struct vmm_ctl_command *cmds,
+				size_t nr, void *opaque);
 
 void vmm_ctl_server_get_stats(struct vmm_ctl_server *srv, struct vmm_ctl_server_stats *out);
 unsigned vmm_ctl_server_nr_clients(struct vmm_ctl_server *srv);

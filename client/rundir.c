@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/sock.h"
 #include "client/log.h"
 #include "client/peer.h"
 #include "client/rundir.h"
@@ -164,22 +165,17 @@ int vmm_name_lock(const char *rundir, const char *name)
 
 int vmm_ctl_connect(const char *rundir, const char *name)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd, ret;
 
 	if (!vmm_name_valid(name))
 		return -EINVAL;
-	ret = vmm_sock_path(rundir, name, addr.sun_path, sizeof(addr.sun_path));
+	ret = vmm_sock_path(rundir, name, path, sizeof(path));
 	if (ret)
 		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = ebb_sock_connect(path, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
+		return fd;
 	/* Only our own VMs (or root's) may answer us. */
 	ret = vmm_peer_check(fd, NULL);
 	if (ret) {

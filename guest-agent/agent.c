@@ -32,8 +32,7 @@
 #define MSG_BYTES     8192
 #define PATH_BYTES    512
 
-#define LOG_BURST       10     /* log lines per window */
-#define LOG_WINDOW_MS   10000
+#define LOG_WINDOW_NS   10000000000ull  /* EBB_RATELIMIT_BURST lines per window */
 
 /* JSON numbers are exact up to 2^53 in most host-side parsers. */
 #define MAX_JSON_ID ((1ll << 53) - 1)
@@ -70,41 +69,37 @@ struct agent {
 	bool psi_armed;
 
 	/* Rate-limited logging. */
-	uint64_t log_window_start_ms;
-	unsigned log_in_window;
+	struct ebb_ratelimit rl;
 	uint64_t now_ms;
 
 	struct agent_counters c;
 };
 
-static void agent_log(struct agent *a, enum agent_log_level lvl, const char *fmt, ...)
+static void agent_log(struct agent *a, enum ebb_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void agent_log(struct agent *a, enum agent_log_level lvl, const char *fmt, ...)
+static void agent_log(struct agent *a, enum ebb_log_level lvl, const char *fmt, ...)
 {
-	char line[256];
+	uint64_t nr_suppressed = 0;
 	va_list ap;
 
 	if (!a->cfg.log)
 		return;
-	if (a->now_ms - a->log_window_start_ms >= LOG_WINDOW_MS) {
-		if (a->c.nr_logs_suppressed && a->log_in_window >= LOG_BURST) {
-			snprintf(line, sizeof(line), "log: %llu messages suppressed so far",
-				 (unsigned long long)a->c.nr_logs_suppressed);
-			a->cfg.log(a->cfg.log_ctx, AGENT_LOG_WARN, line);
-		}
-		a->log_window_start_ms = a->now_ms;
-		a->log_in_window = 0;
-	}
-	if (a->log_in_window >= LOG_BURST) {
+	if (!ebb_ratelimit_ok(&a->rl, a->now_ms * 1000000u, EBB_RATELIMIT_BURST, LOG_WINDOW_NS,
+			      &nr_suppressed)) {
 		a->c.nr_logs_suppressed++;
 		return;
 	}
-	a->log_in_window++;
+	if (nr_suppressed) {
+		char line[80];
+
+		snprintf(line, sizeof(line), "log: %llu messages suppressed so far",
+			 (unsigned long long)a->c.nr_logs_suppressed);
+		a->cfg.log(a->cfg.log_ctx, EBB_LOG_WARN, line);
+	}
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	ebb_vlogf(a->cfg.log, a->cfg.log_ctx, lvl, fmt, ap);
 	va_end(ap);
-	a->cfg.log(a->cfg.log_ctx, lvl, line);
 }
 
 static uint64_t mono_us(void)
@@ -208,7 +203,7 @@ static void queue_msg(struct agent *a, struct agent_jw *w)
 
 	if (n < 0) {
 		a->c.nr_dropped_msgs++;
-		agent_log(a, AGENT_LOG_ERR, "message did not fit %d bytes", MSG_BYTES);
+		agent_log(a, EBB_LOG_ERROR, "message did not fit %d bytes", MSG_BYTES);
 		return;
 	}
 	if (a->out_off && (size_t)n > sizeof(a->out) - a->out_len) {
@@ -218,7 +213,7 @@ static void queue_msg(struct agent *a, struct agent_jw *w)
 	}
 	if ((size_t)n > sizeof(a->out) - a->out_len) {
 		a->c.nr_dropped_msgs++;
-		agent_log(a, AGENT_LOG_WARN, "output queue full, message dropped");
+		agent_log(a, EBB_LOG_WARN, "output queue full, message dropped");
 		return;
 	}
 	memcpy(a->out + a->out_len, a->msg, (size_t)n);
@@ -398,7 +393,7 @@ static void build_report(struct agent *a, struct agent_jw *w, const int64_t *id)
 		put_meminfo(w, &mi);
 	} else {
 		agent_jw_null(w, "meminfo");
-		agent_log(a, AGENT_LOG_WARN, "meminfo: %s", strerror(-mrc));
+		agent_log(a, EBB_LOG_WARN, "meminfo: %s", strerror(-mrc));
 	}
 	if (vrc == 0) {
 		agent_jw_obj_begin(w, "vmstat");
@@ -555,7 +550,7 @@ static void do_reclaim(struct agent *a, int64_t id)
 	}
 	t1 = mono_us();
 	if (rc) {
-		agent_log(a, AGENT_LOG_WARN, "reclaim %s: %s", op->str, strerror(-rc));
+		agent_log(a, EBB_LOG_WARN, "reclaim %s: %s", op->str, strerror(-rc));
 		send_error(a, &id, "io", strerror(-rc));
 		return;
 	}
@@ -654,7 +649,7 @@ static void handle_line(struct agent *a, const char *line, size_t len)
 		return;
 	rc = agent_json_parse_flat(line, len, &a->req);
 	if (rc) {
-		agent_log(a, AGENT_LOG_WARN, "bad request line (%zu bytes): %s", len,
+		agent_log(a, EBB_LOG_WARN, "bad request line (%zu bytes): %s", len,
 			  rc == -E2BIG ? "too many or too long fields" : "not a JSON object");
 		send_error(a, NULL, rc == -E2BIG ? "too_big" : "bad_json",
 			   rc == -E2BIG ? "too many or too long fields" : "not a JSON object");
@@ -708,7 +703,7 @@ void agent_input(struct agent *a, const char *data, size_t len, uint64_t now_ms)
 		} else if (a->in_len + chunk > sizeof(a->in)) {
 			/* CLIENT: cap the line length. */
 			a->c.nr_long_lines++;
-			agent_log(a, AGENT_LOG_WARN, "request line over %d bytes discarded",
+			agent_log(a, EBB_LOG_WARN, "request line over %d bytes discarded",
 				  AGENT_MAX_LINE_BYTES);
 			send_error(a, NULL, "line_too_long", "request line too long");
 			a->in_len = 0;

@@ -21,15 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/log.h"
 #include "guest-agent/agent_stats.h"
 
 #define AGENT_PROTO_VERSION   1
 #define AGENT_MAX_LINE_BYTES  1024   /* requests longer than this are refused */
 #define AGENT_OUT_BYTES       65536  /* pending output; beyond it messages drop */
-
-enum agent_log_level { AGENT_LOG_ERR, AGENT_LOG_WARN, AGENT_LOG_INFO };
-
-typedef void (*agent_log_fn)(void *ctx, enum agent_log_level level, const char *msg);
 
 struct agent_cfg {
 	const char *proc_root;          /* default "/proc" */
@@ -40,7 +37,7 @@ struct agent_cfg {
 	uint32_t report_period_ms;      /* periodic reports; 0 = off */
 	uint32_t psi_stall_us;          /* PSI trigger, default 100000 */
 	uint32_t psi_window_us;         /* default 1000000 */
-	agent_log_fn log;               /* may be NULL */
+	ebb_log_fn log;                 /* may be NULL */
 	void *log_ctx;
 };
 

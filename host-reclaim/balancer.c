@@ -91,9 +91,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/page.h"
+
 #define NS_PER_MS 1000000ULL
 #define NS_PER_S 1000000000ULL
-#define PAGE_BYTES 4096ULL
 #define MIB (1ULL << 20)
 #define PIB (1ULL << 50)
 
@@ -293,7 +294,7 @@ static uint64_t pct_of(uint64_t v, uint32_t pct)
 	return v / 100 * pct + v % 100 * pct / 100;
 }
 
-static uint64_t page_down(uint64_t v) { return v & ~(PAGE_BYTES - 1); }
+static uint64_t page_down(uint64_t v) { return v & ~(EBB_PAGE_BYTES - 1); }
 
 /* Clamp *v to [lo, hi]; true if it had to. */
 static bool clamp_u64(uint64_t *v, uint64_t lo, uint64_t hi)
@@ -514,8 +515,8 @@ static bool sanitise_vm(struct ebb_balancer *b, const struct ebb_bal_vm_obs *o,
 			bad++;
 		}
 	}
-	if (s->ksm_merging_pages > g / PAGE_BYTES) {
-		s->ksm_merging_pages = g / PAGE_BYTES;
+	if (s->ksm_merging_pages > g / EBB_PAGE_BYTES) {
+		s->ksm_merging_pages = g / EBB_PAGE_BYTES;
 		bad++;
 	}
 
@@ -931,7 +932,7 @@ static uint64_t vm_share(const struct ebb_balancer *b, const struct bal_vm *v, d
 
 /*
  * Give @need bytes back to @v at once: deflate its balloon, else raise the
- * high we set.  Beyond its weighted share a VM gets only memory the pool
+ * high we set (refaults: the high only).  Beyond its weighted share a VM gets only memory the pool
  * does not need (free stays >= high + gap); within it, free memory above low
  * and then memory taken from the cheapest other VM (*shortfall).
  * *from_pool is the free memory above low not yet handed out this step.
@@ -964,6 +965,10 @@ static void give_back(struct ebb_balancer *b, struct step *st, struct bal_vm *v,
 	if (give == 0)
 		return;
 	uint64_t given = 0;
+	/* refaults are the host's (our high evicted those pages): only the
+	 * high gives them back; the balloon is for the guest's own need */
+	if (why == EBB_BAL_WHY_REFAULTS)
+		balloon = 0;
 	if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
 		uint64_t d = min_u64(give, balloon);
 		if (set_balloon(b, st, v, balloon - d, why, EBB_BAL_SRC_BALLOON))
@@ -1028,7 +1033,7 @@ static uint64_t pressure(struct ebb_balancer *b, struct step *st, double wsum)
 		 * Again at most every RAISE_PERIOD: the refault rate lags.
 		 */
 		uint64_t need = max_u64(sub_sat(v->ws_bytes, v->high), v->in.guest_bytes / 64);
-		need = max_u64(need, (uint64_t)(v->refault_rate * (double)PAGE_BYTES * 10.0));
+		need = max_u64(need, (uint64_t)(v->refault_rate * (double)EBB_PAGE_BYTES * 10.0));
 		v->next_raise_ns = st->now + RAISE_PERIOD_NS;
 		b->pool.stats.nr_refault_raises++;
 		give_back(b, st, v, need, wsum, EBB_BAL_WHY_REFAULTS, &from_pool, &shortfall);
@@ -1125,7 +1130,7 @@ static uint64_t vm_avail(const struct ebb_balancer *b, const struct bal_vm *v, i
 		uint64_t band = dead_band(b, v);
 		scan = max_u64(scan, band);
 	}
-	return page_down(min_u64(a, max_u64(scan, PAGE_BYTES)));
+	return page_down(min_u64(a, max_u64(scan, EBB_PAGE_BYTES)));
 }
 
 static bool high_cost_into_ws(const struct bal_vm *v, int prio)
@@ -1263,7 +1268,8 @@ static void grow(struct ebb_balancer *b, struct step *st)
 		const struct ebb_bal_vm_obs *in = &v->in;
 		if (v->excluded)
 			continue;
-		bool starved = v->refault_rate > GROW_REFAULT_PER_S || v->psi_some_pct > GROW_PSI_SOME;
+		bool stalls = v->psi_some_pct > GROW_PSI_SOME;
+		bool starved = v->refault_rate > GROW_REFAULT_PER_S || stalls;
 		uint64_t avail_guest = in->guest_bytes - in->balloon_actual_bytes;
 		bool guest_low = v->agent_fresh &&
 				 in->agent_free_bytes + in->agent_cache_bytes < avail_guest / 20;
@@ -1271,7 +1277,13 @@ static void grow(struct ebb_balancer *b, struct step *st)
 			continue;
 		uint64_t step = min_u64(pct_of(in->guest_bytes, b->cfg.deflate_cap_percent), budget);
 		uint64_t balloon = v->balloon_owned ? v->balloon_target : in->balloon_actual_bytes;
-		if (balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
+		/*
+		 * The balloon goes back for the guest's own need (little free
+		 * memory, stalls).  Refaults are the host's: the pages our high
+		 * evicted come back whatever the balloon holds, so they raise the
+		 * high only (a deflate there undid the cheap reclaim for nothing).
+		 */
+		if ((guest_low || stalls) && balloon && (in->caps & EBB_BAL_CAP_BALLOON)) {
 			uint64_t d = min_u64(step, balloon);
 			if (set_balloon(b, st, v, balloon - d, EBB_BAL_WHY_GROW, EBB_BAL_SRC_BALLOON)) {
 				budget -= d;
@@ -1294,7 +1306,11 @@ static void grow(struct ebb_balancer *b, struct step *st)
  * stopped (run=0: merged pages stay merged) below KSMD_MIN_SCAN.  A VM that
  * merged less than 1% of its resident memory after KSM_TRIAL, or that
  * became busy (idle < a quarter of resident), is unadvised and not tried
- * again for KSM_OFF.
+ * again for KSM_OFF.  A VM that advises its own memory, which ebbd cannot
+ * switch (no EBB_BAL_CAP_KSM: a libvirt domain, whose QEMU marks guest RAM
+ * mergeable), counts as advised while the pool is short and the operator
+ * allowed KSM on it (ksm_allowed): ksmd then runs for it, at the rate its
+ * yield earns, and stops with the others.
  */
 static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_bal_host_obs *h)
 {
@@ -1303,11 +1319,15 @@ static void ksm_steer(struct ebb_balancer *b, struct step *st, const struct ebb_
 	size_t nr_advised = 0;
 	for (size_t i = 0; i < b->nr_vm; i++) {
 		struct bal_vm *v = &b->vm[i];
-		if (!v->ksm_ours)
+		if (!v->ksm_ours) {
+			if (v->in.ksm_advised && !(v->in.caps & EBB_BAL_CAP_KSM) &&
+			    v->in.cfg.ksm_allowed && b->state != EBB_BAL_SLEEPING)
+				nr_advised++;
 			continue;
+		}
 		bool busy = v->idle_bytes < v->in.resident_bytes / 4;
 		bool trial_over = st->now - v->ksm_on_ns >= KSM_TRIAL_NS && b->ksmd_ours;
-		uint64_t merged = v->in.ksm_merging_pages * PAGE_BYTES;
+		uint64_t merged = v->in.ksm_merging_pages * EBB_PAGE_BYTES;
 		if (busy || (trial_over && merged < v->in.resident_bytes / 100)) {
 			if (emit(b, st, v, EBB_BAL_ACT_KSM_ADVISE, 0, 0, 0,
 				 EBB_BAL_WHY_KSM_UNPROFITABLE, EBB_BAL_SRC_KSM)) {

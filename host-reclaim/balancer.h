@@ -261,7 +261,7 @@ struct ebb_bal_cfg {
 	uint32_t balloon_stuck_ms;       /* no progress for this long = stuck; 0 = 30000 */
 	uint32_t mom_interval_ms;        /* mom policy cycle; 0 = 10000 */
 	bool ksm_steer;                  /* may the balancer drive ksmd and advise VMs */
-	ebb_reclaim_log_fn log;          /* may be NULL */
+	ebb_log_fn log;          /* may be NULL */
 	void *log_ctx;
 };
 

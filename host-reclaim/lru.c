@@ -224,6 +224,22 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean)
 	return activate;
 }
 
+bool ebb_lru_swap_in(struct ebb_lru *lru, uint32_t pfn, bool clean, bool readahead,
+		     bool suspect)
+{
+	struct ebb_page *p = &lru->pages[pfn];
+	bool activate;
+
+	if (readahead)
+		p->flags &= (uint16_t)~EBB_PF_SHADOW;  /* not a refault */
+	activate = ebb_lru_page_in(lru, pfn, clean);
+	if (readahead)
+		p->flags |= EBB_PF_READAHEAD;
+	if (clean && suspect)
+		p->flags |= EBB_PF_SUSPECT;
+	return activate;
+}
+
 uint32_t ebb_lru_reference(struct ebb_lru *lru, uint32_t pfn, bool written)
 {
 	struct ebb_page *p = &lru->pages[pfn];

@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EBB_PAGE_SIZE 4096u
-#define EBB_PAGE_SHIFT 12
+#include "base/page.h"
+
 #define EBB_NIL UINT32_MAX          /* "no page" in list links */
 #define EBB_SWAP_NONE UINT32_MAX    /* "no copy in the swap store" */
 #define EBB_LRU_MAX_PAGES (UINT32_MAX - 1u)
@@ -183,6 +183,17 @@ void ebb_lru_set_state(struct ebb_lru *lru, uint32_t pfn, enum ebb_page_state s)
  * Returns true if the page was activated by the refault.
  */
 bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean);
+
+/*
+ * A page came back from swap (ebb_lru_page_in, with what the swap-in knows):
+ * @readahead: a neighbour the fault brought in with it, not a refault of its
+ * own (its shadow entry is dropped) and marked EBB_PF_READAHEAD until a
+ * reference source sees it used; @suspect: brought in by a write fault that
+ * may be a read (EBB_PF_SUSPECT, only when its clean copy is kept).
+ * Returns what ebb_lru_page_in returns.
+ */
+bool ebb_lru_swap_in(struct ebb_lru *lru, uint32_t pfn, bool clean, bool readahead,
+		     bool suspect);
 
 /*
  * A reference source saw @pfn used.  @written: it was written, so a clean

@@ -1,40 +1,31 @@
 /*
- * reclaim_log.c — formatting and rate limiting for the host-reclaim
- * library's log callback (see reclaim_log.h).  No global state: the rate
- * limiter lives in the caller's object.
+ * reclaim_log.c — formatting for the host-reclaim library's log callback,
+ * through the rate limiter of base/log.h (see reclaim_log.h).  No global
+ * state: the rate limiter lives in the caller's object.
  */
 #include "host-reclaim/reclaim_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 
-void ebb_reclaim_logf(ebb_reclaim_log_fn fn, void *ctx, struct ebb_ratelimit *rl,
+void ebb_reclaim_logf(ebb_log_fn fn, void *ctx, struct ebb_ratelimit *rl,
 		      uint64_t now_ns, enum ebb_log_level level, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[EBB_LOG_LINE_BYTES];
+	uint64_t nr_suppressed = 0;
 	size_t off = 0;
 	va_list ap;
 
-	if (rl) {
-		if (now_ns - rl->window_start_ns >= EBB_RL_WINDOW_NS ||
-		    now_ns < rl->window_start_ns) {
-			rl->window_start_ns = now_ns;
-			rl->nr_in_window = 0;
-		}
-		if (rl->nr_in_window >= EBB_RL_BURST) {
-			rl->nr_suppressed++;
-			return;
-		}
-		rl->nr_in_window++;
-	}
+	if (rl && !ebb_ratelimit_ok(rl, now_ns, EBB_RATELIMIT_BURST, EBB_RATELIMIT_WINDOW_NS,
+				    &nr_suppressed))
+		return;
 	if (!fn)
 		return;
-	if (rl && rl->nr_suppressed) {
+	if (nr_suppressed) {
 		int n = snprintf(msg, sizeof(msg), "(%llu similar messages suppressed) ",
-				 (unsigned long long)rl->nr_suppressed);
+				 (unsigned long long)nr_suppressed);
 		if (n > 0 && (size_t)n < sizeof(msg))
 			off = (size_t)n;
-		rl->nr_suppressed = 0;
 	}
 	va_start(ap, fmt);
 	vsnprintf(msg + off, sizeof(msg) - off, fmt, ap);

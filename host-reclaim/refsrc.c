@@ -34,7 +34,8 @@
  * and are reported by the pass that reaches them (accesses are never lost,
  * only reported later).
  */
-#include "host-reclaim/region.h"
+#include "host-reclaim/lru.h"
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/uffd_compat.h"
 
 #include <errno.h>

@@ -5,7 +5,7 @@
  * VMM; any mmap(MAP_PRIVATE|MAP_ANONYMOUS) area in tests) that the engine
  * manages page by page:
  *   - a page state table and LRU lists (lru.h), aged from pluggable reference
- *     sources (a dirty bitmap, accessed bits, refaults);
+ *     sources (refsrc.h: a dirty bitmap, accessed bits) and refaults;
  *   - a swap store (swapstore.h): compressed tier, file tier, checksums, dedup;
  *   - a userfaultfd pager: the region is registered for MISSING faults; an
  *     evicted page is brought back with UFFDIO_COPY (UFFDIO_ZEROPAGE for zero
@@ -41,22 +41,8 @@
 #include "host-reclaim/lru.h"
 #include "host-reclaim/psi.h"
 #include "host-reclaim/reclaim_log.h"
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/swapstore.h"
-
-/* A pluggable reference source (see the overview in lru.c for semantics). */
-enum ebb_ref_kind {
-	EBB_REF_WRITTEN = 1,   /* bit set = page written since the last harvest */
-	EBB_REF_ACCESSED = 2,  /* bit set = page read or written since the last harvest */
-};
-
-struct ebb_refsrc_ops {
-	const char *name;
-	enum ebb_ref_kind kind;
-	/* Set bit i of @bitmap (nr_pages bits, zeroed by the caller) for every
-	 * page i used since the last call, and re-arm.  0 or -errno. */
-	int (*harvest)(void *ctx, uint64_t nr_pages, uint64_t *bitmap);
-	void (*destroy)(void *ctx);
-};
 
 enum ebb_dirty_tracking {
 	EBB_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN + WP_ASYNC if the kernel has it */
@@ -98,7 +84,7 @@ struct ebb_region_cfg {
 	struct ebb_swap_cfg swap;   /* log/clock are filled in from this cfg */
 	uint64_t (*clock_ns)(void *ctx);  /* NULL = CLOCK_MONOTONIC */
 	void *clock_ctx;
-	ebb_reclaim_log_fn log;
+	ebb_log_fn log;
 	void *log_ctx;
 	/* Optional: every fault served (major = content came from the store). */
 	void (*on_fault)(void *ctx, uint64_t pfn, bool major);
@@ -248,31 +234,6 @@ enum ebb_page_state ebb_region_page_state(struct ebb_region *r, uint64_t pfn);
 /* Does the running kernel support what create() needs (MOVE or WP eviction)?
  * 0 or -errno; *features_out gets the kernel's UFFD_FEATURE_* bits. */
 int ebb_region_probe(uint64_t *features_out);
-
-/*
- * The PAGEMAP_SCAN + userfaultfd WP_ASYNC dirty source for any range
- * registered with a WP_ASYNC uffd (region.c uses it internally).
- */
-int ebb_refsrc_pagemap_create(int uffd, void *base, uint64_t nr_pages, void **ctx);
-extern const struct ebb_refsrc_ops ebb_refsrc_pagemap_ops;
-/* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent.
- * A harvest covers at most slice_pages pages from a rotating cursor (0 = all
- * of them); create() uses EBB_PAGE_IDLE_SLICE_PAGES.  See refsrc.c. */
-#define EBB_PAGE_IDLE_SLICE_PAGES (1ULL << 20)  /* 4 GiB of guest RAM per pass */
-int ebb_refsrc_page_idle_create(void *base, uint64_t nr_pages, void **ctx);
-int ebb_refsrc_page_idle_create_opts(void *base, uint64_t nr_pages, uint64_t slice_pages,
-				     void **ctx);
-struct ebb_page_idle_stats {
-	uint64_t nr_passes;         /* harvests */
-	uint64_t nr_pages_scanned;  /* pages looked at (slices) */
-	uint64_t nr_accessed;       /* of those, found accessed */
-	uint64_t nr_not_present;    /* of those, not resident (skipped) */
-	uint64_t nr_reads;          /* pread calls (pagemap + bitmap) */
-	uint64_t nr_writes;         /* pwrite calls (bitmap) */
-	uint64_t cpu_ns;            /* thread CPU time spent harvesting */
-};
-void ebb_refsrc_page_idle_get_stats(void *ctx, struct ebb_page_idle_stats *out);
-extern const struct ebb_refsrc_ops ebb_refsrc_page_idle_ops;
 
 /*
  * FOR TESTS ONLY (compiled in, never called by ebb itself): make the next

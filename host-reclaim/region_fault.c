@@ -415,15 +415,9 @@ static void fault_swapped(struct ebb_region *r, uint64_t pfn, bool write)
 			ebb_swap_put(r->store, pg->swap_id);
 			pg->swap_id = EBB_SWAP_NONE;
 		}
-		if (i > 0) {
-			pg->flags &= (uint16_t)~EBB_PF_SHADOW; /* not a refault */
-			r->c.nr_readahead++;
-		}
-		ebb_lru_page_in(r->lru, p, keep);
 		if (i > 0)
-			pg->flags |= EBB_PF_READAHEAD;
-		if (keep && suspect)
-			pg->flags |= EBB_PF_SUSPECT;
+			r->c.nr_readahead++;
+		ebb_lru_swap_in(r->lru, p, keep, i > 0, suspect);
 		r->c.nr_swapped_in++;
 	}
 	r->c.nr_major_faults++;

@@ -66,7 +66,7 @@ struct ebb_swap_cfg {
 	bool file_encrypt;              /* AEAD-encrypt the file tier with a key made at
 					 * create and never written anywhere (see below) */
 	const struct ebb_swap_io *io;   /* NULL = pread/pwrite */
-	ebb_reclaim_log_fn log;
+	ebb_log_fn log;
 	void *log_ctx;
 	uint64_t (*clock_ns)(void *ctx);/* for log rate limiting; NULL = monotonic */
 	void *clock_ctx;

@@ -71,7 +71,7 @@ struct virtio_balloon {
 	const struct virtio_host *host;
 	struct virtio_pci *pci;
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct virtio_balloon_counters ctr;
 
 	uint32_t num_pages;   /* target, config space */
@@ -176,8 +176,8 @@ static void add_run(struct virtio_balloon *b, enum virtio_balloon_reason why, vi
  * the host says what that is, mapped RAM in any case)? */
 static bool pfns_valid(const struct virtio_balloon *b, virtio_pfn_t pfn, uint64_t nr)
 {
-	virtio_gpa_t gpa = pfn << VIRTIO_PAGE_SHIFT;
-	uint64_t len = nr << VIRTIO_PAGE_SHIFT;
+	virtio_gpa_t gpa = pfn << EBB_PAGE_SHIFT;
+	uint64_t len = nr << EBB_PAGE_SHIFT;
 	virtio_pfn_t end;
 
 	if (nr == 0 || __builtin_add_overflow(pfn, nr, &end) || end > b->cfg.guest_pfn_limit)
@@ -275,10 +275,10 @@ static void do_report_chain(struct virtio_balloon *b, const struct virtio_chain 
 {
 	for (uint16_t i = c->nr_out; i < c->nr_segs; i++) {
 		const struct virtio_seg *s = &c->segs[i];
-		uint64_t nr = s->len_bytes >> VIRTIO_PAGE_SHIFT;
-		virtio_pfn_t pfn = s->gpa >> VIRTIO_PAGE_SHIFT;
+		uint64_t nr = s->len_bytes >> EBB_PAGE_SHIFT;
+		virtio_pfn_t pfn = s->gpa >> EBB_PAGE_SHIFT;
 
-		if ((s->gpa | s->len_bytes) & (VIRTIO_PAGE_SIZE_BYTES - 1) || !pfns_valid(b, pfn, nr)) {
+		if ((s->gpa | s->len_bytes) & (EBB_PAGE_SIZE - 1) || !pfns_valid(b, pfn, nr)) {
 			b->ctr.nr_bad_report_ranges++;
 			b_warn(b, "virtio-balloon: bad reported range %#llx+%u skipped",
 			       (unsigned long long)s->gpa, s->len_bytes);

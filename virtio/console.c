@@ -54,7 +54,7 @@ struct virtio_console {
 	const struct virtio_host *host;
 	struct virtio_pci *pci;
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct virtio_console_counters ctr;
 	char name[NAME_MAX_BYTES];
 	size_t name_len;

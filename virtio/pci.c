@@ -53,7 +53,7 @@ struct virtio_pci {
 	struct virtio_pci_cfg cfg;
 	const struct virtio_host *host;
 	struct virtio_dev_errors *errs;
-	struct virtio_ratelimit *rl;
+	struct ebb_ratelimit *rl;
 
 	uint8_t cs[VIRTIO_PCI_CFG_SPACE_SIZE];     /* configuration space image */
 	uint8_t wmask[VIRTIO_PCI_CFG_SPACE_SIZE];  /* driver-writable bits */

@@ -76,7 +76,7 @@ struct virtio_pci_cfg {
 	uint16_t queue_max_size;       /* power of 2, <= VIRTIO_VQ_MAX_SIZE */
 	uint32_t config_size_bytes;    /* <= VIRTIO_PCI_DEVICE_CFG_MAX */
 	struct virtio_dev_errors *errs; /* the device's counters */
-	struct virtio_ratelimit *rl;    /* the device's log limiter */
+	struct ebb_ratelimit *rl;    /* the device's log limiter */
 };
 
 struct virtio_pci;
@@ -114,13 +114,14 @@ bool virtio_pci_has_pending(const struct virtio_pci *p);
 /* Offset of queue q's notify address inside BAR0 (for ioeventfd). */
 uint64_t virtio_pci_notify_offset(const struct virtio_pci *p, uint16_t q);
 /*
- * For a PCI bus that keeps the configuration space itself (vmm/pci.h): the
- * initial image (IDs, class, capabilities, MSI-X) and the guest-writable bit
- * mask, both VIRTIO_PCI_CFG_SPACE_SIZE bytes, to copy into the bus's image.
- * The bus must then forward every guest config write to virtio_pci_cfg_write
- * (with the bytes as written) and, before every guest config read, call
- * virtio_pci_cfg_read and use its result (the PCI_CFG access window is
- * computed on read).  BAR0 is one 32-bit memory BAR of VIRTIO_PCI_BAR0_SIZE.
+ * The whole configuration space as this model starts it (IDs, class,
+ * capabilities, MSI-X) and its guest-writable bit mask, both
+ * VIRTIO_PCI_CFG_SPACE_SIZE bytes (tests).  A PCI bus that keeps the
+ * standard header and the BARs itself (vmm/pci.h) leaves the rest to the
+ * transport instead: its capability list starts at VIRTIO_PCI_CAP_COMMON_AT,
+ * guest config accesses from there on go to virtio_pci_cfg_read/write (the
+ * PCI_CFG access window is computed on read), and the bus reports BAR0's
+ * moves itself.  BAR0 is one 32-bit memory BAR of VIRTIO_PCI_BAR0_SIZE.
  */
 void virtio_pci_cfg_layout(const struct virtio_pci *p, uint8_t *image, uint8_t *wmask);
 /* Current BAR0 address; false while memory decoding is off or unassigned. */

@@ -20,19 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/log.h"
+#include "base/page.h"
+
 /* A guest-physical address and a 4 KiB guest page frame number. */
 typedef uint64_t virtio_gpa_t;
 typedef uint64_t virtio_pfn_t;
-
-#define VIRTIO_PAGE_SHIFT 12
-#define VIRTIO_PAGE_SIZE_BYTES (1u << VIRTIO_PAGE_SHIFT)
-
-enum virtio_log_level {
-	VIRTIO_LOG_ERR,
-	VIRTIO_LOG_WARN,
-	VIRTIO_LOG_INFO,
-	VIRTIO_LOG_DEBUG,
-};
 
 /*
  * Everything a device needs from its host (the VMM, or a test).
@@ -60,7 +53,7 @@ enum virtio_log_level {
  */
 struct virtio_host {
 	void *(*translate)(void *opaque, virtio_gpa_t gpa, uint64_t len_bytes);
-	void (*log)(void *opaque, enum virtio_log_level level, const char *msg);
+	ebb_log_fn log;
 	uint64_t (*now_ns)(void *opaque);
 	void (*raise_msi)(void *opaque, uint16_t vector, uint64_t addr, uint32_t data);
 	void (*set_intx)(void *opaque, bool level);
@@ -91,27 +84,24 @@ struct virtio_dev_errors {
 	uint64_t nr_logs_suppressed;  /* log lines dropped by the rate limiter */
 };
 
-/* Log rate limiter: at most `burst` lines per `interval_ns`, the rest counted. */
-struct virtio_ratelimit {
-	uint64_t window_start_ns;
-	uint32_t nr_in_window;
-	bool started;
-};
-
-#define VIRTIO_LOG_BURST 10
+/*
+ * Guest-triggered lines go through a struct ebb_ratelimit (base/log.h), one
+ * per device: at most EBB_RATELIMIT_BURST lines per VIRTIO_LOG_INTERVAL_NS
+ * (a short window: every dropped line is counted in nr_logs_suppressed).
+ */
 #define VIRTIO_LOG_INTERVAL_NS 1000000000ull
 
 uint64_t virtio_host_now_ns(const struct virtio_host *host);
 
 /* Log unconditionally (host events, not guest-triggered). */
-void virtio_log(const struct virtio_host *host, enum virtio_log_level level,
+void virtio_log(const struct virtio_host *host, enum ebb_log_level level,
 		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Log a line about guest misbehaviour through `rl`; when over the limit the
  * line is dropped and *nr_suppressed is incremented.
  */
-void virtio_log_ratelimited(const struct virtio_host *host, struct virtio_ratelimit *rl,
+void virtio_log_ratelimited(const struct virtio_host *host, struct ebb_ratelimit *rl,
 			    uint64_t *nr_suppressed, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -40,7 +40,7 @@ static void store_le16(volatile __virtio16 *p, uint16_t v)
 
 void virtio_vq_init(struct virtio_vq *vq, uint16_t index, uint16_t max_size,
 		    const struct virtio_host *host, struct virtio_dev_errors *errs,
-		    struct virtio_ratelimit *rl, virtio_vq_broken_fn on_broken,
+		    struct ebb_ratelimit *rl, virtio_vq_broken_fn on_broken,
 		    void *broken_opaque)
 {
 	memset(vq, 0, sizeof(*vq));

@@ -67,7 +67,7 @@ struct virtio_vq {
 	uint16_t max_size;
 	const struct virtio_host *host;
 	struct virtio_dev_errors *errs;
-	struct virtio_ratelimit *rl;
+	struct ebb_ratelimit *rl;
 	virtio_vq_broken_fn on_broken;
 	void *broken_opaque;
 
@@ -93,7 +93,7 @@ struct virtio_vq {
 /* Set up `vq` (disabled, size = max_size, no vector).  max_size: power of 2. */
 void virtio_vq_init(struct virtio_vq *vq, uint16_t index, uint16_t max_size,
 		    const struct virtio_host *host, struct virtio_dev_errors *errs,
-		    struct virtio_ratelimit *rl, virtio_vq_broken_fn on_broken,
+		    struct ebb_ratelimit *rl, virtio_vq_broken_fn on_broken,
 		    void *broken_opaque);
 
 /* Back to the post-init state (device reset). */

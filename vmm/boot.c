@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/page.h"
 #include "vmm/boot.h"
 
-#define PAGE_BYTES 4096ull
 #define SETUP_HEADER_OFFSET 0x1f1
 #define HDRS_MAGIC 0x53726448u  /* "HdrS" */
 #define BOOT_FLAG 0xaa55
@@ -102,7 +102,7 @@ int vmm_bzimage_parse(const uint8_t *buf, size_t len, struct vmm_bzimage *out,
 	out->alignment_bytes = align;
 	out->pref_gpa = rd64(buf + HDR_OFF(pref_address));
 	if (out->pref_gpa < VMM_HIGH_MEM_GPA || out->pref_gpa >= VMM_PCI_HOLE_START ||
-	    (out->pref_gpa & (PAGE_BYTES - 1)))
+	    (out->pref_gpa & (EBB_PAGE_BYTES - 1)))
 		FAIL("pref_address 0x%llx is not a usable load address",
 		     (unsigned long long)out->pref_gpa);
 	if (out->relocatable && (out->pref_gpa & (align - 1)))
@@ -130,7 +130,7 @@ int vmm_bzimage_parse(const uint8_t *buf, size_t len, struct vmm_bzimage *out,
 int vmm_mem_layout_init(uint64_t mem_bytes, struct vmm_mem_layout *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (mem_bytes < VMM_MIN_MEM_BYTES || mem_bytes % PAGE_BYTES)
+	if (mem_bytes < VMM_MIN_MEM_BYTES || mem_bytes % EBB_PAGE_BYTES)
 		return -EINVAL;
 	if (mem_bytes > VMM_MAX_MEM_BYTES)
 		return -ERANGE;
@@ -158,7 +158,7 @@ int vmm_boot_plan(const struct vmm_bzimage *img, const struct vmm_mem_layout *me
 		return -E2BIG;
 	}
 	out->kernel_gpa = img->pref_gpa;
-	out->kernel_end_gpa = align_up(img->pref_gpa + img->init_size_bytes, PAGE_BYTES);
+	out->kernel_end_gpa = align_up(img->pref_gpa + img->init_size_bytes, EBB_PAGE_BYTES);
 	if (out->kernel_end_gpa > mem->low_bytes) {
 		snprintf(err, err_len,
 			 "the kernel needs memory up to %llu MiB to decompress; give --mem %lluM or more",
@@ -176,9 +176,9 @@ int vmm_boot_plan(const struct vmm_bzimage *img, const struct vmm_mem_layout *me
 	top = (uint64_t)img->initrd_addr_max + 1;
 	if (top > mem->low_bytes)
 		top = mem->low_bytes;
-	initrd_gpa = top > initrd_bytes ? (top - initrd_bytes) & ~(PAGE_BYTES - 1) : 0;
+	initrd_gpa = top > initrd_bytes ? (top - initrd_bytes) & ~(EBB_PAGE_BYTES - 1) : 0;
 	if (top <= initrd_bytes || initrd_gpa < out->kernel_end_gpa) {
-		uint64_t need = out->kernel_end_gpa + align_up(initrd_bytes, PAGE_BYTES);
+		uint64_t need = out->kernel_end_gpa + align_up(initrd_bytes, EBB_PAGE_BYTES);
 
 		if (need > (uint64_t)img->initrd_addr_max + 1)
 			snprintf(err, err_len,
@@ -274,10 +274,10 @@ void vmm_boot_load(uint8_t *ram, const struct vmm_mem_layout *mem, const struct 
 	memcpy(ram + VMM_BOOT_GDT_GPA, gdt, sizeof(gdt));
 
 	/* Identity map 0-4 GiB with 2 MiB pages: PML4[0] -> PDPT[0..3] -> PD. */
-	memset(ram + VMM_BOOT_PML4_GPA, 0, 6 * PAGE_BYTES);
+	memset(ram + VMM_BOOT_PML4_GPA, 0, 6 * EBB_PAGE_BYTES);
 	wr64(ram + VMM_BOOT_PML4_GPA, VMM_BOOT_PDPT_GPA | 0x3);
 	for (i = 0; i < 4; i++) {
-		uint64_t pd = VMM_BOOT_PD_GPA + i * PAGE_BYTES;
+		uint64_t pd = VMM_BOOT_PD_GPA + i * EBB_PAGE_BYTES;
 
 		wr64(ram + VMM_BOOT_PDPT_GPA + i * 8, pd | 0x3);
 		for (j = 0; j < 512; j++)

@@ -221,5 +221,5 @@ static enum vmm_ctl_err ctl_balloon(void *opaque, const struct vmm_ctl_request *
 
 int vmm_ctl_virtio_register(struct vmm_virtio_devs *d, struct vmm_ctl_server *srv)
 {
-	return vmm_ctl_server_register(srv, VMM_CTL_CMD_BALLOON, ctl_balloon, d);
+	return vmm_ctl_server_register(srv, "balloon", ctl_balloon, d);
 }

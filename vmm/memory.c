@@ -1,14 +1,14 @@
 /*
  * vmm/memory.c — guest RAM as a host-reclaim region (see vmm/memory.h):
- * option parsing, region setup with the KVM dirty log as its reference
+ * sizes against guest RAM, region setup with the KVM dirty log as its reference
  * source, balloon hand-off, KSM, the control-socket `set` command and the
  * `memory` part of `query`.
  *
  * The dirty-log source: every RAM slot is created with
  * KVM_MEM_LOG_DIRTY_PAGES; harvest() calls KVM_GET_DIRTY_LOG per slot (which
  * returns the pages written since the previous call and re-arms write
- * tracking) and puts slot 1's bits after slot 0's, since the region covers
- * the RAM mapping in order (slot 0 = [0, low), slot 1 = [low, mem)).
+ * tracking) and puts each slot's bits at its offset in the RAM mapping,
+ * which the region covers in order (the slots are vmm/guest_mem.h's).
  * KVM_CLEAR_DIRTY_LOG (manual protect) is not used: GET alone re-arms.
  */
 #include "vmm/memory.h"
@@ -23,17 +23,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "host-reclaim/region.h"
+#include "base/page.h"
+#include "client/report.h"
 #include "client/size.h"
+#include "host-reclaim/refsrc.h"
+#include "host-reclaim/region.h"
 
-#define PAGE_BYTES 4096ull
 
 struct vmm_memory {
 	struct vmm_memory_cfg cfg;
 	char *swap_dir;
 	struct ebb_region *region;
 	uint64_t nr_pages;
-	uint64_t low_pages, high_pages;
+	struct vmm_guest_mem_slot slots[VMM_GUEST_MEM_MAX_SLOTS];
+	unsigned nr_slots;
 	/* dirty log: touched only by harvest (region lock held) */
 	uint64_t *slot_bitmap;           /* scratch for one slot */
 	bool dirty_log;
@@ -41,11 +44,11 @@ struct vmm_memory {
 	void *idle_ctx;                  /* its context (owned by the region) */
 	uint64_t nr_harvests, nr_harvest_errors, nr_dirty_pages;  /* region lock */
 	int swappiness;                  /* event thread */
-	struct vmm_ratelimit rl;         /* event thread */
+	struct ebb_ratelimit rl;         /* event thread */
 	uint64_t nr_discard_errors;      /* event thread */
 };
 
-/* ---- options ------------------------------------------------------------------- */
+/* ---- sizes ------------------------------------------------------------------------ */
 
 int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out)
 {
@@ -76,115 +79,14 @@ int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out)
 
 uint64_t vmm_mem_size_pages(const struct vmm_mem_size *s, uint64_t mem_bytes)
 {
-	uint64_t pages = mem_bytes / PAGE_BYTES, b;
+	uint64_t pages = mem_bytes / EBB_PAGE_BYTES, b;
 
 	if (!s->set)
 		return 0;
 	if (s->is_pct)
 		return pages / 100 * s->value + pages % 100 * s->value / 100;
-	b = s->value / PAGE_BYTES;
+	b = s->value / EBB_PAGE_BYTES;
 	return b > pages ? pages : b;
-}
-
-static int onoff(const char *val, bool *out)
-{
-	if (val && !strcmp(val, "on"))
-		*out = true;
-	else if (val && !strcmp(val, "off"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-/* An option that only means something under the engine asks for it. */
-static void ask_engine(struct vmm_memory_opts *o)
-{
-	o->enable = true;
-	o->off = false;
-}
-
-int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,
-			 char *err, size_t err_len)
-{
-	bool b;
-
-	if (!strcmp(name, "mem-high") || !strcmp(name, "mem-max")) {
-		struct vmm_mem_size *s = name[4] == 'h' ? &o->high : &o->max;
-
-		if (vmm_mem_size_parse(val, s)) {
-			snprintf(err, err_len, "bad --%s '%s': give a size (400M, 1G) or a percentage "
-				 "of --mem (30%%)", name, val ? val : "");
-			return -EINVAL;
-		}
-		ask_engine(o);
-		return 0;
-	}
-	if (!strcmp(name, "swappiness")) {
-		char *end;
-		long v;
-
-		errno = 0;
-		v = val ? strtol(val, &end, 10) : -1;
-		if (!val || errno || *end || end == val || v < 0 || v > 200) {
-			snprintf(err, err_len, "bad --swappiness '%s': give 0 to 200", val ? val : "");
-			return -EINVAL;
-		}
-		o->swappiness = (int)v;
-		ask_engine(o);
-		return 0;
-	}
-	if (!strcmp(name, "swap-dir")) {
-		if (!val || !*val) {
-			snprintf(err, err_len, "--swap-dir needs a directory");
-			return -EINVAL;
-		}
-		o->swap_dir = val;
-		ask_engine(o);
-		return 0;
-	}
-	if (!strcmp(name, "swap-compress")) {
-		if (val && !strcmp(val, "lz4"))
-			o->compress = VMM_SWAP_LZ4;
-		else if (val && !strcmp(val, "zstd"))
-			o->compress = VMM_SWAP_ZSTD;
-		else if (val && !strcmp(val, "none"))
-			o->compress = VMM_SWAP_NONE;
-		else {
-			snprintf(err, err_len, "bad --swap-compress '%s': give lz4, zstd or none",
-				 val ? val : "");
-			return -EINVAL;
-		}
-		ask_engine(o);
-		return 0;
-	}
-	if (!strcmp(name, "swap-encrypt")) {
-		if (onoff(val, &b)) {
-			snprintf(err, err_len, "bad --swap-encrypt '%s': give on or off", val ? val : "");
-			return -EINVAL;
-		}
-		o->no_swap_encrypt = !b;
-		ask_engine(o);
-		return 0;
-	}
-	if (!strcmp(name, "ksm") || !strcmp(name, "reclaim") || !strcmp(name, "dirty-log")) {
-		if (onoff(val, &b)) {
-			snprintf(err, err_len, "bad --%s '%s': give on or off", name, val ? val : "");
-			return -EINVAL;
-		}
-		if (name[0] == 'r') {
-			o->enable = b;
-			o->off = !b;
-			return 0;
-		}
-		if (name[0] == 'k')
-			o->ksm = b;
-		else
-			o->no_dirty_log = !b;
-		ask_engine(o);
-		return 0;
-	}
-	return -ENOENT;
 }
 
 uint32_t vmm_memory_slot_flags(const struct vmm_memory_opts *o)
@@ -208,24 +110,28 @@ static int dirty_harvest(void *ctx, uint64_t nr_pages, uint64_t *bitmap)
 {
 	struct vmm_memory *m = ctx;
 	uint64_t i, n = 0;
+	unsigned s;
 	int ret;
 
 	if (nr_pages != m->nr_pages)
 		return -EINVAL;
 	m->nr_harvests++;
-	ret = get_slot_log(m, 0, m->low_pages);
-	if (ret)
-		goto fail;
-	for (i = 0; i < (m->low_pages + 63) / 64; i++) {
-		bitmap[i] |= m->slot_bitmap[i];
-		n += (uint64_t)__builtin_popcountll(m->slot_bitmap[i]);
-	}
-	if (m->high_pages) {
-		ret = get_slot_log(m, 1, m->high_pages);
+	for (s = 0; s < m->nr_slots; s++) {
+		uint64_t first = m->slots[s].ram_off / EBB_PAGE_BYTES;
+		uint64_t pages = m->slots[s].bytes / EBB_PAGE_BYTES;
+
+		ret = get_slot_log(m, m->slots[s].id, pages);
 		if (ret)
 			goto fail;
-		for (i = 0; i < m->high_pages; i++) {
-			uint64_t p = m->low_pages + i;
+		if (first % 64 == 0) {  /* word by word */
+			for (i = 0; i < (pages + 63) / 64; i++) {
+				bitmap[first / 64 + i] |= m->slot_bitmap[i];
+				n += (uint64_t)__builtin_popcountll(m->slot_bitmap[i]);
+			}
+			continue;
+		}
+		for (i = 0; i < pages; i++) {
+			uint64_t p = first + i;
 
 			if (m->slot_bitmap[i / 64] & (1ull << (i % 64))) {
 				bitmap[p / 64] |= 1ull << (p % 64);
@@ -252,11 +158,8 @@ static const struct ebb_refsrc_ops dirty_log_ops = {
 static void region_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct vmm_memory *m = ctx;
-	enum vmm_log_level l = level == EBB_LOG_ERROR ? VMM_LOG_ERR :
-			       level == EBB_LOG_WARN ? VMM_LOG_WARN :
-			       level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG;
 
-	vmm_logf(&m->cfg.log, l, "reclaim: %s", msg);
+	vmm_logf(&m->cfg.log, level, "reclaim: %s", msg);
 }
 
 /*
@@ -288,7 +191,7 @@ int vmm_memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **out,
 	ret = memory_create(cfg, out, err, err_len);
 	if (ret && !cfg->opts.enable && ret != -ENOMEM) {
 		/* Not asked for: the VM runs, unmanaged, and says why. */
-		vmm_logf(&cfg->log, VMM_LOG_WARN, "guest RAM is not managed by the reclaim engine "
+		vmm_logf(&cfg->log, EBB_LOG_WARN, "guest RAM is not managed by the reclaim engine "
 			 "(%s); ebb run --reclaim on makes this an error, --reclaim off silences it",
 			 err_len && err[0] ? err : strerror(-ret));
 		err[0] = '\0';
@@ -302,11 +205,20 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 {
 	struct ebb_region_cfg rc;
 	struct vmm_memory *m;
-	uint64_t high, max;
+	uint64_t high, max, covered = 0, max_slot_pages = 0;
+	unsigned s;
 	int ret;
 
-	if (cfg->mem_bytes % PAGE_BYTES || cfg->low_bytes % PAGE_BYTES ||
-	    cfg->low_bytes + cfg->high_bytes != cfg->mem_bytes) {
+	/* The slots tile the RAM mapping in order. */
+	for (s = 0; s < cfg->nr_slots && s < VMM_GUEST_MEM_MAX_SLOTS; s++) {
+		if (cfg->slots[s].ram_off != covered || cfg->slots[s].bytes % EBB_PAGE_BYTES)
+			break;
+		covered += cfg->slots[s].bytes;
+		if (cfg->slots[s].bytes / EBB_PAGE_BYTES > max_slot_pages)
+			max_slot_pages = cfg->slots[s].bytes / EBB_PAGE_BYTES;
+	}
+	if (cfg->mem_bytes % EBB_PAGE_BYTES || !cfg->nr_slots || s != cfg->nr_slots ||
+	    covered != cfg->mem_bytes) {
 		snprintf(err, err_len, "memory: inconsistent RAM layout");
 		return -EINVAL;
 	}
@@ -314,12 +226,12 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
-	m->nr_pages = cfg->mem_bytes / PAGE_BYTES;
-	m->low_pages = cfg->low_bytes / PAGE_BYTES;
-	m->high_pages = cfg->high_bytes / PAGE_BYTES;
+	m->nr_pages = cfg->mem_bytes / EBB_PAGE_BYTES;
+	memcpy(m->slots, cfg->slots, cfg->nr_slots * sizeof(*m->slots));
+	m->nr_slots = cfg->nr_slots;
+	m->cfg.slots = NULL;  /* not owned: the copy above */
 	m->swap_dir = strdup(cfg->opts.swap_dir ? cfg->opts.swap_dir : default_swap_dir(cfg));
-	m->slot_bitmap = calloc((m->low_pages > m->high_pages ? m->low_pages : m->high_pages) / 64 + 1,
-				sizeof(uint64_t));
+	m->slot_bitmap = calloc(max_slot_pages / 64 + 1, sizeof(uint64_t));
 	if (!m->swap_dir || !m->slot_bitmap) {
 		ret = -ENOMEM;
 		goto fail;
@@ -343,7 +255,7 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	 * depend on whether its pages had ever been evicted.
 	 */
 	if (madvise(cfg->ram, cfg->mem_bytes, MADV_NOHUGEPAGE) < 0)
-		vmm_logf(&cfg->log, VMM_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
+		vmm_logf(&cfg->log, EBB_LOG_DEBUG, "MADV_NOHUGEPAGE on guest RAM: %s", strerror(errno));
 	if (cfg->opts.ksm && madvise(cfg->ram, cfg->mem_bytes, MADV_MERGEABLE) < 0) {
 		ret = -errno;
 		snprintf(err, err_len, "--ksm: MADV_MERGEABLE on guest RAM failed: %s (is the "
@@ -455,19 +367,15 @@ void vmm_memory_destroy(struct vmm_memory *m)
 
 /* ---- balloon ---------------------------------------------------------------------- */
 
-int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len)
+int vmm_memory_discard(struct vmm_memory *m, uint64_t ram_off, uint64_t len)
 {
-	uint64_t off;
-
-	/* GUEST: the balloon checked the run against one slot; check it again
-	 * against the region, in pages. */
-	if ((uint8_t *)hva < (uint8_t *)m->cfg.ram)
+	/* The range was checked by the guest's memory map; whole pages of the
+	 * region are what the engine takes (its page index is the offset in
+	 * pages). */
+	if (ram_off % EBB_PAGE_BYTES || len % EBB_PAGE_BYTES || ram_off > m->cfg.mem_bytes ||
+	    len > m->cfg.mem_bytes - ram_off)
 		return -ERANGE;
-	off = (uint64_t)((uint8_t *)hva - (uint8_t *)m->cfg.ram);
-	if (off % PAGE_BYTES || len % PAGE_BYTES || off > m->cfg.mem_bytes ||
-	    len > m->cfg.mem_bytes - off)
-		return -ERANGE;
-	return ebb_region_mark_ballooned(m->region, off / PAGE_BYTES, len / PAGE_BYTES);
+	return ebb_region_mark_ballooned(m->region, ram_off / EBB_PAGE_BYTES, len / EBB_PAGE_BYTES);
 }
 
 /* ---- KSM ---------------------------------------------------------------------------- */
@@ -544,99 +452,198 @@ struct json_object *vmm_memory_idle_json(const struct ebb_region_counters *c)
 	return ws;
 }
 
+/*
+ * The `memory` object of `query`: a snapshot of the engine's counters and
+ * this VM's settings (struct memory_report), described field by field by
+ * memory_fields[], which builds the JSON here and `ebb stat`'s text in
+ * vmm_memory_format() — a new figure is one line in the table (and its line
+ * in docs/control-protocol.md).
+ */
+struct memory_report {
+	struct ebb_region_counters c;
+	uint64_t total_pages, accounted_pages, host_memory_bytes;
+	int swappiness;
+	bool dirty_log, page_idle, ksm, swap_encrypt;
+	const char *evict_mode;
+	/* the page_idle source's, -1 without it */
+	int64_t idle_passes, idle_scanned, idle_accessed, idle_syscalls, idle_cpu_us;
+	int64_t ksm_merging_pages, ksm_rmap_items;   /* -1: unknown */
+	double some_avg10, full_avg10;
+	uint64_t some_total_us;
+};
+
+static struct json_object *idle_hist_json(const void *obj)
+{
+	return vmm_memory_idle_json(&((const struct memory_report *)obj)->c);
+}
+
+/* "working set ..." from the idle_hist object; 0 when it has no histogram. */
+static int idle_hist_text(struct json_object *v, char *buf, size_t len)
+{
+	struct json_object *arr, *t;
+	int64_t by[EBB_IDLE_BUCKETS] = { 0 }, upto = 0, tick;
+
+	if (!json_object_is_type(v, json_type_object) ||
+	    !json_object_object_get_ex(v, "tick_ms", &t) || !json_object_is_type(t, json_type_int) ||
+	    (tick = json_object_get_int64(t)) <= 0 ||
+	    !json_object_object_get_ex(v, "bytes", &arr) || !json_object_is_type(arr, json_type_array) ||
+	    json_object_array_length(arr) != EBB_IDLE_BUCKETS)
+		return 0;
+	/* cumulative: used within 1, 8 and 32 ticks; the rest older */
+	for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
+		by[i] = upto += json_object_get_int64(json_object_array_get_idx(arr, i));
+	return snprintf(buf, len, "working set (host-seen): used within %lld s %.1f MiB, "
+			"%lld s %.1f MiB, %lld s %.1f MiB; unused longer %.1f MiB",
+			(long long)tick / 1000, (double)by[0] / 1048576.0,
+			(long long)tick * 8 / 1000, (double)by[3] / 1048576.0,
+			(long long)tick * 32 / 1000, (double)by[5] / 1048576.0,
+			(double)(upto - by[5]) / 1048576.0);
+}
+
+#define R(member) offsetof(struct memory_report, member)
+#define C(member) offsetof(struct memory_report, c.member)
+/* JSON only */
+#define F(n, t, o) { .name = (n), .type = (t), .off = (o) }
+/* JSON and text (TL: on a new line) */
+#define T(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u) }
+#define TL(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u), .line = true }
+
+static const struct vmm_field memory_fields[] = {
+	F("total_pages", VMM_FIELD_U64, R(total_pages)),
+	T("resident_pages", VMM_FIELD_U64, C(resident_pages), "resident %s", VMM_UNIT_PAGES_MIB),
+	T("swapped_pages", VMM_FIELD_U64, C(swapped_pages), ", swapped %s", VMM_UNIT_PAGES_MIB),
+	T("zero_pages", VMM_FIELD_U64, C(zero_pages), ", zero %s", VMM_UNIT_PAGES_MIB),
+	T("ballooned_pages", VMM_FIELD_U64, C(ballooned_pages), ", ballooned %s",
+	  VMM_UNIT_PAGES_MIB),
+	T("never_pages", VMM_FIELD_U64, C(never_pages), ", never touched %s", VMM_UNIT_PAGES_MIB),
+	T("lost_pages", VMM_FIELD_U64, C(nr_lost_pages), ", lost %s pages", VMM_UNIT_NUM),
+	F("nr_lost_uffd_poison", VMM_FIELD_U64, C(nr_lost_uffd_poison)),
+	F("nr_lost_hwpoison", VMM_FIELD_U64, C(nr_lost_hwpoison)),
+	F("nr_lost_sigbus", VMM_FIELD_U64, C(nr_lost_sigbus)),
+	F("nr_restore_failed", VMM_FIELD_U64, C(nr_restore_failed)),
+	F("nr_uffd_errors", VMM_FIELD_U64, C(nr_uffd_errors)),
+	{ .name = "accounted_pages", .type = VMM_FIELD_U64, .off = R(accounted_pages),
+	  .text = "; sum %s of %s pages", .with = "total_pages", .unit = VMM_UNIT_NUM },
+	TL("compressed_pages", VMM_FIELD_U64, C(compressed_pages), "compressed %s",
+	   VMM_UNIT_PAGES_MIB),
+	T("compressed_bytes", VMM_FIELD_U64, C(compressed_bytes), " in %s", VMM_UNIT_BYTES_KIB),
+	T("file_pages", VMM_FIELD_U64, C(file_pages), ", file %s", VMM_UNIT_PAGES_MIB),
+	F("file_bytes", VMM_FIELD_U64, C(file_bytes)),
+	T("file_allocated_bytes", VMM_FIELD_U64, C(file_allocated_bytes), " live in %s allocated",
+	  VMM_UNIT_BYTES_KIB),
+	F("dedup_saved_bytes", VMM_FIELD_U64, C(dedup_saved_bytes)),
+	F("active_pages", VMM_FIELD_U64, C(active_pages)),
+	F("inactive_pages", VMM_FIELD_U64, C(inactive_pages)),
+	TL("high_pages", VMM_FIELD_U64, C(high_pages), "high %s", VMM_UNIT_PAGES_MIB),
+	T("max_pages", VMM_FIELD_U64, C(max_pages), ", max %s (of resident pages)",
+	  VMM_UNIT_PAGES_MIB),
+	T("swappiness", VMM_FIELD_INT, R(swappiness), ", swappiness %s", VMM_UNIT_NUM),
+	T("nr_faults", VMM_FIELD_U64, C(nr_faults), "; faults %s", VMM_UNIT_NUM),
+	T("nr_major_faults", VMM_FIELD_U64, C(nr_major_faults), " (major %s)", VMM_UNIT_NUM),
+	F("nr_swapped_in", VMM_FIELD_U64, C(nr_swapped_in)),
+	F("nr_swapped_out", VMM_FIELD_U64, C(nr_swapped_out)),
+	F("nr_clean_dropped", VMM_FIELD_U64, C(nr_clean_dropped)),
+	F("nr_wp_faults", VMM_FIELD_U64, C(nr_wp_faults)),
+	F("nr_zero_out", VMM_FIELD_U64, C(nr_zero_out)),
+	T("nr_refaults", VMM_FIELD_U64, C(nr_refaults), ", refaults %s", VMM_UNIT_NUM),
+	F("nr_refault_activate", VMM_FIELD_U64, C(nr_refault_activate)),
+	F("nr_refault_thrash", VMM_FIELD_U64, C(nr_refault_thrash)),
+	F("nr_young", VMM_FIELD_U64, C(nr_young)),
+	F("nr_aging_passes", VMM_FIELD_U64, C(nr_aging_passes)),
+	F("nr_oom", VMM_FIELD_U64, C(nr_oom)),
+	F("nr_evict_busy", VMM_FIELD_U64, C(nr_evict_busy)),
+	T("nr_errors", VMM_FIELD_U64, C(nr_errors), ", errors %s", VMM_UNIT_NUM),
+	F("nr_checksum_errors", VMM_FIELD_U64, C(nr_checksum_errors)),
+	F("nr_write_errors", VMM_FIELD_U64, C(nr_write_errors)),
+	F("nr_read_errors", VMM_FIELD_U64, C(nr_read_errors)),
+	F("nr_short_reads", VMM_FIELD_U64, C(nr_short_reads)),
+	F("nr_enospc", VMM_FIELD_U64, C(nr_enospc)),
+	F("nr_swapin_errors", VMM_FIELD_U64, C(nr_swapin_errors)),
+	F("nr_evict_failed", VMM_FIELD_U64, C(nr_evict_failed)),
+	F("nr_max_overrun", VMM_FIELD_U64, C(nr_max_overrun)),
+	F("metadata_bytes", VMM_FIELD_U64, C(metadata_bytes)),
+	{ .name = "idle_hist", .type = VMM_FIELD_OBJ, .json = idle_hist_json, .line = true,
+	  .text_fn = idle_hist_text },
+	/* What the VM costs the host in RAM: max bounds only the first term
+	 * (resident guest pages); the compressed tier has its own budget. */
+	TL("host_memory_bytes", VMM_FIELD_U64, R(host_memory_bytes), "host RAM in all %s",
+	   VMM_UNIT_BYTES_KIB),
+	F("dirty_log", VMM_FIELD_BOOL, R(dirty_log)),
+	F("page_idle", VMM_FIELD_BOOL, R(page_idle)),
+	F("page_idle_passes", VMM_FIELD_I64_OPT, R(idle_passes)),
+	F("page_idle_pages_scanned", VMM_FIELD_I64_OPT, R(idle_scanned)),
+	F("page_idle_accessed", VMM_FIELD_I64_OPT, R(idle_accessed)),
+	F("page_idle_syscalls", VMM_FIELD_I64_OPT, R(idle_syscalls)),
+	F("page_idle_cpu_us", VMM_FIELD_I64_OPT, R(idle_cpu_us)),
+	F("ksm", VMM_FIELD_BOOL, R(ksm)),
+	F("swap_encrypt", VMM_FIELD_BOOL, R(swap_encrypt)),
+	F("evict_mode", VMM_FIELD_STR, R(evict_mode)),
+	T("ksm_merging_pages", VMM_FIELD_I64_OPT, R(ksm_merging_pages), ", KSM-shared %s pages",
+	  VMM_UNIT_NUM),
+	F("ksm_rmap_items", VMM_FIELD_I64_OPT, R(ksm_rmap_items)),
+	T("pressure_some_avg10", VMM_FIELD_DOUBLE, R(some_avg10), ", pressure some avg10 %s",
+	  VMM_UNIT_PCT),
+	F("pressure_full_avg10", VMM_FIELD_DOUBLE, R(full_avg10)),
+	F("pressure_some_total_us", VMM_FIELD_U64, R(some_total_us)),
+};
+
+#undef R
+#undef C
+#undef F
+#undef T
+#undef TL
+
+static void memory_report(struct vmm_memory *m, struct memory_report *r)
+{
+	struct ebb_psi_stats psi;
+	struct ebb_region_counters *c = &r->c;
+
+	memset(r, 0, sizeof(*r));
+	ebb_region_get_counters(m->region, c);
+	ebb_region_get_psi(m->region, &psi);
+	r->total_pages = m->nr_pages;
+	r->accounted_pages = c->resident_pages + c->swapped_pages + c->zero_pages +
+			     c->ballooned_pages + c->never_pages + c->nr_lost_pages;
+	r->host_memory_bytes = c->resident_pages * EBB_PAGE_BYTES + c->compressed_bytes +
+			       c->metadata_bytes;
+	r->swappiness = m->swappiness;
+	r->dirty_log = m->dirty_log;
+	r->page_idle = m->page_idle;
+	r->idle_passes = r->idle_scanned = r->idle_accessed = r->idle_syscalls = -1;
+	r->idle_cpu_us = -1;
+	if (m->idle_ctx) {
+		struct ebb_page_idle_stats is;
+
+		ebb_refsrc_page_idle_get_stats(m->idle_ctx, &is);
+		r->idle_passes = (int64_t)is.nr_passes;
+		r->idle_scanned = (int64_t)is.nr_pages_scanned;
+		r->idle_accessed = (int64_t)is.nr_accessed;
+		r->idle_syscalls = (int64_t)(is.nr_reads + is.nr_writes);
+		r->idle_cpu_us = (int64_t)(is.cpu_ns / 1000);
+	}
+	r->ksm = m->cfg.opts.ksm;
+	r->swap_encrypt = !m->cfg.opts.no_swap_encrypt;
+	r->evict_mode = ebb_region_evict_mode(m->region) == EBB_EVICT_WP ? "wp" : "move";
+	r->ksm_merging_pages = ksm_merging_pages(&r->ksm_rmap_items);
+	r->some_avg10 = psi.some_avg10;
+	r->full_avg10 = psi.full_avg10;
+	r->some_total_us = psi.some_total_ns / 1000;
+}
+
 void vmm_memory_query(struct vmm_memory *m, struct json_object *result)
 {
-	struct ebb_region_counters c;
-	struct ebb_psi_stats psi;
+	struct memory_report r;
 	struct json_object *o;
-	int64_t ksm, rmap;
-	uint64_t sum;
 
 	if (!m)
 		return;
 	o = json_object_new_object();
 	if (!o)
 		return;
-	ebb_region_get_counters(m->region, &c);
-	ebb_region_get_psi(m->region, &psi);
-	ADD_U64(o, "total_pages", m->nr_pages);
-	ADD_U64(o, "resident_pages", c.resident_pages);
-	ADD_U64(o, "swapped_pages", c.swapped_pages);
-	ADD_U64(o, "zero_pages", c.zero_pages);
-	ADD_U64(o, "ballooned_pages", c.ballooned_pages);
-	ADD_U64(o, "never_pages", c.never_pages);
-	ADD_U64(o, "lost_pages", c.nr_lost_pages);
-	ADD_U64(o, "nr_lost_uffd_poison", c.nr_lost_uffd_poison);
-	ADD_U64(o, "nr_lost_hwpoison", c.nr_lost_hwpoison);
-	ADD_U64(o, "nr_lost_sigbus", c.nr_lost_sigbus);
-	ADD_U64(o, "nr_restore_failed", c.nr_restore_failed);
-	ADD_U64(o, "nr_uffd_errors", c.nr_uffd_errors);
-	sum = c.resident_pages + c.swapped_pages + c.zero_pages + c.ballooned_pages +
-	      c.never_pages + c.nr_lost_pages;
-	ADD_U64(o, "accounted_pages", sum);
-	ADD_U64(o, "compressed_pages", c.compressed_pages);
-	ADD_U64(o, "compressed_bytes", c.compressed_bytes);
-	ADD_U64(o, "file_pages", c.file_pages);
-	ADD_U64(o, "file_bytes", c.file_bytes);
-	ADD_U64(o, "file_allocated_bytes", c.file_allocated_bytes);
-	ADD_U64(o, "dedup_saved_bytes", c.dedup_saved_bytes);
-	ADD_U64(o, "active_pages", c.active_pages);
-	ADD_U64(o, "inactive_pages", c.inactive_pages);
-	ADD_U64(o, "high_pages", c.high_pages);
-	ADD_U64(o, "max_pages", c.max_pages);
-	json_object_object_add(o, "swappiness", json_object_new_int(m->swappiness));
-	ADD_U64(o, "nr_faults", c.nr_faults);
-	ADD_U64(o, "nr_major_faults", c.nr_major_faults);
-	ADD_U64(o, "nr_swapped_in", c.nr_swapped_in);
-	ADD_U64(o, "nr_swapped_out", c.nr_swapped_out);
-	ADD_U64(o, "nr_clean_dropped", c.nr_clean_dropped);
-	ADD_U64(o, "nr_wp_faults", c.nr_wp_faults);
-	ADD_U64(o, "nr_zero_out", c.nr_zero_out);
-	ADD_U64(o, "nr_refaults", c.nr_refaults);
-	ADD_U64(o, "nr_refault_activate", c.nr_refault_activate);
-	ADD_U64(o, "nr_refault_thrash", c.nr_refault_thrash);
-	ADD_U64(o, "nr_young", c.nr_young);
-	ADD_U64(o, "nr_aging_passes", c.nr_aging_passes);
-	ADD_U64(o, "nr_oom", c.nr_oom);
-	ADD_U64(o, "nr_evict_busy", c.nr_evict_busy);
-	ADD_U64(o, "nr_errors", c.nr_errors);
-	ADD_U64(o, "nr_checksum_errors", c.nr_checksum_errors);
-	ADD_U64(o, "nr_write_errors", c.nr_write_errors);
-	ADD_U64(o, "nr_read_errors", c.nr_read_errors);
-	ADD_U64(o, "nr_short_reads", c.nr_short_reads);
-	ADD_U64(o, "nr_enospc", c.nr_enospc);
-	ADD_U64(o, "nr_swapin_errors", c.nr_swapin_errors);
-	ADD_U64(o, "nr_evict_failed", c.nr_evict_failed);
-	ADD_U64(o, "nr_max_overrun", c.nr_max_overrun);
-	ADD_U64(o, "metadata_bytes", c.metadata_bytes);
-	json_object_object_add(o, "idle_hist", vmm_memory_idle_json(&c));
-	/* What the VM costs the host in RAM: max bounds only the first term
-	 * (resident guest pages); the compressed tier has its own budget. */
-	ADD_U64(o, "host_memory_bytes", c.resident_pages * 4096 + c.compressed_bytes + c.metadata_bytes);
-	json_object_object_add(o, "dirty_log", json_object_new_boolean(m->dirty_log));
-	json_object_object_add(o, "page_idle", json_object_new_boolean(m->page_idle));
-	if (m->idle_ctx) {
-		struct ebb_page_idle_stats is;
-
-		ebb_refsrc_page_idle_get_stats(m->idle_ctx, &is);
-		ADD_U64(o, "page_idle_passes", is.nr_passes);
-		ADD_U64(o, "page_idle_pages_scanned", is.nr_pages_scanned);
-		ADD_U64(o, "page_idle_accessed", is.nr_accessed);
-		ADD_U64(o, "page_idle_syscalls", is.nr_reads + is.nr_writes);
-		ADD_U64(o, "page_idle_cpu_us", is.cpu_ns / 1000);
-	}
-	json_object_object_add(o, "ksm", json_object_new_boolean(m->cfg.opts.ksm));
-	json_object_object_add(o, "swap_encrypt", json_object_new_boolean(!m->cfg.opts.no_swap_encrypt));
-	json_object_object_add(o, "evict_mode", json_object_new_string(
-		ebb_region_evict_mode(m->region) == EBB_EVICT_WP ? "wp" : "move"));
-	ksm = ksm_merging_pages(&rmap);
-	if (ksm >= 0)
-		ADD_U64(o, "ksm_merging_pages", ksm);
-	if (rmap >= 0)
-		ADD_U64(o, "ksm_rmap_items", rmap);
-	json_object_object_add(o, "pressure_some_avg10", json_object_new_double(psi.some_avg10));
-	json_object_object_add(o, "pressure_full_avg10", json_object_new_double(psi.full_avg10));
-	ADD_U64(o, "pressure_some_total_us", psi.some_total_ns / 1000);
+	memory_report(m, &r);
+	vmm_report_json(memory_fields, sizeof(memory_fields) / sizeof(memory_fields[0]), &r, o);
 	json_object_object_add(result, "memory", o);
 }
 
@@ -775,81 +782,12 @@ int64_t vmm_memory_ksm_pages(struct vmm_memory *m)
 
 /* ---- formatting for ebb stat ---------------------------------------------------------- */
 
-static int64_t jget(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	return json_object_get_int64(v);
-}
-
-static const char *mib(int64_t pages, char *buf, size_t len)
-{
-	if (pages < 0)
-		snprintf(buf, len, "?");
-	else
-		snprintf(buf, len, "%.1f MiB", (double)pages * 4096.0 / 1048576.0);
-	return buf;
-}
-
 int vmm_memory_format(struct json_object *q, char *buf, size_t len)
 {
-	struct json_object *o, *v;
-	char a[6][32];
-	double some = 0;
-	int n;
+	struct json_object *o;
 
 	if (!json_object_object_get_ex(q, "memory", &o) || !json_object_is_type(o, json_type_object))
 		return snprintf(buf, len, "memory:     not managed (reclaim off)\n");
-	if (json_object_object_get_ex(o, "pressure_some_avg10", &v))
-		some = json_object_get_double(v);
-	n = snprintf(buf, len,
-		     "memory:     resident %s, swapped %s (compressed %s in %lld KiB, file %s "
-		     "live in %lld KiB allocated), zero %s\n",
-		     mib(jget(o, "resident_pages"), a[0], 32), mib(jget(o, "swapped_pages"), a[1], 32),
-		     mib(jget(o, "compressed_pages"), a[2], 32),
-		     (long long)(jget(o, "compressed_bytes") / 1024),
-		     mib(jget(o, "file_pages"), a[3], 32),
-		     (long long)(jget(o, "file_allocated_bytes") / 1024),
-		     mib(jget(o, "zero_pages"), a[4], 32));
-	if (n < 0 || (size_t)n >= len)
-		return n;
-	n += snprintf(buf + n, len - (size_t)n,
-		      "            ballooned %s, never touched %s, KSM-shared %lld pages; "
-		      "sum %lld of %lld pages\n",
-		      mib(jget(o, "ballooned_pages"), a[0], 32), mib(jget(o, "never_pages"), a[1], 32),
-		      (long long)jget(o, "ksm_merging_pages"), (long long)jget(o, "accounted_pages"),
-		      (long long)jget(o, "total_pages"));
-	if ((size_t)n >= len)
-		return n;
-	n += snprintf(buf + n, len - (size_t)n,
-		      "            high %s, max %s (of resident pages; host RAM in all %lld KiB), "
-		      "swappiness %lld; faults %lld (major %lld), "
-		      "refaults %lld, pressure some avg10 %.2f%%, errors %lld\n",
-		      mib(jget(o, "high_pages"), a[0], 32), mib(jget(o, "max_pages"), a[1], 32),
-		      (long long)(jget(o, "host_memory_bytes") / 1024), (long long)jget(o, "swappiness"), (long long)jget(o, "nr_faults"),
-		      (long long)jget(o, "nr_major_faults"), (long long)jget(o, "nr_refaults"), some,
-		      (long long)jget(o, "nr_errors"));
-	if ((size_t)n >= len)
-		return n;
-	if (json_object_object_get_ex(o, "idle_hist", &v) && v && json_object_is_type(v, json_type_object)) {
-		struct json_object *arr;
-		int64_t by[EBB_IDLE_BUCKETS] = { 0 }, upto = 0, tick = jget(v, "tick_ms");
-
-		if (json_object_object_get_ex(v, "bytes", &arr) && json_object_is_type(arr, json_type_array) &&
-		    json_object_array_length(arr) == EBB_IDLE_BUCKETS && tick > 0) {
-			/* cumulative: used within 1, 8 and 32 ticks; the rest older */
-			for (int i = 0; i < EBB_IDLE_BUCKETS; i++)
-				by[i] = upto += json_object_get_int64(json_object_array_get_idx(arr, i));
-			n += snprintf(buf + n, len - (size_t)n,
-				      "            working set (host-seen): used within %lld s %s, "
-				      "%lld s %s, %lld s %s; unused longer %s\n",
-				      (long long)tick / 1000, mib(by[0] / 4096, a[0], 32),
-				      (long long)tick * 8 / 1000, mib(by[3] / 4096, a[1], 32),
-				      (long long)tick * 32 / 1000, mib(by[5] / 4096, a[2], 32),
-				      mib((upto - by[5]) / 4096, a[3], 32));
-		}
-	}
-	return n;
+	return vmm_report_text(memory_fields, sizeof(memory_fields) / sizeof(memory_fields[0]), o,
+			       "memory:     ", "            ", buf, len);
 }

@@ -13,7 +13,8 @@
  *   - balloon inflates and free page reports go to ebb_region_mark_ballooned
  *     (tracked, never swapped) instead of a bare MADV_DONTNEED;
  *   - optional KSM (MADV_MERGEABLE) with per-process sharing figures;
- *   - knobs at launch (vmm_memory_opts, from `ebb run --mem-high ...`) and
+ *   - knobs at launch (vmm_memory_opts: `ebb run --mem-high ...`, parsed by
+ *     the program, vmm/bin/run_opts.h) and
  *     live over the control socket (`set`), and the `memory` part of `query`.
  *
  * Threads: the engine runs its own fault-handler and background threads
@@ -33,6 +34,7 @@
 
 #include "client/ctl.h"
 #include "client/log.h"
+#include "vmm/guest_mem.h"
 
 enum vmm_swap_compress {
 	VMM_SWAP_LZ4 = 0,   /* compressed in-memory tier (LZ4), then the file tier */
@@ -66,15 +68,6 @@ struct vmm_memory_opts {
 	bool no_swap_encrypt;         /* write the file tier in plaintext */
 };
 
-/*
- * CLIENT: parse one `ebb run` option (name without the dashes: "mem-high",
- * "mem-max", "swappiness", "swap-dir", "swap-compress", "swap-encrypt", "ksm", "reclaim",
- * "dirty-log").  Any of them except "reclaim off" asks for the engine
- * (enable: failing to set it up is then an error).
- * Returns 0, -ENOENT for an unknown name, -EINVAL with a message in err.
- */
-int vmm_memory_parse_opt(struct vmm_memory_opts *o, const char *name, const char *val,
-			 char *err, size_t err_len);
 /* "30%", "400M", "1G", bare number = MiB. */
 int vmm_mem_size_parse(const char *val, struct vmm_mem_size *out);
 
@@ -82,8 +75,10 @@ struct vmm_memory_cfg {
 	const char *name;
 	void *ram;                    /* guest RAM mapping */
 	uint64_t mem_bytes;
-	uint64_t low_bytes;           /* slot 0: [0, low_bytes) of ram */
-	uint64_t high_bytes;          /* slot 1: the rest (0: no slot 1) */
+	/* The KVM slots over ram (vmm/guest_mem.h), in RAM order, covering
+	 * [0, mem_bytes): the dirty log is read per slot. */
+	const struct vmm_guest_mem_slot *slots;
+	unsigned nr_slots;
 	int vm_fd;                    /* for the dirty log; -1: none */
 	unsigned nr_vcpus;
 	const char *default_swap_dir;
@@ -105,9 +100,11 @@ void vmm_memory_destroy(struct vmm_memory *m);
 /* KVM_SET_USER_MEMORY_REGION flags for the RAM slots under these opts. */
 uint32_t vmm_memory_slot_flags(const struct vmm_memory_opts *o);
 
-/* GUEST: [hva, hva + len) is RAM the balloon got (inflate or free page
- * report): tracked as ballooned and released.  0 or -errno. */
-int vmm_memory_discard(struct vmm_memory *m, void *hva, uint64_t len);
+/* GUEST: RAM offsets [ram_off, ram_off + len) the guest gave up (balloon
+ * inflate or free page report), already checked by vmm_guest_mem: tracked
+ * as ballooned and released.  0 or -errno (-ERANGE: not whole pages of the
+ * region). */
+int vmm_memory_discard(struct vmm_memory *m, uint64_t ram_off, uint64_t len);
 
 /* Adds "memory": {...} to a query result. */
 void vmm_memory_query(struct vmm_memory *m, struct json_object *result);

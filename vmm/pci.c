@@ -7,11 +7,13 @@
  * then accesses 1, 2 or 4 bytes at 0xcfc + (register & 3).  Only dword
  * writes to 0xcf8 set the address (Linux's probe writes a byte to 0xcfb and
  * expects the dword to survive).  Each device has a 256-byte config space
- * and a write mask; BAR registers are kept apart so that sizing works: the
- * guest writes all ones and reads back ~(size - 1) | type bits.  A BAR is
- * mapped into the MMIO or PIO bus while its decode bit in the command
- * register is on and its address lies in its window; any change of either
- * re-evaluates that.
+ * and a write mask (a device with cap_ptr owns [0x40, 256) itself: the bus
+ * keeps the header only); BAR registers are kept apart so that sizing
+ * works: the guest writes all ones and reads back ~(size - 1) | type bits.
+ * A BAR is mapped into the MMIO or PIO bus while its decode bit in the
+ * command register is on and its address lies in its window; any change of
+ * either re-evaluates that, and a change of the mapping is told to the
+ * device (bar_changed).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +38,9 @@
 #define PCI_BAR0 0x10
 #define PCI_SUBSYS_VENDOR 0x2c
 #define PCI_SUBSYS_ID 0x2e
+#define PCI_CAP_PTR 0x34
+#define PCI_STATUS_CAP_LIST 0x10
+#define PCI_CAPS 0x40           /* capabilities start here */
 #define PCI_INT_LINE 0x3c
 #define PCI_INT_PIN 0x3d
 
@@ -66,7 +71,7 @@ struct vmm_pci_bus {
 	uint64_t next_mmio;
 	uint32_t next_io;
 	struct vmm_pci_stats stats;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -89,7 +94,7 @@ static void bar_update(struct vmm_pci_dev *dev, unsigned i)
 	const struct vmm_pci_bar_cfg *b = &dev->cfg.bars[i];
 	struct vmm_iobus *iobus = b->is_io ? dev->bus->cfg.pio : dev->bus->cfg.mmio;
 	uint16_t cmd = (uint16_t)(dev->space[PCI_COMMAND] | dev->space[PCI_COMMAND + 1] << 8);
-	uint64_t addr, lo, hi, want = 0;
+	uint64_t addr, lo, hi, want = 0, was = dev->bar_mapped[i];
 
 	if (!b->size_bytes || !iobus)
 		return;
@@ -110,19 +115,21 @@ static void bar_update(struct vmm_pci_dev *dev, unsigned i)
 
 			/* GUEST: a guest can repeat this at will: limited, counted. */
 			dev->bus->stats.nr_bar_map_failures++;
-			if (!vmm_ratelimit_ok(&dev->bus->rl, vmm_now_ns(), &dropped)) {
+			if (ebb_ratelimit_ok(&dev->bus->rl, vmm_now_ns(), EBB_RATELIMIT_BURST,
+					     EBB_RATELIMIT_WINDOW_NS, &dropped))
+				vmm_logf(&dev->bus->cfg.log, EBB_LOG_WARN,
+					 "pci: 00:%02x.0 BAR%u at 0x%llx overlaps another range; left"
+					 " unmapped (%llu similar lines suppressed)", dev->slot, i,
+					 (unsigned long long)want, (unsigned long long)dropped);
+			else
 				dev->bus->stats.nr_logs_suppressed++;
-				return;
-			}
-			vmm_logf(&dev->bus->cfg.log, VMM_LOG_WARN,
-				 "pci: 00:%02x.0 BAR%u at 0x%llx overlaps another range; left unmapped"
-				 " (%llu similar lines suppressed)", dev->slot, i,
-				 (unsigned long long)want, (unsigned long long)dropped);
-			return;
+		} else {
+			dev->bar_mapped[i] = want;
+			dev->bus->stats.nr_bar_moves++;
 		}
-		dev->bar_mapped[i] = want;
-		dev->bus->stats.nr_bar_moves++;
 	}
+	if (dev->bar_mapped[i] != was && dev->cfg.ops && dev->cfg.ops->bar_changed)
+		dev->cfg.ops->bar_changed(dev->cfg.opaque, i, dev->bar_mapped[i]);
 }
 
 static int dev_init(struct vmm_pci_bus *bus, struct vmm_pci_dev *dev,
@@ -145,6 +152,12 @@ static int dev_init(struct vmm_pci_bus *bus, struct vmm_pci_dev *dev,
 	dev->wmask[PCI_CACHE_LINE] = 0xff;
 	dev->wmask[PCI_LATENCY] = 0xff;
 	dev->wmask[PCI_INT_LINE] = 0xff;
+	if (cfg->cap_ptr) {
+		if (cfg->cap_ptr < PCI_CAPS || !cfg->ops || !cfg->ops->cfg_read || !cfg->ops->cfg_write)
+			return -EINVAL;
+		dev->space[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+		dev->space[PCI_CAP_PTR] = cfg->cap_ptr;
+	}
 	if (cfg->irq_pin) {
 		dev->gsi = VMM_PCI_INTX_FIRST_GSI + slot % VMM_PCI_INTX_NR_GSI;
 		dev->space[PCI_INT_PIN] = 1;
@@ -339,6 +352,8 @@ static void cfg_write_dword(struct vmm_pci_dev *dev, unsigned reg, uint32_t v, u
 		bytes[i] = (uint8_t)(v >> (8 * i));
 	if (dev->cfg.ops && dev->cfg.ops->cfg_write)
 		dev->cfg.ops->cfg_write(dev->cfg.opaque, reg + lo, bytes + lo, hi - lo);
+	if (reg >= PCI_CAPS && dev->cfg.cap_ptr)
+		return;  /* the device's own */
 
 	if (reg >= PCI_BAR0 && reg < PCI_BAR0 + 4 * VMM_PCI_NR_BARS) {
 		unsigned b = (reg - PCI_BAR0) / 4;
@@ -406,7 +421,7 @@ void vmm_pci_config_io(struct vmm_pci_bus *bus, uint16_t port, uint8_t *data, un
 		}
 		cfg_write_dword(dev, reg, v, byte, byte + size);
 	} else {
-		v = cfg_read_dword(dev, reg);
+		v = reg >= PCI_CAPS && dev->cfg.cap_ptr ? 0 : cfg_read_dword(dev, reg);
 		for (i = 0; i < size; i++)
 			data[i] = (uint8_t)(v >> (8 * (byte + i)));
 		if (dev->cfg.ops && dev->cfg.ops->cfg_read)

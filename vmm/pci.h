@@ -4,13 +4,16 @@
  * through which device models (virtio-pci and others) plug in.
  *
  * A device supplies IDs, class, up to six 32-bit BARs (memory or I/O) and an
- * optional INTx pin, plus callbacks: BAR accesses (on vCPU threads), and
- * optional notifications of config-space writes (for capabilities such as
- * MSI-X, which the device lays out itself in its config space through
- * vmm_pci_dev_cfg() and vmm_pci_dev_set_wmask()).  The bus assigns the slot,
- * BAR addresses (in the PCI hole below 4 GiB, or in the I/O window) and the
- * INTx GSI, maps BARs into the VM's MMIO / PIO buses while the guest has
- * decoding enabled, and follows the guest when it moves a BAR.
+ * optional INTx pin, plus callbacks: BAR accesses (on vCPU threads), BAR
+ * mapping changes, and optional notifications of config-space writes (for
+ * capabilities such as MSI-X).  The standard header (below 0x40) and the BARs
+ * are the bus's alone.  The capabilities are either laid out by the device in
+ * the bus's image (vmm_pci_dev_cfg() and vmm_pci_dev_set_wmask()), or, with
+ * cap_ptr, owned by the device model outright (virtio-pci: one copy, the
+ * transport's).  The bus assigns the slot, BAR addresses (in the PCI hole
+ * below 4 GiB, or in the I/O window) and the INTx GSI, maps BARs into the
+ * VM's MMIO / PIO buses while the guest has decoding enabled, follows the
+ * guest when it moves a BAR, and tells the device where its BARs are mapped.
  *
  * Interrupts and doorbells are the VM's business, not the bus's: see
  * vmm_vm_irq_line(), vmm_vm_signal_msi() and vmm_vm_ioeventfd() in vm.h.
@@ -51,6 +54,11 @@ struct vmm_pci_dev_ops {
 	/* Optional: the guest reads [off, off + size); data holds what the bus
 	 * computed and the device may replace it (virtio_pci_cfg_read). */
 	void (*cfg_read)(void *opaque, unsigned off, uint8_t *data, unsigned size);
+	/* Optional: BAR `bar` is now mapped at `mapped` (0: unmapped: decoding
+	 * off, outside its window, or refused for an overlap).  Called with the
+	 * bus lock held, once per real change, so a guest rewriting the same
+	 * value costs nothing. */
+	void (*bar_changed)(void *opaque, unsigned bar, uint64_t mapped);
 };
 
 struct vmm_pci_bar_cfg {
@@ -64,6 +72,11 @@ struct vmm_pci_dev_cfg {
 	uint32_t class_code;   /* class << 16 | subclass << 8 | prog-if */
 	uint8_t revision;
 	uint8_t irq_pin;       /* 0: none, 1: INTA */
+	/* Nonzero: the device owns config space [0x40, 256), its capability
+	 * list starting at cap_ptr (status gets the capability-list bit).  The
+	 * bus then keeps no image there: reads are the device's cfg_read (data
+	 * zeroed first), writes go to its cfg_write only. */
+	uint8_t cap_ptr;
 	struct vmm_pci_bar_cfg bars[VMM_PCI_NR_BARS];
 	const struct vmm_pci_dev_ops *ops;
 	void *opaque;

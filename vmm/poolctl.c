@@ -12,6 +12,7 @@
  */
 #include "vmm/poolctl.h"
 
+#include "base/page.h"
 #include "client/ctl_server.h"
 
 #include <errno.h>
@@ -24,7 +25,6 @@
 
 #include "host-reclaim/region.h"
 
-#define PAGE_BYTES 4096ull
 
 struct vmm_poolctl {
 	struct vmm_poolctl_cfg cfg;
@@ -43,7 +43,7 @@ struct vmm_poolctl {
 	uint64_t grow_base_pages;        /* resident at the last "grow" or low point */
 	uint64_t last_overrun;           /* nr_max_overrun + nr_oom at the last sample */
 	struct vmm_poolctl_counters c;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 };
 
 static uint64_t lower(uint64_t configured, uint64_t clamp)
@@ -105,7 +105,7 @@ static void end_clamp(struct vmm_poolctl *pc)
 	arm_timer(pc, 0);
 	ret = apply(pc);
 	if (ret)
-		vmm_logf(&pc->cfg.log, VMM_LOG_WARN, "cannot restore the configured limits: %s",
+		vmm_logf(&pc->cfg.log, EBB_LOG_WARN, "cannot restore the configured limits: %s",
 			 strerror(-ret));
 }
 
@@ -114,7 +114,7 @@ bool vmm_poolctl_check_lease(struct vmm_poolctl *pc, uint64_t now_ns)
 	if (!pc->clamped || now_ns < pc->lease_end_ns)
 		return false;
 	pc->c.nr_lease_expired++;
-	vmm_logf(&pc->cfg.log, VMM_LOG_INFO, "memory clamp lease expired: back to the configured "
+	vmm_logf(&pc->cfg.log, EBB_LOG_INFO, "memory clamp lease expired: back to the configured "
 		 "limits (high %llu, max %llu pages)", (unsigned long long)pc->cfg_high_pages,
 		 (unsigned long long)pc->cfg_max_pages);
 	end_clamp(pc);
@@ -123,9 +123,9 @@ bool vmm_poolctl_check_lease(struct vmm_poolctl *pc, uint64_t now_ns)
 
 		if (f) {
 			json_object_object_add(f, "high_bytes", json_object_new_int64(
-				(int64_t)(pc->cfg_high_pages * PAGE_BYTES)));
+				(int64_t)(pc->cfg_high_pages * EBB_PAGE_BYTES)));
 			json_object_object_add(f, "max_bytes", json_object_new_int64(
-				(int64_t)(pc->cfg_max_pages * PAGE_BYTES)));
+				(int64_t)(pc->cfg_max_pages * EBB_PAGE_BYTES)));
 		}
 		notify(pc, "lease-expired", f);
 	}
@@ -163,12 +163,12 @@ void vmm_poolctl_sample(struct vmm_poolctl *pc)
 	ebb_region_get_counters(r, &c);
 	if (c.resident_pages < pc->grow_base_pages)
 		pc->grow_base_pages = c.resident_pages;
-	if ((c.resident_pages - pc->grow_base_pages) * PAGE_BYTES >= step) {
+	if ((c.resident_pages - pc->grow_base_pages) * EBB_PAGE_BYTES >= step) {
 		pc->grow_base_pages = c.resident_pages;
 		f = json_object_new_object();
 		if (f)
 			json_object_object_add(f, "resident_bytes", json_object_new_int64(
-				(int64_t)(c.resident_pages * PAGE_BYTES)));
+				(int64_t)(c.resident_pages * EBB_PAGE_BYTES)));
 		notify(pc, "grow", f);
 	}
 	overrun = c.nr_max_overrun + c.nr_oom;
@@ -285,7 +285,7 @@ void vmm_poolctl_get_counters(struct vmm_poolctl *pc, struct vmm_poolctl_counter
 static enum vmm_ctl_err bad(struct vmm_poolctl *pc, char *msg)
 {
 	pc->c.nr_bad_requests++;
-	vmm_logf_rl(&pc->cfg.log, &pc->rl, VMM_LOG_WARN, "control: %s", msg);
+	vmm_logf_rl(&pc->cfg.log, &pc->rl, EBB_LOG_WARN, "control: %s", msg);
 	return VMM_CTL_ERR_INVALID;
 }
 
@@ -299,8 +299,8 @@ static struct json_object *clamp_object(struct vmm_poolctl *pc)
 	o = json_object_new_object();
 	if (!o)
 		return NULL;
-	ADD_I64(o, "high_bytes", pc->clamp_high_pages * PAGE_BYTES);
-	ADD_I64(o, "max_bytes", pc->clamp_max_pages * PAGE_BYTES);
+	ADD_I64(o, "high_bytes", pc->clamp_high_pages * EBB_PAGE_BYTES);
+	ADD_I64(o, "max_bytes", pc->clamp_max_pages * EBB_PAGE_BYTES);
 	ADD_I64(o, "lease_left_ms", pc->lease_end_ns > now ? (pc->lease_end_ns - now) / 1000000 : 0);
 	return o;
 }
@@ -314,8 +314,8 @@ static struct json_object *settings_object(struct vmm_poolctl *pc)
 	ADD_I64(o, "min_bytes", pc->min_bytes);
 	ADD_I64(o, "low_bytes", pc->low_bytes);
 	ADD_I64(o, "weight", pc->weight);
-	ADD_I64(o, "cfg_high_bytes", pc->cfg_high_pages * PAGE_BYTES);
-	ADD_I64(o, "cfg_max_bytes", pc->cfg_max_pages * PAGE_BYTES);
+	ADD_I64(o, "cfg_high_bytes", pc->cfg_high_pages * EBB_PAGE_BYTES);
+	ADD_I64(o, "cfg_max_bytes", pc->cfg_max_pages * EBB_PAGE_BYTES);
 	json_object_object_add(o, "clamp", clamp_object(pc));
 	ADD_I64(o, "nr_clamps", pc->c.nr_clamps);
 	ADD_I64(o, "nr_lifts", pc->c.nr_lifts);
@@ -488,8 +488,8 @@ enum vmm_ctl_err vmm_poolctl_clamp(struct vmm_poolctl *pc, const struct vmm_ctl_
 			snprintf(msg, msg_len, "high_bytes is above max_bytes");
 			return bad(pc, msg);
 		}
-		pc->clamp_high_pages = (high + PAGE_BYTES - 1) / PAGE_BYTES;
-		pc->clamp_max_pages = (max + PAGE_BYTES - 1) / PAGE_BYTES;
+		pc->clamp_high_pages = (high + EBB_PAGE_BYTES - 1) / EBB_PAGE_BYTES;
+		pc->clamp_max_pages = (max + EBB_PAGE_BYTES - 1) / EBB_PAGE_BYTES;
 		pc->clamped = true;
 		pc->lease_end_ns = vmm_now_ns() + lease_ms * 1000000ull;
 		pc->c.nr_clamps++;
@@ -530,7 +530,7 @@ enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **
 	if (reg) {
 		ebb_region_get_counters(reg, &c);
 		ebb_region_get_psi(reg, &psi);
-		ADD_I64(o, "resident_bytes", c.resident_pages * PAGE_BYTES);
+		ADD_I64(o, "resident_bytes", c.resident_pages * EBB_PAGE_BYTES);
 		ADD_I64(o, "compressed_bytes", c.compressed_bytes);
 		ADD_I64(o, "compressed_pages", c.compressed_pages);
 		ADD_I64(o, "file_pages", c.file_pages);
@@ -539,8 +539,8 @@ enum vmm_ctl_err vmm_poolctl_stats(struct vmm_poolctl *pc, struct json_object **
 		ADD_I64(o, "ballooned_pages", c.ballooned_pages);
 		ADD_I64(o, "active_pages", c.active_pages);
 		ADD_I64(o, "inactive_pages", c.inactive_pages);
-		ADD_I64(o, "high_bytes", c.high_pages * PAGE_BYTES);
-		ADD_I64(o, "max_bytes", c.max_pages * PAGE_BYTES);
+		ADD_I64(o, "high_bytes", c.high_pages * EBB_PAGE_BYTES);
+		ADD_I64(o, "max_bytes", c.max_pages * EBB_PAGE_BYTES);
 		ADD_I64(o, "swappiness", vmm_memory_swappiness(pc->cfg.memory));
 		ADD_I64(o, "nr_faults", c.nr_faults);
 		ADD_I64(o, "nr_major_faults", c.nr_major_faults);
@@ -579,7 +579,7 @@ static enum vmm_ctl_err ctl_clamp(void *opaque, const struct vmm_ctl_request *re
 
 int vmm_poolctl_register(struct vmm_poolctl *pc, struct vmm_ctl_server *srv)
 {
-	int ret = vmm_ctl_server_register(srv, VMM_CTL_CMD_SET, ctl_set, pc);
+	int ret = vmm_ctl_server_register(srv, "set", ctl_set, pc);
 
-	return ret ? ret : vmm_ctl_server_register(srv, VMM_CTL_CMD_CLAMP, ctl_clamp, pc);
+	return ret ? ret : vmm_ctl_server_register(srv, "clamp", ctl_clamp, pc);
 }

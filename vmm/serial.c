@@ -59,7 +59,7 @@ struct vmm_serial {
 	uint8_t backlog[VMM_SERIAL_BACKLOG_BYTES];
 	size_t backlog_head, backlog_len;
 	struct vmm_serial_stats stats;
-	struct vmm_ratelimit rl_bad;
+	struct ebb_ratelimit rl_bad;
 };
 
 static uint8_t iir_of(const struct vmm_serial *s)
@@ -263,7 +263,7 @@ void vmm_serial_io(struct vmm_serial *s, unsigned offset, uint8_t *data, unsigne
 	pthread_mutex_lock(&s->lock);
 	if (offset >= VMM_SERIAL_NR_PORTS || size != 1) {
 		s->stats.nr_bad_access++;
-		vmm_logf_rl(&s->cfg.log, &s->rl_bad, VMM_LOG_WARN,
+		vmm_logf_rl(&s->cfg.log, &s->rl_bad, EBB_LOG_WARN,
 			    "serial: guest %s of %u bytes at offset %u ignored",
 			    is_write ? "write" : "read", size, offset);
 		if (!is_write)

@@ -248,7 +248,7 @@ static bool handle_exit(struct vcpu *v)
 		vmm_vm_request_stop(vm, VMM_EXIT_CRASH, msg);
 		return false;
 	default:
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN, "vCPU %u: unhandled exit reason %u",
+		vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_WARN, "vCPU %u: unhandled exit reason %u",
 			    v->index, run->exit_reason);
 		return true;
 	}
@@ -279,7 +279,7 @@ static bool inject_mce(struct vcpu *v)
 	 */
 	if (ar && v->mce_held_gpa != gpa) {
 		v->mce_held_gpa = gpa;
-		vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_DEBUG,
+		vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_DEBUG,
 			    "vCPU %u: guest RAM at 0x%llx is lost on the host: machine check on the next access",
 			    v->index, (unsigned long long)gpa);
 		return true;
@@ -304,7 +304,7 @@ static bool inject_mce(struct vcpu *v)
 		return false;
 	}
 	__atomic_add_fetch(&vm->nr_guest_mce, 1, __ATOMIC_RELAXED);
-	vmm_logf_rl(&vm->cfg.log, &v->rl, VMM_LOG_WARN,
+	vmm_logf_rl(&vm->cfg.log, &v->rl, EBB_LOG_WARN,
 		    "vCPU %u: guest RAM at 0x%llx was lost on the host: machine check %s injected",
 		    v->index, (unsigned long long)gpa, ar ? "(action required)" : "(action optional)");
 	return true;
@@ -313,13 +313,13 @@ static bool inject_mce(struct vcpu *v)
 bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
 {
 	int tid = (int)gettid();
-	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->ram;
+	uintptr_t hva = (uintptr_t)si->si_addr, ram = (uintptr_t)vm->mem.ram;
 	uint64_t off, gpa;
 	struct vcpu *v = NULL;
 
 	if (si->si_code != BUS_MCEERR_AR && si->si_code != BUS_MCEERR_AO)
 		return false;
-	if (!vm->ram || hva < ram || hva - ram >= vm->mem.mem_bytes)
+	if (!vm->mem.ram || hva < ram || hva - ram >= vm->mem.layout.mem_bytes)
 		return false;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_SEQ_CST) == tid) {
@@ -332,7 +332,8 @@ bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si)
 	if (!v || !__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST) || !vm->mcg_cap)
 		return false;
 	off = hva - ram;
-	gpa = off < vm->mem.low_bytes ? off : VMM_4G + (off - vm->mem.low_bytes);
+	if (!vmm_guest_mem_gpa(&vm->mem, off, &gpa))
+		return false;
 	__atomic_store_n(&v->mce_gpa, gpa, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&v->mce_ar, si->si_code == BUS_MCEERR_AR, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&v->mce_pending, 1, __ATOMIC_SEQ_CST);

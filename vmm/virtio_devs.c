@@ -1,12 +1,15 @@
 /*
- * vmm/virtio_devs.c — plugs virtio/'s console and balloon into the VM: PCI
- * functions on the bus, BAR and config accesses forwarded to the transports,
- * doorbells through ioeventfds, interrupts through KVM_SIGNAL_MSI /
- * KVM_IRQ_LINE, the agent port bridged to a unix socket, the balloon's runs
- * turned into MADV_DONTNEED.  See vmm/virtio_devs.h for the threading.
+ * vmm/virtio_devs.c — the generic glue between virtio/'s devices and the VM:
+ * the device list (VMM_VIRTIO_DEVICES of vmm/virtio_dev.h, one file per
+ * device), one PCI function per device on the bus, BAR and config accesses
+ * forwarded to the device's transport, doorbells through ioeventfds kept
+ * where the bus maps BAR0 (its bar_changed callback), interrupts through
+ * KVM_SIGNAL_MSI / KVM_IRQ_LINE, the one guest-log limiter, and the event
+ * thread's wake eventfd and tick.  Owns no device: the console and its agent
+ * bridge, the balloon and its discard live in their files.  See
+ * vmm/virtio_devs.h for the threading.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,33 +17,27 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <linux/virtio_ids.h>
-
-#include "virtio/balloon.h"
-#include "virtio/console.h"
 #include "virtio/pci.h"
 #include "vmm/pci.h"
-#include "client/peer.h"
+#include "vmm/virtio_dev.h"
 #include "vmm/virtio_devs.h"
 #include "vmm/vm.h"
 
 #define TICK_PERIOD_NS 200000000ull          /* balloon tick / housekeeping */
-#define DEFAULT_STATS_PERIOD_MS 2000u
 #define MAX_QUEUES 8u                        /* console has 6, balloon 4 */
 
-struct vdev;
+/* The registered devices, in PCI slot order. */
+#define VMM_VDEV_ENTRY(name) &vmm_vdev_##name,
+static const struct vmm_vdev_type *const vdev_types[] = { VMM_VIRTIO_DEVICES(VMM_VDEV_ENTRY) };
+#undef VMM_VDEV_ENTRY
+#define NR_DEVS (sizeof(vdev_types) / sizeof(vdev_types[0]))
 
 /* One doorbell: queue q of a device. */
 struct doorbell {
-	struct vdev *dev;
+	struct vmm_vdev *dev;
 	uint16_t q;
 	int efd;
 	uint64_t registered_gpa;   /* 0: not registered with KVM */
@@ -48,9 +45,11 @@ struct doorbell {
 };
 
 /* One virtio-pci function. */
-struct vdev {
+struct vmm_vdev {
 	struct vmm_virtio_devs *owner;
+	const struct vmm_vdev_type *type;
 	const char *name;
+	void *priv;                  /* the device file's state */
 	pthread_mutex_t lock;        /* around every call into tp / the device */
 	struct virtio_host host;
 	struct virtio_pci *tp;       /* the device's transport (owned by the device) */
@@ -59,52 +58,29 @@ struct vdev {
 	uint16_t nr_queues;
 	uint32_t fallback_kicks;     /* atomic: bit q = notify write reached the VMM */
 	uint64_t nr_fallback_kicks;  /* atomic */
-	bool cfg_dirty;              /* atomic: BARs may have moved: re-register bells */
+	bool cfg_dirty;              /* atomic: BAR0 moved: re-register bells */
 };
 
 struct vmm_virtio_devs {
 	struct vmm_vm *vm;
 	struct vmm_virtio_devs_cfg cfg;
 	struct vmm_evloop *loop;
-	struct vdev con, bal;
-	struct virtio_console *console;
-	struct virtio_balloon *balloon;
+	struct vmm_vdev devs[NR_DEVS];
+	unsigned nr_devs;            /* created so far */
 
 	int wake_fd;                 /* eventfd: deferred work, fallback kicks, BAR moves */
 	int timer_fd;
 	struct vmm_ev_watch *wake_watch, *timer_watch;
 
-	/* Agent bridge: event thread only, except the want_* flags (atomics,
-	 * set from console callbacks under con.lock). */
-	char *agent_path;
-	int agent_listen_fd, agent_fd;
-	struct vmm_ev_watch *agent_listen_watch, *agent_watch;
-	uint32_t agent_events;       /* what agent_watch polls now */
-	bool want_agent_in;          /* the guest may take input */
-	bool want_agent_out;         /* we hold guest output the socket refused */
-	uint64_t nr_agent_refused;   /* extra clients turned away */
-	uint64_t nr_agent_hangups;   /* clients gone before the guest could take their bytes */
-
-	/* Balloon host-side figures: written under bal.lock. */
-	uint64_t nr_madvise_calls, nr_discarded_pages, madvise_ns, nr_madvise_errors;
-
 	/*
 	 * Every line a guest can cause (the devices' own, already limited per
-	 * device, and this glue's) passes this one limiter; log_lock is a leaf
+	 * device, and the glue's) passes this one limiter; log_lock is a leaf
 	 * (taken under a device lock or none).
 	 */
 	pthread_mutex_t log_lock;
-	struct vmm_ratelimit guest_rl;     /* log_lock */
+	struct ebb_ratelimit guest_rl;     /* log_lock */
 	uint64_t nr_logs_suppressed;       /* log_lock: lines dropped, in total */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void wake(struct vmm_virtio_devs *d)
 {
@@ -115,26 +91,24 @@ static void wake(struct vmm_virtio_devs *d)
 	}
 }
 
-/* GUEST: a line the guest caused, through the one limiter (any thread). */
-static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const char *fmt, ...)
+static void guest_vlog(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 3, 0)));
+static void guest_vlog(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt,
+		       va_list ap)
 {
 	uint64_t nr_dropped = 0;
 	char line[320];
-	va_list ap;
 	bool ok;
 
 	pthread_mutex_lock(&d->log_lock);
-	ok = vmm_ratelimit_ok(&d->guest_rl, now_ns(), &nr_dropped);
+	ok = ebb_ratelimit_ok(&d->guest_rl, vmm_now_ns(), EBB_RATELIMIT_BURST,
+			      EBB_RATELIMIT_WINDOW_NS, &nr_dropped);
 	if (!ok)
 		d->nr_logs_suppressed++;
 	pthread_mutex_unlock(&d->log_lock);
 	if (!ok)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (nr_dropped)
 		vmm_logf(&d->cfg.log, level, "%s (%llu similar lines suppressed)", line,
 			 (unsigned long long)nr_dropped);
@@ -142,31 +116,102 @@ static void guest_log(struct vmm_virtio_devs *d, enum vmm_log_level level, const
 		vmm_logf(&d->cfg.log, level, "%s", line);
 }
 
+/* GUEST: a line the guest caused, through the one limiter (any thread). */
+static void guest_log(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void guest_log(struct vmm_virtio_devs *d, enum ebb_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	guest_vlog(d, level, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- for the device files ----------------------------------------------------- */
+
+void *vmm_virtio_devs_find(struct vmm_virtio_devs *d, const struct vmm_vdev_type *type)
+{
+	unsigned i;
+
+	if (!d)
+		return NULL;
+	for (i = 0; i < d->nr_devs; i++)
+		if (d->devs[i].type == type)
+			return d->devs[i].priv;
+	return NULL;
+}
+
+void vmm_vdev_lock(struct vmm_vdev *v)
+{
+	pthread_mutex_lock(&v->lock);
+}
+
+void vmm_vdev_unlock(struct vmm_vdev *v)
+{
+	pthread_mutex_unlock(&v->lock);
+}
+
+void vmm_vdev_after_call(struct vmm_vdev *v)
+{
+	if (virtio_pci_has_pending(v->tp))
+		wake(v->owner);
+}
+
+void vmm_vdev_wake(struct vmm_vdev *v)
+{
+	wake(v->owner);
+}
+
+void vmm_vdev_guest_log(struct vmm_vdev *v, enum ebb_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	guest_vlog(v->owner, level, fmt, ap);
+	va_end(ap);
+}
+
+uint64_t vmm_vdev_nr_logs_suppressed(struct vmm_vdev *v)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&v->owner->log_lock);
+	n = v->owner->nr_logs_suppressed;
+	pthread_mutex_unlock(&v->owner->log_lock);
+	return n;
+}
+
+uint64_t vmm_vdev_nr_exit_kicks(struct vmm_vdev *v)
+{
+	return __atomic_load_n(&v->nr_fallback_kicks, __ATOMIC_RELAXED);
+}
+
+struct vmm_vm *vmm_vdev_vm(struct vmm_vdev *v)
+{
+	return v->owner->vm;
+}
+
 /* ---- virtio_host callbacks (device lock held) ------------------------------- */
 
 static void *host_translate(void *opaque, virtio_gpa_t gpa, uint64_t len)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 
 	return v->owner->vm ? vmm_vm_translate(v->owner->vm, gpa, len) : NULL;
 }
 
 /* Every line of the virtio library is about the guest (or rare): limited. */
-static void host_log(void *opaque, enum virtio_log_level level, const char *msg)
+static void host_log(void *opaque, enum ebb_log_level level, const char *msg)
 {
-	struct vdev *v = opaque;
-	static const enum vmm_log_level map[] = {
-		[VIRTIO_LOG_ERR] = VMM_LOG_ERR, [VIRTIO_LOG_WARN] = VMM_LOG_WARN,
-		[VIRTIO_LOG_INFO] = VMM_LOG_INFO, [VIRTIO_LOG_DEBUG] = VMM_LOG_DEBUG,
-	};
+	struct vmm_vdev *v = opaque;
 
-	guest_log(v->owner, level <= VIRTIO_LOG_DEBUG ? map[level] : VMM_LOG_DEBUG,
-		  "virtio-%s: %s", v->name, msg);
+	guest_log(v->owner, level, "virtio-%s: %s", v->name, msg);
 }
 
 static void host_raise_msi(void *opaque, uint16_t vector, uint64_t addr, uint32_t data)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 
 	if (v->owner->vm)
 		vmm_vm_signal_msi(v->owner->vm, addr, data);
@@ -174,7 +219,7 @@ static void host_raise_msi(void *opaque, uint16_t vector, uint64_t addr, uint32_
 
 static void host_set_intx(void *opaque, bool level)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 
 	if (v->owner->vm && v->pci)
 		vmm_vm_irq_line(v->owner->vm, vmm_pci_dev_gsi(v->pci), level);
@@ -183,28 +228,14 @@ static void host_set_intx(void *opaque, bool level)
 /* GUEST: may the balloon take [gpa, gpa + len)?  Only e820 RAM. */
 static bool host_ram_ok(void *opaque, virtio_gpa_t gpa, uint64_t len)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 
 	return v->owner->vm && vmm_vm_ram_ok(v->owner->vm, gpa, len);
 }
 
-/*
- * The guest moved BAR0 or toggled memory decoding (a config write on a vCPU
- * thread, bus and device locks held): the event thread moves the doorbells.
- * Only changes arrive here, so a guest cannot make us retry in a loop.
- */
-static void host_bar_changed(void *opaque, int bar, virtio_gpa_t gpa, uint64_t size_bytes,
-			     bool decoding)
-{
-	struct vdev *v = opaque;
-
-	__atomic_store_n(&v->cfg_dirty, true, __ATOMIC_RELEASE);
-	wake(v->owner);
-}
-
 /* ---- PCI bus callbacks (vCPU threads) ---------------------------------------- */
 
-static bool is_notify(struct vdev *v, uint64_t off, unsigned size, uint16_t *q)
+static bool is_notify(struct vmm_vdev *v, uint64_t off, unsigned size, uint16_t *q)
 {
 	uint64_t rel;
 
@@ -222,7 +253,7 @@ static bool is_notify(struct vdev *v, uint64_t off, unsigned size, uint16_t *q)
 static void bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, unsigned size,
 		   bool is_write)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 	uint16_t q;
 	bool pending;
 
@@ -244,14 +275,18 @@ static void bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, u
 		wake(v->owner);  /* deferred work, agent watch changes (status writes) */
 }
 
-/* GUEST: config write (bus lock held: pci -> device).  BAR moves come back
- * through host_bar_changed; a kick or DRIVER_OK through the PCI_CFG window
- * leaves work pending for the event thread. */
+/* GUEST: config write (bus lock held: pci -> device).  The header (below
+ * 0x40, BARs and command included) is the bus's: its moves of BAR0 come
+ * through bar_changed.  The capabilities are the transport's; a kick or
+ * DRIVER_OK through the PCI_CFG window leaves work pending for the event
+ * thread. */
 static void cfg_write(void *opaque, unsigned off, const uint8_t *data, unsigned size)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 	bool pending;
 
+	if (off < 0x40)
+		return;
 	pthread_mutex_lock(&v->lock);
 	virtio_pci_cfg_write(v->tp, off, data, size);
 	pending = virtio_pci_has_pending(v->tp);
@@ -264,7 +299,7 @@ static void cfg_write(void *opaque, unsigned off, const uint8_t *data, unsigned 
  * capabilities, MSI-X and the PCI_CFG window are the transport's. */
 static void cfg_read(void *opaque, unsigned off, uint8_t *data, unsigned size)
 {
-	struct vdev *v = opaque;
+	struct vmm_vdev *v = opaque;
 
 	if (off < 0x40)
 		return;
@@ -273,21 +308,39 @@ static void cfg_read(void *opaque, unsigned off, uint8_t *data, unsigned size)
 	pthread_mutex_unlock(&v->lock);
 }
 
+/*
+ * The bus moved BAR0's mapping (a config write on a vCPU thread, bus lock
+ * held: the guest moved the BAR or toggled memory decoding): the event
+ * thread moves the doorbells.  Only changes arrive here, so a guest cannot
+ * make us retry in a loop.
+ */
+static void bar_changed(void *opaque, unsigned bar, uint64_t mapped)
+{
+	struct vmm_vdev *v = opaque;
+
+	if (bar != 0)
+		return;
+	__atomic_store_n(&v->cfg_dirty, true, __ATOMIC_RELEASE);
+	wake(v->owner);
+}
+
 static const struct vmm_pci_dev_ops vdev_pci_ops = {
 	.bar_io = bar_io, .cfg_write = cfg_write, .cfg_read = cfg_read,
+	.bar_changed = bar_changed,
 };
 
-static void vdev_init(struct vmm_virtio_devs *d, struct vdev *v, const char *name)
+static void vdev_init(struct vmm_virtio_devs *d, struct vmm_vdev *v,
+		      const struct vmm_vdev_type *type)
 {
 	unsigned i;
 
 	v->owner = d;
-	v->name = name;
+	v->type = type;
+	v->name = type->name;
 	pthread_mutex_init(&v->lock, NULL);
 	v->host = (struct virtio_host){
 		.translate = host_translate, .log = host_log, .raise_msi = host_raise_msi,
-		.set_intx = host_set_intx, .bar_changed = host_bar_changed,
-		.ram_ok = host_ram_ok, .opaque = v,
+		.set_intx = host_set_intx, .ram_ok = host_ram_ok, .opaque = v,
 	};
 	for (i = 0; i < MAX_QUEUES; i++) {
 		v->bells[i].dev = v;
@@ -296,157 +349,34 @@ static void vdev_init(struct vmm_virtio_devs *d, struct vdev *v, const char *nam
 	}
 }
 
-static int vdev_add_pci(struct vmm_virtio_devs *d, struct vdev *v, uint16_t virtio_id,
-			uint32_t class_code)
+/* The bus owns the header and BAR0; the transport the capabilities (from
+ * VIRTIO_PCI_CAP_COMMON_AT on): no copy of either. */
+static int vdev_add_pci(struct vmm_virtio_devs *d, struct vmm_vdev *v)
 {
-	uint8_t image[VIRTIO_PCI_CFG_SPACE_SIZE], wmask[VIRTIO_PCI_CFG_SPACE_SIZE];
+	uint16_t virtio_id = v->type->virtio_id;
 	struct vmm_pci_dev_cfg pc = {
 		.vendor_id = VIRTIO_PCI_VENDOR_ID,
 		.device_id = (uint16_t)(VIRTIO_PCI_DEVICE_ID_BASE + virtio_id),
 		.subsys_vendor_id = VIRTIO_PCI_VENDOR_ID,
 		.subsys_id = (uint16_t)(0x40 + virtio_id),
-		.class_code = class_code, .revision = 1, .irq_pin = 1,
+		.class_code = v->type->pci_class, .revision = 1, .irq_pin = 1,
+		.cap_ptr = VIRTIO_PCI_CAP_COMMON_AT,
 		.bars = { [0] = { .size_bytes = VIRTIO_PCI_BAR0_SIZE, .is_io = false } },
 		.ops = &vdev_pci_ops, .opaque = v,
 	};
-	uint8_t *space;
-	unsigned off;
-	int ret;
 
 	v->nr_queues = virtio_pci_nr_queues(v->tp);
 	if (v->nr_queues > MAX_QUEUES)
 		return -EINVAL;
-	ret = vmm_pci_add(vmm_vm_pci(d->vm), &pc, &v->pci);
-	if (ret)
-		return ret;
-	/* The transport learns BAR0 as the bus assigned it (a guest that
-	 * enables decoding without rewriting the BAR must still get its
-	 * doorbells: bar_changed fires on the command write). */
-	{
-		uint32_t bar = (uint32_t)vmm_pci_dev_bar_addr(v->pci, 0);
-		uint8_t b[4] = { (uint8_t)bar, (uint8_t)(bar >> 8), (uint8_t)(bar >> 16),
-				 (uint8_t)(bar >> 24) };
-
-		virtio_pci_cfg_write(v->tp, 0x10, b, 4);
-	}
-	virtio_pci_cfg_layout(v->tp, image, wmask);
-	space = vmm_pci_dev_cfg(v->pci);
-	space[0x06] |= image[0x06] & 0x10;  /* capability list */
-	space[0x34] = image[0x34];
-	for (off = 0x40; off < VIRTIO_PCI_CFG_SPACE_SIZE; off++) {
-		space[off] = image[off];
-		vmm_pci_dev_set_wmask(v->pci, off, 1, wmask[off]);
-	}
-	return 0;
-}
-
-/* ---- console ------------------------------------------------------------------ */
-
-static ssize_t con_port_write(void *opaque, enum virtio_console_port port, const void *buf,
-			      size_t len)
-{
-	struct vmm_virtio_devs *d = opaque;
-	ssize_t n;
-
-	if (port == VIRTIO_CONSOLE_PORT_CONSOLE) {
-		size_t done = 0;
-
-		if (d->cfg.console_out_fd < 0)
-			return (ssize_t)len;
-		while (done < len) {
-			n = write(d->cfg.console_out_fd, (const char *)buf + done, len - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;  /* terminal gone: drop the rest */
-			done += (size_t)n;
-		}
-		return (ssize_t)len;
-	}
-	if (d->agent_fd < 0)
-		return (ssize_t)len;  /* nobody listening: the library counts nothing lost */
-	n = send(d->agent_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		__atomic_store_n(&d->want_agent_out, true, __ATOMIC_RELAXED);
-		return -EAGAIN;
-	}
-	if (n < 0)
-		return (ssize_t)len;  /* client broken: its EPOLLHUP ends it */
-	if ((size_t)n < len)
-		__atomic_store_n(&d->want_agent_out, true, __ATOMIC_RELAXED);
-	return n;
-}
-
-static void con_port_open(void *opaque, enum virtio_console_port port, bool open)
-{
-	struct vmm_virtio_devs *d = opaque;
-
-	if (port == VIRTIO_CONSOLE_PORT_AGENT) {
-		__atomic_store_n(&d->want_agent_in, open, __ATOMIC_RELAXED);
-		wake(d);
-	}
-}
-
-static void con_rx_ready(void *opaque, enum virtio_console_port port)
-{
-	struct vmm_virtio_devs *d = opaque;
-
-	if (port == VIRTIO_CONSOLE_PORT_AGENT) {
-		__atomic_store_n(&d->want_agent_in, true, __ATOMIC_RELAXED);
-		wake(d);
-	}
-}
-
-/* ---- balloon ------------------------------------------------------------------ */
-
-static void bal_released(void *opaque, enum virtio_balloon_reason why, virtio_pfn_t pfn,
-			 uint64_t nr_pages)
-{
-	struct vmm_virtio_devs *d = opaque;
-	uint64_t len, t0;
-	int ret;
-
-	if (__builtin_mul_overflow(nr_pages, (uint64_t)VIRTIO_PAGE_SIZE_BYTES, &len) ||
-	    pfn > UINT64_MAX >> VIRTIO_PAGE_SHIFT || !d->vm) {
-		d->nr_madvise_errors++;
-		return;
-	}
-	t0 = now_ns();
-	/* GUEST: checked again by the VM, the one owner of guest memory (e820
-	 * RAM of one slot), then MADV_DONTNEED or the reclaim engine's
-	 * ballooned state when it runs. */
-	ret = vmm_vm_discard_range(d->vm, pfn << VIRTIO_PAGE_SHIFT, len);
-	if (ret == -EINVAL) {
-		d->nr_madvise_errors++;
-		guest_log(d, VMM_LOG_WARN, "balloon: run pfn 0x%llx + %llu is not guest RAM; kept",
-			  (unsigned long long)pfn, (unsigned long long)nr_pages);
-		return;
-	}
-	if (ret < 0) {
-		d->nr_madvise_errors++;
-		guest_log(d, VMM_LOG_WARN, "balloon: releasing RAM: %s", strerror(-ret));
-		return;
-	}
-	d->madvise_ns += now_ns() - t0;
-	d->nr_madvise_calls++;
-	d->nr_discarded_pages += nr_pages;
-	(void)why;
+	return vmm_pci_add(vmm_vm_pci(d->vm), &pc, &v->pci);
 }
 
 /* ---- event thread --------------------------------------------------------------- */
 
-static void agent_update(struct vmm_virtio_devs *d);
-
-static void after_device_call(struct vmm_virtio_devs *d, struct vdev *v)
-{
-	if (virtio_pci_has_pending(v->tp))
-		wake(d);
-}
-
 static void bell_event(void *opaque, uint32_t events)
 {
 	struct doorbell *b = opaque;
-	struct vdev *v = b->dev;
+	struct vmm_vdev *v = b->dev;
 	uint64_t cnt;
 
 	if (read(b->efd, &cnt, sizeof(cnt)) < 0) {
@@ -454,10 +384,10 @@ static void bell_event(void *opaque, uint32_t events)
 	}
 	pthread_mutex_lock(&v->lock);
 	virtio_pci_notify(v->tp, b->q);
-	after_device_call(v->owner, v);
+	vmm_vdev_after_call(v);
 	pthread_mutex_unlock(&v->lock);
-	if (v == &v->owner->con)
-		agent_update(v->owner);
+	if (v->type->serviced)
+		v->type->serviced(v->priv);
 }
 
 /*
@@ -466,7 +396,7 @@ static void bell_event(void *opaque, uint32_t events)
  * and not on top of another device's BAR.  Anywhere else no ioeventfd is
  * registered (a kick there reaches nobody, as on real hardware).
  */
-static void bells_sync(struct vdev *v)
+static void bells_sync(struct vmm_vdev *v)
 {
 	uint64_t base, gpa;
 	uint16_t q;
@@ -490,7 +420,7 @@ static void bells_sync(struct vdev *v)
 			if (ret == 0)
 				b->registered_gpa = gpa;
 			else
-				guest_log(v->owner, VMM_LOG_WARN,
+				guest_log(v->owner, EBB_LOG_WARN,
 					  "virtio-%s: KVM_IOEVENTFD at 0x%llx for queue %u: %s "
 					  "(kicks will exit to the VMM)", v->name,
 					  (unsigned long long)gpa, q, strerror(-ret));
@@ -498,7 +428,7 @@ static void bells_sync(struct vdev *v)
 	}
 }
 
-static void vdev_service(struct vdev *v)
+static void vdev_service(struct vmm_vdev *v)
 {
 	uint32_t kicks = __atomic_exchange_n(&v->fallback_kicks, 0, __ATOMIC_ACQUIRE);
 	uint16_t q;
@@ -511,7 +441,7 @@ static void vdev_service(struct vdev *v)
 			virtio_pci_notify(v->tp, q);
 	if (virtio_pci_has_pending(v->tp))
 		virtio_pci_poll(v->tp);
-	after_device_call(v->owner, v);
+	vmm_vdev_after_call(v);
 	pthread_mutex_unlock(&v->lock);
 }
 
@@ -519,163 +449,48 @@ static void wake_event(void *opaque, uint32_t events)
 {
 	struct vmm_virtio_devs *d = opaque;
 	uint64_t cnt;
+	unsigned i;
 
 	if (read(d->wake_fd, &cnt, sizeof(cnt)) < 0) {
 		/* nothing pending */
 	}
-	vdev_service(&d->con);
-	vdev_service(&d->bal);
-	agent_update(d);
+	for (i = 0; i < d->nr_devs; i++) {
+		vdev_service(&d->devs[i]);
+		if (d->devs[i].type->serviced)
+			d->devs[i].type->serviced(d->devs[i].priv);
+	}
 }
 
 static void timer_event(void *opaque, uint32_t events)
 {
 	struct vmm_virtio_devs *d = opaque;
 	uint64_t cnt;
+	unsigned i;
 
 	if (read(d->timer_fd, &cnt, sizeof(cnt)) < 0) {
 		/* spurious */
 	}
-	pthread_mutex_lock(&d->bal.lock);
-	virtio_balloon_tick(d->balloon, now_ns());
-	after_device_call(d, &d->bal);
-	pthread_mutex_unlock(&d->bal.lock);
+	for (i = 0; i < d->nr_devs; i++) {
+		struct vmm_vdev *v = &d->devs[i];
+
+		if (!v->type->tick)
+			continue;
+		pthread_mutex_lock(&v->lock);
+		v->type->tick(v->priv, vmm_now_ns());
+		vmm_vdev_after_call(v);
+		pthread_mutex_unlock(&v->lock);
+	}
 	/* Lost wakeups are caught here too (BAR moves arrive by bar_changed). */
 	wake_event(d, 0);
 }
 
-/* ---- agent socket (event thread) ------------------------------------------------- */
-
-static void agent_disconnect(struct vmm_virtio_devs *d)
-{
-	int fd = d->agent_fd;
-
-	if (fd < 0)
-		return;
-	vmm_evloop_del(d->loop, d->agent_watch);
-	d->agent_watch = NULL;
-	d->agent_events = 0;
-	__atomic_store_n(&d->want_agent_out, false, __ATOMIC_RELAXED);
-	/* agent_fd changes under con.lock, where con_port_write uses it: the
-	 * number is never used after close (a reused fd would get guest data). */
-	pthread_mutex_lock(&d->con.lock);
-	d->agent_fd = -1;
-	virtio_console_set_host_connected(d->console, VIRTIO_CONSOLE_PORT_AGENT, false);
-	pthread_mutex_unlock(&d->con.lock);
-	close(fd);
-}
-
-static void agent_client_event(void *opaque, uint32_t events)
-{
-	struct vmm_virtio_devs *d = opaque;
-	ssize_t n = 0;
-
-	if (events & EPOLLOUT) {
-		__atomic_store_n(&d->want_agent_out, false, __ATOMIC_RELAXED);
-		pthread_mutex_lock(&d->con.lock);
-		virtio_console_host_writable(d->console, VIRTIO_CONSOLE_PORT_AGENT);
-		after_device_call(d, &d->con);
-		pthread_mutex_unlock(&d->con.lock);
-	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		pthread_mutex_lock(&d->con.lock);
-		n = virtio_console_read_fd(d->console, VIRTIO_CONSOLE_PORT_AGENT, d->agent_fd);
-		after_device_call(d, &d->con);
-		pthread_mutex_unlock(&d->con.lock);
-		if ((n == -ENOBUFS || n == -ENOTCONN) && (events & (EPOLLHUP | EPOLLERR))) {
-			/* CLIENT: gone, and the guest cannot take its bytes now.
-			 * epoll reports a hangup whatever we ask for, so waiting
-			 * would spin: nobody is left to answer, drop it. */
-			d->nr_agent_hangups++;
-			agent_disconnect(d);
-			return;
-		}
-		if (n == -ENOBUFS || n == -ENOTCONN)  /* wait for rx_ready / port_open */
-			__atomic_store_n(&d->want_agent_in, false, __ATOMIC_RELAXED);
-		else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
-			agent_disconnect(d);
-			return;
-		}
-	}
-	agent_update(d);
-}
-
-/* Makes the client's watch match what the device can take now. */
-static void agent_update(struct vmm_virtio_devs *d)
-{
-	uint32_t ev = 0;
-
-	if (d->agent_fd < 0)
-		return;
-	if (__atomic_load_n(&d->want_agent_in, __ATOMIC_RELAXED))
-		ev |= EPOLLIN;
-	if (__atomic_load_n(&d->want_agent_out, __ATOMIC_RELAXED))
-		ev |= EPOLLOUT;
-	if (ev != d->agent_events && vmm_evloop_mod(d->loop, d->agent_watch, ev) == 0)
-		d->agent_events = ev;
-}
-
-static void agent_accept(void *opaque, uint32_t events)
-{
-	struct vmm_virtio_devs *d = opaque;
-	int fd = accept4(d->agent_listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (d->agent_fd >= 0 || !vmm_peer_allowed(fd)) {  /* CLIENT: one at a time, our uid or root */
-		d->nr_agent_refused++;
-		close(fd);
-		return;
-	}
-	if (vmm_evloop_add(d->loop, fd, 0, agent_client_event, d, &d->agent_watch)) {
-		close(fd);
-		return;
-	}
-	d->agent_events = 0;
-	pthread_mutex_lock(&d->con.lock);
-	d->agent_fd = fd;
-	virtio_console_set_host_connected(d->console, VIRTIO_CONSOLE_PORT_AGENT, true);
-	if (virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_AGENT))
-		__atomic_store_n(&d->want_agent_in, true, __ATOMIC_RELAXED);
-	after_device_call(d, &d->con);
-	pthread_mutex_unlock(&d->con.lock);
-	agent_update(d);
-}
-
-static int agent_listen(struct vmm_virtio_devs *d, const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	mode_t old;
-	int fd, ret;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(path);  /* our name lock is held: a file here is stale */
-	old = umask(0077);
-	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret < 0 || chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	d->agent_listen_fd = fd;
-	d->agent_path = strdup(path);
-	if (!d->agent_path)
-		return -ENOMEM;
-	return vmm_evloop_add(d->loop, fd, EPOLLIN, agent_accept, d, &d->agent_listen_watch);
-}
 
 /* ---- create / start / destroy ------------------------------------------------------ */
 
 int vmm_virtio_devs_create(const struct vmm_virtio_devs_cfg *cfg, struct vmm_virtio_devs **out)
 {
 	struct vmm_virtio_devs *d;
-	uint32_t period_ms;
+	unsigned i;
 	int ret;
 
 	*out = NULL;
@@ -686,44 +501,20 @@ int vmm_virtio_devs_create(const struct vmm_virtio_devs_cfg *cfg, struct vmm_vir
 		return -ENOMEM;
 	d->vm = cfg->vm;
 	d->cfg = *cfg;
-	d->wake_fd = d->timer_fd = d->agent_listen_fd = d->agent_fd = -1;
+	d->wake_fd = d->timer_fd = -1;
 	pthread_mutex_init(&d->log_lock, NULL);
-	vdev_init(d, &d->con, "console");
-	vdev_init(d, &d->bal, "balloon");
+	for (i = 0; i < NR_DEVS; i++) {
+		struct vmm_vdev *v = &d->devs[i];
 
-	{
-		struct virtio_console_cfg cc = {
-			.host = &d->con.host, .port_write = con_port_write,
-			.port_open = con_port_open, .rx_ready = con_rx_ready, .opaque = d,
-		};
-
-		ret = virtio_console_create(&cc, &d->console);
+		vdev_init(d, v, vdev_types[i]);
+		d->nr_devs = i + 1;
+		ret = v->type->create(v, cfg, &v->host, &v->priv, &v->tp);
 		if (ret)
 			goto fail;
-		d->con.tp = virtio_console_pci(d->console);
 	}
-	period_ms = cfg->opts.balloon_stats_period_ms ? cfg->opts.balloon_stats_period_ms
-						      : DEFAULT_STATS_PERIOD_MS;
-	{
-		struct virtio_balloon_cfg bc = {
-			.host = &d->bal.host,
-			.guest_pfn_limit = cfg->ram_end_gpa >> VIRTIO_PAGE_SHIFT,
-			.stats_vq = true,
-			.deflate_on_oom = cfg->opts.balloon_deflate_on_oom,
-			.free_page_reporting = !cfg->opts.balloon_no_reporting,
-			.stats_period_ns = (uint64_t)period_ms * 1000000ull,
-			.pages_released = bal_released, .opaque = d,
-		};
-
-		ret = virtio_balloon_create(&bc, &d->balloon);
-		if (ret)
-			goto fail;
-		d->bal.tp = virtio_balloon_pci(d->balloon);
-	}
-	if (cfg->vm) { /* without a VM (tests): no PCI functions */
-		ret = vdev_add_pci(d, &d->con, VIRTIO_ID_CONSOLE, 0x078000);
-		if (!ret)
-			ret = vdev_add_pci(d, &d->bal, VIRTIO_ID_BALLOON, 0x058000);
+	/* without a VM (tests): no PCI functions */
+	for (i = 0; cfg->vm && i < d->nr_devs; i++) {
+		ret = vdev_add_pci(d, &d->devs[i]);
 		if (ret)
 			goto fail;
 	}
@@ -734,7 +525,7 @@ fail:
 	return ret;
 }
 
-static int vdev_start(struct vmm_virtio_devs *d, struct vdev *v)
+static int vdev_start(struct vmm_virtio_devs *d, struct vmm_vdev *v)
 {
 	uint16_t q;
 	int ret;
@@ -760,6 +551,7 @@ int vmm_virtio_devs_start(struct vmm_virtio_devs *d, struct vmm_evloop *loop,
 		.it_interval = { .tv_nsec = (long)TICK_PERIOD_NS },
 		.it_value = { .tv_nsec = (long)TICK_PERIOD_NS },
 	};
+	unsigned i;
 	int ret;
 
 	if (!d)
@@ -772,15 +564,21 @@ int vmm_virtio_devs_start(struct vmm_virtio_devs *d, struct vmm_evloop *loop,
 	if (timerfd_settime(d->timer_fd, 0, &its, NULL) < 0)
 		return -errno;
 	if ((ret = vmm_evloop_add(loop, d->wake_fd, EPOLLIN, wake_event, d, &d->wake_watch)) ||
-	    (ret = vmm_evloop_add(loop, d->timer_fd, EPOLLIN, timer_event, d, &d->timer_watch)) ||
-	    (ret = vdev_start(d, &d->con)) || (ret = vdev_start(d, &d->bal)))
+	    (ret = vmm_evloop_add(loop, d->timer_fd, EPOLLIN, timer_event, d, &d->timer_watch)))
 		return ret;
-	if (agent_path)
-		return agent_listen(d, agent_path);
+	for (i = 0; i < d->nr_devs; i++)
+		if ((ret = vdev_start(d, &d->devs[i])))
+			return ret;
+	for (i = 0; i < d->nr_devs; i++) {
+		const struct vmm_vdev_type *t = d->devs[i].type;
+
+		if (t->start && (ret = t->start(d->devs[i].priv, loop, agent_path)))
+			return ret;
+	}
 	return 0;
 }
 
-static void vdev_stop(struct vmm_virtio_devs *d, struct vdev *v)
+static void vdev_stop(struct vmm_virtio_devs *d, struct vmm_vdev *v)
 {
 	unsigned q;
 
@@ -794,25 +592,14 @@ static void vdev_stop(struct vmm_virtio_devs *d, struct vdev *v)
 		if (b->efd >= 0)
 			close(b->efd);
 	}
-	pthread_mutex_destroy(&v->lock);
 }
 
 void vmm_virtio_devs_destroy(struct vmm_virtio_devs *d)
 {
+	unsigned i;
+
 	if (!d)
 		return;
-	if (d->agent_fd >= 0) {
-		vmm_evloop_del(d->loop, d->agent_watch);
-		close(d->agent_fd);
-	}
-	if (d->agent_listen_fd >= 0) {
-		vmm_evloop_del(d->loop, d->agent_listen_watch);
-		close(d->agent_listen_fd);
-	}
-	if (d->agent_path) {
-		unlink(d->agent_path);
-		free(d->agent_path);
-	}
 	if (d->wake_fd >= 0) {
 		vmm_evloop_del(d->loop, d->wake_watch);
 		close(d->wake_fd);
@@ -821,114 +608,19 @@ void vmm_virtio_devs_destroy(struct vmm_virtio_devs *d)
 		vmm_evloop_del(d->loop, d->timer_watch);
 		close(d->timer_fd);
 	}
-	vdev_stop(d, &d->con);
-	vdev_stop(d, &d->bal);
+	for (i = 0; i < d->nr_devs; i++)
+		vdev_stop(d, &d->devs[i]);
 	/* The PCI functions stay on the bus (it has no removal); the bus is
 	 * destroyed after us and no vCPU runs any more. */
-	virtio_console_destroy(d->console);
-	virtio_balloon_destroy(d->balloon);
+	for (i = 0; i < d->nr_devs; i++) {
+		d->devs[i].type->destroy(d->devs[i].priv);
+		pthread_mutex_destroy(&d->devs[i].lock);
+	}
 	pthread_mutex_destroy(&d->log_lock);
 	free(d);
 }
 
 /* ---- queries ---------------------------------------------------------------------- */
-
-struct virtio_balloon *vmm_virtio_balloon(struct vmm_virtio_devs *d)
-{
-	return d ? d->balloon : NULL;
-}
-
-int vmm_virtio_balloon_set_size(struct vmm_virtio_devs *d, uint64_t guest_bytes)
-{
-	uint64_t pages;
-
-	if (!d || !d->balloon)
-		return -ENODEV;
-	/* CLIENT: at most the guest's RAM; the balloon takes the rest. */
-	if (guest_bytes > d->cfg.mem_bytes)
-		return -EINVAL;
-	pages = (d->cfg.mem_bytes - guest_bytes) >> VIRTIO_PAGE_SHIFT;
-	if (pages > UINT32_MAX)
-		return -ERANGE;
-	pthread_mutex_lock(&d->bal.lock);
-	virtio_balloon_set_target_pages(d->balloon, (uint32_t)pages);
-	pthread_mutex_unlock(&d->bal.lock);
-	return 0;
-}
-
-int vmm_virtio_balloon_info(struct vmm_virtio_devs *d, struct vmm_balloon_info *out)
-{
-	const struct virtio_balloon_counters *c;
-	struct virtio_balloon_stats st;
-	unsigned t;
-
-	memset(out, 0, sizeof(*out));
-	if (!d || !d->balloon)
-		return -ENODEV;
-	pthread_mutex_lock(&d->bal.lock);
-	out->mem_bytes = d->cfg.mem_bytes;
-	out->target_pages = virtio_balloon_target_pages(d->balloon);
-	out->actual_pages = virtio_balloon_actual_pages(d->balloon);
-	out->nr_ballooned_pages = virtio_balloon_nr_ballooned_pages(d->balloon);
-	out->driver_ok = virtio_pci_driver_ok(d->bal.tp);
-	out->features = virtio_pci_features(d->bal.tp);
-	c = virtio_balloon_counters(d->balloon);
-	out->nr_inflated_pages = c->nr_inflated_pages;
-	out->nr_deflated_pages = c->nr_deflated_pages;
-	out->nr_oom_deflated_pages = c->nr_oom_deflated_pages;
-	out->nr_reported_pages = c->nr_reported_pages;
-	out->nr_bad_pfns = c->nr_bad_pfns;
-	out->nr_dup_inflates = c->nr_dup_inflates;
-	out->nr_deflate_not_inflated = c->nr_deflate_not_inflated;
-	out->nr_bad_report_ranges = c->nr_bad_report_ranges;
-	out->nr_bad_stats = c->nr_bad_stats;
-	out->errs = *virtio_balloon_errors(d->balloon);
-	out->nr_madvise_calls = d->nr_madvise_calls;
-	out->nr_discarded_pages = d->nr_discarded_pages;
-	out->madvise_ns = d->madvise_ns;
-	out->nr_madvise_errors = d->nr_madvise_errors;
-	out->nr_exit_kicks = __atomic_load_n(&d->bal.nr_fallback_kicks, __ATOMIC_RELAXED);
-	out->have_stats = virtio_balloon_get_stats(d->balloon, &st);
-	pthread_mutex_unlock(&d->bal.lock);
-	pthread_mutex_lock(&d->log_lock);
-	out->nr_logs_suppressed = d->nr_logs_suppressed;
-	pthread_mutex_unlock(&d->log_lock);
-	if (out->have_stats) {
-		uint64_t now = now_ns();
-
-		out->stats_age_ms = now > st.updated_ns ? (int64_t)((now - st.updated_ns) / 1000000) : 0;
-		out->stats_valid_mask = st.valid_mask;
-		for (t = 0; t < 16 && t < VIRTIO_BALLOON_STATS_MAX_TAGS; t++)
-			out->stats[t] = st.values[t];
-	} else {
-		out->stats_age_ms = -1;
-	}
-	return 0;
-}
-
-const char *vmm_balloon_stat_name(unsigned tag)
-{
-	/* The tag numbers of the virtio spec (5.5.6.3), also newer than our headers. */
-	static const char *const names[] = {
-		"swap_in", "swap_out", "major_faults", "minor_faults", "free_memory",
-		"total_memory", "available_memory", "disk_caches", "hugetlb_allocations",
-		"hugetlb_failures", "oom_kills", "alloc_stalls", "async_scans",
-		"direct_scans", "async_reclaims", "direct_reclaims",
-	};
-
-	return tag < sizeof(names) / sizeof(names[0]) ? names[tag] : NULL;
-}
-
-void vmm_virtio_console_input(struct vmm_virtio_devs *d, const void *buf, size_t len)
-{
-	if (!d || !d->console)
-		return;
-	pthread_mutex_lock(&d->con.lock);
-	if (virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_CONSOLE))
-		virtio_console_write(d->console, VIRTIO_CONSOLE_PORT_CONSOLE, buf, len);
-	after_device_call(d, &d->con);
-	pthread_mutex_unlock(&d->con.lock);
-}
 
 int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out)
 {
@@ -936,30 +628,5 @@ int vmm_virtio_pci_stats(struct vmm_virtio_devs *d, struct vmm_pci_stats *out)
 	if (!d || !d->vm)
 		return -ENODEV;
 	vmm_pci_get_stats(vmm_vm_pci(d->vm), out);
-	return 0;
-}
-
-int vmm_virtio_console_info(struct vmm_virtio_devs *d, struct vmm_console_info *out)
-{
-	const struct virtio_console_counters *c;
-
-	memset(out, 0, sizeof(*out));
-	if (!d || !d->console)
-		return -ENODEV;
-	pthread_mutex_lock(&d->con.lock);
-	out->agent_client = d->agent_fd >= 0;
-	out->agent_guest_open = virtio_console_guest_open(d->console, VIRTIO_CONSOLE_PORT_AGENT);
-	c = virtio_console_counters(d->console);
-	out->agent_tx_bytes = c->nr_tx_bytes[VIRTIO_CONSOLE_PORT_AGENT];
-	out->agent_rx_bytes = c->nr_rx_bytes[VIRTIO_CONSOLE_PORT_AGENT];
-	out->console_tx_bytes = c->nr_tx_bytes[VIRTIO_CONSOLE_PORT_CONSOLE];
-	out->nr_bad_ctrl = c->nr_bad_ctrl;
-	out->nr_ctrl_dropped = c->nr_ctrl_dropped;
-	out->nr_dropped_bytes = c->nr_dropped_bytes[VIRTIO_CONSOLE_PORT_CONSOLE] +
-				c->nr_dropped_bytes[VIRTIO_CONSOLE_PORT_AGENT];
-	out->errs = *virtio_console_errors(d->console);
-	out->nr_agent_refused = d->nr_agent_refused;
-	out->nr_agent_hangups = d->nr_agent_hangups;
-	pthread_mutex_unlock(&d->con.lock);
 	return 0;
 }

@@ -1,9 +1,13 @@
 /*
- * vmm/virtio_devs.h — the VMM's glue for the virtio-pci devices of
- * virtio/: a multiport console (port 0 = the VM console on the terminal,
- * port 1 = "org.ebb.agent.0" bridged to a unix socket RUNDIR/NAME.agent,
- * mode 0600) and the balloon.  Each is one PCI function on the VMM's bus
- * (vmm/pci.h, the bus owns config space and forwards to the transport).
+ * vmm/virtio_devs.h — the VMM's virtio-pci devices: a multiport console
+ * (port 0 = the VM console on the terminal, port 1 = "org.ebb.agent.0"
+ * bridged to a unix socket RUNDIR/NAME.agent, mode 0600) and the balloon.
+ * They are a list (VMM_VIRTIO_DEVICES in vmm/virtio_dev.h), one file each
+ * (vmm/virtio_console_dev.c with vmm/agent_bridge.c, vmm/virtio_balloon_dev.c),
+ * joined by the generic glue of vmm/virtio_devs.c.  Each is one PCI function
+ * on the VMM's bus (vmm/pci.h): the bus owns the header and BAR0 and tells
+ * the glue where BAR0 is mapped (bar_changed); the device's transport
+ * (virtio/pci.h) owns the capabilities from 0x40 on.
  *
  * Doorbells: one eventfd per queue registered with KVM_IOEVENTFD at
  * BAR0 + virtio_pci_notify_offset(q) (2-byte writes), so a kick costs no exit
@@ -13,10 +17,11 @@
  * Interrupts: MSI-X messages through KVM_SIGNAL_MSI, INTx through
  * KVM_IRQ_LINE.
  *
- * Balloon: inflated and reported pages are given back to the host with one
- * MADV_DONTNEED per merged run (the device hands us runs); deflated pages
- * need nothing (the next touch faults in a zero page).  The per-PFN state
- * stays in the device (vmm_virtio_balloon()) for the reclaim engine.
+ * Balloon: inflated and reported runs (the device hands us merged runs) are
+ * released to the VM with vmm_vm_discard_range (one MADV_DONTNEED per run,
+ * or the reclaim engine's ballooned state); deflated pages need nothing
+ * (the next touch faults in a zero page).  The per-PFN state stays in the
+ * device (vmm_virtio_balloon()) for the reclaim engine.
  *
  * Threads and locks: one mutex per device around every call into it.  BAR
  * and config accesses arrive on vCPU threads (config ones with the PCI bus
@@ -25,9 +30,10 @@
  * device work: a kick or DRIVER_OK arriving that way only leaves the queue
  * pending in the transport, and the event thread runs it.  Device callbacks
  * run with the device mutex held and never call back into the device: they
- * record what the event thread must do next and wake it.  agent_fd changes
- * only under the console's mutex.  Every log line a guest can cause passes
- * one limiter (10 lines per 5 s; the rest counted: nr_logs_suppressed).
+ * record what the event thread must do next and wake it.  The agent
+ * client's fd changes only under the console's mutex.  Every log line a
+ * guest can cause passes one limiter (10 lines per 5 s; the rest counted:
+ * nr_logs_suppressed).
  */
 #ifndef EBB_VMM_VIRTIO_DEVS_H
 #define EBB_VMM_VIRTIO_DEVS_H

@@ -339,40 +339,14 @@ struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm)
 	return vm->virtio;
 }
 
-int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len)
-{
-	if (vm->memory)
-		return vmm_memory_discard(vm->memory, hva, len);
-	return madvise(hva, len, MADV_DONTNEED) < 0 ? -errno : 0;
-}
-
-bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len)
-{
-	struct boot_e820_entry map[8];
-	unsigned n = vmm_e820_build(mem, map, 8);
-	uint64_t end;
-
-	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
-		return false;
-	for (unsigned i = 0; i < n; i++)  /* RAM entries neither touch nor overlap */
-		if (map[i].type == VMM_E820_RAM && gpa >= map[i].addr &&
-		    end - map[i].addr <= map[i].size)
-			return true;
-	return false;
-}
-
 bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
 {
-	return vmm_mem_layout_ram_ok(&vm->mem, gpa, len);
+	return vmm_guest_mem_ram_ok(&vm->mem, gpa, len);
 }
 
 int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
 {
-	void *hva;
-
-	if (!vmm_vm_ram_ok(vm, gpa, len) || !(hva = vmm_vm_translate(vm, gpa, len)))
-		return -EINVAL;
-	return vmm_vm_discard_ram(vm, hva, len);
+	return vmm_guest_mem_discard_range(&vm->mem, gpa, len);
 }
 
 struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
@@ -382,15 +356,7 @@ struct vmm_evloop *vmm_vm_evloop(struct vmm_vm *vm)
 
 void *vmm_vm_translate(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len)
 {
-	uint64_t end;
-
-	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
-		return NULL;
-	if (end <= vm->mem.low_bytes)
-		return vm->ram + gpa;
-	if (gpa >= VMM_4G && end - VMM_4G <= vm->mem.high_bytes)
-		return vm->ram + vm->mem.low_bytes + (gpa - VMM_4G);
-	return NULL;
+	return vmm_guest_mem_hva(&vm->mem, gpa, len);
 }
 
 int vmm_vm_irq_line(struct vmm_vm *vm, unsigned gsi, bool level)
@@ -428,7 +394,7 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out)
 	memset(out, 0, sizeof(*out));
 	out->name = vm->name;
 	out->nr_cpus = vm->nr_vcpus;
-	out->mem_bytes = vm->mem.mem_bytes;
+	out->mem_bytes = vm->mem.layout.mem_bytes;
 	out->uptime_ns = vmm_now_ns() - vm->start_ns;
 	pthread_mutex_lock(&vm->lock);
 	out->ready_ns = vm->ready_ns;
@@ -529,62 +495,46 @@ static char *build_cmdline(const char *user)
 	return s;
 }
 
-/* Guest RAM: one anonymous private mapping, 2 MiB aligned so that
- * transparent huge pages can back it (when cfg->thp: MADV_HUGEPAGE, which is
- * what QEMU does; each NPT fault then maps 2 MiB instead of 4 KiB). */
+/* Released guest RAM goes to the reclaim engine when it runs. */
+static int discard_to_engine(void *ctx, uint64_t ram_off, uint64_t len)
+{
+	return vmm_memory_discard(ctx, ram_off, len);
+}
+
+/* Guest RAM (vmm/guest_mem.h), 2 MiB aligned so that transparent huge pages
+ * can back it (when cfg->thp: MADV_HUGEPAGE, which is what QEMU does; each
+ * NPT fault then maps 2 MiB instead of 4 KiB); its slots; the reclaim
+ * engine over it, which then takes the ranges devices give back. */
 static int setup_memory(struct vmm_vm *vm, char *err, size_t err_len)
 {
-	struct kvm_userspace_memory_region slot = { 0 };
-	const size_t align = 2u << 20;
-	size_t len = vm->mem.mem_bytes + align, head;
-	uint8_t *p;
+	int ret;
 
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, err_len, "cannot map %llu MiB of guest memory: %s",
-			 (unsigned long long)(vm->mem.mem_bytes >> 20), strerror(errno));
-		return -ENOMEM;
-	}
-	head = (align - ((uintptr_t)p & (align - 1))) & (align - 1);
-	if (head)
-		munmap(p, head);
-	if (len - head > vm->mem.mem_bytes)
-		munmap(p + head + vm->mem.mem_bytes, len - head - vm->mem.mem_bytes);
-	vm->ram = p + head;
+	ret = vmm_guest_mem_map(&vm->mem, err, err_len);
+	if (ret)
+		return ret;
 	/* The reclaim engine evicts 4 KiB pages: no THP under it. */
 	if (vm->cfg.thp && vm->cfg.memory.off &&
-	    madvise(vm->ram, vm->mem.mem_bytes, MADV_HUGEPAGE) < 0)
-		vmm_logf(&vm->cfg.log, VMM_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
-	slot.flags = vmm_memory_slot_flags(&vm->cfg.memory);
-	slot.slot = 0;
-	slot.guest_phys_addr = 0;
-	slot.memory_size = vm->mem.low_bytes;
-	slot.userspace_addr = (uintptr_t)vm->ram;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-		goto fail;
-	if (vm->mem.high_bytes) {
-		slot.slot = 1;
-		slot.guest_phys_addr = VMM_4G;
-		slot.memory_size = vm->mem.high_bytes;
-		slot.userspace_addr = (uintptr_t)(vm->ram + vm->mem.low_bytes);
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-			goto fail;
+	    madvise(vm->mem.ram, vm->mem.layout.mem_bytes, MADV_HUGEPAGE) < 0)
+		vmm_logf(&vm->cfg.log, EBB_LOG_DEBUG, "MADV_HUGEPAGE on guest RAM: %s", strerror(errno));
+	ret = vmm_guest_mem_set_slots(&vm->mem, vm->vm_fd, vmm_memory_slot_flags(&vm->cfg.memory));
+	if (ret) {
+		snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(-ret));
+		return ret;
 	}
 	{
 		struct vmm_memory_cfg mc = {
-			.name = vm->name, .ram = vm->ram, .mem_bytes = vm->mem.mem_bytes,
-			.low_bytes = vm->mem.low_bytes, .high_bytes = vm->mem.high_bytes,
+			.name = vm->name, .ram = vm->mem.ram, .mem_bytes = vm->mem.layout.mem_bytes,
+			.slots = vm->mem.slots, .nr_slots = vm->mem.nr_slots,
 			.vm_fd = vm->vm_fd, .nr_vcpus = vm->cfg.nr_cpus,
 			.default_swap_dir = vm->cfg.rundir, .opts = vm->cfg.memory,
 			.log = vm->cfg.log,
 		};
 
-		return vmm_memory_create(&mc, &vm->memory, err, err_len);
+		ret = vmm_memory_create(&mc, &vm->memory, err, err_len);
 	}
-fail:
-	snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(errno));
-	return -errno;
+	if (!ret && vm->memory)
+		vmm_guest_mem_set_sink(&vm->mem, discard_to_engine, vm->memory);
+	return ret;
 }
 
 /* Reads and checks kernel and initrd and decides where they go: before any
@@ -620,7 +570,7 @@ static int prepare_guest(struct vmm_vm *vm, char *err, size_t err_len)
 		}
 		initrd_bytes = (uint64_t)st.st_size;
 	}
-	return vmm_boot_plan(&vm->img, &vm->mem, initrd_bytes, strlen(vm->cmdline), &vm->plan,
+	return vmm_boot_plan(&vm->img, &vm->mem.layout, initrd_bytes, strlen(vm->cmdline), &vm->plan,
 			     err, err_len);
 }
 
@@ -632,12 +582,12 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	struct vmm_acpi_cfg acpi;
 	long mp_len, acpi_len;
 
-	vmm_boot_load(vm->ram, &vm->mem, &vm->img, plan, vm->cmdline, NULL);
+	vmm_boot_load(vm->mem.ram, &vm->mem.layout, &vm->img, plan, vm->cmdline, NULL);
 	if (plan->initrd_bytes) {
 		uint64_t off = 0;
 
 		while (off < plan->initrd_bytes) {
-			ssize_t n = pread(vm->initrd_fd, vm->ram + plan->initrd_gpa + off,
+			ssize_t n = pread(vm->initrd_fd, vm->mem.ram + plan->initrd_gpa + off,
 					  plan->initrd_bytes - off, (off_t)off);
 
 			if (n < 0 && errno == EINTR)
@@ -653,7 +603,7 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	vm->kernel = NULL;
 	mp.pci_irqs = irqs;
 	mp.nr_pci_irqs = vmm_pci_irq_routes(vm->pci, irqs, VMM_MPTABLE_MAX_PCI_IRQS);
-	mp_len = vmm_mptable_build(vm->ram + VMM_BIOS_GPA, VMM_ACPI_GPA - VMM_BIOS_GPA,
+	mp_len = vmm_mptable_build(vm->mem.ram + VMM_BIOS_GPA, VMM_ACPI_GPA - VMM_BIOS_GPA,
 				   (uint32_t)VMM_BIOS_GPA, &mp);
 	if (mp_len < 0) {
 		snprintf(err, err_len, "cannot build the MP table: %s", strerror((int)-mp_len));
@@ -663,7 +613,7 @@ static int load_guest(struct vmm_vm *vm, char *err, size_t err_len)
 	acpi.ioapic_id = (uint8_t)vm->nr_vcpus;  /* as in the MP table */
 	acpi.ioapic_gpa = VMM_IOAPIC_GPA;
 	acpi.lapic_gpa = VMM_LAPIC_GPA;
-	acpi_len = vmm_acpi_build(vm->ram + VMM_ACPI_GPA, VMM_BIOS_END_GPA - VMM_ACPI_GPA,
+	acpi_len = vmm_acpi_build(vm->mem.ram + VMM_ACPI_GPA, VMM_BIOS_END_GPA - VMM_ACPI_GPA,
 				  (uint32_t)VMM_ACPI_GPA, &acpi, NULL);
 	if (acpi_len < 0) {
 		snprintf(err, err_len, "cannot build the ACPI tables: %s", strerror((int)-acpi_len));
@@ -710,7 +660,7 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = vmm_mem_layout_init(cfg->mem_bytes, &vm->mem);
+	ret = vmm_guest_mem_init(&vm->mem, cfg->mem_bytes);
 	if (ret) {
 		char a[32], b[32];
 
@@ -838,9 +788,8 @@ int vmm_vm_create(const struct vmm_vm_cfg *cfg, struct vmm_vm **out, char *err, 
 		goto fail_nomem;
 	{
 		struct vmm_virtio_devs_cfg vc = {
-			.vm = vm, .opts = cfg->virtio, .mem_bytes = vm->mem.mem_bytes,
-			.ram_end_gpa = vm->mem.high_bytes ? VMM_4G + vm->mem.high_bytes
-							  : vm->mem.low_bytes,
+			.vm = vm, .opts = cfg->virtio, .mem_bytes = vm->mem.layout.mem_bytes,
+			.ram_end_gpa = vmm_guest_mem_end_gpa(&vm->mem),
 			.console_out_fd = cfg->console_out_fd, .log = cfg->log,
 		};
 
@@ -1017,8 +966,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	vmm_memory_destroy(vm->memory);  /* stops its threads before the RAM goes */
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
-	if (vm->ram)
-		munmap(vm->ram, vm->mem.mem_bytes);
+	vmm_guest_mem_unmap(&vm->mem);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	/* The lock file stays: unlinking it would let two VMMs hold locks on

@@ -17,10 +17,9 @@
  * the event loop; vmm_vm_run() then joins the vCPUs and returns.
  * VMM_KICK_SIGNAL gets an empty process-wide handler in vmm_vm_run().
  *
- * Guest memory is one anonymous private mapping (MAP_PRIVATE|MAP_ANONYMOUS,
- * so KSM and userfaultfd can work on it), 2 MiB aligned, optionally advised
- * MADV_HUGEPAGE (cfg.thp), split into two slots around the PCI hole at 3 GiB
- * when the guest is larger than that.
+ * Guest memory, its slots (two around the PCI hole at 3 GiB when the guest
+ * is larger than that) and its e820 map are owned by vmm/guest_mem.h; the
+ * RAM is optionally advised MADV_HUGEPAGE (cfg.thp).
  */
 #ifndef EBB_VMM_VM_H
 #define EBB_VMM_VM_H
@@ -30,6 +29,7 @@
 #include <stdint.h>
 
 #include "vmm/boot.h"
+#include "vmm/guest_mem.h"
 #include "client/evloop.h"
 #include "client/log.h"
 #include "vmm/memory.h"
@@ -117,6 +117,10 @@ struct vmm_vm_info {
 };
 void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
 
+/* CLIENT: the VM's own part of a `query` result for people (`ebb stat`),
+ * from the same table as the JSON (vm_ctl.c); snprintf semantics. */
+int vmm_vm_query_format(struct json_object *query_result, char *buf, size_t len);
+
 /*
  * For the program's SIGBUS handler (SA_SIGINFO), async-signal safe: true
  * when the signal is a memory error (BUS_MCEERR_AR/AO) that KVM raised on
@@ -128,21 +132,14 @@ void vmm_vm_get_info(struct vmm_vm *vm, struct vmm_vm_info *out);
 bool vmm_vm_on_sigbus(struct vmm_vm *vm, const siginfo_t *si);
 /* The virtio devices (balloon, console); NULL with cfg.virtio.disable. */
 struct vmm_virtio_devs *vmm_vm_virtio(struct vmm_vm *vm);
-/* GUEST: RAM the balloon got back, [hva, hva + len) inside one slot:
- * handed to the reclaim engine when it runs, else MADV_DONTNEED.  0 or -errno. */
-int vmm_vm_discard_ram(struct vmm_vm *vm, void *hva, uint64_t len);
-/* Is [gpa, gpa + len) wholly inside RAM entries of the e820 map the guest
- * gets for this layout (vmm_e820_build)?  Reserved ranges (EBDA, the MP
- * table / BIOS area), holes and overflow: false. */
-struct vmm_mem_layout;
-bool vmm_mem_layout_ram_ok(const struct vmm_mem_layout *mem, vmm_gpa_t gpa, uint64_t len);
+/* Is [gpa, gpa + len) wholly inside RAM entries of the guest's e820 map
+ * (vmm_guest_mem_ram_ok)? */
 bool vmm_vm_ram_ok(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
-/*
- * GUEST: the guest gave up [gpa, gpa + len) (balloon, free page reporting).
- * Validated here, once, for every device: e820 RAM only (vmm_vm_ram_ok) in
- * one slot; then handed on like vmm_vm_discard_ram.  -EINVAL when the range
- * is not RAM the guest may give up (nothing is discarded), else 0 / -errno.
- */
+/* GUEST: the guest gave up [gpa, gpa + len) (balloon, free page reporting):
+ * vmm_guest_mem_discard_range on the VM's memory (validated there, once;
+ * then the reclaim engine when it runs, else MADV_DONTNEED).  -EINVAL when
+ * the range is not RAM the guest may give up (nothing is discarded), else
+ * 0 / -errno. */
 int vmm_vm_discard_range(struct vmm_vm *vm, vmm_gpa_t gpa, uint64_t len);
 
 #endif

@@ -6,6 +6,7 @@
  * `watch` lines.  docs/control-protocol.md has the commands.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "client/ctl_server.h"
+#include "client/report.h"
 #include "client/rundir.h"
 #include "host-reclaim/region.h"
 #include "vmm/ctl_virtio.h"
@@ -55,7 +57,7 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
 		ebb_region_test_inject(r, EBB_INJ_MADV_HWPOISON, 0, UINT32_MAX, EPERM);
 	for (int pass = 0; pass < 16 && ebb_region_page_state(r, pfn) == EBB_PAGE_RESIDENT; pass++) {
 		struct ebb_scan_control sc = {
-			.nr_to_reclaim = vm->mem.mem_bytes / 4096,
+			.nr_to_reclaim = vm->mem.layout.mem_bytes / 4096,
 			.priority = 0,
 			.swappiness = 100,
 			.may_writepage = true,
@@ -111,11 +113,7 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		no_hwpoison = json_object_get_boolean(jnohw);
 	}
 	gpa = (uint64_t)v & ~0xfffull;
-	if (gpa < vm->mem.low_bytes)
-		off = gpa;
-	else if (gpa >= VMM_4G && gpa - VMM_4G < vm->mem.high_bytes)
-		off = vm->mem.low_bytes + (gpa - VMM_4G);
-	else {
+	if (!vmm_guest_mem_offset(&vm->mem, gpa, 4096, &off)) {
 		snprintf(msg, msg_len, "gpa 0x%llx is not guest RAM", (unsigned long long)gpa);
 		return VMM_CTL_ERR_INVALID;
 	}
@@ -127,7 +125,7 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
 			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
 		}
-	} else if (madvise(vm->ram + off, 4096, MADV_HWPOISON) < 0) {
+	} else if (madvise(vm->mem.ram + off, 4096, MADV_HWPOISON) < 0) {
 		snprintf(msg, msg_len, "MADV_HWPOISON: %s", strerror(errno));
 		return VMM_CTL_ERR_INTERNAL;
 	}
@@ -145,39 +143,88 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
  * clamp); ebbd's commands (pool, vms, policy, trace) get unknown-command
  * with a pointer to ebbd.
  */
+/*
+ * The VM's own part of `query`, one table for the JSON and `ebb stat`'s
+ * text (client/report.h; the devices, memory and pool controls add their
+ * objects after it).
+ */
+struct vm_report {
+	const char *name, *state, *kernel, *cmdline;
+	uint64_t pid, vcpus, mem_bytes, uptime_ms;
+	int64_t ready_ms;                /* -1: not (yet) seen */
+	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits, nr_guest_mce, mce_banks;
+	int protocol;
+};
+
+#define R(member) offsetof(struct vm_report, member)
+#define F(n, t, o) { .name = (n), .type = (t), .off = (o) }
+#define TL(n, t, o, txt, u) \
+	{ .name = (n), .type = (t), .off = (o), .text = (txt), .unit = (u), .line = true }
+
+static const struct vmm_field vm_fields[] = {
+	TL("name", VMM_FIELD_STR, R(name), "name:       %s", VMM_UNIT_NUM),
+	TL("pid", VMM_FIELD_U64, R(pid), "pid:        %s", VMM_UNIT_NUM),
+	TL("state", VMM_FIELD_STR, R(state), "state:      %s", VMM_UNIT_NUM),
+	TL("vcpus", VMM_FIELD_U64, R(vcpus), "vcpus:      %s", VMM_UNIT_NUM),
+	TL("mem_bytes", VMM_FIELD_U64, R(mem_bytes), "memory:     %s", VMM_UNIT_SIZE),
+	TL("uptime_ms", VMM_FIELD_U64, R(uptime_ms), "uptime:     %s", VMM_UNIT_MS),
+	TL("ready_ms", VMM_FIELD_I64_NULL, R(ready_ms), "ready:      %s", VMM_UNIT_MS),
+	TL("nr_exits", VMM_FIELD_U64, R(nr_exits), "exits:      %s", VMM_UNIT_NUM),
+	{ .name = "nr_pio_exits", .type = VMM_FIELD_U64, .off = R(nr_pio_exits),
+	  .text = " (pio %s, mmio %s)", .with = "nr_mmio_exits", .unit = VMM_UNIT_NUM },
+	F("nr_mmio_exits", VMM_FIELD_U64, R(nr_mmio_exits)),
+	{ .name = "nr_guest_mce", .type = VMM_FIELD_U64, .off = R(nr_guest_mce), .line = true,
+	  .text = "guest MCE:  %s (machine checks for guest RAM lost on the host; %s banks)",
+	  .with = "mce_banks", .unit = VMM_UNIT_NUM },
+	F("mce_banks", VMM_FIELD_U64, R(mce_banks)),
+	TL("kernel", VMM_FIELD_STR, R(kernel), "kernel:     %s", VMM_UNIT_NUM),
+	TL("cmdline", VMM_FIELD_STR, R(cmdline), "cmdline:    %s", VMM_UNIT_NUM),
+	F("protocol", VMM_FIELD_INT, R(protocol)),
+};
+
+#undef R
+#undef F
+#undef TL
+
+int vmm_vm_query_format(struct json_object *q, char *buf, size_t len)
+{
+	return vmm_report_text(vm_fields, sizeof(vm_fields) / sizeof(vm_fields[0]), q, "", "",
+			       buf, len);
+}
+
 static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
 				  struct json_object **result, char *msg, size_t msg_len)
 {
 	struct vmm_vm *vm = opaque;
 	struct vmm_vm_info info;
+	struct vm_report rep;
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
+	if (!r)
+		return vmm_ctl_result(NULL, result, msg, msg_len);
 	vmm_vm_get_info(vm, &info);
-	json_object_object_add(r, "name", json_object_new_string(info.name));
-	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-	json_object_object_add(r, "state", json_object_new_string(info.stopping ? "stopping" : "running"));
-	json_object_object_add(r, "vcpus", json_object_new_int64(info.nr_cpus));
-	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)info.mem_bytes));
-	json_object_object_add(r, "uptime_ms", json_object_new_int64((int64_t)(info.uptime_ns / 1000000)));
-	json_object_object_add(r, "ready_ms", info.ready_ns < 0 ? NULL :
-			       json_object_new_int64(info.ready_ns / 1000000));
-	json_object_object_add(r, "nr_exits", json_object_new_int64((int64_t)info.nr_exits));
-	json_object_object_add(r, "nr_pio_exits", json_object_new_int64((int64_t)info.nr_pio_exits));
-	json_object_object_add(r, "nr_mmio_exits", json_object_new_int64((int64_t)info.nr_mmio_exits));
-	json_object_object_add(r, "nr_guest_mce", json_object_new_int64((int64_t)info.nr_guest_mce));
-	json_object_object_add(r, "mce_banks", json_object_new_int64(info.mce_banks));
-	json_object_object_add(r, "kernel", json_object_new_string(vm->cfg.kernel_path));
-	json_object_object_add(r, "cmdline", json_object_new_string(vm->cmdline));
-	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
+	rep = (struct vm_report){
+		.name = info.name,
+		.pid = (uint64_t)getpid(),
+		.state = info.stopping ? "stopping" : "running",
+		.vcpus = info.nr_cpus,
+		.mem_bytes = info.mem_bytes,
+		.uptime_ms = info.uptime_ns / 1000000,
+		.ready_ms = info.ready_ns < 0 ? -1 : info.ready_ns / 1000000,
+		.nr_exits = info.nr_exits,
+		.nr_pio_exits = info.nr_pio_exits,
+		.nr_mmio_exits = info.nr_mmio_exits,
+		.nr_guest_mce = info.nr_guest_mce,
+		.mce_banks = info.mce_banks,
+		.kernel = vm->cfg.kernel_path,
+		.cmdline = vm->cmdline,
+		.protocol = VMM_CTL_PROTOCOL_VERSION,
+	};
+	vmm_report_json(vm_fields, sizeof(vm_fields) / sizeof(vm_fields[0]), &rep, r);
 	vmm_ctl_virtio_query(vm->virtio, r);
 	vmm_memory_query(vm->memory, r);
 	vmm_poolctl_query(vm->poolctl, r);
-	*result = r;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 /* `stats`: poolctl's flat counters and the virtio devices' objects. */
@@ -215,14 +262,11 @@ static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *
 {
 	struct json_object *r = json_object_new_object();
 
-	if (!r) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
+	if (r) {
+		json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 	}
-	json_object_object_add(r, "version", json_object_new_string(EBB_VERSION));
-	json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-	*result = r;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
 }
 
 /* ebbd's commands (pool, vms, policy, trace): not a VM's; say where they are. */
@@ -230,30 +274,25 @@ static enum vmm_ctl_err ctl_ebbds(void *opaque, const struct vmm_ctl_request *re
 				  struct json_object **result, char *msg, size_t msg_len)
 {
 	snprintf(msg, msg_len, "unknown command \"%s\" (ebbd serves it on its own socket)",
-		 vmm_ctl_cmd_name(req->cmd));
+		 req->cmd);
 	return VMM_CTL_ERR_UNKNOWN_CMD;
 }
 
 int vmm_vm_ctl_register(struct vmm_vm *vm)
 {
-	static const struct {
-		enum vmm_ctl_cmd cmd;
-		vmm_ctl_handler_fn fn;
-	} own[] = {
-		{ VMM_CTL_CMD_QUERY, ctl_query },
-		{ VMM_CTL_CMD_STATS, ctl_stats },
-		{ VMM_CTL_CMD_STOP, ctl_stop },
-		{ VMM_CTL_CMD_VERSION, ctl_version },
-		{ VMM_CTL_CMD_DEBUG_POISON, ctl_debug_poison },
-		{ VMM_CTL_CMD_POOL, ctl_ebbds },
-		{ VMM_CTL_CMD_VMS, ctl_ebbds },
-		{ VMM_CTL_CMD_POLICY, ctl_ebbds },
-		{ VMM_CTL_CMD_TRACE, ctl_ebbds },
+	static const struct vmm_ctl_command own[] = {
+		{ "query", ctl_query },
+		{ "stats", ctl_stats },
+		{ "stop", ctl_stop },
+		{ "version", ctl_version },
+		{ "debug-poison", ctl_debug_poison },
+		{ "pool", ctl_ebbds },
+		{ "vms", ctl_ebbds },
+		{ "policy", ctl_ebbds },
+		{ "trace", ctl_ebbds },
 	};
-	int ret = 0;
+	int ret = vmm_ctl_server_register_all(vm->ctl, own, sizeof(own) / sizeof(own[0]), vm);
 
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
-		ret = vmm_ctl_server_register(vm->ctl, own[i].cmd, own[i].fn, vm);
 	if (!ret)
 		ret = vmm_ctl_virtio_register(vm->virtio, vm->ctl);
 	if (!ret)

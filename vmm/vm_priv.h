@@ -16,6 +16,7 @@
 #include "client/log.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
+#include "vmm/guest_mem.h"
 #include "vmm/vm.h"
 
 #define KVM_TSS_GPA 0xfffbd000ull
@@ -46,7 +47,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t nr_exits, nr_pio_exits, nr_mmio_exits;  /* atomic */
-	struct vmm_ratelimit rl;                         /* vCPU thread only */
+	struct ebb_ratelimit rl;                         /* vCPU thread only */
 	/* Machine checks (mce.h): written by the SIGBUS handler on this vCPU's
 	 * own thread, read by the same thread after KVM_RUN returns; atomics
 	 * only because a signal handler writes them. */
@@ -63,8 +64,7 @@ struct vmm_vm {
 	char *name, *cmdline, *ready_marker;
 	int kvm_fd, vm_fd;
 	size_t run_size;
-	uint8_t *ram;
-	struct vmm_mem_layout mem;
+	struct vmm_guest_mem mem;    /* RAM, its slots and e820 map */
 	uint8_t *kernel;             /* the bzImage, until loaded */
 	size_t kernel_len;
 	struct vmm_bzimage img;
@@ -101,7 +101,7 @@ struct vmm_vm {
 	char panic_line[VMM_CONSOLE_LINE_BYTES];  /* last "Kernel panic" console line */
 	uint16_t pm1_enable;         /* ACPI PM1 enable register (guest-written) */
 	int64_t ready_ns;
-	struct vmm_ratelimit rl;     /* event thread */
+	struct ebb_ratelimit rl;     /* event thread */
 };
 
 /* vm.c */

@@ -29,10 +29,10 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/sock.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/agent_port.h"
 
@@ -88,11 +88,11 @@ static void logmsg(const char *fmt, ...)
 		return;
 }
 
-static void core_log(void *ctx, enum agent_log_level level, const char *msg)
+static void core_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	const int *verbose = ctx;
 
-	if (level == AGENT_LOG_INFO && !*verbose)
+	if (level == EBB_LOG_INFO && !*verbose)
 		return;
 	logmsg("%s", msg);
 }
@@ -112,19 +112,9 @@ static int open_channel(const struct opts *o, bool *is_socket)
 			return rc;
 	}
 	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-		if (strlen(path) >= sizeof(sa.sun_path))
-			return -ENAMETOOLONG;
-		strcpy(sa.sun_path, path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		fd = ebb_sock_connect(path, SOCK_NONBLOCK);
 		if (fd < 0)
-			return -errno;
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			rc = -errno;
-			close(fd);
-			return rc;
-		}
+			return fd;
 		*is_socket = true;
 		return fd;
 	}

@@ -31,9 +31,9 @@
 #define MAX_LIBVIRT_URIS 8
 
 static FILE *log_file;
-static int log_level = VMM_LOG_INFO;
+static int log_level = EBB_LOG_INFO;
 
-static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_cb(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	struct timespec ts;
@@ -47,7 +47,7 @@ static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	fprintf(log_file, "%s.%03ld ebbd %s: %s\n", when, ts.tv_nsec / 1000000,
-		names[level <= VMM_LOG_DEBUG ? level : VMM_LOG_DEBUG], msg);
+		names[level <= EBB_LOG_DEBUG ? level : EBB_LOG_DEBUG], msg);
 	fflush(log_file);
 }
 
@@ -159,7 +159,7 @@ static int http_start(struct ebbd *d, const char *addr, const struct vmm_log *lo
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
 	else
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-	vmm_logf(log, VMM_LOG_INFO, "metrics on http://%s%s%s:%u/metrics",
+	vmm_logf(log, EBB_LOG_INFO, "metrics on http://%s%s%s:%u/metrics",
 		 ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
 		 ebbd_http_port(*out));
 	return 0;
@@ -176,14 +176,14 @@ static void reload(struct sig_ctx *s)
 	char err[512];
 
 	if (load(s->conf_path, s->conf_required, s->cl, &file, &eff, err, sizeof(err))) {
-		vmm_logf(&s->log, VMM_LOG_ERR, "SIGHUP: configuration kept: %s", err);
+		vmm_logf(&s->log, EBB_LOG_ERROR, "SIGHUP: configuration kept: %s", err);
 		ebbd_note_reload_failure(s->d);
 		return;
 	}
 	if (strcmp(eff.metrics, s->metrics) != 0) {
 		/* the old server is stopped first when the address is the same port */
 		if (http_start(s->d, eff.metrics, &s->log, &http, err, sizeof(err))) {
-			vmm_logf(&s->log, VMM_LOG_ERR, "SIGHUP: configuration kept: %s", err);
+			vmm_logf(&s->log, EBB_LOG_ERROR, "SIGHUP: configuration kept: %s", err);
 			ebbd_note_reload_failure(s->d);
 			ebbd_config_release(&file);
 			return;
@@ -192,7 +192,7 @@ static void reload(struct sig_ctx *s)
 	}
 	ebbd_config_to_cfg(&eff, &cfg);
 	if (ebbd_reconfigure(s->d, &cfg, err, sizeof(err))) {
-		vmm_logf(&s->log, VMM_LOG_ERR, "SIGHUP: configuration kept: %s", err);
+		vmm_logf(&s->log, EBB_LOG_ERROR, "SIGHUP: configuration kept: %s", err);
 		ebbd_http_destroy(http);
 		ebbd_config_release(&file);
 		return;
@@ -205,7 +205,7 @@ static void reload(struct sig_ctx *s)
 	if ((eff.has_rundir && strcmp(eff.rundir, s->rundir) != 0) ||
 	    (eff.has_lease_ms ? eff.lease_ms : 0) != s->lease_ms ||
 	    (eff.has_ksm ? eff.ksm : true) != s->ksm)
-		vmm_logf(&s->log, VMM_LOG_WARN, "SIGHUP: rundir, lease_ms and ksm change at the "
+		vmm_logf(&s->log, EBB_LOG_WARN, "SIGHUP: rundir, lease_ms and ksm change at the "
 			 "next start only");
 	ebbd_config_release(&file);
 }
@@ -218,12 +218,12 @@ static void on_signal(void *opaque, uint32_t events)
 	(void)events;
 	while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			vmm_logf(&s->log, VMM_LOG_INFO, "SIGHUP: reading %s again",
+			vmm_logf(&s->log, EBB_LOG_INFO, "SIGHUP: reading %s again",
 				 s->conf_path ? s->conf_path : "(no file)");
 			reload(s);
 			continue;
 		}
-		vmm_logf(&s->log, VMM_LOG_INFO, "signal %u: lifting clamps, restoring ksm, exiting",
+		vmm_logf(&s->log, EBB_LOG_INFO, "signal %u: lifting clamps, restoring ksm, exiting",
 			 si.ssi_signo);
 		ebbd_stop(s->d);
 	}
@@ -328,7 +328,7 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 		case O_VERBOSE:
-			log_level = VMM_LOG_DEBUG;
+			log_level = EBB_LOG_DEBUG;
 			break;
 		case 'h':
 		case O_HELP:
@@ -407,7 +407,7 @@ int main(int argc, char **argv)
 		if (ret)
 			die("--libvirt %s: %s", lv_uris[i], strerror(-ret));
 	}
-	vmm_logf(&cfg.log, VMM_LOG_INFO, "running (policy %s)", ebb_bal_policy_name(cfg.bal.policy));
+	vmm_logf(&cfg.log, EBB_LOG_INFO, "running (policy %s)", ebb_bal_policy_name(cfg.bal.policy));
 	ret = ebbd_run(d);
 	ebbd_http_destroy(sig.http);
 	ebbd_destroy(d);

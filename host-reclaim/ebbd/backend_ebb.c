@@ -11,12 +11,10 @@
  * runs out.  renew re-sends the clamp when half its lease is gone.
  *
  * The agent channel (NAME.agent, one client at a time): ebbd is its client
- * while it runs (docs/ebbd.md, "The agent channel").  observe connects when
- * the socket is free (retrying every AGENT_RETRY_NS), says hello, and keeps
- * the newest report (periodic ones, else one asked for when the last is
- * older than AGENT_REPORT_NS); pressure messages are counted as they come
- * (agent_poll, on the daemon's loop).  Losing the channel is not losing the
- * VM: the agent fields just go stale.
+ * while it runs (docs/ebbd.md, "The agent channel"), through agent_link.h
+ * (connect with backoff, hello, the newest report, pressure messages on the
+ * daemon's loop).  Losing the channel is not losing the VM: the agent fields
+ * just go stale.
  *
  * CLIENT: the VM's replies are not trusted: a missing or mistyped field makes
  * the observation fail (counted by the daemon), never a crash.
@@ -29,15 +27,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client/agent_client.h"
+#include "base/page.h"
 #include "client/rundir.h"
+#include "host-reclaim/ebbd/agent_link.h"
 #include "host-reclaim/ebbd/backend.h"
 
-#define PAGE_BYTES 4096ull
-#define AGENT_RETRY_NS (5ull * 1000 * 1000 * 1000)
-#define AGENT_REPORT_NS (2ull * 1000 * 1000 * 1000)
-#define AGENT_TIMEOUT_MS 500
-#define AGENT_HELLO_TIMEOUT_MS 200
 
 struct backend_ebb {
 	struct ebbd_backend be;
@@ -51,149 +45,22 @@ struct backend_ebb {
 	uint64_t clamp_high_bytes, clamp_max_bytes;
 	uint32_t lease_ms;
 	uint64_t clamp_sent_ns;
-	/* agent channel */
-	struct agent_client *agent;
-	bool agent_hello_ok;             /* the agent answered hello */
-	uint32_t agent_caps;             /* AGENT_CAP_* from hello */
-	uint64_t agent_try_ns;           /* last connection attempt */
-	bool have_report;
-	uint64_t report_ns;              /* when the newest report arrived */
-	struct agent_report report;
-	uint64_t nr_pressure, pressure_need_bytes;
+	char agent_path[512];            /* NAME.agent in the run directory */
+	struct ebbd_agent_link agent;
 };
-
-static void agent_drop(struct backend_ebb *b)
-{
-	agent_client_destroy(b->agent);   /* closes the fd */
-	b->agent = NULL;
-	b->have_report = false;
-}
-
-/* Takes what is queued: reports and pressure messages.  Pressure count or
- * -errno (the channel is gone). */
-static int agent_drain(struct backend_ebb *b)
-{
-	struct agent_event ev;
-	int nr = 0, ret;
-
-	ret = agent_client_read(b->agent);
-	while (!agent_client_pop_event(b->agent, &ev)) {
-		if (ev.type == AGENT_EV_REPORT) {
-			b->report = ev.u.report;
-			b->have_report = true;
-			b->report_ns = vmm_now_ns();
-		} else if (ev.type == AGENT_EV_PRESSURE) {
-			b->nr_pressure++;
-			b->pressure_need_bytes = ev.u.pressure.need_bytes;
-			nr++;
-		}
-	}
-	return ret < 0 ? ret : nr;
-}
-
-/*
- * Connects when the socket is free, then says hello until the agent answers:
- * the guest learns that the port opened only when we connect, and its agent
- * may take a while (booting, reconnect backoff, a slow nested guest) — so a
- * hello that times out keeps the connection and is tried again next time.
- */
-static void agent_try(struct backend_ebb *b, uint64_t now)
-{
-	struct agent_client_cfg ac = { .fd = -1 };
-	struct agent_hello hello;
-	char path[512];
-	int ret;
-
-	if (!b->agent) {
-		if (b->agent_try_ns && now - b->agent_try_ns < AGENT_RETRY_NS)
-			return;
-		b->agent_try_ns = now;
-		if (snprintf(path, sizeof(path), "%s/%s.agent", b->rundir, b->name) >=
-		    (int)sizeof(path) || agent_client_connect_unix(path, &ac.fd))
-			return;   /* no agent socket (virtio off), or another client holds it */
-		if (agent_client_create(&ac, &b->agent)) {
-			close(ac.fd);
-			return;
-		}
-		b->agent_hello_ok = false;
-	}
-	if (b->agent_hello_ok)
-		return;
-	ret = agent_client_hello(b->agent, AGENT_HELLO_TIMEOUT_MS, &hello);
-	if (ret == -ETIMEDOUT)
-		return;   /* no agent answering yet: keep the channel, ask again */
-	if (ret) {
-		agent_drop(b);
-		return;
-	}
-	b->agent_hello_ok = true;
-	b->agent_caps = hello.caps;
-	vmm_logf(&b->cfg.log, VMM_LOG_INFO, "%s: agent channel up (agent pid %lld)", b->name,
-		 (long long)hello.pid);
-}
-
-static void agent_observe(struct backend_ebb *b, struct ebb_bal_vm_obs *obs)
-{
-	uint64_t now = vmm_now_ns();
-	struct agent_report rep;
-
-	agent_try(b, now);
-	if (!b->agent || !b->agent_hello_ok)
-		return;
-	if (agent_drain(b) < 0) {
-		agent_drop(b);
-		return;
-	}
-	if ((b->agent_caps & AGENT_CAP_REPORT) &&
-	    (!b->have_report || now - b->report_ns >= AGENT_REPORT_NS)) {
-		int ret = agent_client_report(b->agent, AGENT_TIMEOUT_MS, &rep);
-
-		if (!ret) {
-			b->report = rep;
-			b->have_report = true;
-			b->report_ns = vmm_now_ns();
-		} else if (ret != -ETIMEDOUT && ret != -EREMOTEIO) {
-			agent_drop(b);
-			return;
-		}
-	}
-	obs->caps |= EBB_BAL_CAP_AGENT;
-	if (b->agent_caps & AGENT_CAP_DROP)
-		obs->caps |= EBB_BAL_CAP_AGENT_DROP;
-	if (b->agent_caps & AGENT_CAP_PROACTIVE)
-		obs->caps |= EBB_BAL_CAP_AGENT_PROACTIVE;
-	obs->agent_nr_pressure = b->nr_pressure;
-	obs->agent_pressure_need_bytes = b->pressure_need_bytes;
-	if (!b->have_report)
-		return;
-	obs->agent_present = true;
-	obs->agent_report_ns = b->report_ns;
-	if (b->report.have_meminfo)
-		obs->agent_free_bytes = b->report.meminfo.free_bytes;
-	if (b->report.have_estimate) {
-		obs->agent_cache_bytes = b->report.clean_file_bytes;
-		obs->agent_give_back_bytes = b->report.give_back_bytes;
-	}
-}
 
 static int agent_fd(struct ebbd_backend *be)
 {
 	struct backend_ebb *b = (struct backend_ebb *)be;
 
-	return b->agent && b->agent_hello_ok ? agent_client_fd(b->agent) : -1;
+	return ebbd_agent_link_fd(&b->agent);
 }
 
 static int agent_poll(struct ebbd_backend *be)
 {
 	struct backend_ebb *b = (struct backend_ebb *)be;
-	int ret;
 
-	if (!b->agent)
-		return -ENOTCONN;
-	ret = agent_drain(b);
-	if (ret < 0)
-		agent_drop(b);
-	return ret;
+	return ebbd_agent_link_poll(&b->agent);
 }
 
 static int call(struct backend_ebb *b, const char *cmd, struct json_object *args,
@@ -315,8 +182,8 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->resident_bytes = u64(r, "resident_bytes", &ok);
 		obs->compressed_bytes = u64(r, "compressed_bytes", &ok);
 		obs->resident_bytes += obs->compressed_bytes;
-		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * PAGE_BYTES;
-		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * PAGE_BYTES;
+		obs->swapped_compressed_bytes = u64(r, "compressed_pages", &ok) * EBB_PAGE_BYTES;
+		obs->swapped_file_bytes = u64(r, "file_pages", &ok) * EBB_PAGE_BYTES;
 		obs->cur_high_bytes = limit(u64(r, "high_bytes", &ok));
 		obs->cur_max_bytes = limit(u64(r, "max_bytes", &ok));
 		obs->cfg.swappiness = (int32_t)u64(r, "swappiness", &ok);
@@ -338,12 +205,12 @@ static int observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 
 		if (json_object_object_get_ex(balloon, "driver_ok", &v) && json_object_get_boolean(v))
 			obs->caps |= EBB_BAL_CAP_BALLOON;
-		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * PAGE_BYTES;
-		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * PAGE_BYTES;
+		obs->balloon_target_bytes = u64(balloon, "target_pages", &bok) * EBB_PAGE_BYTES;
+		obs->balloon_actual_bytes = u64(balloon, "actual_pages", &bok) * EBB_PAGE_BYTES;
 		if (!bok)
 			obs->caps &= ~(uint32_t)EBB_BAL_CAP_BALLOON;
 	}
-	agent_observe(b, obs);
+	ebbd_agent_link_observe(&b->agent, b->agent_path, obs);
 	ret = ok ? 0 : -EPROTO;
 out:
 	json_object_put(r);
@@ -374,7 +241,7 @@ static int send_clamp(struct backend_ebb *b, uint64_t now_ns)
 	ret = call(b, "clamp", args, NULL, err, sizeof(err));
 	json_object_put(args);
 	if (ret)
-		vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+		vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 	else
 		b->clamp_sent_ns = now_ns;
 	return ret;
@@ -396,7 +263,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "balloon", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	case EBB_BAL_ACT_SET_HIGH:
 		b->clamp_high_bytes = a->value == EBB_BAL_NO_LIMIT ? 0 : a->value;
@@ -411,19 +278,8 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		b->clamp_max_bytes = 0;
 		return send_clamp(b, now_ns);
 	case EBB_BAL_ACT_AGENT_DROP_CACHE:
-	case EBB_BAL_ACT_AGENT_RECLAIM: {
-		struct agent_reclaim_result res;
-
-		if (!b->agent)
-			return -ENOTCONN;
-		ret = agent_client_reclaim(b->agent, a->kind == EBB_BAL_ACT_AGENT_DROP_CACHE ?
-					   AGENT_RECLAIM_DROP_CACHES : AGENT_RECLAIM_PROACTIVE,
-					   a->kind == EBB_BAL_ACT_AGENT_RECLAIM ? a->value : 0,
-					   false, 5000, &res);
-		if (ret == -EPIPE)
-			agent_drop(b);
-		return ret;
-	}
+	case EBB_BAL_ACT_AGENT_RECLAIM:
+		return ebbd_agent_link_reclaim(&b->agent, a);
 	case EBB_BAL_ACT_KSM_ADVISE:
 		args = json_object_new_object();
 		if (!args)
@@ -432,7 +288,7 @@ static int apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64
 		ret = call(b, "set", args, NULL, err, sizeof(err));
 		json_object_put(args);
 		if (ret)
-			vmm_logf(&b->cfg.log, VMM_LOG_WARN, "%s: %s", b->name, err);
+			vmm_logf(&b->cfg.log, EBB_LOG_WARN, "%s: %s", b->name, err);
 		return ret;
 	default:
 		return -EOPNOTSUPP;
@@ -517,7 +373,7 @@ static void destroy(struct ebbd_backend *be)
 		close(b->fd);
 	if (b->watch_fd >= 0)
 		close(b->watch_fd);
-	agent_client_destroy(b->agent);
+	ebbd_agent_link_fini(&b->agent);
 	free(b);
 }
 
@@ -555,6 +411,10 @@ int ebbd_backend_ebb_create(const struct ebbd_backend_ebb_cfg *cfg, struct ebbd_
 	b->cfg.name = b->name;
 	snprintf(b->rundir, sizeof(b->rundir), "%s", cfg->rundir);
 	b->cfg.rundir = b->rundir;
+	if (snprintf(b->agent_path, sizeof(b->agent_path), "%s/%s.agent", b->rundir,
+		     b->name) >= (int)sizeof(b->agent_path))
+		b->agent_path[0] = '\0';   /* too long for a unix socket anyway */
+	ebbd_agent_link_init(&b->agent, b->name, &b->cfg.log);
 	b->fd = fd;
 	b->watch_fd = -1;
 	*out = &b->be;

@@ -105,9 +105,12 @@ static int set_vm(struct ebbd_vm_settings *s, const char *sect, const char *key,
 	} else if (!strcmp(key, "ksm_allowed")) {
 		ret = parse_bool(key, v, &s->ksm_allowed, err, len);
 		s->has_ksm_allowed |= !ret;
+	} else if (!strcmp(key, "opt_out")) {
+		ret = parse_bool(key, v, &s->opt_out, err, len);
+		s->has_opt_out |= !ret;
 	} else {
 		return bad(err, len, "unknown key \"%.32s\" in [%.80s] (known: min, low, weight, "
-			   "ksm_allowed)", key, sect);
+			   "ksm_allowed, opt_out)", key, sect);
 	}
 	if (!ret && s->has_min && s->has_low && s->low_bytes < s->min_bytes)
 		return bad(err, len, "low (%llu bytes) must not be below min (%llu bytes)",
@@ -389,6 +392,10 @@ static void merge_vm(const struct ebbd_vm_settings *top, struct ebbd_vm_settings
 	if (top->has_ksm_allowed) {
 		out->has_ksm_allowed = true;
 		out->ksm_allowed = top->ksm_allowed;
+	}
+	if (top->has_opt_out) {
+		out->has_opt_out = true;
+		out->opt_out = top->opt_out;
 	}
 }
 

@@ -8,7 +8,7 @@
  *   [pool]     budget, wmark_min, wmark_low, wmark_high, policy, vms_only,
  *              tick_ms, lease_ms, ksm, rundir
  *   [metrics]  listen
- *   [vm]       min, low, weight, ksm_allowed   (defaults for every VM)
+ *   [vm]       min, low, weight, ksm_allowed, opt_out   (defaults for every VM)
  *   [vm NAME]  the same keys, for the VM called NAME
  *
  * The same struct carries the command line's choices (the has_ flags say

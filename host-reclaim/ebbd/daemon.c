@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/page.h"
 #include "client/ctl_server.h"
 #include "client/discover.h"
 #include "client/evloop.h"
@@ -79,7 +80,7 @@ struct ebbd {
 	size_t obs_cap;
 	struct ebb_bal_action acts[MAX_ACTIONS];
 	struct ebbd_counters c;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
 	bool event_pending;            /* a step is armed because of a VM event */
 	struct ebb_bal_host_obs host;  /* the last host observation */
 	uint64_t decisions[EBB_BAL_NR_ACTIONS][EBB_BAL_NR_REASONS];
@@ -98,8 +99,8 @@ static void bal_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct ebbd *d = ctx;
 
-	vmm_logf(&d->cfg.log, level == EBB_LOG_ERROR ? VMM_LOG_ERR : level == EBB_LOG_WARN ?
-		 VMM_LOG_WARN : level == EBB_LOG_INFO ? VMM_LOG_INFO : VMM_LOG_DEBUG, "%s", msg);
+	vmm_logf(&d->cfg.log, level == EBB_LOG_ERROR ? EBB_LOG_ERROR : level == EBB_LOG_WARN ?
+		 EBB_LOG_WARN : level == EBB_LOG_INFO ? EBB_LOG_INFO : EBB_LOG_DEBUG, "%s", msg);
 }
 
 /* ---- host observation -------------------------------------------------------- */
@@ -194,7 +195,7 @@ static void ksm_save(struct ebbd *d)
 	d->ksm.sleep_ms = ksm_get(d, "sleep_millisecs");
 	d->ksm.valid = d->ksm.run >= 0 && d->ksm.pages_to_scan >= 0 && d->ksm.sleep_ms >= 0;
 	if (d->ksm.valid)
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "ksm found at run=%ld pages_to_scan=%ld "
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "ksm found at run=%ld pages_to_scan=%ld "
 			 "sleep_millisecs=%ld (restored at exit)", d->ksm.run, d->ksm.pages_to_scan,
 			 d->ksm.sleep_ms);
 }
@@ -205,7 +206,7 @@ static void ksm_restore(struct ebbd *d)
 		return;
 	if (ksm_put(d, "pages_to_scan", d->ksm.pages_to_scan) ||
 	    ksm_put(d, "sleep_millisecs", d->ksm.sleep_ms) || ksm_put(d, "run", d->ksm.run))
-		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "cannot restore the ksm settings in %s",
+		vmm_logf(&d->cfg.log, EBB_LOG_WARN, "cannot restore the ksm settings in %s",
 			 d->ksm_dir);
 }
 
@@ -274,6 +275,23 @@ static void vm_settings(const struct ebbd *d, const char *name, struct ebbd_vm_s
 		out->has_ksm_allowed = true;
 		out->ksm_allowed = r->ksm_allowed;
 	}
+	if (r->has_opt_out) {
+		out->has_opt_out = true;
+		out->opt_out = r->opt_out;
+	}
+}
+
+uint64_t ebbd_config_generation(const struct ebbd *d)
+{
+	return d->nr_reloads;
+}
+
+bool ebbd_vm_opted_out(const struct ebbd *d, const char *name)
+{
+	struct ebbd_vm_settings s;
+
+	vm_settings(d, name, &s);
+	return s.has_opt_out && s.opt_out;
 }
 
 /* Sends the configured min, low and weight to the VM (`set`); a refusal
@@ -301,10 +319,10 @@ static void vm_configure(struct ebbd *d, struct ebbd_vm *vm)
 	json_object_put(args);
 	json_object_put(res);
 	if (ret)
-		vmm_logf(&d->cfg.log, VMM_LOG_WARN, "%s: the configured settings were refused: %s",
+		vmm_logf(&d->cfg.log, EBB_LOG_WARN, "%s: the configured settings were refused: %s",
 			 vm->name, msg[0] ? msg : strerror(-ret));
 	else
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: configured settings sent", vm->name);
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s: configured settings sent", vm->name);
 }
 
 /* A VM's event (grow, at-max, lease-expired): step soon.  Events within
@@ -381,12 +399,12 @@ static void vm_add(struct ebbd *d, struct ebbd_vm *vm, const char *name)
 	ret = vm->be->ops->watch_open(vm->be);
 	if (ret != -EOPNOTSUPP &&
 	    (ret < 0 || vmm_evloop_add(d->loop, ret, EPOLLIN, vm_event, vm, &vm->events)))
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s: no event subscription (%s): polled only",
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s: no event subscription (%s): polled only",
 			 name, ret < 0 ? strerror(-ret) : "event loop");
 	vm->next = d->vms;
 	d->vms = vm;
 	d->c.nr_vms_joined++;
-	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s joins the pool (%s backend, id %llu)", name,
+	vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s joins the pool (%s backend, id %llu)", name,
 		 vm->be->ops->kind, (unsigned long long)vm->id);
 }
 
@@ -401,8 +419,8 @@ static void on_join(void *opaque, const char *name)
 	struct ebbd_vm *vm;
 	int ret;
 
-	if (vm_by_name(d, name))
-		return;
+	if (vm_by_name(d, name) || ebbd_vm_opted_out(d, name))
+		return;   /* (opted out: tried again after a reload) */
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return;
@@ -411,7 +429,7 @@ static void on_join(void *opaque, const char *name)
 		/* A socket left by a killed VMM (or one not listening yet): tried
 		 * again by retry_joins(). */
 		d->c.nr_vms_stale++;
-		vmm_logf(&d->cfg.log, VMM_LOG_DEBUG, "%s: not joining: %s", name, strerror(-ret));
+		vmm_logf(&d->cfg.log, EBB_LOG_DEBUG, "%s: not joining: %s", name, strerror(-ret));
 		free(vm);
 		return;
 	}
@@ -436,7 +454,7 @@ static void on_leave(void *opaque, const char *name)
 		if (strcmp(vm->name, name) == 0) {
 			*pp = vm->next;
 			d->c.nr_vms_left++;
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool", name);
+			vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool", name);
 			vm_free(vm);
 			return;
 		}
@@ -454,7 +472,7 @@ static void reap_gone(struct ebbd *d)
 		}
 		*pp = vm->next;
 		d->c.nr_vms_left++;
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool (connection lost)", vm->name);
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool (connection lost)", vm->name);
 		vm_free(vm);
 	}
 }
@@ -477,6 +495,10 @@ int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be)
 		be->ops->destroy(be);
 		return -EEXIST;
 	}
+	if (ebbd_vm_opted_out(d, name)) {
+		be->ops->destroy(be);
+		return -EPERM;
+	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		be->ops->destroy(be);
@@ -484,6 +506,7 @@ int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be)
 	}
 	vm->be = be;
 	vm_add(d, vm, name);
+	vm_configure(d, vm);
 	arm(d, 0);   /* the pool changed: step now */
 	return 0;
 }
@@ -496,7 +519,7 @@ int ebbd_vm_detach(struct ebbd *d, const char *name, const char *why)
 		if (strcmp(vm->name, name) == 0) {
 			*pp = vm->next;
 			d->c.nr_vms_left++;
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s leaves the pool (%s)", name, why);
+			vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s leaves the pool (%s)", name, why);
 			vm_free(vm);
 			arm(d, 0);
 			return 0;
@@ -562,11 +585,11 @@ static void render_metrics(struct ebbd *d)
 	in.mem_total_bytes = d->host.mem_total_bytes;
 	in.mem_available_bytes = d->host.mem_available_bytes;
 	in.ksm_pages_sharing = d->host.ksm_pages_sharing;
-	in.page_bytes = 4096;
+	in.page_bytes = EBB_PAGE_SIZE;
 	in.config_reloads = d->nr_reloads;
 	in.config_reload_failures = d->nr_reload_failures;
 	if (ebbd_metrics_render(&in, &buf)) {
-		vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "metrics: out of memory");
+		vmm_logf_rl(&d->cfg.log, &d->rl, EBB_LOG_WARN, "metrics: out of memory");
 		ebbd_metrics_buf_release(&buf);
 		free(mv);
 		return;
@@ -623,7 +646,7 @@ static void tick(struct ebbd *d)
 		track_agent(d, vm);
 		if (ret == -EPROTO) {
 			d->c.nr_bad_vm_replies++;
-			vmm_logf_rl(&d->cfg.log, &d->rl, VMM_LOG_WARN, "%s: bad stats reply", vm->name);
+			vmm_logf_rl(&d->cfg.log, &d->rl, EBB_LOG_WARN, "%s: bad stats reply", vm->name);
 		} else if (ret) {
 			d->c.nr_call_errors++;
 			if (ret != -ETIMEDOUT)
@@ -641,7 +664,7 @@ static void tick(struct ebbd *d)
 	now = vmm_now_ns();
 	ret = ebb_bal_step(d->bal, now, &host, d->obs, n, d->acts, MAX_ACTIONS, &nr_acts);
 	if (ret)
-		vmm_logf(&d->cfg.log, VMM_LOG_ERR, "balancer step: %s", strerror(-ret));
+		vmm_logf(&d->cfg.log, EBB_LOG_ERROR, "balancer step: %s", strerror(-ret));
 	for (i = 0; i < nr_acts; i++) {
 		const struct ebb_bal_action *a = &d->acts[i];
 		char line[512];
@@ -669,7 +692,7 @@ static void tick(struct ebbd *d)
 			d->c.nr_actions_unsupported++;
 		else
 			d->c.nr_actions_failed++;
-		vmm_logf(&d->cfg.log, VMM_LOG_INFO, "%s%s%s", line, ret ? " -> " : "",
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "%s%s%s", line, ret ? " -> " : "",
 			 ret ? strerror(-ret) : "");
 	}
 	for (vm = d->vms; vm; vm = vm->next)
@@ -796,6 +819,8 @@ static struct json_object *vms_object(struct ebbd *d)
 		json_object_object_add(o, "backend", json_object_new_string(vm->be->ops->kind));
 		json_object_object_add(o, "observed", json_object_new_boolean(vm->obs_ok));
 		json_object_object_add(o, "agent", json_object_new_boolean(vm->obs.agent_present));
+		json_object_object_add(o, "agent_channel",
+				       json_object_new_boolean(vm->obs.caps & EBB_BAL_CAP_AGENT));
 		ADD_U64(o, "agent_free_bytes", vm->obs.agent_free_bytes);
 		ADD_U64(o, "agent_cache_bytes", vm->obs.agent_cache_bytes);
 		ADD_U64(o, "agent_nr_pressure", vm->obs.agent_nr_pressure);
@@ -816,7 +841,8 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "compressed_bytes", vm->obs.compressed_bytes);
 		ADD_U64(o, "swapped_compressed_bytes", vm->obs.swapped_compressed_bytes);
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
-		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * 4096ull);
+		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * EBB_PAGE_BYTES);
+		json_object_object_add(o, "ksm_advised", json_object_new_boolean(vm->obs.ksm_advised));
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
 		if (vm->have_last) {
@@ -925,63 +951,94 @@ static enum vmm_ctl_err ctl_set(struct ebbd *d, struct json_object *args,
 	return VMM_CTL_OK;
 }
 
-static enum vmm_ctl_err ctl_handler(void *opaque, const struct vmm_ctl_request *req,
-				    struct json_object **result, char *msg, size_t msg_len)
+/* The ebbd of a command's handler, counting the request. */
+static struct ebbd *ctl_served(void *opaque)
 {
 	struct ebbd *d = opaque;
-	struct json_object *v;
+
+	d->c.nr_ctl_requests++;
+	return d;
+}
+
+static enum vmm_ctl_err ctl_pool(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_ctl_result(pool_object(ctl_served(opaque)), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_vms(void *opaque, const struct vmm_ctl_request *req,
+				struct json_object **result, char *msg, size_t msg_len)
+{
+	return vmm_ctl_result(vms_object(ctl_served(opaque)), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_trace(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct ebbd *d = ctl_served(opaque);
 	uint64_t n = 0;
 	bool have;
 
-	d->c.nr_ctl_requests++;
-	switch (req->cmd) {
-	case VMM_CTL_CMD_POOL:
-		*result = pool_object(d);
-		break;
-	case VMM_CTL_CMD_VMS:
-		*result = vms_object(d);
-		break;
-	case VMM_CTL_CMD_TRACE:
-		if (vmm_ctl_arg_uint(req->args, "last", &n, &have)) {
-			snprintf(msg, msg_len, "\"last\" must be a non-negative integer");
+	if (vmm_ctl_arg_uint(req->args, "last", &n, &have)) {
+		snprintf(msg, msg_len, "\"last\" must be a non-negative integer");
+		return VMM_CTL_ERR_INVALID;
+	}
+	return vmm_ctl_result(trace_object(d, n), result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_set_cmd(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	return ctl_set(ctl_served(opaque), req->args, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_policy(void *opaque, const struct vmm_ctl_request *req,
+				   struct json_object **result, char *msg, size_t msg_len)
+{
+	struct ebbd *d = ctl_served(opaque);
+	struct json_object *v;
+
+	if (req->args && json_object_object_get_ex(req->args, "policy", &v)) {
+		enum ebb_bal_policy p;
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    ebb_bal_policy_parse(json_object_get_string(v), &p) ||
+		    ebb_bal_set_policy(d->bal, p)) {
+			snprintf(msg, msg_len, "policy is one of ebb, mom, static");
 			return VMM_CTL_ERR_INVALID;
 		}
-		*result = trace_object(d, n);
-		break;
-	case VMM_CTL_CMD_SET:
-		return ctl_set(d, req->args, result, msg, msg_len);
-	case VMM_CTL_CMD_POLICY:
-		if (req->args && json_object_object_get_ex(req->args, "policy", &v)) {
-			enum ebb_bal_policy p;
+		vmm_logf(&d->cfg.log, EBB_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
+		arm(d, 0);
+	}
+	return vmm_ctl_result(pool_object(d), result, msg, msg_len);
+}
 
-			if (!json_object_is_type(v, json_type_string) ||
-			    ebb_bal_policy_parse(json_object_get_string(v), &p) ||
-			    ebb_bal_set_policy(d->bal, p)) {
-				snprintf(msg, msg_len, "policy is one of ebb, mom, static");
-				return VMM_CTL_ERR_INVALID;
-			}
-			vmm_logf(&d->cfg.log, VMM_LOG_INFO, "policy now %s", ebb_bal_policy_name(p));
-			arm(d, 0);
-		}
-		*result = pool_object(d);
-		break;
-	case VMM_CTL_CMD_VERSION:
-		*result = json_object_new_object();
-		if (*result) {
-			json_object_object_add(*result, "daemon", json_object_new_string("ebbd"));
-			json_object_object_add(*result, "protocol",
-					       json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
-		}
-		break;
-	default:
-		snprintf(msg, msg_len, "ebbd serves pool, vms, set, policy, trace, version");
-		return VMM_CTL_ERR_UNKNOWN_CMD;
+static enum vmm_ctl_err ctl_version(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct json_object *r = json_object_new_object();
+
+	ctl_served(opaque);
+	if (r) {
+		json_object_object_add(r, "daemon", json_object_new_string("ebbd"));
+		json_object_object_add(r, "protocol", json_object_new_int(VMM_CTL_PROTOCOL_VERSION));
 	}
-	if (!*result) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	return VMM_CTL_OK;
+	return vmm_ctl_result(r, result, msg, msg_len);
+}
+
+/* The commands ebbd serves on ebbd.sock (docs/control-protocol.md). */
+static int ctl_register(struct ebbd *d)
+{
+	static const struct vmm_ctl_command cmds[] = {
+		{ "pool", ctl_pool },
+		{ "vms", ctl_vms },
+		{ "trace", ctl_trace },
+		{ "set", ctl_set_cmd },
+		{ "policy", ctl_policy },
+		{ "version", ctl_version },
+	};
+
+	return vmm_ctl_server_register_all(d->srv, cmds, sizeof(cmds) / sizeof(cmds[0]), d);
 }
 
 /* ---- lifetime -------------------------------------------------------------------- */
@@ -1070,12 +1127,13 @@ int ebbd_create(const struct ebbd_cfg *cfg, struct ebbd **out, char *err, size_t
 	}
 	{
 		struct vmm_ctl_server_cfg sc = {
-			.path = path, .loop = d->loop, .handler = ctl_handler, .opaque = d,
-			.log = cfg->log,
+			.path = path, .loop = d->loop, .log = cfg->log,
 		};
 
 		snprintf(path, sizeof(path), "%s/%s", d->rundir, EBBD_SOCK_NAME);
 		ret = vmm_ctl_server_create(&sc, &d->srv);
+		if (!ret)
+			ret = ctl_register(d);
 		if (ret) {
 			snprintf(err, err_len, "cannot serve %s: %s", path, strerror(-ret));
 			goto fail;
@@ -1212,8 +1270,18 @@ int ebbd_reconfigure(struct ebbd *d, const struct ebbd_cfg *cfg, char *err, size
 	d->cfg.vm_default = cfg->vm_default;
 	for (vm = d->vms; vm; vm = vm->next)
 		vm_configure(d, vm);
+	/* VMs the new configuration opts out leave (they keep their own
+	 * limits); ones no longer opted out join at the next discovery */
+	for (;;) {
+		for (vm = d->vms; vm && !ebbd_vm_opted_out(d, vm->name); vm = vm->next)
+			;
+		if (!vm)
+			break;
+		(void)ebbd_vm_detach(d, vm->name, "opted out in ebbd's configuration");
+	}
+	retry_joins(d);
 	d->nr_reloads++;
-	vmm_logf(&d->cfg.log, VMM_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
+	vmm_logf(&d->cfg.log, EBB_LOG_INFO, "configuration reloaded: policy %s, budget %llu bytes",
 		 ebb_bal_policy_name(cfg->bal.policy), (unsigned long long)wm.budget_bytes);
 	arm(d, 0);
 	return 0;

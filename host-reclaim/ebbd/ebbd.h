@@ -35,13 +35,16 @@
 
 /* Settings ebbd gives a VM when it joins and on every reload (from the
  * configuration file's [vm] and [vm NAME] sections): min, low and weight
- * are sent to the VM with `set`; ksm_allowed is ebbd's own (the balancer
- * may steer the VM's KSM).  Only what has_ says was given. */
+ * are sent to the VM with `set` (a libvirt domain's backend keeps them
+ * under its <ebb:memory> metadata, which wins); ksm_allowed is ebbd's own
+ * (the balancer may steer the VM's KSM); opt_out keeps the VM out of the
+ * pool (it runs with its own limits).  Only what has_ says was given. */
 struct ebbd_vm_settings {
-	bool has_min, has_low, has_weight, has_ksm_allowed;
+	bool has_min, has_low, has_weight, has_ksm_allowed, has_opt_out;
 	uint64_t min_bytes, low_bytes;
 	uint32_t weight;
 	bool ksm_allowed;
+	bool opt_out;
 };
 
 struct ebbd_vm_rule {
@@ -101,6 +104,12 @@ void ebbd_get_counters(const struct ebbd *d, struct ebbd_counters *out);
 struct ebbd_backend;
 int ebbd_vm_attach(struct ebbd *d, const char *name, struct ebbd_backend *be);
 int ebbd_vm_detach(struct ebbd *d, const char *name, const char *why);
+/* Does the configuration (opt_out in [vm] / [vm NAME]) keep @name out of
+ * the pool?  ebbd_vm_attach() refuses such a VM with -EPERM. */
+bool ebbd_vm_opted_out(const struct ebbd *d, const char *name);
+/* Counts configuration reloads: a VM refused at join is worth trying again
+ * when it changed. */
+uint64_t ebbd_config_generation(const struct ebbd *d);
 /* The event loop's fd set is internal; this adds a handler (signal fd,
  * another backend's wake-up fd). */
 int ebbd_add_fd(struct ebbd *d, int fd, void (*fn)(void *opaque, uint32_t events), void *opaque);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/page.h"
 #include "host-reclaim/ebbd/metrics.h"
 
 void ebbd_metrics_buf_release(struct ebbd_metrics_buf *b)
@@ -292,7 +293,7 @@ VM_FN(vm_resident, v->observed, v->obs->resident_bytes)
 VM_FN(vm_compressed, v->observed, v->obs->compressed_bytes)
 VM_FN(vm_balloon, v->observed, v->obs->balloon_actual_bytes)
 VM_FN(vm_balloon_target, v->observed, v->obs->balloon_target_bytes)
-VM_FN(vm_ksm, v->observed, v->obs->ksm_merging_pages * 4096ull)
+VM_FN(vm_ksm, v->observed, v->obs->ksm_merging_pages * EBB_PAGE_BYTES)
 VM_FN(vm_high, v->observed && v->obs->cur_high_bytes != EBB_BAL_NO_LIMIT, v->obs->cur_high_bytes)
 VM_FN(vm_max, v->observed && v->obs->cur_max_bytes != EBB_BAL_NO_LIMIT, v->obs->cur_max_bytes)
 VM_FN(vm_min, v->observed, v->obs->cfg.min_bytes)

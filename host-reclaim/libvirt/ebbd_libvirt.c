@@ -39,9 +39,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "host-reclaim/ebbd/agent_link.h"
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/libvirt/ebbd_libvirt.h"
@@ -55,6 +57,7 @@
 #define RECONNECT_MAX_MS 10000u
 #define BALLOON_NEAR_KIB 1024ull        /* within 1 MiB of the target: arrived */
 #define AGENT_CHANNEL "org.ebb.agent.0"
+#define STATS_WAIT_MIN_MS 3000u         /* a stats call not back by then is stuck */
 
 /* One running domain, as the worker last saw it. */
 struct lv_dom {
@@ -62,9 +65,12 @@ struct lv_dom {
 	char name[EBB_BAL_NAME_MAX];
 	bool running;                /* in the latest poll's answer */
 	bool attached;               /* a backend of ours is in the daemon's pool */
+	int join_refused;            /* the daemon refused it (-errno; 0: not) ... */
+	uint64_t refused_gen;        /* ... under this configuration generation */
 	bool was_running;            /* running before this poll */
 	bool probed;                 /* XML read */
 	bool has_balloon, has_agent_channel;
+	char agent_path[108];        /* the channel's unix socket ("": not one we can use) */
 	struct ebbd_lv_stats st;     /* the snapshot (KiB as libvirt gives them) */
 	/* the QEMU process and its guest RAM mapping (worker only) */
 	int qemu_pid;                /* 0: not found (a remote URI, or no rights) */
@@ -76,6 +82,8 @@ struct lv_dom {
 	uint64_t pageout_kib;        /* queued by apply(), done by the worker */
 	uint64_t pageout_cursor;     /* offset of the next range to page out */
 	uint64_t qemu_majflt;        /* QEMU's major faults: host refaults of guest RAM */
+	bool ram_mergeable;          /* the mapping is MADV_MERGEABLE (QEMU's mem-merge) */
+	uint64_t ksm_merging_pages;  /* /proc/PID/ksm_merging_pages (clamped to the guest) */
 	/* the domain's <metadata><ebb:memory .../> (EBBD_LIBVIRT_NS_URI) */
 	bool meta_dirty;             /* a metadata-change event came */
 	bool opt_out;                /* opt_out="yes": not managed */
@@ -94,6 +102,24 @@ struct lv_dom {
 	uint64_t stop_ns;            /* a stop event came at this time */
 };
 
+/*
+ * One bulk stats call on a thread of its own (stats_call()), so that a QEMU
+ * that does not answer its monitor (stopped, hung) cannot stall the worker
+ * and with it every other domain.  Freed by whichever of the worker and the
+ * thread lets go of it last.
+ */
+struct stats_call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;
+	bool done;
+	virConnectPtr conn;          /* a reference of its own */
+	virDomainStatsRecordPtr *recs;
+	int n;
+	char err[200];
+	uint64_t t0;
+};
+
 struct ebbd_libvirt {
 	struct ebbd_libvirt_cfg cfg;
 	char uri[512];
@@ -106,7 +132,8 @@ struct ebbd_libvirt {
 	int cb_lifecycle, cb_balloon, cb_metadata;
 	uint32_t reconnect_ms;
 	uint64_t next_connect_ns;
-	struct vmm_ratelimit rl;
+	struct ebb_ratelimit rl;
+	struct stats_call *stuck;    /* a stats call that has not returned */
 	/* under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -121,6 +148,12 @@ struct backend_lv {
 	struct ebbd_backend be;
 	struct ebbd_libvirt *src;
 	char uuid[VIR_UUID_STRING_BUFLEN];
+	char name[EBB_BAL_NAME_MAX];
+	/* ebbd's configuration for the domain ([vm NAME], sent with `set`;
+	 * the daemon's thread only): under the domain's metadata */
+	struct ebbd_vm_settings cfg;
+	char agent_path[108];        /* copied from the domain's XML at join */
+	struct ebbd_agent_link agent;   /* the daemon's thread only */
 };
 
 /* ---- libvirt's process-wide parts ------------------------------------------ */
@@ -299,7 +332,7 @@ static void try_connect(struct ebbd_libvirt *s, uint64_t now)
 		pthread_mutex_lock(&s->lock);
 		s->c.nr_connect_errors++;
 		pthread_mutex_unlock(&s->lock);
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN,
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN,
 			    "libvirt %s: cannot connect (%s); trying again in %u ms", s->uri,
 			    lv_err(), s->reconnect_ms);
 		s->next_connect_ns = now + (uint64_t)s->reconnect_ms * 1000000ull;
@@ -320,13 +353,13 @@ static void try_connect(struct ebbd_libvirt *s, uint64_t now)
 		s->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
 		VIR_DOMAIN_EVENT_CALLBACK(on_metadata), s, NULL);
 	if (s->cb_lifecycle < 0 || s->cb_balloon < 0)
-		vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: no domain events (%s): "
+		vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: no domain events (%s): "
 			 "stops are noticed at the next poll", s->uri, lv_err());
 	pthread_mutex_lock(&s->lock);
 	s->c.nr_connects++;
 	s->conn_closed = false;
 	pthread_mutex_unlock(&s->lock);
-	vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: connected", s->uri);
+	vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: connected", s->uri);
 }
 
 static uint64_t param_u64(virTypedParameterPtr p, int n, const char *name, bool *have)
@@ -366,7 +399,7 @@ static unsigned parse_record(struct ebbd_libvirt *s, struct lv_dom *x, virDomain
 				ms = (now - x->set_ns) / 1000000;
 			s->c.balloon_move_last_ms = ms;
 			x->set_ns = 0;
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon moved %" PRIu64 " MiB (guest "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: balloon moved %" PRIu64 " MiB (guest "
 				 "%" PRIu64 " -> %" PRIu64 " MiB, target %" PRIu64 " MiB%s) in %" PRIu64
 				 " ms", x->name, moved / 1024, x->move_from_kib / 1024, cur / 1024,
 				 x->target_kib / 1024, there ? "" : ", stopped short", ms);
@@ -420,16 +453,20 @@ static int qemu_pid_of(const char *uuid)
  * /proc/PID/smaps (QEMU maps a pc guest's RAM as one block).  QEMU's whole
  * RSS (balloon.rss) also holds its own memory — under TCG a translation
  * buffer of up to hundreds of MiB — which no balloon can move.  0 and
- * *found = false when there is no such mapping.
+ * *found = false when there is no such mapping.  *mergeable: its VmFlags
+ * has "mg" (MADV_MERGEABLE: QEMU's mem-merge, on unless the domain has
+ * <memoryBacking><nosharepages/>).
  */
-static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint64_t *start)
+static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint64_t *start,
+				  bool *mergeable)
 {
 	char path[64], line[256];
 	uint64_t rss = 0, at = 0;
-	bool in_ram = false;
+	bool in_ram = false, flags_next = false;
 	FILE *f;
 
 	*found = false;
+	*mergeable = false;
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -444,32 +481,67 @@ static uint64_t guest_ram_rss_kib(int pid, uint64_t size_kib, bool *found, uint6
 			*found = true;
 			*start = at;
 			in_ram = false;
+			flags_next = true;
+		} else if (flags_next && strncmp(line, "VmFlags:", 8) == 0) {
+			*mergeable = strstr(line + 8, " mg") != NULL;
+			flags_next = false;
 		}
 	}
 	fclose(f);
 	return rss;
 }
 
+/* The start of /proc/PID/FILE, NUL-terminated: false if unreadable or empty. */
+static bool read_proc(int pid, const char *file, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 /* Major faults of a process (/proc/PID/stat field 12); 0 if unreadable. */
 static uint64_t proc_majflt(int pid)
 {
-	char path[64], buf[1024], *p;
-	int fd, i;
-	ssize_t n;
+	char buf[1024], *p;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	p = strrchr(buf, ')');      /* the command name may hold spaces */
 	for (i = 0; p && i < 10; i++)
 		p = strchr(p + 1, ' ');
 	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/*
+ * KSM pages merged in a process (/proc/PID/ksm_merging_pages, Linux 5.19+;
+ * *have = false where the file is not there or unreadable).
+ */
+static uint64_t proc_ksm_merging(int pid, bool *have)
+{
+	char buf[32], *end;
+	unsigned long long v;
+
+	*have = false;
+	if (!read_proc(pid, "ksm_merging_pages", buf, sizeof(buf)))
+		return 0;
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno || end == buf || (*end && *end != '\n'))
+		return 0;
+	*have = true;
+	return v;
 }
 
 /* Is there any host swap (a paged-out page must go somewhere)? */
@@ -539,11 +611,53 @@ static long pageout(int pid, uint64_t start, uint64_t size_kib, uint64_t rss_kib
 }
 
 /*
- * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
- * channel?  (The guest driver reports its numbers once at start even with
- * the period off, so their presence does not say the period is on.)
+ * The host side of the ebb agent channel in a domain's XML: the unix socket
+ * of a <channel type='unix'> whose target is AGENT_CHANNEL, as
+ *   <source mode='bind' path='/x/y.agent'/>
+ * (QEMU listens, ebbd connects).  The path must be absolute, fit a unix
+ * socket address and hold no XML escape; else path stays "" (the channel
+ * exists but ebbd cannot use it: a pty, or QEMU connecting out).
  */
-static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *agent)
+static void agent_channel_path(const char *xml, char *path, size_t path_len)
+{
+	const char *ch = xml;
+
+	path[0] = '\0';
+	while ((ch = strstr(ch, "<channel "))) {
+		const char *end = strstr(ch, "</channel>"), *src, *p, *q;
+		char quote;
+
+		if (!end)
+			return;
+		src = strstr(ch, "<source ");
+		if (!strstr(ch, "type='unix'") || strstr(ch, "type='unix'") > end ||
+		    !strstr(ch, "name='" AGENT_CHANNEL "'") ||
+		    strstr(ch, "name='" AGENT_CHANNEL "'") > end || !src || src > end ||
+		    !strstr(src, "mode='bind'") || strstr(src, "mode='bind'") > end ||
+		    !(p = strstr(src, "path=")) || p > end) {
+			ch = end;
+			continue;
+		}
+		p += strlen("path=");
+		quote = *p++;
+		q = (quote == '\'' || quote == '"') ? strchr(p, quote) : NULL;
+		if (q && q < end && *p == '/' && (size_t)(q - p) < path_len &&
+		    !memchr(p, '&', (size_t)(q - p))) {
+			memcpy(path, p, (size_t)(q - p));
+			path[q - p] = '\0';
+		}
+		return;
+	}
+}
+
+/*
+ * XML (worker, no lock): a balloon?  its stats period on?  the ebb agent
+ * channel, and its socket?  (The guest driver reports its numbers once at
+ * start even with the period off, so their presence does not say the period
+ * is on.)
+ */
+static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *agent,
+		      char *agent_path, size_t agent_path_len)
 {
 	char *xml = virDomainGetXMLDesc(dom, 0);
 	const char *p;
@@ -551,12 +665,15 @@ static void probe_xml(virDomainPtr dom, bool *balloon, bool *period_on, bool *ag
 	*balloon = true;
 	*period_on = false;
 	*agent = false;
+	agent_path[0] = '\0';
 	if (!xml)
 		return;
 	*balloon = !strstr(xml, "<memballoon model='none'") && !strstr(xml, "<memballoon model=\"none\"");
 	p = strstr(xml, "<stats period=");
 	*period_on = p && strtol(p + strlen("<stats period=") + 1, NULL, 10) > 0;
 	*agent = strstr(xml, AGENT_CHANNEL) != NULL;
+	if (*agent)
+		agent_channel_path(xml, agent_path, agent_path_len);
 	free(xml);
 }
 
@@ -593,7 +710,9 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	struct lv_dom *x;
 	bool probe, memtune, period = false, period_on = false, balloon = true, agent = false;
 	bool ram_found = false, meta, changed = false;
-	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0;
+	char agent_path[108] = "";
+	uint64_t max_kib, rss = 0, ram_start = 0, majflt = 0, ksm = 0;
+	bool mergeable = false, have_ksm = false;
 	struct ebbd_lv_meta m = { 0 };
 	unsigned nr_bad_meta = 0;
 	int pid;
@@ -616,11 +735,12 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	if (probe || (pid && kill(pid, 0) < 0))
 		pid = qemu_pid_of(uuid);
 	if (pid) {
-		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start);
+		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start, &mergeable);
 		majflt = proc_majflt(pid);
+		ksm = proc_ksm_merging(pid, &have_ksm);
 	}
 	if (probe) {
-		probe_xml(dom, &balloon, &period_on, &agent);
+		probe_xml(dom, &balloon, &period_on, &agent, agent_path, sizeof(agent_path));
 		period = balloon && !period_on && s->cfg.stats_period_s > 0;
 	}
 	if (memtune)
@@ -635,11 +755,11 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	if (period) {
 		if (virDomainSetMemoryStatsPeriod(dom, s->cfg.stats_period_s,
 						  VIR_DOMAIN_AFFECT_LIVE) < 0)
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: cannot set the balloon stats "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: cannot set the balloon stats "
 				 "period (%s): no guest numbers, the balloon stays put", 
 				 virDomainGetName(dom), lv_err());
 		else
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "%s: balloon stats period was off: "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: balloon stats period was off: "
 				 "set to %d s (live only)", virDomainGetName(dom),
 				 s->cfg.stats_period_s);
 	}
@@ -652,12 +772,21 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 			x->probed = true;
 			x->has_balloon = balloon;
 			x->has_agent_channel = agent;
+			snprintf(x->agent_path, sizeof(x->agent_path), "%s", agent_path);
 		}
 		x->qemu_pid = pid;
 		x->ram_found = ram_found;
 		x->ram_rss_kib = rss;
 		x->ram_start = ram_start;
 		x->qemu_majflt = majflt;
+		x->ram_mergeable = mergeable;
+		/* GUEST-driven (what the guest's pages let ksmd merge), but the
+		 * kernel's count: a count above the guest's pages is clamped */
+		if (have_ksm && ksm > x->st.max_kib / 4) {
+			ksm = x->st.max_kib / 4;
+			s->c.nr_bad_stats++;
+		}
+		x->ksm_merging_pages = have_ksm ? ksm : 0;
 		if (meta) {
 			s->c.nr_bad_metadata += nr_bad_meta;
 			if (x->opt_out != m.opt_out)
@@ -675,11 +804,142 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (nr_bad_meta)
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: %u bad values in its ebb "
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: %u bad values in its ebb "
 			    "metadata (" EBBD_LIBVIRT_NS_URI ") ignored", virDomainGetName(dom),
 			    nr_bad_meta);
 	if (changed)
 		wake_daemon(s);
+}
+
+static void stats_call_put(struct stats_call *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!last)
+		return;
+	if (c->recs)
+		virDomainStatsRecordListFree(c->recs);
+	virConnectClose(c->conn);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void *stats_thread(void *arg)
+{
+	struct stats_call *c = arg;
+	virDomainStatsRecordPtr *recs = NULL;
+	int n = virConnectGetAllDomainStats(c->conn, VIR_DOMAIN_STATS_STATE |
+					    VIR_DOMAIN_STATS_BALLOON, &recs,
+					    VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+
+	pthread_mutex_lock(&c->lock);
+	c->n = n;
+	c->recs = n >= 0 ? recs : NULL;
+	if (n < 0)
+		snprintf(c->err, sizeof(c->err), "%s", lv_err());
+	c->done = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	stats_call_put(c);
+	return NULL;
+}
+
+/*
+ * The bulk stats: the records (n) or -1 with the reason in err.  The call
+ * runs on its own thread and is waited for up to STATS_WAIT_MIN_MS (or two
+ * poll periods); one not back by then is left to finish alone (one log
+ * line) and, until it does, the polls ask with NOWAIT from the worker:
+ * libvirt then skips the monitor of the domain whose job the stuck call
+ * holds, and answers for the others.
+ */
+static int stats_call(struct ebbd_libvirt *s, virDomainStatsRecordPtr **recs, char *err,
+		      size_t err_len)
+{
+	uint32_t wait_ms = s->cfg.poll_ms * 2 > STATS_WAIT_MIN_MS ? s->cfg.poll_ms * 2 :
+		STATS_WAIT_MIN_MS;
+	struct stats_call *c;
+	struct timespec ts;
+	pthread_t th;
+	int n = -1;
+
+	*recs = NULL;
+	if (s->stuck) {
+		bool done;
+
+		pthread_mutex_lock(&s->stuck->lock);
+		done = s->stuck->done;
+		pthread_mutex_unlock(&s->stuck->lock);
+		if (!done) {
+			n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE |
+							VIR_DOMAIN_STATS_BALLOON, recs,
+							VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
+							VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+			if (n < 0)
+				snprintf(err, err_len, "%s", lv_err());
+			return n;
+		}
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: the stuck stats call returned "
+			 "after %.1f s", s->uri, (double)(vmm_now_ns() - s->stuck->t0) / 1e9);
+		stats_call_put(s->stuck);
+		s->stuck = NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->refs = 2;
+	c->conn = s->conn;
+	virConnectRef(c->conn);
+	c->t0 = vmm_now_ns();
+	if (pthread_create(&th, NULL, stats_thread, c)) {
+		c->refs = 1;
+		stats_call_put(c);
+		snprintf(err, err_len, "cannot start a thread for the stats call");
+		return -1;
+	}
+	pthread_detach(th);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts))
+			break;
+	if (c->done) {
+		n = c->n;
+		*recs = c->recs;
+		c->recs = NULL;
+		snprintf(err, err_len, "%s", c->err);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (n >= 0 || c->done) {
+		stats_call_put(c);
+		return n;
+	}
+	s->stuck = c;
+	pthread_mutex_lock(&s->lock);
+	s->c.nr_stuck_polls++;
+	pthread_mutex_unlock(&s->lock);
+	vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: the stats call has not returned after "
+		 "%u ms (a domain's QEMU not answering its monitor?): polling the others "
+		 "without waiting for it; balloon moves wait", s->uri, wait_ms);
+	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
+					recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
+					VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+	if (n < 0)
+		snprintf(err, err_len, "%s", lv_err());
+	return n;
 }
 
 static void poll_stats(struct ebbd_libvirt *s)
@@ -688,18 +948,18 @@ static void poll_stats(struct ebbd_libvirt *s)
 	uint64_t t0 = vmm_now_ns(), t1;
 	unsigned bad = 0;
 	bool changed = false, swap;
+	char err[200] = "";
 	int n, i;
 	size_t j;
 
-	n = virConnectGetAllDomainStats(s->conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_BALLOON,
-					&recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+	n = stats_call(s, &recs, err, sizeof(err));
 	t1 = vmm_now_ns();
 	if (n < 0) {
 		pthread_mutex_lock(&s->lock);
 		s->c.nr_poll_errors++;
 		pthread_mutex_unlock(&s->lock);
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: stats: %s", s->uri,
-			    lv_err());
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "libvirt %s: stats: %s", s->uri,
+			    err);
 		return;
 	}
 	swap = host_has_swap();
@@ -745,8 +1005,9 @@ static void poll_stats(struct ebbd_libvirt *s)
 		x->running = true;
 	}
 	for (j = 0; j < s->nr_doms; j++)
-		if (s->doms[j].running != s->doms[j].was_running)
-			changed = true;
+		if (s->doms[j].running != s->doms[j].was_running ||
+		    (s->doms[j].running && s->doms[j].join_refused))
+			changed = true;   /* (a refused one: the daemon may have reloaded) */
 	/* forget domains gone and no longer in the daemon */
 	for (j = 0; j < s->nr_doms;) {
 		if (!s->doms[j].running && !s->doms[j].attached)
@@ -757,7 +1018,7 @@ static void poll_stats(struct ebbd_libvirt *s)
 	s->c.nr_bad_stats += bad;
 	pthread_mutex_unlock(&s->lock);
 	if (bad)
-		vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "libvirt %s: %u impossible values "
+		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "libvirt %s: %u impossible values "
 			    "in the domain stats (clamped or ignored)", s->uri, bad);
 	for (i = 0; i < n; i++) {
 		char uuid[VIR_UUID_STRING_BUFLEN];
@@ -770,10 +1031,12 @@ static void poll_stats(struct ebbd_libvirt *s)
 		wake_daemon(s);
 }
 
-/* Balloon targets queued by apply(). */
+/* Balloon targets queued by apply().  While a stats call is stuck they
+ * wait: the stuck domain's state-change lock is held, and setting its
+ * balloon would stall the worker until libvirt's job timeout. */
 static void set_balloons(struct ebbd_libvirt *s)
 {
-	for (;;) {
+	while (!s->stuck) {
 		char uuid[VIR_UUID_STRING_BUFLEN] = "", name[EBB_BAL_NAME_MAX] = "";
 		uint64_t kib = 0;
 		virDomainPtr dom;
@@ -796,7 +1059,7 @@ static void set_balloons(struct ebbd_libvirt *s)
 		dom = virDomainLookupByUUIDString(s->conn, uuid);
 		ret = dom ? virDomainSetMemoryFlags(dom, kib, VIR_DOMAIN_AFFECT_LIVE) : -1;
 		if (ret < 0)
-			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: balloon to %" PRIu64
+			vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: balloon to %" PRIu64
 				    " MiB: %s", name, kib / 1024, lv_err());
 		if (dom)
 			virDomainFree(dom);
@@ -867,7 +1130,7 @@ static void do_pageouts(struct ebbd_libvirt *s)
 			s->doms[j].pageout_cursor = cursor;
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
-			vmm_logf_rl(&s->cfg.log, &s->rl, VMM_LOG_WARN, "%s: host-side reclaim "
+			vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: host-side reclaim "
 				    "(process_madvise MADV_PAGEOUT, QEMU pid %d): %s", name, pid,
 				    strerror((int)-ret));
 	}
@@ -888,7 +1151,7 @@ static void *worker(void *arg)
 		if (stop)
 			break;
 		if (s->conn && (closed || virConnectIsAlive(s->conn) != 1)) {
-			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt %s: connection lost; "
+			vmm_logf(&s->cfg.log, EBB_LOG_WARN, "libvirt %s: connection lost; "
 				 "reconnecting (its domains keep their last numbers meanwhile)", s->uri);
 			disconnect(s);
 		}
@@ -909,6 +1172,10 @@ static void *worker(void *arg)
 				break;
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (s->stuck) {
+		stats_call_put(s->stuck);   /* its thread frees it when the call returns */
+		s->stuck = NULL;
+	}
 	disconnect(s);
 	return NULL;
 }
@@ -920,6 +1187,8 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	struct backend_lv *b = (struct backend_lv *)be;
 	struct ebbd_libvirt *s = b->src;
 	uint64_t now = vmm_now_ns(), tgt;
+	struct ebbd_lv_memtune mt;
+	struct ebbd_lv_meta meta = { 0 };
 	struct lv_dom *x;
 	int ret = 0;
 
@@ -943,28 +1212,27 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	tgt = x->want_kib ? x->want_kib : x->target_kib ? x->target_kib : x->st.cur_kib;
 	obs->balloon_target_bytes = tgt <= x->st.max_kib ? (x->st.max_kib - tgt) * KIB : 0;
 	obs->nr_swapins = x->st.swap_in_kib / 4;
+	/* KSM: QEMU advises its guest RAM itself (mem-merge); ebbd cannot
+	 * switch it from outside (no EBB_BAL_CAP_KSM), but the domain's merged
+	 * pages count like an ebb VM's */
+	obs->ksm_advised = x->ram_mergeable;
+	obs->ksm_merging_pages = x->ksm_merging_pages;
 	if (x->ram_found && x->qemu_pid && s->have_swap) {
 		obs->caps |= EBB_BAL_CAP_HIGH;
 		obs->cur_high_bytes = x->high_kib ? x->high_kib * KIB : EBB_BAL_NO_LIMIT;
 		obs->nr_refaults = x->qemu_majflt;
 	}
-	/* memtune as protections: min_guarantee never taken, soft_limit only
-	 * when nothing else is left, hard_limit the VM's max (read, never set) */
-	obs->cfg.min_bytes = x->min_guarantee_kib * KIB;
-	obs->cfg.low_bytes = (x->soft_kib > x->min_guarantee_kib ? x->soft_kib :
-			      x->min_guarantee_kib) * KIB;
+	/* memtune as a floor (read, never set), then the domain's ebb
+	 * metadata, else ebbd's configuration: lv_stats.h */
+	mt.min_guarantee_kib = x->min_guarantee_kib;
+	mt.soft_kib = x->soft_kib;
+	mt.hard_kib = x->hard_kib;
+	meta.weight = x->meta_weight;
+	meta.min_mib = x->meta_min_kib / 1024;
+	meta.low_mib = x->meta_low_kib / 1024;
+	ebbd_lv_settings(&mt, &meta, &b->cfg, &obs->cfg);
 	obs->cfg.high_bytes = EBB_BAL_NO_LIMIT;
-	obs->cfg.max_bytes = x->hard_kib ? x->hard_kib * KIB : EBB_BAL_NO_LIMIT;
-	obs->cfg.balloon_floor_bytes = x->min_guarantee_kib * KIB;
-	/* the domain's ebb metadata: raises the protections, sets the weight */
-	if (x->meta_min_kib * KIB > obs->cfg.min_bytes)
-		obs->cfg.min_bytes = obs->cfg.balloon_floor_bytes = x->meta_min_kib * KIB;
-	if (x->meta_low_kib * KIB > obs->cfg.low_bytes)
-		obs->cfg.low_bytes = x->meta_low_kib * KIB;
-	if (obs->cfg.low_bytes < obs->cfg.min_bytes)
-		obs->cfg.low_bytes = obs->cfg.min_bytes;
 	obs->cfg.swappiness = -1;
-	obs->cfg.weight = x->meta_weight ? x->meta_weight : EBB_BAL_DEF_WEIGHT;
 	/* The balloon driver's guest statistics stand in for an agent report:
 	 * the balancer sizes a balloon from them (and ignores them once
 	 * last-update stops moving). */
@@ -980,6 +1248,11 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 	}
 out:
 	pthread_mutex_unlock(&s->lock);
+	/* The ebb agent on the domain's channel, when it answers: its report
+	 * replaces the balloon driver's numbers (free, clean cache, what it can
+	 * give back), its pressure messages wake the balancer (agent_poll). */
+	if (!ret)
+		ebbd_agent_link_observe(&b->agent, b->agent_path, obs);
 	return ret;
 }
 
@@ -992,6 +1265,8 @@ static int lv_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uin
 	int ret = 0;
 
 	(void)now_ns;
+	if (a->kind == EBB_BAL_ACT_AGENT_DROP_CACHE || a->kind == EBB_BAL_ACT_AGENT_RECLAIM)
+		return ebbd_agent_link_reclaim(&b->agent, a);
 	if (a->kind == EBB_BAL_ACT_SET_HIGH) {
 		pthread_mutex_lock(&s->lock);
 		x = dom_find(s, b->uuid);
@@ -1050,6 +1325,7 @@ static void lv_destroy(struct ebbd_backend *be)
 
 	if (!b)
 		return;
+	ebbd_agent_link_fini(&b->agent);
 	pthread_mutex_lock(&b->src->lock);
 	x = dom_find(b->src, b->uuid);
 	if (x)
@@ -1073,25 +1349,74 @@ static int lv_watch_read(struct ebbd_backend *be)
 
 static int lv_agent_fd(struct ebbd_backend *be)
 {
-	(void)be;
-	return -1;
+	return ebbd_agent_link_fd(&((struct backend_lv *)be)->agent);
 }
 
 static int lv_agent_poll(struct ebbd_backend *be)
 {
-	(void)be;
-	return -ENOTCONN;
+	return ebbd_agent_link_poll(&((struct backend_lv *)be)->agent);
 }
 
+/* One of `set`'s sizes: absent (0), valid (1) or bad (-EINVAL). */
+static int set_arg(struct json_object *args, const char *key, uint64_t hi, uint64_t *out)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(args, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	n = json_object_get_int64(v);
+	if (n < 0 || (uint64_t)n > hi)
+		return -EINVAL;
+	*out = (uint64_t)n;
+	return 1;
+}
+
+/*
+ * `set` is how the daemon gives a VM ebbd's configuration ([vm] and
+ * [vm NAME]: min_bytes, low_bytes, weight).  A domain keeps them here, on
+ * the daemon's side, under its <ebb:memory> metadata (which wins) and over
+ * its memtune (read as a floor); nothing is written to libvirt.  Other
+ * commands: libvirt domains take their settings from libvirt.
+ */
 static int lv_call(struct ebbd_backend *be, const char *cmd, struct json_object *args,
 		   struct json_object **result, char *err, size_t err_len)
 {
-	(void)be;
-	(void)args;
+	struct backend_lv *b = (struct backend_lv *)be;
+	struct ebbd_vm_settings *c = &b->cfg;
+	uint64_t mn = 0, lo = 0, w = 0;
+	int has_min, has_low, has_w;
+
 	(void)result;
-	snprintf(err, err_len, "%s: libvirt domains take their settings from libvirt "
-		 "(memtune), not from ebbd", cmd);
-	return -EOPNOTSUPP;
+	if (strcmp(cmd, "set") != 0 || !args || !json_object_is_type(args, json_type_object)) {
+		snprintf(err, err_len, "%s: libvirt domains take their settings from libvirt "
+			 "(memtune, <ebb:memory> metadata) and ebbd's configuration", cmd);
+		return -EOPNOTSUPP;
+	}
+	has_min = set_arg(args, "min_bytes", EBBD_LV_META_MAX_MIB << 20, &mn);
+	has_low = set_arg(args, "low_bytes", EBBD_LV_META_MAX_MIB << 20, &lo);
+	has_w = set_arg(args, "weight", EBB_BAL_MAX_WEIGHT, &w);
+	if (has_min < 0 || has_low < 0 || has_w < 0 || (has_w && !w)) {
+		snprintf(err, err_len, "set: min_bytes, low_bytes (at most %llu MiB) and weight "
+			 "(1..%u) must be whole numbers in range",
+			 (unsigned long long)EBBD_LV_META_MAX_MIB, EBB_BAL_MAX_WEIGHT);
+		return -EINVAL;
+	}
+	if (has_min) {
+		c->has_min = true;
+		c->min_bytes = mn;
+	}
+	if (has_low) {
+		c->has_low = true;
+		c->low_bytes = lo;
+	}
+	if (has_w) {
+		c->has_weight = true;
+		c->weight = (uint32_t)w;
+	}
+	return 0;
 }
 
 static const struct ebbd_backend_ops lv_ops = {
@@ -1112,13 +1437,14 @@ static const struct ebbd_backend_ops lv_ops = {
 static void sync_daemon(void *opaque, uint32_t events)
 {
 	struct ebbd_libvirt *s = opaque;
-	uint64_t n;
+	uint64_t n, gen = ebbd_config_generation(s->d);
 	size_t j;
 
 	(void)events;
 	(void)!read(s->wake_fd, &n, sizeof(n));
 	for (;;) {
 		char name[EBB_BAL_NAME_MAX] = "", uuid[VIR_UUID_STRING_BUFLEN] = "";
+		char agent_path[108] = "";
 		bool join = false, leave = false, balloon = true, agent = false, ram = false;
 		const char *why = "";
 		uint64_t ram_kib = 0;
@@ -1130,8 +1456,9 @@ static void sync_daemon(void *opaque, uint32_t events)
 		for (j = 0; j < s->nr_doms && !join && !leave; j++) {
 			struct lv_dom *x = &s->doms[j];
 
+			/* one the daemon refused is tried again after a reload */
 			join = x->running && !x->opt_out && !x->attached && x->st.poll_ns &&
-			       x->probed;
+			       x->probed && (!x->join_refused || x->refused_gen != gen);
 			leave = (!x->running || x->opt_out) && x->attached;
 			why = x->running ? "libvirt: opted out by its ebb metadata" :
 					   "libvirt: domain stopped";
@@ -1140,10 +1467,11 @@ static void sync_daemon(void *opaque, uint32_t events)
 				snprintf(uuid, sizeof(uuid), "%s", x->uuid);
 				balloon = x->has_balloon;
 				agent = x->has_agent_channel;
+				snprintf(agent_path, sizeof(agent_path), "%s", x->agent_path);
 				ram = x->ram_found;
 				ram_kib = x->ram_rss_kib;
 				pid = x->qemu_pid;
-				x->attached = join;   /* a failed join is not retried */
+				x->attached = join;
 			}
 		}
 		if (join)
@@ -1161,20 +1489,35 @@ static void sync_daemon(void *opaque, uint32_t events)
 		b->be.ops = &lv_ops;
 		b->src = s;
 		snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		snprintf(b->agent_path, sizeof(b->agent_path), "%s", agent_path);
+		ebbd_agent_link_init(&b->agent, b->name, &s->cfg.log);
 		if (ram)
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s: QEMU pid %d, guest RAM "
 				 "%" PRIu64 " MiB resident", name, pid, ram_kib / 1024);
 		else
-			vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
+			vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s: QEMU's guest RAM mapping "
 				 "not found%s: its whole RSS counts", name, pid ? "" : " (no local process)");
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt domain %s (%s): %s, %s", name, s->uri,
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt domain %s (%s): %s, %s%s%s", name, s->uri,
 			 balloon ? "balloon" : "no balloon: host-side reclaim only",
-			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel");
+			 agent ? "ebb agent channel " AGENT_CHANNEL : "no ebb agent channel",
+			 !agent ? "" : agent_path[0] ? " at " : " (not a unix socket QEMU "
+			 "listens on: not used)", agent_path);
 		ret = ebbd_vm_attach(s->d, name, &b->be);   /* owns b from here */
-		if (ret)
-			vmm_logf(&s->cfg.log, VMM_LOG_WARN, "libvirt domain %s not managed: %s%s",
-				 name, strerror(-ret), ret == -EEXIST ?
-				 " (a VM of that name is already in the pool)" : "");
+		if (!ret)
+			continue;
+		vmm_logf(&s->cfg.log, ret == -EPERM ? EBB_LOG_INFO : EBB_LOG_WARN,
+			 "libvirt domain %s not managed: %s", name, ret == -EEXIST ?
+			 "a VM of that name is already in the pool" : ret == -EPERM ?
+			 "opted out in ebbd's configuration" : strerror(-ret));
+		pthread_mutex_lock(&s->lock);
+		for (j = 0; j < s->nr_doms; j++) {
+			if (strcmp(s->doms[j].uuid, uuid) == 0) {
+				s->doms[j].join_refused = ret;
+				s->doms[j].refused_gen = gen;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
 	}
 }
 
@@ -1238,18 +1581,20 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 		pthread_join(s->worker, NULL);
 	}
 	if (s->c.nr_connects + s->c.nr_connect_errors)
-		vmm_logf(&s->cfg.log, VMM_LOG_INFO, "libvirt %s: %" PRIu64 " connects (%" PRIu64
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "libvirt %s: %" PRIu64 " connects (%" PRIu64
 			 " failed), %" PRIu64 " stats polls (%" PRIu64 " failed; last %.1f ms, "
 			 "max %.1f ms), %" PRIu64 " events, %" PRIu64 " domains joined, %" PRIu64
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
 			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
-			 PRIu64 " stale observations, %" PRIu64 " host-side reclaim rounds (%" PRIu64 " failed, "
-			 "%" PRIu64 " MiB advised), %" PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
+			 PRIu64 " stale observations, %" PRIu64 " stuck stats calls, %" PRIu64
+			 " host-side reclaim rounds (%" PRIu64 " failed, %" PRIu64 " MiB advised), %"
+			 PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
 			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
 			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
 			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
 			 s->c.nr_balloon_set_errors, s->c.balloon_move_last_ms, s->c.nr_period_sets,
-			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_pageouts,
+			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_stuck_polls,
+			 s->c.nr_pageouts,
 			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20,
 			 s->c.nr_bad_metadata);
 	if (s->wake_fd >= 0)

@@ -11,7 +11,15 @@
  *            guest's own numbers (unused, usable, disk_caches, swap_in) as the
  *            "agent" fields the balancer sizes a balloon from; the domain's
  *            memtune (min_guarantee, soft_limit, hard_limit) as protections,
- *            read only: ebbd never sets a memtune limit;
+ *            read only: ebbd never sets a memtune limit; and the ebb agent
+ *            when the domain's XML has a unix-socket channel named
+ *            org.ebb.agent.0 that QEMU listens on (<source mode='bind'
+ *            path=.../>): ebbd connects to it on the daemon's thread
+ *            (host-reclaim/ebbd/agent_link.h, as for ebb VMs) and the
+ *            agent's report replaces the balloon driver's numbers, its
+ *            pressure messages wake the balancer; KSM: whether QEMU marked
+ *            the guest RAM mergeable (smaps VmFlags "mg") and the pages
+ *            merged (/proc/PID/ksm_merging_pages), read only;
  *   apply    EBB_BAL_ACT_BALLOON as virDomainSetMemoryFlags(AFFECT_LIVE);
  *            EBB_BAL_ACT_SET_HIGH as host-side reclaim: the worker keeps
  *            the guest RAM's Rss in QEMU (/proc/PID/smaps) under the high
@@ -32,7 +40,12 @@
  *     daemon on its own thread, woken through an eventfd.
  * A libvirt call that hangs stalls only the worker: the snapshot ages and
  * observe() answers -ETIMEDOUT (the daemon keeps the VM and counts a call
- * error) until it moves again.
+ * error) until it moves again.  The stats call, which reaches every
+ * domain's QEMU monitor, runs on a thread of its own: one that is not back
+ * after 3 s (a QEMU stopped or hung) is left to finish alone, logged once,
+ * and the polls go on with NOWAIT (libvirt skips the domain whose job the
+ * stuck call holds; the others stay fresh) until it returns; balloon moves
+ * wait meanwhile.
  *
  * Lock: src->lock protects the domain table and the counters; never held
  * while calling libvirt or the daemon.
@@ -67,6 +80,7 @@ struct ebbd_libvirt_counters {
 	uint64_t nr_connects, nr_connect_errors;
 	uint64_t nr_polls, nr_poll_errors;
 	uint64_t poll_last_ns, poll_max_ns;  /* GetAllDomainStats round trip */
+	uint64_t nr_stuck_polls;             /* stats calls given up on (still running) */
 	uint64_t nr_events;                  /* lifecycle + balloon-change callbacks */
 	uint64_t nr_joined, nr_left;
 	uint64_t nr_balloon_sets, nr_balloon_set_errors;

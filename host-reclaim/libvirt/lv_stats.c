@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/libvirt/lv_stats.h"
 
 static uint64_t param_u64(virTypedParameterPtr p, int n, const char *name, bool *have)
@@ -162,4 +163,26 @@ unsigned ebbd_lv_parse_metadata(const char *xml, struct ebbd_lv_meta *out)
 			bad++;
 	}
 	return bad;
+}
+
+void ebbd_lv_settings(const struct ebbd_lv_memtune *mt, const struct ebbd_lv_meta *meta,
+		      const struct ebbd_vm_settings *cfg, struct ebb_bal_vm_cfg *out)
+{
+	const uint64_t kib = 1024, mib = 1024 * 1024;
+	uint64_t min, low;
+
+	out->min_bytes = out->balloon_floor_bytes = mt->min_guarantee_kib * kib;
+	out->low_bytes = (mt->soft_kib > mt->min_guarantee_kib ? mt->soft_kib :
+			  mt->min_guarantee_kib) * kib;
+	out->max_bytes = mt->hard_kib ? mt->hard_kib * kib : EBB_BAL_NO_LIMIT;
+	min = meta->min_mib ? meta->min_mib * mib : cfg && cfg->has_min ? cfg->min_bytes : 0;
+	low = meta->low_mib ? meta->low_mib * mib : cfg && cfg->has_low ? cfg->low_bytes : 0;
+	if (min > out->min_bytes)
+		out->min_bytes = out->balloon_floor_bytes = min;
+	if (low > out->low_bytes)
+		out->low_bytes = low;
+	if (out->low_bytes < out->min_bytes)
+		out->low_bytes = out->min_bytes;
+	out->weight = meta->weight ? meta->weight : cfg && cfg->has_weight && cfg->weight ?
+		cfg->weight : EBB_BAL_DEF_WEIGHT;
 }

@@ -53,4 +53,23 @@ struct ebbd_lv_meta {
  */
 unsigned ebbd_lv_parse_metadata(const char *xml, struct ebbd_lv_meta *out);
 
+/* A domain's memtune, read only (KiB; 0: none). */
+struct ebbd_lv_memtune {
+	uint64_t min_guarantee_kib, soft_kib, hard_kib;
+};
+
+/*
+ * The balancer's settings for a domain from its three sources (docs/libvirt.md,
+ * "Per-domain settings"): min, low and weight from its <ebb:memory> metadata,
+ * else from ebbd's configuration ([vm] / [vm NAME]; @cfg may be NULL) — the
+ * metadata wins value by value, being the operator's edit of this one domain —
+ * and the memtune as a floor under them (min_guarantee never taken,
+ * soft_limit the low, hard_limit the max; ebbd never sets a memtune value).
+ * Fills min, low, max, weight and balloon_floor of @out.
+ */
+struct ebbd_vm_settings;
+struct ebb_bal_vm_cfg;
+void ebbd_lv_settings(const struct ebbd_lv_memtune *mt, const struct ebbd_lv_meta *meta,
+		      const struct ebbd_vm_settings *cfg, struct ebb_bal_vm_cfg *out);
+
 #endif

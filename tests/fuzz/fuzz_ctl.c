@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char msg[256];
 	char *line;
 
-	err = vmm_ctl_parse_request((const char *)data, size, &req, msg, sizeof(msg));
+	err = vmm_ctl_parse_request((const char *)data, size, NULL, NULL, &req, msg, sizeof(msg));
 	if (memchr(msg, '\0', sizeof(msg)) == NULL)
 		abort();  /* the message must always be terminated */
 	if (err == VMM_CTL_OK) {

@@ -44,7 +44,7 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 				struct json_object **result, char *msg, size_t msg_len)
 {
 	(void)opaque;
-	if (req->cmd == VMM_CTL_CMD_STOP) {
+	if (strcmp(req->cmd, "stop") == 0) {
 		snprintf(msg, msg_len, "not here");
 		return VMM_CTL_ERR_STATE;
 	}
@@ -54,6 +54,8 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 
 static void setup(void)
 {
+	static const char *const names[] = { "query", "stop", "version", "balloon", "set", "stats",
+					     "clamp", "pool", "vms", "policy", "trace" };
 	char dir[] = "/tmp/fuzz_ctl_server.XXXXXX";
 	struct vmm_ctl_server_cfg cfg;
 
@@ -63,11 +65,14 @@ static void setup(void)
 	if (vmm_evloop_create(&loop))
 		abort();
 	cfg = (struct vmm_ctl_server_cfg){
-		.path = sock_path, .loop = loop, .handler = handler,
+		.path = sock_path, .loop = loop,
 		.max_clients = MAX_CLIENTS, .idle_timeout_ms = 20,
 	};
 	if (vmm_ctl_server_create(&cfg, &srv))
 		abort();
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (vmm_ctl_server_register(srv, names[i], handler, NULL))
+			abort();
 }
 
 static void pump(int rounds)

@@ -1,9 +1,10 @@
 /*
  * tests/fuzz/fuzz_virtio_devs.c — libFuzzer target for the VMM's virtio
- * glue where it runs without KVM (vmm/virtio_devs.c created without a VM):
- * the agent socket bridge and its event loop, driven by a program of host
- * clients connecting, sending, half-closing, hanging up and crowding in,
- * with console input, balloon targets and queries in between.  The guest
+ * devices where they run without KVM (vmm/virtio_devs.c created without a
+ * VM): the agent socket bridge (vmm/agent_bridge.c) and its event loop,
+ * driven by a program of host clients connecting, sending, half-closing,
+ * hanging up and crowding in, with console input, balloon targets and
+ * queries in between.  The guest
  * never opens the agent port here, the case where a client's bytes cannot go
  * anywhere.  Invariants trap when broken: the event loop goes quiet once
  * nothing happens (no spinning on a hangup), the single agent slot is free

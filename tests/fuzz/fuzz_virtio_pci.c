@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.nr_queues = NQ, .queue_max_size = QMAX, .config_size_bytes = DEV_CFG_BYTES,
 	};
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 
 	if (!g) {
 		g = fg_create(RAM_BYTES, 0, 0);

@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct virtio_chain chain; /* large: keep it off the stack */
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	struct virtio_host host;
 	struct virtio_vq vq;
 	struct ram r;

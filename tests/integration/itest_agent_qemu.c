@@ -51,7 +51,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void client_log(void *ctx, enum agent_client_log_level level, const char *msg)
+static void client_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	(void)ctx;
 	(void)level;

@@ -17,6 +17,7 @@
  *   - the data is intact afterwards (checksummed pattern).
  * Needs root (PFNs in /proc/self/pagemap).
  */
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
 #include "tests/integration/tap.h"
 

@@ -13,6 +13,7 @@
  *   - the idle page tracking source, where the kernel has it (skipped here).
  * Faults are served by a plain thread calling ebb_region_handle_faults().
  */
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
 #include "tests/integration/tap.h"
 

@@ -20,6 +20,7 @@
  * Needs userfaultfd with MOVE or WP eviction; skips with the reason otherwise.
  * EBB_ITEST_ONLY=drop,swp0,readmostly selects parts.
  */
+#include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
 #include "tests/integration/tap.h"
 

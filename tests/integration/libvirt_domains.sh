@@ -7,7 +7,11 @@
 # system instance) and two 256 MiB domains, each writing a 16 MiB random
 # pattern into its tmpfs and printing its md5 every 2 s on the serial console:
 #   d1: balloon stats period off (ebbd must switch it on);
-#   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML.
+#   d2: period 1 s and the ebb agent channel org.ebb.agent.0 in its XML,
+#       ebb-agent running on it in the guest;
+# and a third, d3 (128 MiB), whose guest writes garbage on its
+# org.ebb.agent.0 channel, opted out by its metadata until late in the test,
+# then stopped (SIGSTOP) for a few seconds: a stats call that hangs.
 # Then `ebbd --libvirt URI` with a pool budget (160 MiB, --vms-only) below
 # the domains' resident guest RAM (about 2 x 120 MiB after boot) — first
 # 12 s under `--policy mom` (the peer, its figure printed), then under ebb's
@@ -75,7 +79,7 @@ start_libvirtd() {
 }
 
 cleanup() {
-	for d in d1 d2; do virsh -c "$URI" destroy "$d" >/dev/null 2>&1; done
+	for d in d1 d2 d3; do virsh -c "$URI" destroy "$d" >/dev/null 2>&1; done
 	[ -n "$ebbd_pid" ] && kill "$ebbd_pid" 2>/dev/null && wait "$ebbd_pid" 2>/dev/null
 	[ -n "${stub_pid:-}" ] && kill "$stub_pid" 2>/dev/null && wait "$stub_pid" 2>/dev/null
 	[ -n "${swapfile:-}" ] && swapoff "$swapfile"
@@ -101,9 +105,11 @@ virsh -c "$URI" capabilities 2>/dev/null | grep -q "domain type='qemu'" || {
 	echo "libvirtd offers no qemu (TCG) domains here"; exit 77; }
 
 # The guest: a 16 MiB random pattern in tmpfs, its md5 every 2 s.  With
-# GROW_MIB > 0 its workload grows by that much in tmpfs when the host writes
-# a line to the virtio-serial port org.ebb.test.0 (a pty on the host side).
-guest_script() {   # GROW_MIB
+# GROW > 0 its workload grows in tmpfs when the host writes a line to the
+# virtio-serial port org.ebb.test.0 (a pty on the host side): into all but
+# 3 MiB of what the guest has available, so the guest is short of memory
+# whatever its balloon left it (a fixed size left it short or not by chance).
+guest_script() {   # GROW
 	cat <<EOF
 dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2>/dev/null
 if [ $1 -gt 0 ]; then
@@ -117,8 +123,10 @@ if [ $1 -gt 0 ]; then
 		sleep 0.2
 	done
 	read -r l < \$port
-	dd if=/dev/zero of=/tmp/grow bs=1M count=$1 2>/dev/null
-	echo "ebb-grew $1"
+	a=\$(awk '/^MemAvailable/{print int(\$2/1024)}' /proc/meminfo)
+	g=\$((a > 4 ? a - 3 : 1))
+	dd if=/dev/zero of=/tmp/grow bs=1M count=\$g 2>/dev/null
+	echo "ebb-grew \$g of \$a"
 	) &
 fi
 while true; do
@@ -127,19 +135,39 @@ while true; do
 done
 EOF
 }
-domain_xml() {   # NAME PERIOD GROW_MIB EXTRA-DEVICES [METADATA]
-	local cmd
+# A guest whose "agent" speaks garbage on the org.ebb.agent.0 channel.
+garbage_script() {
+	cat <<EOF
+port=
+for i in \$(seq 1 100); do
+	for p in /sys/class/virtio-ports/*; do
+		[ "\$(cat \$p/name 2>/dev/null)" = org.ebb.agent.0 ] && port=/dev/\${p##*/}
+	done
+	[ -n "\$port" ] && [ -c "\$port" ] && break
+	sleep 0.2
+done
+echo "ebb-garbage \$port"
+while true; do
+	echo '{"type":"hello","id":1,"version":"one"} not the protocol' >\$port
+	sleep 0.5
+done
+EOF
+}
+domain_xml() {   # NAME PERIOD GROW EXTRA-DEVICES [METADATA [AGENT [MIB]]]
+	local cmd agent="ebb.agent=0" mib=${7:-256}
 	cmd=$(guest_script "$3" | base64 -w0)
+	[ "$1" = d3 ] && cmd=$(garbage_script | base64 -w0)
+	[ "${6:-0}" = 1 ] && agent=
 	cat <<EOF
 <domain type='qemu'>
   <name>$1</name>
-  <memory unit='MiB'>256</memory>
-  <currentMemory unit='MiB'>256</currentMemory>
+  <memory unit='MiB'>$mib</memory>
+  <currentMemory unit='MiB'>$mib</currentMemory>
   ${5:-}
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$T/vmlinuz</kernel><initrd>$T/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet ebb.agent=0 ebb.cmd=$cmd</cmdline></os>
+    <cmdline>console=ttyS0 quiet $agent ebb.cmd=$cmd</cmdline></os>
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <emulator>$(command -v qemu-system-x86_64)</emulator>
@@ -152,9 +180,12 @@ EOF
 }
 domain_xml d1 0 24 "<channel type='pty'><target type='virtio' name='org.ebb.test.0'/></channel>" >"$T/d1.xml"
 domain_xml d2 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d2.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" \
-	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" >"$T/d2.xml"
-virsh -c "$URI" create "$T/d1.xml" >/dev/null && virsh -c "$URI" create "$T/d2.xml" >/dev/null
-ok $? "two TCG domains created under a private libvirtd"
+	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' weight='300' min_mib='160'/></metadata>" 1 >"$T/d2.xml"
+domain_xml d3 1 0 "<channel type='unix'><source mode='bind' path='$T/out/d3.agent'/><target type='virtio' name='org.ebb.agent.0'/></channel>" \
+	"<metadata><ebb:memory xmlns:ebb='urn:ebb:memory:1' opt_out='yes'/></metadata>" 0 128 >"$T/d3.xml"
+virsh -c "$URI" create "$T/d1.xml" >/dev/null && virsh -c "$URI" create "$T/d2.xml" >/dev/null &&
+	virsh -c "$URI" create "$T/d3.xml" >/dev/null
+ok $? "three TCG domains created under a private libvirtd (d3 opted out by its metadata)"
 
 sums() { grep -a '^ebb-sum ' "$T/out/$1.console" 2>/dev/null | awk '{print $2}'; }
 wait_for() {   # TIMEOUT_S COMMAND...: polls every 0.2 s
@@ -163,9 +194,9 @@ wait_for() {   # TIMEOUT_S COMMAND...: polls every 0.2 s
 	while [ "$(date +%s%N)" -lt "$end" ]; do "$@" && return 0; sleep 0.2; done
 	return 1
 }
-booted() { [ -n "$(sums d1)" ] && [ -n "$(sums d2)" ]; }
+booted() { [ -n "$(sums d1)" ] && [ -n "$(sums d2)" ] && grep -aqs '^ebb-garbage /dev/' "$T/out/d3.console"; }
 wait_for 90 booted
-ok $? "both guests booted and wrote their pattern"
+ok $? "the guests booted: d1 and d2 wrote their pattern, d3 found its agent port"
 sum1=$(sums d1 | head -n 1) sum2=$(sums d2 | head -n 1)
 
 balloon_kib() { virsh -c "$URI" domstats --balloon "$1" 2>/dev/null | sed -n 's/.*balloon.current=//p'; }
@@ -224,6 +255,21 @@ ok $? "the stats period is switched on where it was off (d1, by the first ebbd),
 grep -q "libvirt domain d2 .*ebb agent channel org.ebb.agent.0" "$T/ebbd1.log" &&
 	grep -q "libvirt domain d1 .*no ebb agent channel" "$T/ebbd1.log"
 ok $? "the ebb agent channel is found in d2's XML only"
+# d2's guest runs ebb-agent on that channel: ebbd connects to the socket
+# QEMU listens on and takes the agent's reports (vms: agent_channel).
+vms_of() { "$BUILD/progs/unixcat" -t 5 -n 1 "$T/run/ebbd.sock" '{"cmd":"vms"}' 2>/dev/null |
+	grep -o "\"name\":\"$1\"[^}]*"; }
+agent_up() { vms_of d2 | grep -q '"agent":true,"agent_channel":true'; }
+t_agent=$(date +%s%N)
+wait_for 30 agent_up
+ok $? "ebbd talks to d2's ebb agent over its channel (vms: agent and agent_channel true; $(grep -c 'd2: agent channel up' "$T/ebbd1.log") 'agent channel up' lines)"
+echo "# figure: d2's agent channel up $(( ($(date +%s%N) - t_agent) / 1000000 )) ms after both joined; d2: $(vms_of d2 | grep -o '"agent_free_bytes":[0-9]*,"agent_cache_bytes":[0-9]*')"
+vms_of d1 | grep -q '"agent":true,"agent_channel":false'
+ok $? "d1 (no channel) is managed by its balloon stats alone (vms: agent true, agent_channel false)"
+# QEMU marks guest RAM mergeable (mem-merge, on by default): ebbd sees it in
+# the RAM mapping's VmFlags and reports the KSM pages merged in each QEMU
+vms_of d1 | grep -q '"ksm_advised":true' && vms_of d2 | grep -q '"ksm_advised":true'
+ok $? "both domains' guest RAM is seen as KSM-mergeable (vms: ksm_advised; $(vms_of d1 | grep -o '"ksm_merging_bytes":[0-9]*'), $(vms_of d2 | grep -o '"ksm_merging_bytes":[0-9]*'))"
 stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] ' | grep -c ' yes$' | grep -qx 2; }
 wait_for 15 stats_read
 ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
@@ -285,7 +331,7 @@ pty=$(virsh -c "$URI" dumpxml d1 | sed -n "s#.*<source path='\(/dev/pts/[0-9]*\)
 [ -n "$pty" ] && echo grow >"$pty"
 grew() { grep -aq '^ebb-grew' "$T/out/d1.console"; }
 wait_for 30 grew
-ok $? "d1's workload grew by 24 MiB (on the host's word through $pty)"
+ok $? "d1's workload grew into all but 3 MiB of its available memory ($(grep -a '^ebb-grew' "$T/out/d1.console" | head -n 1 | awk '{print $2 " MiB of " $4}'); on the host's word through $pty)"
 t0=$(date +%s%N)
 # ebbd may give d1 its memory back as soon as it restarts (the pool has
 # room) or only once the growth shows: either is ebbd's own balloon move.
@@ -299,6 +345,42 @@ else
 	ok $? "with room in the pool ebbd deflates the squeezed guest, whose workload grew (d1 $((low_d1 / 1024)) -> $(( $(balloon_kib d1) / 1024 )) MiB; $(grep -c "d1 balloon " "$T/ebbd2.log") balloon moves of d1 by the restarted ebbd)"
 fi
 echo "# figure: ebbd's deflate of d1 seen $(( ($(date +%s%N) - t0) / 1000000 )) ms after the guest grew"
+
+# d3 opted back in live: it joins; its channel speaks garbage: ebbd logs it
+# once (and retries with backoff, silently), keeps managing d3 by its stats.
+virsh -c "$URI" metadata d3 urn:ebb:memory:1 --key ebb --set '<memory opt_out="no"/>' --live >/dev/null
+wait_for 15 grep -q "d3 joins the pool (libvirt backend" "$T/ebbd2.log"
+ok $? "d3, opted back in by a live metadata change, joins the pool"
+wait_for 20 grep -q "d3: the agent channel sent .* not the agent protocol" "$T/ebbd2.log"
+ok $? "d3's garbage on the agent channel is noticed: $(grep -o 'd3: the agent channel sent [0-9]* lines' "$T/ebbd2.log" | head -n 1)"
+sleep 4   # past two reconnects (backoff 1 s, 2 s): each meets garbage again
+[ "$(grep -c "d3: the agent channel sent" "$T/ebbd2.log")" -eq 1 ] &&
+	vms_of d3 | grep -q '"observed":true,"agent":true,"agent_channel":false' && kill -0 "$ebbd_pid"
+ok $? "one log line for d3's garbage; d3 still managed by its stats (vms: observed, agent_channel false), ebbd running"
+
+# d3's QEMU stopped (SIGSTOP): the stats call waits on its monitor.  ebbd
+# gives up on that call after 3 s, logs once, polls the others without
+# waiting (d1 stays observed), and goes on when QEMU runs again.
+qpid=$(pgrep -f -- "guest=d3," | head -n 1)
+if [ -n "$qpid" ]; then
+	t0=$(date +%s%N)
+	kill -STOP "$qpid"
+	wait_for 10 grep -q "the stats call has not returned" "$T/ebbd2.log"
+	ok $? "a stats call stuck on d3's stopped QEMU (pid $qpid) is noticed ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the stop)"
+	sleep 4
+	[ "$(grep -c "the stats call has not returned" "$T/ebbd2.log")" -eq 1 ] &&
+		vms_of d1 | grep -q '"observed":true' && kill -0 "$ebbd_pid"
+	ok $? "one log line; d1 still observed while d3's QEMU is stopped, ebbd running"
+	kill -CONT "$qpid"
+	t0=$(date +%s%N)
+	wait_for 15 grep -q "the stuck stats call returned" "$T/ebbd2.log"
+	ok $? "the stuck call returns when d3's QEMU runs again: $(grep -o 'returned after [0-9.]* s' "$T/ebbd2.log" | head -n 1)"
+	wait_for 10 eval 'vms_of d3 | grep -q "\"observed\":true"'
+	ok $? "d3 in the pool and observed $(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGCONT (while stopped it was listed by the NOWAIT polls with libvirt's cached balloon size and no guest numbers)"
+else
+	n=$((n + 1))
+	echo "ok $n - a stats call stuck on a stopped QEMU # SKIP d3's QEMU process not found"
+fi
 
 # A domain destroyed: it leaves at once (the lifecycle event), ebbd runs on.
 t0=$(date +%s%N)

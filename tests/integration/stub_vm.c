@@ -123,12 +123,7 @@ static enum vmm_ctl_err balloon_cmd(struct stub *s, const struct vmm_ctl_request
 	bi.stats[4] = bi.stats[6] = (s->nr_pages - bi.actual_pages - atomic_load(&s->hot_pages)) * PAGE;
 	/* the VMM's answer: the balloon object itself */
 	b = vmm_ctl_balloon_json(&bi);
-	if (!b) {
-		snprintf(msg, msg_len, "out of memory");
-		return VMM_CTL_ERR_INTERNAL;
-	}
-	*result = b;
-	return VMM_CTL_OK;
+	return vmm_ctl_result(b, result, msg, msg_len);
 }
 
 static void notify(void *opaque, const char *event, struct json_object *fields)
@@ -206,52 +201,74 @@ static void *worker(void *opaque)
 	return NULL;
 }
 
-static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
-				struct json_object **result, char *msg, size_t msg_len)
+/* The stub's commands, as a VM's: query, stats, balloon, stop; set and clamp
+ * are poolctl's own (vmm_poolctl_register). */
+static enum vmm_ctl_err ctl_query(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
 {
 	struct stub *s = opaque;
-	struct json_object *r;
+	struct json_object *r = json_object_new_object();
 
-	switch (req->cmd) {
-	case VMM_CTL_CMD_QUERY:
-		r = json_object_new_object();
-		if (!r)
-			break;
-		json_object_object_add(r, "name", json_object_new_string(s->name));
-		json_object_object_add(r, "pid", json_object_new_int64(getpid()));
-		json_object_object_add(r, "state", json_object_new_string("running"));
-		json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)s->mem_bytes));
-		json_object_object_add(r, "stub_pages_checked",
-				       json_object_new_int64((int64_t)atomic_load(&s->nr_checked)));
-		json_object_object_add(r, "stub_bad_pages",
-				       json_object_new_int64((int64_t)atomic_load(&s->nr_bad)));
-		json_object_object_add(r, "stub_hot_bytes",
-				       json_object_new_int64((int64_t)(atomic_load(&s->hot_pages) * PAGE)));
-		vmm_memory_query(s->mem, r);
-		vmm_poolctl_query(s->pc, r);
-		*result = r;
-		return VMM_CTL_OK;
-	case VMM_CTL_CMD_STATS:
-		return vmm_poolctl_stats(s->pc, result, msg, msg_len);
-	case VMM_CTL_CMD_BALLOON:
-		if (s->balloon)
-			return balloon_cmd(s, req, result, msg, msg_len);
-		snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
-		return VMM_CTL_ERR_STATE;
-	case VMM_CTL_CMD_STOP:
-		vmm_evloop_stop(s->loop);
-		r = json_object_new_object();
-		if (!r)
-			break;
+	if (!r)
+		return vmm_ctl_result(NULL, result, msg, msg_len);
+	json_object_object_add(r, "name", json_object_new_string(s->name));
+	json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(r, "state", json_object_new_string("running"));
+	json_object_object_add(r, "mem_bytes", json_object_new_int64((int64_t)s->mem_bytes));
+	json_object_object_add(r, "stub_pages_checked",
+			       json_object_new_int64((int64_t)atomic_load(&s->nr_checked)));
+	json_object_object_add(r, "stub_bad_pages",
+			       json_object_new_int64((int64_t)atomic_load(&s->nr_bad)));
+	json_object_object_add(r, "stub_hot_bytes",
+			       json_object_new_int64((int64_t)(atomic_load(&s->hot_pages) * PAGE)));
+	vmm_memory_query(s->mem, r);
+	vmm_poolctl_query(s->pc, r);
+	return vmm_ctl_result(r, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_stats(void *opaque, const struct vmm_ctl_request *req,
+				  struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+
+	return vmm_poolctl_stats(s->pc, result, msg, msg_len);
+}
+
+static enum vmm_ctl_err ctl_balloon(void *opaque, const struct vmm_ctl_request *req,
+				    struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+
+	if (s->balloon)
+		return balloon_cmd(s, req, result, msg, msg_len);
+	snprintf(msg, msg_len, "this VM has no balloon device (started with --virtio off)");
+	return VMM_CTL_ERR_STATE;
+}
+
+static enum vmm_ctl_err ctl_stop(void *opaque, const struct vmm_ctl_request *req,
+				 struct json_object **result, char *msg, size_t msg_len)
+{
+	struct stub *s = opaque;
+	struct json_object *r = json_object_new_object();
+
+	vmm_evloop_stop(s->loop);
+	if (r)
 		json_object_object_add(r, "state", json_object_new_string("stopping"));
-		*result = r;
-		return VMM_CTL_OK;
-	default:
-		snprintf(msg, msg_len, "the stub VM does not serve \"%s\"", vmm_ctl_cmd_name(req->cmd));
-		return VMM_CTL_ERR_UNKNOWN_CMD;
-	}
-	snprintf(msg, msg_len, "out of memory");
-	return VMM_CTL_ERR_INTERNAL;
+	return vmm_ctl_result(r, result, msg, msg_len);
+}
+
+static int ctl_register(struct stub *s)
+{
+	static const struct vmm_ctl_command cmds[] = {
+		{ "query", ctl_query },
+		{ "stats", ctl_stats },
+		{ "balloon", ctl_balloon },
+		{ "stop", ctl_stop },
+	};
+	int ret = vmm_ctl_server_register_all(s->srv, cmds, sizeof(cmds) / sizeof(cmds[0]), s);
+
+	/* set and clamp: poolctl's own handlers, as in the VMM */
+	return ret ? ret : vmm_poolctl_register(s->pc, s->srv);
 }
 
 static void on_signal(void *opaque, uint32_t events)
@@ -264,11 +281,11 @@ static void on_signal(void *opaque, uint32_t events)
 		vmm_evloop_stop(s->loop);
 }
 
-static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_cb(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	const struct stub *s = opaque;
 
-	if (level <= VMM_LOG_INFO)
+	if (level <= EBB_LOG_INFO)
 		fprintf(stderr, "stub %s: %s\n", s->name, msg);
 }
 
@@ -291,6 +308,7 @@ int main(int argc, char **argv)
 	const char *rundir = NULL, *swap_dir = "/var/tmp";
 	uint64_t max_mib = 0, hot_mib = 0, p;
 	struct vmm_memory_cfg mc = { 0 };
+	struct vmm_guest_mem_slot slot;
 	pthread_t th;
 	char err[256], path[512];
 	sigset_t set;
@@ -329,7 +347,9 @@ int main(int argc, char **argv)
 	mc.name = s.name;
 	mc.ram = s.ram;
 	mc.mem_bytes = s.mem_bytes;
-	mc.low_bytes = s.mem_bytes;
+	slot = (struct vmm_guest_mem_slot){ .id = 0, .gpa = 0, .ram_off = 0, .bytes = s.mem_bytes };
+	mc.slots = &slot;
+	mc.nr_slots = 1;
 	mc.vm_fd = -1;
 	mc.nr_vcpus = 1;
 	mc.opts.enable = true;
@@ -362,13 +382,11 @@ int main(int argc, char **argv)
 	if ((ret = vmm_sock_path(rundir, s.name, path, sizeof(path))))
 		die("socket path", -ret);
 	{
-		struct vmm_ctl_server_cfg cc = { .path = path, .loop = s.loop, .handler = handler,
-						 .opaque = &s, .log = mc.log };
+		struct vmm_ctl_server_cfg cc = { .path = path, .loop = s.loop, .log = mc.log };
 
 		if ((ret = vmm_ctl_server_create(&cc, &s.srv)))
 			die("control socket", -ret);
-		/* set and clamp: poolctl's own handlers, as in the VMM */
-		if ((ret = vmm_poolctl_register(s.pc, s.srv)))
+		if ((ret = ctl_register(&s)))
 			die("control commands", -ret);
 	}
 	if (pthread_create(&th, NULL, worker, &s))

@@ -505,7 +505,7 @@ struct logcount {
 	int n;
 };
 
-static void count_log(void *ctx, enum agent_client_log_level level, const char *msg)
+static void count_log(void *ctx, enum ebb_log_level level, const char *msg)
 {
 	struct logcount *lc = ctx;
 

@@ -4,7 +4,9 @@
  * section, unknown key, a key twice, a bad size, out of range, a line that
  * is not INI, a bad VM name, low below min) refused with one message naming
  * the file and the line; the command line winning over the file; a real
- * file on disk and a missing one.
+ * file on disk and a missing one; a libvirt domain's settings: opt_out by
+ * name, [vm NAME] merged under the domain's <ebb:memory> metadata (which
+ * wins) and over its memtune (a floor).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 
 #include "host-reclaim/ebbd/config.h"
+#include "host-reclaim/libvirt/lv_stats.h"
 
 #define MiB (1ull << 20)
 
@@ -99,6 +102,8 @@ static void test_errors(void **state)
 		{ "[vm]\nmin = 2G\nlow = 1G\n", "t.conf:3: low (1073741824 bytes) must not be below min" },
 		{ "[vm ../etc]\nmin = 1G\n", "t.conf:2: [vm ../etc]: not a valid VM name" },
 		{ "[vm a]\nswappiness = 1\n", "t.conf:2: unknown key \"swappiness\" in [vm a]" },
+		{ "[vm a]\nopt_out = perhaps\n", "t.conf:2: opt_out: expected true or false" },
+		{ "[vm a]\nopt_out = yes\nopt_out = no\n", "t.conf:3: \"opt_out\" given twice" },
 		{ "budget = 1G\n", "t.conf:1: \"budget\" outside any section" },
 		{ "[pool]\nbudget 1G\n", "t.conf:2: not INI" },
 		{ "[pool\nbudget = 1G\n", "t.conf:1: not INI" },
@@ -146,12 +151,74 @@ static void test_merge_and_files(void **state)
 	assert_non_null(strstr(err, path));
 }
 
+/* Per-domain settings: the config file's [vm NAME] for libvirt domains. */
+static void test_domain_settings(void **state)
+{
+	struct ebbd_file_cfg c;
+	struct ebbd_lv_memtune mt = { 0 };
+	struct ebbd_lv_meta meta = { 0 };
+	struct ebb_bal_vm_cfg out;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(ebbd_config_load_string("t.conf",
+		"[vm]\nweight = 150\n"
+		"[vm web1]\nmin = 512M\nlow = 1G\nweight = 400\n"
+		"[vm batch]\nopt_out = yes\n"
+		"[vm db]\nopt_out = no\nmin = 256M\n",
+		&c, err, sizeof(err)), 0);
+	assert_int_equal(c.nr_vms, 3);
+	assert_false(c.vms[0].s.has_opt_out);
+	assert_true(c.vms[1].s.has_opt_out && c.vms[1].s.opt_out);
+	assert_true(c.vms[2].s.has_opt_out && !c.vms[2].s.opt_out);
+	assert_false(c.vm_default.has_opt_out);
+
+	/* the configuration alone */
+	ebbd_lv_settings(&mt, &meta, &c.vms[0].s, &out);
+	assert_int_equal(out.min_bytes, 512 * MiB);
+	assert_int_equal(out.balloon_floor_bytes, 512 * MiB);
+	assert_int_equal(out.low_bytes, 1024 * MiB);
+	assert_int_equal(out.weight, 400);
+	assert_int_equal(out.max_bytes, EBB_BAL_NO_LIMIT);
+	/* the metadata wins, value by value */
+	meta.weight = 300;
+	meta.min_mib = 160;
+	ebbd_lv_settings(&mt, &meta, &c.vms[0].s, &out);
+	assert_int_equal(out.weight, 300);
+	assert_int_equal(out.min_bytes, 160 * MiB);
+	assert_int_equal(out.low_bytes, 1024 * MiB);   /* not in the metadata: the file's */
+	meta.low_mib = 200;
+	ebbd_lv_settings(&mt, &meta, &c.vms[0].s, &out);
+	assert_int_equal(out.low_bytes, 200 * MiB);
+	/* memtune is a floor under both: min_guarantee, soft_limit; hard_limit the max */
+	mt.min_guarantee_kib = 300 * 1024;
+	mt.soft_kib = 400 * 1024;
+	mt.hard_kib = 2048 * 1024;
+	ebbd_lv_settings(&mt, &meta, &c.vms[0].s, &out);
+	assert_int_equal(out.min_bytes, 300 * MiB);
+	assert_int_equal(out.low_bytes, 400 * MiB);
+	assert_int_equal(out.max_bytes, 2048 * MiB);
+	/* neither: memtune and the default weight */
+	memset(&meta, 0, sizeof(meta));
+	ebbd_lv_settings(&mt, &meta, NULL, &out);
+	assert_int_equal(out.weight, EBB_BAL_DEF_WEIGHT);
+	assert_int_equal(out.min_bytes, 300 * MiB);
+	/* low is never under min, whoever gave them */
+	memset(&mt, 0, sizeof(mt));
+	meta.low_mib = 100;
+	ebbd_lv_settings(&mt, &meta, &c.vms[2].s, &out);
+	assert_int_equal(out.min_bytes, 256 * MiB);
+	assert_int_equal(out.low_bytes, 256 * MiB);
+	ebbd_config_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_merge_and_files),
+		cmocka_unit_test(test_domain_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

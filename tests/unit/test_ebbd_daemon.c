@@ -6,7 +6,10 @@
  * ebbd's own socket given hostile requests.  ebbd must count the bad
  * replies, keep the VM, keep serving, and observe the VM once its replies
  * are sane.  The daemon runs on its own thread; the test talks to it over
- * ebbd.sock like any client.
+ * ebbd.sock like any client.  And a backend attached by another source (as
+ * the libvirt driver does): opted out by the configuration it is refused,
+ * else it gets the configured settings with `set`; a reload that opts it
+ * out takes it out of the pool.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +30,7 @@
 #include "client/ctl_server.h"
 #include "client/evloop.h"
 #include "client/rundir.h"
+#include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
 
 struct fake_vm {
@@ -42,15 +46,10 @@ static enum vmm_ctl_err fake_handler(void *opaque, const struct vmm_ctl_request 
 	struct fake_vm *f = opaque;
 	struct json_object *r = json_object_new_object(), *pool;
 
-	if (req->cmd == VMM_CTL_CMD_CLAMP || req->cmd == VMM_CTL_CMD_BALLOON) {
+	if (strcmp(req->cmd, "clamp") == 0 || strcmp(req->cmd, "balloon") == 0) {
 		f->nr_clamps++;
 		*result = r;
 		return VMM_CTL_OK;
-	}
-	if (req->cmd != VMM_CTL_CMD_STATS) {
-		json_object_put(r);
-		snprintf(msg, msg_len, "no");
-		return VMM_CTL_ERR_UNKNOWN_CMD;
 	}
 	f->nr_stats++;
 	pool = json_object_new_object();
@@ -160,10 +159,12 @@ static void test_hostile_vm_and_clients(void **state)
 	assert_int_equal(vmm_evloop_create(&f.loop), 0);
 	snprintf(path, sizeof(path), "%s/evil.sock", dir);
 	{
-		struct vmm_ctl_server_cfg sc = { .path = path, .loop = f.loop,
-						 .handler = fake_handler, .opaque = &f };
+		struct vmm_ctl_server_cfg sc = { .path = path, .loop = f.loop };
 
 		assert_int_equal(vmm_ctl_server_create(&sc, &f.srv), 0);
+		assert_int_equal(vmm_ctl_server_register(f.srv, "stats", fake_handler, &f), 0);
+		assert_int_equal(vmm_ctl_server_register(f.srv, "clamp", fake_handler, &f), 0);
+		assert_int_equal(vmm_ctl_server_register(f.srv, "balloon", fake_handler, &f), 0);
 	}
 	assert_int_equal(pthread_create(&ft, NULL, fake_thread, &f), 0);
 
@@ -264,10 +265,144 @@ static void test_hostile_vm_and_clients(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* ---- a backend attached from outside (the libvirt driver's way) ---------- */
+
+struct fake_be {
+	struct ebbd_backend be;
+	int *nr_destroyed;
+	int64_t set_weight;           /* what `set` carried; -1: no set */
+};
+
+static int fb_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
+{
+	(void)be;
+	obs->guest_bytes = obs->resident_bytes = 64 << 20;
+	obs->cur_high_bytes = obs->cur_max_bytes = EBB_BAL_NO_LIMIT;
+	return 0;
+}
+
+static int fb_apply(struct ebbd_backend *be, const struct ebb_bal_action *a, uint64_t now_ns)
+{
+	(void)be;
+	(void)a;
+	(void)now_ns;
+	return -EOPNOTSUPP;
+}
+
+static int fb_renew(struct ebbd_backend *be, uint64_t now_ns)
+{
+	(void)be;
+	(void)now_ns;
+	return 0;
+}
+
+static void fb_release(struct ebbd_backend *be)
+{
+	(void)be;
+}
+
+static void fb_destroy(struct ebbd_backend *be)
+{
+	struct fake_be *f = (struct fake_be *)be;
+
+	(*f->nr_destroyed)++;
+}
+
+static int fb_watch_open(struct ebbd_backend *be)
+{
+	(void)be;
+	return -EOPNOTSUPP;
+}
+
+static int fb_watch_read(struct ebbd_backend *be)
+{
+	(void)be;
+	return 0;
+}
+
+static int fb_agent_fd(struct ebbd_backend *be)
+{
+	(void)be;
+	return -1;
+}
+
+static int fb_agent_poll(struct ebbd_backend *be)
+{
+	(void)be;
+	return -ENOTCONN;
+}
+
+static int fb_call(struct ebbd_backend *be, const char *cmd, struct json_object *args,
+		   struct json_object **result, char *err, size_t err_len)
+{
+	struct fake_be *f = (struct fake_be *)be;
+	struct json_object *v;
+
+	(void)result;
+	(void)err;
+	(void)err_len;
+	if (strcmp(cmd, "set") == 0 && json_object_object_get_ex(args, "weight", &v))
+		f->set_weight = json_object_get_int64(v);
+	return 0;
+}
+
+static const struct ebbd_backend_ops fb_ops = {
+	.kind = "fake", .observe = fb_observe, .apply = fb_apply, .renew = fb_renew,
+	.release = fb_release, .destroy = fb_destroy, .watch_open = fb_watch_open,
+	.watch_read = fb_watch_read, .agent_fd = fb_agent_fd, .agent_poll = fb_agent_poll,
+	.call = fb_call,
+};
+
+static void test_attached_backend_settings(void **state)
+{
+	char dir[] = "/tmp/ebb-test-ebbd-XXXXXX", err[256];
+	struct ebbd_vm_rule rules[2] = {
+		{ .name = "batch", .s = { .has_opt_out = true, .opt_out = true } },
+		{ .name = "web1", .s = { .has_weight = true, .weight = 400 } },
+	};
+	struct fake_be a = { .be.ops = &fb_ops, .set_weight = -1 };
+	struct fake_be b = { .be.ops = &fb_ops, .set_weight = -1 };
+	struct ebbd_cfg cfg = { 0 };
+	struct ebbd *d;
+	int nr_destroyed = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	a.nr_destroyed = b.nr_destroyed = &nr_destroyed;
+	cfg.rundir = dir;
+	cfg.vms_only = true;
+	cfg.ksm_dir = "";
+	cfg.bal.pool.budget_bytes = 32 << 20;
+	cfg.vm_rules = rules;
+	cfg.nr_vm_rules = 2;
+	if (ebbd_create(&cfg, &d, err, sizeof(err)))
+		fail_msg("ebbd_create: %s", err);
+	assert_true(ebbd_vm_opted_out(d, "batch"));
+	assert_false(ebbd_vm_opted_out(d, "web1"));
+	assert_false(ebbd_vm_opted_out(d, "other"));
+	/* opted out: refused, its backend released */
+	assert_int_equal(ebbd_vm_attach(d, "batch", &a.be), -EPERM);
+	assert_int_equal(nr_destroyed, 1);
+	/* configured: joins and is sent its settings */
+	assert_int_equal(ebbd_vm_attach(d, "web1", &b.be), 0);
+	assert_int_equal(b.set_weight, 400);
+	assert_true(ebbd_run_once(d, 50) >= 0);   /* a step observes it */
+	/* a reload that opts web1 out takes it out of the pool */
+	assert_int_equal(ebbd_config_generation(d), 0);
+	rules[1].s.has_opt_out = rules[1].s.opt_out = true;
+	assert_int_equal(ebbd_reconfigure(d, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(ebbd_config_generation(d), 1);
+	assert_int_equal(nr_destroyed, 2);
+	assert_int_equal(ebbd_vm_detach(d, "web1", "test"), -ENOENT);
+	ebbd_destroy(d);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostile_vm_and_clients),
+		cmocka_unit_test(test_attached_backend_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * test_lru_aging.c — unit tests of the page state table and the LRU core:
  * size of the per-page state, list integrity, second-chance aging, scan
  * size by priority, the swappiness balance between the clean and dirty
- * classes, may_swap, and refault distance (workingset).
+ * classes, may_swap, refault distance (workingset), and the flags a
+ * swap-in sets (readahead, suspect).
  *
  * The evictor here is a recording stand-in for the pager (the LRU's edge):
  * it "evicts" what it is given, or refuses when told to.
@@ -443,6 +444,51 @@ static void test_refault_distance(void **state)
 	ebb_lru_destroy(lru);
 }
 
+/* A swap-in (ebb_lru_swap_in): the faulting page is a refault and may be
+ * marked suspect (only with its clean copy kept); a readahead neighbour is
+ * no refault, and is marked readahead until it is seen used. */
+static void test_swap_in(void **state)
+{
+	struct ebb_lru *lru;
+	struct rec_evictor rec = { 0 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .priority = 0, .swappiness = 100, .may_swap = true,
+				       .may_writepage = true, .nr_to_reclaim = 20 };
+	uint32_t out[3], n = 0;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(100, &lru), 0);
+	fill(lru, 100);
+	ebb_lru_shrink(lru, &sc, &ev);
+	for (uint32_t i = 0; i < 100 && n < 3; i++)
+		if (lru->pages[i].state == EBB_PAGE_SWAPPED)
+			out[n++] = i;
+	assert_int_equal(n, 3);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_true(lru->pages[out[i]].flags & EBB_PF_SHADOW);
+
+	ebb_lru_swap_in(lru, out[0], true, false, true);      /* the fault, a write */
+	assert_int_equal(lru->ws.nr_refault, 1);
+	assert_true(lru->pages[out[0]].flags & EBB_PF_SUSPECT);
+	assert_false(lru->pages[out[0]].flags & (EBB_PF_READAHEAD | EBB_PF_SHADOW));
+
+	ebb_lru_swap_in(lru, out[1], true, true, false);      /* its readahead */
+	assert_int_equal(lru->ws.nr_refault, 1);               /* not a refault */
+	assert_true(lru->pages[out[1]].flags & EBB_PF_READAHEAD);
+	assert_false(lru->pages[out[1]].flags & (EBB_PF_SUSPECT | EBB_PF_SHADOW));
+	ebb_lru_reference(lru, out[1], false);
+	assert_false(lru->pages[out[1]].flags & EBB_PF_READAHEAD);
+
+	ebb_lru_swap_in(lru, out[2], false, false, true);     /* no clean copy kept */
+	assert_int_equal(lru->ws.nr_refault, 2);
+	assert_false(lru->pages[out[2]].flags & EBB_PF_SUSPECT);
+	assert_int_equal(lru->pages[out[2]].swap_id, EBB_SWAP_NONE);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(lru->pages[out[i]].state, EBB_PAGE_RESIDENT);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
 static void test_forget_and_states(void **state)
 {
 	struct ebb_lru *lru;
@@ -515,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_swappiness_zero_still_swaps),
 		cmocka_unit_test(test_written_makes_dirty),
 		cmocka_unit_test(test_refault_distance),
+		cmocka_unit_test(test_swap_in),
 		cmocka_unit_test(test_forget_and_states),
 		cmocka_unit_test(test_idle_histogram),
 	};

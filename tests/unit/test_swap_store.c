@@ -139,7 +139,7 @@ static uint64_t step_clock(void *ctx)
 {
 	uint64_t *t = ctx;
 
-	*t += EBB_RL_WINDOW_NS;
+	*t += EBB_RATELIMIT_WINDOW_NS;
 	return *t;
 }
 

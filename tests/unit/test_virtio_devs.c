@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_virtio_devs.c — the VMM's agent bridge
- * (vmm/virtio_devs.c) against real unix sockets and its real event loop,
- * with devices created without a VM (no guest: the agent port is closed,
- * as before the guest agent starts).  A host client that sends and hangs up
+ * (vmm/agent_bridge.c, through vmm/virtio_devs.c) against real unix
+ * sockets and its real event loop, with devices created without a VM (no
+ * guest: the agent port is closed, as before the guest agent starts).  A host client that sends and hangs up
  * while the guest cannot take its bytes must not make the event loop spin,
  * and must free the single agent slot for the next client.  Also the VM's
  * e820 check of guest ranges given back (balloon, reporting).

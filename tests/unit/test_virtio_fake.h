@@ -51,7 +51,7 @@ static inline void *fg_translate(void *opaque, virtio_gpa_t gpa, uint64_t len)
 	return g->ram + gpa;
 }
 
-static inline void fg_log(void *opaque, enum virtio_log_level level, const char *msg)
+static inline void fg_log(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	struct fake_guest *g = opaque;
 

@@ -23,7 +23,7 @@ struct echo {
 	struct fake_guest *g;
 	struct virtio_pci *pci;
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	uint8_t config[8];
 	unsigned nr_notify[NQ];
 	unsigned nr_resets, nr_driver_ok;
@@ -204,7 +204,7 @@ static void test_bar_sizing_and_move(void **state)
 	echo_free(e);
 }
 
-static void count_log(void *opaque, enum virtio_log_level level, const char *msg)
+static void count_log(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	((struct echo *)opaque)->nr_logs++;
 }
@@ -476,7 +476,7 @@ static void test_needs_reset_after_hostile_chain(void **state)
 /*
  * Issue 11 #3: a guest that breaks a queue and resets the device in a loop
  * (each cycle: a hostile chain line and "device needs reset") gets at most
- * VIRTIO_LOG_BURST lines per second through; the rest are counted.
+ * EBB_RATELIMIT_BURST lines per second through; the rest are counted.
  */
 static void test_reset_storm_log_bound(void **state)
 {
@@ -495,9 +495,9 @@ static void test_reset_storm_log_bound(void **state)
 		assert_true(fp_r(p, FP_COMMON(STATUS), 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	}
 	assert_int_equal(e->errs.nr_needs_reset, cycles);
-	/* 5 one-second windows (the last partial) of VIRTIO_LOG_BURST lines. */
-	assert_true(e->g->nr_logs <= VIRTIO_LOG_BURST * (cycles / per_second + 1));
-	assert_true(e->g->nr_logs >= VIRTIO_LOG_BURST);
+	/* 5 one-second windows (the last partial) of EBB_RATELIMIT_BURST lines. */
+	assert_true(e->g->nr_logs <= EBB_RATELIMIT_BURST * (cycles / per_second + 1));
+	assert_true(e->g->nr_logs >= EBB_RATELIMIT_BURST);
 	/* Two lines per cycle were asked for: all are logged or counted. */
 	assert_int_equal(e->g->nr_logs + e->errs.nr_logs_suppressed, 2 * cycles);
 	echo_free(e);

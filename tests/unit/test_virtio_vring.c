@@ -23,7 +23,7 @@ struct fx {
 	struct fake_vq fvq;
 	struct virtio_vq vq;
 	struct virtio_dev_errors errs;
-	struct virtio_ratelimit rl;
+	struct ebb_ratelimit rl;
 	unsigned nr_broken;
 	struct virtio_chain chain;
 };
@@ -421,11 +421,11 @@ static void test_log_rate_limit(void **state)
 		virtio_vq_enable(&f->vq, 0);
 	}
 	assert_int_equal(f->errs.nr_bad_queue_setup, 50);
-	assert_int_equal(f->g->nr_logs, VIRTIO_LOG_BURST);
-	assert_int_equal(f->errs.nr_logs_suppressed, 50 - VIRTIO_LOG_BURST);
+	assert_int_equal(f->g->nr_logs, EBB_RATELIMIT_BURST);
+	assert_int_equal(f->errs.nr_logs_suppressed, 50 - EBB_RATELIMIT_BURST);
 	f->g->now_ns += VIRTIO_LOG_INTERVAL_NS;
 	virtio_vq_enable(&f->vq, 0);
-	assert_int_equal(f->g->nr_logs, VIRTIO_LOG_BURST + 1);
+	assert_int_equal(f->g->nr_logs, EBB_RATELIMIT_BURST + 1);
 	fx_free(f);
 }
 

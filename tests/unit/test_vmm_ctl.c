@@ -36,11 +36,23 @@
 #include "client/peer.h"
 #include "client/rundir.h"
 
+/* The commands the parser tests know: a server's registered ones. */
+static bool known(void *opaque, const char *name)
+{
+	static const char *const names[] = { "query", "stop", "version" };
+
+	(void)opaque;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static enum vmm_ctl_err parse(const char *line, struct vmm_ctl_request *req)
 {
 	char msg[256];
 
-	return vmm_ctl_parse_request(line, strlen(line), req, msg, sizeof(msg));
+	return vmm_ctl_parse_request(line, strlen(line), known, NULL, req, msg, sizeof(msg));
 }
 
 static void test_parse_good(void **state)
@@ -48,14 +60,14 @@ static void test_parse_good(void **state)
 	struct vmm_ctl_request req;
 
 	assert_int_equal(parse("{\"id\":7,\"cmd\":\"query\"}", &req), VMM_CTL_OK);
-	assert_int_equal(req.cmd, VMM_CTL_CMD_QUERY);
+	assert_string_equal(req.cmd, "query");
 	assert_int_equal(json_object_get_int64(req.id), 7);
 	assert_null(req.args);
 	vmm_ctl_request_release(&req);
 
 	assert_int_equal(parse(" {\"cmd\":\"stop\",\"id\":\"abc\",\"version\":1,\"args\":{\"x\":1}}\r", &req),
 			 VMM_CTL_OK);
-	assert_int_equal(req.cmd, VMM_CTL_CMD_STOP);
+	assert_string_equal(req.cmd, "stop");
 	assert_string_equal(json_object_get_string(req.id), "abc");
 	assert_non_null(req.args);
 	vmm_ctl_request_release(&req);
@@ -103,8 +115,8 @@ static void test_parse_hostile(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct vmm_ctl_request req;
 		char msg[256] = "";
-		enum vmm_ctl_err err = vmm_ctl_parse_request(bad[i].line, strlen(bad[i].line), &req,
-							     msg, sizeof(msg));
+		enum vmm_ctl_err err = vmm_ctl_parse_request(bad[i].line, strlen(bad[i].line), known,
+							     NULL, &req, msg, sizeof(msg));
 
 		if (err != bad[i].err)
 			fail_msg("'%s': got %s (%s), wanted %s", bad[i].line, vmm_ctl_err_code(err), msg,
@@ -125,14 +137,15 @@ static void test_parse_limits(void **state)
 	/* A long but legal line; then one byte too many. */
 	memset(line, ' ', VMM_CTL_MAX_LINE_BYTES + 1);
 	memcpy(line, "{\"cmd\":\"query\"}", 15);
-	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES, &req, msg, sizeof(msg)),
-			 VMM_CTL_OK);
+	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES, known, NULL, &req, msg,
+					       sizeof(msg)), VMM_CTL_OK);
 	vmm_ctl_request_release(&req);
-	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES + 1, &req, msg,
+	assert_int_equal(vmm_ctl_parse_request(line, VMM_CTL_MAX_LINE_BYTES + 1, known, NULL, &req, msg,
 					       sizeof(msg)), VMM_CTL_ERR_LINE_TOO_LONG);
 	/* A NUL byte inside the line. */
 	memcpy(buf, "{\"cmd\":\"query\"}\0{}", 18);
-	assert_int_equal(vmm_ctl_parse_request(buf, 18, &req, msg, sizeof(msg)), VMM_CTL_ERR_PARSE);
+	assert_int_equal(vmm_ctl_parse_request(buf, 18, known, NULL, &req, msg, sizeof(msg)),
+			 VMM_CTL_ERR_PARSE);
 	/* Ids up to the limit are echoed; longer ones refused. */
 	memset(id, 'i', sizeof(id));
 	id[VMM_CTL_MAX_ID_BYTES] = '\0';
@@ -145,8 +158,23 @@ static void test_parse_limits(void **state)
 	assert_int_equal(parse(buf, &req), VMM_CTL_ERR_INVALID);
 	vmm_ctl_request_release(&req);
 	/* Not NUL-terminated input is only read up to len. */
-	assert_int_equal(vmm_ctl_parse_request("{\"cmd\":\"stop\"}garbage", 14, &req, msg, sizeof(msg)),
+	assert_int_equal(vmm_ctl_parse_request("{\"cmd\":\"stop\"}garbage", 14, known, NULL, &req,
+					       msg, sizeof(msg)), VMM_CTL_OK);
+	vmm_ctl_request_release(&req);
+	/* Without a list of known commands any name is taken, up to
+	 * VMM_CTL_MAX_CMD_BYTES and without a NUL. */
+	snprintf(buf, sizeof(buf), "{\"cmd\":\"reboot-the-host\"}");
+	assert_int_equal(vmm_ctl_parse_request(buf, strlen(buf), NULL, NULL, &req, msg, sizeof(msg)),
 			 VMM_CTL_OK);
+	assert_string_equal(req.cmd, "reboot-the-host");
+	vmm_ctl_request_release(&req);
+	snprintf(buf, sizeof(buf), "{\"cmd\":\"query\\u0000x\"}");
+	assert_int_equal(vmm_ctl_parse_request(buf, strlen(buf), NULL, NULL, &req, msg, sizeof(msg)),
+			 VMM_CTL_ERR_UNKNOWN_CMD);
+	vmm_ctl_request_release(&req);
+	snprintf(buf, sizeof(buf), "{\"cmd\":\"%033d\"}", 0);
+	assert_int_equal(vmm_ctl_parse_request(buf, strlen(buf), NULL, NULL, &req, msg, sizeof(msg)),
+			 VMM_CTL_ERR_UNKNOWN_CMD);
 	vmm_ctl_request_release(&req);
 	free(line);
 }
@@ -185,6 +213,20 @@ static void test_format_roundtrip(void **state)
 	free(line);
 	json_object_put(id);
 
+	/* a handler's result: the object, or internal-error when it is NULL */
+	{
+		struct json_object *r = NULL;
+		char m[64] = "";
+
+		assert_int_equal(vmm_ctl_result(NULL, &r, m, sizeof(m)), VMM_CTL_ERR_INTERNAL);
+		assert_null(r);
+		assert_string_equal(m, "out of memory");
+		assert_int_equal(vmm_ctl_result(json_object_new_object(), &r, m, sizeof(m)),
+				 VMM_CTL_OK);
+		assert_non_null(r);
+		json_object_put(r);
+	}
+
 	line = vmm_ctl_format_request(9, "query", NULL);
 	assert_string_equal(line, "{\"id\":9,\"version\":1,\"cmd\":\"query\"}\n");
 	free(line);
@@ -212,7 +254,7 @@ static enum vmm_ctl_err handler(void *opaque, const struct vmm_ctl_request *req,
 	struct srv_env *e = opaque;
 
 	e->nr_handled++;
-	if (req->cmd == VMM_CTL_CMD_STOP) {
+	if (strcmp(req->cmd, "stop") == 0) {
 		if (e->stop_seen) {
 			snprintf(msg, msg_len, "already stopping");
 			return VMM_CTL_ERR_STATE;
@@ -234,10 +276,13 @@ static void srv_setup_idle(struct srv_env *e, unsigned max_clients, unsigned idl
 	snprintf(e->path, sizeof(e->path), "%s/t.sock", e->dir);
 	assert_int_equal(vmm_evloop_create(&e->loop), 0);
 	cfg = (struct vmm_ctl_server_cfg){
-		.path = e->path, .loop = e->loop, .handler = handler, .opaque = e,
+		.path = e->path, .loop = e->loop,
 		.max_clients = max_clients, .idle_timeout_ms = idle_timeout_ms,
 	};
 	assert_int_equal(vmm_ctl_server_create(&cfg, &e->srv), 0);
+	assert_int_equal(vmm_ctl_server_register(e->srv, "query", handler, e), 0);
+	assert_int_equal(vmm_ctl_server_register(e->srv, "stop", handler, e), 0);
+	assert_int_equal(vmm_ctl_server_register(e->srv, "version", handler, e), 0);
 }
 
 static void srv_setup(struct srv_env *e, unsigned max_clients)
@@ -712,9 +757,10 @@ static void test_idle_clients_dropped(void **state)
 	srv_teardown(&e);
 }
 
-/* Command registration: a registered command goes to its owner's handler
- * with the owner's context, the rest to cfg.handler; one owner per command,
- * `watch` stays the server's; with no cfg.handler the rest is unknown. */
+/* Command registration: a request goes by its command's name to the handler
+ * registered for it, with its owner's context; one owner per name, `watch`
+ * stays the server's, a bad name is refused; what nobody registered is
+ * unknown (even a name another server serves). */
 static enum vmm_ctl_err owned_handler(void *opaque, const struct vmm_ctl_request *req,
 				      struct json_object **result, char *msg, size_t msg_len)
 {
@@ -722,7 +768,7 @@ static enum vmm_ctl_err owned_handler(void *opaque, const struct vmm_ctl_request
 
 	(*calls)++;
 	*result = json_object_new_object();
-	json_object_object_add(*result, "owner", json_object_new_string(vmm_ctl_cmd_name(req->cmd)));
+	json_object_object_add(*result, "owner", json_object_new_string(req->cmd));
 	return VMM_CTL_OK;
 }
 
@@ -734,27 +780,40 @@ static void test_command_registration(void **state)
 
 	(void)state;
 	srv_setup_idle(&e, 4, 0);
-	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_SET, owned_handler, &calls), 0);
-	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_SET, owned_handler, &calls),
-			 -EEXIST);
-	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_WATCH, owned_handler, &calls),
-			 -EINVAL);
-	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_NR_CMDS, owned_handler, &calls),
-			 -EINVAL);
-	assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_CLAMP, NULL, &calls), -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "set", owned_handler, &calls), 0);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "set", owned_handler, &calls), -EEXIST);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "query", owned_handler, &calls), -EEXIST);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "watch", owned_handler, &calls), -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "", owned_handler, &calls), -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, NULL, owned_handler, &calls), -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "a-name-longer-than-thirty-two-bytes",
+						 owned_handler, &calls), -EINVAL);
+	assert_int_equal(vmm_ctl_server_register(e.srv, "clamp", NULL, &calls), -EINVAL);
+	{
+		/* a module's list in one call: stops at the first error */
+		static const struct vmm_ctl_command cmds[] = {
+			{ "clamp", owned_handler }, { "set", owned_handler }, { "pool", owned_handler },
+		};
+
+		assert_int_equal(vmm_ctl_server_register_all(e.srv, cmds, 3, &calls), -EEXIST);
+		assert_int_equal(vmm_ctl_server_register(e.srv, "clamp", owned_handler, &calls),
+				 -EEXIST);
+		assert_int_equal(vmm_ctl_server_register(e.srv, "pool", owned_handler, &calls), 0);
+	}
 	fd = connect_to(e.path);
 	send_str(fd, "{\"id\":1,\"cmd\":\"set\",\"args\":{}}\n");
 	recv_all(&e, fd, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"owner\":\"set\""));
 	assert_int_equal(calls, 1);
-	send_str(fd, "{\"id\":2,\"cmd\":\"query\"}\n");   /* not registered: cfg.handler */
+	send_str(fd, "{\"id\":2,\"cmd\":\"query\"}\n");   /* another owner's */
 	recv_all(&e, fd, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"handled\":1"));
 	assert_int_equal(calls, 1);
 	close(fd);
 	srv_teardown(&e);
 
-	/* no fallback handler: what nobody registered is unknown */
+	/* only `version` registered: what nobody registered is unknown, and
+	 * said so before its args are looked at */
 	{
 		struct vmm_ctl_server_cfg cfg;
 
@@ -765,8 +824,8 @@ static void test_command_registration(void **state)
 		assert_int_equal(vmm_evloop_create(&e.loop), 0);
 		cfg = (struct vmm_ctl_server_cfg){ .path = e.path, .loop = e.loop };
 		assert_int_equal(vmm_ctl_server_create(&cfg, &e.srv), 0);
-		assert_int_equal(vmm_ctl_server_register(e.srv, VMM_CTL_CMD_VERSION, owned_handler,
-							 &calls), 0);
+		assert_int_equal(vmm_ctl_server_register(e.srv, "version", owned_handler, &calls),
+				 0);
 		fd = connect_to(e.path);
 		send_str(fd, "{\"id\":3,\"cmd\":\"version\"}\n");
 		recv_all(&e, fd, buf, sizeof(buf));
@@ -774,6 +833,10 @@ static void test_command_registration(void **state)
 		send_str(fd, "{\"id\":4,\"cmd\":\"stop\"}\n");
 		recv_all(&e, fd, buf, sizeof(buf));
 		assert_non_null(strstr(buf, "unknown-command"));
+		assert_non_null(strstr(buf, "unknown command \\\"stop\\\""));
+		send_str(fd, "{\"id\":5,\"cmd\":\"frob\",\"args\":7}\n");
+		recv_all(&e, fd, buf, sizeof(buf));
+		assert_non_null(strstr(buf, "{\"id\":5,\"ok\":false,\"error\":{\"code\":\"unknown-command\""));
 		assert_int_equal(calls, 2);
 		close(fd);
 		srv_teardown(&e);

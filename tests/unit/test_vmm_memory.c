@@ -1,9 +1,10 @@
 /*
- * tests/unit/test_vmm_memory.c — vmm/memory.c: `ebb run` memory options,
- * sizes in percent, and the glue on a real region (real userfaultfd, no
- * KVM: vm_fd -1, so no dirty log): limits through the control protocol's
- * `set` (hostile requests refused), balloon discard through the region,
- * the query's page accounting adding up, and data surviving a squeeze.
+ * tests/unit/test_vmm_memory.c — vmm/memory.c: sizes in percent (the
+ * options of `ebb run` are tests/unit/test_ebb_run_opts.c), and the glue
+ * on a real region (real userfaultfd, no KVM: vm_fd -1, so no dirty log):
+ * limits through the control protocol's `set` (hostile requests refused),
+ * balloon discard through the region, the query's page accounting adding
+ * up, and data surviving a squeeze.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,55 +49,6 @@ static void test_size_parse(void **state)
 	assert_int_equal(vmm_mem_size_parse("lots", &s), -EINVAL);
 }
 
-static void test_opts(void **state)
-{
-	struct vmm_memory_opts o = { .swappiness = -1 };
-	char err[256];
-
-	/* Default: managed where possible (not required), dirty log on. */
-	assert_false(o.enable);
-	assert_false(o.off);
-	assert_int_not_equal(vmm_memory_slot_flags(&o), 0);
-	assert_int_equal(vmm_memory_parse_opt(&o, "mem-max", "30%", err, sizeof(err)), 0);
-	assert_true(o.enable && o.max.is_pct && o.max.value == 30);
-	assert_int_equal(vmm_memory_parse_opt(&o, "mem-high", "200M", err, sizeof(err)), 0);
-	assert_int_equal(o.high.value, 200 * MiB);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "200", err, sizeof(err)), 0);
-	assert_int_equal(o.swappiness, 200);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "201", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "-1", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swappiness", "6x", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "zstd", err, sizeof(err)), 0);
-	assert_int_equal(o.compress, VMM_SWAP_ZSTD);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "lzma", err, sizeof(err)),
-			 -EINVAL);
-	assert_non_null(strstr(err, "lz4, zstd or none"));
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-compress", "none", err, sizeof(err)), 0);
-	assert_int_equal(o.compress, VMM_SWAP_NONE);
-	assert_false(o.no_swap_encrypt);   /* encrypted by default */
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "off", err, sizeof(err)), 0);
-	assert_true(o.no_swap_encrypt);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "yes", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-encrypt", "on", err, sizeof(err)), 0);
-	assert_false(o.no_swap_encrypt);
-	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "maybe", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "ksm", "on", err, sizeof(err)), 0);
-	assert_true(o.ksm);
-	assert_int_equal(vmm_memory_parse_opt(&o, "dirty-log", "off", err, sizeof(err)), 0);
-	assert_true(o.no_dirty_log);
-	assert_int_equal(vmm_memory_slot_flags(&o), 0);
-	assert_int_equal(vmm_memory_parse_opt(&o, "dirty-log", "on", err, sizeof(err)), 0);
-	assert_int_not_equal(vmm_memory_slot_flags(&o), 0);
-	assert_int_equal(vmm_memory_parse_opt(&o, "reclaim", "off", err, sizeof(err)), 0);
-	assert_false(o.enable);
-	assert_true(o.off);
-	assert_int_equal(vmm_memory_slot_flags(&o), 0);
-	assert_int_equal(vmm_memory_parse_opt(&o, "reclaim", "on", err, sizeof(err)), 0);
-	assert_true(o.enable && !o.off);
-	assert_int_equal(vmm_memory_parse_opt(&o, "swap-dir", "", err, sizeof(err)), -EINVAL);
-	assert_int_equal(vmm_memory_parse_opt(&o, "mem-lots", "1", err, sizeof(err)), -ENOENT);
-}
-
 /* Sends one control line to vmm_memory_ctl_set. */
 static enum vmm_ctl_err set(struct vmm_memory *m, const char *line, struct json_object **res)
 {
@@ -105,9 +57,9 @@ static enum vmm_ctl_err set(struct vmm_memory *m, const char *line, struct json_
 	enum vmm_ctl_err e;
 
 	*res = NULL;
-	e = vmm_ctl_parse_request(line, strlen(line), &req, msg, sizeof(msg));
+	e = vmm_ctl_parse_request(line, strlen(line), NULL, NULL, &req, msg, sizeof(msg));
 	assert_int_equal(e, VMM_CTL_OK);
-	assert_int_equal(req.cmd, VMM_CTL_CMD_SET);
+	assert_string_equal(req.cmd, "set");
 	e = vmm_memory_ctl_set(m, &req, res, msg, sizeof(msg));
 	vmm_ctl_request_release(&req);
 	return e;
@@ -159,6 +111,7 @@ static int threads_taking_sigterm(void)
 static void test_region(void **state)
 {
 	const uint64_t mem = 16 * MiB, nr = mem / 4096;
+	const struct vmm_guest_mem_slot slot = { .id = 0, .gpa = 0, .ram_off = 0, .bytes = mem };
 	struct vmm_memory_cfg cfg = { 0 };
 	struct vmm_memory *m = NULL;
 	struct json_object *q, *r, *o;
@@ -177,7 +130,8 @@ static void test_region(void **state)
 	cfg.name = "t";
 	cfg.ram = ram;
 	cfg.mem_bytes = mem;
-	cfg.low_bytes = mem;
+	cfg.slots = &slot;
+	cfg.nr_slots = 1;
 	cfg.vm_fd = -1;
 	cfg.nr_vcpus = 1;
 	cfg.opts.swappiness = -1;
@@ -244,10 +198,10 @@ static void test_region(void **state)
 	json_object_put(q);
 
 	/* Balloon 1 MiB at 2 MiB; then squeeze to 25%. */
-	assert_int_equal(vmm_memory_discard(m, ram + 2 * MiB, MiB), 0);
-	assert_int_equal(vmm_memory_discard(m, ram + mem, 4096), -ERANGE);
-	assert_int_equal(vmm_memory_discard(m, ram - 4096, 4096), -ERANGE);
-	assert_int_equal(vmm_memory_discard(m, ram + 1, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, 2 * MiB, MiB), 0);
+	assert_int_equal(vmm_memory_discard(m, mem, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, (uint64_t)-4096, 4096), -ERANGE);
+	assert_int_equal(vmm_memory_discard(m, 1, 4096), -ERANGE);
 	assert_int_equal(set(m, "{\"cmd\":\"set\",\"args\":{\"max_percent\":25,"
 			     "\"swappiness\":100}}", &r), VMM_CTL_OK);
 	assert_int_equal(jint(r, "max_pages"), (int64_t)(nr / 4));
@@ -319,6 +273,7 @@ static void test_region(void **state)
 static void test_ksm_evict_mode(void **state)
 {
 	const uint64_t mem = 4 * MiB;
+	const struct vmm_guest_mem_slot slot = { .id = 0, .gpa = 0, .ram_off = 0, .bytes = mem };
 	struct vmm_memory_cfg cfg = { 0 };
 	struct vmm_memory *m = NULL;
 	struct json_object *q, *o, *v;
@@ -339,7 +294,8 @@ static void test_ksm_evict_mode(void **state)
 		cfg.name = "k";
 		cfg.ram = ram;
 		cfg.mem_bytes = mem;
-		cfg.low_bytes = mem;
+		cfg.slots = &slot;
+		cfg.nr_slots = 1;
 		cfg.vm_fd = -1;
 		cfg.nr_vcpus = 1;
 		cfg.opts.swappiness = -1;
@@ -369,7 +325,6 @@ int main(void)
 	static const enum vmm_swap_compress lz4 = VMM_SWAP_LZ4, zstd = VMM_SWAP_ZSTD;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_size_parse),
-		cmocka_unit_test(test_opts),
 		cmocka_unit_test_prestate(test_region, (void *)&lz4),
 		cmocka_unit_test_prestate(test_region, (void *)&zstd),
 		cmocka_unit_test(test_ksm_evict_mode),

@@ -29,6 +29,9 @@ struct fake_dev {
 	unsigned nr_cfg_writes;
 	unsigned last_cfg_off, last_cfg_size;
 	uint8_t last_cfg_data[4];
+	unsigned nr_bar_changed;
+	unsigned last_changed_bar;
+	uint64_t last_mapped;
 };
 
 static void fake_bar_io(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, unsigned size,
@@ -64,8 +67,23 @@ static void fake_cfg_read(void *opaque, unsigned off, uint8_t *data, unsigned si
 		memset(data, 0xc3, size);
 }
 
+static void fake_bar_changed(void *opaque, unsigned bar, uint64_t mapped)
+{
+	struct fake_dev *f = opaque;
+
+	f->nr_bar_changed++;
+	f->last_changed_bar = bar;
+	f->last_mapped = mapped;
+}
+
 static const struct vmm_pci_dev_ops fake_ops = {
 	.bar_io = fake_bar_io, .cfg_write = fake_cfg_write, .cfg_read = fake_cfg_read,
+};
+
+/* A device that owns its capabilities and follows its BARs (virtio-pci). */
+static const struct vmm_pci_dev_ops owner_ops = {
+	.bar_io = fake_bar_io, .cfg_write = fake_cfg_write, .cfg_read = fake_cfg_read,
+	.bar_changed = fake_bar_changed,
 };
 
 struct env {
@@ -302,7 +320,7 @@ static void test_bar_mapped_only_when_decoding_in_window_alone(void **state)
 		vmm_pci_get_stats(e.bus, &st);
 		assert_true(st.nr_bar_map_failures >= 2500);
 		/* at most a burst per 5 s window (the loop takes far less) */
-		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * VMM_RATELIMIT_BURST);
+		assert_true(st.nr_bar_map_failures - st.nr_logs_suppressed <= 2 * EBB_RATELIMIT_BURST);
 		assert_true(st.nr_logs_suppressed > 0);
 		cfg_write(&e, s2, 0x10, (uint32_t)a1);
 	}
@@ -313,6 +331,68 @@ static void test_bar_mapped_only_when_decoding_in_window_alone(void **state)
 	cfg_write(&e, s1, 0x04, 0x0);
 	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 0), 0);
 	assert_int_equal(vmm_pci_dev_bar_mapped(d1, 7), 0);
+	teardown(&e);
+}
+
+/*
+ * Issue 13 #3: one owner per byte of config space.  With cap_ptr the device
+ * owns [0x40, 256) (the bus keeps no image there: reads are the device's,
+ * writes reach only it), the header stays the bus's, and the device hears
+ * of each real change of a BAR's mapping once (bar_changed), not of
+ * rewrites of the same value.
+ */
+static void test_cap_owner_and_bar_changed(void **state)
+{
+	struct vmm_pci_dev_cfg cfg = {
+		.vendor_id = 0x1af4, .device_id = 0x1043, .class_code = 0x078000,
+		.irq_pin = 1, .cap_ptr = 0x40,
+		.bars = { [0] = { .size_bytes = 0x8000 } }, .ops = &owner_ops,
+	};
+	struct fake_dev f = { 0 };
+	struct vmm_pci_dev *dev;
+	struct env e;
+	unsigned s;
+	uint64_t a;
+
+	setup(&e);
+	cfg.opaque = &f;
+	cfg.cap_ptr = 0x20;                                        /* inside the header */
+	assert_int_equal(vmm_pci_add(e.bus, &cfg, &dev), -EINVAL);
+	cfg.cap_ptr = 0x40;
+	assert_int_equal(vmm_pci_add(e.bus, &cfg, &dev), 0);
+	s = vmm_pci_dev_slot(dev);
+	a = vmm_pci_dev_bar_addr(dev, 0);
+	assert_int_equal(cfg_read(&e, s, 0x04) >> 16 & 0x10, 0x10);  /* capability list */
+	assert_int_equal(cfg_read(&e, s, 0x34) & 0xff, 0x40);
+	/* The device's range: its answer (0xc3 at 0x50), else zeros. */
+	assert_int_equal(cfg_read(&e, s, 0x50), 0xc3c3c3c3u);
+	assert_int_equal(cfg_read(&e, s, 0x60), 0);
+	f.nr_cfg_writes = 0;
+	cfg_write(&e, s, 0x60, 0xffffffffu);
+	assert_int_equal(f.nr_cfg_writes, 1);
+	assert_int_equal(f.last_cfg_off, 0x60);
+	assert_int_equal(cfg_read(&e, s, 0x60), 0);                /* nothing kept by the bus */
+	/* BAR0: mapped by decoding on, moved, rewritten, unmapped. */
+	assert_int_equal(f.nr_bar_changed, 0);
+	cfg_write(&e, s, 0x04, 0x2);
+	assert_int_equal(f.nr_bar_changed, 1);
+	assert_int_equal(f.last_changed_bar, 0);
+	assert_int_equal(f.last_mapped, a);
+	cfg_write(&e, s, 0x04, 0x2);
+	cfg_write(&e, s, 0x10, (uint32_t)a);
+	assert_int_equal(f.nr_bar_changed, 1);                    /* same value: no news */
+	cfg_write(&e, s, 0x10, (uint32_t)a + 0x8000);
+	assert_int_equal(f.nr_bar_changed, 2);
+	assert_int_equal(f.last_mapped, a + 0x8000);
+	cfg_write(&e, s, 0x10, 0x10000);                           /* outside the window */
+	assert_int_equal(f.nr_bar_changed, 3);
+	assert_int_equal(f.last_mapped, 0);
+	cfg_write(&e, s, 0x10, 0x20000);                           /* still unmapped */
+	assert_int_equal(f.nr_bar_changed, 3);
+	cfg_write(&e, s, 0x10, (uint32_t)a);
+	cfg_write(&e, s, 0x04, 0x0);
+	assert_int_equal(f.nr_bar_changed, 5);
+	assert_int_equal(f.last_mapped, 0);
 	teardown(&e);
 }
 
@@ -388,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_conf1_probe_and_host_bridge),
 		cmocka_unit_test(test_device_bars),
 		cmocka_unit_test(test_bar_mapped_only_when_decoding_in_window_alone),
+		cmocka_unit_test(test_cap_owner_and_bar_changed),
 		cmocka_unit_test(test_bad_accesses),
 		cmocka_unit_test(test_iobus),
 	};

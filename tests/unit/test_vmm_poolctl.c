@@ -37,7 +37,7 @@ static enum vmm_ctl_err call(struct vmm_poolctl *pc, cmd_fn fn, const char *line
 	char msg[256];
 	enum vmm_ctl_err e;
 
-	assert_int_equal(vmm_ctl_parse_request(line, strlen(line), &req, msg, sizeof(msg)),
+	assert_int_equal(vmm_ctl_parse_request(line, strlen(line), NULL, NULL, &req, msg, sizeof(msg)),
 			 VMM_CTL_OK);
 	e = fn(pc, &req, &r, msg, sizeof(msg));
 	vmm_ctl_request_release(&req);
@@ -77,6 +77,7 @@ static uint64_t pattern(uint64_t page, uint64_t word)
 static void test_lease(void **state)
 {
 	const uint64_t mem = 16 * MiB, nr = mem / 4096;
+	const struct vmm_guest_mem_slot slot = { .id = 0, .gpa = 0, .ram_off = 0, .bytes = mem };
 	struct vmm_memory_cfg cfg = { 0 };
 	struct vmm_memory *m = NULL;
 	struct vmm_poolctl *pc = NULL;
@@ -99,7 +100,8 @@ static void test_lease(void **state)
 	cfg.name = "t";
 	cfg.ram = ram;
 	cfg.mem_bytes = mem;
-	cfg.low_bytes = mem;
+	cfg.slots = &slot;
+	cfg.nr_slots = 1;
 	cfg.vm_fd = -1;
 	cfg.nr_vcpus = 1;
 	cfg.opts.swappiness = -1;

@@ -29,7 +29,9 @@
 
 #include "client/ctl.h"
 #include "client/discover.h"
+#include "client/report.h"
 #include "vmm/bin/ebb_top.h"
+#include "vmm/bin/run_opts.h"
 #include "vmm/logcap.h"
 #include "vmm/memory.h"
 #include "client/rundir.h"
@@ -69,13 +71,13 @@ static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt,
 	exit(1);
 }
 
-static void log_cb(void *opaque, enum vmm_log_level level, const char *msg)
+static void log_cb(void *opaque, enum ebb_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 
-	if (level == VMM_LOG_DEBUG && verbose < 2)
+	if (level == EBB_LOG_DEBUG && verbose < 2)
 		return;
-	if (level == VMM_LOG_INFO && verbose < 1)
+	if (level == EBB_LOG_INFO && verbose < 1)
 		return;
 	fprintf(stderr, "ebb: %s: %s%s", names[level], msg, nl());
 }
@@ -433,7 +435,7 @@ static int cmd_run(int argc, char **argv)
 				cfg.virtio.balloon_no_reporting = !strcmp(optarg, "off");
 			break;
 		case 'M':
-			if (vmm_memory_parse_opt(&cfg.memory, opts[li].name, optarg, err, sizeof(err)))
+			if (ebb_memory_opt(&cfg.memory, opts[li].name, optarg, err, sizeof(err)))
 				die("%s", err);
 			break;
 		case 'v': verbose++; break;
@@ -578,18 +580,16 @@ static const char *get_str(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static char *fmt_ms(int64_t ms, char *buf, size_t len)
+/* Prints an object's text (vmm_vm_query_format, vmm_memory_format). */
+static void print_report(int (*format)(struct json_object *q, char *buf, size_t len),
+			 struct json_object *q)
 {
-	if (ms < 0)
-		snprintf(buf, len, "-");
-	else if (ms < 60000)
-		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
-	else if (ms < 3600000)
-		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
-	else
-		snprintf(buf, len, "%lldh%02lldm", (long long)(ms / 3600000),
-			 (long long)(ms / 60000 % 60));
-	return buf;
+	int n = format(q, NULL, 0);
+	char *buf = n > 0 ? malloc((size_t)n + 1) : NULL;
+
+	if (buf && format(q, buf, (size_t)n + 1) == n)
+		fputs(buf, stdout);
+	free(buf);
 }
 
 struct ls_ctx {
@@ -622,7 +622,7 @@ static void ls_one(void *opaque, const char *name)
 	printf("%-20s %8lld %-9s %5lld %10s %9s\n", name, (long long)get_int(resp.result, "pid", -1),
 	       get_str(resp.result, "state"), (long long)get_int(resp.result, "vcpus", -1),
 	       vmm_format_size((uint64_t)get_int(resp.result, "mem_bytes", 0), mem, sizeof(mem)),
-	       fmt_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
+	       vmm_format_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
 	vmm_ctl_response_release(&resp);
 }
 
@@ -835,7 +835,7 @@ static void print_balloon(struct json_object *r, bool stats)
 	       (long long)get_int(b, "madvise_calls", 0));
 	printf("            guest stats: %s old\n",
 	       get_int(b, "stats_age_ms", -1) < 0 ? "none yet," :
-	       fmt_ms(get_int(b, "stats_age_ms", -1), age, sizeof(age)));
+	       vmm_format_ms(get_int(b, "stats_age_ms", -1), age, sizeof(age)));
 	if (stats && json_object_object_get_ex(b, "stats", &st) && st) {
 		json_object_object_foreach(st, key, val) {
 			if (strstr(key, "memory") || strstr(key, "caches"))
@@ -1036,7 +1036,6 @@ static double seconds_arg(const char *arg, const char *val)
 static int cmd_stat(int argc, char **argv)
 {
 	struct vmm_ctl_response resp;
-	char mem[32], up[32], ready[32];
 	const char *name = NULL;
 	bool json = false;
 	double watch_s = 0;
@@ -1091,31 +1090,9 @@ static int cmd_stat(int argc, char **argv)
 	if (json) {
 		printf("%s\n", json_object_to_json_string_ext(resp.result, JSON_C_TO_STRING_PRETTY));
 	} else {
-		printf("name:       %s\n", get_str(resp.result, "name"));
-		printf("pid:        %lld\n", (long long)get_int(resp.result, "pid", -1));
-		printf("state:      %s\n", get_str(resp.result, "state"));
-		printf("vcpus:      %lld\n", (long long)get_int(resp.result, "vcpus", -1));
-		printf("memory:     %s\n",
-		       vmm_format_size((uint64_t)get_int(resp.result, "mem_bytes", 0), mem, sizeof(mem)));
-		printf("uptime:     %s\n", fmt_ms(get_int(resp.result, "uptime_ms", -1), up, sizeof(up)));
-		printf("ready:      %s\n", fmt_ms(get_int(resp.result, "ready_ms", -1), ready,
-						  sizeof(ready)));
-		printf("exits:      %lld (pio %lld, mmio %lld)\n",
-		       (long long)get_int(resp.result, "nr_exits", -1),
-		       (long long)get_int(resp.result, "nr_pio_exits", -1),
-		       (long long)get_int(resp.result, "nr_mmio_exits", -1));
-		printf("guest MCE:  %lld (machine checks for guest RAM lost on the host; %lld banks)\n",
-		       (long long)get_int(resp.result, "nr_guest_mce", -1),
-		       (long long)get_int(resp.result, "mce_banks", -1));
-		printf("kernel:     %s\n", get_str(resp.result, "kernel"));
-		printf("cmdline:    %s\n", get_str(resp.result, "cmdline"));
+		print_report(vmm_vm_query_format, resp.result);
 		print_balloon(resp.result, false);
-		{
-			char mbuf[1024];
-
-			vmm_memory_format(resp.result, mbuf, sizeof(mbuf));
-			fputs(mbuf, stdout);
-		}
+		print_report(vmm_memory_format, resp.result);
 	}
 	vmm_ctl_response_release(&resp);
 	return 0;

@@ -26,9 +26,8 @@
 # page cache (no disk) and free page reporting has returned their free
 # memory, so a balloon saves nothing there: the room comes by high (their
 # cold pages), and the trace says so.
-# Not yet in check-e2e (tests/box/wip/ is not run by run-all); by hand:
-#   flock /tmp/ebb-box.lock tests/box/run -t 1500 tests/box/wip/ebbd_pool.sh
 # box-timeout: 1500
+# box-cost: 480 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 START_AGENT=1
