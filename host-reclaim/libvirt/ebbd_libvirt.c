@@ -1180,6 +1180,24 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * What a guest can give its balloon without running short, from the balloon
+ * driver's numbers: the ebb agent's rule (guest-agent/agent_stats.c) —
+ * free memory above max(32 MiB, 1/32 of the guest) and reclaimable memory
+ * beyond free above max(32 MiB, 1/16).  All of what the guest calls
+ * available would leave it none, and the balancer gives a guest with less
+ * than 1/20 left its balloon back: the two would chase each other.
+ */
+static uint64_t guest_give_back_kib(uint64_t total_kib, uint64_t free_kib, uint64_t avail_kib)
+{
+	uint64_t free_reserve = total_kib / 32 > 32 * KIB ? total_kib / 32 : 32 * KIB;
+	uint64_t cache_floor = total_kib / 16 > 32 * KIB ? total_kib / 16 : 32 * KIB;
+	uint64_t cache = avail_kib > free_kib ? avail_kib - free_kib : 0;
+
+	return (free_kib > free_reserve ? free_kib - free_reserve : 0) +
+	       (cache > cache_floor ? cache - cache_floor : 0);
+}
+
 /* ---- the backend (the daemon's thread) --------------------------------------- */
 
 static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
@@ -1244,7 +1262,8 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->agent_free_bytes = x->st.unused_kib * KIB;
 		obs->agent_cache_bytes = x->st.usable_kib > x->st.unused_kib ?
 			(x->st.usable_kib - x->st.unused_kib) * KIB : 0;
-		obs->agent_give_back_bytes = x->st.usable_kib * KIB;
+		obs->agent_give_back_bytes = guest_give_back_kib(x->st.cur_kib, x->st.unused_kib,
+								 x->st.usable_kib) * KIB;
 	}
 out:
 	pthread_mutex_unlock(&s->lock);
