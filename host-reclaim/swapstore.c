@@ -26,6 +26,7 @@
  */
 #include "host-reclaim/swapstore.h"
 #include "host-reclaim/lru.h"
+#include "host-reclaim/zslab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <malloc.h>
 #include <zstd.h>
 
 #define ID_EMPTY UINT32_MAX
@@ -53,7 +53,7 @@
 
 struct sw_entry {
 	uint64_t hash;
-	uint64_t loc;       /* zpool: buffer pointer; file: slot; free: next free id */
+	uint64_t loc;       /* zpool: slab handle; file: slot; free: next free id */
 	uint32_t refcnt;
 	uint16_t len;       /* compressed length (zpool) */
 	uint8_t tier;       /* enum ebb_swap_tier; NONE = free */
@@ -96,6 +96,7 @@ struct ebb_swap {
 	int inj_err;
 	ZSTD_CCtx *zcc;          /* codec ZSTD with the compressed tier on; else NULL */
 	ZSTD_DCtx *zdc;
+	struct zslab slab;       /* the compressed tier's objects */
 	char cbuf[CBUF_BYTES];
 	unsigned char tmp[EBB_PAGE_SIZE];
 };
@@ -400,6 +401,7 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 	s->cfg = *cfg;
 	s->fd = -1;
 	s->free_head = ID_EMPTY;
+	zslab_init(&s->slab);
 	if (!s->cfg.compress_max_bytes || s->cfg.compress_max_bytes > EBB_PAGE_SIZE)
 		s->cfg.compress_max_bytes = 3072;
 	if (!s->cfg.zstd_level)
@@ -465,9 +467,7 @@ void ebb_swap_destroy(struct ebb_swap *s)
 {
 	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->nr_ent_used; i++)
-		if (s->ent[i].tier == EBB_TIER_ZPOOL)
-			free((void *)(uintptr_t)s->ent[i].loc);
+	zslab_destroy(&s->slab);
 	if (s->fd >= 0)
 		close(s->fd);
 	ZSTD_freeDCtx(s->zdc);
@@ -506,23 +506,13 @@ static int ent_alloc(struct ebb_swap *s, uint32_t *id)
 	return 0;
 }
 
-/* What one compressed object costs beyond its @len bytes: malloc's rounding
- * and its chunk header (one size_t in glibc). */
-static uint64_t zpool_overhead(void *buf, size_t len)
-{
-	return malloc_usable_size(buf) + sizeof(size_t) - len;
-}
-
 static void ent_release(struct ebb_swap *s, uint32_t id)
 {
 	struct sw_entry *e = &s->ent[id];
 
 	index_remove(s, id);
 	if (e->tier == EBB_TIER_ZPOOL) {
-		void *buf = (void *)(uintptr_t)e->loc;
-
-		s->st.zpool_overhead_bytes -= zpool_overhead(buf, e->len);
-		free(buf);
+		zslab_free(&s->slab, (uint32_t)e->loc);
 		s->st.zpool_pages--;
 		s->st.zpool_bytes -= e->len;
 	} else if (e->tier == EBB_TIER_FILE) {
@@ -660,7 +650,7 @@ static size_t zpool_compress(struct ebb_swap *s, const void *page)
 /* 0, or -EBADMSG when @e's bytes do not decode to exactly one page. */
 static int zpool_decompress(struct ebb_swap *s, const struct sw_entry *e, void *page)
 {
-	const void *src = (const void *)(uintptr_t)e->loc;
+	const void *src = zslab_ptr(&s->slab, (uint32_t)e->loc);
 
 	if (s->cfg.codec == EBB_SWAP_CODEC_ZSTD) {
 		size_t n = ZSTD_decompressDCtx(s->zdc, page, EBB_PAGE_SIZE, src, e->len);
@@ -803,16 +793,16 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 		if (!clen || clen > s->cfg.compress_max_bytes) {
 			s->st.nr_incompressible++;
 		} else if (s->st.zpool_bytes + (uint64_t)clen <= s->cfg.zpool_budget_bytes) {
-			void *buf = malloc(clen);
+			uint32_t handle;
 
-			if (buf) {
-				memcpy(buf, s->cbuf, clen);
-				e->loc = (uint64_t)(uintptr_t)buf;
+			/* No slot (out of memory or handles): try the file tier. */
+			if (zslab_alloc(&s->slab, clen, &handle) == 0) {
+				memcpy(zslab_ptr(&s->slab, handle), s->cbuf, clen);
+				e->loc = handle;
 				e->len = (uint16_t)clen;
 				e->tier = EBB_TIER_ZPOOL;
 				s->st.zpool_pages++;
 				s->st.zpool_bytes += (uint64_t)clen;
-				s->st.zpool_overhead_bytes += zpool_overhead(buf, clen);
 			}
 		}
 	}
@@ -937,6 +927,9 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st)
 	struct stat sb;
 
 	*st = s->st;
+	/* Everything the slab's chunks hold beyond the payload: rounding to the
+	 * class size, free slots, malloc's share of each chunk. */
+	st->zpool_overhead_bytes = zslab_held_bytes(&s->slab) - s->st.zpool_bytes;
 	if (s->fd >= 0 && fstat(s->fd, &sb) == 0)
 		st->file_allocated_bytes = (uint64_t)sb.st_blocks * 512;
 	st->dedup_saved_bytes = (st->nr_refs - st->nr_entries) * EBB_PAGE_SIZE;
@@ -944,6 +937,7 @@ void ebb_swap_get_stats(const struct ebb_swap *s, struct ebb_swap_stats *st)
 			     ((uint64_t)s->index_mask + 1) * sizeof(uint32_t) +
 			     (s->nr_slots + 63) / 64 * 8 * (s->punch_bitmap ? 2 : 1) +
 			     (s->seal ? s->nr_slots * sizeof(*s->seal) : 0) +
+			     zslab_table_bytes(&s->slab) +
 			     ZSTD_sizeof_CCtx(s->zcc) + ZSTD_sizeof_DCtx(s->zdc);
 }
 
@@ -955,7 +949,7 @@ int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, u
 		return -ENOENT;
 	if (off >= e->len)
 		return -ERANGE;
-	((unsigned char *)(uintptr_t)e->loc)[off] ^= mask;
+	((unsigned char *)zslab_ptr(&s->slab, (uint32_t)e->loc))[off] ^= mask;
 	return 0;
 }
 

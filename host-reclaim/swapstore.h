@@ -4,7 +4,8 @@
  * Two tiers, tried in order:
  *   1. compressed, in memory (LZ4 by default, or zstd: chosen per store in
  *      the cfg), up to a byte budget.  Pages whose compressed size exceeds
- *      compress_max_bytes bypass it.
+ *      compress_max_bytes bypass it.  The compressed objects live in a
+ *      size-class slab (zslab.h), named by 32-bit handles.
  *   2. a file tier: one preallocated file per store in a configured dir
  *      (created with O_TMPFILE or mkstemp+unlink, so it never outlives the
  *      process), 4 KiB slots from a next-fit slot allocator so that pages
@@ -79,7 +80,8 @@ struct ebb_swap_stats {
 	uint64_t nr_refs;               /* pages referring to them */
 	uint64_t zpool_pages;
 	uint64_t zpool_bytes;           /* compressed payload bytes */
-	uint64_t zpool_overhead_bytes;  /* what the allocator holds beyond them (rounding, headers) */
+	uint64_t zpool_overhead_bytes;  /* what the slab's chunks hold beyond them (class
+					 * rounding, free slots, malloc's chunk headers) */
 	uint64_t file_pages;
 	uint64_t file_bytes;
 	uint64_t file_slots_total;
@@ -91,7 +93,8 @@ struct ebb_swap_stats {
 	uint64_t nr_stores, nr_loads;
 	uint64_t nr_write_errors, nr_read_errors, nr_short_reads;
 	uint64_t nr_enospc, nr_checksum_errors;
-	uint64_t metadata_bytes;        /* entry table, hash index, slot bitmap, codec contexts */
+	uint64_t metadata_bytes;        /* entry table, hash index, slot bitmap, slab chunk
+					 * table, codec contexts */
 };
 
 struct ebb_swap;
