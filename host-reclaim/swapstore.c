@@ -51,14 +51,26 @@
 #define PUNCH_BATCH_SLOTS 256                        /* 1 MiB of freed slots */
 #define ENOSPC_RETRY_NS (1000ULL * 1000 * 1000)      /* retry a full file system after 1 s */
 
+/*
+ * 16 bytes an entry: the hash is the checksum and must stay whole; a slab
+ * handle, a file slot (files are capped at 2^32 - 1 slots) and a free-list
+ * link all fit 32 bits; a compressed length fits 13 (at most one page).
+ * References saturate at REFCNT_MAX: a store of the same content then makes
+ * a second entry, and ebb_swap_get() says -EOVERFLOW.
+ */
 struct sw_entry {
 	uint64_t hash;
-	uint64_t loc;       /* zpool: slab handle; file: slot; free: next free id */
-	uint32_t refcnt;
-	uint16_t len;       /* compressed length (zpool) */
-	uint8_t tier;       /* enum ebb_swap_tier; NONE = free */
-	uint8_t pad;
+	uint32_t loc;           /* zpool: slab handle; file: slot; free: next free id */
+	uint32_t refcnt : 17;
+	uint32_t len : 13;      /* compressed length (zpool), 1..EBB_PAGE_SIZE */
+	uint32_t tier : 2;      /* enum ebb_swap_tier; NONE = free */
 };
+
+#define REFCNT_MAX ((1u << 17) - 1)
+#define MAX_SLOTS UINT32_MAX   /* slot numbers fit the entry's 32-bit loc */
+
+_Static_assert(sizeof(struct sw_entry) == 16, "a store entry is 16 bytes");
+_Static_assert(EBB_PAGE_SIZE < (1u << 13), "a compressed length fits the entry");
 
 /* What authenticates one encrypted file slot; kept in memory only. */
 struct slot_seal {
@@ -429,6 +441,8 @@ int ebb_swap_create(const struct ebb_swap_cfg *cfg, struct ebb_swap **out)
 	}
 	if (cfg->dir && cfg->file_size_bytes >= EBB_PAGE_SIZE) {
 		s->nr_slots = cfg->file_size_bytes / EBB_PAGE_SIZE;
+		if (s->nr_slots > MAX_SLOTS)
+			s->nr_slots = MAX_SLOTS;
 		s->slot_bitmap = calloc((s->nr_slots + 63) / 64, sizeof(uint64_t));
 		s->may_punch = cfg->file_no_prealloc;
 		if (s->may_punch)
@@ -487,7 +501,7 @@ static int ent_alloc(struct ebb_swap *s, uint32_t *id)
 {
 	if (s->free_head != ID_EMPTY) {
 		*id = s->free_head;
-		s->free_head = (uint32_t)s->ent[*id].loc;
+		s->free_head = s->ent[*id].loc;
 		return 0;
 	}
 	if (s->nr_ent_used == s->nr_ent_alloc) {
@@ -512,7 +526,7 @@ static void ent_release(struct ebb_swap *s, uint32_t id)
 
 	index_remove(s, id);
 	if (e->tier == EBB_TIER_ZPOOL) {
-		zslab_free(&s->slab, (uint32_t)e->loc);
+		zslab_free(&s->slab, e->loc);
 		s->st.zpool_pages--;
 		s->st.zpool_bytes -= e->len;
 	} else if (e->tier == EBB_TIER_FILE) {
@@ -650,7 +664,7 @@ static size_t zpool_compress(struct ebb_swap *s, const void *page)
 /* 0, or -EBADMSG when @e's bytes do not decode to exactly one page. */
 static int zpool_decompress(struct ebb_swap *s, const struct sw_entry *e, void *page)
 {
-	const void *src = zslab_ptr(&s->slab, (uint32_t)e->loc);
+	const void *src = zslab_ptr(&s->slab, e->loc);
 
 	if (s->cfg.codec == EBB_SWAP_CODEC_ZSTD) {
 		size_t n = ZSTD_decompressDCtx(s->zdc, page, EBB_PAGE_SIZE, src, e->len);
@@ -668,7 +682,7 @@ static int load_raw(struct ebb_swap *s, uint32_t id, void *page)
 
 	if (e->tier == EBB_TIER_ZPOOL)
 		return zpool_decompress(s, e, page);
-	int ret = file_read(s, page, EBB_PAGE_SIZE, (off_t)(e->loc * EBB_PAGE_SIZE));
+	int ret = file_read(s, page, EBB_PAGE_SIZE, (off_t)((uint64_t)e->loc * EBB_PAGE_SIZE));
 
 	if (!ret && s->seal)
 		ret = unseal_page(s, e->loc, page);
@@ -729,7 +743,7 @@ int ebb_swap_load_run(struct ebb_swap *s, const uint32_t *ids, size_t n, void *p
 	while (k < n) {
 		struct sw_entry *e = ent_get(s, ids[k]);
 
-		if (!e || e->tier != EBB_TIER_FILE || e->loc != e0->loc + k)
+		if (!e || e->tier != EBB_TIER_FILE || (uint64_t)e->loc != (uint64_t)e0->loc + k)
 			break;
 		k++;
 	}
@@ -737,12 +751,12 @@ int ebb_swap_load_run(struct ebb_swap *s, const uint32_t *ids, size_t n, void *p
 	ret = injected_load_error(s);
 	if (ret)
 		return ret;
-	ret = file_read(s, pages, k * EBB_PAGE_SIZE, (off_t)(e0->loc * EBB_PAGE_SIZE));
+	ret = file_read(s, pages, k * EBB_PAGE_SIZE, (off_t)((uint64_t)e0->loc * EBB_PAGE_SIZE));
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < k; i++) {
 		if (s->seal) {
-			ret = unseal_page(s, e0->loc + i, (char *)pages + i * EBB_PAGE_SIZE);
+			ret = unseal_page(s, (uint64_t)e0->loc + i, (char *)pages + i * EBB_PAGE_SIZE);
 			if (ret)
 				return i ? (int)i : ret;
 		}
@@ -768,7 +782,7 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 	     i = (i + 1) & s->index_mask) {
 		uint32_t cand = s->index[i];
 
-		if (s->ent[cand].hash != hash || s->ent[cand].refcnt == UINT32_MAX)
+		if (s->ent[cand].hash != hash || s->ent[cand].refcnt == REFCNT_MAX)
 			continue;
 		if (load_raw(s, cand, s->tmp) == 0 && memcmp(s->tmp, page, EBB_PAGE_SIZE) == 0) {
 			s->ent[cand].refcnt++;
@@ -838,7 +852,7 @@ int ebb_swap_store(struct ebb_swap *s, const void *page, uint64_t hash,
 				goto fail;
 			punch_pending(s);
 		}
-		e->loc = slot;
+		e->loc = (uint32_t)slot;
 		e->tier = EBB_TIER_FILE;
 		s->st.file_pages++;
 		s->st.file_bytes += EBB_PAGE_SIZE;
@@ -878,7 +892,7 @@ int ebb_swap_get(struct ebb_swap *s, uint32_t id)
 
 	if (!e)
 		return -ENOENT;
-	if (e->refcnt == UINT32_MAX)
+	if (e->refcnt == REFCNT_MAX)
 		return -EOVERFLOW;
 	e->refcnt++;
 	s->st.nr_refs++;
@@ -949,7 +963,7 @@ int ebb_swap_test_corrupt_zpool(struct ebb_swap *s, uint32_t id, uint32_t off, u
 		return -ENOENT;
 	if (off >= e->len)
 		return -ERANGE;
-	((unsigned char *)zslab_ptr(&s->slab, (uint32_t)e->loc))[off] ^= mask;
+	((unsigned char *)zslab_ptr(&s->slab, e->loc))[off] ^= mask;
 	return 0;
 }
 

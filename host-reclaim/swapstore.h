@@ -25,7 +25,9 @@
  * caller records them as zero pages instead.
  *
  * Entries are named by a 32-bit id and reference counted (dedup: several
- * pages, one entry).
+ * pages, one entry); an entry takes 16 bytes, so its count stops at 2^17 - 1
+ * (the next identical page gets an entry of its own) and the file tier at
+ * 2^32 - 1 slots (16 TiB; a larger file_size_bytes is cut to that).
  *
  * Thread-safety: none; the owner serialises calls.
  */

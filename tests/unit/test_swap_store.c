@@ -2,8 +2,9 @@
  * test_swap_store.c — unit tests of the swap store: zero pages refused,
  * compressed tier and its budget, incompressible bypass to the file tier,
  * the slot allocator (next-fit, reuse, ENOSPC when full), dedup with saving
- * reported, checksum verification on load (a corrupted read is -EBADMSG,
- * never data), short reads, write errors, and readahead runs; the zstd codec
+ * reported, reference counts saturating at the packed entry's 17 bits,
+ * checksum verification on load (a corrupted read is -EBADMSG, never data),
+ * short reads, write errors, and readahead runs; the zstd codec
  * (round trips, every level bound, refused codec and levels, low-entropy
  * text that only zstd fits in the compressed tier) and corrupted compressed
  * entries under both codecs.
@@ -307,6 +308,46 @@ static void test_slot_allocator(void **state)
 	uint64_t a = ebb_swap_entry_slot(s, ids[10]), b = ebb_swap_entry_slot(s, ids[50]);
 
 	assert_true((a == 10 && b == 50) || (a == 50 && b == 10));
+	ebb_swap_destroy(s);
+}
+
+/*
+ * Entries are 16 bytes: the reference count has 17 bits.  At its limit
+ * ebb_swap_get() says -EOVERFLOW and a store of the same content makes a
+ * second entry; both load back intact, and dropping every reference frees
+ * both.
+ */
+static void test_refcount_saturates(void **state)
+{
+	static unsigned char page[EBB_PAGE_SIZE], out[EBB_PAGE_SIZE];
+	struct ebb_swap *s = mk(1 << 20, 0);
+	struct ebb_swap_stats st;
+	const uint32_t limit = (1u << 17) - 1;
+	uint32_t a, b;
+
+	(void)state;
+	text_page(page, 77);
+	assert_int_equal(store(s, page, &a), 0);
+	for (uint32_t n = 1; n < limit; n++)
+		assert_int_equal(ebb_swap_get(s, a), 0);
+	assert_int_equal(ebb_swap_get(s, a), -EOVERFLOW);
+	assert_int_equal(store(s, page, &b), 0);
+	assert_int_not_equal(a, b);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_entries, 2);
+	assert_int_equal(st.nr_refs, (uint64_t)limit + 1);
+	assert_int_equal(ebb_swap_load(s, a, out), 0);
+	assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	assert_int_equal(ebb_swap_load(s, b, out), 0);
+	assert_memory_equal(out, page, EBB_PAGE_SIZE);
+	for (uint32_t n = 0; n < limit; n++)
+		ebb_swap_put(s, a);
+	ebb_swap_put(s, b);
+	ebb_swap_get_stats(s, &st);
+	assert_int_equal(st.nr_entries, 0);
+	assert_int_equal(st.nr_refs, 0);
+	assert_int_equal(st.zpool_pages, 0);
+	assert_int_equal(st.zpool_overhead_bytes, 0);
 	ebb_swap_destroy(s);
 }
 
@@ -998,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_small_fs_enospc),
 		cmocka_unit_test(test_encrypted_file_tier),
 		cmocka_unit_test(test_dedup),
+		cmocka_unit_test(test_refcount_saturates),
 		cmocka_unit_test(test_checksum_mismatch_is_loud),
 		cmocka_unit_test(test_short_reads_and_io_errors),
 		cmocka_unit_test(test_readahead_run),
