@@ -21,14 +21,21 @@
 START_INPUT=fifo START_AGENT=1
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # wait_balloon NAME SECONDS: until actual_pages == target_pages (balloon.json)
-wait_balloon() {
-	i=0
+wait_balloon() {   # VM TIMEOUT_S: until actual == target; says how long, or where it stopped
+	i=0 last= moved=0
 	while :; do
 		"$EBB" balloon "$1" --json >balloon.json 2>&1
 		t=$(field balloon.json target_pages) a=$(field balloon.json actual_pages)
-		[ -n "$t" ] && [ "$t" = "$a" ] && return 0
+		if [ -n "$t" ] && [ "$t" = "$a" ]; then
+			echo "# $1: balloon at its target ($t pages) after $((i / 2)) s"
+			return 0
+		fi
+		[ "$a" != "$last" ] && moved=$i last=$a
 		i=$((i + 1))
-		[ "$i" -gt $(($2 * 2)) ] && return 1
+		if [ "$i" -gt $(($2 * 2)) ]; then
+			echo "# $1: balloon at $a of $t pages after $2 s, last moved $(((i - moved) / 2)) s before"
+			return 1
+		fi
 		sleep 0.5
 	done
 }
@@ -172,7 +179,7 @@ check $ok "B: free page reporting gave back $(((rss_hi - rss) / 1024)) MiB of 30
 check $? "B: ... without the balloon (target and ballooned pages are 0)"
 
 "$EBB" balloon vm-b 40% >/dev/null 2>&1
-wait_balloon vm-b 120
+wait_balloon vm-b 240
 check $? "B: balloon at 60% of RAM (actual $(field balloon.json actual_pages) pages)"
 echo next >&3
 wait_for b.log 'g-hog2-exit' 240
