@@ -15,7 +15,7 @@
 say() { echo "$*"; }
 START_AGENT=1
 
-BUDGET_MIB=288
+BUDGET_MIB=352
 say ""
 say "== Overcommit under ebbd: three 192 MiB VMs on a $BUDGET_MIB MiB pool =="
 say "Each VM's RAM is a reclaim region (userfaultfd pager, LZ4 + file swap store,"
