@@ -55,6 +55,7 @@ static long read_small(const char *path, char *buf, size_t len)
 
 	if (fd < 0)
 		return -errno;
+	buf[0] = '\0';
 	for (;;) {
 		ssize_t r;
 		char extra;
@@ -206,7 +207,7 @@ static int join(char *out, size_t len, const char *dir, const char *name)
 /* Is DIR a threaded cgroup (cgroup.type "threaded")?  -errno if unreadable. */
 static int is_threaded(const char *dir)
 {
-	char file[EBBD_LV_CG_PATH_MAX + 32], buf[64];
+	char file[EBBD_LV_CG_PATH_MAX + 32], buf[64] = "";
 	long n;
 
 	if (join(file, sizeof(file), dir, "cgroup.type"))
@@ -223,7 +224,7 @@ static int is_threaded(const char *dir)
  */
 static int procs_only(const char *dir, int pid)
 {
-	char file[EBBD_LV_CG_PATH_MAX + 32], buf[PROCS_MAX_LEN], *p, *end;
+	char file[EBBD_LV_CG_PATH_MAX + 32], buf[PROCS_MAX_LEN] = "", *p, *end;
 	bool found = false;
 	long n;
 

@@ -141,8 +141,10 @@ static uint64_t rss_kib(int pid)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %" SCNu64, &v) == 1)
+		if (strncmp(line, "VmRSS:", 6) == 0) {
+			v = strtoull(line + 6, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return v;
 }
