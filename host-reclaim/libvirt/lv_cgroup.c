@@ -380,8 +380,8 @@ int ebbd_lv_cgroup_reclaim(const char *dir, uint64_t bytes)
 	if (fd < 0)
 		return -errno;
 	n = write(fd, num, (size_t)len);
-	if (n < 0)
-		n = -errno;
+	if (n < 0)   /* a signal stops the kernel's reclaim loop: a short round too */
+		n = errno == EINTR ? -EAGAIN : -errno;
 	else if (n != len)
 		n = -EIO;
 	else

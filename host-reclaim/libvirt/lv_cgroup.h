@@ -54,8 +54,9 @@ const char *ebbd_lv_cgroup_why(int err);
  * Asks the kernel to reclaim @bytes from the cgroup @dir (writes the
  * number to its memory.reclaim; the write returns when the reclaim is
  * done).  0: all of it; -EAGAIN: the kernel reclaimed less than asked
- * (not an error: nothing more was reclaimable in its retries; the next
- * round asks again from the new Rss); other -errno: the write failed.
+ * (not an error: nothing more was reclaimable in its retries, or a signal
+ * stopped it (EINTR); the next round asks again from the new Rss); other
+ * -errno: the write failed.
  */
 int ebbd_lv_cgroup_reclaim(const char *dir, uint64_t bytes);
 
