@@ -189,6 +189,7 @@ static void reclaim_round(const char *what, int pid, const char *want_dir, int c
 {
 	char dir[EBBD_LV_CG_PATH_MAX];
 	uint64_t before, after, t0, ms;
+	bool good;
 	int ret;
 
 	ret = ebbd_lv_cgroup_find("/proc", pid, dir, sizeof(dir));
@@ -207,14 +208,16 @@ static void reclaim_round(const char *what, int pid, const char *want_dir, int c
 	ok(before >= SIZE / 1024 && before >= after + 48 * 1024,
 	   "%s: the process's VmRSS fell by at least 48 MiB: %" PRIu64 " -> %" PRIu64 " KiB",
 	   what, before, after);
-	ok(ask(cmd, ans, 'v') == 'y', "%s: all 64 MiB read back bit-identical (RSS then %"
-	   PRIu64 " KiB)", what, rss_kib(pid));
+	good = ask(cmd, ans, 'v') == 'y';   /* before the RSS: argument order is unspecified */
+	ok(good, "%s: all 64 MiB read back bit-identical (VmRSS then %" PRIu64 " KiB)", what,
+	   rss_kib(pid));
 }
 
 int main(void)
 {
 	char dir[EBBD_LV_CG_PATH_MAX], num[32];
 	int cmd[2], ans[2], pid, other, ret, st;
+	bool filled;
 
 	if (geteuid() != 0) {
 		printf("itest_cgroup_reclaim: needs root (makes cgroups) # SKIP\n");
@@ -255,8 +258,8 @@ int main(void)
 	close(ans[1]);
 	snprintf(num, sizeof(num), "%d", pid);
 	ok(put(vm, "cgroup.procs", num), "child %d moved into vm/", pid);
-	ok(ask(cmd[1], ans[0], 'g') == 'f', "child filled 64 MiB in vm/ (VmRSS %" PRIu64
-	   " KiB)", rss_kib(pid));
+	filled = ask(cmd[1], ans[0], 'g') == 'f';
+	ok(filled, "child filled 64 MiB in vm/ (VmRSS %" PRIu64 " KiB)", rss_kib(pid));
 
 	/* a cgroup of its own */
 	reclaim_round("own cgroup", pid, vm, cmd[1], ans[0]);
