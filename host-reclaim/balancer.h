@@ -174,6 +174,10 @@ struct ebb_bal_vm_obs {
 	/* KSM */
 	bool ksm_advised;                /* MADV_MERGEABLE is on */
 	uint64_t ksm_merging_pages;      /* /proc/PID/ksm_stat ksm_merging_pages */
+
+	/* how the backend keeps a high (a static string, for status only;
+	 * NULL: not said): libvirt's "memory.reclaim" or "process_madvise" */
+	const char *high_via;
 };
 
 /* --- what the balancer decides ----------------------------------------- */

@@ -89,8 +89,9 @@ install_if_changed "$img/guest/vmlinuz.new" "$img/guest/vmlinuz"
 # --- host-box base image ---------------------------------------------------------
 broot=$img/box.root
 skeleton "$broot"
-# The ebb box kernel has KVM built in and no modules.
-[ "$BOX_KERNEL" = debian ] && img_modules "$kdir" "$broot" kvm kvm_amd irqbypass ccp
+# The ebb box kernel has KVM (and zram) built in and no modules; zram:
+# swap for scenarios that need anonymous memory reclaimed (cgroup_reclaim.sh).
+[ "$BOX_KERNEL" = debian ] && img_modules "$kdir" "$broot" kvm kvm_amd irqbypass ccp zram
 install -m 0755 tests/box/init "$broot/init"
 if [ "$BOX_QEMU" = 1 ]; then
 	qemu=$(command -v qemu-system-x86_64) || img_die "BOX_QEMU=1 but no qemu-system-x86_64"

@@ -843,6 +843,9 @@ static struct json_object *vms_object(struct ebbd *d)
 		ADD_U64(o, "swapped_file_bytes", vm->obs.swapped_file_bytes);
 		ADD_U64(o, "ksm_merging_bytes", vm->obs.ksm_merging_pages * EBB_PAGE_BYTES);
 		json_object_object_add(o, "ksm_advised", json_object_new_boolean(vm->obs.ksm_advised));
+		if (vm->obs.high_via)
+			json_object_object_add(o, "high_via",
+					       json_object_new_string(vm->obs.high_via));
 		ADD_U64(o, "psi_some_us", vm->obs.psi_some_ns_total / 1000);
 		ADD_U64(o, "psi_full_us", vm->obs.psi_full_ns_total / 1000);
 		if (vm->have_last) {

@@ -47,6 +47,7 @@
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
 #include "host-reclaim/libvirt/ebbd_libvirt.h"
+#include "host-reclaim/libvirt/lv_cgroup.h"
 #include "host-reclaim/libvirt/lv_stats.h"
 
 #define KIB 1024ull
@@ -77,7 +78,12 @@ struct lv_dom {
 	uint64_t ram_rss_kib;        /* Rss of the guest RAM mapping; 0: unknown */
 	bool ram_found;
 	uint64_t ram_start;          /* the mapping in QEMU's address space */
-	/* host-side reclaim (process_madvise(MADV_PAGEOUT) on that mapping) */
+	/* host-side reclaim: the cgroup v2 memory.reclaim of QEMU's own cgroup
+	 * where there is one (lv_cgroup.h), else process_madvise(MADV_PAGEOUT)
+	 * on that mapping; decided for one QEMU pid */
+	int cg_pid;                  /* the pid the choice was made for; 0: not yet */
+	bool cg_use;                 /* memory.reclaim in cg_dir */
+	char cg_dir[EBBD_LV_CG_PATH_MAX];
 	uint64_t high_kib;           /* the balancer's high; 0: none */
 	uint64_t pageout_kib;        /* queued by apply(), done by the worker */
 	uint64_t pageout_cursor;     /* offset of the next range to page out */
@@ -715,7 +721,9 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	bool mergeable = false, have_ksm = false;
 	struct ebbd_lv_meta m = { 0 };
 	unsigned nr_bad_meta = 0;
-	int pid;
+	int pid, cg_pid, cg_ret = 0;
+	bool cg_decide = false;
+	char cg_dir[EBBD_LV_CG_PATH_MAX] = "";
 	uint64_t mn = 0, soft = 0, hard = 0;
 	int ret = -1;
 
@@ -730,6 +738,7 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 	meta = memtune || x->meta_dirty;
 	x->meta_dirty = false;
 	pid = x->qemu_pid;
+	cg_pid = x->cg_pid;
 	max_kib = x->st.max_kib;
 	pthread_mutex_unlock(&s->lock);
 	if (probe || (pid && kill(pid, 0) < 0))
@@ -738,6 +747,12 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		rss = guest_ram_rss_kib(pid, max_kib, &ram_found, &ram_start, &mergeable);
 		majflt = proc_majflt(pid);
 		ksm = proc_ksm_merging(pid, &have_ksm);
+	}
+	/* the reclaim mechanism, once per QEMU process: a new pid (QEMU
+	 * restarted, or found only now) may sit in another cgroup */
+	if (pid && pid != cg_pid) {
+		cg_ret = ebbd_lv_cgroup_find("/proc", pid, cg_dir, sizeof(cg_dir));
+		cg_decide = true;
 	}
 	if (probe) {
 		probe_xml(dom, &balloon, &period_on, &agent, agent_path, sizeof(agent_path));
@@ -775,6 +790,11 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 			snprintf(x->agent_path, sizeof(x->agent_path), "%s", agent_path);
 		}
 		x->qemu_pid = pid;
+		if (cg_decide) {
+			x->cg_pid = pid;
+			x->cg_use = !cg_ret;
+			snprintf(x->cg_dir, sizeof(x->cg_dir), "%s", cg_ret ? "" : cg_dir);
+		}
 		x->ram_found = ram_found;
 		x->ram_rss_kib = rss;
 		x->ram_start = ram_start;
@@ -803,6 +823,13 @@ static void domain_chores(struct ebbd_libvirt *s, virDomainPtr dom, const char *
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (cg_decide && !cg_ret)
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: host-side reclaim by cgroup v2 "
+			 "memory.reclaim in %s (QEMU pid %d)", virDomainGetName(dom), cg_dir, pid);
+	else if (cg_decide)
+		vmm_logf(&s->cfg.log, EBB_LOG_INFO, "%s: host-side reclaim by process_madvise"
+			 "(MADV_PAGEOUT) on the guest RAM (QEMU pid %d; memory.reclaim: %s)",
+			 virDomainGetName(dom), pid, ebbd_lv_cgroup_why(cg_ret));
 	if (nr_bad_meta)
 		vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: %u bad values in its ebb "
 			    "metadata (" EBBD_LIBVIRT_NS_URI ") ignored", virDomainGetName(dom),
@@ -1083,18 +1110,23 @@ static void set_balloons(struct ebbd_libvirt *s)
 }
 
 /*
- * The balancer's high on a domain, kept by paging out what is above it
+ * The balancer's high on a domain, kept by reclaiming what is above it
  * each round (the kernel brings pages back on the next touch: QEMU's major
- * faults are the refaults the balancer watches).
+ * faults are the refaults the balancer watches): through the memory.reclaim
+ * of QEMU's own cgroup where the domain has one (the kernel picks the
+ * coldest pages of its LRU), else MADV_PAGEOUT on ranges of the guest RAM.
+ * A memory.reclaim write that fails (other than "reclaimed less": EAGAIN)
+ * drops the domain to MADV_PAGEOUT for the rest of this QEMU's life.
  */
 static void do_pageouts(struct ebbd_libvirt *s)
 {
 	size_t j;
 
 	for (j = 0;; j++) {
-		char name[EBB_BAL_NAME_MAX];
+		char name[EBB_BAL_NAME_MAX], cg_dir[EBBD_LV_CG_PATH_MAX];
 		uint64_t start, size_kib, rss_kib, want, cursor;
 		struct lv_dom *x;
+		bool cg;
 		int pid;
 		long ret;
 
@@ -1114,22 +1146,43 @@ static void do_pageouts(struct ebbd_libvirt *s)
 		size_kib = x->st.max_kib;
 		rss_kib = x->ram_rss_kib;
 		cursor = x->pageout_cursor;
+		cg = x->cg_use && x->cg_pid == pid;
+		snprintf(cg_dir, sizeof(cg_dir), "%s", cg ? x->cg_dir : "");
 		snprintf(name, sizeof(name), "%s", x->name);
 		pthread_mutex_unlock(&s->lock);
 		if (!want || !pid || !s->have_swap)
 			continue;
-		ret = pageout(pid, start, size_kib, rss_kib, want, &cursor);
+		if (cg)
+			ret = ebbd_lv_cgroup_reclaim(cg_dir, want * KIB);
+		else
+			ret = pageout(pid, start, size_kib, rss_kib, want, &cursor);
 		pthread_mutex_lock(&s->lock);
-		if (ret < 0) {
+		if (cg && ret == -EAGAIN) {
+			s->c.nr_pageouts++;
+			s->c.nr_cg_reclaims++;
+			s->c.nr_cg_reclaim_short++;
+			s->c.cg_reclaim_asked_bytes += want * KIB;
+		} else if (ret < 0) {
 			s->c.nr_pageout_errors++;
+		} else if (cg) {
+			s->c.nr_pageouts++;
+			s->c.nr_cg_reclaims++;
+			s->c.cg_reclaim_asked_bytes += want * KIB;
 		} else {
 			s->c.nr_pageouts++;
 			s->c.pageout_advised_bytes += (uint64_t)ret;
 		}
-		if (j < s->nr_doms && strcmp(s->doms[j].name, name) == 0)
+		if (j < s->nr_doms && strcmp(s->doms[j].name, name) == 0) {
 			s->doms[j].pageout_cursor = cursor;
+			if (cg && ret < 0 && ret != -EAGAIN && s->doms[j].cg_pid == pid)
+				s->doms[j].cg_use = false;
+		}
 		pthread_mutex_unlock(&s->lock);
-		if (ret < 0)
+		if (cg && ret < 0 && ret != -EAGAIN)
+			vmm_logf(&s->cfg.log, EBB_LOG_WARN, "%s: host-side reclaim (memory.reclaim "
+				 "in %s, QEMU pid %d): %s; process_madvise(MADV_PAGEOUT) from now on",
+				 name, cg_dir, pid, strerror((int)-ret));
+		else if (ret < 0 && !cg)
 			vmm_logf_rl(&s->cfg.log, &s->rl, EBB_LOG_WARN, "%s: host-side reclaim "
 				    "(process_madvise MADV_PAGEOUT, QEMU pid %d): %s", name, pid,
 				    strerror((int)-ret));
@@ -1239,6 +1292,8 @@ static int lv_observe(struct ebbd_backend *be, struct ebb_bal_vm_obs *obs)
 		obs->caps |= EBB_BAL_CAP_HIGH;
 		obs->cur_high_bytes = x->high_kib ? x->high_kib * KIB : EBB_BAL_NO_LIMIT;
 		obs->nr_refaults = x->qemu_majflt;
+		obs->high_via = x->cg_use && x->cg_pid == x->qemu_pid ? "memory.reclaim" :
+			"process_madvise";
 	}
 	/* memtune as a floor (read, never set), then the domain's ebb
 	 * metadata, else ebbd's configuration: lv_stats.h */
@@ -1606,8 +1661,9 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 			 " left, %" PRIu64 " balloon moves (%" PRIu64 " failed; last reached in %"
 			 PRIu64 " ms), %" PRIu64 " stats periods set, %" PRIu64 " bad values, %"
 			 PRIu64 " stale observations, %" PRIu64 " stuck stats calls, %" PRIu64
-			 " host-side reclaim rounds (%" PRIu64 " failed, %" PRIu64 " MiB advised), %"
-			 PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
+			 " host-side reclaim rounds (%" PRIu64 " failed, %" PRIu64 " MiB advised; %"
+			 PRIu64 " by memory.reclaim, %" PRIu64 " of them short, %" PRIu64
+			 " MiB asked), %" PRIu64 " bad metadata values", s->uri, s->c.nr_connects,
 			 s->c.nr_connect_errors, s->c.nr_polls, s->c.nr_poll_errors,
 			 (double)s->c.poll_last_ns / 1e6, (double)s->c.poll_max_ns / 1e6,
 			 s->c.nr_events, s->c.nr_joined, s->c.nr_left, s->c.nr_balloon_sets,
@@ -1615,6 +1671,8 @@ void ebbd_libvirt_destroy(struct ebbd_libvirt *s)
 			 s->c.nr_bad_stats, s->c.nr_stale_observes, s->c.nr_stuck_polls,
 			 s->c.nr_pageouts,
 			 s->c.nr_pageout_errors, s->c.pageout_advised_bytes >> 20,
+			 s->c.nr_cg_reclaims, s->c.nr_cg_reclaim_short,
+			 s->c.cg_reclaim_asked_bytes >> 20,
 			 s->c.nr_bad_metadata);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);

@@ -23,8 +23,10 @@
  *   apply    EBB_BAL_ACT_BALLOON as virDomainSetMemoryFlags(AFFECT_LIVE);
  *            EBB_BAL_ACT_SET_HIGH as host-side reclaim: the worker keeps
  *            the guest RAM's Rss in QEMU (/proc/PID/smaps) under the high
- *            with process_madvise(MADV_PAGEOUT), offered when host swap is
- *            on; the other actions are -EOPNOTSUPP.
+ *            through the cgroup v2 memory.reclaim of QEMU's cgroup when
+ *            that cgroup holds QEMU alone (lv_cgroup.h), else with
+ *            process_madvise(MADV_PAGEOUT); offered when host swap is on;
+ *            the other actions are -EOPNOTSUPP.
  *
  * Threads (the choice asked for: nothing the balancer calls blocks on
  * libvirt):
@@ -89,8 +91,11 @@ struct ebbd_libvirt_counters {
 	uint64_t nr_bad_stats;               /* impossible numbers from libvirt/guest */
 	uint64_t nr_stale_observes;          /* observe() on a snapshot too old */
 	uint64_t nr_bad_metadata;            /* bad values in domains' ebb metadata */
-	uint64_t nr_pageouts, nr_pageout_errors;  /* host-side reclaim rounds */
+	uint64_t nr_pageouts, nr_pageout_errors;  /* host-side reclaim rounds (both ways) */
 	uint64_t pageout_advised_bytes;      /* MADV_PAGEOUT ranges (not bytes freed) */
+	uint64_t nr_cg_reclaims;             /* of nr_pageouts, by cgroup v2 memory.reclaim */
+	uint64_t nr_cg_reclaim_short;        /* of those, EAGAIN: reclaimed less than asked */
+	uint64_t cg_reclaim_asked_bytes;     /* written to memory.reclaim (not bytes freed) */
 };
 
 /* Starts the worker (it connects on its own, retrying); registers the

@@ -274,6 +274,14 @@ ok $? "d1 (no channel) is managed by its balloon stats alone (vms: agent true, a
 # the RAM mapping's VmFlags and reports the KSM pages merged in each QEMU
 vms_of d1 | grep -q '"ksm_advised":true' && vms_of d2 | grep -q '"ksm_advised":true'
 ok $? "both domains' guest RAM is seen as KSM-mergeable (vms: ksm_advised; $(vms_of d1 | grep -o '"ksm_merging_bytes":[0-9]*'), $(vms_of d2 | grep -o '"ksm_merging_bytes":[0-9]*'))"
+# Host-side reclaim's mechanism, chosen once per QEMU: cgroup v2
+# memory.reclaim where QEMU's cgroup is its own and has it, else
+# process_madvise (here: a session libvirtd puts no QEMU in a cgroup of its
+# own, and this host's memory controller is cgroup v1).
+[ "$(grep -c 'd1: host-side reclaim by ' "$T/ebbd1.log")" -eq 1 ] &&
+	[ "$(grep -c 'd2: host-side reclaim by ' "$T/ebbd1.log")" -eq 1 ]
+ok $? "each domain's host-side reclaim mechanism is logged once"
+grep -h 'd[12]: host-side reclaim by ' "$T/ebbd1.log" | sed 's/^.*\(d[12]: \)/# figure: \1/'
 stats_read() { EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^d[12] ' | grep -c ' yes$' | grep -qx 2; }
 wait_for 15 stats_read
 ok $? "ebbd reads both domains' guest stats (ebb pool: AGENT yes)"
@@ -304,6 +312,7 @@ if [ -n "$swapfile" ]; then
 	grep -qE "d[12] set-high" "$T/ebbd1.log"
 	ok $? "host-side reclaim: the balancer lowers the domains' high when the balloons are done ($(grep -cE 'd[12] set-high' "$T/ebbd1.log") set-high actions)"
 	echo "# figure: pool after host-side reclaim: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
+	echo "# figure: vms: d1 $(vms_of d1 | grep -o '"high_via":"[a-z_.]*"'), d2 $(vms_of d2 | grep -o '"high_via":"[a-z_.]*"')"
 	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -E '^(VM|d[12]|e1) ' | sed 's/^/# /'
 fi
 if [ -n "$stub_pid" ]; then
