@@ -30,7 +30,7 @@ t0=$(date +%s)
 parts=(scripts/demo-box.sh)
 [ -f scripts/demo-ebb.sh ] && parts+=(scripts/demo-ebb.sh)
 [ -f scripts/demo-memory.sh ] && parts+=(scripts/demo-memory.sh)
-BUILD=$BUILD tests/box/run --live -t 1200 "${parts[@]}" >"$BUILD/demo.tap"
+BUILD=$BUILD tests/box/run --live -t 1800 "${parts[@]}" >"$BUILD/demo.tap"
 rc=$?
 echo
 echo "Results (TAP, as the e2e suite reports them):"
