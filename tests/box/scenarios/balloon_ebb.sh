@@ -81,6 +81,13 @@ check $? "A: the guest agent answers hello over the org.ebb.agent.0 port ($(head
 "$EBB" stat vm-a >stat.out 2>&1
 grep -q '^balloon: *target 0 bytes (guest 1 GiB), actual 0 bytes' stat.out
 check $? "A: ebb stat shows the balloon (empty): $(grep -m1 '^balloon' stat.out)"
+if ! grep -q '^balloon' stat.out; then
+	# what the VM answered: its size (the client's limit is 16 KiB) and
+	# anything json-c may refuse (ebb stat said: $(head -c 100 stat.out))
+	unixcat -t 10 -n 1 rt/vm-a.sock '{"id":1,"version":1,"cmd":"query"}' >query.raw 2>&1
+	echo "# raw query reply: $(wc -c <query.raw) bytes, $(grep -c '' query.raw) lines; odd values: $(grep -oiE '(nan|inf|infinity)[,}]' query.raw | sort | uniq -c | tr '\n' ' ')"
+	head -c 600 query.raw | sed 's/^/# query| /'
+fi
 
 mt0=$(meminfo_kb a.log g-memtotal0)
 rss0=$(rss_kb "$pid")
