@@ -550,21 +550,6 @@ static uint64_t proc_ksm_merging(int pid, bool *have)
 	return v;
 }
 
-/* Is there any host swap (a paged-out page must go somewhere)? */
-static bool host_has_swap(void)
-{
-	char line[256];
-	int nr = 0;
-	FILE *f = fopen("/proc/swaps", "re");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		nr++;
-	fclose(f);
-	return nr > 1;   /* the first line is the header */
-}
-
 /*
  * Host-side reclaim: MADV_PAGEOUT on want_kib worth of the guest RAM
  * mapping, in 2 MiB ranges from the cursor on (wrapping).  MADV_PAGEOUT
@@ -989,7 +974,7 @@ static void poll_stats(struct ebbd_libvirt *s)
 			    err);
 		return;
 	}
-	swap = host_has_swap();
+	swap = ebbd_lv_host_has_swap();
 	pthread_mutex_lock(&s->lock);
 	s->have_swap = swap;
 	s->c.nr_polls++;

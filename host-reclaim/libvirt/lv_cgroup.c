@@ -389,3 +389,17 @@ int ebbd_lv_cgroup_reclaim(const char *dir, uint64_t bytes)
 	close(fd);
 	return (int)n;
 }
+
+bool ebbd_lv_host_has_swap(void)
+{
+	char line[256];
+	int nr = 0;
+	FILE *f = fopen("/proc/swaps", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		nr++;
+	fclose(f);
+	return nr > 1;   /* the first line is the header */
+}

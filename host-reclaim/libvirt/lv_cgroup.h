@@ -16,6 +16,7 @@
 #ifndef EBB_EBBD_LV_CGROUP_H
 #define EBB_EBBD_LV_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,9 @@ const char *ebbd_lv_cgroup_why(int err);
  * -errno: the write failed.
  */
 int ebbd_lv_cgroup_reclaim(const char *dir, uint64_t bytes);
+
+/* Is there any host swap (/proc/swaps lists one)?  Host-side reclaim of
+ * anonymous guest RAM, either mechanism, needs somewhere to put it. */
+bool ebbd_lv_host_has_swap(void);
 
 #endif

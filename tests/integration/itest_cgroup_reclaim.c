@@ -115,20 +115,6 @@ static bool find_mount(void)
 	return false;
 }
 
-static bool have_swap(void)
-{
-	char line[256];
-	int nr = 0;
-	FILE *f = fopen("/proc/swaps", "re");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		nr++;
-	fclose(f);
-	return nr > 1;
-}
-
 /* VmRSS of @pid in KiB (0: unreadable). */
 static uint64_t rss_kib(int pid)
 {
@@ -229,7 +215,7 @@ int main(void)
 		       "cgroup_reclaim.sh runs it # SKIP\n");
 		return 77;
 	}
-	if (!have_swap()) {
+	if (!ebbd_lv_host_has_swap()) {
 		printf("itest_cgroup_reclaim: no swap: anonymous memory cannot be reclaimed "
 		       "# SKIP\n");
 		return 77;
