@@ -29,15 +29,15 @@ const char *vmm_ctl_err_code(enum vmm_ctl_err err)
 
 /* Parses exactly one JSON value spanning the whole buffer (whitespace
  * around it allowed), with a depth limit.  NULL on any error. */
-static struct json_object *parse_one(const char *line, size_t len, char *msg, size_t msg_len,
-				     bool *is_null)
+static struct json_object *parse_one(const char *line, size_t len, size_t max_len, char *msg,
+				     size_t msg_len, bool *is_null)
 {
 	struct json_tokener *tok;
 	struct json_object *obj;
 	size_t i, used;
 
-	if (len > VMM_CTL_MAX_LINE_BYTES) {
-		snprintf(msg, msg_len, "line longer than %u bytes", VMM_CTL_MAX_LINE_BYTES);
+	if (len > max_len) {
+		snprintf(msg, msg_len, "line longer than %zu bytes", max_len);
 		return NULL;
 	}
 	if (memchr(line, '\0', len)) {
@@ -108,7 +108,7 @@ enum vmm_ctl_err vmm_ctl_parse_request(const char *line, size_t len, vmm_ctl_kno
 		snprintf(msg, msg_len, "line longer than %u bytes", VMM_CTL_MAX_LINE_BYTES);
 		return VMM_CTL_ERR_LINE_TOO_LONG;
 	}
-	obj = parse_one(line, len, msg, msg_len, &is_null);
+	obj = parse_one(line, len, VMM_CTL_MAX_LINE_BYTES, msg, msg_len, &is_null);
 	if (!obj && is_null) {
 		snprintf(msg, msg_len, "a request is a JSON object");
 		return VMM_CTL_ERR_INVALID;
@@ -255,7 +255,7 @@ int vmm_ctl_parse_response(const char *line, size_t len, struct vmm_ctl_response
 	bool is_null = false;
 
 	memset(resp, 0, sizeof(*resp));
-	obj = parse_one(line, len, msg, sizeof(msg), &is_null);
+	obj = parse_one(line, len, VMM_CTL_MAX_REPLY_BYTES, msg, sizeof(msg), &is_null);
 	if (!obj)
 		return -EPROTO;
 	if (!json_object_is_type(obj, json_type_object) ||

@@ -23,7 +23,13 @@
 #include <json-c/json.h>
 
 #define VMM_CTL_PROTOCOL_VERSION 1
-#define VMM_CTL_MAX_LINE_BYTES 4096u
+#define VMM_CTL_MAX_LINE_BYTES 4096u     /* a request */
+/*
+ * A reply can be much longer than a request: a busy VM's query carries its
+ * balloon's stats, its agent and its engine (over 4 KiB), and ebbd's "vms"
+ * grows with the number of VMs.  Clients accept replies up to this size.
+ */
+#define VMM_CTL_MAX_REPLY_BYTES (1u << 20)
 #define VMM_CTL_MAX_ID_BYTES 128u
 #define VMM_CTL_MAX_DEPTH 8
 

@@ -192,13 +192,63 @@ static int64_t ms_left(uint64_t deadline_ns)
 	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000 + 1);
 }
 
+/* Waits for one reply line; *buf grows up to VMM_CTL_MAX_REPLY_BYTES. */
+static int read_reply(int fd, uint64_t deadline, char **bufp, size_t *cap, size_t *line_len)
+{
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left = ms_left(deadline);
+		char *nl;
+		ssize_t n;
+		int ret;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = poll(&pfd, 1, (int)left);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return -ETIMEDOUT;
+		if (len == *cap) {
+			size_t ncap = *cap * 2 > VMM_CTL_MAX_REPLY_BYTES + 1 ?
+				      VMM_CTL_MAX_REPLY_BYTES + 1 : *cap * 2;
+			char *p;
+
+			if (*cap == VMM_CTL_MAX_REPLY_BYTES + 1)
+				return -EMSGSIZE;   /* no newline in a whole reply */
+			p = realloc(*bufp, ncap);
+			if (!p)
+				return -ENOMEM;
+			*bufp = p;
+			*cap = ncap;
+		}
+		n = recv(fd, *bufp + len, *cap - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		nl = memchr(*bufp + len, '\n', (size_t)n);
+		len += (size_t)n;
+		if (nl) {
+			*line_len = (size_t)(nl - *bufp);
+			return 0;
+		}
+	}
+}
+
 int vmm_ctl_call(int fd, const char *cmd, struct json_object *args, int timeout_ms,
 		 struct vmm_ctl_response *resp)
 {
 	uint64_t deadline = vmm_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	char *line = vmm_ctl_format_request(1, cmd, args);
-	char buf[VMM_CTL_MAX_LINE_BYTES * 4];
-	size_t len = 0, off = 0, line_len;
+	size_t cap = 8192, off = 0, line_len;
+	char *buf;
 	int ret;
 
 	if (!line)
@@ -217,35 +267,14 @@ int vmm_ctl_call(int fd, const char *cmd, struct json_object *args, int timeout_
 		off += (size_t)n;
 	}
 	free(line);
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		char *nl;
-		ssize_t n;
-		int64_t left = ms_left(deadline);
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		ret = poll(&pfd, 1, (int)left);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return -errno;
-		if (ret == 0)
-			return -ETIMEDOUT;
-		if (len == sizeof(buf))
-			return -EPROTO;
-		n = recv(fd, buf + len, sizeof(buf) - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		len += (size_t)n;
-		nl = memchr(buf, '\n', len);
-		if (nl)
-			return vmm_ctl_parse_response(buf, (size_t)(nl - buf), resp);
-	}
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	ret = read_reply(fd, deadline, &buf, &cap, &line_len);
+	if (!ret)
+		ret = vmm_ctl_parse_response(buf, line_len, resp);
+	free(buf);
+	return ret;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -49,7 +49,8 @@ int vmm_sock_path(const char *rundir, const char *name, char *buf, size_t len);
 int vmm_ctl_connect(const char *rundir, const char *name);
 
 /* Sends one request (id 1: one call at a time per connection) and waits up to timeout_ms for its response line.
- * Returns 0 with resp filled, -ETIMEDOUT, -EPROTO, -errno. */
+ * Replies may be up to VMM_CTL_MAX_REPLY_BYTES long (-EMSGSIZE beyond).
+ * Returns 0 with resp filled, -ETIMEDOUT, -EPROTO, -EMSGSIZE, -errno. */
 int vmm_ctl_call(int fd, const char *cmd, struct json_object *args, int timeout_ms,
 		 struct vmm_ctl_response *resp);
 

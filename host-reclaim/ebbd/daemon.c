@@ -644,7 +644,7 @@ static void tick(struct ebbd *d)
 			vm->obs.cfg.ksm_allowed = vs.has_ksm_allowed && vs.ksm_allowed;
 		}
 		track_agent(d, vm);
-		if (ret == -EPROTO) {
+		if (ret == -EPROTO || ret == -EMSGSIZE) {
 			d->c.nr_bad_vm_replies++;
 			vmm_logf_rl(&d->cfg.log, &d->rl, EBB_LOG_WARN, "%s: bad stats reply", vm->name);
 		} else if (ret) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -520,6 +521,77 @@ static void test_client_helpers(void **state)
 	srv_teardown(&e);
 }
 
+/*
+ * Replies may be far longer than requests: a busy VM's query is over 4 KiB,
+ * ebbd's "vms" grows with its VMs.  A writer thread plays the server.
+ */
+struct reply_writer {
+	int fd;
+	size_t len;        /* bytes of reply text */
+	bool newline;      /* end it with a newline */
+};
+
+static void *write_reply(void *arg)
+{
+	struct reply_writer *w = arg;
+	static const char head[] = "{\"id\":1,\"ok\":true,\"result\":{\"pad\":\"";
+	char chunk[4096];
+	size_t off = 0;
+
+	memset(chunk, 'p', sizeof(chunk));
+	if (send(w->fd, head, sizeof(head) - 1, MSG_NOSIGNAL) < 0)
+		return NULL;
+	off = sizeof(head) - 1;
+	while (off + 3 < w->len) {
+		size_t n = w->len - 3 - off < sizeof(chunk) ? w->len - 3 - off : sizeof(chunk);
+		ssize_t r = send(w->fd, chunk, n, MSG_NOSIGNAL);
+
+		if (r <= 0)
+			return NULL;
+		off += (size_t)r;
+	}
+	send(w->fd, w->newline ? "\"}}\n" : "\"}}", w->newline ? 4 : 3, MSG_NOSIGNAL);
+	return NULL;
+}
+
+static int call_with_reply(size_t len, bool newline, struct vmm_ctl_response *resp)
+{
+	struct reply_writer w = { .len = len, .newline = newline };
+	pthread_t t;
+	int sv[2], ret;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	w.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, write_reply, &w), 0);
+	ret = vmm_ctl_call(sv[0], "query", NULL, 5000, resp);
+	close(sv[0]);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	return ret;
+}
+
+static void test_call_long_reply(void **state)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *v;
+
+	/* 6 KiB and 300 KiB replies are read whole and parsed. */
+	assert_int_equal(call_with_reply(6000, true, &resp), 0);
+	assert_true(resp.ok);
+	assert_true(json_object_object_get_ex(resp.result, "pad", &v));
+	assert_int_equal(json_object_get_string_len(v), 6000 - 38);
+	vmm_ctl_response_release(&resp);
+	assert_int_equal(call_with_reply(300 * 1024, true, &resp), 0);
+	assert_true(resp.ok);
+	vmm_ctl_response_release(&resp);
+	/* Just at the limit, and over it: refused, not read forever. */
+	assert_int_equal(call_with_reply(VMM_CTL_MAX_REPLY_BYTES, true, &resp), 0);
+	vmm_ctl_response_release(&resp);
+	assert_int_equal(call_with_reply(VMM_CTL_MAX_REPLY_BYTES + 1, true, &resp), -EMSGSIZE);
+	assert_int_equal(call_with_reply(VMM_CTL_MAX_REPLY_BYTES + 4096, false, &resp),
+			 -EMSGSIZE);
+}
+
 /* ---- trust: run dir, lock file, peers, idle clients ---------------------------- */
 
 static int rundir_for(const char *path)
@@ -915,6 +987,7 @@ int main(void)
 		cmocka_unit_test(test_idle_clients_dropped),
 		cmocka_unit_test(test_command_registration),
 		cmocka_unit_test(test_watch_events),
+		cmocka_unit_test(test_call_long_reply),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
