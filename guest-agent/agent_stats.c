@@ -11,6 +11,8 @@
  */
 #include "guest-agent/agent_stats.h"
 
+#include "base/giveback.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -279,9 +281,9 @@ void agent_estimate_compute(const struct agent_meminfo *mi,
 
 	memset(out, 0, sizeof(*out));
 	out->free_reserve_bytes = cfg && cfg->free_reserve_bytes ? cfg->free_reserve_bytes
-				  : max_u64(32 * MIB, mi->total_bytes / 32);
+				  : ebb_giveback_free_reserve(mi->total_bytes);
 	out->cache_floor_bytes = cfg && cfg->cache_floor_bytes ? cfg->cache_floor_bytes
-				 : max_u64(32 * MIB, mi->total_bytes / 16);
+				 : ebb_giveback_cache_floor(mi->total_bytes);
 	/* Clean file pages: the file LRU minus what still needs writing.  The
 	 * block-device cache ("Buffers") is on the file LRU too. */
 	if (__builtin_add_overflow(mi->active_file_bytes, mi->inactive_file_bytes, &file))
@@ -289,11 +291,8 @@ void agent_estimate_compute(const struct agent_meminfo *mi,
 	if (__builtin_add_overflow(mi->dirty_bytes, mi->writeback_bytes, &unclean))
 		unclean = UINT64_MAX;
 	out->clean_file_bytes = sub_sat(file, unclean);
-	if (__builtin_add_overflow(sub_sat(mi->free_bytes, out->free_reserve_bytes),
-				   sub_sat(out->clean_file_bytes, out->cache_floor_bytes), &give))
-		give = UINT64_MAX;
-	if (give > mi->total_bytes)
-		give = mi->total_bytes;
+	give = ebb_giveback_bytes(mi->total_bytes, mi->free_bytes, out->clean_file_bytes,
+				  out->free_reserve_bytes, out->cache_floor_bytes);
 	out->give_back_bytes = give;
 	out->safe_target_bytes = mi->total_bytes - give;
 }

@@ -43,6 +43,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "base/giveback.h"
 #include "host-reclaim/ebbd/agent_link.h"
 #include "host-reclaim/ebbd/backend.h"
 #include "host-reclaim/ebbd/ebbd.h"
@@ -1228,12 +1229,11 @@ static void *worker(void *arg)
  */
 static uint64_t guest_give_back_kib(uint64_t total_kib, uint64_t free_kib, uint64_t avail_kib)
 {
-	uint64_t free_reserve = total_kib / 32 > 32 * KIB ? total_kib / 32 : 32 * KIB;
-	uint64_t cache_floor = total_kib / 16 > 32 * KIB ? total_kib / 16 : 32 * KIB;
-	uint64_t cache = avail_kib > free_kib ? avail_kib - free_kib : 0;
+	uint64_t total = total_kib * KIB;
 
-	return (free_kib > free_reserve ? free_kib - free_reserve : 0) +
-	       (cache > cache_floor ? cache - cache_floor : 0);
+	return ebb_giveback_bytes(total, free_kib * KIB,
+				  ebb_giveback_sub_sat(avail_kib, free_kib) * KIB,
+				  ebb_giveback_free_reserve(total), ebb_giveback_cache_floor(total)) / KIB;
 }
 
 /* ---- the backend (the daemon's thread) --------------------------------------- */
