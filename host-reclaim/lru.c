@@ -32,8 +32,11 @@
  *   YOUNG and REFERENCED  -> activate (head of active list)
  *   YOUNG only            -> set REFERENCED, rotate to the inactive head
  *   not YOUNG             -> reclaim candidate, handed to the evictor
- * Scanning the active tail (only when the inactive list is "low", i.e.
- * inactive * sqrt(10 * size_GiB) < active, as in inactive_is_low()):
+ * Scanning the active tail (only when the inactive lists are "low", i.e.
+ * inactive * sqrt(10 * size_GiB) < active, as in inactive_is_low(), both
+ * classes counted together: a hot page swapped back in is clean until it
+ * is next written, and must not be pushed out for sitting in a class whose
+ * inactive list happens to be short):
  *   YOUNG                 -> rotate to the active head (second chance)
  *   not YOUNG             -> deactivate to the inactive head
  *
@@ -41,8 +44,14 @@
  * swappiness, may_writepage and may_swap and collects nr_scanned /
  * nr_reclaimed.  Each list is scanned (size >> priority), split between the
  * classes by swappiness: dirty gets swappiness/200, clean (200-swappiness)/200
- * (get_scan_count); with swappiness 0 or !may_swap the dirty lists are not
- * scanned; if there are no clean pages the dirty lists get the full share.
+ * (get_scan_count), tilted by what reclaiming each class has cost lately
+ * (Linux's lru_note_cost: a dirty page stored is one unit for the dirty
+ * class; a refault of a page that had been active is one unit for the class
+ * it was evicted from).  So hot clean pages that keep coming back shift the
+ * scan to the dirty lists, where cold pages wait, instead of being dropped
+ * again because clean pages are cheap to drop.  With swappiness 0 or
+ * !may_swap the dirty lists are not scanned; if there are no clean pages the
+ * dirty lists get the full share.
  * ebb_lru_reclaim() walks priority 12 -> 0 until nr_to_reclaim is met.
  *
  * Workingset.  A counter, nonresident_age, advances on every eviction and
@@ -63,6 +72,22 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Linux's lru_note_cost(): nr units of reclaim cost for a class. */
+static void note_cost(struct ebb_lru *lru, bool clean, uint64_t nr)
+{
+	uint64_t resident = 0;
+
+	if (!nr)
+		return;
+	for (int l = 0; l < EBB_LRU_UNEVICTABLE; l++)
+		resident += lru->lists[l].nr;
+	lru->cost[clean ? 0 : 1] += nr;
+	if (lru->cost[0] + lru->cost[1] > resident / 4) {
+		lru->cost[0] /= 2;
+		lru->cost[1] /= 2;
+	}
+}
 
 static enum ebb_lru_list class_list(bool clean, bool active)
 {
@@ -203,12 +228,17 @@ bool ebb_lru_page_in(struct ebb_lru *lru, uint32_t pfn, bool clean)
 		if ((uint64_t)distance <= ws_size) {
 			activate = true;
 			lru->ws.nr_refault_activate++;
-			if (p->flags & EBB_PF_WORKINGSET)
+			if (p->flags & EBB_PF_WORKINGSET) {
+				bool was_clean = p->flags & EBB_PF_EVICTED_CLEAN;
+
 				lru->ws.nr_refault_thrash++;
+				lru->ws.nr_thrash_clean += was_clean;
+				note_cost(lru, was_clean, 1);
+			}
 		}
 	}
-	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_YOUNG | EBB_PF_REFERENCED | EBB_PF_SUSPECT |
-				EBB_PF_IDLE_MASK);
+	p->flags &= (uint16_t)~(EBB_PF_SHADOW | EBB_PF_EVICTED_CLEAN | EBB_PF_YOUNG |
+				EBB_PF_REFERENCED | EBB_PF_SUSPECT | EBB_PF_IDLE_MASK);
 	if (!clean)
 		p->swap_id = EBB_SWAP_NONE;
 	ebb_lru_set_state(lru, pfn, EBB_PAGE_RESIDENT);
@@ -323,10 +353,10 @@ static unsigned int_sqrt_u64(uint64_t x)
 	return (unsigned)r;
 }
 
-bool ebb_lru_inactive_is_low(const struct ebb_lru *lru, enum ebb_lru_list inactive)
+bool ebb_lru_inactive_is_low(const struct ebb_lru *lru)
 {
-	enum ebb_lru_list active = (enum ebb_lru_list)(inactive + 1);
-	uint64_t ni = lru->lists[inactive].nr, na = lru->lists[active].nr;
+	uint64_t ni = lru->lists[EBB_LRU_INACTIVE_CLEAN].nr + lru->lists[EBB_LRU_INACTIVE_DIRTY].nr;
+	uint64_t na = lru->lists[EBB_LRU_ACTIVE_CLEAN].nr + lru->lists[EBB_LRU_ACTIVE_DIRTY].nr;
 	uint64_t gib = (ni + na) >> (30 - EBB_PAGE_SHIFT);
 	uint64_t ratio = gib ? int_sqrt_u64(10 * gib) : 1;
 
@@ -347,8 +377,16 @@ void ebb_lru_get_scan_count(const struct ebb_lru *lru, struct ebb_scan_control *
 		clean_w = 0;
 		dirty_w = 1;
 	} else {
-		dirty_w = (uint64_t)swp;
-		clean_w = (uint64_t)(200 - swp);
+		/* As Linux's get_scan_count: each class's weight divided by its
+		 * share of the recent cost (equal costs: plain swappiness). */
+		uint64_t total = lru->cost[0] + lru->cost[1];
+		uint64_t ccost = total + lru->cost[0], dcost = total + lru->cost[1];
+
+		total = ccost + dcost;
+		dirty_w = (uint64_t)swp * (total + 1) / (dcost + 1);
+		clean_w = (uint64_t)(200 - swp) * (total + 1) / (ccost + 1);
+		if (!dirty_w && !clean_w)
+			clean_w = 1;
 	}
 	denom = clean_w + dirty_w;
 	for (int l = 0; l < EBB_LRU_UNEVICTABLE; l++) {
@@ -388,6 +426,7 @@ static int evict_batch(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		       const struct ebb_lru_evictor *ev, struct ebb_evict_req *reqs,
 		       size_t n)
 {
+	uint64_t nr_stored = 0;
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -403,6 +442,8 @@ static int evict_batch(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		p->swap_id = reqs[i].swap_id;
 		switch (reqs[i].result) {
 		case EBB_EVICT_SWAPPED:
+			nr_stored++;
+			/* fall through */
 		case EBB_EVICT_CLEAN_DROPPED:
 			s = EBB_PAGE_SWAPPED;
 			break;
@@ -429,12 +470,13 @@ static int evict_batch(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		}
 		p->swap_id = s == EBB_PAGE_SWAPPED ? reqs[i].swap_id : EBB_SWAP_NONE;
 		p->flags &= (uint16_t)(EBB_PF_WORKINGSET | EBB_PF_UNEVICTABLE);
-		p->flags |= EBB_PF_SHADOW;
+		p->flags |= EBB_PF_SHADOW | (reqs[i].clean ? EBB_PF_EVICTED_CLEAN : 0);
 		p->u.evicted.shadow = lru->nonresident_age++;
 		p->u.evicted.unused = 0;
 		ebb_lru_set_state(lru, pfn, s);
 		sc->nr_reclaimed++;
 	}
+	note_cost(lru, false, nr_stored);
 	return ret;
 }
 
@@ -500,7 +542,7 @@ int ebb_lru_shrink(struct ebb_lru *lru, struct ebb_scan_control *sc,
 				continue;
 			nr[l] -= chunk;
 			if (ebb_lru_is_active((enum ebb_lru_list)l)) {
-				if (ebb_lru_inactive_is_low(lru, (enum ebb_lru_list)(l - 1)))
+				if (ebb_lru_inactive_is_low(lru))
 					shrink_active(lru, (enum ebb_lru_list)l, chunk, sc);
 			} else {
 				ret = shrink_inactive(lru, (enum ebb_lru_list)l, chunk, sc, ev);
@@ -512,7 +554,7 @@ int ebb_lru_shrink(struct ebb_lru *lru, struct ebb_scan_control *sc,
 			break;
 	}
 	/* Keep the active dirty list aging even when the pass did not reach it. */
-	if (sc->may_swap && ebb_lru_inactive_is_low(lru, EBB_LRU_INACTIVE_DIRTY))
+	if (sc->may_swap && ebb_lru_inactive_is_low(lru))
 		shrink_active(lru, EBB_LRU_ACTIVE_DIRTY, EBB_SWAP_CLUSTER_MAX, sc);
 	return ret;
 }

@@ -58,6 +58,7 @@ enum ebb_lru_list {
 #define EBB_PF_SHADOW      (1u << 5)  /* evicted.shadow is valid */
 #define EBB_PF_SUSPECT     (1u << 6)  /* swapped in by a write fault that may not be one:
 				       * its first "written" report keeps the copy */
+#define EBB_PF_EVICTED_CLEAN (1u << 7) /* with SHADOW: evicted from a clean list */
 /* Bits 8..15: idle ticks, how many idle ticks (ebb_lru_idle_tick) a resident
  * page has seen no reference, saturating at 255.  Reset by a reference or a
  * fault bringing it in. */
@@ -145,6 +146,7 @@ struct ebb_workingset_stats {
 	uint64_t nr_refault;          /* faults on pages with a shadow entry */
 	uint64_t nr_refault_activate; /* refault distance <= active size: activated */
 	uint64_t nr_refault_thrash;   /* refaulted page had been in the workingset */
+	uint64_t nr_thrash_clean;     /* ... of them, evicted from a clean list */
 };
 
 struct ebb_lru {
@@ -158,6 +160,12 @@ struct ebb_lru {
 	uint64_t nr_state[EBB_PAGE_NR_STATES];
 	/* Eviction clock: advanced on every eviction and activation. */
 	uint32_t nonresident_age;
+	/* What reclaiming each class has cost lately ([0] clean, [1] dirty), as
+	 * Linux's lruvec anon_cost/file_cost: pages stored, and refaults of
+	 * pages that had been in the working set.  get_scan_count tilts its
+	 * swappiness split away from the costlier class; both halve once their
+	 * sum passes a quarter of the resident pages. */
+	uint64_t cost[2];
 	struct ebb_workingset_stats ws;
 };
 
@@ -226,8 +234,13 @@ void ebb_lru_set_unevictable(struct ebb_lru *lru, uint32_t pfn, bool on);
  */
 void ebb_lru_get_scan_count(const struct ebb_lru *lru, struct ebb_scan_control *sc);
 
-/* Is the inactive list of @inactive's class too small relative to active? */
-bool ebb_lru_inactive_is_low(const struct ebb_lru *lru, enum ebb_lru_list inactive);
+/*
+ * Are the inactive lists too small relative to the active ones?  Both
+ * classes count together: clean and dirty are a page's state (whether its
+ * copy in the store is current), not two kinds of memory, as Linux's anon
+ * LRU holds swap-cache pages with and without a current copy alike.
+ */
+bool ebb_lru_inactive_is_low(const struct ebb_lru *lru);
 
 /*
  * One reclaim pass at sc->priority (cf. shrink_lruvec): ages the active

@@ -9,13 +9,17 @@
  *       PAUSE_S seconds and verifies every byte, printing one line per round
  *       ("pattern: verify round R pages=N bad_pages=B bad_bytes=X ms=T").
  *       Exit 0 only if no round found a difference.
- *   pattern hot MIB HOT_MIB SECONDS REPORT_S
+ *   pattern hot MIB HOT_MIB SECONDS REPORT_S [warm]
  *       maps MIB MiB and fills it once, then for SECONDS reads and rewrites
  *       the first HOT_MIB MiB over and over (a 64-bit add per 64 bytes, every
  *       byte of each page read), printing "pattern: hot t=S mib_per_s=X"
- *       every REPORT_S seconds, "pattern: hot loop done t=S" when the timed
+ *       every REPORT_S seconds, "pattern: hot warm t=S" when the first pass
+ *       over the hot set is done, "pattern: hot loop done t=S" when the timed
  *       loop ends, then verifies every page (hot and cold) and prints
- *       "pattern: hot done mib_per_s=X bad_pages=B" (B must be 0).
+ *       "pattern: hot done mib_per_s=X bad_pages=B" (B must be 0).  With
+ *       "warm", the SECONDS start after the first pass: a hot set the host
+ *       swapped out while the rest was filled comes back in that pass, at
+ *       whatever speed the machine has, and the timed loop is all steady state.
  *   pattern hotread MIB HOT_MIB SECONDS REPORT_S
  *       the same, but the loop only reads the hot set (a read-mostly guest:
  *       the KVM dirty log never sees its hot pages; squeeze_read.sh).
@@ -177,12 +181,13 @@ static int cmd_fill(uint64_t mib, uint64_t seed, uint64_t rounds, uint64_t pause
 	return total_bad ? 1 : 0;
 }
 
-static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t report_s, int write)
+static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t report_s, int write,
+		   int after_warm)
 {
 	uint64_t nr = (mib << 20) / PAGE, hot = (hot_mib << 20) / PAGE;
-	uint64_t t0, tl, now, bytes = 0, bytes_l = 0, sum = 0, i, w, bad, bad_bytes;
+	uint64_t t0, tl, now, bytes = 0, bytes_l = 0, sum = 0, i, w, bad, bad_bytes, loop_t0;
 	uint8_t *mem = map_mib(mib);
-	int reported = 0;
+	int reported = 0, warm = 0;
 
 	if (hot > nr)
 		hot = nr;
@@ -190,7 +195,7 @@ static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t re
 	printf("pattern: hot filled pages=%llu hot_pages=%llu\n", (unsigned long long)nr,
 	       (unsigned long long)hot);
 	fflush(stdout);
-	t0 = tl = now_ms();
+	t0 = tl = loop_t0 = now_ms();
 	do {
 		/* Read every word of the hot set, rewrite one word per page with the
 		 * same value (the page gets written, its content stays known). */
@@ -204,6 +209,12 @@ static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t re
 		}
 		bytes += hot * PAGE;
 		now = now_ms();
+		if (!warm) {
+			warm = 1;
+			printf("pattern: hot warm t=%llu\n", (unsigned long long)((now - t0) / 1000));
+			if (after_warm)
+				loop_t0 = now;
+		}
 		if (now - tl >= report_s * 1000) {
 			printf("pattern: hot t=%llu mib_per_s=%.1f\n",
 			       (unsigned long long)((now - t0) / 1000),
@@ -212,7 +223,7 @@ static int cmd_hot(uint64_t mib, uint64_t hot_mib, uint64_t seconds, uint64_t re
 			bytes_l = bytes;
 			tl = now;
 		}
-	} while (now - t0 < seconds * 1000);
+	} while (now - loop_t0 < seconds * 1000);
 	/* Marks the end of the timed loop: the check below reads everything. */
 	printf("pattern: hot loop done t=%llu\n", (unsigned long long)((now - t0) / 1000));
 	fflush(stdout);
@@ -229,13 +240,11 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "fill"))
 		return cmd_fill(arg(argv[2], "MIB"), arg(argv[3], "SEED"), arg(argv[4], "ROUNDS"),
 				arg(argv[5], "PAUSE_S"));
-	if (argc == 6 && !strcmp(argv[1], "hot"))
+	if ((argc == 6 || (argc == 7 && !strcmp(argv[6], "warm"))) &&
+	    (!strcmp(argv[1], "hot") || !strcmp(argv[1], "hotread")))
 		return cmd_hot(arg(argv[2], "MIB"), arg(argv[3], "HOT_MIB"), arg(argv[4], "SECONDS"),
-			       arg(argv[5], "REPORT_S"), 1);
-	if (argc == 6 && !strcmp(argv[1], "hotread"))
-		return cmd_hot(arg(argv[2], "MIB"), arg(argv[3], "HOT_MIB"), arg(argv[4], "SECONDS"),
-			       arg(argv[5], "REPORT_S"), 0);
+			       arg(argv[5], "REPORT_S"), !strcmp(argv[1], "hot"), argc == 7);
 	fprintf(stderr, "usage: pattern fill MIB SEED ROUNDS PAUSE_S | "
-		"pattern hot|hotread MIB HOT_MIB SECONDS REPORT_S\n");
+		"pattern hot|hotread MIB HOT_MIB SECONDS REPORT_S [warm]\n");
 	return 2;
 }

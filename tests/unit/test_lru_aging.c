@@ -190,7 +190,7 @@ static void test_active_list_aging(void **state)
 	}
 	/* Inactive is empty, so it is low: the active tail gets deactivated,
 	 * except YOUNG pages which get a second round. */
-	assert_true(ebb_lru_inactive_is_low(lru, EBB_LRU_INACTIVE_DIRTY));
+	assert_true(ebb_lru_inactive_is_low(lru));
 	ebb_lru_reference(lru, 0, false);
 	ebb_lru_reference(lru, 1, false);
 	sc.nr_to_reclaim = 1;
@@ -396,7 +396,7 @@ static void test_refault_distance(void **state)
 		lru->pages[i].flags |= EBB_PF_WORKINGSET;
 	}
 	/* 900 inactive vs 100 active: the inactive list is not low. */
-	assert_false(ebb_lru_inactive_is_low(lru, EBB_LRU_INACTIVE_DIRTY));
+	assert_false(ebb_lru_inactive_is_low(lru));
 	assert_int_equal(ebb_lru_nr_active(lru), 100);
 
 	/* Evict pages 0..9 first, then 500 more: 0..9 are "far" when they come back. */
@@ -547,6 +547,108 @@ static void test_idle_histogram(void **state)
 	ebb_lru_destroy(lru);
 }
 
+/*
+ * Reclaim cost tilts the clean/dirty split (Linux's lru_note_cost): clean
+ * pages that had been active and come back after being dropped make the
+ * clean class costlier, so the scan shifts to the dirty lists (where cold
+ * pages wait); stores make the dirty class costlier the same way.
+ */
+static void test_thrash_cost_tilts_scan(void **state)
+{
+	struct rec_evictor rec = { .next_id = 5000 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .priority = 0, .swappiness = 60, .may_swap = true };
+	struct ebb_scan_control drop = { .priority = 0, .swappiness = 0, .may_swap = true,
+					 .nr_to_reclaim = 200 };
+	struct ebb_lru *lru;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(4000, &lru), 0);
+	make_classes(lru, 1000, 1000);
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 300);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 700);
+
+	/* 200 clean pages that had been active are dropped (swappiness 0:
+	 * clean only, no cost: nothing was written) ... */
+	for (uint32_t i = 0; i < 1000; i++)
+		lru->pages[i].flags |= EBB_PF_WORKINGSET;
+	assert_int_equal(ebb_lru_shrink(lru, &drop, &ev), 0);
+	assert_true(drop.nr_reclaimed >= 200 && drop.nr_reclaimed < 300);   /* whole batches */
+	assert_int_equal(lru->cost[0] + lru->cost[1], 0);
+	/* ... and come straight back: thrashing, charged to the clean class. */
+	for (uint32_t i = 0; i < 1000; i++)
+		if (lru->pages[i].state == EBB_PAGE_SWAPPED)
+			ebb_lru_swap_in(lru, i, true, false, false);
+	assert_int_equal(lru->ws.nr_refault_thrash, drop.nr_reclaimed);
+	assert_int_equal(lru->ws.nr_thrash_clean, drop.nr_reclaimed);
+	assert_true(lru->cost[0] > 0);
+	assert_int_equal(lru->cost[1], 0);
+	ebb_lru_get_scan_count(lru, &sc);
+	/* the refaulted pages went to the active list */
+	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_CLEAN].nr, 1000 - drop.nr_reclaimed);
+	assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY] > 300);
+	assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN] <
+		    (1000 - drop.nr_reclaimed) * 140 / 200);
+	print_message("after %llu clean thrash refaults: scan dirty %llu of 1000, clean %llu of %llu\n",
+		      (unsigned long long)drop.nr_reclaimed,
+		      (unsigned long long)sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY],
+		      (unsigned long long)sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN],
+		      (unsigned long long)(1000 - drop.nr_reclaimed));
+
+	/* Storing dirty pages costs too: the balance comes back. */
+	{
+		struct ebb_scan_control st = { .priority = 0, .swappiness = 200, .may_swap = true,
+					       .may_writepage = true, .nr_to_reclaim = 400 };
+		uint64_t dirty_w_before = sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY];
+
+		assert_int_equal(ebb_lru_shrink(lru, &st, &ev), 0);
+		assert_true(lru->cost[1] > 0);
+		ebb_lru_get_scan_count(lru, &sc);
+		assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY] * 1000 /
+				    lru->lists[EBB_LRU_INACTIVE_DIRTY].nr <
+			    dirty_w_before);
+	}
+	/* Costs decay: they halve once their sum passes a quarter of the
+	 * resident pages, so old history fades. */
+	assert_true(lru->cost[0] + lru->cost[1] <= lru->nr_state[EBB_PAGE_RESIDENT] / 4 + 1);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
+/*
+ * Hot pages swapped back in sit on the active clean list (their copy is
+ * current until the next write) while the cold data waits on the inactive
+ * dirty list.  The inactive lists together are not low, so a reclaim takes
+ * cold pages and leaves the hot ones alone (squeeze_hot in the box thrashed
+ * when each class was balanced on its own: inactive clean was always short).
+ */
+static void test_hot_clean_kept_over_cold_dirty(void **state)
+{
+	struct rec_evictor rec = { .next_id = 9000 };
+	struct ebb_lru_evictor ev = { rec_evict, &rec };
+	struct ebb_scan_control sc = { .swappiness = 60, .may_swap = true, .may_writepage = true,
+				       .nr_to_reclaim = 300 };
+	struct ebb_lru *lru;
+
+	(void)state;
+	assert_int_equal(ebb_lru_create(1500, &lru), 0);
+	make_classes(lru, 500, 1000);
+	for (uint32_t i = 0; i < 500; i++) {
+		ebb_lru_list_del(lru, i);
+		ebb_lru_list_add(lru, i, EBB_LRU_ACTIVE_CLEAN);
+		lru->pages[i].flags |= EBB_PF_WORKINGSET;
+	}
+	assert_false(ebb_lru_inactive_is_low(lru));
+	assert_int_equal(ebb_lru_reclaim(lru, &sc, &ev), 0);
+	assert_true(sc.nr_reclaimed >= 300);
+	assert_int_equal(sc.nr_deactivated, 0);
+	assert_int_equal(rec.nr_clean_seen, 0);
+	assert_int_equal(lru->lists[EBB_LRU_ACTIVE_CLEAN].nr, 500);
+	check_all(lru);
+	ebb_lru_destroy(lru);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +666,8 @@ int main(void)
 		cmocka_unit_test(test_swap_in),
 		cmocka_unit_test(test_forget_and_states),
 		cmocka_unit_test(test_idle_histogram),
+		cmocka_unit_test(test_thrash_cost_tilts_scan),
+		cmocka_unit_test(test_hot_clean_kept_over_cold_dirty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
