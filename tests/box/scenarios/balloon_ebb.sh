@@ -14,7 +14,7 @@
 #      instead of an OOM kill.
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
 # box-timeout: 1200
-# box-cost: 400 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 420 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 # Console input from fd 3 (a fifo), agent on.

@@ -11,7 +11,7 @@
 # read back bit-identical; a second process in the cgroup must make ebbd
 # refuse it.  Swap and the mount are undone at the end.
 # Scenario contract: docs/box.md.
-# box-cost: 10 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 10 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 if [ ! -e /sys/block/zram0 ] && ! modprobe zram num_devices=1 2>/dev/null; then
 	echo "no zram on box kernel $(uname -r) (images built before zram was added to the box? make images)"

@@ -4,7 +4,7 @@
 # the ebb box kernel (CONFIG_IDLE_PAGE_TRACKING); on the Debian box kernel it
 # skips.  Also checks that the test can fail: told to expect a page the guest
 # never reads, it must report "not ok".  Scenario contract: docs/box.md.
-# box-cost: 20 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 20 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 "$EBB_PROGS/kvm_idle"
 status=$?

@@ -3,7 +3,7 @@
 # KVM_GET_DIRTY_LOG (tests/progs/kvm_smoke.c).  Also checks that the test can
 # fail: told to expect a page the guest never writes, it must report "not ok".
 # Scenario contract: docs/box.md.
-# box-cost: 10 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 10 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 "$EBB_PROGS/kvm_smoke"
 status=$?

@@ -12,7 +12,7 @@
 # nr_guest_mce 1, and it powered off normally afterwards (exit 0).
 # --reclaim off: the engine would otherwise scan the poisoned page itself.
 # Scenario contract: docs/box.md.
-# box-cost: 10 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 40 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh
 

@@ -7,7 +7,7 @@
 # under TCG a host-process re-read right after marking can go unseen, see
 # itest_page_idle's TLB diagnostic).  On the Debian box
 # kernel (BOX_KERNEL=debian) it skips.  Scenario contract: docs/box.md.
-# box-cost: 10 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 10 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 if [ ! -e /sys/kernel/mm/page_idle/bitmap ]; then
 	echo "no /sys/kernel/mm/page_idle/bitmap on box kernel $(uname -r) (BOX_KERNEL=debian?)"

@@ -4,7 +4,7 @@
 # contract of docs/box.md: the "ebb-guest: ready" line, an ebb.cmd= script
 # from the kernel command line, an /ebb/run script added by appending a cpio
 # to the initrd, and "ebb-guest: exit <status>" followed by power-off.
-# box-cost: 35 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 105 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 GUEST_TIMEOUT_S=${GUEST_TIMEOUT_S:-240}
 

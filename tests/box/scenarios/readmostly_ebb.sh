@@ -5,7 +5,7 @@
 # write-protected swap-in: 573 clean drops for 121,421 stores).  Every byte is
 # verified in every round.  Scenario contract: docs/box.md.
 # box-timeout: 1200
-# box-cost: 300 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 335 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 . /ebb/lib/scenario.sh
 mstat() { "$EBB" stat "$1" --json >"$2" 2>&1; }
 fig() {

@@ -14,7 +14,7 @@
 #   - SIGKILL of the VMM with pages swapped out leaves no swap file and no
 #     process; the name can be used again at once (stale socket).
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
-# box-cost: 160 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 280 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 mstat() { "$EBB" stat "$1" --json >"$2" 2>&1; }

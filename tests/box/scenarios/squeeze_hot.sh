@@ -20,7 +20,7 @@
 # Figures are reported on '#' lines whatever the outcome.  About 10 min in a
 # quiet box.  Scenario contract: docs/box.md.
 # box-timeout: 1500
-# box-cost: 450 (seconds in a box on a quiet machine: tests/box/run-all deals scenarios out by it)
+# box-cost: 720 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 # stacks NAME: where each thread of the VM's ebb process is (a stalled guest).
