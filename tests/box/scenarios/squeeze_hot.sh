@@ -45,10 +45,13 @@ run() {
 	name=$1
 	shift
 	start "$name" "$name.log" "$script" --mem 1G "$@"
-	if ! wait_for "$name.log" 'pattern: hot filled' 600; then
+	# (a usage line or the VM's exit ends the wait: nothing more will come)
+	wait_for "$name.log" 'pattern: hot filled\|usage: pattern\|ebb-exit' 600
+	if ! grep -q 'pattern: hot filled' "$name.log"; then
 		echo "not ok - $name: guest filled its memory"
 		fail=1
 		dump "$name.log"
+		timeout 30 "$EBB" stop "$name" >/dev/null 2>&1
 		return 1
 	fi
 	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
