@@ -542,8 +542,10 @@ int ebb_lru_shrink(struct ebb_lru *lru, struct ebb_scan_control *sc,
 				continue;
 			nr[l] -= chunk;
 			if (ebb_lru_is_active((enum ebb_lru_list)l)) {
-				if (ebb_lru_inactive_is_low(lru))
+				if (sc->force_deactivate || ebb_lru_inactive_is_low(lru))
 					shrink_active(lru, (enum ebb_lru_list)l, chunk, sc);
+				else
+					sc->skipped_deactivate = true;
 			} else {
 				ret = shrink_inactive(lru, (enum ebb_lru_list)l, chunk, sc, ev);
 				if (ret)
@@ -590,6 +592,22 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 				break;
 		}
 		sc->swappiness = saved;
+	}
+	/*
+	 * As Linux's do_try_to_free_pages(): a walk that fell short while the
+	 * active lists were passed over (the inactive ones were not low) is
+	 * retried once with them aged as well.
+	 */
+	if (!ret && !sc->force_deactivate && sc->skipped_deactivate &&
+	    sc->nr_reclaimed - start < sc->nr_to_reclaim) {
+		sc->force_deactivate = true;
+		for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
+			sc->priority = prio;
+			ret = ebb_lru_shrink(lru, sc, ev);
+			if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
+				break;
+		}
+		sc->force_deactivate = false;
 	}
 	return ret;
 }

@@ -102,6 +102,8 @@ struct ebb_scan_control {
 	int swappiness;          /* 0..200: weight of dirty vs clean (200 - swappiness); 0 = clean first, dirty only when clean cannot give enough */
 	bool may_writepage;      /* dirty pages may go to the file tier (I/O) */
 	bool may_swap;           /* dirty pages may be stored at all; false = drop clean/zero only */
+	bool force_deactivate;   /* age the active lists even when the inactive ones are not
+				  * low (Linux's sc->force_deactivate): a reclaim of everything */
 	/* results, accumulated (the caller zeroes them) */
 	uint64_t nr_scanned;
 	uint64_t nr_reclaimed;
@@ -109,6 +111,7 @@ struct ebb_scan_control {
 	uint64_t nr_deactivated;
 	uint64_t nr_rotated;
 	uint64_t nr_kept;        /* the evictor could not evict (error, busy, no space) */
+	bool skipped_deactivate; /* an active list was passed over: the inactive ones were not low */
 	uint64_t nr_scan_target[EBB_NR_LRU_LISTS]; /* what get_scan_count chose */
 };
 

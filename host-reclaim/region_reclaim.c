@@ -420,6 +420,7 @@ int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
 	mine = *sc;
 	mine.nr_scanned = mine.nr_reclaimed = mine.nr_activated = 0;
 	mine.nr_deactivated = mine.nr_rotated = mine.nr_kept = 0;
+	mine.skipped_deactivate = false;
 	ret = ebb_lru_shrink(r->lru, &mine, &ev);
 	sc_account(r, &mine);
 	if (mine.nr_reclaimed)
@@ -431,6 +432,7 @@ int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
 	sc->nr_deactivated += mine.nr_deactivated;
 	sc->nr_rotated += mine.nr_rotated;
 	sc->nr_kept += mine.nr_kept;
+	sc->skipped_deactivate |= mine.skipped_deactivate;
 	memcpy(sc->nr_scan_target, mine.nr_scan_target, sizeof(sc->nr_scan_target));
 	return ret;
 }

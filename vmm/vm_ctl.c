@@ -62,6 +62,7 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
 			.swappiness = 100,
 			.may_writepage = true,
 			.may_swap = true,
+			.force_deactivate = true,   /* everything out, active pages too */
 		};
 
 		ebb_region_reclaim(r, &sc);

@@ -645,6 +645,27 @@ static void test_hot_clean_kept_over_cold_dirty(void **state)
 	assert_int_equal(sc.nr_deactivated, 0);
 	assert_int_equal(rec.nr_clean_seen, 0);
 	assert_int_equal(lru->lists[EBB_LRU_ACTIVE_CLEAN].nr, 500);
+	assert_true(sc.skipped_deactivate);    /* passed over, and no retry: the inactive pages were enough */
+
+	/* Asking for more than the inactive lists hold: the walk falls short
+	 * with the active lists passed over, and is retried with them aged
+	 * (force_deactivate), as Linux's do_try_to_free_pages() does; what it
+	 * deactivates is reclaimed by the next call. */
+	{
+		struct ebb_scan_control all = { .swappiness = 60, .may_swap = true,
+						.may_writepage = true, .nr_to_reclaim = 1100 };
+		uint64_t inactive = lru->lists[EBB_LRU_INACTIVE_CLEAN].nr +
+				    lru->lists[EBB_LRU_INACTIVE_DIRTY].nr;
+
+		assert_int_equal(ebb_lru_reclaim(lru, &all, &ev), 0);
+		print_message("reclaim of 1100 with %llu inactive: %llu reclaimed, %llu deactivated\n",
+			      (unsigned long long)inactive, (unsigned long long)all.nr_reclaimed,
+			      (unsigned long long)all.nr_deactivated);
+		assert_true(all.skipped_deactivate);
+		assert_false(all.force_deactivate);   /* restored */
+		assert_true(all.nr_deactivated > 0);   /* the retry aged the active list */
+		assert_true(lru->lists[EBB_LRU_ACTIVE_CLEAN].nr < 500);
+	}
 	check_all(lru);
 	ebb_lru_destroy(lru);
 }
