@@ -25,7 +25,7 @@
 # three runs.  Run
 #   flock /tmp/ebb-box.lock tests/box/run tests/box/wip/lost_page_ebb.sh
 # Scenario contract: docs/box.md.
-# box-cost: 110 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
+# box-cost: 160 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh
 

@@ -10,7 +10,7 @@
 #   the VMs-only line.  `ebb balloon t1 192M --wait` and `100% --wait`
 #   against the guest's real driver each end "reached".  The guest's
 #   patterns verify with no bad page.
-# box-cost: 70 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
+# box-cost: 125 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
 
 start t1 t1.log 'pattern fill 96 7 0 2' --mem 256M --reclaim on
