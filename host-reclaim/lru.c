@@ -561,10 +561,10 @@ int ebb_lru_shrink(struct ebb_lru *lru, struct ebb_scan_control *sc,
 	return ret;
 }
 
-int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
-		    const struct ebb_lru_evictor *ev)
+/* One walk from the lowest priority up to 0, until START + nr_to_reclaim. */
+static int reclaim_walk(struct ebb_lru *lru, struct ebb_scan_control *sc,
+			const struct ebb_lru_evictor *ev, uint64_t start)
 {
-	uint64_t start = sc->nr_reclaimed;
 	int ret = 0;
 
 	for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
@@ -573,6 +573,15 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
 			break;
 	}
+	return ret;
+}
+
+int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
+		    const struct ebb_lru_evictor *ev)
+{
+	uint64_t start = sc->nr_reclaimed;
+	int ret = reclaim_walk(lru, sc, ev, start);
+
 	/*
 	 * swappiness 0 means "clean pages first", not "never swap": like the
 	 * kernel when file pages run out, once a full clean-only pass cannot
@@ -585,12 +594,7 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 		int saved = sc->swappiness;
 
 		sc->swappiness = 100;
-		for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
-			sc->priority = prio;
-			ret = ebb_lru_shrink(lru, sc, ev);
-			if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
-				break;
-		}
+		ret = reclaim_walk(lru, sc, ev, start);
 		sc->swappiness = saved;
 	}
 	/*
@@ -601,12 +605,7 @@ int ebb_lru_reclaim(struct ebb_lru *lru, struct ebb_scan_control *sc,
 	if (!ret && !sc->force_deactivate && sc->skipped_deactivate &&
 	    sc->nr_reclaimed - start < sc->nr_to_reclaim) {
 		sc->force_deactivate = true;
-		for (int prio = EBB_DEF_PRIORITY; prio >= 0; prio--) {
-			sc->priority = prio;
-			ret = ebb_lru_shrink(lru, sc, ev);
-			if (ret || sc->nr_reclaimed - start >= sc->nr_to_reclaim)
-				break;
-		}
+		ret = reclaim_walk(lru, sc, ev, start);
 		sc->force_deactivate = false;
 	}
 	return ret;
