@@ -39,16 +39,17 @@ wait_balloon() {   # VM TIMEOUT_S: until actual == target; says how long, or whe
 		sleep 0.5
 	done
 }
-meminfo_kb() { # LOG TAG: the value the guest printed as "TAG: N"
-	grep "$2:" "$1" | tail -n 1 | sed 's/.*: //'
+meminfo_kb() { # LOG TAG: the value the guest printed as "TAG: N" (whole lines only:
+	# hvc0's output may land in the middle of a serial line, and a torn value is none)
+	tr -d "\r" <"$1" | sed -n "s/^.*$2: \([0-9][0-9]*\)\$/\1/p" | tail -n 1
 }
 
 # ---- A ----------------------------------------------------------------------
 script_a='echo "g-virtio: $(cat /sys/bus/virtio/devices/*/device | tr "\n" " ")"
 (i=0; while [ ! -c /dev/hvc0 ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
 echo "g-hvc0-after: $i s"; echo "hvc-hello-from-guest" >/dev/hvc0) &
-echo "g-memtotal0: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
 memhog -l 24 -s 8 -t 0 >/dev/null
+echo "g-memtotal0: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
 echo "g-touched"
 read -r -t 300 l
 echo "g-memtotal1: $(awk "/MemTotal/ {print \$2}" /proc/meminfo)"
@@ -115,7 +116,7 @@ check $? "A: pages go back in merged runs ($calls MADV_DONTNEED calls for $pages
 echo next >&3
 wait_for a.log 'g-memtotal1' 60
 mt1=$(meminfo_kb a.log g-memtotal1)
-[ -n "$mt1" ] && [ $((mt0 - mt1)) -ge $((bal_kb * 9 / 10)) ]
+[ -n "$mt0" ] && [ -n "$mt1" ] && [ $((mt0 - mt1)) -ge $((bal_kb * 9 / 10)) ]
 check $? "A: the guest's MemTotal shrank $mt0 -> $mt1 kB (>= 90% of the balloon)"
 "$EBB" stat vm-a >stat.out 2>&1
 grep -q '^balloon: *target 256 MiB (guest 256 MiB), actual 256 MiB' stat.out
