@@ -1,0 +1,1 @@
+../../tests/box/scenarios/squeeze_hot.sh
