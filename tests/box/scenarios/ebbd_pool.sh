@@ -6,7 +6,8 @@
 #            hot) for 60 s; B, C, D idle (their free memory is what their
 #            agents report).  The pool is short already: ebbd makes room.
 #   phase 2: A's workload ends (its 128 MiB are freed in the guest: idle), B
-#            starts the same workload.  The pool must make room: ebbd takes
+#            starts the same workload (on the host's word, a line on its
+#            console).  The pool must make room: ebbd takes
 #            memory from the idle VMs (balloon or high), never from B once
 #            its workload has started (before that B is an idle VM too).
 # Checks: every VM boots and joins ebbd with its agent; pool free below min
@@ -50,7 +51,11 @@ mib() { echo $((${1:-0} / 1048576)); }
 mkdir -p rt && chmod 700 rt
 ebbd_start
 start vm-a a.log 'pattern hot 128 96 60 5; sleep 1200' --mem 256M
-start vm-b b.log 'sleep 200; echo "vm-b: workload starts"; pattern hot 128 96 60 5; sleep 1200' --mem 256M
+# B starts its workload on the host's word (a line on its console) once A's
+# is over; at most 1200 s from boot
+START_INPUT=fifo
+start vm-b b.log 'read -r -t 1200 go; echo "vm-b: workload starts"; pattern hot 128 96 60 5; sleep 1200' --mem 256M
+START_INPUT=
 start vm-c c.log 'sleep 1500' --mem 256M
 start vm-d d.log 'sleep 1500' --mem 256M
 # when B starts to grow, on the box's clock (ebbd's trace uses CLOCK_MONOTONIC,
@@ -70,6 +75,8 @@ sed 's/^/# vms| /' vms.json | cut -c1-600
 # ---- phase 1 ------------------------------------------------------------------
 wait_for a.log 'pattern: hot loop done' 600
 check $? "A ran its 96 MiB hot set"
+wait_for a.log 'pattern: hot done' 300
+echo go >&3
 a_rate=$(grep 'pattern: hot t=' a.log | tail -n 6 | sed 's/.*mib_per_s=//' | sort -n | sed -n 3p)
 echo "# phase 1: A's throughput under ebbd (median of its last 6 reports) ${a_rate:-?} MiB/s"
 ebbd_call pool pool1.json
