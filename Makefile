@@ -221,6 +221,7 @@ deps:
 RESULTS := $(BUILD)/results
 FUZZ_SECONDS ?= 13
 FUZZ_MSAN_SECONDS ?= 5
+FUZZ_JOBS ?= 2
 
 check: tests
 	@rm -rf $(RESULTS)
@@ -237,7 +238,7 @@ check-integration: tests images
 fuzz: $(if $(filter memory,$(SANITIZE)),$(FUZZ_MSAN_BINS),$(FUZZ_BINS))
 
 check-fuzz: $(FUZZ_BINS) $(FUZZ_MSAN_BINS)
-	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MSAN_SECONDS=$(FUZZ_MSAN_SECONDS) \
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MSAN_SECONDS=$(FUZZ_MSAN_SECONDS) SUITE_JOBS=$(FUZZ_JOBS) \
 	    scripts/run-suite fuzz $(RESULTS) 600 \
 	    $(patsubst %,scripts/run-fuzz:%,$(FUZZ_BINS) $(FUZZ_MSAN_BINS))
 
