@@ -25,9 +25,12 @@
 #   the host has no swap on) host-side reclaim lowers the domains' high; ebbd reads their stats (ebb pool shows the guest's
 #   numbers); the balloons inflate; every pattern checksum stays the same;
 #   a restarted ebbd with a big budget picks both up and, when d1's workload
-#   grows, deflates d1; a destroyed domain leaves the pool at once (lifecycle
-#   event); a libvirtd restart: ebbd reconnects, keeps the domain, keeps
-#   running.  Figures (join time, inflate time, stats poll latency, balloon
+#   grows, deflates d1; restarted again with its pool in a configuration
+#   file, d1 grown again and the budget cut live (SIGHUP) below what the pool
+#   holds, ebbd brings the pool back under it; d3, destroyed the moment ebbd
+#   first takes from it (mid-reclaim), leaves the pool at once with one line
+#   (lifecycle event), ebbd runs on; a libvirtd restart: ebbd reconnects,
+#   keeps the domain, keeps running.  Figures (join time, inflate time, stats poll latency, balloon
 #   move time) are printed as "# figure" lines.
 # Exits 77 with the reason when libvirtd, virsh, QEMU or the image are missing.
 set -u
@@ -107,7 +110,7 @@ virsh -c "$URI" capabilities 2>/dev/null | grep -q "domain type='qemu'" || {
 # The guest: a 16 MiB random pattern in tmpfs, its md5 every 2 s; 96 MiB
 # written and removed before (a finished job: free in the guest, still
 # resident on the host, what a balloon takes back without any swap).  With
-# GROW > 0 its workload grows in tmpfs when the host writes a line to the
+# GROW > 0 its workload grows in tmpfs each time the host writes a line to the
 # virtio-serial port org.ebb.test.0 (a unix socket on the host side): into all but
 # 3 MiB of what the guest has available, so the guest is short of memory
 # whatever its balloon left it (a fixed size left it short or not by chance).
@@ -125,12 +128,16 @@ if [ $1 -gt 0 ]; then
 		[ -n "\$port" ] && [ -c "\$port" ] && break
 		sleep 0.2
 	done
-	# a read returns at once while the host side is closed: wait for a line
-	until read -r l < \$port && [ -n "\$l" ]; do sleep 0.5; done
-	a=\$(awk '/^MemAvailable/{print int(\$2/1024)}' /proc/meminfo)
-	g=\$((a > 4 ? a - 3 : 1))
-	dd if=/dev/zero of=/tmp/grow bs=1M count=\$g 2>/dev/null
-	echo "ebb-grew \$g of \$a"
+	k=0
+	while :; do
+		# a read returns at once while the host side is closed: wait for a line
+		until read -r l < \$port && [ -n "\$l" ]; do sleep 0.5; done
+		k=\$((k + 1))
+		a=\$(awk '/^MemAvailable/{print int(\$2/1024)}' /proc/meminfo)
+		g=\$((a > 4 ? a - 3 : 1))
+		dd if=/dev/zero of=/tmp/grow\$k bs=1M count=\$g 2>/dev/null
+		echo "ebb-grew \$g of \$a"
+	done
 	) &
 fi
 while true; do
@@ -397,33 +404,93 @@ else
 	echo "ok $n - a stats call stuck on a stopped QEMU # SKIP d3's QEMU process not found"
 fi
 
-# A domain destroyed: it leaves at once (the lifecycle event), ebbd runs on.
+# ---- The pool short while d1 grows again, and a domain destroyed mid-reclaim.
+# ebbd restarted with its pool in a configuration file (64 MiB above what
+# the domains hold).  d1's workload grows again into what it has available;
+# then the operator lowers the budget to 48 MiB below what the pool holds
+# and sends SIGHUP.  The pool is short: ebbd must bring it back under the
+# budget.  The balancer takes first from what is above each VM's weighted
+# share (d2 has weight 300 and a 160 MiB floor; d1 and d3 weight 100), so
+# d1, grown to all of its 256 MiB, gives as well as the idle d3: the figures
+# say who gave what.  d3 is destroyed the moment the test sees ebbd's first
+# action on it (polled every 0.2 s; the host-side reclaim round or balloon
+# move may still run then, or be done: the third ebbd's figure line counts
+# failed rounds): it leaves with one line, ebbd runs on and keeps d1 and d2.
+pool_field() { "$BUILD/progs/unixcat" -t 5 -n 1 "$T/run/ebbd.sock" '{"cmd":"pool"}' 2>/dev/null |
+	grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2; }
+pool_conf() { printf '[pool]\nbudget = %sM\nvms_only = yes\n' "$1" >"$T/ebbd3.conf"; }
+used=$(pool_field used_bytes)
+kill "$ebbd_pid"; wait "$ebbd_pid"
+grep "stats polls" "$T/ebbd2.log" | sed 's/^.*libvirt [^ ]*: /# figure: second ebbd: /'
+pool_conf $(( ${used:-0} / 1048576 + 64 ))
+"$ebbd" --rundir "$T/run" --config "$T/ebbd3.conf" --no-ksm --tick-ms 500 \
+	--libvirt "$URI" --log "$T/ebbd3.log" &
+ebbd_pid=$!
+joined3() { joined "$1" && grep -qs "d3 joins the pool (libvirt backend" "$1"; }
+wait_for 15 joined3 "$T/ebbd3.log"
+ok $? "ebbd restarted with its pool from a configuration file picks up d1, d2 and d3"
+"$BUILD/progs/unixcat" -t 3 "$T/out/d1.test" grow >/dev/null 2>&1
+grew2() { [ "$(grep -ac '^ebb-grew' "$T/out/d1.console")" -ge 2 ]; }
+wait_for 30 grew2
+ok $? "d1's workload grew again ($(grep -a '^ebb-grew' "$T/out/d1.console" | sed -n 2p | awk '{print $2 " MiB of " $4}'))"
+sleep 2
+used=$(pool_field used_bytes)
+budget_mib=$(( ${used:-0} / 1048576 - 48 ))
+pool_conf "$budget_mib"
+mark=$(wc -l <"$T/ebbd3.log")
+t0=$(date +%s%N)
+kill -HUP "$ebbd_pid"
+wait_for 5 grep -q "configuration reloaded: policy ebb, budget $((budget_mib * 1048576)) bytes" "$T/ebbd3.log"
+ok $? "the budget lowered live to ${budget_mib} MiB, 48 MiB below what the pool holds (SIGHUP)"
+since() { tail -n +"$((mark + 1))" "$T/ebbd3.log"; }
+# an action that takes memory from VM (a balloon inflate or a lower high, for
+# the pool or for another VM): "NAME ACTION V1 V2 lease=Nms: REASON ..."
+takes() { grep -E " $1 (balloon|set-high) [0-9]+ [0-9]+ lease=[0-9]+ms: (reclaim|direct|for-pressure) "; }
+acted_on_d3() { since | takes d3 | grep -q .; }
+wait_for 30 acted_on_d3
+r=$?
+virsh -c "$URI" destroy d3 >/dev/null
+t_destroy=$(date +%s%N) mark2=$(wc -l <"$T/ebbd3.log")
+ok $r "on the short pool ebbd takes from the idle d3 ($(( (t_destroy - t0) / 1000000 )) ms after SIGHUP: $(since | takes d3 | head -n 1 | sed 's/^.*info: //' | cut -d' ' -f1-3)); d3 destroyed at once"
+wait_for 5 grep -q "d3 leaves the pool (libvirt: domain stopped)" "$T/ebbd3.log"
+ok $? "d3, destroyed within 0.2 s of ebbd's action on it, leaves the pool with one log line ($(( ($(date +%s%N) - t_destroy) / 1000000 )) ms after virsh destroy returned)"
+under() { local u b; u=$(pool_field used_bytes) b=$(pool_field budget_bytes); [ -n "$u" ] && [ -n "$b" ] && [ "$u" -le "$b" ]; }
+wait_for 30 under
+ok $? "the pool is back under its budget $(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGHUP (used $(( $(pool_field used_bytes) / 1048576 )) of $(( $(pool_field budget_bytes) / 1048576 )) MiB)"
+sleep 2   # the move or round in flight ends; a stats answer in flight must not bring d3 back
+[ "$(grep -c "d3 joins the pool" "$T/ebbd3.log")" -eq 1 ] && kill -0 "$ebbd_pid" 2>/dev/null
+ok $? "the destroyed domain does not join again; ebbd still running"
+d3_lines=$(tail -n +"$((mark2 + 1))" "$T/ebbd3.log" | grep -c "d3")
+[ "$d3_lines" -le 4 ]
+ok $? "ebbd's log about d3 after the destroy stays short ($d3_lines lines mentioning d3 written after virsh destroy returned, bound 4)"
+tail -n +"$((mark2 + 1))" "$T/ebbd3.log" | grep "d3" | sed 's/^/# d3 after the destroy| /'
+echo "# figure: since the budget was lowered, actions taking memory: d1 $(since | takes d1 | wc -l), d2 $(since | takes d2 | wc -l), d3 $(since | takes d3 | wc -l); pool: $(EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | head -n 1)"
+since | grep -E " d[123] (balloon|set-high) " | sed 's/^.*info: /# action: /' | head -n 12
+vms_of d1 | grep -q '"observed":true' && vms_of d2 | grep -q '"observed":true'
+ok $? "d1 and d2 stay in the pool and observed"
+
+# d2 destroyed with no reclaim in flight: it leaves at once (the lifecycle event).
 t0=$(date +%s%N)
 virsh -c "$URI" destroy d2 >/dev/null
-wait_for 5 grep -q "d2 leaves the pool (libvirt: domain stopped)" "$T/ebbd2.log"
+wait_for 5 grep -q "d2 leaves the pool (libvirt: domain stopped)" "$T/ebbd3.log"
 ok $? "a destroyed domain leaves the pool with one log line"
-sleep 2   # a stats answer in flight when the stop came must not bring it back
-[ "$(grep -c "d2 joins the pool" "$T/ebbd2.log")" -eq 1 ]
-ok $? "the destroyed domain does not join again"
 echo "# figure: destroy to leave $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-kill -0 "$ebbd_pid" 2>/dev/null
-ok $? "ebbd still running"
 
 # libvirtd restarts under ebbd: it reconnects and keeps managing d1.
 kill "$libvirtd_pid"; wait "$libvirtd_pid" 2>/dev/null
-wait_for 15 grep -q "connection lost" "$T/ebbd2.log"
+wait_for 15 grep -q "connection lost" "$T/ebbd3.log"
 ok $? "ebbd notices libvirtd going away"
 start_libvirtd
-reconnected() { [ "$(grep -c ': connected$' "$T/ebbd2.log")" -ge 2 ]; }
+reconnected() { [ "$(grep -c ': connected$' "$T/ebbd3.log")" -ge 2 ]; }
 wait_for 30 reconnected
 ok $? "ebbd reconnects to the restarted libvirtd"
 sleep 3
-! grep -q "d1 leaves the pool" "$T/ebbd2.log" && kill -0 "$ebbd_pid" 2>/dev/null &&
+! grep -q "d1 leaves the pool" "$T/ebbd3.log" && kill -0 "$ebbd_pid" 2>/dev/null &&
 	EBB_RUNTIME_DIR=$T/run "$ebb" pool 2>/dev/null | grep -q '^d1 '
 ok $? "d1 stays in the pool across the libvirtd restart, ebbd running"
 # The operator opts d1 out live through its metadata: it leaves the pool.
 virsh -c "$URI" metadata d1 urn:ebb:memory:1 --key ebb --set '<memory opt_out="yes"/>' --live >/dev/null
-wait_for 10 grep -q "d1 leaves the pool (libvirt: opted out by its ebb metadata)" "$T/ebbd2.log"
+wait_for 10 grep -q "d1 leaves the pool (libvirt: opted out by its ebb metadata)" "$T/ebbd3.log"
 ok $? "d1 opted out by a live metadata change leaves the pool (metadata-change event)"
 intact d1
 ok $? "d1's pattern intact at the end ($(sums d1 | wc -l) checksums)"
@@ -431,7 +498,7 @@ ok $? "d1's pattern intact at the end ($(sums d1 | wc -l) checksums)"
 ok $? "no OOM kill in either guest"
 kill "$ebbd_pid"; wait "$ebbd_pid"
 ebbd_pid=
-grep "stats polls" "$T/ebbd2.log" | sed 's/^.*libvirt [^ ]*: /# figure: second ebbd: /'
+grep "stats polls" "$T/ebbd3.log" | sed 's/^.*libvirt [^ ]*: /# figure: third ebbd: /'
 grep -h "balloon reached" "$T"/ebbd*.log | sed 's/^.*info: /# figure: /' | tail -n 4
 
 echo "1..$n"
