@@ -435,6 +435,9 @@ wait_for 30 grew2
 ok $? "d1's workload grew again ($(grep -a '^ebb-grew' "$T/out/d1.console" | sed -n 2p | awk '{print $2 " MiB of " $4}'))"
 sleep 2
 used=$(pool_field used_bytes)
+for d in d1 d2 d3; do
+	echo "# figure: before the cut, $d: $(vms_of $d | grep -oE '"(guest|balloon_actual|resident|agent_free|agent_cache|min)_bytes":[0-9]*|"(weight|grow_bytes_per_s)":[0-9]*' | tr '\n' ' ')"
+done
 budget_mib=$(( ${used:-0} / 1048576 - 48 ))
 pool_conf "$budget_mib"
 mark=$(wc -l <"$T/ebbd3.log")
