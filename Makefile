@@ -249,7 +249,7 @@ check-fuzz: $(FUZZ_BINS) $(FUZZ_MSAN_BINS)
 	    $(patsubst %,scripts/run-fuzz:%,$(FUZZ_BINS) $(FUZZ_MSAN_BINS))
 
 check-e2e: images
-	$(Q)BUILD=$(BUILD) scripts/run-suite e2e $(RESULTS) 3600 tests/box/run-all
+	$(Q)BUILD=$(BUILD) scripts/run-suite e2e $(RESULTS) 3900 tests/box/run-all
 
 bench: tests images
 	$(Q)BUILD=$(BUILD) scripts/bench.sh

@@ -13,7 +13,7 @@
 #      allocates past what is left gets pages back (oom_deflated_pages > 0)
 #      instead of an OOM kill.
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
-# box-timeout: 1500
+# box-timeout: 1800
 # box-cost: 600 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)

@@ -31,6 +31,7 @@
 # and even 1-vCPU guests stalled now and then (2 of 5 in one run; docs/box.md
 # has the box engineer's count); in a 1-CPU box (the runner's default since
 # 2dd7cfc) both boot a 2-vCPU guest in ~16 s.
+# box-timeout: 1200
 # box-cost: 430 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)

@@ -27,7 +27,7 @@
 # page cache (no disk) and free page reporting has returned their free
 # memory, so a balloon saves nothing there: the room comes by high (their
 # cold pages), and the trace says so.
-# box-timeout: 1500
+# box-timeout: 2100
 # box-cost: 900 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)

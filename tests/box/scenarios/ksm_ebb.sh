@@ -6,6 +6,7 @@
 # report KSM-shared pages from its own process (/proc/self/ksm_merging_pages
 # or ksm_stat: docs/memory.md), and the guests' data must still verify.
 # Scenario contract: docs/box.md.
+# box-timeout: 1200
 # box-cost: 400 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)

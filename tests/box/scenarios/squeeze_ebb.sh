@@ -14,6 +14,7 @@
 #   - SIGKILL of the VMM with pages swapped out leaves no swap file and no
 #     process; the name can be used again at once (stale socket).
 # Scenario contract: docs/box.md.  Figures go to '#' lines.
+# box-timeout: 1200
 # box-cost: 280 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
