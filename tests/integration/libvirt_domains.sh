@@ -211,9 +211,11 @@ ok $? "the guests booted: d1 and d2 wrote their pattern, d3 found its agent port
 sum1=$(sums d1 | head -n 1) sum2=$(sums d2 | head -n 1)
 
 balloon_kib() { virsh -c "$URI" domstats --balloon "$1" 2>/dev/null | sed -n 's/.*balloon.current=//p'; }
-start_ebbd() {   # LOG BUDGET [POLICY]
-	"$ebbd" --rundir "$T/run" --vms-only --budget "$2" --no-ksm --tick-ms 500 \
-		--policy "${3:-ebb}" --libvirt "$URI" --log "$1" &
+start_ebbd() {   # LOG BUDGET [POLICY [ARGS...]]: no --budget when BUDGET is ""
+	local log=$1 budget=$2 policy=${3:-ebb}
+	shift $(($# < 3 ? $# : 3))
+	"$ebbd" --rundir "$T/run" --vms-only ${budget:+--budget "$budget"} --no-ksm --tick-ms 500 \
+		--policy "$policy" --libvirt "$URI" --log "$log" "$@" &
 	ebbd_pid=$!
 }
 joined() { grep -qs "d1 joins the pool (libvirt backend" "$1" && grep -qs "d2 joins the pool (libvirt backend" "$1"; }
@@ -423,9 +425,7 @@ used=$(pool_field used_bytes)
 kill "$ebbd_pid"; wait "$ebbd_pid"
 grep "stats polls" "$T/ebbd2.log" | sed 's/^.*libvirt [^ ]*: /# figure: second ebbd: /'
 pool_conf $(( ${used:-0} / 1048576 + 64 ))
-"$ebbd" --rundir "$T/run" --config "$T/ebbd3.conf" --no-ksm --tick-ms 500 \
-	--libvirt "$URI" --log "$T/ebbd3.log" &
-ebbd_pid=$!
+start_ebbd "$T/ebbd3.log" "" ebb --config "$T/ebbd3.conf"
 joined3() { joined "$1" && grep -qs "d3 joins the pool (libvirt backend" "$1"; }
 wait_for 15 joined3 "$T/ebbd3.log"
 ok $? "ebbd restarted with its pool from a configuration file picks up d1, d2 and d3"
