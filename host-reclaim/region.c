@@ -112,6 +112,7 @@ void ebb_region_cfg_init(struct ebb_region_cfg *cfg)
 	cfg->idle_tick_ns = EBB_IDLE_TICK_NS;
 	cfg->reclaim_batch_pages = 256;
 	cfg->readahead_pages = 8;
+	cfg->fault_around_pages = 16;
 	cfg->poll_max_ns = EBB_POLL_DEFAULT_MAX_NS;
 	cfg->keep_clean_copies = true;
 	cfg->dirty_tracking = EBB_DIRTY_AUTO;
@@ -407,12 +408,16 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	    cfg->size_bytes / EBB_PAGE_SIZE > EBB_LRU_MAX_PAGES ||
 	    cfg->swappiness < 0 || cfg->swappiness > 200 ||
 	    cfg->poll_max_ns > EBB_POLL_LIMIT_NS ||
+	    cfg->fault_around_pages > EBB_FAULT_AROUND_MAX ||
+	    (cfg->fault_around_pages & (cfg->fault_around_pages - 1)) ||
 	    (cfg->max_pages && cfg->high_pages > cfg->max_pages))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->cfg = *cfg;
+	if (!r->cfg.fault_around_pages)
+		r->cfg.fault_around_pages = 1;
 	r->uffd = -1;
 	r->stop_fd = -1;
 	r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -450,12 +455,12 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 		goto err;
 	r->ref_bitmap = calloc((r->nr_pages + 63) / 64, 8);
 	r->iobuf = aligned_alloc(EBB_PAGE_SIZE, MAX_RA * EBB_PAGE_SIZE);
-	r->zero_buf = aligned_alloc(EBB_PAGE_SIZE, EBB_PAGE_SIZE);
+	r->zero_buf = aligned_alloc(EBB_PAGE_SIZE, (size_t)r->cfg.fault_around_pages * EBB_PAGE_SIZE);
 	if (!r->ref_bitmap || !r->iobuf || !r->zero_buf) {
 		ret = -ENOMEM;
 		goto err;
 	}
-	memset(r->zero_buf, 0, EBB_PAGE_SIZE);
+	memset(r->zero_buf, 0, (size_t)r->cfg.fault_around_pages * EBB_PAGE_SIZE);
 	{
 		struct ebb_swap_cfg sc = cfg->swap;
 

@@ -70,6 +70,11 @@ struct ebb_region_cfg {
 	                             * ebb_region_step); default EBB_IDLE_TICK_NS */
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
+	/* Fault-around of never-touched memory: a write fault on a page the
+	 * guest never touched also installs the never-touched pages around it,
+	 * within its aligned block of this many pages (a power of two, at most
+	 * EBB_FAULT_AROUND_MAX; 0 or 1 = off; default 16, 64 KiB).  See fault_zero(). */
+	uint32_t fault_around_pages;
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
 	/* Adaptive polling of the fault handler (region.c, "Polling"): after
 	 * each fault it spins on the uffd for a self-tuned window of at most
@@ -109,6 +114,7 @@ struct ebb_region_counters {
 	/* faults */
 	uint64_t nr_faults, nr_major_faults, nr_zero_in, nr_swapped_in;
 	uint64_t nr_readahead, nr_readahead_used;
+	uint64_t nr_fault_around;    /* never-touched pages installed beside a write fault */
 	uint64_t nr_refaults, nr_refault_activate, nr_refault_thrash;
 	uint64_t nr_oom;             /* at max, nothing reclaimable in max_wait_ns */
 	uint64_t nr_max_overrun;     /* faults served above max (nr_oom, or a lowered max
@@ -171,6 +177,8 @@ struct ebb_region;
 /* The idle tick: harvest the reference sources and age the idle histogram. */
 #define EBB_IDLE_TICK_NS (1000ULL * 1000 * 1000)
 #define EBB_POLL_LIMIT_NS (10ULL * 1000 * 1000)
+/* The largest fault-around block (ebb_region_cfg.fault_around_pages). */
+#define EBB_FAULT_AROUND_MAX 64u
 #define EBB_POLL_START_NS (10ULL * 1000)
 #define EBB_POLL_EPOCH 64
 #define EBB_POLL_PROBE_EVERY 8

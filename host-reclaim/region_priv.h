@@ -75,7 +75,7 @@ struct ebb_region {
 	bool bg_active;                     /* woken above high, not yet down to its target */
 	bool stopping;
 	void *iobuf;                        /* MAX_RA pages, for swap-in */
-	void *zero_buf;                     /* one zeroed page */
+	void *zero_buf;                     /* fault_around_pages zeroed pages */
 
 	pthread_t handler_thread, bg_thread;
 	bool threads_running;

@@ -271,6 +271,8 @@ static int memory_create(const struct vmm_memory_cfg *cfg, struct vmm_memory **o
 	rc.max_pages = max;
 	if (cfg->opts.swappiness >= 0)
 		rc.swappiness = cfg->opts.swappiness;
+	if (cfg->opts.fault_around_pages)
+		rc.fault_around_pages = cfg->opts.fault_around_pages;
 	m->swappiness = rc.swappiness;
 	rc.nr_threads = cfg->nr_vcpus ? cfg->nr_vcpus : 1;
 	/* The vCPUs and the VMM's own threads fault: let a swap-in never wait
@@ -551,6 +553,8 @@ static const struct vmm_field memory_fields[] = {
 	T("swappiness", VMM_FIELD_INT, R(swappiness), ", swappiness %s", VMM_UNIT_NUM),
 	T("nr_faults", VMM_FIELD_U64, C(nr_faults), "; faults %s", VMM_UNIT_NUM),
 	T("nr_major_faults", VMM_FIELD_U64, C(nr_major_faults), " (major %s)", VMM_UNIT_NUM),
+	F("nr_fault_around", VMM_FIELD_U64, C(nr_fault_around)),
+	F("nr_zero_in", VMM_FIELD_U64, C(nr_zero_in)),
 	F("nr_swapped_in", VMM_FIELD_U64, C(nr_swapped_in)),
 	F("nr_swapped_out", VMM_FIELD_U64, C(nr_swapped_out)),
 	F("nr_clean_dropped", VMM_FIELD_U64, C(nr_clean_dropped)),

@@ -66,6 +66,7 @@ struct vmm_memory_opts {
 	bool ksm;                     /* MADV_MERGEABLE on guest RAM */
 	bool no_dirty_log;            /* do not use the KVM dirty log for aging */
 	bool no_swap_encrypt;         /* write the file tier in plaintext */
+	uint32_t fault_around_pages;  /* 0: engine default (16); 1: off */
 };
 
 /* "30%", "400M", "1G", bare number = MiB. */

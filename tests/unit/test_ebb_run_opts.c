@@ -35,6 +35,17 @@ static void test_opts(void **state)
 	assert_int_equal(ebb_memory_opt(&o, "swappiness", "201", err, sizeof(err)), -EINVAL);
 	assert_int_equal(ebb_memory_opt(&o, "swappiness", "-1", err, sizeof(err)), -EINVAL);
 	assert_int_equal(ebb_memory_opt(&o, "swappiness", "6x", err, sizeof(err)), -EINVAL);
+	assert_int_equal(o.fault_around_pages, 0);   /* the engine's default */
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "1", err, sizeof(err)), 0);
+	assert_int_equal(o.fault_around_pages, 1);
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "64", err, sizeof(err)), 0);
+	assert_int_equal(o.fault_around_pages, 64);
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "128", err, sizeof(err)), -EINVAL);
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "12", err, sizeof(err)), -EINVAL);
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "0", err, sizeof(err)), -EINVAL);
+	assert_int_equal(ebb_memory_opt(&o, "fault-around", "16k", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "power of two"));
+	assert_int_equal(o.fault_around_pages, 64);  /* refused values change nothing */
 	assert_int_equal(ebb_memory_opt(&o, "swap-compress", "zstd", err, sizeof(err)), 0);
 	assert_int_equal(o.compress, VMM_SWAP_ZSTD);
 	assert_int_equal(ebb_memory_opt(&o, "swap-compress", "lzma", err, sizeof(err)),

@@ -148,6 +148,8 @@ static const char usage_run[] =
 	"      --mem-max SIZE|N%   hard limit on resident guest RAM\n"
 	"      --swappiness N    0..200 (default 60)\n"
 	"      --swap-dir DIR    swap file directory (default /var/tmp, else the run dir)\n"
+	"      --fault-around N  a write to never-touched RAM installs its aligned block\n"
+	"                        of N pages (power of two, 1 = off, at most 64; default 16)\n"
 	"      --swap-compress lz4|zstd|none  compressed in-memory tier (default lz4)\n"
 	"      --swap-encrypt on|off  encrypt the swap file with a key that exists only in\n"
 	"                        this VMM's memory (default on)\n"
@@ -363,6 +365,7 @@ static int cmd_run(int argc, char **argv)
 		{ "mem-max", required_argument, NULL, 'M' },
 		{ "swappiness", required_argument, NULL, 'M' },
 		{ "swap-dir", required_argument, NULL, 'M' },
+		{ "fault-around", required_argument, NULL, 'M' },
 		{ "swap-compress", required_argument, NULL, 'M' },
 		{ "swap-encrypt", required_argument, NULL, 'M' },
 		{ "ksm", required_argument, NULL, 'M' },

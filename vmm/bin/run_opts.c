@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host-reclaim/region.h"
 #include "vmm/bin/run_opts.h"
 
 static int onoff(const char *val, bool *out)
@@ -53,6 +54,22 @@ int ebb_memory_opt(struct vmm_memory_opts *o, const char *name, const char *val,
 			return -EINVAL;
 		}
 		o->swappiness = (int)v;
+		ask_engine(o);
+		return 0;
+	}
+	if (!strcmp(name, "fault-around")) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = val ? strtol(val, &end, 10) : -1;
+		if (!val || errno || *end || end == val || v < 1 || v > EBB_FAULT_AROUND_MAX ||
+		    (v & (v - 1))) {
+			snprintf(err, err_len, "bad --fault-around '%s': give a power of two from 1 "
+				 "(off) to %u pages", val ? val : "", EBB_FAULT_AROUND_MAX);
+			return -EINVAL;
+		}
+		o->fault_around_pages = (uint32_t)v;
 		ask_engine(o);
 		return 0;
 	}
