@@ -70,9 +70,9 @@ struct ebb_region_cfg {
 	                             * ebb_region_step); default EBB_IDLE_TICK_NS */
 	uint32_t reclaim_batch_pages; /* background reclaim per step */
 	uint32_t readahead_pages;   /* neighbouring file slots read with a fault */
-	/* Fault-around of never-touched memory: a write fault on a page the
-	 * guest never touched also installs the never-touched pages around it,
-	 * within its aligned block of this many pages (a power of two, at most
+	/* Fault-around of empty memory: a write fault on a page that holds
+	 * nothing (never touched, or given back) also installs the empty pages
+	 * around it, within its aligned block of this many pages (a power of two, at most
 	 * EBB_FAULT_AROUND_MAX; 0 or 1 = off; default 16, 64 KiB).  See fault_zero(). */
 	uint32_t fault_around_pages;
 	bool keep_clean_copies;     /* keep the store copy after swap-in */
@@ -114,7 +114,7 @@ struct ebb_region_counters {
 	/* faults */
 	uint64_t nr_faults, nr_major_faults, nr_zero_in, nr_swapped_in;
 	uint64_t nr_readahead, nr_readahead_used;
-	uint64_t nr_fault_around;    /* never-touched pages installed beside a write fault */
+	uint64_t nr_fault_around;    /* empty pages installed beside a write fault */
 	uint64_t nr_refaults, nr_refault_activate, nr_refault_thrash;
 	uint64_t nr_oom;             /* at max, nothing reclaimable in max_wait_ns */
 	uint64_t nr_max_overrun;     /* faults served above max (nr_oom, or a lowered max

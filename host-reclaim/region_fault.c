@@ -235,23 +235,32 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
 }
 
 /*
- * Fault-around of never-touched memory.  A guest starting to use memory it
- * never touched (a boot; a kernel that zeroes what it allocates, as Debian's
- * does with init_on_alloc, even for the pages a balloon inflates with)
- * writes it page after page, and each page costs one round trip through
- * this handler: ~10 us on a host, milliseconds under nested TCG.  As the
- * kernel's fault-around does for file pages (64 KiB by default), a write
- * fault on a never-touched page installs zeroed pages for the whole run of
- * never-touched pages around it within its aligned block of
+ * Fault-around of empty memory.  A guest taking up memory that holds
+ * nothing (never touched, or given back: free pages it reported, pages its
+ * balloon held) writes it page after page — its boot; a kernel that zeroes
+ * what it allocates, as Debian's does with init_on_alloc, even the pages
+ * its balloon inflates with — and each page costs one round trip through
+ * this handler: ~10 us on a host, half a millisecond and more under nested
+ * TCG.  As the kernel's fault-around does for file pages (64 KiB by
+ * default), a write fault on an empty page installs zeroed pages for the
+ * whole run of empty pages around it within its aligned block of
  * fault_around_pages, in one UFFDIO_COPY, which wakes every thread waiting
- * in the block.  Only NEVER pages: a page evicted (ZERO, SWAPPED) or given
- * back (BALLOONED, free page reporting) stays where it is; and nothing is
- * done when the block would take the region over high (or max), where
- * every page installed would be one more to reclaim.  The extra pages go to
- * the inactive list unreferenced: those the guest does not use are the
+ * in the block.  Empty means NEVER or BALLOONED, both of which read as
+ * zeroes and hold nothing; pages evicted by reclaim (ZERO, SWAPPED) are
+ * cold and stay out.  Nothing is installed when the block would take the
+ * region over high (or max), where every page installed would be one more
+ * to reclaim.  The extra pages go to the inactive list unreferenced: those
+ * the guest does not use (a neighbour its balloon still holds) are the
  * first to go, as zero pages (no store write).
  * Returns true if @pfn was installed (and its waiters woken).
  */
+static bool page_empty(const struct ebb_region *r, uint64_t pfn)
+{
+	uint8_t st = r->lru->pages[pfn].state;
+
+	return st == EBB_PAGE_NEVER || st == EBB_PAGE_BALLOONED;
+}
+
 static bool fault_around(struct ebb_region *r, uint64_t pfn)
 {
 	uint64_t n = r->cfg.fault_around_pages;
@@ -259,13 +268,13 @@ static bool fault_around(struct ebb_region *r, uint64_t pfn)
 	uint64_t blk = pfn & ~(n - 1), end = blk + n, lo = pfn, hi = pfn + 1, done, q;
 	struct uffdio_copy cp = { .src = (uint64_t)(uintptr_t)r->zero_buf, .mode = 0 };
 
-	if (n <= 1 || r->lru->pages[pfn].state != EBB_PAGE_NEVER)
+	if (n <= 1 || !page_empty(r, pfn))
 		return false;
 	if (end > r->nr_pages)
 		end = r->nr_pages;
-	while (lo > blk && r->lru->pages[lo - 1].state == EBB_PAGE_NEVER)
+	while (lo > blk && page_empty(r, lo - 1))
 		lo--;
-	while (hi < end && r->lru->pages[hi].state == EBB_PAGE_NEVER)
+	while (hi < end && page_empty(r, hi))
 		hi++;
 	if (hi - lo < 2 || (limit && resident(r) + (hi - lo) > limit))
 		return false;
@@ -279,6 +288,8 @@ static bool fault_around(struct ebb_region *r, uint64_t pfn)
 		done = cp.copy > 0 ? (uint64_t)cp.copy / EBB_PAGE_SIZE : 0;
 	}
 	for (q = lo; q < lo + done; q++) {
+		if (q == pfn && r->lru->pages[q].state == EBB_PAGE_BALLOONED)
+			r->c.nr_zero_in++;
 		ebb_lru_page_in(r->lru, (uint32_t)q, false);
 		if (q != pfn)
 			r->c.nr_fault_around++;

@@ -1,11 +1,12 @@
 /*
- * itest_reclaim_faultaround.c — fault-around of never-touched memory
+ * itest_reclaim_faultaround.c — fault-around of empty memory
  * (host-reclaim/region_fault.c, fault_around()) on real memory:
  *   - a write fault on a never-touched page installs its aligned block of
  *     fault_around_pages in one round trip (mincore and the counters agree),
  *     and the block reads as zeroes but for what was written;
  *   - a sequential first write of N pages costs N / block faults;
- *   - pages given back (the balloon, free page reporting) and read faults
+ *   - pages given back (the balloon, free page reporting) are empty too and
+ *     come back with the block; pages evicted by reclaim and read faults
  *     are left alone; nothing is installed beyond high / max;
  *   - four threads writing into the same fresh blocks at once lose nothing;
  *   - after a full reclaim every page comes back bit-identical (a checksum
@@ -146,7 +147,7 @@ int main(void)
 		printf("needs userfaultfd eviction support (MOVE or WP): %s\n", strerror(-err));
 		return 77;
 	}
-	printf("1..11\n");
+	printf("1..12\n");
 	fresh_mem();
 	r = make_region(BLK, 0, &err);
 	if (!r) {
@@ -180,16 +181,29 @@ int main(void)
 	   "writing pages 64..127 in order: %llu faults (want %u)",
 	   (unsigned long long)(c1.nr_faults - c0.nr_faults), 64 / BLK);
 
-	/* 3: given-back pages stay given back. */
+	/* 3: pages given back (the balloon, free page reporting) are empty too. */
 	ebb_region_mark_ballooned(r, 130, 2);
 	mem[128 * PG] = 1;
-	ok(ebb_region_page_state(r, 130) == EBB_PAGE_BALLOONED &&
-	   ebb_region_page_state(r, 131) == EBB_PAGE_BALLOONED &&
-	   resident_mincore(128, 144) == 2 && ebb_region_page_state(r, 132) == EBB_PAGE_NEVER,
-	   "ballooned pages 130-131 stop the run at them: %llu of block 128..143 resident, 132 never touched",
-	   (unsigned long long)resident_mincore(128, 144));
+	ok(ebb_region_page_state(r, 130) == EBB_PAGE_RESIDENT &&
+	   ebb_region_page_state(r, 131) == EBB_PAGE_RESIDENT && resident_mincore(128, 144) == BLK &&
+	   nonzero_pages(128, 144) == 1,
+	   "ballooned pages 130-131 come back with block 128..143: %llu resident, %llu non-zero",
+	   (unsigned long long)resident_mincore(128, 144), (unsigned long long)nonzero_pages(128, 144));
 
-	/* 4: a read fault installs nothing around. */
+	/* 4: pages evicted by reclaim are cold: they stay out. */
+	mem[160 * PG] = 1;
+	reclaim_all(r);
+	ebb_region_get_counters(r, &c0);
+	mem[161 * PG] = 2;
+	ebb_region_get_counters(r, &c1);
+	ok(c0.resident_pages == 0 && ebb_region_page_state(r, 162) == EBB_PAGE_ZERO &&
+	   c1.nr_fault_around == c0.nr_fault_around && resident_mincore(160, 176) == 1 &&
+	   mem[160 * PG] == 1,
+	   "after a full reclaim a write to page 161 brings in that page only (%llu of block 160..175 resident, %llu around)",
+	   (unsigned long long)resident_mincore(160, 176),
+	   (unsigned long long)(c1.nr_fault_around - c0.nr_fault_around));
+
+	/* 5: a read fault installs nothing around. */
 	ebb_region_get_counters(r, &c0);
 	sum0 = *(volatile uint64_t *)(mem + 200 * PG);
 	ebb_region_get_counters(r, &c1);
@@ -197,7 +211,7 @@ int main(void)
 	   "a read of never-touched page 200 reads zero and installs nothing around (%llu resident in its block)",
 	   (unsigned long long)resident_mincore(192, 208));
 
-	/* 5: four threads into the same fresh blocks. */
+	/* 6: four threads into the same fresh blocks. */
 	for (unsigned i = 0; i < 4; i++) {
 		w[i] = (struct writer){ .from = 256, .to = 512, .id = i };
 		pthread_create(&th[i], NULL, writer, &w[i]);
@@ -217,20 +231,21 @@ int main(void)
 		   (unsigned long long)c1.nr_spurious);
 	}
 
-	/* 6: everything out and back in, bit-identical. */
+	/* 7: everything out and back in, bit-identical. */
 	sum0 = sum_region();
 	reclaim_all(r);
 	ebb_region_get_counters(r, &c0);
 	sum1 = sum_region();
 	ebb_region_get_counters(r, &c1);
-	ok(c0.resident_pages == 0 && sum1 == sum0 && c1.nr_lost_pages == 0,
+	/* Nearly all: a few pages that refaulted above are on the active list. */
+	ok(c0.resident_pages < NR / 64 && sum1 == sum0 && c1.nr_lost_pages == 0,
 	   "full reclaim (%llu resident after it, %llu zero pages not stored), read back: checksum %s",
 	   (unsigned long long)c0.resident_pages, (unsigned long long)c0.nr_zero_out,
 	   sum1 == sum0 ? "identical" : "DIFFERS");
 	ebb_region_stop(r);
 	ebb_region_destroy(r);
 
-	/* 7: at max, one page per fault. */
+	/* 8: at max, one page per fault. */
 	fresh_mem();
 	r = make_region(BLK, 8, &err);
 	if (!r) {
@@ -246,7 +261,7 @@ int main(void)
 	ebb_region_stop(r);
 	ebb_region_destroy(r);
 
-	/* 8: off. */
+	/* 9: off. */
 	fresh_mem();
 	r = make_region(1, 0, &err);
 	if (!r) {
@@ -262,7 +277,7 @@ int main(void)
 	ebb_region_stop(r);
 	ebb_region_destroy(r);
 
-	/* 9, 10: bad sizes refused. */
+	/* 10, 11: bad sizes refused. */
 	r = make_region(3, 0, &err);
 	ok(!r && err == -EINVAL, "fault_around_pages 3 (not a power of two) refused: %s",
 	   r ? "accepted" : strerror(-err));
