@@ -1,10 +1,14 @@
-# fault_around: the cost of first touches with and without fault-around
-# (docs/reclaim.md "Fault-around"), one 256 MiB VM after the other: boot to
-# the ready line, a 96 MiB pattern fill in the guest, then (pattern exited,
-# its memory free and reported) a balloon inflate to 50% and back.  Prints,
-# per setting, seconds and the engine's fault counters for each phase.
-# Not in the suite: a measurement (the settings run one after the other, so
-# host load between them shows in the figures).
+# The in-box half of bench/fault_around_box.sh (a box scenario run by that
+# script, not by make check-e2e): what first touches of empty guest memory
+# cost under ebb with fault-around (docs/reclaim.md "Fault-around"), without
+# it, and with guest RAM left to the kernel (--reclaim off: plain anonymous
+# memory, the kernel's own page faults, the peer).  One 256 MiB VM after the
+# other: boot to the ready line, a 96 MiB pattern fill in the guest
+# (verified), then, pattern exited and its memory freed and reported, a
+# balloon inflate to 50 % and back.  Prints "bench-figure: KEY VALUE" lines
+# (seconds and the engine's fault counters per phase) and the counters as
+# '#' lines.  The settings run one after the other: host load between them
+# shows in the figures.
 # box-timeout: 1800
 
 . /ebb/lib/scenario.sh
@@ -28,17 +32,20 @@ wait_balloon() { # NAME SECONDS: until actual == target
 }
 
 START_INPUT=fifo
-for fa in 1 16; do
+for fa in off 1 16; do
 	vm=vm-fa$fa
+	opt="--fault-around $fa"
+	[ "$fa" = off ] && opt="--reclaim off"
 	t0=$(now)
-	start $vm $vm.log 'read -r -t 900 go; pattern fill 96 7 1 0; echo fill-done; sleep 900' \
-		--mem 256M --fault-around $fa
+	start $vm $vm.log 'read -r -t 900 go; pattern fill 96 7 1 0 && echo fill-done || echo fill-FAILED; sleep 900' \
+		--mem 256M $opt
 	wait_for $vm.log 'ebb-guest: ready' 600
 	check $? "$vm booted"
 	t1=$(now)
 	snap $vm boot
 	echo go >&3
-	wait_for $vm.log 'fill-done' 600
+	wait_for $vm.log 'fill-done\|fill-FAILED' 600
+	grep -q fill-done $vm.log
 	check $? "$vm: pattern fill verified ($(grep -m1 'pattern: verify' $vm.log | cut -d' ' -f2-))"
 	t2=$(now)
 	snap $vm fill
@@ -53,7 +60,10 @@ for fa in 1 16; do
 	wait_balloon $vm 600
 	t5=$(now)
 	snap $vm deflate
-	echo "# fault-around $fa: boot $(secs $t0 $t1) s, fill $(secs $t1 $t2) s, inflate $(secs $t3 $t4) s, deflate $(secs $t4 $t5) s"
+	echo "bench-figure: ${fa}_boot_s $(secs $t0 $t1)"
+	echo "bench-figure: ${fa}_fill_s $(secs $t1 $t2)"
+	echo "bench-figure: ${fa}_inflate_s $(secs $t3 $t4)"
+	echo "bench-figure: ${fa}_faults $(field s.json nr_faults)"
 	"$EBB" stop $vm >/dev/null 2>&1 || kill "$(field s.json pid)"
 	wait_for $vm.log 'ebb-exit' 60
 	exec 3>&-
