@@ -70,6 +70,17 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
 	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
 }
 
+static const char *page_state_name(enum ebb_page_state s)
+{
+	static const char *const names[EBB_PAGE_NR_STATES] = {
+		[EBB_PAGE_NEVER] = "never touched", [EBB_PAGE_RESIDENT] = "resident",
+		[EBB_PAGE_SWAPPED] = "swapped", [EBB_PAGE_ZERO] = "evicted as a zero page",
+		[EBB_PAGE_BALLOONED] = "ballooned", [EBB_PAGE_LOST] = "lost",
+	};
+
+	return (unsigned)s < EBB_PAGE_NR_STATES && names[s] ? names[s] : "unknown";
+}
+
 /*
  * CLIENT: test only, and only when the VM was started with test hooks
  * (EBB_TEST_HOOKS=1): {"gpa": N} poisons the host page behind guest page N
@@ -122,8 +133,13 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		int ret = debug_lose_page(vm, off, no_hwpoison);
 
 		if (ret) {
-			snprintf(msg, msg_len, "%s", ret == -EAGAIN ? "the page stayed resident" :
-				 ret == -EOPNOTSUPP ? "no reclaim engine (--reclaim off?)" : strerror(-ret));
+			if (ret == -EAGAIN)
+				snprintf(msg, msg_len, "the page is not swapped out after 16 reclaim passes: %s",
+					 page_state_name(ebb_region_page_state(vmm_memory_region(vm->memory),
+									       off / 4096)));
+			else
+				snprintf(msg, msg_len, "%s", ret == -EOPNOTSUPP ?
+					 "no reclaim engine (--reclaim off?)" : strerror(-ret));
 			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
 		}
 	} else if (madvise(vm->mem.ram + off, 4096, MADV_HWPOISON) < 0) {
