@@ -168,9 +168,12 @@ static uint64_t mem_total_bytes(void)
 
 	if (!f)
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "MemTotal:", 9)) {
+			kb = strtoull(line + 9, NULL, 10);
 			break;
+		}
+	}
 	fclose(f);
 	return (uint64_t)kb * 1024;
 }

@@ -481,7 +481,7 @@ static int start_vm(struct run *r, struct vm *v, unsigned index)
 	int pfd[2], n = 0;
 
 	snprintf(script, sizeof(script), "ebb-work %s --seed %llu --report %u\n",
-		 dens_kind_name(v->kind), (unsigned long long)(o->seed + index), o->report_s);
+		 dens_kind_name(v->kind), (unsigned long long)o->seed + index, o->report_s);
 	b64(script, enc, sizeof(enc));
 	snprintf(cmdline, sizeof(cmdline), "quiet %s%sebb.cmd=%s", o->cmdline ? o->cmdline : "",
 		 o->cmdline ? " " : "", enc);
