@@ -25,7 +25,7 @@ sed 's/^/# table| /' table.txt
 [ "$rc" = 0 ]
 check $? "ebb bench density exits 0 ($rc)"
 
-rows() { grep -E "^$1 +[0-9]+ " table.txt | wc -l; }
+rows() { grep -cE "^$1 +[0-9]+ " table.txt; }
 [ "$(rows static)" = 1 ] && [ "$(rows ebb)" = 1 ]
 check $? "the table has one row for static and one for ebb"
 
@@ -65,5 +65,5 @@ check $? "memory.csv ($(($(wc -l <"$out/memory.csv") - 1)) samples) and the gnup
 left=$(ps -o args 2>/dev/null | grep -c '[e]bb run\|[e]bbd --policy')
 [ "$left" = 0 ]
 check $? "no VM or ebbd left running ($left)"
-[ "$fail" = 0 ] || for f in "$out"/logs/*.console; do tail -n 15 "$f" | sed "s|^|# $(basename "$f")| |"; done
+[ "$fail" = 0 ] || for f in "$out"/logs/*.console; do tail -n 15 "$f" | sed "s/^/# $(basename "$f"): /"; done
 exit 0
