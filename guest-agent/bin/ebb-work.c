@@ -17,10 +17,10 @@
  * one command line fits every VM size.  The kinds:
  *
  *   idle   a big cold set (default 50%) written once; 20 requests/s, each
- *          reads 2 pages of a small hot set (2%) and one in 200 also one page
+ *          reads 4 pages of a small hot set (2%) and one in 200 also one page
  *          of the cold set: an idle-heavy guest.
- *   web    a data set (40%) with a hot set (10%) at its start; 200 requests/s,
- *          each reads 4 random hot pages and rewrites one of them; one in 200
+ *   web    a data set (40%) with a hot set (10%) at its start; 100 requests/s,
+ *          each reads 16 random hot pages and rewrites one of them; one in 200
  *          also reads a page anywhere in the set (the long cold tail: 0.5% of
  *          the requests, so it shows in p99.5 and above, not in p99).
  *   batch  a working set that grows to 40% over 20 s, is held for 30 s, then
@@ -231,14 +231,14 @@ static void request(struct work *wk)
 
 	switch (wk->cfg.kind) {
 	case K_IDLE:
-		for (k = 0; k < 2; k++)
+		for (k = 0; k < 4; k++)
 			touch(wk, rnd(&wk->rng) % wk->nr_hot, false);
 		r = rnd(&wk->rng);
 		if (r % 200 == 0)
 			touch(wk, wk->nr_hot + (r >> 8) % (wk->nr_pages - wk->nr_hot), false);
 		break;
 	case K_WEB:
-		for (k = 0; k < 4; k++)
+		for (k = 0; k < 16; k++)
 			touch(wk, rnd(&wk->rng) % wk->nr_hot, k == 0);
 		r = rnd(&wk->rng);
 		if (r % 200 == 0)
@@ -458,7 +458,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	/* defaults per kind: data %, hot %, rate */
-	static const unsigned def[4][3] = { { 50, 2, 20 }, { 40, 10, 200 }, { 40, 0, 50 },
+	static const unsigned def[4][3] = { { 50, 2, 20 }, { 40, 10, 100 }, { 40, 0, 50 },
 					     { 40, 0, 100 } };
 	static struct work wk;
 	struct sigaction sa = { .sa_handler = on_signal };

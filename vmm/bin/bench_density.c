@@ -4,9 +4,12 @@
  * service level, under each ebbd policy.
  *
  * Method:
- *   1. baseline: each workload kind of the mix alone in one VM, no ebbd, no
- *      limit: after it is warm, one step of --step seconds gives that kind's
- *      reference p99 and throughput;
+ *   1. baseline: each workload kind of the mix alone in one VM, no limit,
+ *      under ebbd with policy static (which observes every VM as the others
+ *      do but moves nothing: the baseline pays the same observation costs,
+ *      so the SLO measures what a policy's memory decisions cost): after it
+ *      is warm, one step of --step seconds gives that kind's reference p99
+ *      and throughput;
  *   2. for each policy: ebbd (--policy P --budget B --vms-only) on a private
  *      runtime directory; VMs start one by one (kinds by the mix, in a fixed
  *      order), and once the newest is warm every VM is measured for one step:
@@ -151,7 +154,8 @@ static const char usage_density[] =
 	"its service level, under each ebbd policy (docs/density.md).\n"
 	"\n"
 	"Method: first a baseline: each workload kind of the mix alone in one VM (no\n"
-	"ebbd, no limit) for one step gives its reference p99 latency and throughput.\n"
+	"limit; ebbd with policy static, which observes but moves nothing) for one\n"
+	"step gives its reference p99 latency and throughput.\n"
 	"Then, per policy, ebbd runs with that policy on the budget (--vms-only, a\n"
 	"private runtime directory) and VMs start one by one; once the newest is warm,\n"
 	"every VM is measured for one step.  The step holds if every VM keeps the SLO\n"
@@ -800,6 +804,18 @@ static void sample_memory(struct run *r, int pol)
 			(double)(p.used > 0 ? p.used : 0) / 1048576.0);
 }
 
+/* The step's per-report p99s of a VM, "317,468,..." (the first report left
+ * out, as in dens_metrics_of), for the progress lines: how noisy a step was. */
+static void fmt_p99s(const struct vm *v, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 1; i < v->nr_rep && i <= 16 && off + 24 < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%llu", i > 1 ? "," : "",
+					(unsigned long long)v->rep[i].p99_us);
+}
+
 /* ---- phases ---------------------------------------------------------------------- */
 
 static int make_rundir(struct run *r, const char *phase)
@@ -810,7 +826,8 @@ static int make_rundir(struct run *r, const char *phase)
 	return vmm_rundir_check(r->rundir);
 }
 
-static int start_ebbd(struct run *r, const char *policy)
+/* ebbd with this policy on the phase's runtime dir; its log is logs/ebbd-TAG.log. */
+static int start_ebbd(struct run *r, const char *policy, const char *tag)
 {
 	const struct opts *o = r->o;
 	char budget[32], log[1200], err[1200];
@@ -820,8 +837,8 @@ static int start_ebbd(struct run *r, const char *policy)
 	int n = 0;
 
 	snprintf(budget, sizeof(budget), "%lluK", (unsigned long long)(o->budget_bytes >> 10));
-	snprintf(log, sizeof(log), "%s/logs/ebbd-%s.log", o->out, policy);
-	snprintf(err, sizeof(err), "%s/logs/ebbd-%s.err", o->out, policy);
+	snprintf(log, sizeof(log), "%s/logs/ebbd-%s.log", o->out, tag);
+	snprintf(err, sizeof(err), "%s/logs/ebbd-%s.err", o->out, tag);
 	argv[n++] = (char *)o->ebbd;
 	argv[n++] = "--policy";
 	argv[n++] = (char *)policy;
@@ -953,13 +970,20 @@ static int baseline(struct run *r, FILE *csv)
 	fputs("kind,reports,p50_us,p99_us,rps\n", csv);
 	for (k = 0; k < DENS_NR_KINDS; k++) {
 		struct dens_metrics *m = &r->base[k];
-		char name[32];
+		char name[32], p99s[256];
 		struct vm *v;
 
 		if (!o->mix.pct[k])
 			continue;
 		snprintf(name, sizeof(name), "base-%s", dens_kind_name((enum dens_kind)k));
-		say("baseline: %s alone, no ebbd: booting %s", dens_kind_name((enum dens_kind)k), name);
+		ret = start_ebbd(r, "static", name);
+		if (ret) {
+			say("baseline: cannot start ebbd: %s", strerror(-ret));
+			stop_all(r);
+			return -1;
+		}
+		say("baseline: %s alone, ebbd with policy static: booting %s",
+		    dens_kind_name((enum dens_kind)k), name);
 		if (add_vm(r, (enum dens_kind)k, name, 0, -1) != DENS_OK) {
 			stop_all(r);
 			say("baseline of %s failed: no reference to measure against",
@@ -985,8 +1009,10 @@ static int baseline(struct run *r, FILE *csv)
 		fprintf(csv, "%s,%u,%.0f,%.0f,%.2f\n", dens_kind_name((enum dens_kind)k),
 			m->nr_reports, m->p50_us, m->p99_us, m->rps);
 		fflush(csv);
-		say("baseline: %s: p50 %.0f us, p99 %.0f us, %.1f req/s (%u reports)",
-		    dens_kind_name((enum dens_kind)k), m->p50_us, m->p99_us, m->rps, m->nr_reports);
+		fmt_p99s(v, p99s, sizeof(p99s));
+		say("baseline: %s: p50 %.0f us, p99 %.0f us (per report: %s), %.1f req/s (%u reports)",
+		    dens_kind_name((enum dens_kind)k), m->p50_us, m->p99_us, p99s, m->rps,
+		    m->nr_reports);
 		stop_all(r);
 	}
 	return 0;
@@ -1009,7 +1035,7 @@ static void policy_run(struct run *r, int pol)
 	r->phase = policy;
 	ret = make_rundir(r, policy);
 	if (!ret)
-		ret = start_ebbd(r, policy);
+		ret = start_ebbd(r, policy, policy);
 	if (ret) {
 		say("%s: cannot start ebbd: %s", policy, strerror(-ret));
 		res->why = DENS_BREAK_DIED;
@@ -1046,6 +1072,7 @@ static void policy_run(struct run *r, int pol)
 			struct dens_row row = { .policy = policy, .nr_vms = n, .vm = i,
 						.kind = vm->kind, .base = r->base[vm->kind],
 						.nr_oom = vm->nr_oom };
+			char p99s[256];
 
 			dens_metrics_of(vm->rep, vm->nr_rep, &row.m);
 			if (vm->max_errors > row.m.nr_errors)
@@ -1067,9 +1094,11 @@ static void policy_run(struct run *r, int pol)
 			tot[2] = add_known(tot[2], row.compressed_bytes);
 			tot[3] = add_known(tot[3], row.file_bytes);
 			tot[4] = add_known(tot[4], row.ksm_bytes);
-			say("%s: %u VMs: %s (%s) p99 %.0f us (base %.0f), %.1f req/s (base %.1f), "
-			    "errors %llu, OOM %u: %s", policy, n, vm->name, dens_kind_name(vm->kind),
-			    row.m.p99_us, row.base.p99_us, row.m.rps, row.base.rps,
+			fmt_p99s(vm, p99s, sizeof(p99s));
+			say("%s: %u VMs: %s (%s) p99 %.0f us (per report: %s; base %.0f), %.1f req/s "
+			    "(base %.1f), errors %llu, OOM %u: %s", policy, n, vm->name,
+			    dens_kind_name(vm->kind), row.m.p99_us, p99s, row.base.p99_us, row.m.rps,
+			    row.base.rps,
 			    (unsigned long long)row.m.nr_errors, vm->nr_oom,
 			    dens_verdict_name(row.verdict));
 		}
@@ -1138,7 +1167,7 @@ static void print_table(const struct run *r, FILE *f)
 		o->step_s, o->slo.p99_factor, o->slo.tput_factor);
 	for (k = 0; k < DENS_NR_KINDS; k++)
 		if (r->have_base[k])
-			fprintf(f, "baseline %-5s (one VM, no ebbd): p50 %.0f us, p99 %.0f us, %.1f req/s\n",
+			fprintf(f, "baseline %-5s (one VM alone, ebbd static): p50 %.0f us, p99 %.0f us, %.1f req/s\n",
 				dens_kind_name((enum dens_kind)k), r->base[k].p50_us, r->base[k].p99_us,
 				r->base[k].rps);
 	fprintf(f, "\n%-7s %5s %-26s %10s %10s %11s %9s %7s\n", "policy", "held",
