@@ -69,7 +69,7 @@ static void on_signal(int sig)
 struct opts {
 	const char *kernel, *initrd, *ebb, *ebbd, *out, *cmdline;
 	uint64_t mem_bytes, budget_bytes;
-	unsigned cpus, max_vms, step_s, report_s, boot_timeout_s;
+	unsigned cpus, max_vms, step_s, report_s, boot_timeout_s, warm_s;
 	uint64_t seed;
 	struct dens_mix mix;
 	const char *policies[MAX_POLICIES];
@@ -187,6 +187,8 @@ static const char usage_density[] =
 	"  --max-vms N          stop a policy at N VMs (default 8, at most 256)\n"
 	"  --report SECONDS     the workloads' report interval (default 5; a step\n"
 	"                       needs at least 2 reports)\n"
+	"  --warm SECONDS       after a VM's workload is ready and has reported twice,\n"
+	"                       wait this long before it counts as warm (default 20)\n"
 	"  --boot-timeout S     the longest wait for a VM to be warm (default 900)\n"
 	"  --seed N             the workloads' seed (VM i gets N+i; default 1)\n"
 	"  --cmdline STR        more guest kernel parameters\n"
@@ -319,7 +321,7 @@ static void self_dir_prog(const char *prog, char *buf, size_t len)
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_BUDGET, O_MEM, O_CPUS, O_MIX, O_MIX_FILE, O_POLICIES,
-	       O_SLO_P99, O_SLO_TPUT, O_STEP, O_MAX_VMS, O_REPORT, O_BOOT_TIMEOUT, O_SEED,
+	       O_SLO_P99, O_SLO_TPUT, O_STEP, O_MAX_VMS, O_REPORT, O_BOOT_TIMEOUT, O_WARM, O_SEED,
 	       O_CMDLINE, O_OUT, O_EBB, O_EBBD, O_EBBD_ARG };
 	static const struct option lopts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -336,6 +338,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "max-vms", required_argument, NULL, O_MAX_VMS },
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "boot-timeout", required_argument, NULL, O_BOOT_TIMEOUT },
+		{ "warm", required_argument, NULL, O_WARM },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "out", required_argument, NULL, O_OUT },
@@ -351,7 +354,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .mem_bytes = 256ull << 20, .cpus = 1, .max_vms = 8, .step_s = 60,
-			    .report_s = 5, .boot_timeout_s = 900, .seed = 1, .out = "ebb-density",
+			    .report_s = 5, .boot_timeout_s = 900, .warm_s = 20, .seed = 1, .out = "ebb-density",
 			    .slo = { .p99_factor = 1.1, .tput_factor = 0.9 } };
 	parse_policies("ebb,mom,static", o);
 	optind = 1;
@@ -373,6 +376,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case O_BOOT_TIMEOUT:
 			o->boot_timeout_s = parse_uint(optarg, "--boot-timeout", 10, 86400);
 			break;
+		case O_WARM: o->warm_s = parse_uint(optarg, "--warm", 0, 3600); break;
 		case O_SEED: o->seed = parse_uint(optarg, "--seed", 0, 1u << 30); break;
 		case O_CMDLINE: o->cmdline = optarg; break;
 		case O_OUT: o->out = optarg; break;
@@ -877,13 +881,13 @@ static int start_ebbd(struct run *r, const char *policy, const char *tag)
 	return -ETIMEDOUT;
 }
 
-/* Adds a VM of kind and waits until it is warm: its workload ready and two
- * reports after.  Returns DENS_OK or the reason it is not. */
+/* Adds a VM of kind and waits until it is warm: its workload ready, two
+ * reports after, then --warm seconds.  Returns DENS_OK or the reason it is not. */
 static enum dens_verdict add_vm(struct run *r, enum dens_kind kind, const char *name,
 				unsigned index, int pol)
 {
 	struct vm *v = &r->vms[r->nr_vms];
-	double start = now_s(), last_sample = 0;
+	double start = now_s(), last_sample = 0, reported = 0;
 	int ret;
 
 	memset(v, 0, sizeof(*v));
@@ -898,7 +902,9 @@ static enum dens_verdict add_vm(struct run *r, enum dens_kind kind, const char *
 	r->nr_vms++;
 	while (!interrupted) {
 		pump(r, 200);
-		if (v->ready && v->nr_after_ready >= 2)
+		if (v->ready && v->nr_after_ready >= 2 && !reported)
+			reported = now_s();
+		if (reported && now_s() - reported >= r->o->warm_s)
 			break;
 		if (v->died || (v->out_fd < 0 && !v->ready)) {
 			say("%s: VM %s ended before it was warm (logs/%s-%s.err)", r->phase, name,
