@@ -144,21 +144,27 @@ static void make_page(uint64_t *p, uint64_t seed, uint64_t i, uint32_t g)
 
 static void check_page(struct work *wk, const void *got, uint64_t i, uint32_t g)
 {
+	const uint64_t *have = got;
 	uint64_t want[PAGE_WORDS];
+	unsigned w, nr_bad = 0, first = 0;
 
 	make_page(want, wk->cfg.seed, i, g);
 	if (!memcmp(got, want, PAGE))
 		return;
 	wk->nr_errors++;
-	if (wk->nr_bad_printed < MAX_BAD_PRINTED) {
-		wk->nr_bad_printed++;
-		printf("ebb-work: BAD page %llu gen %u: words %016llx %016llx %016llx want %016llx "
-		       "%016llx %016llx\n", (unsigned long long)i, g,
-		       (unsigned long long)((const uint64_t *)got)[0],
-		       (unsigned long long)((const uint64_t *)got)[1],
-		       (unsigned long long)((const uint64_t *)got)[2], (unsigned long long)want[0],
-		       (unsigned long long)want[1], (unsigned long long)want[2]);
+	if (wk->nr_bad_printed >= MAX_BAD_PRINTED)
+		return;
+	wk->nr_bad_printed++;
+	for (w = 0; w < PAGE_WORDS; w++) {
+		if (have[w] == want[w])
+			continue;
+		if (!nr_bad++)
+			first = w;
 	}
+	printf("ebb-work: BAD page %llu gen %u: %u of %u words differ, the first at byte %u: "
+	       "%016llx want %016llx (page index word %016llx)\n", (unsigned long long)i, g, nr_bad,
+	       PAGE_WORDS, first * 8, (unsigned long long)have[first],
+	       (unsigned long long)want[first], (unsigned long long)have[0]);
 }
 
 static uint64_t mem_total_bytes(void)
