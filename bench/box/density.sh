@@ -2,9 +2,13 @@
 # not by make check-e2e): `ebb bench density` on the issue's two mixes, each
 # under static, mom and ebb, VMs of 192 MiB on a budget of 384 MiB (static
 # provisioning holds 2 of them), at most 5 VMs per policy, steps of 30 s
-# with reports every 3 s, and an SLO on p99 of 2.0x the baseline, not the
-# default 1.1x: in the box one web VM alone, measured twice, moved by 1.3-1.4x
-# between steps (density_smoke, docs/density.md), so 1.1x breaks on noise.
+# with reports every 3 s, and an SLO on p99 of 4.0x the baseline, not the
+# default 1.1x: in the box a single VM with nothing else to compete with,
+# nothing reclaimed and the pool half empty measured 1.3x to 3.0x of its own
+# baseline minutes later (the box's speed follows the host's load:
+# docs/density.md), so 1.1x and 2.0x broke on noise at 1 VM and measured
+# nothing about memory.  Throughput (>= 0.9x), OOM kills, data errors and
+# the budget keep their bounds.
 #   idle-heavy: idle=80,web=20      web: web
 # Prints each run's table as '#' lines and "bench-figure: MIX_POLICY_held N"
 # lines that bench/density_box.sh turns into ratios (docs/density.md).
@@ -19,7 +23,7 @@ for mix in idle web; do
 	t0=$(now)
 	"$EBB" bench density --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 192M \
 		--budget 384M --mix "$spec" --policies static,mom,ebb --max-vms 5 --step 30 \
-		--report 3 --warm 20 --slo-p99 2.0 --boot-timeout 600 --ebbd-arg=--no-ksm \
+		--report 3 --warm 20 --slo-p99 4.0 --boot-timeout 600 --ebbd-arg=--no-ksm \
 		--out "$PWD/out-$mix" \
 		>"table-$mix.txt" 2>"progress-$mix.txt"
 	rc=$?

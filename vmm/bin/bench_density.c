@@ -635,12 +635,18 @@ static void pump(struct run *r, int ms)
 static void stop_pids(struct run *r, pid_t *pids, unsigned n)
 {
 	double until = now_s() + STOP_GRACE_MS / 1000.0;
+	pid_t pgids[MAX_VMS_LIMIT];
 	unsigned i, left;
 	int st;
 
+	for (i = 0; i < n && i < MAX_VMS_LIMIT; i++)
+		pgids[i] = pids[i];
+
+	/* each child leads its own process group (spawn): the group gets the
+	 * signals, so nothing it started outlives it */
 	for (i = 0; i < n; i++)
 		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
+			kill(-pids[i], SIGTERM);
 	do {
 		pump(r, 100);
 		left = 0;
@@ -653,10 +659,11 @@ static void stop_pids(struct run *r, pid_t *pids, unsigned n)
 	for (i = 0; i < n; i++) {
 		if (pids[i] > 0) {
 			kill(-pids[i], SIGKILL);
-			kill(pids[i], SIGKILL);
 			waitpid(pids[i], &st, 0);
-			pids[i] = 0;
 		}
+		pids[i] = 0;
+		if (pgids[i] > 0)
+			kill(-pgids[i], SIGKILL);	/* what is left of the group */
 	}
 }
 
@@ -1278,7 +1285,7 @@ static void plot(const struct run *r)
 			r->res[i].policy);
 	fprintf(f, "\nset output 'density-memory.png'\nset terminal png size 900,%u\n"
 		"set multiplot layout %u,1\nset xtics autofreq\nset xlabel 'seconds'\n"
-		"set ylabel 'MiB'\n", 300 * (r->nr_res ? r->nr_res : 1), r->nr_res ? r->nr_res : 1);
+		"set ylabel 'MiB'\nset key outside right\n", 300 * (r->nr_res ? r->nr_res : 1), r->nr_res ? r->nr_res : 1);
 	for (i = 0; i < r->nr_res; i++)
 		fprintf(f, "set title 'memory by source: %s'\n"
 			"plot 'mem-%s.dat' using 1:2 title 'resident' with lines, "

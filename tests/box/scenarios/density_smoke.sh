@@ -1,7 +1,7 @@
 # density_smoke: `ebb bench density` end to end in the host-box, short
 # (docs/density.md): the web mix, VMs of 192 MiB, a budget of 320 MiB,
 # policies static and ebb, at most 2 VMs each, steps of 30 s (reports every
-# 3 s), p99 SLO 2.0x (the box's p99 moves by 1.3-1.4x between identical
+# 3 s), p99 SLO 4.0x (the box's p99 moved by 1.3-3.0x between identical
 # steps: docs/density.md).  That is 5 guest boots: the web baseline, then up to 2 VMs per
 # policy.  What it checks is that the tool works, not what density it
 # finds (in a 1-CPU TCG box the VMs share one CPU, and the p99 SLO may break
@@ -18,7 +18,7 @@ out=$PWD/density-out
 t0=$(now)
 "$EBB" bench density --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --mem 192M \
 	--budget 320M --mix web --policies static,ebb --max-vms 2 --step 30 --report 3 \
-	--warm 10 --slo-p99 2.0 --boot-timeout 600 --ebbd-arg=--no-ksm --out "$out" \
+	--warm 10 --slo-p99 4.0 --boot-timeout 600 --ebbd-arg=--no-ksm --out "$out" \
 	>table.txt 2>progress.txt
 rc=$?
 echo "# ebb bench density took $(awk "BEGIN { print int($(now) - $t0) }") s, exit $rc"
