@@ -261,6 +261,7 @@ static void test_metrics(void **state)
 	assert_int_equal(m.nr_reports, 1);
 	r[2].t_s = r[1].t_s;	/* time not moving: a restarted workload, refused */
 	assert_int_equal(dens_metrics_of(r, 5, &m), -EINVAL);
+	assert_int_equal(m.nr_reports, 0);
 	r[2].t_s = 20;
 	r[3].nr_reqs = 0;	/* the count going back */
 	assert_int_equal(dens_metrics_of(r, 5, &m), -EINVAL);

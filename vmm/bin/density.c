@@ -389,9 +389,12 @@ int dens_metrics_of(const struct dens_report *r, size_t n, struct dens_metrics *
 	out->nr_reports = (unsigned)(n > DENS_MAX_REPORTS ? DENS_MAX_REPORTS : n);
 	if (n < 2 || n > DENS_MAX_REPORTS)
 		return -EINVAL;
-	for (i = 1; i < n; i++)
-		if (r[i].t_s <= r[i - 1].t_s || r[i].nr_reqs < r[i - 1].nr_reqs)
+	for (i = 1; i < n; i++) {
+		if (r[i].t_s <= r[i - 1].t_s || r[i].nr_reqs < r[i - 1].nr_reqs) {
+			out->nr_reports = 0;	/* not one run of one workload */
 			return -EINVAL;
+		}
+	}
 	/* the first report's interval began before the step: its own figures
 	 * are left out, its counts are the starting point */
 	for (i = 1; i < n; i++) {

@@ -93,7 +93,9 @@ struct dens_metrics {
 
 #define DENS_MAX_REPORTS 1024
 
-/* Returns 0, or -EINVAL with fewer than 2 reports (no rate without two). */
+/* Returns 0, or -EINVAL with fewer than 2 reports (no rate without two) or
+ * reports whose time or count goes back (a restarted workload: nr_reports
+ * is then 0, and the SLO verdict no-reports). */
 int dens_metrics_of(const struct dens_report *r, size_t n, struct dens_metrics *out);
 
 struct dens_slo {
