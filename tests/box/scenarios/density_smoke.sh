@@ -10,8 +10,8 @@
 # above 0; every row of steps.csv parses, names a known verdict and shows
 # no data error; no guest printed an OOM kill unless the tool reported it
 # (the verdict); the VMs and ebbd are gone afterwards.  Figures on '#' lines.
-# box-timeout: 2400
-# box-cost: 900 (seconds in a box beside a second one: 5 nested boots and 5 steps of 30 s)
+# box-timeout: 1800
+# box-cost: 700 (seconds in a box beside a second one: 5 nested boots, 5 steps of 30 s; 207-215 s alone in a quiet box when every policy broke at 1 VM)
 
 . /ebb/lib/scenario.sh   # check, now (docs/box.md)
 out=$PWD/density-out
