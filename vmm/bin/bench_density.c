@@ -26,6 +26,7 @@
  * 20 s) and reaped, also on SIGINT/SIGTERM of the bench.  The pure parts
  * (mixes, reports, metrics, SLO, CSV) are in density.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1336,16 +1337,33 @@ static FILE *out_file(const struct opts *o, const char *name)
 	return f;
 }
 
+/* Empties and removes a phase's runtime dir: ours alone (mkdtemp, 0700);
+ * what is left there is lock files (ebbd.lock, NAME.lock) and the sockets of
+ * a child that was killed. */
+static void rm_phase_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_type != DT_DIR)
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(path);
+}
+
 static void rm_tree_rundir(struct run *r)
 {
 	unsigned i;
 	char p[300];
 
 	snprintf(p, sizeof(p), "%s/baseline", r->tmpdir);
-	rmdir(p);
+	rm_phase_dir(p);
 	for (i = 0; i < r->o->nr_policies; i++) {
 		snprintf(p, sizeof(p), "%s/%s", r->tmpdir, r->o->policies[i]);
-		rmdir(p);
+		rm_phase_dir(p);
 	}
 	rmdir(r->tmpdir);
 }
