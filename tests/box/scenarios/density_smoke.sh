@@ -27,7 +27,9 @@ sed 's/^/# table| /' table.txt
 [ "$rc" = 0 ]
 check $? "ebb bench density exits 0 ($rc)"
 
-rows() { grep -cE "^$1 +[0-9]+ " table.txt; }
+# a row of the policy table: name, VMs held, then "N (why..." or "- (held..."
+# (the memory table below it also starts with the name and a number)
+rows() { grep -cE "^$1 +[0-9]+ +([0-9]+ \(|- \(held)" table.txt; }
 [ "$(rows static)" = 1 ] && [ "$(rows ebb)" = 1 ]
 check $? "the table has one row for static and one for ebb"
 
