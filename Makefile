@@ -110,7 +110,8 @@ $(BUILD)/obj/%.o: %.c
 
 # --- programs ----------------------------------------------------------------
 
-PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c)
+PROGRAM_SRC := $(wildcard vmm/bin/ebb.c host-reclaim/bin/ebbd.c guest-agent/bin/ebb-agent.c \
+                           guest-agent/bin/ebb-work.c)
 PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 
 # Each program links exactly the libraries it uses (the layering of
@@ -118,7 +119,8 @@ PROGRAMS := $(addprefix $(BUILD)/bin/,$(basename $(notdir $(PROGRAM_SRC))))
 # libraries those need: the static guest agent links no host library.
 pkglibs = $(shell pkg-config --libs $(if $(filter 1,$(STATIC)),--static) $(1) 2>/dev/null)
 $(BUILD)/bin/ebb: $(BUILD)/obj/vmm/bin/ebb.o $(BUILD)/obj/vmm/bin/ebb_top.o \
-                  $(BUILD)/obj/vmm/bin/run_opts.o \
+                  $(BUILD)/obj/vmm/bin/run_opts.o $(BUILD)/obj/vmm/bin/bench_density.o \
+                  $(BUILD)/obj/vmm/bin/density.o \
                   $(vmm_LIB) $(virtio_LIB) $(reclaim_LIB) $(client_LIB) | $(BUILD)/obj/empty.o
 # `ebb top` draws with ncurses: linked into ebb only.
 $(BUILD)/bin/ebb: LDLIBS = $(call pkglibs,liblz4 libzstd json-c libsodium ncursesw) -lpthread -lm
@@ -136,6 +138,10 @@ $(BUILD)/tests/unit/test_ebbd_config: LDLIBS += $(shell pkg-config --libs inih 2
 $(BUILD)/bin/ebb-agent: LDFLAGS += $(if $(SANITIZE),,-static)
 $(BUILD)/bin/ebb-agent: $(BUILD)/obj/guest-agent/bin/ebb-agent.o $(agent_LIB) | $(BUILD)/obj/empty.o
 $(BUILD)/bin/ebb-agent: LDLIBS = -lpthread -lm
+# The density workloads (docs/density.md) run in the same guests: static, libc only.
+$(BUILD)/bin/ebb-work: LDFLAGS += $(if $(SANITIZE),,-static)
+$(BUILD)/bin/ebb-work: $(BUILD)/obj/guest-agent/bin/ebb-work.o
+$(BUILD)/bin/ebb-work: LDLIBS =
 
 $(PROGRAMS):
 	@mkdir -p $(@D)
@@ -173,6 +179,8 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_LIBS) -lcmocka $(LDLIBS)
 # the option parsing of `ebb run` lives in the program, not a library
 $(BUILD)/tests/unit/test_ebb_run_opts: $(BUILD)/obj/vmm/bin/run_opts.o
+# the pure half of `ebb bench density` (mix, reports, SLO, CSV) lives in the program too
+$(BUILD)/tests/unit/test_bench_density: $(BUILD)/obj/vmm/bin/density.o
 
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
@@ -262,7 +270,7 @@ demo: images
 
 LINT_SRC := $(client_SRC) $(virtio_SRC) $(reclaim_SRC) $(vmm_SRC) $(agent_SRC) $(ebbd_SRC) \
 	    $(libvirt_SRC) $(PROGRAM_SRC) host-reclaim/bin/ebbd_http.c vmm/bin/ebb_top.c \
-	    vmm/bin/run_opts.c
+	    vmm/bin/run_opts.c vmm/bin/bench_density.c vmm/bin/density.c
 lint:
 	@echo "  LAYERS"
 	$(Q)scripts/check-layers

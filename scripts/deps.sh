@@ -22,6 +22,8 @@ pkgs=(
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# tests
 	util-linux procps bc
+	# ebb bench density: its PNG plots (gnuplot runs as a child process)
+	gnuplot-nox
 	# tests: ebb top full screen in a real terminal (tests/integration/ops_top_tmux.sh)
 	tmux
 	# tests: scrape ebbd's /metrics and check it (promtool), check the service units

@@ -5,7 +5,8 @@
 #                                        dpkg -x (cached; never installed)
 #   $BUILD/images/guest/{vmlinuz,initrd.img}  the guest image: busybox, the
 #       virtio modules, guest-agent/image/init, $BUILD/bin/ebb-agent at
-#       /bin/ebb-agent, $BUILD/progs/* at /usr/bin/ (contract: docs/box.md)
+#       /bin/ebb-agent, $BUILD/bin/ebb-work at /bin/ebb-work (docs/density.md),
+#       $BUILD/progs/* at /usr/bin/ (contract: docs/box.md)
 #   $BUILD/images/box/{vmlinuz,initrd.img}    the host-box base image: busybox,
 #       tests/box/init, the box kernel; with BOX_QEMU=1 also qemu-system-x86_64,
 #       its libraries and firmware.  tests/box/run appends ebb's current
@@ -75,6 +76,11 @@ install -m 0755 guest-agent/image/init "$groot/init"
 if [ -x "$BUILD/bin/ebb-agent" ]; then
 	install -m 0755 "$BUILD/bin/ebb-agent" "$groot/bin/ebb-agent"
 	img_copy_with_libs "$groot" "$groot/bin/ebb-agent"
+fi
+# the workloads of `ebb bench density` (docs/density.md)
+if [ -x "$BUILD/bin/ebb-work" ]; then
+	install -m 0755 "$BUILD/bin/ebb-work" "$groot/bin/ebb-work"
+	img_copy_with_libs "$groot" "$groot/bin/ebb-work"
 fi
 for p in "$BUILD"/progs/*; do
 	[ -f "$p" ] && [ -x "$p" ] || continue

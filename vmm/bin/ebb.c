@@ -9,6 +9,7 @@
  *   ebb ls | ebb stat NAME [--json] | ebb stop NAME | ebb version | ebb --help
  *   ebb balloon NAME SIZE|PERCENT% | ebb balloon NAME [--stats] [--json]
  *   ebb set NAME [high=SIZE|N%] [max=SIZE|N%] [swappiness=N]
+ *   ebb bench density ... (bench_density.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@
 #include "client/ctl.h"
 #include "client/discover.h"
 #include "client/report.h"
+#include "vmm/bin/bench_density.h"
 #include "vmm/bin/ebb_top.h"
 #include "vmm/bin/run_opts.h"
 #include "vmm/logcap.h"
@@ -108,6 +110,7 @@ static const char usage_main[] =
 	"  set       change a VM's memory limits (high, max), swappiness and pool settings\n"
 	"  pool      show ebbd's memory pool, its VMs and its last decisions\n"
 	"  top       live view of the pool and every VM (ncurses; -b for text)\n"
+	"  bench     benchmarks: 'ebb bench density' (VMs per host at an SLO, per policy)\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ebb COMMAND --help' for a command's options.\n"
@@ -1427,6 +1430,8 @@ int main(int argc, char **argv)
 		return cmd_pool(argc - 1, argv + 1);
 	if (!strcmp(cmd, "top"))
 		return ebb_top_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return ebb_bench_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "debug-poison"))
 		return cmd_debug_poison(argc - 1, argv + 1);
 	fprintf(stderr, "ebb: unknown command '%s'\n\n%s", cmd, usage_main);
