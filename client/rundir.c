@@ -325,3 +325,23 @@ int vmm_list_names(const char *rundir, void (*fn)(void *opaque, const char *name
 	free(names);
 	return (int)n;
 }
+
+struct json_object *vmm_ctl_query(const char *rundir, const char *name, const char *cmd,
+				  int timeout_ms)
+{
+	struct vmm_ctl_response resp;
+	struct json_object *res = NULL;
+	int fd = vmm_ctl_connect(rundir, name);
+
+	if (fd < 0)
+		return NULL;
+	if (!vmm_ctl_call(fd, cmd, NULL, timeout_ms, &resp)) {
+		if (resp.ok && resp.result && json_object_is_type(resp.result, json_type_object)) {
+			res = resp.result;
+			resp.result = NULL;
+		}
+		vmm_ctl_response_release(&resp);
+	}
+	close(fd);
+	return res;
+}

@@ -54,6 +54,13 @@ int vmm_ctl_connect(const char *rundir, const char *name);
 int vmm_ctl_call(int fd, const char *cmd, struct json_object *args, int timeout_ms,
 		 struct vmm_ctl_response *resp);
 
+/* One call of @cmd (no arguments) to @name in @rundir, for readers that only
+ * want the answer: its result object (the caller puts it), or NULL when the
+ * VM is not there, does not answer within @timeout_ms, answers with an
+ * error, or with a result that is not an object. */
+struct json_object *vmm_ctl_query(const char *rundir, const char *name, const char *cmd,
+				  int timeout_ms);
+
 /* Calls fn for each NAME with a NAME.sock in rundir (sorted by name).
  * Returns the number of names, or -errno. */
 int vmm_list_names(const char *rundir, void (*fn)(void *opaque, const char *name),

@@ -709,21 +709,7 @@ static int64_t jget(struct json_object *o, const char *key, int64_t def)
 
 static struct json_object *call(const char *rundir, const char *name, const char *cmd)
 {
-	struct vmm_ctl_response resp;
-	struct json_object *res = NULL;
-	int fd = vmm_ctl_connect(rundir, name);
-
-	if (fd < 0)
-		return NULL;
-	if (!vmm_ctl_call(fd, cmd, NULL, CALL_MS, &resp)) {
-		if (resp.ok && resp.result && json_object_is_type(resp.result, json_type_object)) {
-			res = resp.result;
-			resp.result = NULL;
-		}
-		vmm_ctl_response_release(&resp);
-	}
-	close(fd);
-	return res;
+	return vmm_ctl_query(rundir, name, cmd, CALL_MS);
 }
 
 /* A VM's host memory by source into row (left at -1 when it does not answer). */

@@ -102,21 +102,7 @@ static const char *jstr(struct json_object *o, const char *key)
 
 static struct json_object *call(const char *rundir, const char *name, const char *cmd)
 {
-	struct vmm_ctl_response resp;
-	struct json_object *r = NULL;
-	int fd = vmm_ctl_connect(rundir, name);
-
-	if (fd < 0)
-		return NULL;
-	if (!vmm_ctl_call(fd, cmd, NULL, TOP_CALL_MS, &resp)) {
-		if (resp.ok && resp.result && json_object_is_type(resp.result, json_type_object)) {
-			r = resp.result;
-			resp.result = NULL;
-		}
-		vmm_ctl_response_release(&resp);
-	}
-	close(fd);
-	return r;
+	return vmm_ctl_query(rundir, name, cmd, TOP_CALL_MS);
 }
 
 static void add_name(void *opaque, const char *name)
