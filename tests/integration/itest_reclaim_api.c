@@ -15,6 +15,7 @@
  */
 #include "host-reclaim/refsrc.h"
 #include "host-reclaim/region.h"
+#include "tests/integration/reclaim_util.h"
 #include "tests/integration/tap.h"
 
 #include <errno.h>
@@ -94,34 +95,9 @@ static uint64_t check_pages(uint64_t from, uint64_t to, const unsigned *gen)
 	return bad;
 }
 
-static uint64_t reclaim_all(struct ebb_region *r)
-{
-	struct ebb_scan_control sc = { .nr_to_reclaim = NR, .priority = 0, .swappiness = 100,
-				       .may_swap = true, .may_writepage = true };
-
-	/* Until a pass finds nothing more (bounded): a pass scans each list
-	 * as long as it was when the pass began, so pages it deactivates wait
-	 * for the next one. */
-	for (int i = 0; i < 32; i++) {
-		uint64_t before = sc.nr_reclaimed;
-
-		ebb_region_reclaim(r, &sc);
-		if (i >= 7 && sc.nr_reclaimed == before)
-			break;
-	}
-	return sc.nr_reclaimed;
-}
-
 static uint64_t resident_mincore(uint64_t from, uint64_t to)
 {
-	unsigned char v[NR];
-	uint64_t n = 0;
-
-	if (mincore(mem + from * PG, (to - from) * PG, v) != 0)
-		return UINT64_MAX;
-	for (uint64_t i = 0; i < to - from; i++)
-		n += v[i] & 1;
-	return n;
+	return mincore_pages(mem, from, to);
 }
 
 int main(void)
@@ -158,7 +134,7 @@ int main(void)
 
 	write_pages(0, NR, 0);
 	ebb_region_age(r);
-	reclaim_all(r);
+	reclaim_all(r, NR);
 	ebb_region_get_counters(r, &c0);
 	ok(c0.resident_pages == 0 && c0.nr_swapped_out == NR && resident_mincore(0, NR) == 0,
 	   "full reclaim: %llu stored, %llu resident by the engine, %llu by mincore",
@@ -185,7 +161,7 @@ int main(void)
 	ebb_region_get_counters(r, &c0);
 	ok(c0.clean_pages == NR / 2, "after writing half and one harvest: %llu clean pages (want %u)",
 	   (unsigned long long)c0.clean_pages, NR / 2);
-	reclaim_all(r);
+	reclaim_all(r, NR);
 	ebb_region_get_counters(r, &c1);
 	/* Nearly all of each half goes (a few may sit on the active list);
 	 * the point: no clean page is written, and no dirty page is dropped. */
@@ -226,7 +202,7 @@ int main(void)
 
 	/* Unevictable. */
 	ebb_region_set_unevictable(r, 300, 10, true);
-	reclaim_all(r);
+	reclaim_all(r, NR);
 	uint64_t pinned = resident_mincore(300, 310);
 
 	ebb_region_set_unevictable(r, 300, 10, false);
@@ -326,7 +302,7 @@ int main(void)
 		write_pages(0, NR, 2);
 		for (int i = 0; i < 4; i++)
 			ebb_region_age(r);
-		reclaim_all(r);
+		reclaim_all(r, NR);
 		for (uint64_t pfn = 0; pfn < NR; pfn++)
 			gen[pfn] = 2;
 		bad = check_pages(0, NR, gen);

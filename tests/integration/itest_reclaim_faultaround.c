@@ -16,6 +16,7 @@
  * Faults are served by the region's own handler thread (ebb_region_start).
  */
 #include "host-reclaim/region.h"
+#include "tests/integration/reclaim_util.h"
 #include "tests/integration/tap.h"
 
 #include <errno.h>
@@ -34,14 +35,7 @@ static uint8_t *mem;
 
 static uint64_t resident_mincore(uint64_t from, uint64_t to)
 {
-	unsigned char v[NR];
-	uint64_t n = 0;
-
-	if (mincore(mem + from * PG, (to - from) * PG, v) != 0)
-		return UINT64_MAX;
-	for (uint64_t i = 0; i < to - from; i++)
-		n += v[i] & 1;
-	return n;
+	return mincore_pages(mem, from, to);
 }
 
 static uint64_t sum_region(void)
@@ -64,21 +58,6 @@ static uint64_t nonzero_pages(uint64_t from, uint64_t to)
 				break;
 			}
 	return n;
-}
-
-static uint64_t reclaim_all(struct ebb_region *r)
-{
-	struct ebb_scan_control sc = { .nr_to_reclaim = NR, .priority = 0, .swappiness = 100,
-				       .may_swap = true, .may_writepage = true };
-
-	for (int i = 0; i < 32; i++) {
-		uint64_t before = sc.nr_reclaimed;
-
-		ebb_region_reclaim(r, &sc);
-		if (i >= 7 && sc.nr_reclaimed == before)
-			break;
-	}
-	return sc.nr_reclaimed;
 }
 
 /* Four writers into the same fresh blocks: each writes its own word of every
@@ -192,7 +171,7 @@ int main(void)
 
 	/* 4: pages evicted by reclaim are cold: they stay out. */
 	mem[160 * PG] = 1;
-	reclaim_all(r);
+	reclaim_all(r, NR);
 	ebb_region_get_counters(r, &c0);
 	mem[161 * PG] = 2;
 	ebb_region_get_counters(r, &c1);
@@ -233,7 +212,7 @@ int main(void)
 
 	/* 7: everything out and back in, bit-identical. */
 	sum0 = sum_region();
-	reclaim_all(r);
+	reclaim_all(r, NR);
 	ebb_region_get_counters(r, &c0);
 	sum1 = sum_region();
 	ebb_region_get_counters(r, &c1);
