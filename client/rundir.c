@@ -345,3 +345,13 @@ struct json_object *vmm_ctl_query(const char *rundir, const char *name, const ch
 	close(fd);
 	return res;
 }
+
+int64_t vmm_json_int(struct json_object *o, const char *key, int64_t def)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !v ||
+	    !json_object_is_type(v, json_type_int))
+		return def;
+	return json_object_get_int64(v);
+}

@@ -61,6 +61,10 @@ int vmm_ctl_call(int fd, const char *cmd, struct json_object *args, int timeout_
 struct json_object *vmm_ctl_query(const char *rundir, const char *name, const char *cmd,
 				  int timeout_ms);
 
+/* An integer member of a reply object: @def when @o is NULL or @key is
+ * missing or not an integer (replies are read as hostile). */
+int64_t vmm_json_int(struct json_object *o, const char *key, int64_t def);
+
 /* Calls fn for each NAME with a NAME.sock in rundir (sorted by name).
  * Returns the number of names, or -errno. */
 int vmm_list_names(const char *rundir, void (*fn)(void *opaque, const char *name),

@@ -696,15 +696,10 @@ static void stop_all(struct run *r)
 
 /* ---- control sockets ---------------------------------------------------------- */
 
-/* CLIENT-side reads of replies: the wrong type is the default. */
+/* CLIENT-side reads of hostile replies: the wrong type is the default. */
 static int64_t jget(struct json_object *o, const char *key, int64_t def)
 {
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v ||
-	    !json_object_is_type(v, json_type_int))
-		return def;
-	return json_object_get_int64(v);
+	return vmm_json_int(o, key, def);
 }
 
 static struct json_object *call(const char *rundir, const char *name, const char *cmd)

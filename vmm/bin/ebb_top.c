@@ -82,12 +82,7 @@ static uint64_t mono_ns(void)
 /* CLIENT-side reads of hostile replies: the wrong type is the default. */
 static int64_t jget(struct json_object *o, const char *key, int64_t def)
 {
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v ||
-	    !json_object_is_type(v, json_type_int))
-		return def;
-	return json_object_get_int64(v);
+	return vmm_json_int(o, key, def);
 }
 
 static const char *jstr(struct json_object *o, const char *key)
