@@ -40,4 +40,21 @@ BEGIN {
 		(is > 0 && ie >= 2 * is) ? "met" : "not met",
 		(im > 0 && ie >= 1.3 * im) ? "met" : "not met", (wm > 0 && we >= 1.3 * wm) ? "met" : "not met", io, wo
 }'
+# The runs' CSVs, plot data and gnuplot scripts, back from the console, and
+# the plots drawn here (gnuplot is not in the box).
+dir=$BUILD/density
+rm -rf "$dir" && mkdir -p "$dir/idle" "$dir/web"
+sed -n 's/.*bench-file: \(idle\|web\)\/\([A-Za-z0-9._-]*\)|\(.*\)$/\1\/\2|\3/p' "$out" |
+	awk -v d="$dir" '{ i = index($0, "|"); print substr($0, i + 1) > (d "/" substr($0, 1, i - 1)) }'
+for m in idle web; do
+	if [ ! -f "$dir/$m/density.gp" ]; then
+		echo "  $m mix: no plot data came back"
+	elif ! command -v gnuplot >/dev/null; then
+		echo "  $m mix: CSVs and plot data in $dir/$m; gnuplot is not installed (make deps installs it): no PNG"
+	elif (cd "$dir/$m" && gnuplot density.gp) 2>"$dir/$m/gnuplot.log"; then
+		echo "  $m mix: CSVs in $dir/$m, plots $dir/$m/density-slo.png and $dir/$m/density-memory.png"
+	else
+		echo "  $m mix: gnuplot failed, see $dir/$m/gnuplot.log"
+	fi
+done
 exit $status

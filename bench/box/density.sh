@@ -10,8 +10,10 @@
 # nothing about memory.  Throughput (>= 0.9x), OOM kills, data errors and
 # the budget keep their bounds.
 #   idle-heavy: idle=80,web=20      web: web
-# Prints each run's table as '#' lines and "bench-figure: MIX_POLICY_held N"
-# lines that bench/density_box.sh turns into ratios (docs/density.md).
+# Prints each run's table as '#' lines, "bench-figure: MIX_POLICY_held N"
+# lines that bench/density_box.sh turns into ratios (docs/density.md), and
+# every line of the run's CSVs, plot data and gnuplot script as
+# "bench-file: MIX/NAME|LINE", from which it draws the plots on the host.
 # box-timeout: 5400
 
 . /ebb/lib/scenario.sh   # check, now (docs/box.md)
@@ -40,5 +42,10 @@ for mix in idle web; do
 	done
 	oom=$(awk -F, 'NR > 1 && $15 == "oom-kill"' "out-$mix/steps.csv" | wc -l)
 	echo "bench-figure: ${mix}_oom_verdicts $oom"
+	# The plot data and script go out on the console: gnuplot is not in the
+	# box, bench/density_box.sh draws the PNGs on the host.
+	for f in "out-$mix"/*.dat "out-$mix"/*.csv "out-$mix"/density.gp; do
+		[ -f "$f" ] && sed "s#^#bench-file: $mix/${f##*/}|#" "$f"
+	done
 done
 exit 0
