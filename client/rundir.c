@@ -329,7 +329,7 @@ int vmm_list_names(const char *rundir, void (*fn)(void *opaque, const char *name
 struct json_object *vmm_ctl_query(const char *rundir, const char *name, const char *cmd,
 				  int timeout_ms)
 {
-	struct vmm_ctl_response resp;
+	struct vmm_ctl_response resp = { 0 };
 	struct json_object *res = NULL;
 	int fd = vmm_ctl_connect(rundir, name);
 
