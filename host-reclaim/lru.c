@@ -391,9 +391,14 @@ void ebb_lru_get_scan_count(const struct ebb_lru *lru, struct ebb_scan_control *
 	denom = clean_w + dirty_w;
 	for (int l = 0; l < EBB_LRU_UNEVICTABLE; l++) {
 		bool clean = l == EBB_LRU_INACTIVE_CLEAN || l == EBB_LRU_ACTIVE_CLEAN;
-		uint64_t scan = lru->lists[l].nr >> prio;
+		uint64_t scan = lru->lists[l].nr >> prio, w = clean ? clean_w : dirty_w;
 
-		scan = scan * (clean ? clean_w : dirty_w) / denom;
+		/* Rounded up, as Linux's DIV64_U64_ROUND_UP there: rounded down,
+		 * the last page or two of a list whose class weighs less than
+		 * half were never scanned, not even by a forced reclaim of
+		 * everything at priority 0 (6 of 1,024 pages stayed resident
+		 * after 16 such passes in itest_reclaim_faultaround). */
+		scan = w ? (scan * w + denom - 1) / denom : 0;
 		sc->nr_scan_target[l] = scan;
 	}
 	sc->nr_scan_target[EBB_LRU_UNEVICTABLE] = 0;

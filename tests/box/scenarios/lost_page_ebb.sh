@@ -52,8 +52,10 @@ wait_for p.log 'guest-after-mce: alive' 120
 check $? "the guest lived on after the lost page"
 grep -q 'mce-victim: other pages intact' p.log
 check $? "the victim's other 15 pages kept their patterns"
+! grep -q 'the page reads CORRUPT' p.log
+check $? "the lost page never reads back as other data (SIGBUS, or its own pattern if it was not lost)"
 grep -q 'mce-victim: SIGBUS code=4 at the lost page' p.log && grep -q 'guest-victim-exit: 42' p.log
-check $? "the victim got SIGBUS (BUS_MCEERR_AR) at the lost page: $(grep -o 'mce-victim: SIGBUS.*\|mce-victim: no SIGBUS' p.log)"
+check $? "the victim got SIGBUS (BUS_MCEERR_AR) at the lost page: $(grep -o 'mce-victim: SIGBUS.*\|mce-victim: no SIGBUS.*' p.log)"
 grep -qiE 'guest-dmesg: .*(memory failure|hardware error)' p.log
 check $? "the guest kernel logged the memory failure"
 grep 'guest-dmesg:' p.log | sed 's/^[0-9.]* /# /'
