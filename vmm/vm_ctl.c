@@ -42,7 +42,8 @@ void vmm_vm_ctl_notify(void *opaque, const char *event, struct json_object *fiel
  * engine's MADV_HWPOISON is made to fail, as on a host without memory
  * failure handling.  0, or -EAGAIN when the page stayed resident.
  */
-static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
+static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison, char *trace,
+			   size_t trace_len)
 {
 	struct ebb_region *r = vmm_memory_region(vm->memory);
 	uint64_t pfn = off / 4096;
@@ -66,6 +67,12 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison)
 		};
 
 		ebb_region_reclaim(r, &sc);
+		/* The page's state after each pass (r, s, z, ...), for the error. */
+		if ((size_t)pass + 1 < trace_len) {
+			trace[pass] = "nrszbl?"[ebb_region_page_state(r, pfn) < EBB_PAGE_NR_STATES ?
+						 ebb_region_page_state(r, pfn) : 6];
+			trace[pass + 1] = '\0';
+		}
 	}
 	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
 }
@@ -130,13 +137,16 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		return VMM_CTL_ERR_INVALID;
 	}
 	if (via_swap) {
-		int ret = debug_lose_page(vm, off, no_hwpoison);
+		char trace[20] = "";
+		int ret = debug_lose_page(vm, off, no_hwpoison, trace, sizeof(trace));
 
 		if (ret) {
 			if (ret == -EAGAIN)
-				snprintf(msg, msg_len, "the page is not swapped out after 16 reclaim passes: %s",
+				snprintf(msg, msg_len, "the page is not swapped out after 16 reclaim passes: %s "
+					 "(after each pass: %s; n never, r resident, s swapped, z zero, "
+					 "b ballooned, l lost)",
 					 page_state_name(ebb_region_page_state(vmm_memory_region(vm->memory),
-									       off / 4096)));
+									       off / 4096)), trace);
 			else
 				snprintf(msg, msg_len, "%s", ret == -EOPNOTSUPP ?
 					 "no reclaim engine (--reclaim off?)" : strerror(-ret));
