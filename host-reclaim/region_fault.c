@@ -252,7 +252,8 @@ static void poison_page(struct ebb_region *r, uint64_t pfn)
  * to reclaim.  The extra pages go to the inactive list unreferenced: those
  * the guest does not use (a neighbour its balloon still holds) are the
  * first to go, as zero pages (no store write).
- * Returns true if @pfn was installed (and its waiters woken).
+ * Returns true if @pfn was installed (and its waiters woken); its
+ * accounting is left to the caller, as for a page installed alone.
  */
 static bool page_empty(const struct ebb_region *r, uint64_t pfn)
 {
@@ -287,12 +288,12 @@ static bool fault_around(struct ebb_region *r, uint64_t pfn)
 		 * those, and let the one-page path serve @pfn if it is not. */
 		done = cp.copy > 0 ? (uint64_t)cp.copy / EBB_PAGE_SIZE : 0;
 	}
+	/* The neighbours; @pfn itself is accounted by fault_zero(). */
 	for (q = lo; q < lo + done; q++) {
-		if (q == pfn && r->lru->pages[q].state == EBB_PAGE_BALLOONED)
-			r->c.nr_zero_in++;
+		if (q == pfn)
+			continue;
 		ebb_lru_page_in(r->lru, (uint32_t)q, false);
-		if (q != pfn)
-			r->c.nr_fault_around++;
+		r->c.nr_fault_around++;
 	}
 	return pfn < lo + done;
 }
@@ -312,11 +313,8 @@ static void fault_zero(struct ebb_region *r, uint64_t pfn, bool write)
 	struct ebb_page *p = &r->lru->pages[pfn];
 
 	if (write && fault_around(r, pfn)) {
-		if (r->cfg.on_fault)
-			r->cfg.on_fault(r->cfg.on_fault_ctx, pfn, false);
-		return;
-	}
-	if (write) {
+		/* installed with its block: accounted below */
+	} else if (write) {
 		struct uffdio_copy cp = {
 			.dst = page_addr(r, pfn),
 			.src = (uint64_t)(uintptr_t)r->zero_buf,

@@ -33,6 +33,18 @@ void vmm_vm_ctl_notify(void *opaque, const char *event, struct json_object *fiel
 	vmm_ctl_server_notify(vm->ctl, event, fields);
 }
 
+static const char *page_state_name(enum ebb_page_state s)
+{
+	/* Their initials differ: debug_lose_page() traces states by them. */
+	static const char *const names[EBB_PAGE_NR_STATES] = {
+		[EBB_PAGE_NEVER] = "never touched", [EBB_PAGE_RESIDENT] = "resident",
+		[EBB_PAGE_SWAPPED] = "swapped", [EBB_PAGE_ZERO] = "evicted as a zero page",
+		[EBB_PAGE_BALLOONED] = "ballooned", [EBB_PAGE_LOST] = "lost",
+	};
+
+	return (unsigned)s < EBB_PAGE_NR_STATES && names[s] ? names[s] : "unknown";
+}
+
 /*
  * Test hook of debug-poison {"via": "swap"}: make the reclaim engine lose
  * the page at RAM offset @off the way a failing swap store would.  The next
@@ -40,7 +52,8 @@ void vmm_vm_ctl_notify(void *opaque, const char *event, struct json_object *fiel
  * pushed out now (proactive reclaim of the whole region, at most 16 passes)
  * so that the guest's next access is that swap-in.  With @no_hwpoison the
  * engine's MADV_HWPOISON is made to fail, as on a host without memory
- * failure handling.  0, or -EAGAIN when the page stayed resident.
+ * failure handling.  0, or -EAGAIN when the page is not swapped out after
+ * the passes (@trace: its state after each, see page_state_name()).
  */
 static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison, char *trace,
 			   size_t trace_len)
@@ -67,25 +80,13 @@ static int debug_lose_page(struct vmm_vm *vm, uint64_t off, bool no_hwpoison, ch
 		};
 
 		ebb_region_reclaim(r, &sc);
-		/* The page's state after each pass (r, s, z, ...), for the error. */
+		/* The page's state after each pass, by the initial of its name. */
 		if ((size_t)pass + 1 < trace_len) {
-			trace[pass] = "nrszbl?"[ebb_region_page_state(r, pfn) < EBB_PAGE_NR_STATES ?
-						 ebb_region_page_state(r, pfn) : 6];
+			trace[pass] = page_state_name(ebb_region_page_state(r, pfn))[0];
 			trace[pass + 1] = '\0';
 		}
 	}
 	return ebb_region_page_state(r, pfn) == EBB_PAGE_SWAPPED ? 0 : -EAGAIN;
-}
-
-static const char *page_state_name(enum ebb_page_state s)
-{
-	static const char *const names[EBB_PAGE_NR_STATES] = {
-		[EBB_PAGE_NEVER] = "never touched", [EBB_PAGE_RESIDENT] = "resident",
-		[EBB_PAGE_SWAPPED] = "swapped", [EBB_PAGE_ZERO] = "evicted as a zero page",
-		[EBB_PAGE_BALLOONED] = "ballooned", [EBB_PAGE_LOST] = "lost",
-	};
-
-	return (unsigned)s < EBB_PAGE_NR_STATES && names[s] ? names[s] : "unknown";
 }
 
 /*
@@ -143,8 +144,8 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		if (ret) {
 			if (ret == -EAGAIN)
 				snprintf(msg, msg_len, "the page is not swapped out after 16 reclaim passes: %s "
-					 "(after each pass: %s; n never, r resident, s swapped, z zero, "
-					 "b ballooned, l lost)",
+					 "(after each pass: %s; n never touched, r resident, s swapped, "
+					 "e evicted as a zero page, b ballooned, l lost)",
 					 page_state_name(ebb_region_page_state(vmm_memory_region(vm->memory),
 									       off / 4096)), trace);
 			else
