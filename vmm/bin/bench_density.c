@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <sodium.h>
 
 #include "client/discover.h"
 #include "client/rundir.h"
@@ -431,26 +432,6 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---- children ------------------------------------------------------------------ */
 
-static void b64(const char *in, char *out, size_t out_len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(in), i, o = 0;
-
-	for (i = 0; i < n && o + 5 < out_len; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)in[i + 2];
-		out[o++] = tab[(v >> 18) & 63];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 /* fork + exec argv with stdout to out_fd (or the log), stderr to err_path,
  * stdin from /dev/null, in its own process group, EBB_RUNTIME_DIR=rundir. */
 static pid_t spawn(char *const argv[], int out_fd, const char *err_path, const char *rundir)
@@ -485,13 +466,15 @@ static pid_t spawn(char *const argv[], int out_fd, const char *err_path, const c
 static int start_vm(struct run *r, struct vm *v, unsigned index)
 {
 	const struct opts *o = r->o;
-	char script[160], enc[256], cmdline[1024], mem[32], cpus[16], path[1200];
+	char script[160], enc[sodium_base64_ENCODED_LEN(sizeof(script), sodium_base64_VARIANT_ORIGINAL)];
+	char cmdline[1024], mem[32], cpus[16], path[1200];
 	char *argv[20];
 	int pfd[2], n = 0;
 
 	snprintf(script, sizeof(script), "ebb-work %s --seed %llu --report %u\n",
 		 dens_kind_name(v->kind), (unsigned long long)o->seed + index, o->report_s);
-	b64(script, enc, sizeof(enc));
+	sodium_bin2base64(enc, sizeof(enc), (const unsigned char *)script, strlen(script),
+			  sodium_base64_VARIANT_ORIGINAL);
 	snprintf(cmdline, sizeof(cmdline), "quiet %s%sebb.cmd=%s", o->cmdline ? o->cmdline : "",
 		 o->cmdline ? " " : "", enc);
 	snprintf(mem, sizeof(mem), "%lluK", (unsigned long long)(o->mem_bytes >> 10));
