@@ -37,7 +37,7 @@ extern const struct ebb_refsrc_ops ebb_refsrc_pagemap_ops;
 /* Idle page tracking (/sys/kernel/mm/page_idle): -EOPNOTSUPP where absent.
  * A harvest covers at most slice_pages pages from a rotating cursor (0 = all
  * of them); create() uses EBB_PAGE_IDLE_SLICE_PAGES.  See refsrc.c. */
-#define EBB_PAGE_IDLE_SLICE_PAGES (1ULL << 20)  /* 4 GiB of guest RAM per pass */
+#define EBB_PAGE_IDLE_SLICE_PAGES (1ULL << 16)  /* 256 MiB of guest RAM per pass */
 int ebb_refsrc_page_idle_create(void *base, uint64_t nr_pages, void **ctx);
 int ebb_refsrc_page_idle_create_opts(void *base, uint64_t nr_pages, uint64_t slice_pages,
 				     void **ctx);

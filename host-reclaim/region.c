@@ -436,6 +436,7 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 		r->cfg.aging_interval_ns = 100ULL * 1000 * 1000;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->snap_lock, NULL);
+	pthread_mutex_init(&r->age_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -454,9 +455,10 @@ int ebb_region_create(const struct ebb_region_cfg *cfg, struct ebb_region **out)
 	if (ret)
 		goto err;
 	r->ref_bitmap = calloc((r->nr_pages + 63) / 64, 8);
+	r->acc_bitmap = calloc((r->nr_pages + 63) / 64, 8);
 	r->iobuf = aligned_alloc(EBB_PAGE_SIZE, MAX_RA * EBB_PAGE_SIZE);
 	r->zero_buf = aligned_alloc(EBB_PAGE_SIZE, (size_t)r->cfg.fault_around_pages * EBB_PAGE_SIZE);
-	if (!r->ref_bitmap || !r->iobuf || !r->zero_buf) {
+	if (!r->ref_bitmap || !r->acc_bitmap || !r->iobuf || !r->zero_buf) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -604,12 +606,14 @@ void ebb_region_destroy(struct ebb_region *r)
 	ebb_swap_destroy(r->store);
 	ebb_lru_destroy(r->lru);
 	free(r->ref_bitmap);
+	free(r->acc_bitmap);
 	free(r->iobuf);
 	free(r->zero_buf);
 	pthread_cond_destroy(&r->room_cv);
 	pthread_cond_destroy(&r->bg_cv);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->snap_lock);
+	pthread_mutex_destroy(&r->age_lock);
 	free(r);
 }
 

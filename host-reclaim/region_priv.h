@@ -56,6 +56,12 @@ struct ebb_region {
 	pthread_mutex_t snap_lock;          /* protects snap: never held with lock taken after it */
 	struct ebb_region_counters snap;    /* counters as of the last publish (under lock) */
 	bool snap_valid;
+	/* Accessed-bit harvests run without lock (region_reclaim.c, "aging"):
+	 * age_lock serialises them and guards acc_bitmap and next_accessed_ns.
+	 * Taken before lock, never while holding it. */
+	pthread_mutex_t age_lock;
+	uint64_t *acc_bitmap;
+	uint64_t next_accessed_ns;
 	pthread_cond_t room_cv;
 	pthread_cond_t bg_cv;
 	/* --- protected by lock --- */

@@ -439,20 +439,70 @@ int ebb_region_reclaim(struct ebb_region *r, struct ebb_scan_control *sc)
 
 /* ---- aging --------------------------------------------------------------- */
 
-/* Harvest the reference sources (@written_only: only the write-tracking
- * ones); *nr_ok: how many answered. */
-static int64_t harvest_locked(struct ebb_region *r, bool written_only, unsigned *nr_ok)
+/*
+ * Two kinds of reference source, harvested differently (the signal table
+ * is in lru.c):
+ *   written (PAGEMAP_SCAN, the KVM dirty log): cheap, under r->lock, before
+ *     every reclaim pass at most once per aging interval (direct reclaim in
+ *     the fault path included), and on the idle tick;
+ *   accessed (page_idle): dear — 0.4-0.9 s of CPU per GiB per pass under
+ *     TCG, far less on hardware but never free — and it needs nothing of
+ *     the region while it reads the kernel's bitmaps.  So it runs without
+ *     r->lock (a harvest under it stalled every fault of the VM behind it:
+ *     docs/reclaim.md, "Signals"), on the background reclaimer only (never
+ *     in a fault), and paced by its own cost: after a pass that took C of
+ *     CPU the next waits ACCESSED_PACE x C (at least one aging interval),
+ *     so accessed bits take at most 1/(ACCESSED_PACE + 1) of a CPU per VM
+ *     whatever the guest's size or the machine's speed.  A page's bit stays
+ *     set in the kernel until a pass reads it, so a slower pace reports
+ *     accesses later, never loses them.  The bits are applied under r->lock
+ *     to the pages still resident then.
+ */
+#define ACCESSED_PACE 19  /* <= 5 % of a CPU */
+
+/* Feed one source's bitmap into the LRU; the number of pages made young. */
+static int64_t apply_refs_locked(struct ebb_region *r, const uint64_t *bitmap, bool written)
+{
+	uint64_t words = (r->nr_pages + 63) / 64;
+	int64_t young = 0;
+
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t bits = bitmap[w];
+
+		while (bits) {
+			uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			struct ebb_page *p;
+			uint32_t stale;
+
+			bits &= bits - 1;
+			if (pfn >= r->nr_pages)
+				break;
+			p = &r->lru->pages[pfn];
+			if (p->state != EBB_PAGE_RESIDENT)
+				continue;
+			if (p->flags & EBB_PF_READAHEAD)
+				r->c.nr_readahead_used++;
+			stale = ebb_lru_reference(r->lru, (uint32_t)pfn, written);
+			if (stale != EBB_SWAP_NONE)
+				ebb_swap_put(r->store, stale);
+			young++;
+		}
+	}
+	r->c.nr_young += (uint64_t)young;
+	return young;
+}
+
+/* Harvest the write-tracking sources; *nr_ok: how many answered. */
+static int64_t harvest_written_locked(struct ebb_region *r, unsigned *nr_ok)
 {
 	uint64_t words = (r->nr_pages + 63) / 64;
 	int64_t young = 0;
 
 	for (unsigned s = 0; s < r->nr_src; s++) {
-		bool written = r->src[s].ops->kind == EBB_REF_WRITTEN;
 		int ret;
 
-		if (written_only && !written)
+		if (r->src[s].ops->kind != EBB_REF_WRITTEN)
 			continue;
-
 		memset(r->ref_bitmap, 0, words * 8);
 		ret = r->src[s].ops->harvest(r->src[s].ctx, r->nr_pages, r->ref_bitmap);
 		if (ret) {
@@ -461,39 +511,63 @@ static int64_t harvest_locked(struct ebb_region *r, bool written_only, unsigned 
 			continue;
 		}
 		(*nr_ok)++;
-		for (uint64_t w = 0; w < words; w++) {
-			uint64_t bits = r->ref_bitmap[w];
-
-			while (bits) {
-				uint64_t pfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
-				struct ebb_page *p;
-				uint32_t stale;
-
-				bits &= bits - 1;
-				if (pfn >= r->nr_pages)
-					break;
-				p = &r->lru->pages[pfn];
-				if (p->state != EBB_PAGE_RESIDENT)
-					continue;
-				if (p->flags & EBB_PF_READAHEAD)
-					r->c.nr_readahead_used++;
-				stale = ebb_lru_reference(r->lru, (uint32_t)pfn, written);
-				if (stale != EBB_SWAP_NONE)
-					ebb_swap_put(r->store, stale);
-				young++;
-			}
-		}
+		young += apply_refs_locked(r, r->ref_bitmap, true);
 	}
-	r->c.nr_young += (uint64_t)young;
 	return young;
 }
 
-static int64_t age_locked(struct ebb_region *r)
+/*
+ * Harvest the accessed-bit sources, without r->lock (see above).  With
+ * @paced, only if the pace allows it at @now.  Takes age_lock, then r->lock
+ * to apply each source's bits.
+ */
+static int64_t harvest_accessed(struct ebb_region *r, uint64_t now, bool paced)
 {
-	unsigned nr_ok = 0;
+	uint64_t words = (r->nr_pages + 63) / 64, cpu = 0, wait;
+	struct refsrc src[MAX_REFSRC];
+	unsigned n = 0;
+	int64_t young = 0;
 
-	r->c.nr_aging_passes++;
-	return harvest_locked(r, false, &nr_ok);
+	pthread_mutex_lock(&r->age_lock);
+	if (paced && now < r->next_accessed_ns) {
+		pthread_mutex_unlock(&r->age_lock);
+		return 0;
+	}
+	pthread_mutex_lock(&r->lock);
+	for (unsigned s = 0; s < r->nr_src; s++)
+		if (r->src[s].ops->kind == EBB_REF_ACCESSED)
+			src[n++] = r->src[s];
+	pthread_mutex_unlock(&r->lock);
+	for (unsigned s = 0; s < n; s++) {
+		uint64_t t0 = thread_cpu_ns();
+		int ret;
+
+		memset(r->acc_bitmap, 0, words * 8);
+		ret = src[s].ops->harvest(src[s].ctx, r->nr_pages, r->acc_bitmap);
+		cpu += thread_cpu_ns() - t0;
+		pthread_mutex_lock(&r->lock);
+		if (ret)
+			RLOG(r, &r->rl_evict, EBB_LOG_WARN, "%s: reference source %s: %s",
+			     r->cfg.name, src[s].ops->name, strerror(-ret));
+		else
+			young += apply_refs_locked(r, r->acc_bitmap, false);
+		pthread_mutex_unlock(&r->lock);
+	}
+	wait = cpu * ACCESSED_PACE;
+	if (wait < r->cfg.aging_interval_ns)
+		wait = r->cfg.aging_interval_ns;
+	r->next_accessed_ns = now + wait;
+	pthread_mutex_unlock(&r->age_lock);
+	return young;
+}
+
+/* Whether the background reclaimer has an accessed-bit source to harvest. */
+static bool have_accessed_locked(const struct ebb_region *r)
+{
+	for (unsigned s = 0; s < r->nr_src; s++)
+		if (r->src[s].ops->kind == EBB_REF_ACCESSED)
+			return true;
+	return false;
 }
 
 /* The idle tick (see region.c): the working set by idle age. */
@@ -510,10 +584,9 @@ static void idle_tick_locked(struct ebb_region *r, uint64_t now)
 		ticks = (now - r->last_idle_ns) / tick;
 	}
 	r->last_idle_ns = now;
-	/* the write-tracking sources only: accessed bits through page_idle
-	 * cost 0.4-0.9 s of CPU per GiB per pass in the box (docs/reclaim.md),
-	 * too much every second; they stay with reclaim's aging */
-	harvest_locked(r, true, &nr_ok);
+	/* the write-tracking sources only: accessed bits stay with reclaim's
+	 * aging, at their own pace (above) */
+	harvest_written_locked(r, &nr_ok);
 	if (!nr_ok)
 		return;
 	ebb_lru_idle_tick(r->lru, ticks > 255 ? 255 : (uint32_t)ticks, r->c.idle_pages);
@@ -522,22 +595,29 @@ static void idle_tick_locked(struct ebb_region *r, uint64_t now)
 	region_publish_locked(r);
 }
 
+/* Every source now, the accessed ones whatever their pace. */
 int64_t ebb_region_age(struct ebb_region *r)
 {
-	int64_t n;
+	unsigned nr_ok = 0;
+	int64_t n = harvest_accessed(r, now_ns(r), false);
 
 	pthread_mutex_lock(&r->lock);
-	n = age_locked(r);
+	r->c.nr_aging_passes++;
+	n += harvest_written_locked(r, &nr_ok);
 	r->last_age_ns = now_ns(r);
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }
 
-/* Harvest before a reclaim pass, at most once per aging interval. */
+/* Harvest the write-tracking sources before a reclaim pass, at most once
+ * per aging interval. */
 void region_maybe_age_locked(struct ebb_region *r, uint64_t now)
 {
 	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns) {
-		age_locked(r);
+		unsigned nr_ok = 0;
+
+		r->c.nr_aging_passes++;
+		harvest_written_locked(r, &nr_ok);
 		r->last_age_ns = now;
 	}
 }
@@ -575,7 +655,13 @@ int64_t ebb_region_step(struct ebb_region *r, uint64_t now)
 	target = ebb_region_bg_target(limit, r->cfg.reclaim_batch_pages);
 	if (r->bg_active && resident(r) <= target)
 		r->bg_active = false;
-	if (r->bg_active && now >= r->bg_backoff_until_ns) {
+	if (r->bg_active && now >= r->bg_backoff_until_ns && have_accessed_locked(r)) {
+		/* accessed bits: harvested without the lock, at their pace */
+		pthread_mutex_unlock(&r->lock);
+		harvest_accessed(r, now, true);
+		pthread_mutex_lock(&r->lock);
+	}
+	if (r->bg_active && now >= r->bg_backoff_until_ns && resident(r) > target) {
 		uint64_t want = resident(r) - target;
 
 		region_maybe_age_locked(r, now);

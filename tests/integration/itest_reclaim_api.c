@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG 4096u
@@ -62,6 +63,58 @@ static void counting_log(void *ctx, enum ebb_log_level lvl, const char *msg)
 	if (lvl <= EBB_LOG_WARN && atomic_fetch_add(&nr_warned, 1) == 0)
 		snprintf(first_warning, sizeof(first_warning), "%s", msg);
 }
+
+/*
+ * A fake accessed-bit source (tests 17-19): reports pages [0, 64) used,
+ * burns ~20 ms of its thread's CPU as a dear harvest does, and in its first
+ * call has another thread touch a page that is not resident — a fault the
+ * handler can only serve with the region's lock — and waits up to 2 s for
+ * it.  Harvested under the lock, that fault would wait for the harvest.
+ */
+static atomic_uint acc_calls;
+static atomic_bool acc_fault_served_during;
+static atomic_int acc_fault_state;   /* 0 idle, 1 asked, 2 served */
+static uint64_t acc_fault_pfn;
+
+static uint64_t thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void *acc_toucher(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&acc_fault_state) != 1)
+		usleep(1000);
+	(void)*(volatile uint8_t *)(mem + acc_fault_pfn * PG);
+	atomic_store(&acc_fault_state, 2);
+	return NULL;
+}
+
+static int acc_harvest(void *ctx, uint64_t nr_pages, uint64_t *bitmap)
+{
+	uint64_t t0 = thread_cpu();
+
+	(void)ctx;
+	if (nr_pages >= 64)
+		bitmap[0] = ~0ULL;
+	if (atomic_fetch_add(&acc_calls, 1) == 0) {
+		atomic_store(&acc_fault_state, 1);
+		for (int i = 0; i < 2000 && atomic_load(&acc_fault_state) != 2; i++)
+			usleep(1000);
+		atomic_store(&acc_fault_served_during, atomic_load(&acc_fault_state) == 2);
+	}
+	while (thread_cpu() - t0 < 20ULL * 1000 * 1000)
+		;
+	return 0;
+}
+
+static const struct ebb_refsrc_ops acc_ops = {
+	.name = "fake-accessed", .kind = EBB_REF_ACCESSED, .harvest = acc_harvest,
+};
 
 static uint64_t word(uint64_t pfn, unsigned w, unsigned gen)
 {
@@ -114,7 +167,7 @@ int main(void)
 		printf("needs userfaultfd UFFD_FEATURE_MOVE (Linux 6.8+): %s\n", strerror(-ret));
 		return 77;
 	}
-	printf("1..16\n");
+	printf("1..19\n");
 	mem = mmap(NULL, (size_t)NR * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ebb_region_cfg_init(&cfg);
 	cfg.name = "api";
@@ -313,6 +366,78 @@ int main(void)
 		   "as the VMM (no async write tracking): %llu aging passes, %u warnings%s%s, %llu bad pages",
 		   (unsigned long long)c1.nr_aging_passes, atomic_load(&nr_warned),
 		   first_warning[0] ? ", first: " : "", first_warning, (unsigned long long)bad);
+		atomic_store(&stop, true);
+		pthread_join(th, NULL);
+		ebb_region_destroy(r);
+	}
+
+	/*
+	 * An accessed-bit source (page_idle) is dear: it is harvested without
+	 * the region's lock, by the background reclaimer only, at most once per
+	 * 19 x its own CPU time (region_reclaim.c, "aging").
+	 */
+	ebb_region_cfg_init(&cfg);
+	cfg.name = "accessed";
+	cfg.base = mem;
+	cfg.size_bytes = (uint64_t)NR * PG;
+	cfg.dirty_tracking = EBB_DIRTY_OFF;
+	cfg.aging_interval_ns = 100ULL * 1000 * 1000;
+	cfg.reclaim_batch_pages = 64;
+	cfg.fault_around_pages = 1;
+	cfg.swap.zpool_budget_bytes = 64ULL << 20;
+	ret = ebb_region_create(&cfg, &r);
+	if (ret) {
+		ok(0, "accessed source: create: %s", strerror(-ret));
+		ok(0, "accessed source: (not run)");
+		ok(0, "accessed source: (not run)");
+	} else {
+		pthread_t toucher;
+		uint64_t t = 1000ULL * 1000 * 1000, harvests;
+
+		atomic_store(&stop, false);
+		pthread_create(&th, NULL, handler, r);
+		write_pages(0, NR, 3);
+		for (uint64_t pfn = 0; pfn < NR; pfn++)
+			gen[pfn] = 3;
+		ebb_region_add_refsrc(r, &acc_ops, NULL);
+		/* A fault storm under max: direct reclaim in the fault path
+		 * (written sources only) never runs the accessed source. */
+		reclaim_all(r, NR);
+		ebb_region_set_limits(r, 0, NR / 2);
+		bad = check_pages(0, NR, gen);
+		ok(bad == 0 && atomic_load(&acc_calls) == 0,
+		   "accessed source: a fault storm under max (%llu bad pages) did not harvest it in the fault path (%u harvests)",
+		   (unsigned long long)bad, atomic_load(&acc_calls));
+		ebb_region_set_limits(r, 0, 0);
+		check_pages(0, NR, gen);        /* all resident again */
+		reclaim_all(r, 64);             /* one page out for the toucher */
+		acc_fault_pfn = NR;
+		for (uint64_t pfn = 0; pfn < NR && acc_fault_pfn == NR; pfn++)
+			if (resident_mincore(pfn, pfn + 1) == 0)
+				acc_fault_pfn = pfn;
+		pthread_create(&toucher, NULL, acc_toucher, NULL);
+		ebb_region_set_limits(r, 64, 0);
+		ebb_region_get_counters(r, &c0);
+		ebb_region_step(r, t);
+		ebb_region_get_counters(r, &c1);
+		if (atomic_load(&acc_fault_state) == 1)
+			atomic_store(&acc_fault_state, 2);  /* never served: let the toucher go on the join */
+		pthread_join(toucher, NULL);
+		ok(acc_fault_pfn < NR && atomic_load(&acc_calls) == 1 && atomic_load(&acc_fault_served_during) &&
+		   c1.nr_young > c0.nr_young,
+		   "accessed source: harvested by a background step without the lock (a fault on page %llu was served during the harvest: %s), %llu pages made young",
+		   (unsigned long long)acc_fault_pfn, atomic_load(&acc_fault_served_during) ? "yes" : "no",
+		   (unsigned long long)(c1.nr_young - c0.nr_young));
+		/* 20 more steps 100 ms apart (2 s): each harvest costs >= 20 ms of
+		 * CPU, so the next waits >= 380 ms: 5 or 6 harvests, not 20. */
+		harvests = atomic_load(&acc_calls);
+		for (int i = 1; i <= 20; i++)
+			ebb_region_step(r, t + (uint64_t)i * 100 * 1000 * 1000);
+		harvests = atomic_load(&acc_calls) - harvests;
+		bad = check_pages(0, NR, gen);
+		ok(harvests >= 4 && harvests <= 6 && bad == 0,
+		   "accessed source: paced by its cost: %llu harvests in 20 steps over 2 s (want 4-6), %llu bad pages",
+		   (unsigned long long)harvests, (unsigned long long)bad);
 		atomic_store(&stop, true);
 		pthread_join(th, NULL);
 		ebb_region_destroy(r);
