@@ -22,6 +22,8 @@ pkgs=(
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# tests
 	util-linux procps bc
+	# the host-box runner: talks to the box QEMU's monitor when the box goes silent
+	socat
 	# ebb bench density: its PNG plots (gnuplot runs as a child process)
 	gnuplot-nox
 	# tests: ebb top full screen in a real terminal (tests/integration/ops_top_tmux.sh)
