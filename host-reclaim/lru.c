@@ -376,6 +376,20 @@ void ebb_lru_get_scan_count(const struct ebb_lru *lru, struct ebb_scan_control *
 	} else if (nr_clean == 0) {
 		clean_w = 0;
 		dirty_w = 1;
+	} else if (prio == 0) {
+		/*
+		 * As Linux's SCAN_EQUAL: at priority 0 (close to failing a hard
+		 * limit, or a forced reclaim of everything) no balancing: both
+		 * classes are scanned whole.  Weighted by cost, a dirty class
+		 * made dear by many stores got a sliver of a pass: 16 forced
+		 * passes left a cold page 27th from the dirty list's tail
+		 * (lost_page_ebb, 2026-12-07), and a region at max could
+		 * fail its limit with cold dirty pages never looked at.
+		 */
+		for (int l = 0; l < EBB_LRU_UNEVICTABLE; l++)
+			sc->nr_scan_target[l] = lru->lists[l].nr;
+		sc->nr_scan_target[EBB_LRU_UNEVICTABLE] = 0;
+		return;
 	} else {
 		/* As Linux's get_scan_count: each class's weight divided by its
 		 * share of the recent cost (equal costs: plain swappiness). */

@@ -237,7 +237,7 @@ static void make_classes(struct ebb_lru *lru, uint32_t n_clean, uint32_t n_dirty
 static void test_swappiness_balance(void **state)
 {
 	struct ebb_lru *lru;
-	struct ebb_scan_control sc = { .priority = 0, .may_swap = true };
+	struct ebb_scan_control sc = { .priority = 1, .may_swap = true };
 
 	(void)state;
 	assert_int_equal(ebb_lru_create(2000, &lru), 0);
@@ -245,34 +245,53 @@ static void test_swappiness_balance(void **state)
 	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_CLEAN].nr, 1000);
 	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_DIRTY].nr, 1000);
 
+	/* Priority 1: half of each list, split by swappiness. */
 	sc.swappiness = 60;   /* dirty 60/200, clean 140/200 */
 	ebb_lru_get_scan_count(lru, &sc);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 300);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 700);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 150);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 350);
 	sc.swappiness = 200;  /* all dirty */
 	ebb_lru_get_scan_count(lru, &sc);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 1000);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 500);
 	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 0);
 	sc.swappiness = 0;    /* never dirty */
 	ebb_lru_get_scan_count(lru, &sc);
 	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 0);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 1000);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 500);
 	sc.swappiness = 100;
 	sc.may_swap = false;  /* drop clean only */
 	ebb_lru_get_scan_count(lru, &sc);
 	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 0);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 500);
+	/* Priority 0 (Linux's SCAN_EQUAL): both classes whole, whatever the
+	 * swappiness (but 0) and the costs, even a dirty class made 1000x
+	 * dearer by stores. */
+	sc.may_swap = true;
+	sc.priority = 0;
+	lru->cost[1] = 1000000;
+	lru->cost[0] = 1000;
+	for (int swp = 1; swp <= 200; swp += 199) {
+		sc.swappiness = swp;
+		ebb_lru_get_scan_count(lru, &sc);
+		assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 1000);
+		assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 1000);
+	}
+	sc.swappiness = 0;    /* still clean only */
+	ebb_lru_get_scan_count(lru, &sc);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 0);
 	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 1000);
+	lru->cost[0] = lru->cost[1] = 0;
 
 	/* And the evictor really sees that mix. */
 	struct rec_evictor rec = { 0 };
 	struct ebb_lru_evictor ev = { rec_evict, &rec };
-	struct ebb_scan_control sc2 = { .priority = 0, .swappiness = 60, .may_swap = true,
+	struct ebb_scan_control sc2 = { .priority = 1, .swappiness = 60, .may_swap = true,
 					.may_writepage = true, .nr_to_reclaim = 2000 };
 
 	assert_int_equal(ebb_lru_shrink(lru, &sc2, &ev), 0);
-	assert_int_equal(rec.nr_clean_seen, 700);
-	assert_int_equal(rec.nr_dirty_seen, 300);
-	assert_int_equal(sc2.nr_reclaimed, 1000);
+	assert_int_equal(rec.nr_clean_seen, 350);
+	assert_int_equal(rec.nr_dirty_seen, 150);
+	assert_int_equal(sc2.nr_reclaimed, 500);
 	check_all(lru);
 	ebb_lru_destroy(lru);
 }
@@ -557,7 +576,7 @@ static void test_thrash_cost_tilts_scan(void **state)
 {
 	struct rec_evictor rec = { .next_id = 5000 };
 	struct ebb_lru_evictor ev = { rec_evict, &rec };
-	struct ebb_scan_control sc = { .priority = 0, .swappiness = 60, .may_swap = true };
+	struct ebb_scan_control sc = { .priority = 1, .swappiness = 60, .may_swap = true };
 	struct ebb_scan_control drop = { .priority = 0, .swappiness = 0, .may_swap = true,
 					 .nr_to_reclaim = 200 };
 	struct ebb_lru *lru;
@@ -565,9 +584,9 @@ static void test_thrash_cost_tilts_scan(void **state)
 	(void)state;
 	assert_int_equal(ebb_lru_create(4000, &lru), 0);
 	make_classes(lru, 1000, 1000);
-	ebb_lru_get_scan_count(lru, &sc);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 300);
-	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 700);
+	ebb_lru_get_scan_count(lru, &sc);   /* priority 1: half of each list */
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY], 150);
+	assert_int_equal(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN], 350);
 
 	/* 200 clean pages that had been active are dropped (swappiness 0:
 	 * clean only, no cost: nothing was written) ... */
@@ -587,14 +606,14 @@ static void test_thrash_cost_tilts_scan(void **state)
 	ebb_lru_get_scan_count(lru, &sc);
 	/* the refaulted pages went to the active list */
 	assert_int_equal(lru->lists[EBB_LRU_INACTIVE_CLEAN].nr, 1000 - drop.nr_reclaimed);
-	assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY] > 300);
+	assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY] > 150);
 	assert_true(sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN] <
-		    (1000 - drop.nr_reclaimed) * 140 / 200);
-	print_message("after %llu clean thrash refaults: scan dirty %llu of 1000, clean %llu of %llu\n",
+		    ((1000 - drop.nr_reclaimed) >> 1) * 140 / 200);
+	print_message("after %llu clean thrash refaults: scan dirty %llu of 500, clean %llu of %llu\n",
 		      (unsigned long long)drop.nr_reclaimed,
 		      (unsigned long long)sc.nr_scan_target[EBB_LRU_INACTIVE_DIRTY],
 		      (unsigned long long)sc.nr_scan_target[EBB_LRU_INACTIVE_CLEAN],
-		      (unsigned long long)(1000 - drop.nr_reclaimed));
+		      (unsigned long long)((1000 - drop.nr_reclaimed) >> 1));
 
 	/* Storing dirty pages costs too: the balance comes back. */
 	{

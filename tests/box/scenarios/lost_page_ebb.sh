@@ -41,11 +41,7 @@ export EBB_TEST_HOOKS=1
 
 # --- 1. MADV_HWPOISON: the guest gets a machine check, the VM lives on ---
 t0=$(now)
-# Fault-around off for this VM: since it came, the hook sometimes found the
-# victim's page still resident after its 16 forced reclaim passes (3 runs
-# in 10, page intact; cause open, the hook's error lists the page's state
-# after each pass).  What this scenario tests starts once the page is out.
-start vm-p p.log "$guest" --mem 128M --mem-max 64M --swap-dir "$PWD/swap-p" --fault-around 1
+start vm-p p.log "$guest" --mem 128M --mem-max 64M --swap-dir "$PWD/swap-p"
 wait_for p.log 'mce-victim: gpa=' 240
 check $? "the victim runs under --mem-max and names its page"
 gpa=$(sed -n 's/.*mce-victim: gpa=\(0x[0-9a-f]*\).*/\1/p' p.log | head -n 1)
