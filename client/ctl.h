@@ -96,7 +96,7 @@ struct vmm_ctl_response {
 	bool ok;
 	struct json_object *result;   /* owned, when ok */
 	char error_code[32];
-	char error_message[256];
+	char error_message[512];
 };
 
 /* Parses a server's response line (client side; the server is not trusted

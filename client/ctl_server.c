@@ -154,7 +154,7 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 	struct vmm_ctl_request req;
 	struct json_object *result = NULL;
 	enum vmm_ctl_err err;
-	char msg[256];
+	char msg[512];  /* one error line; debug-poison's is the longest */
 	char *resp;
 
 	if (len && line[len - 1] == '\r')

@@ -894,6 +894,41 @@ int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn)
 	return 0;
 }
 
+void ebb_region_test_page_lru(struct ebb_region *r, uint64_t pfn, char *buf, size_t len)
+{
+	const struct ebb_page *p;
+	uint64_t on_lists = 0, walked = 0, pos = UINT64_MAX;
+	int n;
+
+	if (!r || !buf || !len)
+		return;
+	buf[0] = '\0';
+	if (pfn >= r->nr_pages)
+		return;
+	pthread_mutex_lock(&r->lock);
+	p = &r->lru->pages[pfn];
+	if (p->lru < EBB_NR_LRU_LISTS) {
+		for (uint32_t q = r->lru->lists[p->lru].tail; q != EBB_NIL && walked <= r->nr_pages;
+		     q = r->lru->pages[q].u.link.prev, walked++)
+			if (q == pfn) {
+				pos = walked;
+				break;
+			}
+	}
+	for (int l = 0; l < EBB_NR_LRU_LISTS; l++)
+		on_lists += r->lru->lists[l].nr;
+	n = snprintf(buf, len, "list %d, flags %#x, swap_id %u, %s %llu from the tail; lists",
+		     p->lru == EBB_LRU_NONE ? -1 : (int)p->lru, (unsigned)p->flags, p->swap_id,
+		     pos == UINT64_MAX ? "NOT found walking its list" : "found",
+		     (unsigned long long)(pos == UINT64_MAX ? walked : pos));
+	for (int l = 0; l < EBB_NR_LRU_LISTS && n > 0 && (size_t)n < len; l++)
+		n += snprintf(buf + n, len - (size_t)n, " %llu", (unsigned long long)r->lru->lists[l].nr);
+	if (n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " (sum %llu), resident %llu",
+			 (unsigned long long)on_lists, (unsigned long long)resident(r));
+	pthread_mutex_unlock(&r->lock);
+}
+
 void ebb_region_test_hide_poison(struct ebb_region *r)
 {
 	pthread_mutex_lock(&r->lock);

@@ -267,6 +267,10 @@ int ebb_region_test_inject(struct ebb_region *r, enum ebb_region_inject what, ui
  * would (also when @pfn would come in as another page's readahead: the run
  * stops before it), so the page is lost and poisoned. */
 int ebb_region_test_lose_page(struct ebb_region *r, uint64_t pfn);
+/* FOR TESTS ONLY: where page @pfn sits in the LRU, in words, into @buf:
+ * its list, flags, position from the list's tail (found by walking it),
+ * and each list's length against the resident count. */
+void ebb_region_test_page_lru(struct ebb_region *r, uint64_t pfn, char *buf, size_t len);
 /* FOR TESTS ONLY: behave as on a kernel without UFFD_FEATURE_POISON. */
 void ebb_region_test_hide_poison(struct ebb_region *r);
 

@@ -142,13 +142,16 @@ static enum vmm_ctl_err ctl_debug_poison(void *opaque, const struct vmm_ctl_requ
 		int ret = debug_lose_page(vm, off, no_hwpoison, trace, sizeof(trace));
 
 		if (ret) {
-			if (ret == -EAGAIN)
+			if (ret == -EAGAIN) {
+				struct ebb_region *r = vmm_memory_region(vm->memory);
+				char where[256];
+
+				ebb_region_test_page_lru(r, off / 4096, where, sizeof(where));
 				snprintf(msg, msg_len, "the page is not swapped out after 16 reclaim passes: %s "
 					 "(after each pass: %s; n never touched, r resident, s swapped, "
-					 "e evicted as a zero page, b ballooned, l lost)",
-					 page_state_name(ebb_region_page_state(vmm_memory_region(vm->memory),
-									       off / 4096)), trace);
-			else
+					 "e evicted as a zero page, b ballooned, l lost); LRU: %s",
+					 page_state_name(ebb_region_page_state(r, off / 4096)), trace, where);
+			} else
 				snprintf(msg, msg_len, "%s", ret == -EOPNOTSUPP ?
 					 "no reclaim engine (--reclaim off?)" : strerror(-ret));
 			return ret == -EAGAIN ? VMM_CTL_ERR_STATE : VMM_CTL_ERR_INTERNAL;
