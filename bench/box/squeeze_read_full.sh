@@ -1,1 +1,1 @@
-squeeze_read.sh
+../../tests/box/scenarios/squeeze_read.sh

@@ -8,7 +8,7 @@
 #   dirty  --mem-max 300M, aging from the KVM dirty log and refaults only
 #          (/sys/kernel/mm/page_idle is hidden under an empty tmpfs, so ebb
 #          finds no idle page tracking): the dirty log never sees a page the
-#          guest only reads;
+#          guest only reads (also only in the benchmark);
 #   idle   --mem-max 300M with idle page tracking: the NPT accessed bits
 #          reach the LRU (host-reclaim/refsrc.c).
 # Checks: the data is bit-identical at the end of every run; with accessed
@@ -17,8 +17,10 @@
 # holds them to bounds): swap-ins/s of both limited runs, throughput over the
 # last 60 s of the loop of all three, the page_idle harvest's CPU per GiB per
 # pass.  Needs the ebb box kernel (idle page tracking): skips on Debian's.
-# About 8 min in a quiet box (12 min as the benchmark).  Scenario contract: docs/box.md.
+# The accessed-bit run alone took 180 s of box time (2026-12-07, beside a
+# second box); the benchmark ~15 min.  Scenario contract: docs/box.md.
 # box-timeout: 2400
+# box-cost: 200 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 if [ ! -e /sys/kernel/mm/page_idle/bitmap ]; then
 	echo "no /sys/kernel/mm/page_idle/bitmap on box kernel $(uname -r) (BOX_KERNEL=debian?)"
@@ -36,10 +38,10 @@ stacks() {
 	done
 }
 
-# As squeeze_read.sh only the two limited runs (the swap-in rate is checked:
-# the e2e variant, not in check-e2e yet, docs/reclaim.md);
-# bench/squeeze_read_box.sh runs this file as squeeze_read_full.sh, which adds
-# the unconstrained run and a longer loop for the throughput figures.
+# As squeeze_read.sh (make check-e2e) the accessed-bit run alone, and its
+# swap-in rate is checked; bench/squeeze_read_box.sh runs this file as
+# bench/box/squeeze_read_full.sh (a link), which adds the unconstrained and
+# the dirty-log-only runs and a longer loop for the throughput figures.
 case $0 in
 *_full.sh) full=1 HOT_S=120 ;;
 *) full=0 HOT_S=90 ;;
@@ -108,21 +110,25 @@ run() {
 }
 
 tp_free=0
-[ "$full" = 1 ] && run free --reclaim on
-mount -t tmpfs -o ro,size=4k none /sys/kernel/mm/page_idle ||
-	{ echo "not ok - could not hide /sys/kernel/mm/page_idle for the dirty-log-only run"; exit 1; }
-run dirty --mem-max 300M
-umount /sys/kernel/mm/page_idle
+if [ "$full" = 1 ]; then
+	run free --reclaim on
+	mount -t tmpfs -o ro,size=4k none /sys/kernel/mm/page_idle ||
+		{ echo "not ok - could not hide /sys/kernel/mm/page_idle for the dirty-log-only run"; exit 1; }
+	run dirty --mem-max 300M
+	umount /sys/kernel/mm/page_idle
+fi
 run idle --mem-max 300M
-# A run that failed early leaves its figures unset.
+# A run that failed early (or was not made) leaves its figures unset.
 : "${rate_dirty:=-1}" "${rate_idle:=-1}" "${tp_dirty:=0}" "${tp_idle:=0}"
-for n in $([ "$full" = 1 ] && echo free) dirty idle; do
+for n in $([ "$full" = 1 ] && echo free dirty) idle; do
 	eval "ok=\$ok_$n"
 	[ "${ok:-1}" -eq 0 ]
 	check $? "$n: hot and cold data bit-identical at the end of the run"
 done
-grep -q '"page_idle": *false' dirty.json
-check $? "dirty: ran without idle page tracking (dirty log + refaults only)"
+if [ "$full" = 1 ]; then
+	grep -q '"page_idle": *false' dirty.json
+	check $? "dirty: ran without idle page tracking (dirty log + refaults only)"
+fi
 grep -q '"page_idle": *true' idle.json
 check $? "idle: ran with idle page tracking"
 echo "# swap-ins/s over the last 30 s of the hot loop: dirty log + refaults $rate_dirty, with accessed bits $rate_idle (hot set $hot_pages pages)"
