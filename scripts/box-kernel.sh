@@ -71,7 +71,9 @@ if [ ! -f "$src/.unpacked" ]; then
 	touch "$src/.unpacked"
 fi
 mkdir -p "$obj"
-kmake() { nice -n "$nice_n" make -s -C "$src" O="$obj" ARCH=x86_64 "$@"; }
+# Without ebb's make's flags: run from a recipe (make images), the kernel's
+# make found a jobserver it could not reach and fell back to -j1.
+kmake() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL nice -n "$nice_n" make -s -C "$src" O="$obj" ARCH=x86_64 "$@"; }
 
 img_say "configuring (allnoconfig + $frag)"
 rm -f "$obj/.config"
