@@ -23,7 +23,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SANITIZE ?=
-BOX_KERNEL ?= debian
+BOX_KERNEL ?= ebb
 STATIC   ?= 0
 V        ?= 0
 ifneq ($(CI),)

@@ -116,6 +116,18 @@ static const struct ebb_refsrc_ops acc_ops = {
 	.name = "fake-accessed", .kind = EBB_REF_ACCESSED, .harvest = acc_harvest,
 };
 
+/* The settings the regions of this test share, over mem. */
+static void cfg_over_mem(struct ebb_region_cfg *cfg, const char *name)
+{
+	ebb_region_cfg_init(cfg);
+	cfg->name = name;
+	cfg->base = mem;
+	cfg->size_bytes = (uint64_t)NR * PG;
+	cfg->aging_interval_ns = 100ULL * 1000 * 1000;
+	cfg->reclaim_batch_pages = 64;
+	cfg->swap.zpool_budget_bytes = 64ULL << 20;
+}
+
 static uint64_t word(uint64_t pfn, unsigned w, unsigned gen)
 {
 	return (pfn << 20) ^ ((uint64_t)w << 4) ^ gen ^ 0x5a5a5a5a00000000ULL;
@@ -169,15 +181,9 @@ int main(void)
 	}
 	printf("1..19\n");
 	mem = mmap(NULL, (size_t)NR * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ebb_region_cfg_init(&cfg);
-	cfg.name = "api";
-	cfg.base = mem;
-	cfg.size_bytes = (uint64_t)NR * PG;
+	cfg_over_mem(&cfg, "api");
 	cfg.clock_ns = clock_fn;
-	cfg.aging_interval_ns = 100ULL * 1000 * 1000;
-	cfg.reclaim_batch_pages = 64;
 	cfg.readahead_pages = 1;
-	cfg.swap.zpool_budget_bytes = 64ULL << 20;
 	ret = ebb_region_create(&cfg, &r);
 	if (ret) {
 		printf("Bail out! create: %s\n", strerror(-ret));
@@ -376,15 +382,9 @@ int main(void)
 	 * the region's lock, by the background reclaimer only, at most once per
 	 * 19 x its own CPU time (region_reclaim.c, "aging").
 	 */
-	ebb_region_cfg_init(&cfg);
-	cfg.name = "accessed";
-	cfg.base = mem;
-	cfg.size_bytes = (uint64_t)NR * PG;
+	cfg_over_mem(&cfg, "accessed");
 	cfg.dirty_tracking = EBB_DIRTY_OFF;
-	cfg.aging_interval_ns = 100ULL * 1000 * 1000;
-	cfg.reclaim_batch_pages = 64;
 	cfg.fault_around_pages = 1;
-	cfg.swap.zpool_budget_bytes = 64ULL << 20;
 	ret = ebb_region_create(&cfg, &r);
 	if (ret) {
 		ok(0, "accessed source: create: %s", strerror(-ret));
