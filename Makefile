@@ -23,7 +23,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SANITIZE ?=
-BOX_KERNEL ?= ebb
+BOX_KERNEL ?= debian
 STATIC   ?= 0
 V        ?= 0
 ifneq ($(CI),)

@@ -8,7 +8,7 @@
 # warm-up and throughput of each run next to the unconstrained one, as
 # ratios, and the harvest's CPU per GiB per pass; fails if (b) is below 0.9x
 # of unconstrained (issue bound, docs/reclaim.md).  Needs the ebb box kernel
-# (BOX_KERNEL=ebb, the default).  Run it on an otherwise idle machine.
+# (make bench BOX_KERNEL=ebb; on the default Debian box it reports figures missing).  Run it on an otherwise idle machine.
 set -u
 BUILD=${BUILD:-build}
 out=$(mktemp)

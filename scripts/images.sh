@@ -11,9 +11,9 @@
 #       tests/box/init, the box kernel; with BOX_QEMU=1 also qemu-system-x86_64,
 #       its libraries and firmware.  tests/box/run appends ebb's current
 #       binaries, the guest image and the scenarios at boot time.
-#       BOX_KERNEL=ebb (default): the kernel scripts/box-kernel.sh builds from
+#       BOX_KERNEL=ebb: the kernel scripts/box-kernel.sh builds from
 #       linux-source-6.1 with tests/box/kernel.config (KVM built in, idle page
-#       tracking, DAMON, ...; cached under /var/cache/ebb); BOX_KERNEL=debian:
+#       tracking, DAMON, ...; cached under /var/cache/ebb); BOX_KERNEL=debian (default):
 #       Debian's kernel package with the kvm modules in the initrd.
 #
 # The initrds are reproducible (sorted names, fixed mtimes, root owner) and only
@@ -23,7 +23,7 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BOX_QEMU=${BOX_QEMU:-0}
-BOX_KERNEL=${BOX_KERNEL:-ebb}
+BOX_KERNEL=${BOX_KERNEL:-debian}
 case $BOX_KERNEL in ebb | debian) ;; *) echo "images: BOX_KERNEL must be ebb or debian" >&2; exit 2 ;; esac
 EBB_LOG_TAG=images
 . scripts/image-lib.sh
