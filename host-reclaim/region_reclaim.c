@@ -595,16 +595,25 @@ static void idle_tick_locked(struct ebb_region *r, uint64_t now)
 	region_publish_locked(r);
 }
 
+/* One aging pass over the write-tracking sources, at @now. */
+static int64_t age_written_locked(struct ebb_region *r, uint64_t now)
+{
+	unsigned nr_ok = 0;
+	int64_t n;
+
+	r->c.nr_aging_passes++;
+	n = harvest_written_locked(r, &nr_ok);
+	r->last_age_ns = now;
+	return n;
+}
+
 /* Every source now, the accessed ones whatever their pace. */
 int64_t ebb_region_age(struct ebb_region *r)
 {
-	unsigned nr_ok = 0;
 	int64_t n = harvest_accessed(r, now_ns(r), false);
 
 	pthread_mutex_lock(&r->lock);
-	r->c.nr_aging_passes++;
-	n += harvest_written_locked(r, &nr_ok);
-	r->last_age_ns = now_ns(r);
+	n += age_written_locked(r, now_ns(r));
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }
@@ -613,13 +622,8 @@ int64_t ebb_region_age(struct ebb_region *r)
  * per aging interval. */
 void region_maybe_age_locked(struct ebb_region *r, uint64_t now)
 {
-	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns) {
-		unsigned nr_ok = 0;
-
-		r->c.nr_aging_passes++;
-		harvest_written_locked(r, &nr_ok);
-		r->last_age_ns = now;
-	}
+	if (now - r->last_age_ns >= r->cfg.aging_interval_ns || now < r->last_age_ns)
+		age_written_locked(r, now);
 }
 
 /*
