@@ -25,15 +25,7 @@
 # box-cost: 600 (seconds in a box beside a second one, as make check-e2e runs them: tests/box/run-all deals scenarios out by it)
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
-# stacks NAME: where each thread of the VM's ebb process is (a stalled guest).
-stacks() {
-	pid=$("$EBB" stat "$1" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-	[ -n "$pid" ] || { echo "# $1: no answer from ebb stat"; return; }
-	for t in /proc/"$pid"/task/*; do
-		echo "# $1 thread $(basename "$t") $(cat "$t/comm") state $(cut -d' ' -f3 "$t/stat") wchan $(cat "$t/wchan" 2>/dev/null)"
-		sed 's/^/#     /' "$t/stack" 2>/dev/null | head -n 12
-	done
-}
+. /ebb/lib/hotloop.sh    # stacks, hot_watch, hot_finish, hot_figures
 
 HOT_S=90 TP_WINDOW_S=60
 case $0 in
@@ -61,57 +53,11 @@ run() {
 		return 1
 	fi
 	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
-	: >"$name.samples"
-	lines=0 quiet=0 swin=
-	while ! grep -q 'pattern: hot loop done' "$name.log"; do
-		sw=
-		"$EBB" stat "$name" --json >"$name.json" 2>/dev/null &&
-			sw=$(field "$name.json" nr_swapped_in) &&
-			echo "$(now) $sw $(field "$name.json" resident_pages)" >>"$name.samples"
-		grep -q 'ebb-exit' "$name.log" && break
-		# The guest reports every 5 s once warm; its first pass over the hot
-		# set prints nothing until it ends (over 120 s beside a second box),
-		# but swaps pages in.  120 s with neither is a stall.
-		n=$(wc -l <"$name.log")
-		if [ "$n" = "$lines" ] && [ "$sw" = "$swin" ]; then
-			quiet=$((quiet + 5))
-		else
-			quiet=0 lines=$n swin=$sw
-		fi
-		if [ $quiet -ge 120 ]; then
-			echo "not ok - $name: the guest stalled (no console output and no swap-in for 120 s)"
-			fail=1
-			stacks "$name"
-			dump "$name.log"
-			tail -n 3 "$name.samples" | sed 's/^/# samples| /'
-			timeout 30 "$EBB" stop "$name" >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null
-			return 1
-		fi
-		sleep 5
-	done
-	pid=$("$EBB" stat "$name" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-	echo "# $name: VMM AnonHugePages at the end of the loop: $(awk '/^AnonHugePages:/ { print $2, $3 }' /proc/"$pid"/smaps_rollup 2>/dev/null) (host THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled))"
-	wait_for "$name.log" 'pattern: hot done' 600
-	"$EBB" stat "$name" --json >"$name.json" 2>/dev/null
-	"$EBB" stop "$name" >/dev/null 2>&1
-	wait_for "$name.log" 'ebb-exit' 60
-	grep 'pattern: hot' "$name.log" | tail -n 40 | sed "s/^/# $name| /"
-	sed "s/^/# $name samples (uptime swapped_in resident)| /" "$name.samples" | tail -n 40
-	echo "# $name: swapped out $(field "$name.json" nr_swapped_out), in $(field "$name.json" nr_swapped_in), refaults $(field "$name.json" nr_refaults) (activated $(field "$name.json" nr_refault_activate)), aging passes $(field "$name.json" nr_aging_passes), oom $(field "$name.json" nr_oom), errors $(field "$name.json" nr_errors)"
-	# Throughput: the mean of the reports whose interval lies in the last
-	# TP_WINDOW_S s of the loop (each report covers the time since the one
-	# before it; a report over a longer, slower stretch is left out whole).
+	hot_watch "$name" 1 || return 1
+	hot_finish "$name"
 	warm=$(sed -n 's/.*pattern: hot warm t=\([0-9]*\).*/\1/p' "$name.log" | head -n 1)
 	echo "# $name: first pass over the hot set (warm-up) took ${warm:-?} s"
-	eval "tp_$name=\$(grep 'pattern: hot t=' \"$name.log\" | sed 's/.*hot t=\([0-9]*\) mib_per_s=/\1 /' |
-		awk -v from=$((${warm:-0} + HOT_S - TP_WINDOW_S)) '{ if (prev >= from) { s += \$2; n++ } prev = \$1 }
-			END { if (n) printf \"%.1f\", s / n; else print 0 }')"
-	# Swap-in rate over the last 30 s of samples taken during the loop.
-	eval "rate_$name=\$(awk 'NR == FNR { t[NR] = \$1; v[NR] = \$2; n = NR; next } END {
-		if (n < 2) { print -1; exit } i = n; while (i > 1 && t[n] - t[i - 1] <= 30) i--;
-		if (t[n] > t[i]) printf \"%.1f\", (v[n] - v[i]) / (t[n] - t[i]); else print -1 }' \"$name.samples\")"
-	grep -q 'pattern: hot done .*bad_pages=0 ' "$name.log"
-	eval "ok_$name=$?"
+	hot_figures "$name" $((${warm:-0} + HOT_S - TP_WINDOW_S))
 }
 
 tp_free=0 rate_free=- ok_free=0

@@ -28,15 +28,7 @@ if [ ! -e /sys/kernel/mm/page_idle/bitmap ]; then
 fi
 
 . /ebb/lib/scenario.sh   # start, wait_for, check, dump, field, now (docs/box.md)
-# stacks NAME: where each thread of the VM's ebb process is (a stalled guest).
-stacks() {
-	pid=$("$EBB" stat "$1" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-	[ -n "$pid" ] || { echo "# $1: no answer from ebb stat"; return; }
-	for t in /proc/"$pid"/task/*; do
-		echo "# $1 thread $(basename "$t") $(cat "$t/comm") state $(cut -d' ' -f3 "$t/stat") wchan $(cat "$t/wchan" 2>/dev/null)"
-		sed 's/^/#     /' "$t/stack" 2>/dev/null | head -n 12
-	done
-}
+. /ebb/lib/hotloop.sh    # stacks, hot_watch, hot_finish, hot_figures
 
 # As squeeze_read.sh (make check-e2e) the accessed-bit run alone, and its
 # swap-in rate is checked; bench/squeeze_read_box.sh runs this file as
@@ -65,48 +57,10 @@ run() {
 		return 1
 	fi
 	echo "# $name: filled at $(now) s ($(grep -m1 'hot filled' "$name.log" | cut -d' ' -f1) on the console clock)"
-	: >"$name.samples"
-	lines=0 quiet=0
-	while ! grep -q 'pattern: hot loop done' "$name.log"; do
-		"$EBB" stat "$name" --json >"$name.json" 2>/dev/null &&
-			echo "$(now) $(field "$name.json" nr_swapped_in) $(field "$name.json" resident_pages)" >>"$name.samples"
-		grep -q 'ebb-exit' "$name.log" && break
-		# The guest reports every 5 s: 120 s of silence is a stall.
-		n=$(wc -l <"$name.log")
-		if [ "$n" = "$lines" ]; then quiet=$((quiet + 5)); else quiet=0 lines=$n; fi
-		if [ $quiet -ge 120 ]; then
-			echo "not ok - $name: the guest stalled (no console output for 120 s)"
-			fail=1
-			stacks "$name"
-			dump "$name.log"
-			tail -n 3 "$name.samples" | sed 's/^/# samples| /'
-			timeout 30 "$EBB" stop "$name" >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null
-			return 1
-		fi
-		sleep 5
-	done
-	pid=$("$EBB" stat "$name" --json 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-	echo "# $name: VMM AnonHugePages at the end of the loop: $(awk '/^AnonHugePages:/ { print $2, $3 }' /proc/"$pid"/smaps_rollup 2>/dev/null) (host THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled))"
-	wait_for "$name.log" 'pattern: hot done' 600
-	"$EBB" stat "$name" --json >"$name.json" 2>/dev/null
-	"$EBB" stop "$name" >/dev/null 2>&1
-	wait_for "$name.log" 'ebb-exit' 60
-	grep 'pattern: hot' "$name.log" | tail -n 40 | sed "s/^/# $name| /"
-	sed "s/^/# $name samples (uptime swapped_in resident)| /" "$name.samples" | tail -n 40
+	hot_watch "$name" 0 || return 1
+	hot_finish "$name"
 	echo "# $name: page_idle $(sed -n 's/.*"page_idle": *\([a-z]*\).*/\1/p' "$name.json" | head -n 1), passes $(field "$name.json" page_idle_passes), pages scanned $(field "$name.json" page_idle_pages_scanned), accessed $(field "$name.json" page_idle_accessed), syscalls $(field "$name.json" page_idle_syscalls), CPU $(field "$name.json" page_idle_cpu_us) us"
-	echo "# $name: swapped out $(field "$name.json" nr_swapped_out), in $(field "$name.json" nr_swapped_in), refaults $(field "$name.json" nr_refaults) (activated $(field "$name.json" nr_refault_activate)), aging passes $(field "$name.json" nr_aging_passes), oom $(field "$name.json" nr_oom), errors $(field "$name.json" nr_errors)"
-	# Throughput: the mean of the reports whose interval lies in the last
-	# TP_WINDOW_S s of the loop (each report covers the time since the one
-	# before it; a report over a longer, slower stretch is left out whole).
-	eval "tp_$name=\$(grep 'pattern: hot t=' \"$name.log\" | sed 's/.*hot t=\([0-9]*\) mib_per_s=/\1 /' |
-		awk -v from=$((HOT_S - TP_WINDOW_S)) '{ if (prev >= from) { s += \$2; n++ } prev = \$1 }
-			END { if (n) printf \"%.1f\", s / n; else print 0 }')"
-	# Swap-in rate over the last 30 s of samples taken during the loop.
-	eval "rate_$name=\$(awk 'NR == FNR { t[NR] = \$1; v[NR] = \$2; n = NR; next } END {
-		if (n < 2) { print -1; exit } i = n; while (i > 1 && t[n] - t[i - 1] <= 30) i--;
-		if (t[n] > t[i]) printf \"%.1f\", (v[n] - v[i]) / (t[n] - t[i]); else print -1 }' \"$name.samples\")"
-	grep -q 'pattern: hot done .*bad_pages=0 ' "$name.log"
-	eval "ok_$name=$?"
+	hot_figures "$name" $((HOT_S - TP_WINDOW_S))
 }
 
 tp_free=0
